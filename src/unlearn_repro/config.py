@@ -1,0 +1,171 @@
+"""params.yaml -> one validated, frozen, attribute-access config.
+
+The JSON Schema in schemas/params.schema.yaml is the single description of every key (types, ranges,
+valid names); this module merges the selected profile over the defaults, validates the result and
+turns schema errors into messages that name the file, the key and the valid choices.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = ROOT / "schemas" / "params.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A params.yaml problem, with the file and the key in the message."""
+
+
+class Frozen(Mapping):
+    """Read-only nested mapping with attribute access (cfg.fisher.block_size)."""
+
+    def __init__(self, data: Mapping[str, Any]):
+        self._data = MappingProxyType({k: _freeze(v) for k, v in data.items()})
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(f"config has no key {key!r}; keys: {sorted(self._data)}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Frozen({dict(self._data)!r})"
+
+    def to_dict(self) -> dict:
+        return {k: (v.to_dict() if isinstance(v, Frozen) else list(v) if isinstance(v, tuple) else v)
+                for k, v in self._data.items()}
+
+
+def _freeze(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return Frozen(v)
+    if isinstance(v, list):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+def deep_merge(base: dict, override: Mapping) -> dict:
+    """Return base with override merged in (dicts recursively, everything else replaced)."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _subschema(schema: dict, root: dict, path) -> dict:
+    node = schema
+    for key in path:
+        while "$ref" in node:
+            node = _resolve_ref(root, node["$ref"])
+        node = node.get("properties", {}).get(key, {})
+    while "$ref" in node:
+        node = _resolve_ref(root, node["$ref"])
+    return node
+
+
+def _resolve_ref(root: dict, ref: str) -> dict:
+    node = root
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _describe(error: jsonschema.ValidationError, schema: dict, source: str) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = sorted(_subschema(schema, schema, list(error.absolute_path)).get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hints = [f"{e!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(e, allowed, 1)) else repr(e)
+                 for e in extra]
+        where = key if error.absolute_path else "the top level"
+        return f"{source}: unknown key {', '.join(hints)} under {where}; valid keys: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return (f"{source}: key '{key}' has invalid value {error.instance!r}; valid choices: "
+                f"{', '.join(map(str, error.validator_value))}")
+    if error.validator == "propertyNames":
+        return f"{source}: key '{key}' has an invalid name: {error.message}"
+    if error.validator == "required":
+        return f"{source}: {error.message} (under {key})"
+    return f"{source}: key '{key}' = {error.instance!r} is invalid: {error.message}"
+
+
+def validate(raw: Mapping, source: str = "params.yaml") -> None:
+    """Raise ConfigError naming the key (and valid choices) for the first schema violation."""
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
+        # enum errors hide inside oneOf/anyOf: prefer the most specific one
+        while best.context:
+            best = sorted(best.context, key=lambda e: -len(e.absolute_path))[0]
+        raise ConfigError(_describe(best, schema, source))
+
+
+def resolve(raw: Mapping, profile: str | None = None, source: str = "params.yaml") -> Frozen:
+    """Validate raw params, merge the selected profile over the defaults, validate the result."""
+    validate(raw, source)
+    name = profile or raw["profile"]
+    profiles = raw.get("profiles", {})
+    if name not in profiles and name != raw["profile"]:
+        raise ConfigError(f"{source}: profile {name!r} is not defined; valid choices: {', '.join(profiles)}")
+    merged = deep_merge({k: v for k, v in raw.items() if k != "profiles"}, profiles.get(name, {}))
+    merged["profile"] = name
+    validate(merged, f"{source} (profile {name!r})")
+    cfg = Frozen(merged)
+    _check_consistency(cfg, source)
+    return cfg
+
+
+def _check_consistency(cfg: Frozen, source: str) -> None:
+    u = cfg.unlearn
+    if max(u.table_cycles) > u.max_cycles:
+        raise ConfigError(f"{source}: unlearn.table_cycles {list(u.table_cycles)} exceeds "
+                          f"unlearn.max_cycles={u.max_cycles}")
+    if cfg.data.max_train is not None and u.max_cycles * u.cycle_size >= cfg.data.max_train:
+        raise ConfigError(f"{source}: unlearn.max_cycles * unlearn.cycle_size = {u.max_cycles * u.cycle_size} "
+                          f"leaves no retain set in data.max_train = {cfg.data.max_train}")
+    for name in ("extended_datasets",):
+        bad = [d for d in u[name] if d not in cfg.data.tasks]
+        if bad:
+            raise ConfigError(f"{source}: unlearn.{name} has {bad} not in data.tasks {list(cfg.data.tasks)}")
+    bad = [m for m in u.extended_models if m not in cfg.models]
+    if bad:
+        raise ConfigError(f"{source}: unlearn.extended_models has {bad} not in models {list(cfg.models)}")
+
+
+def load(path: str | Path = "params.yaml", profile: str | None = None) -> Frozen:
+    """Read, validate and resolve a params file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such params file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return resolve(raw, profile, str(path))

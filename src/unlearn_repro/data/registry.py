@@ -1,0 +1,92 @@
+"""The data-set registry and the one place that decides between the offline mirror and the hub."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from unlearn_repro.registry import Registry
+
+KINDS = ("multiple_choice", "cloze", "text", "qa", "token_ids")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to read one data set from the mirror folder and from the hub, and normalize it."""
+    name: str
+    kind: str
+    mirror_folder: str
+    mirror_splits: dict[str, Callable[[Path], list[dict]]]  # split -> reader of the mirror's own format
+    hub_id: str | None
+    hub_config: str | None
+    hub_splits: dict[str, str] = field(default_factory=dict)  # our split -> the hub's split name
+    from_hub: Callable[[dict, int], dict | list[dict] | None] | None = None  # hub row -> row(s)
+
+
+DATASETS: Registry[DatasetSpec] = Registry("data set")
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    assert spec.kind in KINDS, spec.kind
+    return DATASETS.register(spec.name)(spec)
+
+
+def choose_source(source: str, mirror_dir: str | Path) -> str:
+    """`auto` reads the mirror when its folder exists, else the hub."""
+    if source == "auto":
+        return "mirror" if Path(mirror_dir).is_dir() else "hub"
+    return source
+
+
+def available_splits(spec: DatasetSpec, source: str) -> list[str]:
+    return list(spec.mirror_splits if source == "mirror" else spec.hub_splits)
+
+
+def load_split(name: str, split: str, source: str, mirror_dir: str | Path,
+               hub_path: str | None = None) -> list[dict]:
+    """Rows of one split in the internal schema; KeyError if this source lacks the split."""
+    spec = DATASETS.get(name)
+    if source == "mirror":
+        if split not in spec.mirror_splits:
+            raise KeyError(f"{name}: the mirror has no {split!r} split (has: {', '.join(spec.mirror_splits)})")
+        folder = Path(mirror_dir) / spec.mirror_folder
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: mirror folder of data set {name!r} is missing "
+                                    f"(data.mirror_dir = {mirror_dir})")
+        return spec.mirror_splits[split](folder)
+    if split not in spec.hub_splits:
+        raise KeyError(f"{name}: the hub release has no {split!r} split (has: {', '.join(spec.hub_splits)})")
+    rows = []
+    for i, raw in enumerate(hub_rows(hub_path or spec.hub_id, spec.hub_config, spec.hub_splits[split])):
+        out = spec.from_hub(raw, i)
+        if out is None:
+            continue
+        rows.extend(out if isinstance(out, list) else [out])
+    return rows
+
+
+def hub_rows(path: str, config: str | None, split: str):
+    """Rows as `datasets` serves them; a local folder of <split>.jsonl/.json/.csv/.parquet stands in."""
+    import datasets  # heavy: imported only on the hub path
+
+    local = Path(path)
+    if local.is_dir():
+        for ext, builder in (("jsonl", "json"), ("json", "json"), ("csv", "csv"), ("parquet", "parquet")):
+            f = local / f"{split}.{ext}"
+            if f.exists():
+                return datasets.load_dataset(builder, data_files={split: str(f)}, split=split)
+        raise FileNotFoundError(f"{local}: no {split}.jsonl/.json/.csv/.parquet in this hub-format folder")
+    return datasets.load_dataset(path, config, split=split)
+
+
+def training_text(row: dict, kind: str) -> str:
+    """The text a language model is trained on (and exposure is measured on) for one row."""
+    if kind == "multiple_choice":
+        return row["query"] + row["choices"][row["gold"]]
+    if kind == "cloze":
+        return row["context"] + " " + row["continuation"]
+    if kind == "qa":
+        return f"Question: {row['question']}\nAnswer: {row['answer']}"
+    if kind == "text":
+        return row["text"]
+    raise ValueError(f"rows of kind {kind!r} have no training text")

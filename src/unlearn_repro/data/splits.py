@@ -1,0 +1,95 @@
+"""Deterministic splits: train/test for the tasks (derived where a split is missing) and the
+disjoint forget cycles of `cycle_size` training samples that unlearning removes one cycle at a time."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from unlearn_repro.data.registry import DATASETS, available_splits, choose_source, load_split
+from unlearn_repro.io import git_commit, write_json, write_jsonl
+
+DATA_SEED = 1234  # fixed: the task splits never change with the experiment seeds
+
+
+def derive_split(n: int, test_fraction: float, seed: int = DATA_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded permutation of range(n) cut into (train, test); test gets round(n * fraction) rows."""
+    if n < 2:
+        raise ValueError(f"cannot derive a train/test split from {n} rows")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = min(max(1, round(n * test_fraction)), n - 1)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def cap(rows: list, limit: int | None, seed: int = DATA_SEED) -> list:
+    """At most `limit` rows, a seeded random subset kept in the original order."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:limit])
+    return [rows[i] for i in keep]
+
+
+def prepare_task(name: str, cfg, out_dir: str | Path) -> dict:
+    """Write <out_dir>/{train,test}.jsonl + meta.json for one task; return the meta."""
+    d = cfg.data
+    source = choose_source(d.source, d.mirror_dir)
+    spec = DATASETS.get(name)
+    have = available_splits(spec, source)
+    hub_path = d.hub_paths.get(name)
+
+    def load(split):
+        return load_split(name, split, source, d.mirror_dir, hub_path)
+
+    test_split = "test" if "test" in have else "validation" if "validation" in have else None
+    how = {}
+    if "train" in have and test_split is not None:
+        train, test = load("train"), load(test_split)
+        how = {"train": "train", "test": test_split}
+    else:
+        only = test_split or have[0]
+        rows = load(only)
+        tr, te = derive_split(len(rows), d.test_fraction)
+        train, test = [rows[i] for i in tr], [rows[i] for i in te]
+        how = {"train": f"derived from {only}", "test": f"derived from {only}",
+               "derivation": f"seeded permutation (seed {DATA_SEED}), test fraction {d.test_fraction}"}
+    n_train_full, n_test_full = len(train), len(test)
+    train, test = cap(train, d.max_train), cap(test, d.max_test)
+    out = Path(out_dir)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "test.jsonl", test)
+    meta = {"dataset": name, "kind": spec.kind, "source": source,
+            "origin": str(Path(d.mirror_dir) / spec.mirror_folder) if source == "mirror" else (hub_path or spec.hub_id),
+            "splits": how, "rows_before_cap": {"train": n_train_full, "test": n_test_full},
+            "rows": {"train": len(train), "test": len(test)}, "caps": {"train": d.max_train, "test": d.max_test},
+            "git_commit": git_commit()}
+    write_json(out / "meta.json", meta)
+    return meta
+
+
+def prepare_corpus(name: str, cfg, out_dir: str | Path) -> dict:
+    """Write a text corpus as <out_dir>/{train,test}.jsonl: train (pretraining) and test (held out)."""
+    d = cfg.data
+    source = choose_source(d.source, d.mirror_dir)
+    spec = DATASETS.get(name)
+    have = available_splits(spec, source)
+    train_split = "train" if "train" in have else "validation"
+    test_split = "test" if "test" in have else "validation"
+    hub_path = d.hub_paths.get(name)
+    train = load_split(name, train_split, source, d.mirror_dir, hub_path) if train_split in have else []
+    test = load_split(name, test_split, source, d.mirror_dir, hub_path)
+    out = Path(out_dir)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "test.jsonl", test)
+    meta = {"dataset": name, "kind": spec.kind, "source": source, "splits": {"train": train_split, "test": test_split},
+            "rows": {"train": len(train), "test": len(test)}, "git_commit": git_commit()}
+    write_json(out / "meta.json", meta)
+    return meta
+
+
+def forget_cycles(n_train: int, cycle_size: int, max_cycles: int, seed: int) -> list[list[int]]:
+    """`max_cycles` disjoint, seeded sets of `cycle_size` training indices; cycle k's D- is cycles[:k]."""
+    if max_cycles * cycle_size >= n_train:
+        raise ValueError(f"{max_cycles} cycles of {cycle_size} samples need more than {n_train} training rows "
+                         "(some must remain as D+)")
+    perm = np.random.default_rng(seed).permutation(n_train)
+    return [sorted(perm[k * cycle_size:(k + 1) * cycle_size].tolist()) for k in range(max_cycles)]

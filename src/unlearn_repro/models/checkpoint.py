@@ -1,0 +1,31 @@
+"""Checkpoints: a folder with safetensors weights, the HF config, the tokenizer and meta.json
+(params, git commit, data hashes), written atomically so a crash never leaves half a checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from unlearn_repro.io import atomic_dir, git_commit, read_json, write_json
+
+
+def save(model, tokenizer, path: str | Path, meta: dict) -> None:
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        meta = {**meta, "add_bos": bool(getattr(tokenizer, "_unlearn_add_bos", False)),
+                "git_commit": meta.get("git_commit", git_commit())}
+        write_json(Path(tmp) / "meta.json", meta)
+
+
+def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+    """(model, tokenizer, meta) from a checkpoint folder made by `save`."""
+    path = Path(path)
+    if not (path / "meta.json").exists():
+        raise FileNotFoundError(f"{path}: not a checkpoint (no meta.json); run the rule that makes it")
+    meta = read_json(path / "meta.json")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer._unlearn_add_bos = meta.get("add_bos", False)
+    return model, tokenizer, meta

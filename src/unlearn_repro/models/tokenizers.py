@@ -1,0 +1,63 @@
+"""Tokenizers: the real GPT-2/GPT-Neo and OPT BPEs (hub or local vocab/merges files) and a small
+byte-level BPE trained deterministically on WikiText-2 for the tiny models (a 50k vocabulary would make
+the embedding most of a tiny model and slow it ~8x on a CPU)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+EOS = "<|endoftext|>"
+PAD = "<pad>"
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE fit on `texts`; the same texts and vocab size give the same tokenizer."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(list(texts), vocab_size=vocab_size, min_frequency=2,
+                            special_tokens=[EOS, PAD], show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS,
+                                   unk_token=EOS, pad_token=PAD)
+
+
+def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast:
+    """GPT-2 (GPT-Neo) or OPT tokenizer from a vocab.json + merges.txt pair (the offline mirror's format)."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    folder = Path(folder)
+    vocab, merges = folder / "vocab.json", folder / "merges.txt"
+    for f in (vocab, merges):
+        if not f.exists():
+            raise FileNotFoundError(f"{f}: tokenizer file missing")
+    bpe = ByteLevelBPETokenizer(str(vocab), str(merges))
+    if family == "opt":
+        # OPT: RoBERTa ids, </s> is bos and eos; madeupword0000..0002 pad the vocabulary to 50265
+        bpe.add_tokens([f"madeupword{i:04d}" for i in range(3)])
+        tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="</s>", eos_token="</s>",
+                                      unk_token="<unk>", pad_token="<pad>")
+        tok._unlearn_add_bos = True
+        return tok
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS)
+    tok.pad_token = EOS
+    return tok
+
+
+def from_hub(hub_id: str, family: str) -> PreTrainedTokenizerFast:
+    tok = AutoTokenizer.from_pretrained(hub_id)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok._unlearn_add_bos = family == "opt"
+    return tok
+
+
+def encode(tok, text: str, max_length: int | None = None, keep: str = "left") -> list[int]:
+    """Token ids with the model's bos (OPT prepends </s>); over-long texts keep their start or end."""
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    bos = [tok.bos_token_id] if getattr(tok, "_unlearn_add_bos", False) else []
+    if max_length is not None and len(ids) + len(bos) > max_length:
+        n = max_length - len(bos)
+        ids = ids[:n] if keep == "left" else ids[-n:]
+    return bos + ids
