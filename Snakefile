@@ -1,0 +1,25 @@
+# unlearn-repro: the whole paper as one DAG. `snakemake --cores all` (embedded profile by default);
+# `snakemake --profile profiles/paper` for the hub models on GPUs. Rules live in rules/*.smk.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+validate(config, "schemas/params.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/base_models.smk"
+include: "rules/unlearn.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output,

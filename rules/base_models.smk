@@ -1,0 +1,50 @@
+# Base models: pretrained (tiny: on WikiText-2 here; hub: as published) and fine-tuned on each task's D.
+
+
+rule base_model:
+    input:
+        CORE_SRC + src("models", "train.py", "pipeline/base_models.py"),
+        corpus=f"{PROCESSED}/{PRETRAIN_CORPUS}/train.jsonl",
+        tokenizer=lambda w: ["results/tokenizer"] if needs_tokenizer(w.model) else [],
+    output:
+        directory("results/models/{model}/pretrained"),
+    params:
+        pretrain=lambda w: CFG.pretrain.to_dict() if MODELS.get(w.model).is_tiny else {},
+        max_length=CFG.data.max_length,
+        tokenizer_dir=lambda w: "results/tokenizer" if needs_tokenizer(w.model) else "none",
+    resources:
+        gpu=gpu_resources,
+    log:
+        "logs/base_model/{model}.log",
+    benchmark:
+        "logs/benchmarks/base_model/{model}.tsv"
+    shell:
+        "{CLI} base-model --model {wildcards.model} --corpus {PROCESSED}/{PRETRAIN_CORPUS} "
+        "--tokenizer {params.tokenizer_dir} --out {output} > {log} 2>&1"
+
+
+rule finetune:
+    input:
+        CORE_SRC + src("models", "train.py", "pipeline/base_models.py", "metrics/collect.py"),
+        pretrained="results/models/{model}/pretrained",
+        data=data_files("{dataset}"),
+    output:
+        directory("results/models/{model}/{dataset}/finetuned"),
+    params:
+        finetune=CFG.finetune.to_dict(),
+        max_length=CFG.data.max_length,
+    resources:
+        gpu=gpu_resources,
+    log:
+        "logs/finetune/{dataset}/{model}.log",
+    benchmark:
+        "logs/benchmarks/finetune/{dataset}/{model}.tsv"
+    shell:
+        "{CLI} finetune --model {wildcards.model} --dataset {wildcards.dataset} --pretrained {input.pretrained} "
+        "--data {PROCESSED}/{wildcards.dataset} --out {output} > {log} 2>&1"
+
+
+rule base_models:
+    input:
+        expand("results/models/{model}/{dataset}/finetuned", model=MODEL_NAMES, dataset=TASKS),
+        expand("results/splits/{dataset}/seed{seed}.json", dataset=TASKS, seed=SEEDS),

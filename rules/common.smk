@@ -1,0 +1,62 @@
+# Shared helpers: the resolved config, wildcard constraints, target lists, src inputs.
+import os
+import time
+import uuid
+from pathlib import Path
+
+from unlearn_repro import config as params_config
+from unlearn_repro.models.registry import MODELS
+
+CFG = params_config.resolve(config, config.get("profile"))
+PROFILE = CFG.profile
+CLI = f"python -m unlearn_repro --params params.yaml --profile {PROFILE}"
+# one id for all runs of this invocation: MLflow groups them by the `pipeline_run` tag
+os.environ.setdefault("UNLEARN_PIPELINE_RUN", time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
+
+TASKS = list(CFG.data.tasks)
+MODEL_NAMES = list(CFG.models)
+METHOD_NAMES = list(CFG.methods.enabled)
+SEEDS = list(CFG.seeds)
+PROCESSED = CFG.data.processed_dir
+REFERENCE = CFG.data.reference_corpus
+PRETRAIN_CORPUS = "wikitext2"
+
+
+wildcard_constraints:
+    dataset="|".join(sorted(set(TASKS) | {PRETRAIN_CORPUS, REFERENCE})),
+    model="|".join(MODEL_NAMES),
+    method="|".join(METHOD_NAMES),
+    seed=r"\d+",
+
+
+def src(*parts):
+    """Source files a rule runs (Snakemake does not track imported code by itself)."""
+    root = Path("src/unlearn_repro")
+    files = []
+    for p in parts:
+        files += sorted(str(f) for f in (root / p).rglob("*.py")) if (root / p).is_dir() else [str(root / p)]
+    return files
+
+
+CORE_SRC = src("config.py", "io.py", "cli.py", "tracking.py", "registry.py", "progress.py")
+
+
+def needs_tokenizer(model):
+    return MODELS.get(model).is_tiny and CFG.tokenizer.kind == "trained"
+
+
+def data_files(dataset):
+    return multiext(f"{PROCESSED}/{dataset}/", "train.jsonl", "test.jsonl", "meta.json")
+
+
+def gpu_resources(wildcards):
+    return 1 if PROFILE == "paper" else 0
+
+
+def method_params(method):
+    """What defines a method's runs: a change here reruns exactly that method's jobs."""
+    out = {"method": CFG.methods[method].to_dict() if method in CFG.methods else {},
+           "unlearn": CFG.unlearn.to_dict(), "finetune": CFG.finetune.to_dict()}
+    if method.startswith("fisher"):
+        out["fisher"] = CFG.fisher.to_dict()
+    return out

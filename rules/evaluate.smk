@@ -1,0 +1,45 @@
+# Evaluation: accuracy and exposure of the fine-tuned base model and of every unlearning cycle.
+
+
+rule evaluate_base:
+    input:
+        CORE_SRC + src("metrics", "pipeline/evaluation.py"),
+        finetuned="results/models/{model}/{dataset}/finetuned",
+        data=data_files("{dataset}"),
+        reference=f"{PROCESSED}/{REFERENCE}/test.jsonl",
+        split="results/splits/{dataset}/seed{seed}.json",
+    output:
+        "results/eval/base/{dataset}/{model}/seed{seed}.json",
+    params:
+        evaluation=CFG.evaluation.to_dict(),
+    resources:
+        gpu=gpu_resources,
+    log:
+        "logs/evaluate_base/{dataset}/{model}/seed{seed}.log",
+    shell:
+        "{CLI} evaluate-base --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed} "
+        "--finetuned {input.finetuned} --data {PROCESSED}/{wildcards.dataset} --reference {PROCESSED}/{REFERENCE} "
+        "--split {input.split} --out {output} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        CORE_SRC + src("metrics", "pipeline/evaluation.py"),
+        run=f"{RUN}/run.json",
+        checkpoints=f"{RUN}/checkpoints",
+        base="results/eval/base/{dataset}/{model}/seed{seed}.json",
+        data=data_files("{dataset}"),
+        reference=f"{PROCESSED}/{REFERENCE}/test.jsonl",
+        split="results/splits/{dataset}/seed{seed}.json",
+    output:
+        f"{RUN}/metrics.json",
+    params:
+        evaluation=CFG.evaluation.to_dict(),
+        run=RUN,
+    resources:
+        gpu=gpu_resources,
+    log:
+        f"logs/evaluate/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.log",
+    shell:
+        "{CLI} evaluate --run {params.run} --base {input.base} --data {PROCESSED}/{wildcards.dataset} "
+        "--reference {PROCESSED}/{REFERENCE} --split {input.split} --out {output} > {log} 2>&1"

@@ -1,0 +1,28 @@
+# Unlearning: one job per (method, data set, model, seed) runs all its cycles on one model.
+
+RUN = "results/runs/{method}/{dataset}/{model}/seed{seed}"
+
+
+rule unlearn:
+    input:
+        CORE_SRC + src("methods", "fisher", "train.py", "pipeline/unlearning.py", "models"),
+        finetuned="results/models/{model}/{dataset}/finetuned",
+        pretrained="results/models/{model}/pretrained",
+        data=data_files("{dataset}"),
+        split="results/splits/{dataset}/seed{seed}.json",
+    output:
+        run=f"{RUN}/run.json",
+        checkpoints=temp(directory(f"{RUN}/checkpoints")),
+    params:
+        hp=lambda w: method_params(w.method),
+        out=RUN,
+    resources:
+        gpu=gpu_resources,
+    log:
+        f"logs/unlearn/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.log",
+    benchmark:
+        f"logs/benchmarks/unlearn/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.tsv"
+    shell:
+        "{CLI} unlearn --method {wildcards.method} --dataset {wildcards.dataset} --model {wildcards.model} "
+        "--seed {wildcards.seed} --finetuned {input.finetuned} --pretrained {input.pretrained} "
+        "--data {PROCESSED}/{wildcards.dataset} --split {input.split} --out {params.out} > {log} 2>&1"

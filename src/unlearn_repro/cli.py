@@ -1,0 +1,119 @@
+"""`python -m unlearn_repro <command>`: parse, load + validate params, call one pipeline step.
+
+Every command takes --params (default params.yaml) and --profile (default: the file's `profile`).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--params / --profile, accepted before or after the command."""
+    p.add_argument("--params", default="params.yaml" if top else argparse.SUPPRESS,
+                   help="params file (default: params.yaml)")
+    p.add_argument("--profile", default=None if top else argparse.SUPPRESS,
+                   help="profile of params.yaml to apply (default: the file's `profile`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="unlearn_repro", description=__doc__)
+    _common(ap, top=True)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def cmd(name, help_, *args):
+        p = sub.add_parser(name, help=help_)
+        _common(p)
+        for a in args:
+            p.add_argument(f"--{a}", required=True)
+        return p
+
+    cmd("check-config", "validate params.yaml and print the resolved config")
+    cmd("prepare-data", "normalize one data set into processed jsonl", "dataset", "out")
+    cmd("tokenizer", "train the tiny models' BPE on the pretraining corpus", "corpus", "out")
+    cmd("base-model", "pretrained base model (tiny: pretrain here; hub: download)", "model", "corpus", "tokenizer", "out")
+    cmd("finetune", "fine-tune a base model on a task's full training set", "model", "dataset", "pretrained",
+        "data", "out")
+    cmd("splits", "seeded disjoint forget cycles for one task", "dataset", "data", "seed", "out")
+    cmd("unlearn", "run one method over the unlearning cycles", "method", "dataset", "model", "seed", "finetuned",
+        "pretrained", "data", "split", "out")
+    cmd("evaluate-base", "accuracy and exposure of a fine-tuned base model", "dataset", "model", "seed",
+        "finetuned", "data", "reference", "split", "out")
+    cmd("evaluate", "Δacc / Δexp of every cycle of an unlearning run", "run", "base", "data", "reference", "split", "out")
+    p = cmd("collect", "gather the metrics of one method's runs into a CSV", "method", "out")
+    p.add_argument("metrics", nargs="+")
+    p = cmd("report", "tables (CSV + Markdown) and figures", "out")
+    p.add_argument("collected", nargs="+")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    from unlearn_repro import config
+
+    try:
+        cfg = config.load(args.params, args.profile)
+    except config.ConfigError as e:
+        sys.exit(f"error: {e}")
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        _dispatch(args, cfg)
+    except (FileNotFoundError, KeyError, ValueError, MemoryError) as e:
+        sys.exit(f"error ({args.command}): {e}")
+
+
+def _dispatch(a, cfg) -> None:
+    from unlearn_repro.tracking import make_tracker
+
+    c = a.command
+    if c == "check-config":
+        import yaml
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return
+    if c == "prepare-data":
+        from unlearn_repro.data import DATASETS
+        from unlearn_repro.data.splits import prepare_corpus, prepare_task
+        kind = DATASETS.get(a.dataset).kind
+        (prepare_corpus if kind == "text" else prepare_task)(a.dataset, cfg, a.out)
+        return
+    if c == "tokenizer":
+        from unlearn_repro.pipeline.base_models import make_tokenizer
+        make_tokenizer(cfg, a.corpus, a.out)
+        return
+    tracker = make_tracker(cfg)
+    if c == "base-model":
+        from unlearn_repro.pipeline.base_models import base_model
+        base_model(cfg, a.model, a.corpus, a.tokenizer, a.out, tracker)
+    elif c == "finetune":
+        from unlearn_repro.pipeline.base_models import finetune
+        finetune(cfg, a.model, a.dataset, a.pretrained, a.data, a.out, tracker)
+    elif c == "splits":
+        from unlearn_repro.data.splits import forget_cycles
+        from unlearn_repro.io import read_json, write_json
+        n = read_json(Path(a.data) / "meta.json")["rows"]["train"]
+        u = cfg.unlearn
+        write_json(a.out, {"dataset": a.dataset, "seed": int(a.seed), "n_train": n, "cycle_size": u.cycle_size,
+                           "cycles": forget_cycles(n, u.cycle_size, u.max_cycles, int(a.seed))})
+    elif c == "unlearn":
+        from unlearn_repro.pipeline.unlearning import run
+        run(cfg, dataset=a.dataset, model_name=a.model, method=a.method, seed=int(a.seed), finetuned=a.finetuned,
+            pretrained=a.pretrained, data_dir=a.data, split_file=a.split, out_dir=a.out, tracker=tracker)
+    elif c == "evaluate-base":
+        from unlearn_repro.pipeline.evaluation import evaluate_base
+        evaluate_base(cfg, a.finetuned, a.data, a.reference, a.split, a.out, tracker, dataset=a.dataset,
+                      model_name=a.model, seed=int(a.seed))
+    elif c == "evaluate":
+        from unlearn_repro.pipeline.evaluation import evaluate_run
+        evaluate_run(cfg, a.run, a.base, a.data, a.reference, a.split, a.out, tracker)
+    elif c == "collect":
+        from unlearn_repro.report.tables import collect
+        collect(a.metrics, a.out)
+    elif c == "report":
+        from unlearn_repro.report.build import build_report
+        build_report(cfg, a.collected, a.out)

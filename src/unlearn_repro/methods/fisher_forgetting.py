@@ -1,0 +1,20 @@
+"""Fisher Forgetting (Alg. 3): theta <- theta + (mu sigma^2)^(1/4) F^(-1/4) M with M ~ N(0, I).
+
+F^(-1/4) acts on M per block (a matrix power through eigh), so the noise has covariance
+(mu sigma^2)^(1/2) F^(-1/2): large where D+ is insensitive, small where it matters (Golatkar et al.)."""
+from __future__ import annotations
+
+import torch
+
+from unlearn_repro.methods.base import register
+from unlearn_repro.methods.newton import NewtonMethod
+
+
+@register
+class FisherForgetting(NewtonMethod):
+    name = "fisher_forgetting"
+
+    def step(self, ctx, model, fisher, forget_batch, generator):
+        p = ctx.cfg.methods.fisher_forgetting
+        noise = torch.randn(fisher.dim, generator=generator).to(fisher.device)
+        return (p.mu * p.sigma ** 2) ** 0.25 * fisher.power_matmul(noise, 0.25)

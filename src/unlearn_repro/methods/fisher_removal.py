@@ -1,0 +1,15 @@
+"""Fisher Removal (Alg. 2): theta <- theta + gamma * F^-1 grad L(B^-), F^-1 the inverse empirical
+Fisher of D+ (a Newton step that raises the loss on D- while weighting directions D+ relies on less)."""
+from __future__ import annotations
+
+from unlearn_repro.methods.base import register
+from unlearn_repro.methods.newton import NewtonMethod, flat_grad
+
+
+@register
+class FisherRemoval(NewtonMethod):
+    name = "fisher_removal"
+
+    def step(self, ctx, model, fisher, forget_batch, generator):
+        delta = flat_grad(model, forget_batch, ctx.pad_id, ctx.device).float()
+        return ctx.cfg.methods.fisher_removal.gamma * fisher.matmul(delta)

@@ -1,0 +1,126 @@
+"""What the Newton-type methods share: flat gradients, the inverse-Fisher estimate from D+, and the
+per-forget-batch loop (Alg. 2/3 lines 2-11). Each method supplies only its parameter update."""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import torch
+
+from unlearn_repro.fisher import EmpiricalFisherInverse
+from unlearn_repro.methods.base import Method
+from unlearn_repro.progress import progress
+from unlearn_repro.train import batch_order, collate, lm_loss
+
+
+def trainable(model) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def segments(model) -> dict[str, tuple[int, int]]:
+    """name -> (offset, length) of each parameter tensor in the flattened vector (for diagnostics)."""
+    out, offset = {}, 0
+    seen = set()
+    for name, p in model.named_parameters():
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            out[name] = (offset, p.numel())
+            offset += p.numel()
+    return out
+
+
+def flat_grad(model, seqs: Sequence[Sequence[int]], pad_id: int, device) -> torch.Tensor:
+    """Gradient of the mean LM loss on `seqs`, flattened over the trainable parameters."""
+    params = trainable(model)
+    loss = lm_loss(model, collate(seqs, pad_id, device))
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+
+
+@torch.no_grad()
+def add_to_params(model, delta: torch.Tensor) -> None:
+    offset = 0
+    for p in trainable(model):
+        n = p.numel()
+        p.add_(delta[offset:offset + n].view_as(p).to(p.dtype))
+        offset += n
+
+
+def retain_stream(retain: Sequence[Sequence[int]], batch_size: int, seed: int):
+    """Endless seeded stream of D+ batches (reshuffled each pass)."""
+    epoch = 0
+    while True:
+        for idx in batch_order(len(retain), batch_size, seed, epoch):
+            yield [retain[i] for i in idx]
+        epoch += 1
+
+
+def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher") -> EmpiricalFisherInverse:
+    """F^-1 from `fcfg.num_grads` D+ gradients (rank-1 Eq. 8 or batched rank-k Woodbury)."""
+    model.eval()
+    dim = sum(p.numel() for p in trainable(model))
+    fisher = EmpiricalFisherInverse(dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, device=device,
+                                    max_bytes=int(fcfg.max_memory_gb * 2**30))
+    chunk = []
+    for _ in progress(range(fcfg.num_grads), total=fcfg.num_grads, desc=desc, every_s=30):
+        g = flat_grad(model, next(batches), pad_id, device).float()
+        if fcfg.update == "rank1":
+            fisher.update(g)
+            continue
+        chunk.append(g)
+        if len(chunk) == fcfg.chunk:
+            fisher.update_batch(torch.stack(chunk))
+            chunk = []
+    if chunk:
+        fisher.update_batch(torch.stack(chunk))
+    return fisher
+
+
+class NewtonMethod(Method):
+    """Alg. 2/3 skeleton: for each forget batch, (re)build F^-1 from D+ and apply `step`."""
+
+    def step(self, ctx, model, fisher: EmpiricalFisherInverse, forget_batch, generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def unlearn(self, ctx, model, forget, retain, cycle):
+        fcfg = ctx.cfg.fisher
+        batches = retain_stream(retain, fcfg.grad_batch_size, ctx.seed * 1000 + cycle)
+        generator = torch.Generator(device="cpu").manual_seed(ctx.seed * 1000 + cycle)
+        forget_batches = [[forget[i] for i in idx]
+                          for idx in batch_order(len(forget), ctx.cfg.unlearn.forget_batch_size, ctx.seed, cycle)]
+        t0, fisher_time, deviations, update_norms = time.perf_counter(), 0.0, [], []
+        fisher = None
+        for b, batch in enumerate(forget_batches):
+            if fisher is None or fcfg.rebuild == "per_batch":
+                t1 = time.perf_counter()
+                fisher = estimate_inverse_fisher(model, batches, fcfg, ctx.pad_id, ctx.device,
+                                                 desc=f"{self.name} cycle {cycle} batch {b + 1}/{len(forget_batches)}")
+                fisher_time += time.perf_counter() - t1
+                deviations.append(fisher.deviation_from_prior(_layer_segments(model)))
+            delta = self.step(ctx, model, fisher, batch, generator)
+            if not torch.isfinite(delta).all():
+                return model, {"diverged": True, "wall_time_s": time.perf_counter() - t0}
+            add_to_params(model, delta)
+            update_norms.append(float(delta.norm()))
+        return model, {"wall_time_s": time.perf_counter() - t0, "fisher_time_s": fisher_time,
+                       "fisher_rebuilds": len(deviations), "forget_batches": len(forget_batches),
+                       "fisher_deviation": _mean_dicts(deviations), "update_norms": update_norms,
+                       "diverged": False}
+
+
+def _layer_segments(model) -> dict[str, tuple[int, int]]:
+    """Group parameter tensors by layer (e.g. transformer.h.0) for the ||F^-1 - I/lambda|| diagnostic."""
+    groups: dict[str, tuple[int, int]] = {}
+    for name, (off, n) in segments(model).items():
+        parts = name.split(".")
+        key = ".".join(parts[:parts.index("h") + 2] if "h" in parts else
+                       parts[:parts.index("layers") + 2] if "layers" in parts else parts[:-1])
+        lo, length = groups.get(key, (off, 0))
+        groups[key] = (min(lo, off), off + n - min(lo, off))
+    return groups
+
+
+def _mean_dicts(ds: list[dict]) -> dict:
+    return {k: sum(d[k] for d in ds) / len(ds) for k in ds[0]} if ds else {}
+
+

@@ -1,0 +1,99 @@
+"""Collectors: run a model over token sequences in padded batches (no per-token generate loop)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from unlearn_repro.data.registry import training_text
+from unlearn_repro.metrics import accuracy
+from unlearn_repro.metrics.exposure import exposures_by_length
+from unlearn_repro.models.tokenizers import encode
+from unlearn_repro.train import collate
+
+
+@torch.no_grad()
+def token_logprobs(model, seqs: Sequence[Sequence[int]], pad_id: int, device, batch_size: int = 16,
+                   with_greedy: bool = False):
+    """Per sequence: log p(token_t | tokens_<t) for t = 1..len-1 (and the greedy predictions)."""
+    model.eval()
+    order = np.argsort([-len(s) for s in seqs], kind="stable")  # similar lengths share a batch
+    out, greedy = [None] * len(seqs), [None] * len(seqs)
+    for start in range(0, len(seqs), batch_size):
+        idx = order[start:start + batch_size]
+        batch = collate([seqs[i] for i in idx], pad_id, device)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, -1)
+        target = batch["input_ids"][:, 1:]
+        lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu().numpy()
+        pred = logits.argmax(-1).cpu().numpy() if with_greedy else None
+        for row, i in enumerate(idx):
+            n = len(seqs[i]) - 1
+            out[i] = lp[row, :n]
+            if with_greedy:
+                greedy[i] = pred[row, :n]
+    return (out, greedy) if with_greedy else out
+
+
+def sequence_nll(model, seqs, pad_id, device, batch_size=16) -> tuple[np.ndarray, np.ndarray]:
+    """Total NLL of each sequence and the number of tokens it predicts."""
+    lps = token_logprobs(model, seqs, pad_id, device, batch_size)
+    return np.array([-lp.sum() for lp in lps]), np.array([len(lp) for lp in lps])
+
+
+def reference_windows(tokenizer, texts: Sequence[str], n: int, length: int, seed: int) -> list[list[int]]:
+    """`n` random windows of `length` tokens from the reference corpus (bos prepended where the model uses one)."""
+    stream = []
+    for t in texts:
+        stream.extend(encode(tokenizer, t))
+        stream.append(tokenizer.eos_token_id)
+    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "_unlearn_add_bos", False) else []
+    width = length - len(bos)
+    if len(stream) <= width:
+        raise ValueError(f"reference corpus has {len(stream)} tokens, fewer than one window of {width}")
+    starts = np.random.default_rng(seed).integers(0, len(stream) - width, size=n)
+    return [bos + stream[s:s + width] for s in starts]
+
+
+def exposures(model, tokenizer, sample_seqs, reference_seqs, device, batch_size=16) -> np.ndarray:
+    """Exposure of each sample against the reference windows cut to its length."""
+    pad = tokenizer.pad_token_id
+    nll, lengths = sequence_nll(model, sample_seqs, pad, device, batch_size)
+    ref_lp = token_logprobs(model, reference_seqs, pad, device, batch_size)
+    cum = np.cumsum(-np.stack(ref_lp), axis=1)
+    return exposures_by_length(nll, lengths, cum)
+
+
+def task_accuracy(model, tokenizer, rows: list[dict], kind: str, max_length: int, device, batch_size=16) -> float:
+    """Multiple choice: length-normalized log-likelihood of each choice; cloze: greedy last word."""
+    pad = tokenizer.pad_token_id
+    if kind == "multiple_choice":
+        seqs, spans = [], []
+        for r in rows:
+            for c in r["choices"]:
+                cont = tokenizer(c, add_special_tokens=False)["input_ids"][:max_length - 2]
+                ctx = encode(tokenizer, r["query"], max_length - len(cont), keep="right")
+                seqs.append(ctx + cont)
+                spans.append(len(cont))
+        lps = token_logprobs(model, seqs, pad, device, batch_size)
+        per_q, k = [], 0
+        for r in rows:
+            per_q.append([lps[k + j][-spans[k + j]:] for j in range(len(r["choices"]))])
+            k += len(r["choices"])
+        return accuracy.multiple_choice_accuracy(per_q, [r["gold"] for r in rows])
+    if kind == "cloze":
+        seqs, targets = [], []
+        for r in rows:
+            target = tokenizer(" " + r["continuation"], add_special_tokens=False)["input_ids"][:max_length - 2]
+            ctx = encode(tokenizer, r["context"], max_length - len(target), keep="right")
+            seqs.append(ctx + target)
+            targets.append(target)
+        _, greedy = token_logprobs(model, seqs, pad, device, batch_size, with_greedy=True)
+        return float(np.mean([accuracy.last_word_correct(g[-len(t):], t) for g, t in zip(greedy, targets)]))
+    raise ValueError(f"no accuracy for rows of kind {kind!r}")
+
+
+def encode_rows(tokenizer, rows: list[dict], kind: str, max_length: int) -> list[list[int]]:
+    """Training / exposure sequences of task rows (long ones keep their end: the answer)."""
+    return [encode(tokenizer, training_text(r, kind), max_length, keep="right") for r in rows]

@@ -1,0 +1,75 @@
+"""Evaluation: task accuracy on the test set and exposure of the forgotten samples (paper §4.2), for the
+fine-tuned base model (once per data set, model and seed) and for every cycle of an unlearning run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from unlearn_repro.io import read_json, read_jsonl, write_json
+from unlearn_repro.metrics.accuracy import delta_accuracy
+from unlearn_repro.metrics.collect import encode_rows, exposures, reference_windows, task_accuracy
+from unlearn_repro.metrics.exposure import delta_exposure
+from unlearn_repro.models import checkpoint
+from unlearn_repro.models.build import pick_device
+
+REFERENCE_SEED = 20240101  # same reference windows for the base and every unlearned model
+
+
+def _score(cfg, model, tok, data_dir: Path, reference_dir: Path, forget_idx: list[int]) -> dict:
+    kind = read_json(data_dir / "meta.json")["kind"]
+    device = next(model.parameters()).device
+    bs = cfg.evaluation.batch_size
+    acc = task_accuracy(model, tok, read_jsonl(data_dir / "test.jsonl"), kind, cfg.data.max_length, device, bs)
+    train = read_jsonl(data_dir / "train.jsonl")
+    samples = encode_rows(tok, [train[i] for i in forget_idx], kind, cfg.data.max_length)
+    refs = reference_windows(tok, [r["text"] for r in read_jsonl(reference_dir / "test.jsonl")],
+                             cfg.evaluation.exposure_refs, cfg.data.max_length, REFERENCE_SEED)
+    exp = exposures(model, tok, samples, refs, device, bs)
+    return {"accuracy": acc, "exposure": exp.tolist(), "forget_idx": list(forget_idx)}
+
+
+def evaluate_base(cfg, finetuned, data_dir, reference_dir, split_file, out, tracker, *, dataset, model_name, seed):
+    device = pick_device(cfg.device)
+    model, tok, _ = checkpoint.load(finetuned, device)
+    cycles = read_json(split_file)["cycles"]
+    scores = _score(cfg, model, tok, Path(data_dir), Path(reference_dir), [i for c in cycles for i in c])
+    write_json(out, {"dataset": dataset, "model": model_name, "seed": seed, **scores})
+    tracker.log_run(f"evaluate/base/{dataset}/{model_name}/seed{seed}", {"exposure_refs": cfg.evaluation.exposure_refs},
+                    {"accuracy": scores["accuracy"], "mean_exposure": float(np.mean(scores["exposure"]))},
+                    {"stage": "evaluate", "dataset": dataset, "model": model_name, "method": "none", "seed": str(seed)})
+
+
+def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, out, tracker) -> dict:
+    """Per cycle k: Δacc vs the base model and Δexp over D-_k = the samples of cycles 1..k (Eq. 10-11)."""
+    run_dir = Path(run_dir)
+    run = read_json(run_dir / "run.json")
+    base = read_json(base_eval)
+    base_exp = dict(zip(base["forget_idx"], base["exposure"]))
+    cycles = read_json(split_file)["cycles"]
+    device = pick_device(cfg.device)
+    rows = []
+    for rec in run["cycles"]:
+        k = rec["cycle"]
+        forget_idx = [i for c in cycles[:k] for i in c]
+        row = {"cycle": k, "n_forgotten": len(forget_idx), "runtime_s": rec["runtime_s"],
+               "diverged": bool(rec.get("diverged", False)),
+               "fisher_deviation": (rec.get("fisher_deviation") or {}).get("all")}
+        model, tok, _ = checkpoint.load(run_dir / "checkpoints" / f"cycle{k}", device)
+        s = _score(cfg, model, tok, Path(data_dir), Path(reference_dir), forget_idx)
+        before = np.array([base_exp[i] for i in forget_idx])
+        finite = np.isfinite(s["exposure"]).all() and np.isfinite(s["accuracy"])
+        row.update(accuracy=s["accuracy"], base_accuracy=base["accuracy"],
+                   delta_acc=delta_accuracy(base["accuracy"], s["accuracy"]) if finite else None,
+                   exposure=float(np.mean(s["exposure"])), base_exposure=float(before.mean()),
+                   delta_exp=delta_exposure(before, np.array(s["exposure"])) if finite else None)
+        rows.append(row)
+    result = {k: run[k] for k in ("dataset", "model", "method", "seed", "params")} | {"cycles": rows}
+    write_json(out, result)
+    tracker.log_run(f"evaluate/{run['method']}/{run['dataset']}/{run['model']}/seed{run['seed']}", run["params"],
+                    {f"{m}_cycle{r['cycle']}": r[m] for r in rows for m in ("delta_acc", "delta_exp", "accuracy")
+                     if r[m] is not None},
+                    {"stage": "evaluate", "dataset": run["dataset"], "model": run["model"], "method": run["method"],
+                     "seed": str(run["seed"]), "cycles": str(len(rows))},
+                    {"delta_acc": [r["delta_acc"] for r in rows], "delta_exp": [r["delta_exp"] for r in rows]})
+    return result

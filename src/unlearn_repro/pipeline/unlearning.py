@@ -1,0 +1,79 @@
+"""Multi-cycle unlearning: cycles of `cycle_size` forget samples applied one after another to the same
+model (retraining restarts from the pre-fine-tuning model on what is left). Each cycle's model is
+checkpointed; an interrupted run resumes after its last finished cycle."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from unlearn_repro.io import read_json, read_jsonl, write_json
+from unlearn_repro.methods import METHODS, Context
+from unlearn_repro.metrics.collect import encode_rows
+from unlearn_repro.models import checkpoint
+from unlearn_repro.models.build import pick_device
+
+
+def n_cycles_for(cfg, dataset: str, model: str) -> int:
+    """Extended-cycle runs (Figure 5) go to max_cycles; the others to the tables' largest cycle count."""
+    u = cfg.unlearn
+    if dataset in u.extended_datasets and model in u.extended_models:
+        return u.max_cycles
+    return max(u.table_cycles)
+
+
+def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned: str | Path,
+        pretrained: str | Path, data_dir: str | Path, split_file: str | Path, out_dir: str | Path, tracker) -> dict:
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    impl = METHODS.get(method)
+    device = pick_device(cfg.device)
+    cycles = read_json(split_file)["cycles"]
+    n_cycles = n_cycles_for(cfg, dataset, model_name)
+    if n_cycles > len(cycles):
+        raise ValueError(f"{split_file}: has {len(cycles)} cycles, the run needs {n_cycles}")
+    data_dir = Path(data_dir)
+    kind = read_json(data_dir / "meta.json")["kind"]
+    model, tok, _ = checkpoint.load(finetuned, device)
+    seqs = encode_rows(tok, read_jsonl(data_dir / "train.jsonl"), kind, cfg.data.max_length)
+    ctx = Context(cfg=cfg, device=device, pad_id=tok.pad_token_id, seed=seed, pretrained_path=Path(pretrained),
+                  work_dir=out_dir / "resume")
+    records = []
+    removed: set[int] = set()
+    for k in range(1, n_cycles + 1):
+        removed |= set(cycles[k - 1])
+        done = ckpt_dir / f"cycle{k}"
+        if (done / "meta.json").exists():  # resume: this cycle finished before an interruption
+            model, _, meta = checkpoint.load(done, device)
+            records.append(meta["cycle_stats"])
+            continue
+        forget = [seqs[i] for i in cycles[k - 1]]
+        retain = [s for i, s in enumerate(seqs) if i not in removed]
+        start = time.perf_counter()
+        model, stats = impl.unlearn(ctx, model, forget, retain, k)
+        stats = {**stats, "cycle": k, "n_forget": len(forget), "n_retain": len(retain),
+                 "runtime_s": time.perf_counter() - start}
+        stats.pop("update_norms", None)
+        records.append(stats)
+        checkpoint.save(model, tok, done, {"dataset": dataset, "model": model_name, "method": method, "seed": seed,
+                                           "cycle": k, "cycle_stats": stats, "params": impl.params(cfg)})
+        print(f"[unlearn] {method} {dataset} {model_name} seed {seed}: cycle {k}/{n_cycles} in "
+              f"{stats['runtime_s']:.1f}s{' (DIVERGED)' if stats.get('diverged') else ''}", flush=True)
+    shutil.rmtree(ctx.work_dir, ignore_errors=True)
+    summary = {"dataset": dataset, "model": model_name, "method": method, "seed": seed, "n_cycles": n_cycles,
+               "params": impl.params(cfg), "fisher": cfg.fisher.to_dict() if method.startswith("fisher") else None,
+               "cycles": records}
+    write_json(out_dir / "run.json", summary)
+    metrics = {f"runtime_s": sum(r["runtime_s"] for r in records) / len(records),
+               "diverged": float(any(r.get("diverged") for r in records))}
+    for r in records:
+        for key, v in (r.get("fisher_deviation") or {}).items():
+            if key == "all":
+                metrics[f"fisher_deviation_cycle{r['cycle']}"] = v
+    tracker.log_run(f"unlearn/{method}/{dataset}/{model_name}/seed{seed}",
+                    {"method_params": impl.params(cfg), "fisher": summary["fisher"] or {}, "n_cycles": n_cycles,
+                     "cycle_size": cfg.unlearn.cycle_size, "forget_batch_size": cfg.unlearn.forget_batch_size},
+                    metrics, {"stage": "unlearn", "dataset": dataset, "model": model_name, "method": method,
+                              "seed": str(seed), "cycles": str(n_cycles)},
+                    {"cycle_runtime_s": [r["runtime_s"] for r in records]})
+    return summary

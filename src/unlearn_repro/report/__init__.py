@@ -1,0 +1,1 @@
+"""Tables (CSV + Markdown), figures (PNG) and the paper's published numbers for side-by-side reading."""

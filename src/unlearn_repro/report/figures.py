@@ -1,0 +1,57 @@
+"""Figures: runtime per method (the paper's Figure 2) and utility over extended cycles (Figure 5)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+LABELS = {"retrain": "Retraining", "finetune": "Finetuning", "gradient_ascent": "Gradient Ascent",
+          "fisher_removal": "Fisher Removal", "fisher_forgetting": "Fisher Forgetting"}
+
+
+def _save(fig, out: str | Path) -> None:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(out)
+
+
+def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str) -> None:
+    """Grouped bars: mean runtime (s, log scale) of each method on each data set, error bars = std."""
+    datasets, methods = list(dict.fromkeys(rt["dataset"])), list(dict.fromkeys(rt["method"]))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(datasets), 3.6))
+    width = 0.8 / max(len(methods), 1)
+    for j, m in enumerate(methods):
+        sub = rt[rt["method"] == m].set_index("dataset").reindex(datasets)
+        ax.bar([i + j * width for i in range(len(datasets))], sub["runtime_mean"], width,
+               yerr=sub["runtime_std"], label=LABELS.get(m, m), capsize=2)
+    ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(datasets))], datasets)
+    ax.set_yscale("log")
+    ax.set_ylabel("runtime per cycle (s)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, out)
+
+
+def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str) -> None:
+    """Accuracy after each unlearning cycle, one panel per data set, mean ± std over seeds."""
+    datasets = list(dict.fromkeys(curves["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
+    for ax, d in zip(axes[0], datasets):
+        sub = curves[curves["dataset"] == d]
+        for m, g in sub.groupby("method", sort=False):
+            g = g.sort_values("n_forgotten")
+            ax.plot(g["n_forgotten"], 100 * g["accuracy_mean"], marker="o", label=LABELS.get(m, m))
+            ax.fill_between(g["n_forgotten"], 100 * (g["accuracy_mean"] - g["accuracy_std"]),
+                            100 * (g["accuracy_mean"] + g["accuracy_std"]), alpha=0.15)
+        ax.set_title(f"{title}: {d}")
+        ax.set_xlabel("samples unlearned")
+        ax.set_ylabel("accuracy (%)")
+    axes[0][0].legend(fontsize=7)
+    _save(fig, out)

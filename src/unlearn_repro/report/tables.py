@@ -1,0 +1,72 @@
+"""Metric tables: collect per-run metrics into CSV, aggregate over seeds, rank methods (Table 7), and
+write every table as CSV + Markdown."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from unlearn_repro.io import read_json, write_text
+from unlearn_repro.models.registry import MODELS
+
+COLUMNS = ["dataset", "model", "family", "size", "method", "seed", "cycle", "n_forgotten", "accuracy",
+           "base_accuracy", "delta_acc", "exposure", "base_exposure", "delta_exp", "runtime_s", "diverged",
+           "fisher_deviation"]
+
+
+def model_family(model: str) -> str:
+    return "neo" if MODELS.get(model).family == "gpt_neo" else "opt"
+
+
+def model_size(model: str) -> str:
+    tail = model.rsplit("-", 1)[-1]
+    return "tiny" if model.startswith("tiny") else tail.upper()
+
+
+def collect(metric_files: list[str], out: str | Path) -> pd.DataFrame:
+    """One CSV row per (run, cycle)."""
+    rows = []
+    for f in metric_files:
+        m = read_json(f)
+        for c in m["cycles"]:
+            rows.append({"dataset": m["dataset"], "model": m["model"], "family": model_family(m["model"]),
+                         "size": model_size(m["model"]), "method": m["method"], "seed": m["seed"],
+                         **{k: c.get(k) for k in COLUMNS if k in c}})
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    write_text(out, df.to_csv(index=False))
+    return df
+
+
+def mean_std(values: pd.Series) -> tuple[float, float]:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=0))
+
+
+def fmt(mean: float, std: float | None = None, digits: int = 2) -> str:
+    if mean is None or not np.isfinite(mean):
+        return "n/a"
+    s = f"{mean:+.{digits}f}"
+    return s + (f" ± {std:.{digits}f}" if std is not None and np.isfinite(std) else "")
+
+
+def rank_methods(df: pd.DataFrame, group_cols: list[str]) -> pd.DataFrame:
+    """Rank methods within each scenario (1 = best): efficacy by mean Δexp (lower is better), fidelity by
+    mean Δacc (higher is better), efficiency by mean runtime (lower is better); ties share the lower rank."""
+    agg = df.groupby(group_cols + ["method"], as_index=False).agg(
+        delta_exp=("delta_exp", "mean"), delta_acc=("delta_acc", "mean"), runtime_s=("runtime_s", "mean"))
+    g = agg.groupby(group_cols)
+    agg["efficacy"] = g["delta_exp"].rank(method="min", ascending=True)
+    agg["fidelity"] = g["delta_acc"].rank(method="min", ascending=False)
+    agg["efficiency"] = g["runtime_s"].rank(method="min", ascending=True)
+    return agg
+
+
+def write_table(df: pd.DataFrame, out_base: str | Path, title: str = "", note: str = "") -> None:
+    """<out_base>.csv and <out_base>.md (a title line, the table, a note)."""
+    out_base = Path(out_base)
+    write_text(out_base.with_suffix(".csv"), df.to_csv(index=False))
+    md = (f"## {title}\n\n" if title else "") + df.to_markdown(index=False) + "\n" + (f"\n{note}\n" if note else "")
+    write_text(out_base.with_suffix(".md"), md)
