@@ -43,3 +43,8 @@ rule evaluate:
     shell:
         "{CLI} evaluate --run {params.run} --base {input.base} --data {PROCESSED}/{wildcards.dataset} "
         "--reference {PROCESSED}/{REFERENCE} --split {input.split} --out {output} > {log} 2>&1"
+
+
+rule base_evaluations:
+    input:
+        expand("results/eval/base/{dataset}/{model}/seed{seed}.json", dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),

@@ -101,12 +101,14 @@ def train(model, seqs: Sequence[Sequence[int]], recipe: Recipe, *, pad_id: int, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if state_path and (step + 1) % recipe.checkpoint_every == 0 and step + 1 < len(plan):
             _save_state(state_path, model, opt, step + 1, losses, elapsed + time.perf_counter() - t0)
     model.eval()
     if state_path and state_path.exists():
         state_path.unlink()
+        if not any(state_path.parent.iterdir()):
+            state_path.parent.rmdir()
     per_epoch = _epoch_means(losses, len(plan) // max(recipe.epochs, 1))
     return {"steps": len(losses), "final_loss": losses[-1] if losses else math.nan, "epoch_losses": per_epoch,
             "wall_time_s": elapsed + time.perf_counter() - t0, "diverged": diverged}

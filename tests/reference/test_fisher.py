@@ -1,0 +1,114 @@
+"""EmpiricalFisherInverse against independent references: the dense inverse of the block-diagonal
+damped Fisher (torch.linalg.inv), the closed form for one gradient, eigendecomposition powers."""
+import math
+
+import pytest
+import torch
+
+from unlearn_repro.fisher import EmpiricalFisherInverse, FisherMemoryError, fisher_bytes
+
+
+def dense_reference(grads: torch.Tensor, block: int, damping: float, m: int) -> torch.Tensor:
+    """inv of blockdiag(lambda I + (1/m) G^T G), built densely and masked to the diagonal blocks."""
+    d = grads.shape[1]
+    f = damping * torch.eye(d, dtype=torch.float64) + grads.double().T @ grads.double() / m
+    mask = torch.zeros(d, d, dtype=torch.bool)
+    for s in range(0, d, block):
+        mask[s:s + block, s:s + block] = True
+    return torch.linalg.inv(torch.where(mask, f, torch.zeros_like(f)))
+
+
+@pytest.mark.parametrize("d,block,m,damping", [(96, 16, 24, 1.0), (101, 48, 40, 0.3), (7, 4, 3, 2.0)])
+def test_rank1_recursion_matches_dense_inverse(d, block, m, damping):
+    g = torch.randn(m, d, generator=torch.Generator().manual_seed(d)) * 3
+    f = EmpiricalFisherInverse(d, block, damping, m, dtype=torch.float64)
+    for row in g:
+        f.update(row)
+    ref = dense_reference(g, block, damping, m)
+    assert torch.allclose(f.dense(), ref, atol=1e-10)
+    v = torch.randn(d, dtype=torch.float64)
+    assert torch.allclose(f.matmul(v), ref @ v, atol=1e-10)
+
+
+def test_batched_woodbury_equals_rank1_in_fp32():
+    d, block, m = 500, 48, 64
+    g = torch.randn(m, d, generator=torch.Generator().manual_seed(0))
+    one = EmpiricalFisherInverse(d, block, 1.0, m)
+    for row in g:
+        one.update(row)
+    many = EmpiricalFisherInverse(d, block, 1.0, m)
+    for chunk in g.split(20):  # uneven chunks: 20, 20, 20, 4
+        many.update_batch(chunk)
+    assert many.count == one.count == m
+    assert torch.allclose(many.inv, one.inv, atol=1e-5)
+
+
+def test_closed_form_single_gradient():
+    # (lambda I + g g^T / m)^-1 = I/lambda - g g^T / (lambda (m lambda + g^T g)), one block of the whole vector
+    d, lam, m = 12, 0.7, 1
+    g = torch.randn(d, dtype=torch.float64)
+    f = EmpiricalFisherInverse(d, d, lam, m, dtype=torch.float64)
+    f.update(g)
+    closed = torch.eye(d, dtype=torch.float64) / lam - torch.outer(g, g) / (lam * (m * lam + g @ g))
+    assert torch.allclose(f.dense(), closed, atol=1e-12)
+
+
+def test_initial_inverse_is_identity_over_lambda_and_padding_is_ignored():
+    f = EmpiricalFisherInverse(10, 4, 2.0, 8, dtype=torch.float64)
+    assert f.n_blocks == 3  # 10 = 4 + 4 + 2 (last block padded)
+    v = torch.arange(10, dtype=torch.float64)
+    assert torch.allclose(f.matmul(v), v / 2)
+    assert f.deviation_from_prior()["all"] == 0.0
+    with pytest.raises(ValueError, match="length 10"):
+        f.matmul(torch.ones(12))
+
+
+def test_power_matmul_matches_eigendecomposition_of_dense_inverse():
+    d, block, m = 40, 8, 16
+    g = torch.randn(m, d, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    f = EmpiricalFisherInverse(d, block, 1.0, m, dtype=torch.float64)
+    f.update_batch(g)
+    ref = dense_reference(g, block, 1.0, m)
+    w, q = torch.linalg.eigh(ref)
+    v = torch.randn(d, dtype=torch.float64)
+    for p in (0.25, 1.0, -1.0):
+        assert torch.allclose(f.power_matmul(v, p), q @ torch.diag(w ** p) @ q.T @ v, atol=1e-9)
+    # Fisher Forgetting's premise: with lambda = 1, ||F^-1/4|| <= 1, so the noise never grows
+    x = torch.randn(d, dtype=torch.float64)
+    assert f.power_matmul(x, 0.25).norm() <= x.norm() + 1e-12
+
+
+def test_real_gradients_of_a_language_model(tiny_model_and_batches):
+    from unlearn_repro.methods.newton import flat_grad
+    model, batches, pad = tiny_model_and_batches
+    grads = torch.stack([flat_grad(model, b, pad, "cpu") for b in batches])[:, :480].double()
+    f = EmpiricalFisherInverse(480, 48, 1.0, len(grads), dtype=torch.float64)
+    f.update_batch(grads)
+    assert torch.allclose(f.dense(), dense_reference(grads, 48, 1.0, len(grads)), atol=1e-10)
+
+
+def test_memory_is_checked_before_allocating():
+    assert fisher_bytes(1000, 48) == math.ceil(1000 / 48) * 48 * 48 * 4
+    with pytest.raises(FisherMemoryError, match=r"d=1,000,000 parameters with block size B=48 needs 0\.18 GiB"):
+        EmpiricalFisherInverse(1_000_000, 48, max_bytes=2**20)
+
+
+def test_deviation_reports_how_far_from_the_prior():
+    f = EmpiricalFisherInverse(96, 48, 1.0, 4)
+    f.update_batch(torch.full((4, 96), 1e-4))
+    tiny = f.deviation_from_prior({"first": (0, 48), "second": (48, 48)})
+    f2 = EmpiricalFisherInverse(96, 48, 1.0, 4)
+    f2.update_batch(torch.full((4, 96), 1.0))
+    big = f2.deviation_from_prior()
+    assert tiny["all"] < 1e-6 < 0.1 < big["all"]   # tiny gradients: F^-1 ~ I, the update ~ gradient ascent
+    assert set(tiny) == {"all", "first", "second"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    g = torch.randn(32, 300)
+    cpu = EmpiricalFisherInverse(300, 48, 1.0, 32)
+    cpu.update_batch(g)
+    gpu = EmpiricalFisherInverse(300, 48, 1.0, 32, device="cuda")
+    gpu.update_batch(g.cuda())
+    assert torch.allclose(gpu.inv.cpu(), cpu.inv, atol=1e-5)

@@ -1,0 +1,92 @@
+import pytest
+import yaml
+
+from unlearn_repro import config
+from unlearn_repro.data import DATASETS
+from unlearn_repro.methods import METHODS
+from unlearn_repro.models.registry import MODELS
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("profile", ["embedded", "paper", "ci"])
+def test_every_profile_resolves(profile):
+    cfg = config.load(ROOT / "params.yaml", profile)
+    assert cfg.profile == profile and cfg.fisher.damping == 1.0
+
+
+def test_defaults_are_the_papers_hyperparameters(raw_params):
+    assert raw_params["methods"]["gradient_ascent"]["lr"] == 5e-5
+    assert raw_params["methods"]["fisher_removal"]["gamma"] == 2.5e-4
+    assert raw_params["methods"]["fisher_forgetting"] == {"mu": 1e-3, "sigma": 1e-3}
+    assert (raw_params["fisher"]["damping"], raw_params["fisher"]["num_grads"], raw_params["fisher"]["block_size"]) == (1.0, 1024, 48)
+    assert raw_params["unlearn"]["cycle_size"] == 128
+
+
+def test_config_is_frozen():
+    cfg = config.load(ROOT / "params.yaml")
+    with pytest.raises(TypeError):
+        cfg.fisher["block_size"] = 3
+    with pytest.raises(AttributeError, match="no key 'blok'"):
+        cfg.fisher.blok
+
+
+def _error(raw, **kw) -> str:
+    with pytest.raises(config.ConfigError) as e:
+        config.resolve(raw, **kw)
+    return str(e.value)
+
+
+def test_typo_key_names_the_key_and_valid_keys(raw_params):
+    raw_params["fisher"]["damp"] = 1
+    msg = _error(raw_params)
+    assert "unknown key 'damp'" in msg and "under fisher" in msg and "damping" in msg
+
+
+def test_wrong_type_names_the_key(raw_params):
+    raw_params["fisher"]["block_size"] = "48"
+    assert "key 'fisher.block_size' = '48'" in _error(raw_params)
+
+
+def test_unknown_names_list_the_valid_choices(raw_params):
+    raw_params["models"] = ["gpt-neo-125M"]
+    msg = _error(raw_params)
+    assert "'models.0'" in msg and "gpt-neo-125m" in msg and "opt-2.7b" in msg
+    raw_params["models"] = ["opt-125m"]
+    raw_params["methods"]["enabled"] = ["fisher_removl"]
+    assert "fisher_removal" in _error(raw_params)
+    raw_params["methods"]["enabled"] = ["retrain"]
+    raw_params["profiles"]["embedded"]["data"]["tasks"] = ["arc"]
+    assert "profile 'embedded'" in _error(raw_params) and "arc_easy" in _error(raw_params)
+
+
+def test_inconsistent_cycles_are_refused(raw_params):
+    raw_params["profiles"]["embedded"]["unlearn"]["max_cycles"] = 6
+    assert "leaves no retain set" in _error(raw_params)
+
+
+def test_unknown_profile(raw_params):
+    assert "valid choices: embedded, paper, ci" in _error(raw_params, profile="gpu")
+
+
+def test_bad_file(tmp_path):
+    with pytest.raises(config.ConfigError, match="no such params file"):
+        config.load(tmp_path / "nope.yaml")
+    (tmp_path / "p.yaml").write_text("a: [1,")
+    with pytest.raises(config.ConfigError, match="not valid YAML"):
+        config.load(tmp_path / "p.yaml")
+
+
+def test_schema_names_match_the_registries():
+    defs = yaml.safe_load((ROOT / "schemas/params.schema.yaml").read_text())["$defs"]
+    assert set(defs["model"]["enum"]) == set(MODELS.names())
+    assert set(defs["method"]["enum"]) == set(METHODS.names())
+    assert set(defs["dataset"]["enum"]) == set(DATASETS.names())
+
+
+def test_cli_reports_config_errors(tmp_path, raw_params, capsys):
+    from unlearn_repro.cli import main
+    raw_params["seeds"] = "zero"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw_params))
+    with pytest.raises(SystemExit) as e:
+        main(["check-config", "--params", str(tmp_path / "p.yaml")])
+    assert "key 'seeds'" in str(e.value) and "p.yaml" in str(e.value)

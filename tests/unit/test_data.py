@@ -1,0 +1,91 @@
+"""Normalizers: the mirror's formats and the hub's formats land in the same internal schema."""
+import json
+
+import pytest
+
+from unlearn_repro.config import load
+from unlearn_repro.data import load_split, training_text
+from unlearn_repro.data.registry import DATASETS, choose_source
+from unlearn_repro.data.splits import prepare_task
+from unlearn_repro.io import read_json, read_jsonl
+from tests.conftest import ROOT
+
+ARC_AI2 = {"id": "q1", "question": {"stem": "Which is a gas?", "choices": [
+    {"text": "ice", "label": "A"}, {"text": "steam", "label": "B"}]}, "answerKey": "B"}
+ARC_HUB = {"id": "q1", "question": "Which is a gas?", "choices": {"text": ["ice", "steam"], "label": ["A", "B"]},
+           "answerKey": "B"}
+
+
+def _hub_folder(tmp_path, split, rows):
+    folder = tmp_path / "hub"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(folder)
+
+
+def test_arc_mirror_and_hub_formats_agree(tmp_path):
+    (tmp_path / "arc_easy").mkdir()
+    (tmp_path / "arc_easy" / "train.jsonl").write_text(json.dumps(ARC_AI2) + "\n")
+    mirror = load_split("arc_easy", "train", "mirror", tmp_path)
+    hub = load_split("arc_easy", "train", "hub", tmp_path, hub_path=_hub_folder(tmp_path, "train", [ARC_HUB]))
+    assert mirror == hub == [{"id": "q1", "query": "Question: Which is a gas?\nAnswer: ", "choices": ["ice", "steam"],
+                              "gold": 1}]
+    assert training_text(mirror[0], "multiple_choice").endswith("Answer: steam")
+
+
+def test_piqa_mathqa_lambada_hub_rows(tmp_path):
+    piqa = load_split("piqa", "train", "hub", tmp_path, _hub_folder(tmp_path, "train", [
+        {"goal": "Open a jar", "sol1": "twist the lid", "sol2": "eat the lid", "label": 0},
+        {"goal": "hidden", "sol1": "a", "sol2": "b", "label": -1}]))
+    assert piqa == [{"id": "piqa-0", "query": "Question: Open a jar\n", "choices": ["twist the lid", "eat the lid"],
+                     "gold": 0}]
+    math = load_split("mathqa", "test", "hub", tmp_path, _hub_folder(tmp_path, "test", [
+        {"Problem": "2 + 2 ?", "options": "a ) 3 , b ) 4 , c ) 5 , d ) 6.5 , e ) none of these", "correct": "b"}]))
+    assert math[0]["choices"] == ["A", "B", "C", "D", "E"] and math[0]["gold"] == 1
+    assert "B. 4\n" in math[0]["query"] and "E. none of these\n" in math[0]["query"]
+    lam = load_split("lambada", "test", "hub", tmp_path, _hub_folder(tmp_path, "test", [{"text": "she said hello to Shane"}]))
+    assert lam == [{"id": "lambada-0", "context": "she said hello to", "continuation": "Shane"}]
+
+
+def test_missing_split_and_folder_errors(tmp_path):
+    with pytest.raises(KeyError, match="no 'train' split"):
+        load_split("piqa", "train", "mirror", tmp_path)
+    with pytest.raises(FileNotFoundError, match="mirror folder of data set 'mathqa' is missing"):
+        load_split("mathqa", "test", "mirror", tmp_path)
+    with pytest.raises(FileNotFoundError, match="no test.jsonl"):
+        load_split("lambada", "test", "hub", tmp_path, str(tmp_path))
+    with pytest.raises(KeyError, match="valid choices"):
+        DATASETS.get("arc")
+
+
+def test_source_auto(tmp_path):
+    assert choose_source("auto", tmp_path) == "mirror"
+    assert choose_source("auto", tmp_path / "absent") == "hub"
+
+
+def test_real_mirror_files(mirror):
+    arc = load_split("arc_easy", "test", "mirror", mirror)
+    assert len(arc) == 2376 and all(0 <= r["gold"] < len(r["choices"]) for r in arc)
+    assert len(load_split("piqa", "validation", "mirror", mirror)) == 1838
+    assert len(load_split("lambada", "test", "mirror", mirror)) == 5153
+    mt = load_split("mtsamples", "train", "mirror", mirror)
+    assert mt[0]["text"].startswith("SUBJECTIVE:")       # the headerless CSV is read by position
+    enron = load_split("enron", "train", "mirror", mirror)
+    assert len(enron) == 540 and any(r["id"].startswith("enron-pile") for r in enron)
+    tofu = load_split("tofu", "full", "mirror", mirror)  # two JSON arrays back to back in one file
+    assert len(tofu) == 4000 and set(tofu[0]) == {"id", "question", "answer"}
+    assert len(load_split("tofu", "forget01", "mirror", mirror)) == 40
+    tdec = load_split("tdec", "validation", "mirror", mirror)
+    assert len(tdec) == 1000 and len(tdec[0]["ids"]) == 200
+
+
+def test_missing_split_is_derived_deterministically_and_recorded(tmp_path, mirror):
+    cfg = load(ROOT / "params.yaml", "ci")
+    meta = prepare_task("piqa", cfg, tmp_path / "a")
+    prepare_task("piqa", cfg, tmp_path / "b")
+    assert meta["splits"]["train"] == "derived from validation" and "seeded permutation" in meta["splits"]["derivation"]
+    assert meta["rows_before_cap"] == {"train": 1470, "test": 368}
+    assert read_jsonl(tmp_path / "a/train.jsonl") == read_jsonl(tmp_path / "b/train.jsonl")
+    train_ids = {r["id"] for r in read_jsonl(tmp_path / "a/train.jsonl")}
+    assert not train_ids & {r["id"] for r in read_jsonl(tmp_path / "a/test.jsonl")}
+    assert read_json(tmp_path / "a/meta.json")["rows"] == {"train": 96, "test": 24}
