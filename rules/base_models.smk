@@ -9,6 +9,8 @@ rule base_model:
     output:
         directory("results/models/{model}/pretrained"),
     params:
+        cli=CLI,
+        corpus=lambda w, input: str(Path(input.corpus).parent),
         pretrain=lambda w: CFG.pretrain.to_dict() if MODELS.get(w.model).is_tiny else {},
         max_length=CFG.data.max_length,
         tokenizer_dir=lambda w: "results/tokenizer" if needs_tokenizer(w.model) else "none",
@@ -18,8 +20,10 @@ rule base_model:
         "logs/base_model/{model}.log",
     benchmark:
         "logs/benchmarks/base_model/{model}.tsv"
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} base-model --model {wildcards.model} --corpus {PROCESSED}/{PRETRAIN_CORPUS} "
+        "{params.cli} base-model --model {wildcards.model} --corpus {params.corpus} "
         "--tokenizer {params.tokenizer_dir} --out {output} > {log} 2>&1"
 
 
@@ -27,10 +31,12 @@ rule finetune:
     input:
         CORE_SRC + src("models", "train.py", "pipeline/base_models.py", "metrics/collect.py"),
         pretrained="results/models/{model}/pretrained",
-        data=data_files("{dataset}"),
+        data=task_files("{dataset}"),
     output:
         directory("results/models/{model}/{dataset}/finetuned"),
     params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         finetune=CFG.finetune.to_dict(),
         max_length=CFG.data.max_length,
     resources:
@@ -39,9 +45,11 @@ rule finetune:
         "logs/finetune/{dataset}/{model}.log",
     benchmark:
         "logs/benchmarks/finetune/{dataset}/{model}.tsv"
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} finetune --model {wildcards.model} --dataset {wildcards.dataset} --pretrained {input.pretrained} "
-        "--data {PROCESSED}/{wildcards.dataset} --out {output} > {log} 2>&1"
+        "{params.cli} finetune --model {wildcards.model} --dataset {wildcards.dataset} --pretrained {input.pretrained} "
+        "--data {params.data_dir} --out {output} > {log} 2>&1"
 
 
 rule base_models:

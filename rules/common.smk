@@ -20,10 +20,15 @@ SEEDS = list(CFG.seeds)
 PROCESSED = CFG.data.processed_dir
 REFERENCE = CFG.data.reference_corpus
 PRETRAIN_CORPUS = "wikitext2"
+CORPORA = sorted({PRETRAIN_CORPUS, REFERENCE} - {"heldout"})
+ENV_FILE = "../environment.yml"  # the pinned environment every rule runs in (`--sdm conda` builds it)
+# the exposure reference: a prepared corpus folder, or `heldout` (each task's rows never trained on)
+REFERENCE_ARG = "heldout" if REFERENCE == "heldout" else f"{PROCESSED}/{REFERENCE}"
+REFERENCE_INPUT = [] if REFERENCE == "heldout" else [f"{PROCESSED}/{REFERENCE}/test.jsonl"]
 
 
 wildcard_constraints:
-    dataset="|".join(sorted(set(TASKS) | {PRETRAIN_CORPUS, REFERENCE})),
+    dataset="|".join(sorted(set(TASKS) | set(CORPORA))),
     model="|".join(MODEL_NAMES),
     method="|".join(METHOD_NAMES),
     seed=r"\d+",
@@ -47,6 +52,10 @@ def needs_tokenizer(model):
 
 def data_files(dataset):
     return multiext(f"{PROCESSED}/{dataset}/", "train.jsonl", "test.jsonl", "meta.json")
+
+
+def task_files(dataset):
+    return multiext(f"{PROCESSED}/{dataset}/", "train.jsonl", "test.jsonl", "heldout.jsonl", "meta.json")
 
 
 def gpu_resources(wildcards):

@@ -1,17 +1,42 @@
-# Data: each data set normalized into data/processed/<name>/{train,test}.jsonl + meta.json.
+# Data: each data set normalized into data/processed/<name>/ (train, test[, heldout] jsonl + meta.json).
 
 
-rule prepare_data:
+rule prepare_task:
+    input:
+        CORE_SRC + src("data"),
+    output:
+        task_files("{dataset}"),
+    wildcard_constraints:
+        dataset="|".join(TASKS),
+    params:
+        cli=CLI,
+        out=lambda w: f"{PROCESSED}/{w.dataset}",
+        data=lambda w: {k: v for k, v in CFG.data.to_dict().items() if k not in ("tasks", "reference_corpus")},
+    log:
+        "logs/prepare_data/{dataset}.log",
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} prepare-data --dataset {wildcards.dataset} --out {params.out} > {log} 2>&1"
+
+
+rule prepare_corpus:
     input:
         CORE_SRC + src("data"),
     output:
         data_files("{dataset}"),
+    wildcard_constraints:
+        dataset="|".join(CORPORA),
     params:
+        cli=CLI,
+        out=lambda w: f"{PROCESSED}/{w.dataset}",
         data=lambda w: {k: v for k, v in CFG.data.to_dict().items() if k not in ("tasks", "reference_corpus")},
     log:
         "logs/prepare_data/{dataset}.log",
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} prepare-data --dataset {wildcards.dataset} --out {PROCESSED}/{wildcards.dataset} > {log} 2>&1"
+        "{params.cli} prepare-data --dataset {wildcards.dataset} --out {params.out} > {log} 2>&1"
 
 
 rule tokenizer:
@@ -21,11 +46,15 @@ rule tokenizer:
     output:
         directory("results/tokenizer"),
     params:
+        cli=CLI,
+        corpus=lambda w, input: str(Path(input.corpus).parent),
         tokenizer=CFG.tokenizer.to_dict(),
     log:
         "logs/tokenizer.log",
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} tokenizer --corpus {PROCESSED}/{PRETRAIN_CORPUS} --out {output} > {log} 2>&1"
+        "{params.cli} tokenizer --corpus {params.corpus} --out {output} > {log} 2>&1"
 
 
 rule splits:
@@ -35,9 +64,13 @@ rule splits:
     output:
         "results/splits/{dataset}/seed{seed}.json",
     params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         unlearn=CFG.unlearn.to_dict(),
     log:
         "logs/splits/{dataset}/seed{seed}.log",
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} splits --dataset {wildcards.dataset} --data {PROCESSED}/{wildcards.dataset} --seed {wildcards.seed} "
+        "{params.cli} splits --dataset {wildcards.dataset} --data {params.data_dir} --seed {wildcards.seed} "
         "--out {output} > {log} 2>&1"

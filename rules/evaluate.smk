@@ -5,20 +5,25 @@ rule evaluate_base:
     input:
         CORE_SRC + src("metrics", "pipeline/evaluation.py"),
         finetuned="results/models/{model}/{dataset}/finetuned",
-        data=data_files("{dataset}"),
-        reference=f"{PROCESSED}/{REFERENCE}/test.jsonl",
+        data=task_files("{dataset}"),
+        reference=REFERENCE_INPUT,
         split="results/splits/{dataset}/seed{seed}.json",
     output:
         "results/eval/base/{dataset}/{model}/seed{seed}.json",
     params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
+        reference=REFERENCE_ARG,
         evaluation=CFG.evaluation.to_dict(),
     resources:
         gpu=gpu_resources,
     log:
         "logs/evaluate_base/{dataset}/{model}/seed{seed}.log",
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} evaluate-base --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed} "
-        "--finetuned {input.finetuned} --data {PROCESSED}/{wildcards.dataset} --reference {PROCESSED}/{REFERENCE} "
+        "{params.cli} evaluate-base --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed} "
+        "--finetuned {input.finetuned} --data {params.data_dir} --reference {params.reference} "
         "--split {input.split} --out {output} > {log} 2>&1"
 
 
@@ -28,21 +33,26 @@ rule evaluate:
         run=f"{RUN}/run.json",
         checkpoints=f"{RUN}/checkpoints",
         base="results/eval/base/{dataset}/{model}/seed{seed}.json",
-        data=data_files("{dataset}"),
-        reference=f"{PROCESSED}/{REFERENCE}/test.jsonl",
+        data=task_files("{dataset}"),
+        reference=REFERENCE_INPUT,
         split="results/splits/{dataset}/seed{seed}.json",
     output:
         f"{RUN}/metrics.json",
     params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
+        reference=REFERENCE_ARG,
         evaluation=CFG.evaluation.to_dict(),
-        run=RUN,
+        run=lambda w, input: str(Path(input.run).parent),
     resources:
         gpu=gpu_resources,
     log:
         f"logs/evaluate/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.log",
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} evaluate --run {params.run} --base {input.base} --data {PROCESSED}/{wildcards.dataset} "
-        "--reference {PROCESSED}/{REFERENCE} --split {input.split} --out {output} > {log} 2>&1"
+        "{params.cli} evaluate --run {params.run} --base {input.base} --data {params.data_dir} "
+        "--reference {params.reference} --split {input.split} --out {output} > {log} 2>&1"
 
 
 rule base_evaluations:

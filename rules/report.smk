@@ -8,10 +8,14 @@ rule collect:
                                  dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),
     output:
         "results/metrics/{method}.csv",
+    params:
+        cli=CLI,
     log:
         "logs/collect/{method}.log",
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} collect --method {wildcards.method} --out {output} {input.metrics} > {log} 2>&1"
+        "{params.cli} collect --method {wildcards.method} --out {output} {input.metrics} > {log} 2>&1"
 
 
 rule report:
@@ -23,8 +27,12 @@ rule report:
         tables=directory("results/tables"),
         figures=directory("results/figures"),
     params:
+        cli=CLI,
+        root=lambda w, output: str(Path(output.summary).parent.parent),
         report={"table_cycles": list(CFG.unlearn.table_cycles), "models": MODEL_NAMES, "tasks": TASKS},
     log:
         "logs/report.log",
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} report --out results {input.collected} > {log} 2>&1"
+        "{params.cli} report --out {params.root} {input.collected} > {log} 2>&1"

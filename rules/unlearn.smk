@@ -8,21 +8,25 @@ rule unlearn:
         CORE_SRC + src("methods", "fisher", "train.py", "pipeline/unlearning.py", "models"),
         finetuned="results/models/{model}/{dataset}/finetuned",
         pretrained="results/models/{model}/pretrained",
-        data=data_files("{dataset}"),
+        data=task_files("{dataset}"),
         split="results/splits/{dataset}/seed{seed}.json",
     output:
         run=f"{RUN}/run.json",
         checkpoints=temp(directory(f"{RUN}/checkpoints")),
     params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         hp=lambda w: method_params(w.method),
-        out=RUN,
+        out=lambda w, output: str(Path(output.run).parent),
     resources:
         gpu=gpu_resources,
     log:
         f"logs/unlearn/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.log",
     benchmark:
         f"logs/benchmarks/unlearn/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.tsv"
+    conda:
+        ENV_FILE
     shell:
-        "{CLI} unlearn --method {wildcards.method} --dataset {wildcards.dataset} --model {wildcards.model} "
+        "{params.cli} unlearn --method {wildcards.method} --dataset {wildcards.dataset} --model {wildcards.model} "
         "--seed {wildcards.seed} --finetuned {input.finetuned} --pretrained {input.pretrained} "
-        "--data {PROCESSED}/{wildcards.dataset} --split {input.split} --out {params.out} > {log} 2>&1"
+        "--data {params.data_dir} --split {input.split} --out {params.out} > {log} 2>&1"

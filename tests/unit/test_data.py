@@ -85,7 +85,10 @@ def test_missing_split_is_derived_deterministically_and_recorded(tmp_path, mirro
     prepare_task("piqa", cfg, tmp_path / "b")
     assert meta["splits"]["train"] == "derived from validation" and "seeded permutation" in meta["splits"]["derivation"]
     assert meta["rows_before_cap"] == {"train": 1470, "test": 368}
+    assert meta["rows"]["heldout"] == 1470 - 96 + 368
     assert read_jsonl(tmp_path / "a/train.jsonl") == read_jsonl(tmp_path / "b/train.jsonl")
     train_ids = {r["id"] for r in read_jsonl(tmp_path / "a/train.jsonl")}
     assert not train_ids & {r["id"] for r in read_jsonl(tmp_path / "a/test.jsonl")}
-    assert read_json(tmp_path / "a/meta.json")["rows"] == {"train": 96, "test": 24}
+    assert read_json(tmp_path / "a/meta.json")["rows"] == {"train": 96, "test": 24, "heldout": 1470 - 96 + 368}
+    heldout_ids = {r["id"] for r in read_jsonl(tmp_path / "a/heldout.jsonl")}
+    assert not heldout_ids & train_ids

@@ -27,6 +27,9 @@ def test_exposures_use_references_of_the_same_length():
     with pytest.raises(ValueError, match="predicts 4 tokens"):
         exposures_by_length(np.array([1.0]), np.array([4]), cum)
     assert delta_exposure(np.array([3.0, 1.0]), np.array([1.0, 1.0])) == -1.0
+    # a reference shorter than the sample is left out: only 2 references reach length 3
+    ragged = np.array([[1.0, 2.0, 3.0], [0.5, 4.0, np.nan], [2.0, 2.5, 1.0]])
+    assert exposures_by_length(np.array([2.0]), np.array([3]), ragged)[0] == pytest.approx(math.log2(3) - math.log2(2))
 
 
 def test_accuracy_functions():

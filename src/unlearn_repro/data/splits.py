@@ -53,14 +53,18 @@ def prepare_task(name: str, cfg, out_dir: str | Path) -> dict:
         how = {"train": f"derived from {only}", "test": f"derived from {only}",
                "derivation": f"seeded permutation (seed {DATA_SEED}), test fraction {d.test_fraction}"}
     n_train_full, n_test_full = len(train), len(test)
-    train, test = cap(train, d.max_train), cap(test, d.max_test)
+    kept = cap(list(range(len(train))), d.max_train)
+    # never trained on: training rows left out by the cap, and every test row (exposure's `heldout` reference)
+    heldout = [r for i, r in enumerate(train) if i not in set(kept)] + test
+    train, test = [train[i] for i in kept], cap(test, d.max_test)
     out = Path(out_dir)
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "test.jsonl", test)
+    write_jsonl(out / "heldout.jsonl", heldout)
     meta = {"dataset": name, "kind": spec.kind, "source": source,
             "origin": str(Path(d.mirror_dir) / spec.mirror_folder) if source == "mirror" else (hub_path or spec.hub_id),
             "splits": how, "rows_before_cap": {"train": n_train_full, "test": n_test_full},
-            "rows": {"train": len(train), "test": len(test)}, "caps": {"train": d.max_train, "test": d.max_test},
+            "rows": {"train": len(train), "test": len(test), "heldout": len(heldout)}, "caps": {"train": d.max_train, "test": d.max_test},
             "git_commit": git_commit()}
     write_json(out / "meta.json", meta)
     return meta

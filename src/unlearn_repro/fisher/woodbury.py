@@ -77,30 +77,35 @@ class EmpiricalFisherInverse:
 
     # -- building ----------------------------------------------------------------------------------
     def update(self, grad: torch.Tensor) -> None:
-        """One step of Eq. 8: F^-1 <- F^-1 - (F^-1 g)(F^-1 g)^T / (m + g^T F^-1 g), per block."""
+        """One step of Eq. 8: F^-1 <- F^-1 - (F^-1 g)(F^-1 g)^T / (m + g^T F^-1 g), per block, in place."""
         g = self._blocks(grad)                                   # [n, B]
         inv = self._work()
-        fg = torch.bmm(inv, g.unsqueeze(-1)).squeeze(-1)         # [n, B]
-        denom = self.num_grads + (g * fg).sum(-1)                # [n]
-        inv = inv - fg.unsqueeze(-1) * fg.unsqueeze(-2) / denom[:, None, None]
-        self.inv = inv.to(self.dtype)
-        self.count += 1
-        self._eig = None
+        fg = torch.bmm(inv, g.unsqueeze(-1))                     # [n, B, 1]
+        denom = self.num_grads + torch.bmm(g.unsqueeze(-2), fg)  # [n, 1, 1]
+        u = fg / denom.sqrt()
+        inv.baddbmm_(u, u.transpose(1, 2), alpha=-1.0)           # no [n, B, B] temporary
+        self._store(inv, 1)
 
     def update_batch(self, grads: torch.Tensor) -> None:
-        """k gradients at once (rank-k Woodbury): F^-1 <- A - A U (m I + U^T A U)^-1 U^T A, per block."""
+        """k gradients at once (rank-k Woodbury): F^-1 <- A - A U (m I + U^T A U)^-1 U^T A, per block.
+
+        The same matrix as k rank-1 steps; chunks of at most B gradients keep the k x k solves cheap."""
         if grads.dim() == 1:
             grads = grads.unsqueeze(0)
-        k = grads.shape[0]
-        u = self._blocks(grads).permute(1, 2, 0)                 # [n, B, k]
         inv = self._work()
-        au = torch.bmm(inv, u)                                   # [n, B, k]
-        small = torch.bmm(u.transpose(1, 2), au)                 # [n, k, k]
-        small.diagonal(dim1=1, dim2=2).add_(self.num_grads)
-        sol = torch.linalg.solve(small, au.transpose(1, 2))      # [n, k, B]
-        inv = inv - torch.bmm(au, sol)
-        self.inv = (0.5 * (inv + inv.transpose(1, 2))).to(self.dtype)
-        self.count += k
+        for chunk in grads.split(self.block_size):
+            u = self._blocks(chunk).permute(1, 2, 0)             # [n, B, k]
+            au = torch.bmm(inv, u)                               # [n, B, k]
+            small = torch.bmm(u.transpose(1, 2), au)             # [n, k, k]
+            small.diagonal(dim1=1, dim2=2).add_(self.num_grads)
+            sol = torch.linalg.solve(small, au.transpose(1, 2))  # [n, k, B]
+            inv.baddbmm_(au, sol, alpha=-1.0)
+        self._store(inv, grads.shape[0])
+
+    def _store(self, inv: torch.Tensor, n_new: int) -> None:
+        if inv is not self.inv:                                  # low-precision storage: cast back once
+            self.inv.copy_(inv)
+        self.count += n_new
         self._eig = None
 
     # -- using ---------------------------------------------------------------------------------------

@@ -42,18 +42,13 @@ def sequence_nll(model, seqs, pad_id, device, batch_size=16) -> tuple[np.ndarray
     return np.array([-lp.sum() for lp in lps]), np.array([len(lp) for lp in lps])
 
 
-def reference_windows(tokenizer, texts: Sequence[str], n: int, length: int, seed: int) -> list[list[int]]:
-    """`n` random windows of `length` tokens from the reference corpus (bos prepended where the model uses one)."""
-    stream = []
-    for t in texts:
-        stream.extend(encode(tokenizer, t))
-        stream.append(tokenizer.eos_token_id)
-    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "_unlearn_add_bos", False) else []
-    width = length - len(bos)
-    if len(stream) <= width:
-        raise ValueError(f"reference corpus has {len(stream)} tokens, fewer than one window of {width}")
-    starts = np.random.default_rng(seed).integers(0, len(stream) - width, size=n)
-    return [bos + stream[s:s + width] for s in starts]
+def reference_sequences(tokenizer, texts: Sequence[str], n: int, max_length: int, seed: int) -> list[list[int]]:
+    """The sampled set S: `n` texts of the reference corpus drawn without replacement (all if fewer),
+    each from its start (like the samples), at most `max_length` tokens."""
+    if not texts:
+        raise ValueError("the reference corpus is empty")
+    pick = np.random.default_rng(seed).permutation(len(texts))[:n]
+    return [encode(tokenizer, texts[i], max_length) for i in sorted(pick)]
 
 
 def exposures(model, tokenizer, sample_seqs, reference_seqs, device, batch_size=16) -> np.ndarray:
@@ -61,8 +56,16 @@ def exposures(model, tokenizer, sample_seqs, reference_seqs, device, batch_size=
     pad = tokenizer.pad_token_id
     nll, lengths = sequence_nll(model, sample_seqs, pad, device, batch_size)
     ref_lp = token_logprobs(model, reference_seqs, pad, device, batch_size)
-    cum = np.cumsum(-np.stack(ref_lp), axis=1)
+    cum = np.full((len(ref_lp), max(len(x) for x in ref_lp)), np.nan)
+    for j, lp in enumerate(ref_lp):
+        cum[j, :len(lp)] = np.cumsum(-lp)
     return exposures_by_length(nll, lengths, cum)
+
+
+def mean_token_nll(model, seqs, pad_id, device, batch_size=16) -> float:
+    """Mean per-token NLL over all sequences (test-set utility, finer-grained than accuracy)."""
+    lps = token_logprobs(model, seqs, pad_id, device, batch_size)
+    return float(-np.concatenate(lps).mean())
 
 
 def task_accuracy(model, tokenizer, rows: list[dict], kind: str, max_length: int, device, batch_size=16) -> float:

@@ -23,15 +23,20 @@ def exposure(sample_nll: float, reference_nll: np.ndarray) -> float:
 def exposures_by_length(sample_nll: np.ndarray, sample_len: np.ndarray, reference_cum_nll: np.ndarray) -> np.ndarray:
     """Exposure of each sample against the references cut to the sample's own length.
 
-    reference_cum_nll[j, t] is reference j's total NLL over its first t+1 predicted tokens, so a sample
-    that predicts L tokens is compared with column L-1: same length, one forward pass for all lengths.
+    reference_cum_nll[j, t] is reference j's total NLL over its first t+1 predicted tokens (NaN past its
+    end), so a sample that predicts L tokens is compared with column L-1: the references at least that
+    long, cut to the same length; one forward pass serves every length.
     """
-    cum = np.asarray(reference_cum_nll)
+    cum = np.asarray(reference_cum_nll, dtype=float)
     out = np.empty(len(sample_nll))
     for i, (nll, length) in enumerate(zip(sample_nll, sample_len)):
         if not 1 <= length <= cum.shape[1]:
             raise ValueError(f"sample {i} predicts {length} tokens; references cover 1..{cum.shape[1]}")
-        out[i] = exposure(nll, cum[:, length - 1])
+        col = cum[:, length - 1]
+        col = col[~np.isnan(col)]
+        if len(col) == 0:
+            raise ValueError(f"sample {i} predicts {length} tokens; no reference is that long")
+        out[i] = exposure(nll, col)
     return out
 
 

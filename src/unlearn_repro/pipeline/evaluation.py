@@ -8,35 +8,47 @@ import numpy as np
 
 from unlearn_repro.io import read_json, read_jsonl, write_json
 from unlearn_repro.metrics.accuracy import delta_accuracy
-from unlearn_repro.metrics.collect import encode_rows, exposures, reference_windows, task_accuracy
+from unlearn_repro.data.registry import training_text
+from unlearn_repro.metrics.collect import encode_rows, exposures, mean_token_nll, reference_sequences, task_accuracy
 from unlearn_repro.metrics.exposure import delta_exposure
 from unlearn_repro.models import checkpoint
 from unlearn_repro.models.build import pick_device
 
-REFERENCE_SEED = 20240101  # same reference windows for the base and every unlearned model
+REFERENCE_SEED = 20240101  # the same reference set S for the base and every unlearned model
 
 
-def _score(cfg, model, tok, data_dir: Path, reference_dir: Path, forget_idx: list[int]) -> dict:
+def reference_texts(data_dir: Path, reference: str) -> list[str]:
+    """Texts of the exposure reference corpus: `heldout` = the task's rows never trained on, else the
+    test split of a prepared text corpus folder (WikiText-2, ECHR)."""
+    if reference == "heldout":
+        kind = read_json(data_dir / "meta.json")["kind"]
+        return [training_text(r, kind) for r in read_jsonl(data_dir / "heldout.jsonl")]
+    return [r["text"] for r in read_jsonl(Path(reference) / "test.jsonl")]
+
+
+def _score(cfg, model, tok, data_dir: Path, reference: str, forget_idx: list[int]) -> dict:
     kind = read_json(data_dir / "meta.json")["kind"]
     device = next(model.parameters()).device
-    bs = cfg.evaluation.batch_size
-    acc = task_accuracy(model, tok, read_jsonl(data_dir / "test.jsonl"), kind, cfg.data.max_length, device, bs)
+    bs, length = cfg.evaluation.batch_size, cfg.data.max_length
+    test = read_jsonl(data_dir / "test.jsonl")
+    acc = task_accuracy(model, tok, test, kind, length, device, bs)
+    test_nll = mean_token_nll(model, encode_rows(tok, test, kind, length), tok.pad_token_id, device, bs)
     train = read_jsonl(data_dir / "train.jsonl")
-    samples = encode_rows(tok, [train[i] for i in forget_idx], kind, cfg.data.max_length)
-    refs = reference_windows(tok, [r["text"] for r in read_jsonl(reference_dir / "test.jsonl")],
-                             cfg.evaluation.exposure_refs, cfg.data.max_length, REFERENCE_SEED)
+    samples = encode_rows(tok, [train[i] for i in forget_idx], kind, length)
+    refs = reference_sequences(tok, reference_texts(data_dir, reference), cfg.evaluation.exposure_refs, length,
+                               REFERENCE_SEED)
     exp = exposures(model, tok, samples, refs, device, bs)
-    return {"accuracy": acc, "exposure": exp.tolist(), "forget_idx": list(forget_idx)}
+    return {"accuracy": acc, "test_nll": test_nll, "exposure": exp.tolist(), "forget_idx": list(forget_idx)}
 
 
 def evaluate_base(cfg, finetuned, data_dir, reference_dir, split_file, out, tracker, *, dataset, model_name, seed):
     device = pick_device(cfg.device)
     model, tok, _ = checkpoint.load(finetuned, device)
     cycles = read_json(split_file)["cycles"]
-    scores = _score(cfg, model, tok, Path(data_dir), Path(reference_dir), [i for c in cycles for i in c])
+    scores = _score(cfg, model, tok, Path(data_dir), str(reference_dir), [i for c in cycles for i in c])
     write_json(out, {"dataset": dataset, "model": model_name, "seed": seed, **scores})
     tracker.log_run(f"evaluate/base/{dataset}/{model_name}/seed{seed}", {"exposure_refs": cfg.evaluation.exposure_refs},
-                    {"accuracy": scores["accuracy"], "mean_exposure": float(np.mean(scores["exposure"]))},
+                    {"accuracy": scores["accuracy"], "test_nll": scores["test_nll"], "mean_exposure": float(np.mean(scores["exposure"]))},
                     {"stage": "evaluate", "dataset": dataset, "model": model_name, "method": "none", "seed": str(seed)})
 
 
@@ -56,10 +68,11 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
                "diverged": bool(rec.get("diverged", False)),
                "fisher_deviation": (rec.get("fisher_deviation") or {}).get("all")}
         model, tok, _ = checkpoint.load(run_dir / "checkpoints" / f"cycle{k}", device)
-        s = _score(cfg, model, tok, Path(data_dir), Path(reference_dir), forget_idx)
+        s = _score(cfg, model, tok, Path(data_dir), str(reference_dir), forget_idx)
         before = np.array([base_exp[i] for i in forget_idx])
         finite = np.isfinite(s["exposure"]).all() and np.isfinite(s["accuracy"])
-        row.update(accuracy=s["accuracy"], base_accuracy=base["accuracy"],
+        row.update(accuracy=s["accuracy"], base_accuracy=base["accuracy"], test_nll=s["test_nll"],
+                   delta_test_nll=s["test_nll"] - base["test_nll"],
                    delta_acc=delta_accuracy(base["accuracy"], s["accuracy"]) if finite else None,
                    exposure=float(np.mean(s["exposure"])), base_exposure=float(before.mean()),
                    delta_exp=delta_exposure(before, np.array(s["exposure"])) if finite else None)
@@ -67,7 +80,7 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
     result = {k: run[k] for k in ("dataset", "model", "method", "seed", "params")} | {"cycles": rows}
     write_json(out, result)
     tracker.log_run(f"evaluate/{run['method']}/{run['dataset']}/{run['model']}/seed{run['seed']}", run["params"],
-                    {f"{m}_cycle{r['cycle']}": r[m] for r in rows for m in ("delta_acc", "delta_exp", "accuracy")
+                    {f"{m}_cycle{r['cycle']}": r[m] for r in rows for m in ("delta_acc", "delta_exp", "accuracy", "delta_test_nll")
                      if r[m] is not None},
                     {"stage": "evaluate", "dataset": run["dataset"], "model": run["model"], "method": run["method"],
                      "seed": str(run["seed"]), "cycles": str(len(rows))},

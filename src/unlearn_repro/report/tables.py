@@ -11,7 +11,7 @@ from unlearn_repro.io import read_json, write_text
 from unlearn_repro.models.registry import MODELS
 
 COLUMNS = ["dataset", "model", "family", "size", "method", "seed", "cycle", "n_forgotten", "accuracy",
-           "base_accuracy", "delta_acc", "exposure", "base_exposure", "delta_exp", "runtime_s", "diverged",
+           "base_accuracy", "delta_acc", "exposure", "base_exposure", "delta_exp", "test_nll", "delta_test_nll", "runtime_s", "diverged",
            "fisher_deviation"]
 
 
