@@ -10,8 +10,9 @@ class GradientAscent(Method):
     name = "gradient_ascent"
 
     def unlearn(self, ctx, model, forget, retain, cycle):
-        recipe = Recipe(epochs=1, lr=ctx.cfg.methods.gradient_ascent.lr,
-                        batch_size=ctx.cfg.unlearn.forget_batch_size, optimizer="sgd", seed=ctx.seed + cycle)
+        p = ctx.cfg.methods.gradient_ascent
+        recipe = Recipe(epochs=1, lr=p.lr, batch_size=ctx.cfg.unlearn.forget_batch_size, optimizer=p.optimizer,
+                        seed=ctx.seed + cycle)
         stats = train(model, forget, recipe, pad_id=ctx.pad_id, device=ctx.device, loss_fn=negated_lm_loss,
                       desc=f"gradient ascent cycle {cycle}")
         return model, stats

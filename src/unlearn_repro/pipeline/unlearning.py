@@ -66,10 +66,9 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
     write_json(out_dir / "run.json", summary)
     metrics = {f"runtime_s": sum(r["runtime_s"] for r in records) / len(records),
                "diverged": float(any(r.get("diverged") for r in records))}
-    for r in records:
+    for r in records:  # ||F^-1 - I/lambda|| / ||I/lambda||, overall and per layer
         for key, v in (r.get("fisher_deviation") or {}).items():
-            if key == "all":
-                metrics[f"fisher_deviation_cycle{r['cycle']}"] = v
+            metrics[f"fisher_deviation_cycle{r['cycle']}/{key}"] = v
     tracker.log_run(f"unlearn/{method}/{dataset}/{model_name}/seed{seed}",
                     {"method_params": impl.params(cfg), "fisher": summary["fisher"] or {}, "n_cycles": n_cycles,
                      "cycle_size": cfg.unlearn.cycle_size, "forget_batch_size": cfg.unlearn.forget_batch_size},
