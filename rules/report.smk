@@ -15,7 +15,7 @@ rule collect:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} collect --method {wildcards.method} --out {output} {input.metrics} > {log} 2>&1"
+        "{params.cli} collect --out {output} {input.metrics} > {log} 2>&1"
 
 
 rule report:

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("evaluate-base", "accuracy and exposure of a fine-tuned base model", "dataset", "model", "seed",
         "finetuned", "data", "reference", "split", "out")
     cmd("evaluate", "Δacc / Δexp of every cycle of an unlearning run", "run", "base", "data", "reference", "split", "out")
-    p = cmd("collect", "gather the metrics of one method's runs into a CSV", "method", "out")
+    p = cmd("collect", "gather per-run metrics.json files into one CSV", "out")
     p.add_argument("metrics", nargs="+")
     p = cmd("report", "tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")

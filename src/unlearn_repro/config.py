@@ -148,10 +148,9 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
     if cfg.data.max_train is not None and u.max_cycles * u.cycle_size >= cfg.data.max_train:
         raise ConfigError(f"{source}: unlearn.max_cycles * unlearn.cycle_size = {u.max_cycles * u.cycle_size} "
                           f"leaves no retain set in data.max_train = {cfg.data.max_train}")
-    for name in ("extended_datasets",):
-        bad = [d for d in u[name] if d not in cfg.data.tasks]
-        if bad:
-            raise ConfigError(f"{source}: unlearn.{name} has {bad} not in data.tasks {list(cfg.data.tasks)}")
+    bad = [d for d in u.extended_datasets if d not in cfg.data.tasks]
+    if bad:
+        raise ConfigError(f"{source}: unlearn.extended_datasets has {bad} not in data.tasks {list(cfg.data.tasks)}")
     bad = [m for m in u.extended_models if m not in cfg.models]
     if bad:
         raise ConfigError(f"{source}: unlearn.extended_models has {bad} not in models {list(cfg.models)}")

@@ -55,7 +55,8 @@ def prepare_task(name: str, cfg, out_dir: str | Path) -> dict:
     n_train_full, n_test_full = len(train), len(test)
     kept = cap(list(range(len(train))), d.max_train)
     # never trained on: training rows left out by the cap, and every test row (exposure's `heldout` reference)
-    heldout = [r for i, r in enumerate(train) if i not in set(kept)] + test
+    left_out = set(range(len(train))) - set(kept)
+    heldout = [r for i, r in enumerate(train) if i in left_out] + test
     train, test = [train[i] for i in kept], cap(test, d.max_test)
     out = Path(out_dir)
     write_jsonl(out / "train.jsonl", train)

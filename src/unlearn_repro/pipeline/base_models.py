@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from unlearn_repro.data.registry import DATASETS
-from unlearn_repro.io import file_hash, read_json, read_jsonl
+from unlearn_repro.io import atomic_dir, file_hash, read_json, read_jsonl
 from unlearn_repro.metrics.collect import encode_rows
 from unlearn_repro.models import checkpoint, tokenizers
 from unlearn_repro.models.build import build_model, n_params, pick_device
@@ -18,7 +17,6 @@ def make_tokenizer(cfg, corpus_dir: str | Path, out: str | Path) -> None:
     """Fit the byte-level BPE of the tiny models on the pretraining corpus and save it."""
     texts = [r["text"] for r in read_jsonl(Path(corpus_dir) / "train.jsonl")]
     tok = tokenizers.train_bpe(texts, cfg.tokenizer.vocab_size)
-    from unlearn_repro.io import atomic_dir
     with atomic_dir(out) as tmp:
         tok.save_pretrained(tmp)
 
@@ -90,5 +88,4 @@ def finetune(cfg, model_name: str, dataset: str, pretrained: str | Path, data_di
                     {"wall_time_s": stats["wall_time_s"], "final_loss": stats["final_loss"]},
                     {"stage": "finetune", "dataset": dataset, "model": model_name, "seed": "0"},
                     {"epoch_loss": stats["epoch_losses"]})
-    assert DATASETS.get(dataset).kind == kind
     return meta

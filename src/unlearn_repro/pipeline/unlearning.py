@@ -64,7 +64,7 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
                "params": impl.params(cfg), "fisher": cfg.fisher.to_dict() if method.startswith("fisher") else None,
                "cycles": records}
     write_json(out_dir / "run.json", summary)
-    metrics = {f"runtime_s": sum(r["runtime_s"] for r in records) / len(records),
+    metrics = {"runtime_s": sum(r["runtime_s"] for r in records) / len(records),
                "diverged": float(any(r.get("diverged") for r in records))}
     for r in records:  # ||F^-1 - I/lambda|| / ||I/lambda||, overall and per layer
         for key, v in (r.get("fisher_deviation") or {}).items():
