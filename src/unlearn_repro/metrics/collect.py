@@ -10,6 +10,7 @@ from unlearn_repro.data.registry import training_text
 from unlearn_repro.metrics import accuracy
 from unlearn_repro.metrics.exposure import exposures_by_length
 from unlearn_repro.models.tokenizers import encode
+from unlearn_repro.progress import progress
 from unlearn_repro.train import collate
 
 
@@ -20,7 +21,8 @@ def token_logprobs(model, seqs: Sequence[Sequence[int]], pad_id: int, device, ba
     model.eval()
     order = np.argsort([-len(s) for s in seqs], kind="stable")  # similar lengths share a batch
     out, greedy = [None] * len(seqs), [None] * len(seqs)
-    for start in range(0, len(seqs), batch_size):
+    starts = range(0, len(seqs), batch_size)
+    for start in progress(starts, total=len(starts), desc="score", every_s=60):
         idx = order[start:start + batch_size]
         batch = collate([seqs[i] for i in idx], pad_id, device)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()

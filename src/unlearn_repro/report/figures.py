@@ -40,18 +40,21 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str) -> None:
 
 
 def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str) -> None:
-    """Accuracy after each unlearning cycle, one panel per data set, mean ± std over seeds."""
+    """Utility after each unlearning cycle, mean ± std over seeds: accuracy (top row, the paper's
+    Figure 5) and test-set NLL (bottom row, finer-grained for models near chance accuracy)."""
     datasets = list(dict.fromkeys(curves["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False)
-    for ax, d in zip(axes[0], datasets):
+    fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6.4), squeeze=False)
+    for col, d in enumerate(datasets):
         sub = curves[curves["dataset"] == d]
-        for m, g in sub.groupby("method", sort=False):
-            g = g.sort_values("n_forgotten")
-            ax.plot(g["n_forgotten"], 100 * g["accuracy_mean"], marker="o", label=LABELS.get(m, m))
-            ax.fill_between(g["n_forgotten"], 100 * (g["accuracy_mean"] - g["accuracy_std"]),
-                            100 * (g["accuracy_mean"] + g["accuracy_std"]), alpha=0.15)
-        ax.set_title(f"{title}: {d}")
-        ax.set_xlabel("samples unlearned")
-        ax.set_ylabel("accuracy (%)")
+        for row, (metric, scale, label) in enumerate((("accuracy", 100, "accuracy (%)"), ("test_nll", 1, "test NLL (nats/token)"))):
+            ax = axes[row][col]
+            for m, g in sub.groupby("method", sort=False):
+                g = g.sort_values("n_forgotten")
+                mean, std = scale * g[f"{metric}_mean"], scale * g[f"{metric}_std"]
+                ax.plot(g["n_forgotten"], mean, marker="o", label=LABELS.get(m, m))
+                ax.fill_between(g["n_forgotten"], mean - std, mean + std, alpha=0.15)
+            ax.set_title(f"{title}: {d}")
+            ax.set_xlabel("samples unlearned")
+            ax.set_ylabel(label)
     axes[0][0].legend(fontsize=7)
     _save(fig, out)
