@@ -139,11 +139,15 @@ def findings(df, ranks, curves, methods, cycles, out_dir) -> None:
         check("Fisher Removal has the strongest efficacy (best mean Δexp rank)", best == "fisher_removal",
               "mean efficacy ranks: " + ", ".join(f"{LABELS[m]} {v:.2f}" for m, v in mean_rank["efficacy"].items()))
     if not curves.empty and "fisher_forgetting" in set(curves["method"]):
-        last = curves[curves["cycle"] == curves["cycle"].max()].groupby("method")["accuracy_mean"].mean()
-        others = last.drop(labels=["retrain"], errors="ignore")
-        check("Fisher Forgetting keeps the best utility over extended cycles (retraining aside)",
-              others.idxmax() == "fisher_forgetting",
-              f"accuracy after {int(curves['cycle'].max())} cycles: " + ", ".join(f"{LABELS[m]} {100 * v:.1f}%" for m, v in last.items()))
+        last = curves[curves["cycle"] == curves["cycle"].max()].groupby("method")[["accuracy_mean", "test_nll_mean"]].mean()
+        others = last.drop(index=["retrain"], errors="ignore")
+        n = int(curves["cycle"].max())
+        check("Fisher Forgetting keeps the best utility over extended cycles, retraining aside (accuracy)",
+              others["accuracy_mean"].idxmax() == "fisher_forgetting",
+              f"accuracy after {n} cycles: " + ", ".join(f"{LABELS[m]} {100 * v:.1f}%" for m, v in last["accuracy_mean"].items()))
+        check("... the same, judged by test NLL (lower is better; finer for near-chance models)",
+              others["test_nll_mean"].idxmin() == "fisher_forgetting",
+              f"test NLL after {n} cycles: " + ", ".join(f"{LABELS[m]} {v:.3f}" for m, v in last["test_nll_mean"].items()))
     if "gradient_ascent" in fid_std.index:
         check("Gradient ascent is the least stable (largest std of fidelity rank)", fid_std.idxmax() == "gradient_ascent",
               "std of fidelity ranks: " + ", ".join(f"{LABELS[m]} {v:.2f}" for m, v in fid_std.items()))
