@@ -1,6 +1,7 @@
 """Multi-cycle unlearning: cycles of `cycle_size` forget samples applied one after another to the same
 model (retraining restarts from the pre-fine-tuning model on what is left). Each cycle's model is
-checkpointed; an interrupted run resumes after its last finished cycle."""
+checkpointed; an interrupted run resumes after its last finished cycle (finished cycles wait in
+`partial/`, which Snakemake does not clear as it does a failed job's declared outputs)."""
 from __future__ import annotations
 
 import shutil
@@ -25,7 +26,7 @@ def n_cycles_for(cfg, dataset: str, model: str) -> int:
 def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned: str | Path,
         pretrained: str | Path, data_dir: str | Path, split_file: str | Path, out_dir: str | Path, tracker) -> dict:
     out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
+    partial = out_dir / "partial"
     impl = METHODS.get(method)
     device = pick_device(cfg.device)
     cycles = read_json(split_file)["cycles"]
@@ -42,7 +43,7 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
     removed: set[int] = set()
     for k in range(1, n_cycles + 1):
         removed |= set(cycles[k - 1])
-        done = ckpt_dir / f"cycle{k}"
+        done = partial / f"cycle{k}"
         if (done / "meta.json").exists():  # resume: this cycle finished before an interruption
             model, _, meta = checkpoint.load(done, device)
             records.append(meta["cycle_stats"])
@@ -60,6 +61,10 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
         print(f"[unlearn] {method} {dataset} {model_name} seed {seed}: cycle {k}/{n_cycles} in "
               f"{stats['runtime_s']:.1f}s{' (DIVERGED)' if stats.get('diverged') else ''}", flush=True)
     shutil.rmtree(ctx.work_dir, ignore_errors=True)
+    final = out_dir / "checkpoints"
+    if final.exists():
+        shutil.rmtree(final)
+    partial.replace(final)
     summary = {"dataset": dataset, "model": model_name, "method": method, "seed": seed, "n_cycles": n_cycles,
                "params": impl.params(cfg), "fisher": cfg.fisher.to_dict() if method.startswith("fisher") else None,
                "cycles": records}
