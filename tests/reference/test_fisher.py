@@ -43,6 +43,22 @@ def test_batched_woodbury_equals_rank1_in_fp32():
     assert torch.allclose(many.inv, one.inv, atol=1e-5)
 
 
+def test_accumulated_fisher_equals_the_recursion():
+    d, block, m = 230, 48, 40
+    g = torch.randn(m, d, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    acc = EmpiricalFisherInverse(d, block, 0.5, m, dtype=torch.float64)
+    for chunk in g.split(16):
+        acc.accumulate(chunk)
+    assert torch.allclose(acc.dense(), dense_reference(g, block, 0.5, m), atol=1e-10)
+    # mixing: a recursion step after accumulating, and accumulating after a recursion step
+    mixed = EmpiricalFisherInverse(d, block, 0.5, m, dtype=torch.float64)
+    mixed.update(g[0])
+    mixed.accumulate(g[1:30])
+    for row in g[30:]:
+        mixed.update(row)
+    assert torch.allclose(mixed.dense(), dense_reference(g, block, 0.5, m), atol=1e-10)
+
+
 def test_closed_form_single_gradient():
     # (lambda I + g g^T / m)^-1 = I/lambda - g g^T / (lambda (m lambda + g^T g)), one block of the whole vector
     d, lam, m = 12, 0.7, 1

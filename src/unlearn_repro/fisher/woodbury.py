@@ -4,9 +4,12 @@ F_m = lambda I + (1/m) sum_i g_i g_i^T, restricted to diagonal blocks of width B
 parameter vector (the last block zero-padded). Each block's inverse is kept as a dense B x B matrix, all
 blocks in one [n_blocks, B, B] tensor, so every step is one batched operation: no Python loop over blocks.
 
-`update` is Eq. 8 as written (one rank-1 Sherman-Morrison step per gradient). It reads and writes all
-d*B entries per gradient and is memory-bandwidth bound; `update_batch` applies k gradients as one rank-k
-Woodbury step, which gives the same matrix (exactly, up to rounding) for ~k times less traffic.
+Three ways to add gradients, all giving the same matrix (up to rounding):
+  * `update`: Eq. 8 as written, one rank-1 Sherman-Morrison step per gradient; reads and writes all
+    d*B entries per gradient (memory-bandwidth bound).
+  * `update_batch`: k gradients as one rank-k Woodbury step (GEMMs instead of matrix-vector products).
+  * `accumulate`: adds (1/m) G^T G to the block Fisher itself with one batched GEMM per chunk and inverts
+    each B x B block once, at first use (Cholesky). Fewest operations when F^-1 is built from scratch.
 """
 from __future__ import annotations
 
@@ -54,9 +57,20 @@ class EmpiricalFisherInverse:
                 f"over the {limit / 2**30:.2f} GiB allowed (fisher.max_memory_gb or free memory); "
                 "lower fisher.block_size, raise fisher.max_memory_gb, or use a device with more memory")
         eye = torch.eye(block_size, dtype=dtype, device=self.device) / self.damping
-        self.inv = eye.expand(self.n_blocks, block_size, block_size).clone()
+        self._mat = eye.expand(self.n_blocks, block_size, block_size).clone()  # F^-1, or F while accumulating
+        self._holds_fisher = False
         self.count = 0
         self._eig = None
+
+    @property
+    def inv(self) -> torch.Tensor:
+        """The [n_blocks, B, B] inverse blocks (inverting accumulated Fisher blocks first, in place)."""
+        if self._holds_fisher:
+            work = self._mat.to(torch.promote_types(self.dtype, torch.float32))
+            chol = torch.linalg.cholesky(work)
+            self._mat.copy_(torch.cholesky_inverse(chol))
+            self._holds_fisher = False
+        return self._mat
 
     # -- shapes ------------------------------------------------------------------------------------
     def _blocks(self, v: torch.Tensor) -> torch.Tensor:
@@ -102,9 +116,27 @@ class EmpiricalFisherInverse:
             inv.baddbmm_(au, sol, alpha=-1.0)
         self._store(inv, grads.shape[0])
 
+    def accumulate(self, grads: torch.Tensor) -> None:
+        """Add (1/m) sum g g^T of k gradients to the block Fisher (one batched GEMM); F^-1 is formed at use."""
+        if grads.dim() == 1:
+            grads = grads.unsqueeze(0)
+        if not self._holds_fisher:                               # switch to holding F (exact for the prior)
+            if self.count == 0:
+                self._mat.mul_(self.damping ** 2)                # I/lambda -> lambda I
+            else:
+                self._mat.copy_(torch.linalg.inv(self._work()))
+            self._holds_fisher = True
+        g = self._blocks(grads).permute(1, 2, 0)                 # [n, B, k]
+        work = self._mat.to(torch.promote_types(self.dtype, torch.float32))
+        work.baddbmm_(g, g.transpose(1, 2), alpha=1.0 / self.num_grads)
+        if work is not self._mat:
+            self._mat.copy_(work)
+        self.count += grads.shape[0]
+        self._eig = None
+
     def _store(self, inv: torch.Tensor, n_new: int) -> None:
-        if inv is not self.inv:                                  # low-precision storage: cast back once
-            self.inv.copy_(inv)
+        if inv is not self._mat:                                 # low-precision storage: cast back once
+            self._mat.copy_(inv)
         self.count += n_new
         self._eig = None
 

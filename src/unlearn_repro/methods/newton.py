@@ -56,12 +56,14 @@ def retain_stream(retain: Sequence[Sequence[int]], batch_size: int, seed: int):
 
 
 def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher") -> EmpiricalFisherInverse:
-    """F^-1 from `fcfg.num_grads` D+ gradients (rank-1 Eq. 8 or batched rank-k Woodbury)."""
+    """F^-1 from `fcfg.num_grads` D+ gradients: rank-1 Eq. 8, batched rank-k Woodbury, or accumulated
+    block Fisher inverted once (fisher.update); all three give the same matrix."""
     model.eval()
     dim = sum(p.numel() for p in trainable(model))
     fisher = EmpiricalFisherInverse(dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, device=device,
                                     max_bytes=int(fcfg.max_memory_gb * 2**30))
     chunk = []
+    add = fisher.accumulate if fcfg.update == "accumulate" else fisher.update_batch
     for _ in progress(range(fcfg.num_grads), total=fcfg.num_grads, desc=desc, every_s=30):
         g = flat_grad(model, next(batches), pad_id, device).float()
         if fcfg.update == "rank1":
@@ -69,10 +71,10 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher")
             continue
         chunk.append(g)
         if len(chunk) == fcfg.chunk:
-            fisher.update_batch(torch.stack(chunk))
+            add(torch.stack(chunk))
             chunk = []
     if chunk:
-        fisher.update_batch(torch.stack(chunk))
+        add(torch.stack(chunk))
     return fisher
 
 
