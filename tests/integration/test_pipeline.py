@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _workspace(tmp: Path, mirror: Path) -> Path:
-    for name in ("Snakefile", "rules", "schemas", "profiles"):
+    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

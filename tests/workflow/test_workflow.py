@@ -33,7 +33,7 @@ def test_snakemake_lint_is_clean():
 
 
 def test_bad_params_stop_the_snakefile_with_a_clear_message(tmp_path):
-    for name in ("Snakefile", "rules", "schemas"):
+    for name in ("Snakefile", "rules", "schemas", "environment.yml"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["unlearn"]["cycle_sise"] = 64
@@ -44,7 +44,7 @@ def test_bad_params_stop_the_snakefile_with_a_clear_message(tmp_path):
 
 def test_dvc_reruns_only_the_stage_whose_params_changed(tmp_path):
     """After a recorded run, changing one method's hyperparameter marks only that method's stage."""
-    for name in ("dvc.yaml", "params.yaml", "Snakefile", "rules", "src", "profiles", "schemas"):
+    for name in ("dvc.yaml", "params.yaml", "Snakefile", "rules", "src", "profiles", "schemas", "environment.yml"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name,
                                                                      **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
