@@ -57,4 +57,5 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str) -> None:
             ax.set_xlabel("samples unlearned")
             ax.set_ylabel(label)
     axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
     _save(fig, out)
