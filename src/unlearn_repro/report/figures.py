@@ -35,7 +35,7 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("runtime per cycle (s)")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     _save(fig, out)
 
 
