@@ -90,7 +90,7 @@ class NewtonMethod(Method):
         generator = torch.Generator(device="cpu").manual_seed(ctx.seed * 1000 + cycle)
         forget_batches = [[forget[i] for i in idx]
                           for idx in batch_order(len(forget), ctx.cfg.unlearn.forget_batch_size, ctx.seed, cycle)]
-        t0, fisher_time, deviations, update_norms = time.perf_counter(), 0.0, [], []
+        t0, fisher_time, deviations, update_norms = time.perf_counter(), 0.0, [], []  # norms: one per batch
         fisher = None
         for b, batch in enumerate(forget_batches):
             if fisher is None or fcfg.rebuild == "per_batch":
@@ -106,7 +106,8 @@ class NewtonMethod(Method):
             update_norms.append(float(delta.norm()))
         return model, {"wall_time_s": time.perf_counter() - t0, "fisher_time_s": fisher_time,
                        "fisher_rebuilds": len(deviations), "forget_batches": len(forget_batches),
-                       "fisher_deviation": _mean_dicts(deviations), "update_norms": update_norms,
+                       "fisher_deviation": _mean_dicts(deviations),
+                       "update_norm_mean": sum(update_norms) / len(update_norms),
                        "diverged": False}
 
 

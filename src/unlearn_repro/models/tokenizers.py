@@ -53,10 +53,15 @@ def from_hub(hub_id: str, family: str) -> PreTrainedTokenizerFast:
     return tok
 
 
+def bos_ids(tok) -> list[int]:
+    """[bos] for models trained with a leading bos token (OPT), else []."""
+    return [tok.bos_token_id] if getattr(tok, "_unlearn_add_bos", False) else []
+
+
 def encode(tok, text: str, max_length: int | None = None, keep: str = "left") -> list[int]:
     """Token ids with the model's bos (OPT prepends </s>); over-long texts keep their start or end."""
     ids = tok(text, add_special_tokens=False)["input_ids"]
-    bos = [tok.bos_token_id] if getattr(tok, "_unlearn_add_bos", False) else []
+    bos = bos_ids(tok)
     if max_length is not None and len(ids) + len(bos) > max_length:
         n = max_length - len(bos)
         ids = ids[:n] if keep == "left" else ids[-n:]

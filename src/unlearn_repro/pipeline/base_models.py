@@ -61,9 +61,9 @@ def _chunk_corpus(tok, texts: list[str], length: int) -> list[list[int]]:
     """The corpus as one token stream cut into sequences of `length` tokens (bos first where used)."""
     stream = []
     for t in texts:
-        stream.extend(tokenizers.encode(tok, t)[1 if getattr(tok, "_unlearn_add_bos", False) else 0:])
+        stream.extend(tok(t, add_special_tokens=False)["input_ids"])
         stream.append(tok.eos_token_id)
-    bos = [tok.bos_token_id] if getattr(tok, "_unlearn_add_bos", False) else []
+    bos = tokenizers.bos_ids(tok)
     width = length - len(bos)
     return [bos + stream[i:i + width] for i in range(0, len(stream) - width + 1, width)]
 

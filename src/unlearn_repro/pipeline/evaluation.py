@@ -26,18 +26,24 @@ def reference_texts(data_dir: Path, reference: str) -> list[str]:
     return [r["text"] for r in read_jsonl(Path(reference) / "test.jsonl")]
 
 
-def _score(cfg, model, tok, data_dir: Path, reference: str, forget_idx: list[int]) -> dict:
+def _inputs(cfg, tok, data_dir: Path, reference: str) -> dict:
+    """What every scoring of one task needs, read and tokenized once (the same for every cycle)."""
     kind = read_json(data_dir / "meta.json")["kind"]
-    device = next(model.parameters()).device
-    bs, length = cfg.evaluation.batch_size, cfg.data.max_length
+    length = cfg.data.max_length
     test = read_jsonl(data_dir / "test.jsonl")
-    acc = task_accuracy(model, tok, test, kind, length, device, bs)
-    test_nll = mean_token_nll(model, encode_rows(tok, test, kind, length), tok.pad_token_id, device, bs)
-    train = read_jsonl(data_dir / "train.jsonl")
-    samples = encode_rows(tok, [train[i] for i in forget_idx], kind, length)
-    refs = reference_sequences(tok, reference_texts(data_dir, reference), cfg.evaluation.exposure_refs, length,
-                               REFERENCE_SEED)
-    exp = exposures(model, tok, samples, refs, device, bs)
+    return {"kind": kind, "test": test, "test_seqs": encode_rows(tok, test, kind, length),
+            "train_seqs": encode_rows(tok, read_jsonl(data_dir / "train.jsonl"), kind, length),
+            "refs": reference_sequences(tok, reference_texts(data_dir, reference), cfg.evaluation.exposure_refs,
+                                        length, REFERENCE_SEED)}
+
+
+def _score(cfg, model, tok, inputs: dict, forget_idx: list[int]) -> dict:
+    device = next(model.parameters()).device
+    bs = cfg.evaluation.batch_size
+    acc = task_accuracy(model, tok, inputs["test"], inputs["kind"], cfg.data.max_length, device, bs)
+    test_nll = mean_token_nll(model, inputs["test_seqs"], tok.pad_token_id, device, bs)
+    samples = [inputs["train_seqs"][i] for i in forget_idx]
+    exp = exposures(model, tok, samples, inputs["refs"], device, bs)
     return {"accuracy": acc, "test_nll": test_nll, "exposure": exp.tolist(), "forget_idx": list(forget_idx)}
 
 
@@ -45,7 +51,8 @@ def evaluate_base(cfg, finetuned, data_dir, reference_dir, split_file, out, trac
     device = pick_device(cfg.device)
     model, tok, _ = checkpoint.load(finetuned, device)
     cycles = read_json(split_file)["cycles"]
-    scores = _score(cfg, model, tok, Path(data_dir), str(reference_dir), [i for c in cycles for i in c])
+    inputs = _inputs(cfg, tok, Path(data_dir), str(reference_dir))
+    scores = _score(cfg, model, tok, inputs, [i for c in cycles for i in c])
     write_json(out, {"dataset": dataset, "model": model_name, "seed": seed, **scores})
     tracker.log_run(f"evaluate/base/{dataset}/{model_name}/seed{seed}", {"exposure_refs": cfg.evaluation.exposure_refs},
                     {"accuracy": scores["accuracy"], "test_nll": scores["test_nll"], "mean_exposure": float(np.mean(scores["exposure"]))},
@@ -60,7 +67,7 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
     base_exp = dict(zip(base["forget_idx"], base["exposure"]))
     cycles = read_json(split_file)["cycles"]
     device = pick_device(cfg.device)
-    rows = []
+    rows, inputs = [], None
     for rec in run["cycles"]:
         k = rec["cycle"]
         forget_idx = [i for c in cycles[:k] for i in c]
@@ -68,7 +75,9 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
                "diverged": bool(rec.get("diverged", False)),
                "fisher_deviation": (rec.get("fisher_deviation") or {}).get("all")}
         model, tok, _ = checkpoint.load(run_dir / "checkpoints" / f"cycle{k}", device)
-        s = _score(cfg, model, tok, Path(data_dir), str(reference_dir), forget_idx)
+        if inputs is None:  # every cycle's checkpoint carries the same tokenizer
+            inputs = _inputs(cfg, tok, Path(data_dir), str(reference_dir))
+        s = _score(cfg, model, tok, inputs, forget_idx)
         before = np.array([base_exp[i] for i in forget_idx])
         finite = np.isfinite(s["exposure"]).all() and np.isfinite(s["accuracy"])
         row.update(accuracy=s["accuracy"], base_accuracy=base["accuracy"], test_nll=s["test_nll"],

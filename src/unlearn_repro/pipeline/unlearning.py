@@ -54,7 +54,6 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
         model, stats = impl.unlearn(ctx, model, forget, retain, k)
         stats = {**stats, "cycle": k, "n_forget": len(forget), "n_retain": len(retain),
                  "runtime_s": time.perf_counter() - start}
-        stats.pop("update_norms", None)
         records.append(stats)
         checkpoint.save(model, tok, done, {"dataset": dataset, "model": model_name, "method": method, "seed": seed,
                                            "cycle": k, "cycle_stats": stats, "params": impl.params(cfg)})
