@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+from unlearn_repro import config as params_config
+
+params_config.validate(config)  # a bad key or value stops here, named with its valid choices
 validate(config, "schemas/params.schema.yaml")
 
 

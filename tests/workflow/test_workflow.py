@@ -39,7 +39,8 @@ def test_bad_params_stop_the_snakefile_with_a_clear_message(tmp_path):
     params["unlearn"]["cycle_sise"] = 64
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     r = _run(str(BIN / "snakemake"), "-n", cwd=tmp_path)
-    assert r.returncode != 0 and "cycle_sise" in r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "unknown key 'cycle_sise'" in out and "valid keys: cycle_size" in out
 
 
 def test_dvc_reruns_only_the_stage_whose_params_changed(tmp_path):
