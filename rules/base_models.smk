@@ -31,7 +31,7 @@ rule finetune:
     input:
         CORE_SRC + src("models", "train.py", "pipeline/base_models.py", "metrics/collect.py"),
         pretrained="results/models/{model}/pretrained",
-        data=task_files("{dataset}"),
+        data=data_files("{dataset}"),
     output:
         directory("results/models/{model}/{dataset}/finetuned"),
     params:

@@ -5,11 +5,17 @@ import uuid
 from pathlib import Path
 
 from unlearn_repro import config as params_config
+from unlearn_repro.methods import METHODS
 from unlearn_repro.models.registry import MODELS
+from unlearn_repro.report.main import outputs as main_report_outputs
 
 CFG = params_config.resolve(config, config.get("profile"))
 PROFILE = CFG.profile
-CLI = f"python -m unlearn_repro --params params.yaml --profile {PROFILE}"
+# One config route: the jobs compute with exactly what Snakemake resolved (params.yaml, the profile,
+# --configfile and --config). The resolved values go to a content-addressed file that every job reads
+# through UNLEARN_CONFIG; the rerun triggers are the same values, declared as each rule's params.
+os.environ["UNLEARN_CONFIG"] = str(params_config.write_resolved(CFG, ".snakemake/unlearn_config"))
+CLI = "python -m unlearn_repro"
 # one id for all runs of this invocation: MLflow groups them by the `pipeline_run` tag
 os.environ.setdefault("UNLEARN_PIPELINE_RUN", time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
 
@@ -51,10 +57,7 @@ def needs_tokenizer(model):
 
 
 def data_files(dataset):
-    return multiext(f"{PROCESSED}/{dataset}/", "train.jsonl", "test.jsonl", "meta.json")
-
-
-def task_files(dataset):
+    """A prepared data set: train, test, heldout (rows never trained on) and meta.json."""
     return multiext(f"{PROCESSED}/{dataset}/", "train.jsonl", "test.jsonl", "heldout.jsonl", "meta.json")
 
 
@@ -63,9 +66,5 @@ def gpu_resources(wildcards):
 
 
 def method_params(method):
-    """What defines a method's runs: a change here reruns exactly that method's jobs."""
-    out = {"method": CFG.methods[method].to_dict() if method in CFG.methods else {},
-           "unlearn": CFG.unlearn.to_dict(), "finetune": CFG.finetune.to_dict()}
-    if method.startswith("fisher"):
-        out["fisher"] = CFG.fisher.to_dict()
-    return out
+    """What defines a method's runs, as its file declares it: a change here reruns exactly its jobs."""
+    return METHODS.get(method).params(CFG)

@@ -1,32 +1,13 @@
 # Data: each data set normalized into data/processed/<name>/ (train, test[, heldout] jsonl + meta.json).
 
 
-rule prepare_task:
-    input:
-        CORE_SRC + src("data"),
-    output:
-        task_files("{dataset}"),
-    wildcard_constraints:
-        dataset="|".join(TASKS),
-    params:
-        cli=CLI,
-        out=lambda w: f"{PROCESSED}/{w.dataset}",
-        data=lambda w: {k: v for k, v in CFG.data.to_dict().items() if k not in ("tasks", "reference_corpus")},
-    log:
-        "logs/prepare_data/{dataset}.log",
-    conda:
-        ENV_FILE
-    shell:
-        "{params.cli} prepare-data --dataset {wildcards.dataset} --out {params.out} > {log} 2>&1"
-
-
-rule prepare_corpus:
+rule prepare_data:
     input:
         CORE_SRC + src("data"),
     output:
         data_files("{dataset}"),
     wildcard_constraints:
-        dataset="|".join(CORPORA),
+        dataset="|".join(sorted(set(TASKS) | set(CORPORA))),
     params:
         cli=CLI,
         out=lambda w: f"{PROCESSED}/{w.dataset}",

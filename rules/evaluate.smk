@@ -5,7 +5,7 @@ rule evaluate_base:
     input:
         CORE_SRC + src("metrics", "pipeline/evaluation.py"),
         finetuned="results/models/{model}/{dataset}/finetuned",
-        data=task_files("{dataset}"),
+        data=data_files("{dataset}"),
         reference=REFERENCE_INPUT,
         split="results/splits/{dataset}/seed{seed}.json",
     output:
@@ -33,7 +33,7 @@ rule evaluate:
         run=f"{RUN}/run.json",
         checkpoints=f"{RUN}/checkpoints",
         base="results/eval/base/{dataset}/{model}/seed{seed}.json",
-        data=task_files("{dataset}"),
+        data=data_files("{dataset}"),
         reference=REFERENCE_INPUT,
         split="results/splits/{dataset}/seed{seed}.json",
     output:

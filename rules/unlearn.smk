@@ -5,10 +5,11 @@ RUN = "results/runs/{method}/{dataset}/{model}/seed{seed}"
 
 rule unlearn:
     input:
-        CORE_SRC + src("methods", "fisher", "train.py", "pipeline/unlearning.py", "models"),
+        CORE_SRC + src("methods", "fisher", "optim", "train.py", "objectives.py", "losses.py", "pipeline", "models",
+                       "data/encoding.py", "data/refusals.txt"),
         finetuned="results/models/{model}/{dataset}/finetuned",
         pretrained="results/models/{model}/pretrained",
-        data=task_files("{dataset}"),
+        data=data_files("{dataset}"),
         split="results/splits/{dataset}/seed{seed}.json",
     output:
         run=f"{RUN}/run.json",

@@ -1,6 +1,8 @@
 """`python -m unlearn_repro <command>`: parse, load + validate params, call one pipeline step.
 
-Every command takes --params (default params.yaml) and --profile (default: the file's `profile`).
+The config: --params FILE [--profile NAME] when given; else, under Snakemake, the resolved config the
+Snakefile wrote (env UNLEARN_CONFIG: params.yaml + profile + --configfile + --config, validated once);
+else params.yaml with its own `profile`.
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from pathlib import Path
 
 def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
     """--params / --profile, accepted before or after the command."""
-    p.add_argument("--params", default="params.yaml" if top else argparse.SUPPRESS,
-                   help="params file (default: params.yaml)")
+    p.add_argument("--params", default=None if top else argparse.SUPPRESS,
+                   help="params file (default: $UNLEARN_CONFIG under Snakemake, else params.yaml)")
     p.add_argument("--profile", default=None if top else argparse.SUPPRESS,
                    help="profile of params.yaml to apply (default: the file's `profile`)")
 
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("evaluate", "Δacc / Δexp of every cycle of an unlearning run", "run", "base", "data", "reference", "split", "out")
     p = cmd("collect", "gather per-run metrics.json files into one CSV", "out")
     p.add_argument("metrics", nargs="+")
-    p = cmd("report", "tables (CSV + Markdown) and figures", "out")
+    p = cmd("main-report", "the main study's tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")
     return ap
 
@@ -53,10 +55,17 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     from unlearn_repro import config
 
+    resolved = os.environ.get("UNLEARN_CONFIG")
     try:
-        cfg = config.load(args.params, args.profile)
+        if args.params is None and args.profile is None and resolved:
+            cfg = config.load_resolved(resolved)
+            source = f"{resolved} (resolved by Snakemake)"
+        else:
+            cfg = config.load(args.params or "params.yaml", args.profile)
+            source = args.params or "params.yaml"
     except config.ConfigError as e:
         sys.exit(f"error: {e}")
+    print(f"[config] {source}, profile {cfg.profile}", file=sys.stderr, flush=True)
     import torch
 
     torch.set_num_threads(cfg.threads)
@@ -98,6 +107,7 @@ def _dispatch(a, cfg) -> None:
         from unlearn_repro.io import read_json, write_json
         n = read_json(Path(a.data) / "meta.json")["rows"]["train"]
         u = cfg.unlearn
+        print(f"[splits] cycle_size {u.cycle_size}, max_cycles {u.max_cycles}", flush=True)
         write_json(a.out, {"dataset": a.dataset, "seed": int(a.seed), "n_train": n, "cycle_size": u.cycle_size,
                            "cycles": forget_cycles(n, u.cycle_size, u.max_cycles, int(a.seed))})
     elif c == "unlearn":
@@ -114,6 +124,6 @@ def _dispatch(a, cfg) -> None:
     elif c == "collect":
         from unlearn_repro.report.tables import collect
         collect(a.metrics, a.out)
-    elif c == "report":
-        from unlearn_repro.report.build import build_report
+    elif c == "main-report":
+        from unlearn_repro.report.main import build_report
         build_report(cfg, a.collected, a.out)

@@ -72,7 +72,18 @@ def deep_merge(base: dict, override: Mapping) -> dict:
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """schemas/params.schema.yaml completed from the registries: the method and optimizer names, and each
+    registered method's own params block (declared in its file), so a new method edits no schema."""
+    from unlearn_repro.methods import METHODS
+    from unlearn_repro.optim import OPTIMIZERS
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    schema["$defs"]["method"] = {"enum": METHODS.names()}
+    schema["$defs"]["optimizer"] = {"enum": OPTIMIZERS.names()}
+    blocks = schema["properties"]["methods"]["properties"]
+    for name in METHODS.names():
+        blocks[name] = METHODS.get(name).schema
+    return schema
 
 
 def _subschema(schema: dict, root: dict, path) -> dict:
@@ -151,9 +162,44 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
     bad = [d for d in u.extended_datasets if d not in cfg.data.tasks]
     if bad:
         raise ConfigError(f"{source}: unlearn.extended_datasets has {bad} not in data.tasks {list(cfg.data.tasks)}")
+    from unlearn_repro.methods import METHODS
+    for m in cfg.methods.enabled:
+        missing = [k for k in METHODS.get(m).schema.get("required", []) if k not in cfg.methods.get(m, {})]
+        if missing:
+            raise ConfigError(f"{source}: methods.{m} needs {', '.join(missing)} (method {m!r} is enabled)")
     bad = [m for m in u.extended_models if m not in cfg.models]
     if bad:
         raise ConfigError(f"{source}: unlearn.extended_models has {bad} not in models {list(cfg.models)}")
+
+
+def write_resolved(cfg: Frozen, folder: str | Path) -> Path:
+    """The resolved config as `<folder>/<content hash>.json`: what the Snakefile hands its jobs, so that a
+    job computes with exactly the values Snakemake resolved (profile, --configfile, --config included)."""
+    import hashlib
+    import json
+    import os
+    import tempfile
+
+    text = json.dumps(cfg.to_dict(), sort_keys=True, indent=1)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(prefix=".config.", dir=folder)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return path.resolve()
+
+
+def load_resolved(path: str | Path) -> Frozen:
+    """A config written by `write_resolved` (already validated and merged by the Snakefile)."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: resolved config missing (UNLEARN_CONFIG); rerun snakemake to rewrite it")
+    return Frozen(json.loads(path.read_text()))
 
 
 def load(path: str | Path = "params.yaml", profile: str | None = None) -> Frozen:

@@ -1,23 +1,47 @@
 """The one training loop: pretraining, fine-tuning, retraining, the finetune baseline and every
-loss-based unlearning method (gradient ascent: the negated loss) go through `train`.
+loss-based unlearning method go through `train`. What varies is passed in, never copied:
 
-Seeded (batch order is a pure function of seed and epoch), deterministic on CPU, resumable (optimizer and
-step saved atomically to `resume_dir`), timed; a non-finite loss stops the run and is reported, not raised.
+* the objective: what one step minimizes (`Objective`: a callable `(model, batch, step) -> loss`; it may
+  draw retain batches from its own seeded sampler or use a frozen reference model, see objectives.py);
+* the optimizer: a name from the registry in `optim` with its arguments in params (`optimizers:`), or a
+  ready-made one (e.g. opacus's private optimizer);
+* hooks: per-step work (a curvature refresh) and per-epoch early stopping (a forgetting criterion).
+
+Seeded (batch order is a pure function of seed and epoch), deterministic on CPU, resumable (model,
+optimizer and step saved atomically to `resume_dir`), timed; a non-finite loss stops the run and is
+recorded as diverged, not raised.
 """
 from __future__ import annotations
 
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import torch
 
 from unlearn_repro.progress import progress
 
-LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
+# A training item: token ids, or {"ids": [...], "prompt_len": k} whose first k tokens are context only
+# (no loss on them: preference optimization trains on the answer after a forget prompt).
+Item = Sequence[int] | Mapping
+
+
+class Objective(Protocol):
+    def __call__(self, model, batch: dict, step: int) -> torch.Tensor: ...
+
+
+class Hook:
+    """Per-step and per-epoch work inside the loop; the defaults do nothing."""
+
+    def on_step_end(self, step: int, model, optimizer, loss: float) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, model) -> bool:
+        """Return True to stop training after this epoch (an early-stopping criterion is met)."""
+        return False
 
 
 @dataclass(frozen=True)
@@ -26,18 +50,26 @@ class Recipe:
     lr: float
     batch_size: int
     weight_decay: float = 0.0
-    optimizer: str = "adamw"      # adamw | sgd (plain theta <- theta - lr * grad, Alg. 1)
+    optimizer: str = "adamw"      # a name in optim.OPTIMIZERS
+    optimizer_args: Mapping = field(default_factory=dict)  # that optimizer's extra arguments (params `optimizers`)
     seed: int = 0
     checkpoint_every: int = 200   # optimizer steps between resume checkpoints (with resume_dir)
 
     @classmethod
-    def from_config(cls, section, **overrides) -> "Recipe":
-        fields = {k: section[k] for k in ("epochs", "lr", "batch_size", "weight_decay") if k in section}
-        return cls(**{**fields, **overrides})
+    def from_config(cls, section, cfg=None, **overrides) -> "Recipe":
+        """A recipe from a params section (epochs, lr, batch_size, weight_decay, optimizer); the optimizer's
+        arguments come from cfg.optimizers.<name> when cfg is given."""
+        keys = ("epochs", "lr", "batch_size", "weight_decay", "optimizer")
+        fields = {k: section[k] for k in keys if k in section} | overrides
+        name = fields.get("optimizer", "adamw")
+        if cfg is not None and "optimizer_args" not in fields:
+            fields["optimizer_args"] = dict(cfg.optimizers.get(name, {})) if "optimizers" in cfg else {}
+        return cls(**fields)
 
 
-def collate(seqs: Sequence[Sequence[int]], pad_id: int, device) -> dict:
-    """Right-padded batch; padded label positions are -100 (ignored by the loss)."""
+def collate(items: Sequence[Item], pad_id: int, device) -> dict:
+    """Right-padded batch; padded (and prompt) label positions are -100, ignored by the loss."""
+    seqs = [it["ids"] if isinstance(it, Mapping) else it for it in items]
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -45,15 +77,18 @@ def collate(seqs: Sequence[Sequence[int]], pad_id: int, device) -> dict:
         ids[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
         mask[i, :len(s)] = 1
     labels = ids.masked_fill(mask == 0, -100)
+    for i, it in enumerate(items):
+        if isinstance(it, Mapping):
+            labels[i, :it.get("prompt_len", 0)] = -100
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
-def lm_loss(model, batch) -> torch.Tensor:
-    """Mean next-token cross entropy over the batch's real tokens."""
+def lm_loss(model, batch, step: int = 0) -> torch.Tensor:
+    """Mean next-token cross entropy over the batch's real tokens (the ordinary training objective)."""
     return model(**batch).loss
 
 
-def negated_lm_loss(model, batch) -> torch.Tensor:
+def negated_lm_loss(model, batch, step: int = 0) -> torch.Tensor:
     """Gradient ascent: descending this ascends the language-model loss."""
     return -model(**batch).loss
 
@@ -64,23 +99,18 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int
     return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def _optimizer(model, r: Recipe):
-    params = [p for p in model.parameters() if p.requires_grad]
-    if r.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=r.lr)
-    if r.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay)
-    raise ValueError(f"unknown optimizer {r.optimizer!r}; valid choices: adamw, sgd")
+def train(model, seqs: Sequence[Item], recipe: Recipe, *, pad_id: int, device, objective: Objective = lm_loss,
+          optimizer: torch.optim.Optimizer | None = None, hooks: Sequence[Hook] = (),
+          resume_dir: str | Path | None = None, desc: str = "train") -> dict:
+    """Train `model` in place on `seqs`; return stats (steps, losses, wall time, diverged, stopped_early)."""
+    from unlearn_repro.optim import make_optimizer
 
-
-def train(model, seqs: Sequence[Sequence[int]], recipe: Recipe, *, pad_id: int, device,
-          loss_fn: LossFn = lm_loss, resume_dir: str | Path | None = None, desc: str = "train") -> dict:
-    """Train `model` in place on token sequences; return stats (steps, losses, wall time, diverged)."""
     if not seqs:
         raise ValueError(f"{desc}: no training sequences")
     torch.manual_seed(recipe.seed)
-    opt = _optimizer(model, recipe)
-    plan = [(e, b) for e in range(recipe.epochs) for b in batch_order(len(seqs), recipe.batch_size, recipe.seed, e)]
+    opt = optimizer or make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
+    per_epoch = [batch_order(len(seqs), recipe.batch_size, recipe.seed, e) for e in range(recipe.epochs)]
+    plan = [(e, b) for e, batches in enumerate(per_epoch) for b in batches]
     state_path = Path(resume_dir) / "train_state.pt" if resume_dir else None
     start_step, losses, elapsed = 0, [], 0.0
     if state_path and state_path.exists():
@@ -90,10 +120,10 @@ def train(model, seqs: Sequence[Sequence[int]], recipe: Recipe, *, pad_id: int, 
         start_step, losses, elapsed = state["step"], state["losses"], state["elapsed"]
         print(f"[{desc}] resuming at step {start_step}/{len(plan)}", flush=True)
     model.train()
-    t0, diverged = time.perf_counter(), False
+    t0, diverged, stopped_at = time.perf_counter(), False, None
     for step in progress(range(start_step, len(plan)), total=len(plan) - start_step, desc=desc):
-        batch = collate([seqs[i] for i in plan[step][1]], pad_id, device)
-        loss = loss_fn(model, batch)
+        epoch, idx = plan[step]
+        loss = objective(model, collate([seqs[i] for i in idx], pad_id, device), step)
         if not torch.isfinite(loss):
             diverged = True
             print(f"[{desc}] non-finite loss at step {step}: stopping, recorded as diverged", flush=True)
@@ -102,6 +132,13 @@ def train(model, seqs: Sequence[Sequence[int]], recipe: Recipe, *, pad_id: int, 
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+        for h in hooks:
+            h.on_step_end(step, model, opt, losses[-1])
+        last_of_epoch = step + 1 == len(plan) or plan[step + 1][0] != epoch
+        if last_of_epoch and any([h.on_epoch_end(epoch, model) for h in hooks]):
+            stopped_at = epoch + 1
+            print(f"[{desc}] stopping criterion met after epoch {stopped_at}", flush=True)
+            break
         if state_path and (step + 1) % recipe.checkpoint_every == 0 and step + 1 < len(plan):
             _save_state(state_path, model, opt, step + 1, losses, elapsed + time.perf_counter() - t0)
     model.eval()
@@ -109,9 +146,9 @@ def train(model, seqs: Sequence[Sequence[int]], recipe: Recipe, *, pad_id: int, 
         state_path.unlink()
         if not any(state_path.parent.iterdir()):
             state_path.parent.rmdir()
-    per_epoch = _epoch_means(losses, len(plan) // max(recipe.epochs, 1))
-    return {"steps": len(losses), "final_loss": losses[-1] if losses else math.nan, "epoch_losses": per_epoch,
-            "wall_time_s": elapsed + time.perf_counter() - t0, "diverged": diverged}
+    return {"steps": len(losses), "final_loss": losses[-1] if losses else math.nan,
+            "epoch_losses": _epoch_means(losses, len(per_epoch[0])), "wall_time_s": elapsed + time.perf_counter() - t0,
+            "diverged": diverged, "stopped_after_epoch": stopped_at}
 
 
 def _epoch_means(losses: list[float], steps_per_epoch: int) -> list[float]:

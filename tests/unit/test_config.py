@@ -80,8 +80,27 @@ def test_bad_file(tmp_path):
 def test_schema_names_match_the_registries():
     defs = yaml.safe_load((ROOT / "schemas/params.schema.yaml").read_text())["$defs"]
     assert set(defs["model"]["enum"]) == set(MODELS.names())
-    assert set(defs["method"]["enum"]) == set(METHODS.names())
     assert set(defs["dataset"]["enum"]) == set(DATASETS.names())
+    full = config.load_schema()  # method names and blocks come from the registry itself
+    assert set(full["$defs"]["method"]["enum"]) == set(METHODS.names())
+    assert set(full["properties"]["methods"]["properties"]) == {"enabled", *METHODS.names()}
+
+
+def test_a_methods_own_schema_checks_its_block(raw_params):
+    raw_params["methods"]["npo"]["beta"] = -1
+    with pytest.raises(config.ConfigError, match="methods.npo.beta"):
+        config.resolve(raw_params)
+    raw_params["methods"]["npo"] = {"lr": 1e-3, "optimizer": "adamw", "betta": 0.1, "gamma": 1.0}
+    with pytest.raises(config.ConfigError, match="'betta' \\(did you mean 'beta'\\?\\)"):
+        config.resolve(raw_params)
+    raw_params["methods"]["npo"] = {"lr": 1e-3, "optimizer": "adamw", "gamma": 1.0}
+    raw_params["methods"]["enabled"] = ["npo"]
+    with pytest.raises(config.ConfigError, match="required property"):
+        config.resolve(raw_params)
+    raw_params["methods"]["npo"]["beta"] = 0.1
+    raw_params["methods"]["npo"]["optimizer"] = "adamm"
+    with pytest.raises(config.ConfigError, match="valid choices: adamw, sgd"):
+        config.resolve(raw_params)
 
 
 def test_cli_reports_config_errors(tmp_path, raw_params, capsys):

@@ -7,6 +7,7 @@ import torch
 from unlearn_repro.config import load
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.methods.newton import flat_grad, segments, trainable
+from unlearn_repro.train import collate
 from tests.conftest import ROOT
 
 
@@ -24,7 +25,10 @@ def _flat(model):
 
 
 def test_registry_has_the_papers_methods():
-    assert METHODS.names() == ["finetune", "fisher_forgetting", "fisher_removal", "gradient_ascent", "retrain"]
+    assert METHODS.names() == ["finetune", "fisher_forgetting", "fisher_removal", "gradient_ascent", "gradient_difference",
+                               "inverted_hinge", "npo", "preference", "retrain"]
+    assert METHODS.get("fisher_removal").params(load(ROOT / "params.yaml", "ci")).keys() == {
+        "methods.fisher_removal", "unlearn", "fisher"}
     with pytest.raises(KeyError, match="valid choices: finetune"):
         METHODS.get("sisa")
 
@@ -87,3 +91,114 @@ def test_segments_cover_every_parameter_once(tiny_model_and_batches):
     model, _, _ = tiny_model_and_batches
     segs = segments(model)
     assert sum(n for _, n in segs.values()) == sum(p.numel() for p in trainable(model))
+
+
+def _one_sgd_step(tmp_path, model, name, forget, retain, **hp):
+    """Run `name` for one SGD step (all forget samples in one batch) and return (theta' - theta, ctx)."""
+    cfg = load(ROOT / "params.yaml", "ci").to_dict()
+    cfg["unlearn"]["forget_batch_size"] = len(forget)
+    cfg["methods"][name].update(optimizer="sgd", lr=1e-2, epochs=1, **hp)
+    from unlearn_repro.config import Frozen
+    ctx = Context(cfg=Frozen(cfg), device="cpu", pad_id=1, seed=0, pretrained_path=tmp_path, work_dir=tmp_path / "w")
+    before = copy.deepcopy(model)
+    model, stats = METHODS.get(name).unlearn(ctx, model, forget, retain, cycle=1)
+    assert stats["steps"] == 1 and not stats["diverged"]
+    return _flat(model) - _flat(before), ctx
+
+
+def _grad(model, loss_fn):
+    params = trainable(model)
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss_fn(model), params)])
+
+
+def _retain_batch(retain, ctx, pad):
+    from unlearn_repro.objectives import RetainSampler
+    idx = RetainSampler(retain, ctx.cfg.unlearn.forget_batch_size, ctx.seed * 1000 + 1 + 1, pad, "cpu").indices(0)
+    return collate([retain[i] for i in idx], pad, "cpu")
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_gradient_difference_step_is_forget_ascent_plus_retain_descent(tiny_model_and_batches, tmp_path, gamma):
+    model, batches, pad = tiny_model_and_batches
+    model.double()
+    seqs = [b[0] for b in batches]
+    forget, retain = seqs[:2], seqs[2:]
+    ref = copy.deepcopy(model)
+    step, ctx = _one_sgd_step(tmp_path, model, "gradient_difference", forget, retain, gamma=gamma)
+    rb = _retain_batch(retain, ctx, pad)
+    g = _grad(ref, lambda m: -m(**collate(forget, pad, "cpu")).loss + gamma * m(**rb).loss)
+    assert torch.allclose(step, -1e-2 * g, atol=1e-12)
+
+
+def test_inverted_hinge_step_follows_the_hinge_gradient(tiny_model_and_batches, tmp_path):
+    from unlearn_repro.losses import inverted_hinge
+    model, batches, pad = tiny_model_and_batches
+    model.double()
+    seqs = [b[0] for b in batches]
+    forget, retain = seqs[:2], seqs[2:]
+    ref = copy.deepcopy(model)
+    step, ctx = _one_sgd_step(tmp_path, model, "inverted_hinge", forget, retain, gamma=1.0)
+    fb, rb = collate(forget, pad, "cpu"), _retain_batch(retain, ctx, pad)
+    g = _grad(ref, lambda m: inverted_hinge(m(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits,
+                                            fb["labels"]) + m(**rb).loss)
+    assert torch.allclose(step, -1e-2 * g, atol=1e-12)
+    assert step.norm() > 0
+
+
+def test_npo_starts_as_gradient_ascent_on_the_summed_sequence_loss(tiny_model_and_batches, tmp_path):
+    """At theta = theta_ref, d NPO / d l_theta = -1/N per sequence: the first step ascends mean summed NLL."""
+    model, batches, pad = tiny_model_and_batches
+    model.double()
+    seqs = [b[0] for b in batches]
+    forget = seqs[:3]
+    ref = copy.deepcopy(model)
+    step, _ = _one_sgd_step(tmp_path, model, "npo", forget, seqs[3:], gamma=0.0, beta=0.7)
+
+    def mean_summed_nll(m):
+        b = collate(forget, pad, "cpu")
+        logp = torch.log_softmax(m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1], -1)
+        tgt = b["labels"][:, 1:]
+        mask = tgt != -100
+        return -(logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask).sum() / len(forget)
+    assert torch.allclose(step, 1e-2 * _grad(ref, mean_summed_nll), atol=1e-12)
+
+
+def test_preference_trains_refusals_after_forget_prompts(tiny_model_and_batches, tiny_tokenizer, tmp_path):
+    from unlearn_repro.methods.preference import refusal_items, refusals
+    model, batches, pad = tiny_model_and_batches
+    model.double()
+    seqs = [b[0] for b in batches]
+    forget = seqs[:2]
+    items = refusal_items(tiny_tokenizer, forget, 0.5, 64, seed=1)
+    answers = {tiny_tokenizer.decode(it["ids"][it["prompt_len"]:-1]).strip() for it in items}
+    assert answers <= set(refusals()) and len(refusals()) >= 10
+    for it, s in zip(items, forget):
+        assert it["ids"][:it["prompt_len"]] == s[:max(1, len(s) // 2)]
+    assert refusal_items(tiny_tokenizer, forget, 0.5, 64, seed=1) == items   # seeded
+    ref = copy.deepcopy(model)
+    cfg = load(ROOT / "params.yaml", "ci").to_dict()
+    cfg["unlearn"]["forget_batch_size"] = 2
+    cfg["methods"]["preference"].update(optimizer="sgd", lr=1e-2, gamma=0.0)
+    from unlearn_repro.config import Frozen
+    ctx = Context(cfg=Frozen(cfg), device="cpu", pad_id=pad, seed=0, pretrained_path=tmp_path, work_dir=tmp_path / "w",
+                  tokenizer=tiny_tokenizer)
+    model, _ = METHODS.get("preference").unlearn(ctx, model, forget, seqs[2:], cycle=1)
+    expected_items = refusal_items(tiny_tokenizer, forget, 0.5, cfg["data"]["max_length"], seed=1)
+    g = _grad(ref, lambda m: m(**collate(expected_items, pad, "cpu")).loss)
+    assert torch.allclose(_flat(model) - _flat(ref), -1e-2 * g, atol=1e-12)
+
+
+def test_a_wrapped_model_saves_as_merged_plain_weights(tiny_model_and_batches, tiny_tokenizer, tmp_path):
+    """LoRA adapters (peft) are merged on save: the checkpoint loads as an ordinary model, same outputs."""
+    from peft import LoraConfig, get_peft_model
+    from unlearn_repro.models import checkpoint
+    model, batches, pad = tiny_model_and_batches
+    wrapped = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    ids = torch.tensor([batches[0][0]])
+    with torch.no_grad():
+        expected = wrapped(input_ids=ids).logits
+    checkpoint.save(wrapped, tiny_tokenizer, tmp_path / "ck", {"stage": "test"})
+    loaded, _, meta = checkpoint.load(tmp_path / "ck")
+    assert meta["merged_from"].startswith("PeftModel") and type(loaded).__name__ == "GPTNeoForCausalLM"
+    with torch.no_grad():
+        assert torch.allclose(loaded(input_ids=ids).logits, expected, atol=1e-5)

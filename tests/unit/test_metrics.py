@@ -1,4 +1,5 @@
 """Metrics on hand-computed values, and the collectors against a direct computation on a tiny model."""
+import itertools
 import math
 
 import numpy as np
@@ -52,15 +53,168 @@ def test_token_logprobs_match_a_direct_forward(tiny_model_and_batches):
         assert np.allclose(lp, ref.numpy(), atol=1e-5)
 
 
-def test_task_accuracy_and_exposure_on_a_model(tiny_model_and_batches, tiny_tokenizer):
-    model, batches, pad = tiny_model_and_batches
-    rows = [{"query": "the quick brown", "choices": [" fox", " data"], "gold": 0},
-            {"query": "unlearning removes", "choices": [" data", " dog"], "gold": 1}]
-    acc = task_accuracy(model, tiny_tokenizer, rows, "multiple_choice", 32, "cpu")
-    assert acc in (0.0, 0.5, 1.0)
-    cloze = task_accuracy(model, tiny_tokenizer, [{"context": "the quick brown", "continuation": "fox"}], "cloze", 32, "cpu")
-    assert cloze in (0.0, 1.0)
+def _direct_logprobs(model, ids):
+    """log p(ids[t] | ids[:t]) for t = 1..len-1 and the greedy argmax at each position, from one
+    unbatched, unpadded forward pass of the single sequence."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0, :-1].float()
+    lp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:]).unsqueeze(-1)).squeeze(-1)
+    return lp.numpy().astype(np.float64), logits.argmax(-1).tolist()
+
+
+def _ids(tok, text):
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def _context_plus(tok, context, cont_ids, max_length, keep_end=True):
+    """The sequence task_accuracy scores: the context (the tiny tokenizer adds no bos) cut from the left
+    to leave room for the continuation, then the continuation (keep_end=False: the wrong cut)."""
+    ctx = _ids(tok, context)
+    room = max_length - len(cont_ids)
+    if len(ctx) > room:
+        ctx = ctx[-room:] if keep_end else ctx[:room]
+    return ctx + cont_ids
+
+
+def _choice_scores(model, tok, query, choices, max_length, keep_end=True, reduce=np.mean, extra=0):
+    """Per choice: the length-normalized log-likelihood of the choice's tokens given the query, from a
+    direct forward pass (the defaults); the other arguments give wrong variants: another reduction,
+    the query's start kept by the cut, `extra` context tokens scored with the choice."""
+    out = []
+    for c in choices:
+        cont = _ids(tok, c)[:max_length - 2]
+        lp, _ = _direct_logprobs(model, _context_plus(tok, query, cont, max_length, keep_end))
+        out.append(float(reduce(lp[len(lp) - len(cont) - extra:])))
+    return out
+
+
+def _best(values, margin=1e-4):
+    """argmax, asserting a clear winner so batched-vs-direct float noise cannot flip it."""
+    top = np.sort(values)[::-1]
+    assert top[0] - top[1] > margin, values
+    return int(np.argmax(values))
+
+
+def _decisive(model, tok, queries, pool, n_choices, max_length, **wrong):
+    """The first question (query, choices from pool) whose right pick differs from the pick under the
+    wrong scoring, both with a clear margin, with the right pick as gold."""
+    for query in queries:
+        for choices in itertools.combinations(pool, n_choices):
+            right = _choice_scores(model, tok, query, list(choices), max_length)
+            other = _choice_scores(model, tok, query, list(choices), max_length, **wrong)
+            if min(np.sort(v)[-1] - np.sort(v)[-2] for v in (right, other)) > 1e-3 \
+                    and np.argmax(right) != np.argmax(other):
+                return {"query": query, "choices": list(choices), "gold": int(np.argmax(right))}
+    raise AssertionError(f"no question on which the scoring {wrong} picks otherwise")
+
+
+def test_multiple_choice_accuracy_matches_a_direct_forward(tiny_model_and_batches, tiny_tokenizer):
+    model, _, _ = tiny_model_and_batches
+    tok, L = tiny_tokenizer, 32
+
+    def pick(query, choices, max_length=L):
+        return _best(_choice_scores(model, tok, query, choices, max_length))
+
+    right = {"query": "the quick brown", "choices": [" fox", " data"]}
+    right["gold"] = pick(right["query"], right["choices"])                     # the model's pick: right
+    wrong = {"query": "unlearning removes", "choices": [" data", " dog"]}
+    wrong["gold"] = 1 - pick(wrong["query"], wrong["choices"])                 # the other one: wrong
+    three = {"query": "models forget", "choices": [" data", " the", " lazy dog"]}
+    three["gold"] = pick(three["query"], three["choices"])                     # right, among three
+    pool = [" fox", " data", " dog", " lazy dog", " models", " the", " removes data", " jumps",
+            " over the lazy dog", " quick brown fox"]
+    queries = ["the lazy", "models forget", "jumps over the", "the quick brown"]
+    # questions the model gets right only with the length normalization, and only with the choice's own
+    # tokens scored (one context token more or less picks otherwise)
+    norm = _decisive(model, tok, queries, pool, 2, L, reduce=np.sum)
+    span = _decisive(model, tok, queries, pool, 2, L, extra=1)
+    multi_token = [c for c in pool if len(_ids(tok, c)) > 1]
+    span_short = _decisive(model, tok, queries, multi_token, 2, L, extra=-1)
+
+    for row, want in [(right, 1.0), (wrong, 0.0), (three, 1.0), (norm, 1.0), (span, 1.0), (span_short, 1.0),
+                      (dict(norm, gold=1 - norm["gold"]), 0.0)]:
+        assert task_accuracy(model, tok, [row], "multiple_choice", L, "cpu") == want, row
+    assert task_accuracy(model, tok, [right, wrong, norm, three], "multiple_choice", L, "cpu") == 0.75
+    assert task_accuracy(model, tok, [right, wrong], "multiple_choice", L, "cpu") == 0.5
+
+    # a short max_length cuts the query from the left (it keeps its end, next to the choice): a question
+    # whose pick differs from the one with the query's start kept instead
+    long_queries = ["the quick brown fox jumps over the lazy", "the lazy dog jumps over the quick brown",
+                    "models forget data from the lazy dog"]
+    assert all(len(_ids(tok, q)) > 8 for q in long_queries)                    # the cut does happen
+    short = _decisive(model, tok, long_queries, pool[:8], 3, 8, keep_end=False)
+    assert task_accuracy(model, tok, [short], "multiple_choice", 8, "cpu") == 1.0
+    short_wrong = dict(short, gold=(short["gold"] + 1) % 3)
+    assert task_accuracy(model, tok, [short, short_wrong], "multiple_choice", 8, "cpu") == 0.5
+
+
+def test_cloze_accuracy_matches_the_greedy_argmax(tiny_model_and_batches, tiny_tokenizer):
+    model, _, _ = tiny_model_and_batches
+    tok, L = tiny_tokenizer, 32
+
+    def direct_correct(context, continuation):
+        target = _ids(tok, " " + continuation)[:L - 2]
+        _, greedy = _direct_logprobs(model, _context_plus(tok, context, target, L))
+        return greedy[-len(target):] == target
+
+    # a continuation the model predicts greedily: the first context (in a fixed order) whose greedy next
+    # token is a word start that round-trips through " " + continuation
+    words = "the quick brown fox jumps over lazy dog unlearning removes data from models".split()
+    hit = None
+    for n in (1, 2, 3):
+        for combo in itertools.product(words, repeat=n):
+            context = " ".join(combo)
+            _, greedy = _direct_logprobs(model, _ids(tok, context) + [0])
+            text = tok.decode([greedy[-1]])
+            if text.startswith(" ") and len(text) > 1 and _ids(tok, text) == [greedy[-1]]:
+                hit = (context, text[1:], greedy[-1])
+                break
+        if hit:
+            break
+    assert hit is not None, "no context whose greedy next token is a whole word start"
+    context, predicted, tid = hit
+    assert direct_correct(context, predicted)
+    assert task_accuracy(model, tok, [{"context": context, "continuation": predicted}], "cloze", L, "cpu") == 1.0
+    # the same first token followed by one the model does not predict: every token must match
+    longer = next(predicted + x for x in ["s", "a", "e", "x", "z", "q"]
+                  if _ids(tok, " " + predicted + x)[0] == tid and not direct_correct(context, predicted + x))
+    assert task_accuracy(model, tok, [{"context": context, "continuation": longer}], "cloze", L, "cpu") == 0.0
+
+    rows = [{"context": context, "continuation": predicted}, {"context": context, "continuation": longer},
+            {"context": "the quick brown", "continuation": "fox"},
+            {"context": "unlearning removes", "continuation": "data"}]
+    expected = [direct_correct(r["context"], r["continuation"]) for r in rows]
+    assert expected[:2] == [True, False]
+    for r, e in zip(rows, expected):
+        assert task_accuracy(model, tok, [r], "cloze", L, "cpu") == float(e), r
+    assert task_accuracy(model, tok, rows, "cloze", L, "cpu") == pytest.approx(np.mean(expected), abs=0)
+
+
+def test_exposures_match_a_direct_computation(tiny_model_and_batches, tiny_tokenizer):
+    model, batches, _ = tiny_model_and_batches
     seqs = [b[0] for b in batches]
-    refs = [(s * 8)[:12] for s in seqs] * 3          # 15 references, all of length 12
-    exp = exposures(model, tiny_tokenizer, seqs[:2], refs, "cpu")
-    assert exp.shape == (2,) and ((0 <= exp) & (exp <= math.log2(16))).all()
+    samples = [seqs[0], seqs[4], seqs[3]]                       # 7, 4 and 11 tokens: predict 6, 3, 10
+    # 22 references of 3..12 tokens (rotated, so none starts like a sample: no exact ties)
+    refs = [(s * 3)[1:1 + n] for s in seqs for n in (3, 5, 8, 12)] + seqs[1:3]
+    ref_lp = [_direct_logprobs(model, r)[0] for r in refs]
+
+    expected, excluded, cut_counts = [], [], []
+    for s in samples:
+        lp, _ = _direct_logprobs(model, s)
+        nll, n = -lp.sum(), len(lp)
+        cut = np.array([-x[:n].sum() for x in ref_lp if len(x) >= n])   # refs at least as long, cut to n
+        assert np.abs(cut - nll).min() > 1e-4                            # no near-ties to flip the count
+        lower = int((cut < nll).sum())
+        expected.append(math.log2(len(cut) + 1) - math.log2(1 + lower))
+        excluded.append(len(refs) - len(cut))
+        full_lower = sum(-x.sum() < nll for x in ref_lp if len(x) >= n)  # uncut NLLs would count fewer
+        cut_counts.append((lower, full_lower))
+    # the check has teeth: references are left out for being short, and cutting changes a count
+    assert all(e > 0 for e in excluded[1:]) and excluded[2] > excluded[0] > excluded[1]
+    assert any(lower != full for lower, full in cut_counts)
+    assert all(0 < e < math.log2(len(refs) + 1) for e in expected)
+
+    got = exposures(model, tiny_tokenizer, samples, refs, "cpu", batch_size=4)
+    assert got.shape == (3,)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)

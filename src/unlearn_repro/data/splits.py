@@ -72,7 +72,8 @@ def prepare_task(name: str, cfg, out_dir: str | Path) -> dict:
 
 
 def prepare_corpus(name: str, cfg, out_dir: str | Path) -> dict:
-    """Write a text corpus as <out_dir>/{train,test}.jsonl: train (pretraining) and test (held out)."""
+    """Write a text corpus as <out_dir>/{train,test,heldout}.jsonl: train (pretraining), test, and heldout
+    (= test: the rows never trained on, the same file every prepared data set has)."""
     d = cfg.data
     source = choose_source(d.source, d.mirror_dir)
     spec = DATASETS.get(name)
@@ -85,8 +86,9 @@ def prepare_corpus(name: str, cfg, out_dir: str | Path) -> dict:
     out = Path(out_dir)
     write_jsonl(out / "train.jsonl", train)
     write_jsonl(out / "test.jsonl", test)
+    write_jsonl(out / "heldout.jsonl", test)
     meta = {"dataset": name, "kind": spec.kind, "source": source, "splits": {"train": train_split, "test": test_split},
-            "rows": {"train": len(train), "test": len(test)}, "git_commit": git_commit()}
+            "rows": {"train": len(train), "test": len(test), "heldout": len(test)}, "git_commit": git_commit()}
     write_json(out / "meta.json", meta)
     return meta
 

@@ -7,8 +7,6 @@ from pathlib import Path
 from unlearn_repro.data.registry import DatasetSpec, register
 from unlearn_repro.io import read_jsonl
 
-LETTERS = "ABCDEFGHIJ"
-
 
 def _arc_row(r: dict, i: int) -> dict | None:
     """ARC in AI2's jsonl (question.stem / question.choices) or the hub's (question / choices.text)."""

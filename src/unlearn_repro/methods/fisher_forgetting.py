@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import torch
 
-from unlearn_repro.methods.base import register
+from unlearn_repro.methods.base import POS_NUM, object_schema, register
 from unlearn_repro.methods.newton import NewtonMethod
 
 
 @register
 class FisherForgetting(NewtonMethod):
-    name = "fisher_forgetting"
+    name, label = "fisher_forgetting", "Fisher Forgetting"
+    schema = object_schema(mu=POS_NUM, sigma=POS_NUM)
 
     def step(self, ctx, model, fisher, forget_batch, generator):
         p = ctx.cfg.methods.fisher_forgetting

@@ -2,13 +2,14 @@
 Fisher of D+ (a Newton step that raises the loss on D- while weighting directions D+ relies on less)."""
 from __future__ import annotations
 
-from unlearn_repro.methods.base import register
+from unlearn_repro.methods.base import POS_NUM, object_schema, register
 from unlearn_repro.methods.newton import NewtonMethod, flat_grad
 
 
 @register
 class FisherRemoval(NewtonMethod):
-    name = "fisher_removal"
+    name, label = "fisher_removal", "Fisher Removal"
+    schema = object_schema(gamma=POS_NUM)
 
     def step(self, ctx, model, fisher, forget_batch, generator):
         delta = flat_grad(model, forget_batch, ctx.pad_id, ctx.device).float()

@@ -80,6 +80,7 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher")
 
 class NewtonMethod(Method):
     """Alg. 2/3 skeleton: for each forget batch, (re)build F^-1 from D+ and apply `step`."""
+    sections = ("fisher",)
 
     def step(self, ctx, model, fisher: EmpiricalFisherInverse, forget_batch, generator) -> torch.Tensor:
         raise NotImplementedError

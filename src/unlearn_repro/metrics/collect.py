@@ -6,7 +6,6 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from unlearn_repro.data.registry import training_text
 from unlearn_repro.metrics import accuracy
 from unlearn_repro.metrics.exposure import exposures_by_length
 from unlearn_repro.models.tokenizers import encode
@@ -97,8 +96,3 @@ def task_accuracy(model, tokenizer, rows: list[dict], kind: str, max_length: int
         _, greedy = token_logprobs(model, seqs, pad, device, batch_size, with_greedy=True)
         return float(np.mean([accuracy.last_word_correct(g[-len(t):], t) for g, t in zip(greedy, targets)]))
     raise ValueError(f"no accuracy for rows of kind {kind!r}")
-
-
-def encode_rows(tokenizer, rows: list[dict], kind: str, max_length: int) -> list[list[int]]:
-    """Training / exposure sequences of task rows (long ones keep their end: the answer)."""
-    return [encode(tokenizer, training_text(r, kind), max_length, keep="right") for r in rows]

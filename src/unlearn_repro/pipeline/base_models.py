@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from unlearn_repro.io import atomic_dir, file_hash, read_json, read_jsonl
-from unlearn_repro.metrics.collect import encode_rows
+from unlearn_repro.data.encoding import split_sequences
+from unlearn_repro.io import atomic_dir, file_hash, read_jsonl
+from unlearn_repro.pipeline import open_checkpoint
 from unlearn_repro.models import checkpoint, tokenizers
 from unlearn_repro.models.build import build_model, n_params, pick_device
 from unlearn_repro.models.registry import MODELS
@@ -45,7 +46,7 @@ def base_model(cfg, model_name: str, corpus_dir: str | Path, tokenizer_dir, out:
         seqs = _chunk_corpus(tok, [r["text"] for r in read_jsonl(train_file)], cfg.data.max_length)
         if cfg.pretrain.max_sequences is not None:
             seqs = seqs[:cfg.pretrain.max_sequences]
-        stats = train(model, seqs, Recipe.from_config(cfg.pretrain, seed=0), pad_id=tok.pad_token_id,
+        stats = train(model, seqs, Recipe.from_config(cfg.pretrain, cfg, seed=0), pad_id=tok.pad_token_id,
                       device=device, resume_dir=Path(str(out) + ".resume"), desc=f"pretrain {model_name}")
         meta.update(params={"pretrain": cfg.pretrain.to_dict(), "tokenizer": cfg.tokenizer.to_dict()},
                     data_hashes={str(train_file): file_hash(train_file)}, train_stats=stats)
@@ -71,13 +72,11 @@ def _chunk_corpus(tok, texts: list[str], length: int) -> list[list[int]]:
 def finetune(cfg, model_name: str, dataset: str, pretrained: str | Path, data_dir: str | Path,
              out: str | Path, tracker) -> dict:
     """Fine-tune the pretrained model on the full training set D of one task."""
-    device = pick_device(cfg.device)
-    model, tok, _ = checkpoint.load(pretrained, device)
+    model, tok, _, device = open_checkpoint(cfg, pretrained)
     data_dir = Path(data_dir)
-    kind = read_json(data_dir / "meta.json")["kind"]
-    seqs = encode_rows(tok, read_jsonl(data_dir / "train.jsonl"), kind, cfg.data.max_length)
+    seqs = split_sequences(tok, data_dir, "train", cfg.data.max_length)
     start = time.perf_counter()
-    stats = train(model, seqs, Recipe.from_config(cfg.finetune, seed=0), pad_id=tok.pad_token_id, device=device,
+    stats = train(model, seqs, Recipe.from_config(cfg.finetune, cfg, seed=0), pad_id=tok.pad_token_id, device=device,
                   resume_dir=Path(str(out) + ".resume"), desc=f"finetune {model_name} on {dataset}")
     meta = {"model": model_name, "dataset": dataset, "stage": "finetuned", "train_stats": stats,
             "params": {"finetune": cfg.finetune.to_dict(), "max_length": cfg.data.max_length},

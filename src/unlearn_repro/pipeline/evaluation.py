@@ -6,29 +6,31 @@ from pathlib import Path
 
 import numpy as np
 
+from unlearn_repro.data.encoding import data_kind, encode_rows
+from unlearn_repro.data.registry import training_text
 from unlearn_repro.io import read_json, read_jsonl, write_json
 from unlearn_repro.metrics.accuracy import delta_accuracy
-from unlearn_repro.data.registry import training_text
-from unlearn_repro.metrics.collect import encode_rows, exposures, mean_token_nll, reference_sequences, task_accuracy
+from unlearn_repro.metrics.collect import reference_sequences
 from unlearn_repro.metrics.exposure import delta_exposure
-from unlearn_repro.models import checkpoint
-from unlearn_repro.models.build import pick_device
+from unlearn_repro.metrics.scores import score
+from unlearn_repro.pipeline import open_checkpoint
 
 REFERENCE_SEED = 20240101  # the same reference set S for the base and every unlearned model
+MAIN_METRICS = ("accuracy", "test_nll", "exposure")  # the main study's metrics (paper §4.2 + test NLL)
 
 
 def reference_texts(data_dir: Path, reference: str) -> list[str]:
     """Texts of the exposure reference corpus: `heldout` = the task's rows never trained on, else the
     test split of a prepared text corpus folder (WikiText-2, ECHR)."""
     if reference == "heldout":
-        kind = read_json(data_dir / "meta.json")["kind"]
+        kind = data_kind(data_dir)
         return [training_text(r, kind) for r in read_jsonl(data_dir / "heldout.jsonl")]
     return [r["text"] for r in read_jsonl(Path(reference) / "test.jsonl")]
 
 
 def _inputs(cfg, tok, data_dir: Path, reference: str) -> dict:
     """What every scoring of one task needs, read and tokenized once (the same for every cycle)."""
-    kind = read_json(data_dir / "meta.json")["kind"]
+    kind = data_kind(data_dir)
     length = cfg.data.max_length
     test = read_jsonl(data_dir / "test.jsonl")
     return {"kind": kind, "test": test, "test_seqs": encode_rows(tok, test, kind, length),
@@ -38,18 +40,11 @@ def _inputs(cfg, tok, data_dir: Path, reference: str) -> dict:
 
 
 def _score(cfg, model, tok, inputs: dict, forget_idx: list[int]) -> dict:
-    device = next(model.parameters()).device
-    bs = cfg.evaluation.batch_size
-    acc = task_accuracy(model, tok, inputs["test"], inputs["kind"], cfg.data.max_length, device, bs)
-    test_nll = mean_token_nll(model, inputs["test_seqs"], tok.pad_token_id, device, bs)
-    samples = [inputs["train_seqs"][i] for i in forget_idx]
-    exp = exposures(model, tok, samples, inputs["refs"], device, bs)
-    return {"accuracy": acc, "test_nll": test_nll, "exposure": exp.tolist(), "forget_idx": list(forget_idx)}
+    return {**score(MAIN_METRICS, model, tok, inputs, forget_idx, cfg), "forget_idx": list(forget_idx)}
 
 
 def evaluate_base(cfg, finetuned, data_dir, reference_dir, split_file, out, tracker, *, dataset, model_name, seed):
-    device = pick_device(cfg.device)
-    model, tok, _ = checkpoint.load(finetuned, device)
+    model, tok, _, _ = open_checkpoint(cfg, finetuned)
     cycles = read_json(split_file)["cycles"]
     inputs = _inputs(cfg, tok, Path(data_dir), str(reference_dir))
     scores = _score(cfg, model, tok, inputs, [i for c in cycles for i in c])
@@ -66,7 +61,6 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
     base = read_json(base_eval)
     base_exp = dict(zip(base["forget_idx"], base["exposure"]))
     cycles = read_json(split_file)["cycles"]
-    device = pick_device(cfg.device)
     rows, inputs = [], None
     for rec in run["cycles"]:
         k = rec["cycle"]
@@ -74,7 +68,7 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
         row = {"cycle": k, "n_forgotten": len(forget_idx), "runtime_s": rec["runtime_s"],
                "diverged": bool(rec.get("diverged", False)),
                "fisher_deviation": (rec.get("fisher_deviation") or {}).get("all")}
-        model, tok, _ = checkpoint.load(run_dir / "checkpoints" / f"cycle{k}", device)
+        model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / f"cycle{k}")
         if inputs is None:  # every cycle's checkpoint carries the same tokenizer
             inputs = _inputs(cfg, tok, Path(data_dir), str(reference_dir))
         s = _score(cfg, model, tok, inputs, forget_idx)

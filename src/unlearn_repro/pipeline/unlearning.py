@@ -8,11 +8,11 @@ import shutil
 import time
 from pathlib import Path
 
-from unlearn_repro.io import read_json, read_jsonl, write_json
+from unlearn_repro.data.encoding import split_sequences
+from unlearn_repro.io import read_json, write_json
 from unlearn_repro.methods import METHODS, Context
-from unlearn_repro.metrics.collect import encode_rows
 from unlearn_repro.models import checkpoint
-from unlearn_repro.models.build import pick_device
+from unlearn_repro.pipeline import open_checkpoint
 
 
 def n_cycles_for(cfg, dataset: str, model: str) -> int:
@@ -24,21 +24,21 @@ def n_cycles_for(cfg, dataset: str, model: str) -> int:
 
 
 def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned: str | Path,
-        pretrained: str | Path, data_dir: str | Path, split_file: str | Path, out_dir: str | Path, tracker) -> dict:
+        pretrained: str | Path, data_dir: str | Path, split_file: str | Path, out_dir: str | Path, tracker,
+        hooks=(), wrappers=()) -> dict:
+    """Unlearn every cycle of one (method, data set, model, seed). A study passes its train.Hook objects
+    (`hooks`) and its model wrappers (`wrappers`, see Method.prepare)."""
     out_dir = Path(out_dir)
     partial = out_dir / "partial"
     impl = METHODS.get(method)
-    device = pick_device(cfg.device)
     cycles = read_json(split_file)["cycles"]
     n_cycles = n_cycles_for(cfg, dataset, model_name)
     if n_cycles > len(cycles):
         raise ValueError(f"{split_file}: has {len(cycles)} cycles, the run needs {n_cycles}")
-    data_dir = Path(data_dir)
-    kind = read_json(data_dir / "meta.json")["kind"]
-    model, tok, _ = checkpoint.load(finetuned, device)
-    seqs = encode_rows(tok, read_jsonl(data_dir / "train.jsonl"), kind, cfg.data.max_length)
+    model, tok, _, device = open_checkpoint(cfg, finetuned)
+    seqs = split_sequences(tok, data_dir, "train", cfg.data.max_length)
     ctx = Context(cfg=cfg, device=device, pad_id=tok.pad_token_id, seed=seed, pretrained_path=Path(pretrained),
-                  work_dir=out_dir / "resume")
+                  work_dir=out_dir / "resume", tokenizer=tok, hooks=tuple(hooks), wrappers=tuple(wrappers))
     records = []
     removed: set[int] = set()
     for k in range(1, n_cycles + 1):
@@ -51,7 +51,9 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
         forget = [seqs[i] for i in cycles[k - 1]]
         retain = [s for i, s in enumerate(seqs) if i not in removed]
         start = time.perf_counter()
+        model = impl.prepare(ctx, model, forget, retain, k)  # where a study or method wraps the model (LoRA)
         model, stats = impl.unlearn(ctx, model, forget, retain, k)
+        model = checkpoint.unwrap(model)  # adapters merged: the next cycle (and a resumed run) starts plain
         stats = {**stats, "cycle": k, "n_forget": len(forget), "n_retain": len(retain),
                  "runtime_s": time.perf_counter() - start}
         records.append(stats)
@@ -64,9 +66,8 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
     if final.exists():
         shutil.rmtree(final)
     partial.replace(final)
-    summary = {"dataset": dataset, "model": model_name, "method": method, "seed": seed, "n_cycles": n_cycles,
-               "params": impl.params(cfg), "fisher": cfg.fisher.to_dict() if method.startswith("fisher") else None,
-               "cycles": records}
+    summary = {"dataset": dataset, "model": model_name, "method": method, "label": impl.label, "seed": seed,
+               "n_cycles": n_cycles, "params": impl.params(cfg), "cycles": records}
     write_json(out_dir / "run.json", summary)
     metrics = {"runtime_s": sum(r["runtime_s"] for r in records) / len(records),
                "diverged": float(any(r.get("diverged") for r in records))}
@@ -74,8 +75,7 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
         for key, v in (r.get("fisher_deviation") or {}).items():
             metrics[f"fisher_deviation_cycle{r['cycle']}/{key}"] = v
     tracker.log_run(f"unlearn/{method}/{dataset}/{model_name}/seed{seed}",
-                    {"method_params": impl.params(cfg), "fisher": summary["fisher"] or {}, "n_cycles": n_cycles,
-                     "cycle_size": cfg.unlearn.cycle_size, "forget_batch_size": cfg.unlearn.forget_batch_size},
+                    {**impl.params(cfg), "n_cycles": n_cycles},
                     metrics, {"stage": "unlearn", "dataset": dataset, "model": model_name, "method": method,
                               "seed": str(seed), "cycles": str(n_cycles)},
                     {"cycle_runtime_s": [r["runtime_s"] for r in records]})
