@@ -3,7 +3,7 @@
 
 rule base_model:
     input:
-        CORE_SRC + src("models", "train.py", "pipeline/base_models.py"),
+        CORE_SRC + src("models", "optim", "train.py", "pipeline/__init__.py", "pipeline/base_models.py"),
         corpus=f"{PROCESSED}/{PRETRAIN_CORPUS}/train.jsonl",
         tokenizer=lambda w: ["results/tokenizer"] if needs_tokenizer(w.model) else [],
     output:
@@ -29,7 +29,8 @@ rule base_model:
 
 rule finetune:
     input:
-        CORE_SRC + src("models", "train.py", "pipeline/base_models.py", "metrics/collect.py"),
+        CORE_SRC + src("models", "optim", "train.py", "pipeline/__init__.py", "pipeline/base_models.py",
+                       "data/encoding.py"),
         pretrained="results/models/{model}/pretrained",
         data=data_files("{dataset}"),
     output:

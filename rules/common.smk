@@ -14,7 +14,7 @@ PROFILE = CFG.profile
 # One config route: the jobs compute with exactly what Snakemake resolved (params.yaml, the profile,
 # --configfile and --config). The resolved values go to a content-addressed file that every job reads
 # through UNLEARN_CONFIG; the rerun triggers are the same values, declared as each rule's params.
-os.environ["UNLEARN_CONFIG"] = str(params_config.write_resolved(CFG, ".snakemake/unlearn_config"))
+os.environ.update(UNLEARN_CONFIG=str(params_config.write_resolved(CFG, ".snakemake/unlearn_config")))
 CLI = "python -m unlearn_repro"
 # one id for all runs of this invocation: MLflow groups them by the `pipeline_run` tag
 os.environ.setdefault("UNLEARN_PIPELINE_RUN", time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])

@@ -3,7 +3,7 @@
 
 rule evaluate_base:
     input:
-        CORE_SRC + src("metrics", "pipeline/evaluation.py"),
+        CORE_SRC + src("metrics", "pipeline/__init__.py", "pipeline/evaluation.py", "data/encoding.py"),
         finetuned="results/models/{model}/{dataset}/finetuned",
         data=data_files("{dataset}"),
         reference=REFERENCE_INPUT,
@@ -29,7 +29,7 @@ rule evaluate_base:
 
 rule evaluate:
     input:
-        CORE_SRC + src("metrics", "pipeline/evaluation.py"),
+        CORE_SRC + src("metrics", "pipeline/__init__.py", "pipeline/evaluation.py", "data/encoding.py"),
         run=f"{RUN}/run.json",
         checkpoints=f"{RUN}/checkpoints",
         base="results/eval/base/{dataset}/{model}/seed{seed}.json",

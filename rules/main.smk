@@ -38,7 +38,7 @@ rule main_report:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} main-report --out results {input.collected} > {log} 2>&1"
+        "{params.cli} main-report --out results/main {input.collected} > {log} 2>&1"
 
 
 rule main:

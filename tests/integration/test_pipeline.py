@@ -45,19 +45,22 @@ def pipeline(tmp_path_factory, mirror):
 
 
 def test_outputs_and_tables(pipeline):
-    tables = pipeline / "results" / "tables"
+    tables = pipeline / "results" / "main" / "tables"
     for name in ("main_arc_easy", "main_lambada", "ranking", "runtime", "extended_cycles"):
         assert (tables / f"{name}.csv").stat().st_size > 0
         assert (tables / f"{name}.md").read_text().count("|") > 10
     for fig in ("runtime.png", "extended_cycles_tiny-gpt-neo.png"):
-        assert (pipeline / "results" / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
+        assert (pipeline / "results" / "main" / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     main = pd.read_csv(tables / "main_arc_easy.csv")
-    assert set(main["method"]) == {"retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting"}
+    assert set(main["method"]) == {"retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting",
+                                   "gradient_difference", "inverted_hinge", "npo", "preference"}
     assert set(main["samples"]) == {16, 32}
-    assert main["paper"].notna().all()          # every cell has the paper's number beside it
+    in_paper = main["method"].isin(["retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting"])
+    assert main.loc[in_paper, "paper"].notna().all()      # every paper method's cell has its published number
+    assert main.loc[~in_paper, "paper"].isna().all()      # the new methods have none (shown as —)
     ext = pd.read_csv(tables / "extended_cycles.csv")
     assert ext["cycle"].max() == 3              # lambada x tiny-gpt-neo runs to max_cycles
-    summary = json.loads((pipeline / "results" / "summary" / "metrics.json").read_text())
+    summary = json.loads((pipeline / "results" / "main" / "summary" / "metrics.json").read_text())
     assert "fisher_removal.cycle1.delta_exp" in summary
     # checkpoints of the unlearning cycles are temporary: removed once evaluated
     assert not list((pipeline / "results" / "runs").rglob("checkpoints"))
@@ -70,8 +73,8 @@ def test_mlflow_runs(pipeline):
     tags = pd.read_sql("select r.run_uuid, t.key, t.value from runs r join tags t on r.run_uuid = t.run_uuid", con)
     wide = tags.pivot(index="run_uuid", columns="key", values="value")
     counts = wide["stage"].value_counts().to_dict()
-    # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 5 methods x 2 x 2 unlearned and evaluated
-    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 24, "unlearn": 20}
+    # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
+    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36}
     assert wide["pipeline_run"].nunique() == 1
     for key in ("dataset", "model", "method", "seed", "git_commit"):
         assert wide.loc[wide["stage"] == "unlearn", key].notna().all()
@@ -91,6 +94,6 @@ def test_rerun_is_noop_and_param_change_reruns_only_that_method(pipeline):
     jobs = _snakemake(pipeline, "-n", "--printshellcmds")
     shell = jobs.stdout + jobs.stderr
     assert "--method gradient_ascent" in shell
-    for other in ("fisher_removal", "fisher_forgetting", "finetune ", "retrain"):
+    for other in ("fisher_removal", "fisher_forgetting", "finetune ", "retrain", "gradient_difference", "npo"):
         assert f"--method {other}" not in shell
     assert "base-model" not in shell and " finetune --model" not in shell

@@ -153,9 +153,9 @@ def test_cloze_accuracy_matches_the_greedy_argmax(tiny_model_and_batches, tiny_t
     model, _, _ = tiny_model_and_batches
     tok, L = tiny_tokenizer, 32
 
-    def direct_correct(context, continuation):
-        target = _ids(tok, " " + continuation)[:L - 2]
-        _, greedy = _direct_logprobs(model, _context_plus(tok, context, target, L))
+    def direct_correct(context, continuation, max_length=L, keep_end=True):
+        target = _ids(tok, " " + continuation)[:max_length - 2]
+        _, greedy = _direct_logprobs(model, _context_plus(tok, context, target, max_length, keep_end))
         return greedy[-len(target):] == target
 
     # a continuation the model predicts greedily: the first context (in a fixed order) whose greedy next
@@ -189,6 +189,24 @@ def test_cloze_accuracy_matches_the_greedy_argmax(tiny_model_and_batches, tiny_t
     for r, e in zip(rows, expected):
         assert task_accuracy(model, tok, [r], "cloze", L, "cpu") == float(e), r
     assert task_accuracy(model, tok, rows, "cloze", L, "cpu") == pytest.approx(np.mean(expected), abs=0)
+
+    # a short max_length keeps the context's end: a context, cut, whose kept end makes the model predict
+    # a word start greedily, which it does not predict after the context's start
+    def whole_word(t):
+        text = tok.decode([t])
+        return text[1:] if text.startswith(" ") and len(text) > 1 and _ids(tok, text) == [t] else None
+
+    cut = None
+    for context, m in itertools.product((" ".join(c) for c in itertools.product(words, repeat=2)), range(3, 7)):
+        ids = _ids(tok, context)
+        if len(ids) + 1 <= m:
+            continue
+        word = whole_word(_direct_logprobs(model, ids[-(m - 1):] + [0])[1][-1])
+        if word and direct_correct(context, word, m) and not direct_correct(context, word, m, keep_end=False):
+            cut = ({"context": context, "continuation": word}, m)
+            break
+    assert cut is not None, "no context on which the side of the cut decides"
+    assert task_accuracy(model, tok, [cut[0]], "cloze", cut[1], "cpu") == 1.0
 
 
 def test_exposures_match_a_direct_computation(tiny_model_and_batches, tiny_tokenizer):

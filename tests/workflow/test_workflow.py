@@ -22,8 +22,8 @@ def _run(*cmd, cwd=ROOT):
 def test_snakemake_dry_run_plans_the_whole_paper():
     r = _run(str(BIN / "snakemake"), "-n", "--forceall", "--quiet", "rules")
     assert r.returncode == 0, r.stderr[-3000:]
-    for rule in ("prepare_task", "tokenizer", "base_model", "finetune", "splits", "unlearn", "evaluate_base",
-                 "evaluate", "collect", "report"):
+    for rule in ("prepare_data", "tokenizer", "base_model", "finetune", "splits", "unlearn", "evaluate_base",
+                 "evaluate", "collect", "main_report"):
         assert rule in r.stdout + r.stderr
 
 
@@ -49,9 +49,12 @@ def test_dvc_reruns_only_the_stage_whose_params_changed(tmp_path):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name,
                                                                      **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    enabled = yaml.safe_load((ROOT / "params.yaml").read_text())["methods"]["enabled"]
     for st in stages.values():  # stand-in outputs, as a finished run leaves them
-        for out in st.get("outs", []) + st.get("metrics", []):
-            path = tmp_path / (next(iter(out)) if isinstance(out, dict) else out)
+        body, items = (st["do"], enabled) if "foreach" in st else (st, [None])
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", []) + body.get("metrics", [])]
+        for out in [o.replace("${item}", str(i)) for o in outs for i in items]:
+            path = tmp_path / out
             if path.suffix:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("{}\n")
@@ -71,6 +74,24 @@ def test_dvc_reruns_only_the_stage_whose_params_changed(tmp_path):
     params["methods"]["gradient_ascent"]["lr"] = 1.0e-4
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = json.loads(_run(dvc, "status", "--json", cwd=tmp_path).stdout)
-    assert set(status) == {"unlearn_gradient_ascent"}
+    assert set(status) == {"unlearn@gradient_ascent"}
     diff = _run(dvc, "params", "diff", "--json", cwd=tmp_path)
     assert "methods.gradient_ascent.lr" in diff.stdout
+
+
+def test_dvc_unlearn_stages_list_every_section_a_method_declares():
+    from unlearn_repro.methods import METHODS
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["unlearn"]
+    assert stage["foreach"] == "${methods.enabled}"
+    listed = set(stage["do"]["params"])
+    for name in METHODS.names():
+        missing = set(METHODS.get(name).params_sections()) - listed - {f"methods.{name}"}
+        assert not missing, f"dvc.yaml stage `unlearn` lacks params {missing} that method {name!r} declares"
+
+
+def test_the_new_methods_plan_jobs_when_enabled():
+    r = _run(str(BIN / "snakemake"), "-n", "--forceall", "--printshellcmds", "--config", "profile=ci")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    for method in ("gradient_difference", "inverted_hinge", "npo", "preference"):
+        assert f"unlearn --method {method} " in out

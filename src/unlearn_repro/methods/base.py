@@ -55,12 +55,13 @@ class Method:
         """This method's own params block (`methods.<name>`)."""
         return cfg.methods[self.name] if self.name in cfg.methods else {}
 
+    def params_sections(self) -> tuple[str, ...]:
+        """The params paths this method's runs depend on."""
+        return (f"methods.{self.name}", "unlearn", *self.sections)
+
     def params(self, cfg) -> dict:
         """Every value that defines this method's runs, by params path (logged, and a rerun trigger)."""
-        out = {f"methods.{self.name}": _plain(self.hp(cfg))}
-        for section in ("unlearn", *self.sections):
-            out[section] = _plain(cfg[section])
-        return out
+        return {s: _plain(self.hp(cfg) if s.startswith("methods.") else cfg[s]) for s in self.params_sections()}
 
 
 def _plain(v):

@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 
 
 
-def label(method: str) -> str:
+def method_label(method: str) -> str:
     """A method's display label, as its file declares it (the bare name for an unregistered one)."""
     from unlearn_repro.methods import METHODS
     return METHODS.get(method).label if method in METHODS else method
@@ -34,7 +34,7 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str) -> None:
     for j, m in enumerate(methods):
         sub = rt[rt["method"] == m].set_index("dataset").reindex(datasets)
         ax.bar([i + j * width for i in range(len(datasets))], sub["runtime_mean"], width,
-               yerr=sub["runtime_std"], label=label(m), capsize=2)
+               yerr=sub["runtime_std"], label=method_label(m), capsize=2)
     ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(datasets))], datasets)
     ax.set_yscale("log")
     ax.set_ylabel("runtime per cycle (s)")
@@ -55,7 +55,7 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str) -> None:
             for m, g in sub.groupby("method", sort=False):
                 g = g.sort_values("n_forgotten")
                 mean, std = scale * g[f"{metric}_mean"], scale * g[f"{metric}_std"]
-                ax.plot(g["n_forgotten"], mean, marker="o", label=label(m))
+                ax.plot(g["n_forgotten"], mean, marker="o", label=method_label(m))
                 ax.fill_between(g["n_forgotten"], mean - std, mean + std, alpha=0.15)
             ax.set_title(f"{title}: {d}")
             ax.set_xlabel("samples unlearned")

@@ -10,14 +10,14 @@ import pandas as pd
 
 from unlearn_repro.io import write_json, write_text
 from unlearn_repro.report import paper_tables
-from unlearn_repro.report.figures import cycles_figure, label, runtime_figure
+from unlearn_repro.report.figures import cycles_figure, method_label, runtime_figure
 from unlearn_repro.report.tables import fmt, mean_std, rank_methods, write_table
 
 PAPER_SIZE = {"tiny": "125M"}  # the tiny models are compared with the paper's smallest models
 METRIC_LABEL = {"delta_acc": "Δacc", "delta_exp": "Δexp"}
 
 
-def outputs(cfg, root: str = "results") -> dict[str, list[str]]:
+def outputs(cfg, root: str = "results/main") -> dict[str, list[str]]:
     """The files this report writes, by kind (named outputs: no directory is shared with other studies)."""
     t, f = f"{root}/tables", f"{root}/figures"
     models = [m for m in cfg.unlearn.extended_models if m in cfg.models]
@@ -54,7 +54,7 @@ def main_table(df, dataset, cycles, methods, cycle_size, out_dir) -> None:
     long_rows, wide_rows = [], []
     for size in list(dict.fromkeys(df["size"])):
         for method in methods:
-            wide = {"size": size, "method": label(method)}
+            wide = {"size": size, "method": method_label(method)}
             for k in cycles:
                 for family in ("neo", "opt"):
                     sub = df[(df["size"] == size) & (df["method"] == method) & (df["family"] == family) & (df["cycle"] == k)]
@@ -88,7 +88,7 @@ def ranking_table(df, methods, out_dir) -> pd.DataFrame:
             r = ranks[(ranks["family"] == family) & (ranks["method"] == m)]
             if r.empty:
                 continue
-            row = {"family": family.upper(), "method": label(m)}
+            row = {"family": family.upper(), "method": method_label(m)}
             paper = paper_tables.RANKS[family].get(m)  # None: a method the paper did not rank
             for i, dim in enumerate(("efficacy", "fidelity", "efficiency")):
                 mean, std = float(r[dim].mean()), float(r[dim].std(ddof=0))
@@ -155,20 +155,20 @@ def findings(df, ranks, curves, methods, cycles, out_dir) -> None:
     if {"fisher_removal"} <= set(mean_rank.index):
         best = mean_rank["efficacy"].idxmin()
         check("Fisher Removal has the strongest efficacy (best mean Δexp rank)", best == "fisher_removal",
-              "mean efficacy ranks: " + ", ".join(f"{label(m)} {v:.2f}" for m, v in mean_rank["efficacy"].items()))
+              "mean efficacy ranks: " + ", ".join(f"{method_label(m)} {v:.2f}" for m, v in mean_rank["efficacy"].items()))
     if not curves.empty and "fisher_forgetting" in set(curves["method"]):
         last = curves[curves["cycle"] == curves["cycle"].max()].groupby("method")[["accuracy_mean", "test_nll_mean"]].mean()
         others = last.drop(index=["retrain"], errors="ignore")
         n = int(curves["cycle"].max())
         check("Fisher Forgetting keeps the best utility over extended cycles, retraining aside (accuracy)",
               others["accuracy_mean"].idxmax() == "fisher_forgetting",
-              f"accuracy after {n} cycles: " + ", ".join(f"{label(m)} {100 * v:.1f}%" for m, v in last["accuracy_mean"].items()))
+              f"accuracy after {n} cycles: " + ", ".join(f"{method_label(m)} {100 * v:.1f}%" for m, v in last["accuracy_mean"].items()))
         check("... the same, judged by test NLL (lower is better; finer for near-chance models)",
               others["test_nll_mean"].idxmin() == "fisher_forgetting",
-              f"test NLL after {n} cycles: " + ", ".join(f"{label(m)} {v:.3f}" for m, v in last["test_nll_mean"].items()))
+              f"test NLL after {n} cycles: " + ", ".join(f"{method_label(m)} {v:.3f}" for m, v in last["test_nll_mean"].items()))
     if "gradient_ascent" in fid_std.index:
         check("Gradient ascent is the least stable (largest std of fidelity rank)", fid_std.idxmax() == "gradient_ascent",
-              "std of fidelity ranks: " + ", ".join(f"{label(m)} {v:.2f}" for m, v in fid_std.items()))
+              "std of fidelity ranks: " + ", ".join(f"{method_label(m)} {v:.2f}" for m, v in fid_std.items()))
     if "finetune" in set(df["method"]):
         ft = df[(df["method"] == "finetune") & df["cycle"].isin(cycles)]["delta_exp"].mean()
         check("Finetuning does not erase (mean Δexp ≥ 0 or the worst efficacy rank)",
