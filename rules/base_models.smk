@@ -5,21 +5,21 @@ rule base_model:
     input:
         CORE_SRC + src("models", "optim", "train.py", "pipeline/__init__.py", "pipeline/base_models.py"),
         corpus=f"{PROCESSED}/{PRETRAIN_CORPUS}/train.jsonl",
-        tokenizer=lambda w: ["results/tokenizer"] if needs_tokenizer(w.model) else [],
+        tokenizer=lambda w: [R("tokenizer")] if needs_tokenizer(w.model) else [],
     output:
-        directory("results/models/{model}/pretrained"),
+        directory(R("models/{model}/pretrained")),
     params:
         cli=CLI,
         corpus=lambda w, input: str(Path(input.corpus).parent),
         pretrain=lambda w: CFG.pretrain.to_dict() if MODELS.get(w.model).is_tiny else {},
         max_length=CFG.data.max_length,
-        tokenizer_dir=lambda w: "results/tokenizer" if needs_tokenizer(w.model) else "none",
+        tokenizer_dir=lambda w: R("tokenizer") if needs_tokenizer(w.model) else "none",
     resources:
         gpu=gpu_resources,
     log:
-        "logs/base_model/{model}.log",
+        L("base_model/{model}.log"),
     benchmark:
-        "logs/benchmarks/base_model/{model}.tsv"
+        L("benchmarks/base_model/{model}.tsv")
     conda:
         ENV_FILE
     shell:
@@ -31,10 +31,10 @@ rule finetune:
     input:
         CORE_SRC + src("models", "optim", "train.py", "pipeline/__init__.py", "pipeline/base_models.py",
                        "data/encoding.py"),
-        pretrained="results/models/{model}/pretrained",
+        pretrained=R("models/{model}/pretrained"),
         data=data_files("{dataset}"),
     output:
-        directory("results/models/{model}/{dataset}/finetuned"),
+        directory(R("models/{model}/{dataset}/finetuned")),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
@@ -43,9 +43,9 @@ rule finetune:
     resources:
         gpu=gpu_resources,
     log:
-        "logs/finetune/{dataset}/{model}.log",
+        L("finetune/{dataset}/{model}.log"),
     benchmark:
-        "logs/benchmarks/finetune/{dataset}/{model}.tsv"
+        L("benchmarks/finetune/{dataset}/{model}.tsv")
     conda:
         ENV_FILE
     shell:
@@ -55,5 +55,5 @@ rule finetune:
 
 rule base_models:
     input:
-        expand("results/models/{model}/{dataset}/finetuned", model=MODEL_NAMES, dataset=TASKS),
-        expand("results/splits/{dataset}/seed{seed}.json", dataset=TASKS, seed=SEEDS),
+        expand(R("models/{model}/{dataset}/finetuned"), model=MODEL_NAMES, dataset=TASKS),
+        expand(R("splits/{dataset}/seed{seed}.json"), dataset=TASKS, seed=SEEDS),

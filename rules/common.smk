@@ -7,7 +7,7 @@ from pathlib import Path
 from unlearn_repro import config as params_config
 from unlearn_repro.methods import METHODS
 from unlearn_repro.models.registry import MODELS
-from unlearn_repro.report.main import outputs as main_report_outputs
+from unlearn_repro.report import main as main_report
 
 CFG = params_config.resolve(config, config.get("profile"))
 PROFILE = CFG.profile
@@ -23,7 +23,21 @@ TASKS = list(CFG.data.tasks)
 MODEL_NAMES = list(CFG.models)
 METHOD_NAMES = list(CFG.methods.enabled)
 SEEDS = list(CFG.seeds)
-PROCESSED = CFG.data.processed_dir
+# Each profile has its own output roots (and MLflow experiment): a ci smoke run never makes an
+# embedded run's outputs stale, and the other way round.
+PROCESSED = f"{CFG.data.processed_dir}/{PROFILE}"
+
+
+def R(path):
+    """A result path under this profile's root: results/<profile>/<path>."""
+    return f"results/{PROFILE}/{path}"
+
+
+def L(path):
+    """A log path under this profile's root: logs/<profile>/<path>."""
+    return f"logs/{PROFILE}/{path}"
+
+
 REFERENCE = CFG.data.reference_corpus
 PRETRAIN_CORPUS = "wikitext2"
 CORPORA = sorted({PRETRAIN_CORPUS, REFERENCE} - {"heldout"})

@@ -13,7 +13,7 @@ rule prepare_data:
         out=lambda w: f"{PROCESSED}/{w.dataset}",
         data=lambda w: {k: v for k, v in CFG.data.to_dict().items() if k not in ("tasks", "reference_corpus")},
     log:
-        "logs/prepare_data/{dataset}.log",
+        L("prepare_data/{dataset}.log"),
     conda:
         ENV_FILE
     shell:
@@ -25,13 +25,13 @@ rule tokenizer:
         CORE_SRC + src("models/tokenizers.py"),
         corpus=f"{PROCESSED}/{PRETRAIN_CORPUS}/train.jsonl",
     output:
-        directory("results/tokenizer"),
+        directory(R("tokenizer")),
     params:
         cli=CLI,
         corpus=lambda w, input: str(Path(input.corpus).parent),
         tokenizer=CFG.tokenizer.to_dict(),
     log:
-        "logs/tokenizer.log",
+        L("tokenizer.log"),
     conda:
         ENV_FILE
     shell:
@@ -43,13 +43,13 @@ rule splits:
         CORE_SRC + src("data/splits.py"),
         data=f"{PROCESSED}/{{dataset}}/meta.json",
     output:
-        "results/splits/{dataset}/seed{seed}.json",
+        R("splits/{dataset}/seed{seed}.json"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         unlearn=CFG.unlearn.to_dict(),
     log:
-        "logs/splits/{dataset}/seed{seed}.log",
+        L("splits/{dataset}/seed{seed}.log"),
     conda:
         ENV_FILE
     shell:

@@ -4,12 +4,12 @@
 rule evaluate_base:
     input:
         CORE_SRC + src("metrics", "pipeline/__init__.py", "pipeline/evaluation.py", "data/encoding.py"),
-        finetuned="results/models/{model}/{dataset}/finetuned",
+        finetuned=R("models/{model}/{dataset}/finetuned"),
         data=data_files("{dataset}"),
         reference=REFERENCE_INPUT,
-        split="results/splits/{dataset}/seed{seed}.json",
+        split=R("splits/{dataset}/seed{seed}.json"),
     output:
-        "results/eval/base/{dataset}/{model}/seed{seed}.json",
+        R("eval/base/{dataset}/{model}/seed{seed}.json"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
@@ -18,7 +18,7 @@ rule evaluate_base:
     resources:
         gpu=gpu_resources,
     log:
-        "logs/evaluate_base/{dataset}/{model}/seed{seed}.log",
+        L("evaluate_base/{dataset}/{model}/seed{seed}.log"),
     conda:
         ENV_FILE
     shell:
@@ -32,10 +32,10 @@ rule evaluate:
         CORE_SRC + src("metrics", "pipeline/__init__.py", "pipeline/evaluation.py", "data/encoding.py"),
         run=f"{RUN}/run.json",
         checkpoints=f"{RUN}/checkpoints",
-        base="results/eval/base/{dataset}/{model}/seed{seed}.json",
+        base=R("eval/base/{dataset}/{model}/seed{seed}.json"),
         data=data_files("{dataset}"),
         reference=REFERENCE_INPUT,
-        split="results/splits/{dataset}/seed{seed}.json",
+        split=R("splits/{dataset}/seed{seed}.json"),
     output:
         f"{RUN}/metrics.json",
     params:
@@ -47,7 +47,7 @@ rule evaluate:
     resources:
         gpu=gpu_resources,
     log:
-        f"logs/evaluate/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.log",
+        L(f"evaluate/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.log"),
     conda:
         ENV_FILE
     shell:
@@ -57,4 +57,4 @@ rule evaluate:
 
 rule base_evaluations:
     input:
-        expand("results/eval/base/{dataset}/{model}/seed{seed}.json", dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),
+        expand(R("eval/base/{dataset}/{model}/seed{seed}.json"), dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),

@@ -1,16 +1,16 @@
 # Unlearning: one job per (method, data set, model, seed) runs all its cycles on one model.
 
-RUN = "results/runs/{method}/{dataset}/{model}/seed{seed}"
+RUN = R("runs/{method}/{dataset}/{model}/seed{seed}")
 
 
 rule unlearn:
     input:
         CORE_SRC + src("methods", "fisher", "optim", "train.py", "objectives.py", "losses.py", "pipeline", "models",
                        "data/encoding.py", "data/refusals.txt"),
-        finetuned="results/models/{model}/{dataset}/finetuned",
-        pretrained="results/models/{model}/pretrained",
+        finetuned=R("models/{model}/{dataset}/finetuned"),
+        pretrained=R("models/{model}/pretrained"),
         data=data_files("{dataset}"),
-        split="results/splits/{dataset}/seed{seed}.json",
+        split=R("splits/{dataset}/seed{seed}.json"),
     output:
         run=f"{RUN}/run.json",
         checkpoints=temp(directory(f"{RUN}/checkpoints")),
@@ -22,9 +22,9 @@ rule unlearn:
     resources:
         gpu=gpu_resources,
     log:
-        f"logs/unlearn/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.log",
+        L(f"unlearn/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.log"),
     benchmark:
-        f"logs/benchmarks/unlearn/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.tsv"
+        L(f"benchmarks/unlearn/{{method}}/{{dataset}}/{{model}}/seed{{seed}}.tsv")
     conda:
         ENV_FILE
     shell:

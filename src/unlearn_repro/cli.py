@@ -83,7 +83,10 @@ def _dispatch(a, cfg) -> None:
     c = a.command
     if c == "check-config":
         import yaml
-        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        try:
+            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), flush=True)
+        except BrokenPipeError:  # `check-config | head`: the reader has gone, which is fine
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     if c == "prepare-data":
         from unlearn_repro.data import DATASETS

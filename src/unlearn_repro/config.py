@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -123,8 +124,32 @@ def _describe(error: jsonschema.ValidationError, schema: dict, source: str) -> s
     return f"{source}: key '{key}' = {error.instance!r} is invalid: {error.message}"
 
 
+_YAML11_FLOAT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+$")
+
+
+def numbers(raw: Any) -> Any:
+    """A copy with YAML 1.1's exponent-without-dot strings ('3e-4') read as the numbers the user meant."""
+    if isinstance(raw, Mapping):
+        return {k: numbers(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [numbers(v) for v in raw]
+    if isinstance(raw, str) and _YAML11_FLOAT.match(raw):
+        return float(raw)
+    return raw
+
+
 def validate(raw: Mapping, source: str = "params.yaml") -> None:
-    """Raise ConfigError naming the key (and valid choices) for the first schema violation."""
+    """Raise ConfigError naming the key (and valid choices) for the first schema violation, in the top
+    level or in any profile block merged over it (a typo in `paper` fails under `ci` too)."""
+    raw = numbers(raw)
+    _validate(raw, source)
+    for name, block in (raw.get("profiles") or {}).items():
+        if isinstance(block, Mapping):
+            merged = deep_merge({k: v for k, v in raw.items() if k != "profiles"}, block)
+            _validate({**merged, "profile": name}, f"{source} (profile {name!r})")
+
+
+def _validate(raw: Mapping, source: str) -> None:
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
@@ -138,6 +163,7 @@ def validate(raw: Mapping, source: str = "params.yaml") -> None:
 
 def resolve(raw: Mapping, profile: str | None = None, source: str = "params.yaml") -> Frozen:
     """Validate raw params, merge the selected profile over the defaults, validate the result."""
+    raw = numbers(raw)
     validate(raw, source)
     name = profile or raw["profile"]
     profiles = raw.get("profiles", {})
@@ -145,7 +171,7 @@ def resolve(raw: Mapping, profile: str | None = None, source: str = "params.yaml
         raise ConfigError(f"{source}: profile {name!r} is not defined; valid choices: {', '.join(profiles)}")
     merged = deep_merge({k: v for k, v in raw.items() if k != "profiles"}, profiles.get(name, {}))
     merged["profile"] = name
-    validate(merged, f"{source} (profile {name!r})")
+    _validate(merged, f"{source} (profile {name!r})")
     cfg = Frozen(merged)
     _check_consistency(cfg, source)
     return cfg

@@ -66,7 +66,3 @@ def npo(nll_theta: Tensor, nll_ref: Tensor, beta: float = 0.1) -> Tensor:
     delta = nll_theta - nll_ref.detach()
     return (-2.0 / beta * F.logsigmoid(beta * delta)).mean()
 
-
-def gradient_difference(forget_loss: Tensor, retain_loss: Tensor, gamma: float = 1.0) -> Tensor:
-    """GradDiff: ascend the forget loss while descending the retain loss, L = -L_f + gamma * L_r."""
-    return -forget_loss + gamma * retain_loss

@@ -38,8 +38,9 @@ def _flatten(d: Mapping, prefix: str = "") -> dict:
 
 
 class MlflowTracker:
-    def __init__(self, uri: str, experiment: str, lock_path: str | Path | None = None, retries: int = 5):
-        self.uri, self.experiment, self.retries = uri, experiment, retries
+    def __init__(self, uri: str, experiment: str, lock_path: str | Path | None = None, retries: int = 5,
+                 profile: str | None = None):
+        self.uri, self.experiment, self.retries, self.profile = uri, experiment, retries, profile
         if lock_path is None:
             lock_path = (uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else "mlflow") + ".lock"
         self.lock_path = str(lock_path)
@@ -48,8 +49,8 @@ class MlflowTracker:
         from filelock import FileLock
         import mlflow
 
-        tags = {**tags, "git_commit": git_commit(),
-                "pipeline_run": os.environ.get("UNLEARN_PIPELINE_RUN", "manual")}
+        tags = {**tags, "git_commit": git_commit(), "pipeline_run": os.environ.get("UNLEARN_PIPELINE_RUN", "manual"),
+                **({"profile": self.profile} if self.profile else {})}
         flat = {k: str(v)[:500] for k, v in _flatten(params).items()}
         clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
         for attempt in range(self.retries):
@@ -72,5 +73,6 @@ class MlflowTracker:
 
 
 def make_tracker(cfg) -> Tracker:
+    """One MLflow experiment per profile (`<experiment>-<profile>`), every run tagged with its profile."""
     t = cfg.tracking
-    return MlflowTracker(t.uri, t.experiment) if t.enabled else NullTracker()
+    return MlflowTracker(t.uri, f"{t.experiment}-{cfg.profile}", profile=cfg.profile) if t.enabled else NullTracker()

@@ -13,10 +13,12 @@ recorded as diverged, not raised.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
@@ -113,12 +115,17 @@ def train(model, seqs: Sequence[Item], recipe: Recipe, *, pad_id: int, device, o
     plan = [(e, b) for e, batches in enumerate(per_epoch) for b in batches]
     state_path = Path(resume_dir) / "train_state.pt" if resume_dir else None
     start_step, losses, elapsed = 0, [], 0.0
+    key = resume_key(recipe, seqs, desc)
     if state_path and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_step, losses, elapsed = state["step"], state["losses"], state["elapsed"]
-        print(f"[{desc}] resuming at step {start_step}/{len(plan)}", flush=True)
+        state = torch.load(state_path, map_location=device, weights_only=True)  # tensors and numbers only
+        if state.get("key") == key:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start_step, losses, elapsed = state["step"], state["losses"], state["elapsed"]
+            print(f"[{desc}] resuming at step {start_step}/{len(plan)}", flush=True)
+        else:
+            print(f"[{desc}] resume state in {state_path} was made with other settings, data or code: "
+                  "starting over", flush=True)
     model.train()
     t0, diverged, stopped_at = time.perf_counter(), False, None
     for step in progress(range(start_step, len(plan)), total=len(plan) - start_step, desc=desc):
@@ -140,7 +147,7 @@ def train(model, seqs: Sequence[Item], recipe: Recipe, *, pad_id: int, device, o
             print(f"[{desc}] stopping criterion met after epoch {stopped_at}", flush=True)
             break
         if state_path and (step + 1) % recipe.checkpoint_every == 0 and step + 1 < len(plan):
-            _save_state(state_path, model, opt, step + 1, losses, elapsed + time.perf_counter() - t0)
+            _save_state(state_path, model, opt, step + 1, losses, elapsed + time.perf_counter() - t0, key)
     model.eval()
     if state_path and state_path.exists():
         state_path.unlink()
@@ -157,9 +164,19 @@ def _epoch_means(losses: list[float], steps_per_epoch: int) -> list[float]:
     return [sum(c) / len(c) for i in range(0, len(losses), steps_per_epoch) if (c := losses[i:i + steps_per_epoch])]
 
 
-def _save_state(path: Path, model, opt, step: int, losses: list[float], elapsed: float) -> None:
+def resume_key(recipe: Recipe, seqs: Sequence[Item], desc: str) -> str:
+    """What a resume state must match: the recipe, the exact training items, the run's name, the code."""
+    from unlearn_repro.io import git_commit
+
+    h = hashlib.sha256(json.dumps([asdict(recipe), desc, git_commit()], sort_keys=True, default=str).encode())
+    for it in seqs:
+        h.update(json.dumps(it, sort_keys=True).encode() if isinstance(it, Mapping) else bytes(str(list(it)), "ascii"))
+    return h.hexdigest()
+
+
+def _save_state(path: Path, model, opt, step: int, losses: list[float], elapsed: float, key: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "losses": losses,
-                "elapsed": elapsed}, tmp)
+                "elapsed": elapsed, "key": key}, tmp)
     os.replace(tmp, path)

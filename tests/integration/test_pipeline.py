@@ -45,12 +45,12 @@ def pipeline(tmp_path_factory, mirror):
 
 
 def test_outputs_and_tables(pipeline):
-    tables = pipeline / "results" / "main" / "tables"
+    tables = pipeline / "results" / "ci" / "main" / "tables"
     for name in ("main_arc_easy", "main_lambada", "ranking", "runtime", "extended_cycles"):
         assert (tables / f"{name}.csv").stat().st_size > 0
         assert (tables / f"{name}.md").read_text().count("|") > 10
     for fig in ("runtime.png", "extended_cycles_tiny-gpt-neo.png"):
-        assert (pipeline / "results" / "main" / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
+        assert (pipeline / "results" / "ci" / "main" / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     main = pd.read_csv(tables / "main_arc_easy.csv")
     assert set(main["method"]) == {"retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting",
                                    "gradient_difference", "inverted_hinge", "npo", "preference"}
@@ -60,11 +60,11 @@ def test_outputs_and_tables(pipeline):
     assert main.loc[~in_paper, "paper"].isna().all()      # the new methods have none (shown as —)
     ext = pd.read_csv(tables / "extended_cycles.csv")
     assert ext["cycle"].max() == 3              # lambada x tiny-gpt-neo runs to max_cycles
-    summary = json.loads((pipeline / "results" / "main" / "summary" / "metrics.json").read_text())
+    summary = json.loads((pipeline / "results" / "ci" / "main" / "summary" / "metrics.json").read_text())
     assert "fisher_removal.cycle1.delta_exp" in summary
     # checkpoints of the unlearning cycles are temporary: removed once evaluated
-    assert not list((pipeline / "results" / "runs").rglob("checkpoints"))
-    meta = json.loads((pipeline / "results/models/tiny-opt/arc_easy/finetuned/meta.json").read_text())
+    assert not list((pipeline / "results" / "ci" / "runs").rglob("checkpoints"))
+    meta = json.loads((pipeline / "results/ci/models/tiny-opt/arc_easy/finetuned/meta.json").read_text())
     assert meta["git_commit"] and meta["data_hashes"] and meta["params"]["finetune"]["epochs"] == 1
 
 
@@ -75,11 +75,22 @@ def test_mlflow_runs(pipeline):
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
     assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36}
-    assert wide["pipeline_run"].nunique() == 1
+    assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
+    experiments = set(pd.read_sql("select name from experiments", con)["name"])
+    assert "unlearn-repro-ci" in experiments      # one experiment per profile
     for key in ("dataset", "model", "method", "seed", "git_commit"):
         assert wide.loc[wide["stage"] == "unlearn", key].notna().all()
     n_metrics = pd.read_sql("select count(*) as n from metrics", con)["n"][0]
     assert n_metrics > 100
+
+
+def test_profiles_do_not_touch_each_others_outputs(pipeline):
+    """Another profile's job writes under its own roots: afterwards the ci outputs are all up to date."""
+    other = _snakemake(pipeline, "--config", "profile=embedded", "data/processed/embedded/arc_easy/meta.json")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert (pipeline / "data/processed/embedded/arc_easy/train.jsonl").exists()
+    dry = _snakemake(pipeline, "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
 
 
 def test_rerun_is_noop_and_param_change_reruns_only_that_method(pipeline):
@@ -97,3 +108,4 @@ def test_rerun_is_noop_and_param_change_reruns_only_that_method(pipeline):
     for other in ("fisher_removal", "fisher_forgetting", "finetune ", "retrain", "gradient_difference", "npo"):
         assert f"--method {other}" not in shell
     assert "base-model" not in shell and " finetune --model" not in shell
+

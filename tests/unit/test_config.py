@@ -110,3 +110,21 @@ def test_cli_reports_config_errors(tmp_path, raw_params, capsys):
     with pytest.raises(SystemExit) as e:
         main(["check-config", "--params", str(tmp_path / "p.yaml")])
     assert "key 'seeds'" in str(e.value) and "p.yaml" in str(e.value)
+
+
+def test_yaml11_exponent_strings_are_numbers_and_every_profile_is_checked(raw_params):
+    raw_params["methods"]["fisher_removal"]["gamma"] = "3e-4"       # YAML 1.1 reads 3e-4 as a string
+    raw_params["profiles"]["embedded"]["fisher"]["damping"] = "1E-3"
+    cfg = config.resolve(raw_params, "ci")
+    assert cfg.methods.fisher_removal.gamma == 3e-4
+    raw_params["profiles"]["paper"]["fisher"] = {"damp": 1.0}      # a typo in a profile that is not selected
+    with pytest.raises(config.ConfigError, match="profile 'paper'.*unknown key 'damp'"):
+        config.resolve(raw_params, "ci")
+
+
+def test_check_config_survives_a_closed_pipe():
+    import subprocess
+    import sys
+    r = subprocess.run(f"{sys.executable} -m unlearn_repro check-config | head -1", shell=True, cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.stdout.startswith("profile:") and "BrokenPipe" not in r.stderr

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearn_repro.losses import (gradient_difference, inverted_hinge, mean_token_nll, npo, sequence_nll,
-                                  token_nll)
+from unlearn_repro.losses import inverted_hinge, mean_token_nll, npo, sequence_nll, token_nll
 
 LOG2, LOG3, LOG4 = math.log(2), math.log(3), math.log(4)
 
@@ -185,14 +184,3 @@ def test_npo_tends_to_gradient_ascent_as_beta_vanishes():
     assert torch.allclose(g_npo, g_ga, atol=1e-6)
     (g_big,) = torch.autograd.grad(npo(nll_theta, nll_ref, beta=1.0), nll_theta)
     assert not torch.allclose(g_big, g_ga, atol=1e-2)   # ... while a real beta reweights the sequences
-
-
-# 7. gradient difference
-@pytest.mark.parametrize("gamma", [1.0, 0.5])
-def test_gradient_difference(gamma):
-    f = torch.tensor(2.0, requires_grad=True)
-    r = torch.tensor(3.0, requires_grad=True)
-    loss = gradient_difference(f, r, gamma)
-    assert loss.item() == pytest.approx(-2.0 + gamma * 3.0)
-    loss.backward()
-    assert float(f.grad) == -1.0 and float(r.grad) == gamma

@@ -52,3 +52,52 @@ def test_cycles_run_in_turn_and_resume(setup, monkeypatch):
     assert calls == [1, 2, 2]                                          # cycle 1 was not run again
     assert again["cycles"][0] == first and again["cycles"][1]["cycle"] == 2
     assert read_json(out2 / "run.json")["n_cycles"] == 2 and not (out2 / "partial").exists()
+
+
+def test_resume_never_mixes_settings(setup, monkeypatch, capsys):
+    """Finished cycles made with other params are discarded (and said so), not continued."""
+    cfg, kw, tmp = setup
+    out = tmp / "run"
+    calls = []
+    impl = METHODS.get("gradient_ascent")
+    original = type(impl).unlearn
+
+    def flaky(self, ctx, model, forget, retain, cycle):
+        calls.append((cycle, ctx.cfg.methods.gradient_ascent.lr))
+        if cycle == 2 and len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, ctx, model, forget, retain, cycle)
+    monkeypatch.setattr(type(impl), "unlearn", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        unlearning.run(cfg, method="gradient_ascent", out_dir=out, **kw)
+    raw = cfg.to_dict()
+    raw["methods"]["gradient_ascent"]["lr"] = 0.9
+    from unlearn_repro.config import Frozen
+    summary = unlearning.run(Frozen(raw), method="gradient_ascent", out_dir=out, **kw)
+    assert calls == [(1, 5e-5), (2, 5e-5), (1, 0.9), (2, 0.9)]        # cycle 1 redone with the new lr
+    assert "made with other settings" in capsys.readouterr().out
+    assert all(c["cycle"] in (1, 2) for c in summary["cycles"])
+    assert read_json(out / "run.json")["params"]["methods.gradient_ascent"]["lr"] == 0.9
+
+
+def test_training_resume_state_must_match_the_recipe(tiny_tokenizer, tmp_path, capsys):
+    import torch
+    from unlearn_repro.train import Recipe, train
+    seqs = [[1, 5, 9, 12], [3, 4, 5, 6], [8, 9, 10, 11]] * 4
+    model = build_model("tiny-opt", tiny_tokenizer, seed=0)
+    r = Recipe(epochs=2, lr=1e-2, batch_size=2, seed=0, checkpoint_every=3)
+    calls = {"n": 0}
+
+    def crashing(m, batch, step):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise KeyboardInterrupt
+        return m(**batch).loss
+    with pytest.raises(KeyboardInterrupt):
+        train(model, seqs, r, pad_id=0, device="cpu", objective=crashing, resume_dir=tmp_path)
+    state = torch.load(tmp_path / "train_state.pt", weights_only=True)   # loads without pickled code
+    assert state["step"] == 3
+    other = Recipe(epochs=2, lr=2e-2, batch_size=2, seed=0, checkpoint_every=3)
+    fresh = build_model("tiny-opt", tiny_tokenizer, seed=0)
+    stats = train(fresh, seqs, other, pad_id=0, device="cpu", resume_dir=tmp_path)
+    assert stats["steps"] == 12 and "starting over" in capsys.readouterr().out

@@ -76,7 +76,7 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
     dry = _run(ws, str(BIN / "snakemake"), "-n", "--printshellcmds", "--cores", "1")
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-3000:]
-    assert "unlearn --method throwaway --dataset arc_easy" in out and "results/metrics/throwaway.csv" in out
+    assert "unlearn --method throwaway --dataset arc_easy" in out and "results/ci/metrics/throwaway.csv" in out
     # a bad value in its block is caught by the schema its file declares
     params["methods"]["throwaway"] = {"shrink": -1}
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -111,7 +111,7 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
 
 def test_configfile_values_reach_the_jobs_and_trigger_reruns(tmp_path, mirror):
     ws = _workspace(tmp_path, mirror, copy_src=False)
-    target = "results/splits/arc_easy/seed0.json"
+    target = "results/ci/splits/arc_easy/seed0.json"
     snake = [str(BIN / "snakemake"), "--cores", "1"]
     first = _run(ws, *snake, target)
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
@@ -123,7 +123,7 @@ def test_configfile_values_reach_the_jobs_and_trigger_reruns(tmp_path, mirror):
     second = _run(ws, *snake, target, "--configfile", "params.yaml", "override.yaml")
     assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
     assert json.loads((ws / target).read_text())["cycle_size"] == 12
-    log = (ws / "logs/splits/arc_easy/seed0.log").read_text()
+    log = (ws / "logs/ci/splits/arc_easy/seed0.log").read_text()
     assert "[splits] cycle_size 12" in log and "resolved by Snakemake" in log
     # --config works the same way, and the same bad value gets the same message as in params.yaml
     bad = _run(ws, *snake, "-n", target, "--config", "threads=0")

@@ -49,11 +49,12 @@ def test_dvc_reruns_only_the_stage_whose_params_changed(tmp_path):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name,
                                                                      **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    enabled = yaml.safe_load((ROOT / "params.yaml").read_text())["methods"]["enabled"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    enabled, profile = params["methods"]["enabled"], params["profile"]
     for st in stages.values():  # stand-in outputs, as a finished run leaves them
         body, items = (st["do"], enabled) if "foreach" in st else (st, [None])
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", []) + body.get("metrics", [])]
-        for out in [o.replace("${item}", str(i)) for o in outs for i in items]:
+        for out in [o.replace("${item}", str(i)).replace("${profile}", profile) for o in outs for i in items]:
             path = tmp_path / out
             if path.suffix:
                 path.parent.mkdir(parents=True, exist_ok=True)

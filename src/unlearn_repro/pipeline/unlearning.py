@@ -4,12 +4,13 @@ checkpointed; an interrupted run resumes after its last finished cycle (finished
 `partial/`, which Snakemake does not clear as it does a failed job's declared outputs)."""
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 
 from unlearn_repro.data.encoding import split_sequences
-from unlearn_repro.io import read_json, write_json
+from unlearn_repro.io import file_hash, git_commit, read_json, write_json
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.models import checkpoint
 from unlearn_repro.pipeline import open_checkpoint
@@ -39,6 +40,10 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
     seqs = split_sequences(tok, data_dir, "train", cfg.data.max_length)
     ctx = Context(cfg=cfg, device=device, pad_id=tok.pad_token_id, seed=seed, pretrained_path=Path(pretrained),
                   work_dir=out_dir / "resume", tokenizer=tok, hooks=tuple(hooks), wrappers=tuple(wrappers))
+    # finished cycles are reused only if made with these exact settings, data, split and code
+    fingerprint = {"params": impl.params(cfg), "max_length": cfg.data.max_length, "git_commit": git_commit(),
+                   "split": file_hash(split_file), "finetuned": file_hash(Path(finetuned) / "meta.json")}
+    _drop_stale_partial(partial, fingerprint)
     records = []
     removed: set[int] = set()
     for k in range(1, n_cycles + 1):
@@ -47,6 +52,7 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
         if (done / "meta.json").exists():  # resume: this cycle finished before an interruption
             model, _, meta = checkpoint.load(done, device)
             records.append(meta["cycle_stats"])
+            print(f"[unlearn] cycle {k}: reusing the finished cycle in {done}", flush=True)
             continue
         forget = [seqs[i] for i in cycles[k - 1]]
         retain = [s for i, s in enumerate(seqs) if i not in removed]
@@ -58,7 +64,8 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
                  "runtime_s": time.perf_counter() - start}
         records.append(stats)
         checkpoint.save(model, tok, done, {"dataset": dataset, "model": model_name, "method": method, "seed": seed,
-                                           "cycle": k, "cycle_stats": stats, "params": impl.params(cfg)})
+                                           "cycle": k, "cycle_stats": stats, "params": impl.params(cfg),
+                                           "fingerprint": fingerprint})
         print(f"[unlearn] {method} {dataset} {model_name} seed {seed}: cycle {k}/{n_cycles} in "
               f"{stats['runtime_s']:.1f}s{' (DIVERGED)' if stats.get('diverged') else ''}", flush=True)
     shutil.rmtree(ctx.work_dir, ignore_errors=True)
@@ -80,3 +87,14 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
                               "seed": str(seed), "cycles": str(n_cycles)},
                     {"cycle_runtime_s": [r["runtime_s"] for r in records]})
     return summary
+
+
+def _drop_stale_partial(partial: Path, fingerprint: dict) -> None:
+    """Delete finished cycles (and the resume state beside them) made with other settings or code."""
+    metas = sorted(partial.glob("cycle*/meta.json"))
+    stale = [m for m in metas if read_json(m).get("fingerprint") != json.loads(json.dumps(fingerprint))]
+    if stale:
+        print(f"[unlearn] {len(stale)} finished cycle(s) in {partial} were made with other settings, data or code "
+              f"({', '.join(m.parent.name for m in stale)}): starting this run over", flush=True)
+        shutil.rmtree(partial)
+        shutil.rmtree(partial.parent / "resume", ignore_errors=True)

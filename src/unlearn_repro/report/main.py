@@ -17,7 +17,7 @@ PAPER_SIZE = {"tiny": "125M"}  # the tiny models are compared with the paper's s
 METRIC_LABEL = {"delta_acc": "Δacc", "delta_exp": "Δexp"}
 
 
-def outputs(cfg, root: str = "results/main") -> dict[str, list[str]]:
+def outputs(cfg, root: str) -> dict[str, list[str]]:
     """The files this report writes, by kind (named outputs: no directory is shared with other studies)."""
     t, f = f"{root}/tables", f"{root}/figures"
     models = [m for m in cfg.unlearn.extended_models if m in cfg.models]
