@@ -5,6 +5,7 @@ import uuid
 from pathlib import Path
 
 from unlearn_repro import config as params_config
+from unlearn_repro.data.registry import check_mirror
 from unlearn_repro.methods import METHODS
 from unlearn_repro.models.registry import MODELS
 from unlearn_repro.report import main as main_report
@@ -41,6 +42,8 @@ def L(path):
 REFERENCE = CFG.data.reference_corpus
 PRETRAIN_CORPUS = "wikitext2"
 CORPORA = sorted({PRETRAIN_CORPUS, REFERENCE} - {"heldout"})
+if CFG.data.source == "mirror":  # fail before any job runs (and before any prepared data is touched)
+    check_mirror(CFG.data.mirror_dir, TASKS + CORPORA)
 ENV_FILE = "../environment.yml"  # the pinned environment every rule runs in (`--sdm conda` builds it)
 # the exposure reference: a prepared corpus folder, or `heldout` (each task's rows never trained on)
 REFERENCE_ARG = "heldout" if REFERENCE == "heldout" else f"{PROCESSED}/{REFERENCE}"

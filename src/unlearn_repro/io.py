@@ -80,6 +80,31 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
+def map_jsonl(path: str | Path, normalize) -> list:
+    """normalize(row, i) over a jsonl file's rows (None results dropped). A row missing a field names the
+    file, the line and the field; an empty file names the file."""
+    path = Path(path)
+    out, i = [], 0
+    with open(path) as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                x = normalize(row, i)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{line_no}: not valid JSON: {e}") from None
+            except (KeyError, IndexError, TypeError) as e:
+                fields = sorted(row) if isinstance(row, dict) else type(row).__name__
+                raise ValueError(f"{path}:{line_no}: bad row, missing or malformed field {e} (has: {fields})") from None
+            i += 1
+            if x is not None:
+                out.append(x)
+    if i == 0:
+        raise ValueError(f"{path}: the file is empty (no rows)")
+    return out
+
+
 def _json_default(o: Any) -> Any:
     if hasattr(o, "to_dict"):
         return o.to_dict()

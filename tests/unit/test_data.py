@@ -92,3 +92,27 @@ def test_missing_split_is_derived_deterministically_and_recorded(tmp_path, mirro
     assert read_json(tmp_path / "a/meta.json")["rows"] == {"train": 96, "test": 24, "heldout": 1470 - 96 + 368}
     heldout_ids = {r["id"] for r in read_jsonl(tmp_path / "a/heldout.jsonl")}
     assert not heldout_ids & train_ids
+
+
+def test_bad_mirror_rows_and_files_name_file_line_and_field(tmp_path):
+    from unlearn_repro.io import map_jsonl
+    f = tmp_path / "train.jsonl"
+    f.write_text('{"query": "q", "choices": ["a"], "gold": 0}\n\n{"query": "q", "choices": ["a"]}\n')
+    norm = lambda r, i: {"query": r["query"], "gold": int(r["gold"])}  # noqa: E731
+    with pytest.raises(ValueError, match=r"train.jsonl:3: bad row, missing or malformed field 'gold'"):
+        map_jsonl(f, norm)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match=r"empty.jsonl: the file is empty"):
+        map_jsonl(tmp_path / "empty.jsonl", norm)
+
+
+def test_a_missing_mirror_is_caught_before_any_job(tmp_path, mirror):
+    from unlearn_repro.data.registry import check_mirror
+    check_mirror(mirror, ["arc_easy", "wikitext2"])
+    with pytest.raises(FileNotFoundError, match=r"offline data mirror is missing \(params.yaml `data.mirror_dir`"):
+        check_mirror(tmp_path / "shraed", ["arc_easy"])
+    (tmp_path / "m" / "arc_easy").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"mirror folder of data set 'arc_easy' is missing or empty"):
+        check_mirror(tmp_path / "m", ["arc_easy"])
+    with pytest.raises(FileNotFoundError, match=r"'echr' has no offline mirror"):
+        check_mirror(mirror, ["echr"])

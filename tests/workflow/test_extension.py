@@ -128,3 +128,18 @@ def test_configfile_values_reach_the_jobs_and_trigger_reruns(tmp_path, mirror):
     # --config works the same way, and the same bad value gets the same message as in params.yaml
     bad = _run(ws, *snake, "-n", target, "--config", "threads=0")
     assert bad.returncode != 0 and "key 'threads' = 0 is invalid" in bad.stdout + bad.stderr
+
+
+def test_a_mistyped_mirror_stops_the_dag_and_keeps_prepared_data(tmp_path, mirror):
+    ws = _workspace(tmp_path, mirror, copy_src=False)
+    target = "data/processed/ci/arc_easy/meta.json"
+    first = _run(ws, str(BIN / "snakemake"), "--cores", "1", target)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    before = {p.name: p.stat().st_mtime_ns for p in (ws / "data/processed/ci/arc_easy").iterdir()}
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["data"]["mirror_dir"] = str(mirror) + "-typo"
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bad = _run(ws, str(BIN / "snakemake"), "--cores", "1", target)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "offline data mirror is missing" in out and "data.mirror_dir" in out, out[-3000:]
+    assert {p.name: p.stat().st_mtime_ns for p in (ws / "data/processed/ci/arc_easy").iterdir()} == before

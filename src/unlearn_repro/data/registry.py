@@ -38,6 +38,24 @@ def choose_source(source: str, mirror_dir: str | Path) -> str:
     return source
 
 
+def check_mirror(mirror_dir: str | Path, names, key: str = "data.mirror_dir") -> None:
+    """Before any job runs: the mirror folder and each needed data set's folder exist and are not empty,
+    so a mistyped path fails at once, naming the path and the key to fix, and no prepared data is touched."""
+    root = Path(mirror_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root.resolve()}: the offline data mirror is missing (params.yaml `{key}`, "
+                                "with `data.source: mirror`)")
+    for name in names:
+        spec = DATASETS.get(name)
+        folder = root / spec.mirror_folder
+        if not spec.mirror_splits:
+            raise FileNotFoundError(f"data set {name!r} has no offline mirror; use `data.source: hub` "
+                                    f"or `data.hub_paths.{name}`")
+        if not folder.is_dir() or not any(folder.iterdir()):
+            raise FileNotFoundError(f"{folder.resolve()}: mirror folder of data set {name!r} is missing or empty "
+                                    f"(params.yaml `{key}` = {mirror_dir})")
+
+
 def available_splits(spec: DatasetSpec, source: str) -> list[str]:
     return list(spec.mirror_splits if source == "mirror" else spec.hub_splits)
 
@@ -53,7 +71,10 @@ def load_split(name: str, split: str, source: str, mirror_dir: str | Path,
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: mirror folder of data set {name!r} is missing "
                                     f"(data.mirror_dir = {mirror_dir})")
-        return spec.mirror_splits[split](folder)
+        rows = spec.mirror_splits[split](folder)
+        if not rows:
+            raise ValueError(f"{folder}: the mirror's {split!r} split of data set {name!r} has no rows")
+        return rows
     if split not in spec.hub_splits:
         raise KeyError(f"{name}: the hub release has no {split!r} split (has: {', '.join(spec.hub_splits)})")
     rows = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from unlearn_repro.data.registry import DATASETS, available_splits, choose_source, load_split
-from unlearn_repro.io import git_commit, write_json, write_jsonl
+from unlearn_repro.io import atomic_dir, git_commit, write_json, write_jsonl
 
 DATA_SEED = 1234  # fixed: the task splits never change with the experiment seeds
 
@@ -58,16 +58,12 @@ def prepare_task(name: str, cfg, out_dir: str | Path) -> dict:
     left_out = set(range(len(train))) - set(kept)
     heldout = [r for i, r in enumerate(train) if i in left_out] + test
     train, test = [train[i] for i in kept], cap(test, d.max_test)
-    out = Path(out_dir)
-    write_jsonl(out / "train.jsonl", train)
-    write_jsonl(out / "test.jsonl", test)
-    write_jsonl(out / "heldout.jsonl", heldout)
     meta = {"dataset": name, "kind": spec.kind, "source": source,
             "origin": str(Path(d.mirror_dir) / spec.mirror_folder) if source == "mirror" else (hub_path or spec.hub_id),
             "splits": how, "rows_before_cap": {"train": n_train_full, "test": n_test_full},
             "rows": {"train": len(train), "test": len(test), "heldout": len(heldout)}, "caps": {"train": d.max_train, "test": d.max_test},
             "git_commit": git_commit()}
-    write_json(out / "meta.json", meta)
+    _write_prepared(out_dir, train, test, heldout, meta)
     return meta
 
 
@@ -83,14 +79,18 @@ def prepare_corpus(name: str, cfg, out_dir: str | Path) -> dict:
     hub_path = d.hub_paths.get(name)
     train = load_split(name, train_split, source, d.mirror_dir, hub_path) if train_split in have else []
     test = load_split(name, test_split, source, d.mirror_dir, hub_path)
-    out = Path(out_dir)
-    write_jsonl(out / "train.jsonl", train)
-    write_jsonl(out / "test.jsonl", test)
-    write_jsonl(out / "heldout.jsonl", test)
     meta = {"dataset": name, "kind": spec.kind, "source": source, "splits": {"train": train_split, "test": test_split},
             "rows": {"train": len(train), "test": len(test), "heldout": len(test)}, "git_commit": git_commit()}
-    write_json(out / "meta.json", meta)
+    _write_prepared(out_dir, train, test, test, meta)
     return meta
+
+
+def _write_prepared(out_dir: str | Path, train: list, test: list, heldout: list, meta: dict) -> None:
+    """All files of a prepared data set appear together (one rename) or not at all."""
+    with atomic_dir(out_dir) as tmp:
+        for split, rows in (("train", train), ("test", test), ("heldout", heldout)):
+            write_jsonl(tmp / f"{split}.jsonl", rows)
+        write_json(tmp / "meta.json", meta)
 
 
 def forget_cycles(n_train: int, cycle_size: int, max_cycles: int, seed: int) -> list[list[int]]:

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from unlearn_repro.data.registry import DatasetSpec, register
-from unlearn_repro.io import read_jsonl
+from unlearn_repro.io import map_jsonl
 
 
 def _arc_row(r: dict, i: int) -> dict | None:
@@ -23,8 +23,7 @@ def _arc_row(r: dict, i: int) -> dict | None:
 
 
 def _arc_mirror(split: str):
-    return lambda folder: [x for i, r in enumerate(read_jsonl(folder / f"{split}.jsonl"))
-                           if (x := _arc_row(r, i)) is not None]
+    return lambda folder: map_jsonl(folder / f"{split}.jsonl", _arc_row)
 
 
 register(DatasetSpec(
@@ -35,8 +34,8 @@ register(DatasetSpec(
 
 def _fewshot_mirror(folder: Path, file: str, prefix: str) -> list[dict]:
     """llm-foundry eval rows {query, choices, gold} are already our schema."""
-    return [{"id": f"{prefix}-{i}", "query": r["query"], "choices": list(r["choices"]), "gold": int(r["gold"])}
-            for i, r in enumerate(read_jsonl(folder / file))]
+    return map_jsonl(folder / file, lambda r, i: {"id": f"{prefix}-{i}", "query": r["query"],
+                                                  "choices": list(r["choices"]), "gold": int(r["gold"])})
 
 
 def _piqa_hub(r: dict, i: int) -> dict | None:
@@ -78,6 +77,6 @@ def _lambada_hub(r: dict, i: int) -> dict:
 
 register(DatasetSpec(
     "lambada", "cloze", "lambada",
-    {"test": lambda f: [{"id": f"lambada-{i}", "context": r["context"].rstrip(), "continuation": r["continuation"].strip()}
-                        for i, r in enumerate(read_jsonl(f / "test.jsonl"))]},
+    {"test": lambda f: map_jsonl(f / "test.jsonl", lambda r, i: {
+        "id": f"lambada-{i}", "context": r["context"].rstrip(), "continuation": r["continuation"].strip()})},
     "EleutherAI/lambada_openai", "en", {"test": "test"}, _lambada_hub))

@@ -1,0 +1,98 @@
+"""One look for every figure of every study: each method keeps its colour, marker, line style and bar
+hatch wherever it is drawn, whichever other methods share the figure.
+
+Colours are the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), distinguishable under the
+common colour-vision deficiencies, plus a mid grey. The reference methods get the neutral colours
+(retraining black, finetuning grey); methods whose curves tend to coincide get different line styles, so a
+line drawn over another stays visible: gradient ascent (solid) and Fisher Removal (dashed: with a
+near-identity Fisher it is gradient ascent with another step), retraining (solid) and finetuning (dashed),
+gradient difference (dash-dot) and inverted hinge (dotted), NPO (dashed) and gradient ascent. Every method
+also has its own marker, so no pair is told apart by colour alone.
+
+A method this table does not know (a user's new file under `methods/`) gets a style drawn from a SHA-256
+of its name, stable across processes and machines (Python's `hash()` is salted per process), with a marker
+no known method uses.
+"""
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+
+# Okabe-Ito, in its usual order, and a grey
+BLACK, ORANGE, SKY_BLUE, GREEN = "#000000", "#E69F00", "#56B4E9", "#009E73"
+YELLOW, BLUE, VERMILLION, PURPLE = "#F0E442", "#0072B2", "#D55E00", "#CC79A7"
+GREY = "#999999"
+PALETTE = (BLACK, ORANGE, SKY_BLUE, GREEN, YELLOW, BLUE, VERMILLION, PURPLE, GREY)
+
+SOLID, DASHED, DOTTED, DASHDOT = "-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1.5, 2))
+LONGDASH, DASHDOTDOT = (0, (9, 3)), (0, (6, 2, 1.5, 2, 1.5, 2))
+LINESTYLES = (SOLID, DASHED, DOTTED, DASHDOT, LONGDASH, DASHDOTDOT)
+
+#                       colour      marker linestyle  hatch
+KNOWN: dict[str, tuple] = {
+    "retrain":             (BLACK,      "o", SOLID,   ""),
+    "finetune":            (GREY,       "s", DASHED,  ".."),
+    "gradient_ascent":     (VERMILLION, "^", SOLID,   ""),
+    "fisher_removal":      (BLUE,       "D", DASHED,  "//"),
+    "fisher_forgetting":   (GREEN,      "v", DASHDOT, "\\\\"),
+    "gradient_difference": (ORANGE,     "P", DASHDOT, "xx"),
+    "inverted_hinge":      (PURPLE,     "X", DOTTED,  "--"),
+    "npo":                 (SKY_BLUE,   "h", DASHED,  "++"),
+    "preference":          (YELLOW,     "*", LONGDASH, "oo"),
+}
+# markers and hatches for methods outside KNOWN: none of the markers is a known method's
+FALLBACK_MARKERS = ("<", ">", "p", "d", "8", "H", "1", "2", "3", "4")
+FALLBACK_HATCHES = ("", "//", "\\\\", "..", "xx", "--", "++", "||")
+
+EDGE = "#333333"      # bar edges, hatch lines and marker edges: keeps the yellow and sky-blue readable on white
+DPI = 150
+RC = {
+    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+    "legend.fontsize": 8, "figure.titlesize": 11, "figure.dpi": DPI, "savefig.dpi": DPI,
+    "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6, "axes.spines.top": False,
+    "axes.spines.right": False, "lines.linewidth": 1.6, "lines.markersize": 5.5, "legend.frameon": False,
+    "hatch.linewidth": 0.6, "errorbar.capsize": 2,
+}
+
+
+def _digest(name: str) -> bytes:
+    return hashlib.sha256(name.encode("utf-8")).digest()
+
+
+def _row(name: str) -> tuple:
+    if name in KNOWN:
+        return KNOWN[name]
+    h = _digest(name)
+    return (PALETTE[h[0] % len(PALETTE)], FALLBACK_MARKERS[h[1] % len(FALLBACK_MARKERS)],
+            LINESTYLES[h[2] % len(LINESTYLES)], FALLBACK_HATCHES[h[3] % len(FALLBACK_HATCHES)])
+
+
+def method_style(name: str) -> dict:
+    """Line style of a method: `color`, `marker`, `linestyle` (pass straight to `Axes.plot`)."""
+    color, marker, linestyle, _ = _row(name)
+    return {"color": color, "marker": marker, "linestyle": linestyle}
+
+
+def line_kwargs(name: str) -> dict:
+    """`method_style` plus the shared marker edge (for `Axes.plot`)."""
+    return {**method_style(name), "markeredgecolor": EDGE, "markeredgewidth": 0.5}
+
+
+def bar_style(name: str) -> dict:
+    """Bar style of a method: its colour, a hatch (a second cue besides colour) and the shared edge."""
+    color, _, _, hatch = _row(name)
+    return {"color": color, "hatch": hatch, "edgecolor": EDGE, "linewidth": 0.6}
+
+
+@contextmanager
+def context():
+    """Figures drawn inside share fonts, grid and dpi, without touching the global rcParams."""
+    import matplotlib.pyplot as plt
+    with plt.rc_context(RC):
+        yield
+
+
+def apply() -> None:
+    """Set the shared fonts, grid and dpi globally (for notebooks and ad-hoc plots)."""
+    import matplotlib as mpl
+    mpl.rcParams.update(RC)
