@@ -20,9 +20,13 @@ include: "rules/base_models.smk"
 include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/main.smk"
+include: "rules/discussions.smk"
+include: "rules/verdicts.smk"
 
 
 rule all:  # every study
     default_target: True
     input:
         rules.main.input,
+        rules.discussions.input,
+        rules.verdicts.output,

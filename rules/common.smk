@@ -8,6 +8,7 @@ from unlearn_repro import config as params_config
 from unlearn_repro.data.registry import check_mirror
 from unlearn_repro.methods import METHODS
 from unlearn_repro.models.registry import MODELS
+from unlearn_repro.report import discussions as discussions_report
 from unlearn_repro.report import main as main_report
 
 CFG = params_config.resolve(config, config.get("profile"))

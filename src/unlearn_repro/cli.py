@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -46,12 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     cmd("evaluate", "Δacc / Δexp of every cycle of an unlearning run", "run", "base", "data", "reference", "split", "out")
     p = cmd("collect", "gather per-run metrics.json files into one CSV", "out")
     p.add_argument("metrics", nargs="+")
+    p = cmd("discussion-snapshot", "last-block weights and retained samples' exposures of one model (§9)",
+            "model-dir", "data", "reference", "split", "out")
+    p.add_argument("--base", action="store_true", help="the fine-tuned model: score every training sample")
+    cmd("onion", "remove the most exposed samples, retrain, rescore (§9.3)", "base", "pretrained", "data",
+        "reference", "dataset", "model", "out")
+    p = cmd("discussions-report", "the discussion studies' tables and figures (§9)", "out", "base", "onion")
+    p.add_argument("snapshots", nargs="+", help="METHOD=PATH of each method's cycle-1 snapshot")
+    p = cmd("verdicts", "a verdict for every claim of the paper, from the studies' outputs", "out", "curves", "kl",
+            "onion", "shift")
+    p.add_argument("collected", nargs="+")
     p = cmd("main-report", "the main study's tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")
     return ap
 
 
 def main(argv: list[str] | None = None) -> None:
+    started = time.time()  # the job's start: its MLflow run's start time
     args = build_parser().parse_args(argv)
     from unlearn_repro import config
 
@@ -72,13 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        _dispatch(args, cfg)
+        _dispatch(args, cfg, started)
     except (FileNotFoundError, KeyError, ValueError, MemoryError) as e:
         sys.exit(f"error ({args.command}): {e}")
 
 
-def _dispatch(a, cfg) -> None:
-    from unlearn_repro.tracking import make_tracker
+def _dispatch(a, cfg, started: float | None = None) -> None:
+    from unlearn_repro.tracking import log_report, make_tracker
 
     c = a.command
     if c == "check-config":
@@ -98,7 +110,7 @@ def _dispatch(a, cfg) -> None:
         from unlearn_repro.pipeline.base_models import make_tokenizer
         make_tokenizer(cfg, a.corpus, a.out)
         return
-    tracker = make_tracker(cfg)
+    tracker = make_tracker(cfg, start_time=started)
     if c == "base-model":
         from unlearn_repro.pipeline.base_models import base_model
         base_model(cfg, a.model, a.corpus, a.tokenizer, a.out, tracker)
@@ -127,6 +139,22 @@ def _dispatch(a, cfg) -> None:
     elif c == "collect":
         from unlearn_repro.report.tables import collect
         collect(a.metrics, a.out)
+    elif c == "discussion-snapshot":
+        from unlearn_repro.pipeline.discussions import snapshot
+        snapshot(cfg, a.model_dir, a.data, a.reference, a.split, a.out, base=a.base)
+    elif c == "onion":
+        from unlearn_repro.pipeline.discussions import onion
+        onion(cfg, a.base, a.pretrained, a.data, a.reference, a.out, tracker, dataset=a.dataset, model_name=a.model)
+    elif c == "discussions-report":
+        from unlearn_repro.report.discussions import build_report as discussions_report
+        pairs = dict(x.split("=", 1) for x in a.snapshots)
+        discussions_report(cfg, pairs, a.base, a.onion, a.out)
+    elif c == "verdicts":
+        from unlearn_repro.report.verdicts import build_verdicts
+        build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out)
     elif c == "main-report":
-        from unlearn_repro.report.main import build_report
+        from unlearn_repro.report.main import build_report, outputs
         build_report(cfg, a.collected, a.out)
+        log_report(tracker, "main", {**outputs(cfg, a.out), "metrics": a.collected},
+                   {"table_cycles": list(cfg.unlearn.table_cycles), "methods": list(cfg.methods.enabled),
+                    "models": list(cfg.models), "tasks": list(cfg.data.tasks)})

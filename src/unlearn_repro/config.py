@@ -193,6 +193,10 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
         missing = [k for k in METHODS.get(m).schema.get("required", []) if k not in cfg.methods.get(m, {})]
         if missing:
             raise ConfigError(f"{source}: methods.{m} needs {', '.join(missing)} (method {m!r} is enabled)")
+    d = cfg.discussions
+    if d.model not in cfg.models or d.dataset not in cfg.data.tasks or d.seed not in cfg.seeds:
+        raise ConfigError(f"{source}: discussions uses model {d.model!r}, data set {d.dataset!r}, seed {d.seed}: each must "
+                          f"be one of models {list(cfg.models)}, data.tasks {list(cfg.data.tasks)}, seeds {list(cfg.seeds)}")
     bad = [m for m in u.extended_models if m not in cfg.models]
     if bad:
         raise ConfigError(f"{source}: unlearn.extended_models has {bad} not in models {list(cfg.models)}")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _workspace(tmp: Path, mirror: Path) -> Path:
-    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml"):
+    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml", "report_captions"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -55,17 +55,41 @@ def test_outputs_and_tables(pipeline):
     assert set(main["method"]) == {"retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting",
                                    "gradient_difference", "inverted_hinge", "npo", "preference"}
     assert set(main["samples"]) == {16, 32}
+    assert set(main["metric"]) == {"delta_acc", "delta_exp", "delta_retain_acc", "delta_test_nll"}
+    assert main.loc[main["metric"] == "delta_retain_acc", "mean"].notna().all()   # retain accuracy is scored
+    main = main[main["metric"].isin(["delta_acc", "delta_exp"])]                    # the paper's two metrics
     in_paper = main["method"].isin(["retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting"])
     assert main.loc[in_paper, "paper"].notna().all()      # every paper method's cell has its published number
     assert main.loc[~in_paper, "paper"].isna().all()      # the new methods have none (shown as —)
     ext = pd.read_csv(tables / "extended_cycles.csv")
     assert ext["cycle"].max() == 3              # lambada x tiny-gpt-neo runs to max_cycles
-    summary = json.loads((pipeline / "results" / "ci" / "main" / "summary" / "metrics.json").read_text())
-    assert "fisher_removal.cycle1.delta_exp" in summary
+    summary = json.loads((pipeline / "results/ci/main/summary/fisher_removal.json").read_text())
+    assert summary["cycle1"]["delta_exp"] is not None and summary["runtime_s"] > 0
     # checkpoints of the unlearning cycles are temporary: removed once evaluated
     assert not list((pipeline / "results" / "ci" / "runs").rglob("checkpoints"))
     meta = json.loads((pipeline / "results/ci/models/tiny-opt/arc_easy/finetuned/meta.json").read_text())
     assert meta["git_commit"] and meta["data_hashes"] and meta["params"]["finetune"]["epochs"] == 1
+
+
+def test_discussions_and_verdicts(pipeline):
+    """§9 on the ci run: weight KL to retraining for every other method, the onion effect with its test,
+    a KS test per method; and a verdict for every claim."""
+    d = pipeline / "results/ci/discussions"
+    kl = pd.read_csv(d / "tables/weight_kl.csv")
+    assert set(kl["method"]) == {"finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting",
+                                 "gradient_difference", "inverted_hinge", "npo", "preference"}
+    assert (kl["kl"] >= 0).all() and kl.loc[kl["method"] == "gradient_ascent", "paper"].item() == 1176792
+    onion = pd.read_csv(d / "tables/onion.csv").iloc[0]
+    assert onion["removed"] == 20 and onion["kept"] == 76 and 0 <= onion["wilcoxon_p"] <= 1   # top 20% of 96
+    shift = pd.read_csv(d / "tables/exposure_shift.csv")
+    assert len(shift) == 9 and shift["ks_p"].between(0, 1).all()
+    for fig in ("weights.png", "onion.png", "exposure_distributions.png"):
+        assert (d / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
+    verdicts = pd.read_csv(pipeline / "results/ci/verdicts.csv")
+    assert {"§5.1.4", "§9.1, Fig. 4", "§9.3, Fig. 6", "§9.3, Fig. 7", "§6, Table 8", "§7.2, Fig. 3"} <= set(verdicts["section"])
+    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "not testable at this scale", "not run"}
+    assert (verdicts.loc[verdicts["section"].str.startswith("§9"), "verdict"] != "not run").all()
+    assert (verdicts.loc[verdicts["section"] == "§6, Table 8", "verdict"] == "not run").all()
 
 
 def test_mlflow_runs(pipeline):
@@ -74,7 +98,7 @@ def test_mlflow_runs(pipeline):
     wide = tags.pivot(index="run_uuid", columns="key", values="value")
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
-    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36}
+    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1}
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
     assert "unlearn-repro-ci" in experiments      # one experiment per profile
@@ -109,3 +133,81 @@ def test_rerun_is_noop_and_param_change_reruns_only_that_method(pipeline):
         assert f"--method {other}" not in shell
     assert "base-model" not in shell and " finetune --model" not in shell
 
+
+def test_report_shows_every_table_and_figure_beside_the_paper(pipeline):
+    """`snakemake --report` (`make report`) on the finished workspace: one self-contained HTML file holding
+    every table and figure of the main study, filed under the paper's table or figure, tables in captions."""
+    import base64
+    import re
+
+    shutil.copytree(ROOT / "report_captions", pipeline / "report_captions", dirs_exist_ok=True)
+    out = pipeline / "results" / "ci" / "report.html"
+    run = _snakemake(pipeline, "--report", str(out))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    html = out.read_text()
+
+    def var(name):  # the report's data: a line of JSON per variable (`var results = {...};`)
+        return json.loads(re.search(rf"^\s*var {name} = ([{{\"].*);\s*$", html, re.M).group(1))
+
+    results, categories = var("results"), var("categories")
+    main = categories["Main study (§5)"]
+    for sub in ("Table 3: arc_easy", "Table 9: lambada", "Table 7: overall ranking", "Figure 2: runtime per cycle",
+                "Figure 5: extended cycles"):
+        assert main.get(sub), f"no {sub!r} in {sorted(main)}"
+    root = pipeline / "results" / "ci" / "main"
+    files = sorted(str(p.relative_to(pipeline)) for p in [*(root / "tables").iterdir(), *(root / "figures").iterdir()])
+    assert sorted(p for paths in main.values() for p in paths) == files   # every table and figure, nothing else
+    for fig in (p for p in files if p.endswith(".png")):
+        uri = results[fig]["data_uri"]
+        assert results[fig]["mime_type"] == "image/png" and uri.startswith("data:image/png")
+        assert base64.b64decode(uri.split("base64,", 1)[1])[:4] == b"\x89PNG"   # embedded, not linked
+    # each caption names the paper's table or figure and embeds the table itself (ours | paper)
+    for name, paper, title in (("main_arc_easy.md", "Paper Table 3", "paper Table 3"),
+                               ("ranking.csv", "Paper Table 7", "paper Table 7"),
+                               ("runtime.md", "Paper Figure 2", "paper Figure 2")):
+        caption = results[f"results/ci/main/tables/{name}"]["caption"]
+        assert paper in caption and title in caption and "<pre" in caption, caption[:500]
+    assert "Paper Figure 5" in results["results/ci/main/figures/extended_cycles_tiny-gpt-neo.png"]["caption"]
+    assert "the paper side by side" in var("workflow_desc")
+
+
+def test_mlflow_artifacts_times_and_headline_metrics(pipeline):
+    """Runs carry their small outputs as artifacts (never checkpoints) in the store's default place
+    (./mlruns beside mlflow.db), their job's true start and end, and each unlearning run the headline
+    metrics of its evaluation, the two runs tagged with each other's id."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{pipeline / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("unlearn-repro-ci")
+    assert Path(exp.artifact_location).resolve().is_relative_to((pipeline / "mlruns").resolve())
+
+    def runs(query):
+        return client.search_runs([exp.experiment_id], query, max_results=1000)
+
+    def files(run):
+        out, todo = [], [None]
+        while todo:
+            for f in client.list_artifacts(run.info.run_id, todo.pop()):
+                (todo if f.is_dir else out).append(f.path)
+        return out
+
+    unlearn, evaluate = runs("tags.stage = 'unlearn'"), runs("tags.stage = 'evaluate' and tags.method != 'none'")
+    assert len(unlearn) == len(evaluate) == 36
+    assert files(unlearn[0]) == ["run.json"] and files(evaluate[0]) == ["metrics.json"]
+    [report] = runs("tags.report = 'main'")
+    shipped = files(report)
+    assert any(f.startswith("figures/") and f.endswith(".png") for f in shipped)
+    assert any(f.startswith("tables/") and f.endswith(".csv") for f in shipped)
+    assert any(f.startswith("summary/") and f.endswith(".json") for f in shipped) and report.data.metrics
+    assert not [p for p in (pipeline / "mlruns").rglob("*") if p.suffix in (".safetensors", ".bin", ".pt")]
+    by_id = {r.info.run_id: r for r in evaluate}
+    for u in unlearn:
+        assert u.info.end_time - u.info.start_time > 500      # the whole job, not just the logging call
+        ev = by_id[u.data.tags["evaluate_run_id"]]
+        assert ev.data.tags["unlearn_run_id"] == u.info.run_id
+        assert all(ev.data.tags[k] == u.data.tags[k] for k in ("dataset", "model", "method", "seed"))
+        headline = {k: v for k, v in ev.data.metrics.items() if k.startswith(("delta_acc", "delta_exp", "delta_test_nll"))}
+        assert headline and {k: u.data.metrics[k] for k in headline} == headline and "runtime_s" in u.data.metrics
+    [retrain] = [u for u in unlearn if u.data.tags["method"] == "retrain" and u.data.tags["dataset"] == "arc_easy"
+                 and u.data.tags["seed"] == "0" and u.data.tags["model"] == "tiny-opt"]
+    assert {"delta_acc_cycle1", "delta_exp_cycle1", "delta_test_nll_cycle1", "delta_acc"} <= set(retrain.data.metrics)

@@ -39,3 +39,11 @@ def _exposure(model, tok, inputs, forget_idx, cfg) -> list[float]:
     """Exposure of each forgotten training sample against the reference set (paper §4.2.1)."""
     samples = [inputs["train_seqs"][i] for i in forget_idx]
     return exposures(model, tok, samples, inputs["refs"], _device(model), cfg.evaluation.batch_size).tolist()
+
+
+@METRICS.register("retain_accuracy")
+def _retain_accuracy(model, tok, inputs, forget_idx, cfg) -> float:
+    """Accuracy on training rows the model keeps (D+): TOFU's "retain accuracy". Unlike test accuracy it
+    moves at the embedded scale, where the fine-tuned tiny models answer their training rows above chance."""
+    return task_accuracy(model, tok, inputs["retain"], inputs["kind"], cfg.data.max_length, _device(model),
+                         cfg.evaluation.batch_size)

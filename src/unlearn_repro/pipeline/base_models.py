@@ -54,7 +54,8 @@ def base_model(cfg, model_name: str, corpus_dir: str | Path, tokenizer_dir, out:
     tracker.log_run(f"pretrain/{model_name}", meta.get("params", {}),
                     {"wall_time_s": stats["wall_time_s"], "final_loss": stats.get("final_loss", float("nan")),
                      "n_params": meta["n_params"]},
-                    {"stage": "pretrain", "model": model_name, "seed": "0"}, {"epoch_loss": stats.get("epoch_losses", [])})
+                    {"stage": "pretrain", "model": model_name, "seed": "0"}, {"epoch_loss": stats.get("epoch_losses", [])},
+                    artifacts=[Path(out) / "meta.json"])
     return meta
 
 
@@ -86,5 +87,5 @@ def finetune(cfg, model_name: str, dataset: str, pretrained: str | Path, data_di
     tracker.log_run(f"finetune/{dataset}/{model_name}", meta["params"],
                     {"wall_time_s": stats["wall_time_s"], "final_loss": stats["final_loss"]},
                     {"stage": "finetune", "dataset": dataset, "model": model_name, "seed": "0"},
-                    {"epoch_loss": stats["epoch_losses"]})
+                    {"epoch_loss": stats["epoch_losses"]}, artifacts=[Path(out) / "meta.json"])
     return meta

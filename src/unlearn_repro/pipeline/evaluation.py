@@ -16,7 +16,8 @@ from unlearn_repro.metrics.scores import score
 from unlearn_repro.pipeline import open_checkpoint
 
 REFERENCE_SEED = 20240101  # the same reference set S for the base and every unlearned model
-MAIN_METRICS = ("accuracy", "test_nll", "exposure")  # the main study's metrics (paper §4.2 + test NLL)
+MAIN_METRICS = ("accuracy", "test_nll", "exposure", "retain_accuracy")  # paper §4.2 + test NLL + D+ accuracy
+RETAIN_SEED = 20240102  # the same D+ rows for the base and every unlearned model
 
 
 def reference_texts(data_dir: Path, reference: str) -> list[str]:
@@ -28,15 +29,24 @@ def reference_texts(data_dir: Path, reference: str) -> list[str]:
     return [r["text"] for r in read_jsonl(Path(reference) / "test.jsonl")]
 
 
-def _inputs(cfg, tok, data_dir: Path, reference: str) -> dict:
+def task_inputs(cfg, tok, data_dir: Path, reference: str) -> dict:
     """What every scoring of one task needs, read and tokenized once (the same for every cycle)."""
     kind = data_kind(data_dir)
     length = cfg.data.max_length
-    test = read_jsonl(data_dir / "test.jsonl")
+    test, train = read_jsonl(data_dir / "test.jsonl"), read_jsonl(data_dir / "train.jsonl")
     return {"kind": kind, "test": test, "test_seqs": encode_rows(tok, test, kind, length),
-            "train_seqs": encode_rows(tok, read_jsonl(data_dir / "train.jsonl"), kind, length),
+            "train": train, "train_seqs": encode_rows(tok, train, kind, length),
             "refs": reference_sequences(tok, reference_texts(data_dir, reference), cfg.evaluation.exposure_refs,
                                         length, REFERENCE_SEED)}
+
+
+def with_retain_rows(cfg, inputs: dict, cycles: list[list[int]]) -> dict:
+    """Add the D+ rows retain accuracy is scored on: training rows in no forget cycle (so retained at every
+    cycle), a seeded subset of at most evaluation.retain_rows."""
+    forgotten = {i for c in cycles for i in c}
+    keep = [i for i in range(len(inputs["train"])) if i not in forgotten]
+    pick = sorted(np.random.default_rng(RETAIN_SEED).permutation(keep)[:cfg.evaluation.retain_rows].tolist())
+    return {**inputs, "retain": [inputs["train"][i] for i in pick]}
 
 
 def _score(cfg, model, tok, inputs: dict, forget_idx: list[int]) -> dict:
@@ -46,12 +56,14 @@ def _score(cfg, model, tok, inputs: dict, forget_idx: list[int]) -> dict:
 def evaluate_base(cfg, finetuned, data_dir, reference_dir, split_file, out, tracker, *, dataset, model_name, seed):
     model, tok, _, _ = open_checkpoint(cfg, finetuned)
     cycles = read_json(split_file)["cycles"]
-    inputs = _inputs(cfg, tok, Path(data_dir), str(reference_dir))
+    inputs = with_retain_rows(cfg, task_inputs(cfg, tok, Path(data_dir), str(reference_dir)), cycles)
     scores = _score(cfg, model, tok, inputs, [i for c in cycles for i in c])
     write_json(out, {"dataset": dataset, "model": model_name, "seed": seed, **scores})
     tracker.log_run(f"evaluate/base/{dataset}/{model_name}/seed{seed}", {"exposure_refs": cfg.evaluation.exposure_refs},
-                    {"accuracy": scores["accuracy"], "test_nll": scores["test_nll"], "mean_exposure": float(np.mean(scores["exposure"]))},
-                    {"stage": "evaluate", "dataset": dataset, "model": model_name, "method": "none", "seed": str(seed)})
+                    {"accuracy": scores["accuracy"], "test_nll": scores["test_nll"], "retain_accuracy": scores["retain_accuracy"],
+                     "mean_exposure": float(np.mean(scores["exposure"]))},
+                    {"stage": "evaluate", "dataset": dataset, "model": model_name, "method": "none", "seed": str(seed)},
+                    artifacts=[out])
 
 
 def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, out, tracker) -> dict:
@@ -70,22 +82,28 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
                "fisher_deviation": (rec.get("fisher_deviation") or {}).get("all")}
         model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / f"cycle{k}")
         if inputs is None:  # every cycle's checkpoint carries the same tokenizer
-            inputs = _inputs(cfg, tok, Path(data_dir), str(reference_dir))
+            inputs = with_retain_rows(cfg, task_inputs(cfg, tok, Path(data_dir), str(reference_dir)), cycles)
         s = _score(cfg, model, tok, inputs, forget_idx)
         before = np.array([base_exp[i] for i in forget_idx])
         finite = np.isfinite(s["exposure"]).all() and np.isfinite(s["accuracy"])
         row.update(accuracy=s["accuracy"], base_accuracy=base["accuracy"], test_nll=s["test_nll"],
                    delta_test_nll=s["test_nll"] - base["test_nll"],
                    delta_acc=delta_accuracy(base["accuracy"], s["accuracy"]) if finite else None,
+                   retain_accuracy=s["retain_accuracy"], base_retain_accuracy=base.get("retain_accuracy"),
+                   delta_retain_acc=delta_accuracy(base["retain_accuracy"], s["retain_accuracy"])
+                   if finite and "retain_accuracy" in base else None,
                    exposure=float(np.mean(s["exposure"])), base_exposure=float(before.mean()),
                    delta_exp=delta_exposure(before, np.array(s["exposure"])) if finite else None)
         rows.append(row)
     result = {k: run[k] for k in ("dataset", "model", "method", "seed", "params")} | {"cycles": rows}
     write_json(out, result)
+    headline = ("delta_acc", "delta_exp", "delta_test_nll", "delta_retain_acc")  # also on the unlearning run
+    per_cycle = {f"{m}_cycle{r['cycle']}": r[m] for r in rows for m in (*headline, "accuracy") if r[m] is not None}
+    curves = {m: [r[m] for r in rows] for m in headline}
+    who = {"dataset": run["dataset"], "model": run["model"], "method": run["method"], "seed": str(run["seed"])}
     tracker.log_run(f"evaluate/{run['method']}/{run['dataset']}/{run['model']}/seed{run['seed']}", run["params"],
-                    {f"{m}_cycle{r['cycle']}": r[m] for r in rows for m in ("delta_acc", "delta_exp", "accuracy", "delta_test_nll")
-                     if r[m] is not None},
-                    {"stage": "evaluate", "dataset": run["dataset"], "model": run["model"], "method": run["method"],
-                     "seed": str(run["seed"]), "cycles": str(len(rows))},
-                    {"delta_acc": [r["delta_acc"] for r in rows], "delta_exp": [r["delta_exp"] for r in rows]})
+                    per_cycle, {"stage": "evaluate", **who, "cycles": str(len(rows))}, curves, artifacts=[out],
+                    link_to={"stage": "unlearn", **who},
+                    link_metrics={k: v for k, v in per_cycle.items() if not k.startswith("accuracy")},
+                    link_step_metrics=curves)
     return result

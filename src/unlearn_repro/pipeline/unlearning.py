@@ -85,7 +85,7 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
                     {**impl.params(cfg), "n_cycles": n_cycles},
                     metrics, {"stage": "unlearn", "dataset": dataset, "model": model_name, "method": method,
                               "seed": str(seed), "cycles": str(n_cycles)},
-                    {"cycle_runtime_s": [r["runtime_s"] for r in records]})
+                    {"cycle_runtime_s": [r["runtime_s"] for r in records]}, artifacts=[out_dir / "run.json"])
     return summary
 
 

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from unlearn_repro.report import style  # noqa: E402
 
@@ -49,7 +50,7 @@ def _legend(fig, axes, n: int) -> None:
 def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
     """Grouped bars: mean runtime (s, log scale) of each method on each data set, error bars = std.
     Returns the Figure (already saved and closed)."""
-    datasets, methods = list(dict.fromkeys(rt["dataset"])), list(dict.fromkeys(rt["method"]))
+    datasets, methods = list(dict.fromkeys(rt["dataset"])), style.order(rt["method"])
     with style.context():
         fig, ax = plt.subplots(figsize=(2.4 + 0.35 * len(methods) * len(datasets), 3.8), layout="constrained")
         width = 0.8 / max(len(methods), 1)
@@ -63,6 +64,8 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
         ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(datasets))], datasets)
         ax.grid(axis="x", visible=False)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(LogFormatter())  # 1, 10, 100 (and 2, 3, 4 over a short range)
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))  # rather than 2×10⁰
         ax.set_ylabel("runtime per cycle (s)")
         ax.set_title(title)
         _legend(fig, [ax], len(methods))
@@ -79,12 +82,10 @@ def _constant(values) -> float | None:
     return float(v[0]) if np.allclose(v, v[0], rtol=1e-9, atol=1e-12) else None
 
 
-def _no_signal(spec: tuple, value: float) -> str:
-    """Why a row or panel of the cycles figure shows nothing: "<metric> constant at X: no signal"."""
-    _, scale, _, name, unit = spec
-    if np.isnan(value):
-        return f"{name}: no data"
-    return f"{name} constant at {scale * value:.4g}{unit}: no signal"
+def _flat(spec: tuple, value: float) -> str:
+    """What a constant metric shows: "constant at X" (or "no data")."""
+    _, scale, _, _, unit = spec
+    return "no data" if np.isnan(value) else f"constant at {scale * value:.4g}{unit}"
 
 
 def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
@@ -98,7 +99,7 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
     shape) but its title says "constant at X: no signal". If every row is constant, the first is kept,
     labelled the same way."""
     datasets = list(dict.fromkeys(curves["dataset"]))
-    methods = list(dict.fromkeys(curves["method"]))
+    methods = style.order(curves["method"])
     rows, flat = [], []  # flat: (row, its constant value)
     for spec in CYCLE_METRICS:
         value = _constant(curves[f"{spec[0]}_mean"])
@@ -108,7 +109,8 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
             flat.append((spec, value))
     if not rows:  # nothing varies: keep one row (labelled) so the figure still shows the curves
         rows.append(flat.pop(0)[0])
-    notes = [f"{_no_signal(spec, value)} for every method and cycle (row omitted)" for spec, value in flat]
+    notes = [f"{spec[3]} row omitted: {_flat(spec, value)} for every method, cycle and data set (no signal)"
+             for spec, value in flat]
 
     with style.context():
         fig, axes = plt.subplots(len(rows), len(datasets), figsize=(4.2 * len(datasets), 1.2 + 3.0 * len(rows)),
@@ -118,15 +120,17 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
             for row, spec in enumerate(rows):
                 metric, scale, label = spec[:3]
                 ax = axes[row][col]
-                for m, g in sub.groupby("method", sort=False):
-                    g = g.sort_values("n_forgotten")
+                for m in methods:
+                    g = sub[sub["method"] == m].sort_values("n_forgotten")
+                    if g.empty:
+                        continue
                     mean, std = scale * g[f"{metric}_mean"], scale * g[f"{metric}_std"].fillna(0.0)
                     kw = style.line_kwargs(m)
                     ax.plot(g["n_forgotten"], mean, label=method_label(m), gid=m, **kw)
-                    ax.fill_between(g["n_forgotten"], mean - std, mean + std, color=kw["color"], alpha=0.12,
+                    ax.fill_between(g["n_forgotten"], mean - std, mean + std, color=kw["color"], alpha=0.1,
                                     linewidth=0)
                 value = _constant(sub[f"{metric}_mean"])
-                ax.set_title(d if value is None else f"{d}\n{_no_signal(spec, value)}")
+                ax.set_title(d if value is None else f"{d}\n{spec[3]} {_flat(spec, value)}: no signal")
                 ax.set_xlabel("samples unlearned")
                 ax.set_ylabel(label)
         fig.suptitle(title + "".join(f"\n{n}" for n in notes))

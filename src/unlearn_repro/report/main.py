@@ -1,6 +1,6 @@
 """The main study's report (paper §5): Tables 3-5, 7, 9 and Figures 2, 5 from the collected metrics, each
-beside the published numbers, plus a summary metrics.json (DVC metrics) and a check of the paper's
-qualitative findings. It writes exactly the files `outputs` names (the Snakemake rule declares them)."""
+beside the published numbers, plus a summary metrics.json (DVC metrics); the paper's qualitative claims
+are judged in report/verdicts.py. It writes exactly the files `outputs` names (the rule declares them)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,9 +23,9 @@ def outputs(cfg, root: str) -> dict[str, list[str]]:
     models = [m for m in cfg.unlearn.extended_models if m in cfg.models]
     return {"tables": [f"{t}/{name}.{ext}" for name in [f"main_{d}" for d in cfg.data.tasks]
                        + ["ranking", "runtime", "extended_cycles"] for ext in ("csv", "md")]
-            + [f"{t}/ranking_numeric.csv", f"{t}/findings.md"],
+            + [f"{t}/ranking_numeric.csv"],
             "figures": [f"{f}/runtime.png"] + [f"{f}/extended_cycles_{m}.png" for m in models],
-            "summary": [f"{root}/summary/metrics.json"]}
+            "summary": [f"{root}/summary/{m}.json" for m in cfg.methods.enabled]}
 
 
 def build_report(cfg, collected: list[str], out_root: str | Path) -> None:
@@ -39,14 +39,14 @@ def build_report(cfg, collected: list[str], out_root: str | Path) -> None:
     for dataset in [d for d in cfg.data.tasks if d in set(df["dataset"])]:
         main_table(df[df["dataset"] == dataset], dataset, cycles, methods, cfg.unlearn.cycle_size, tables)
     ranking_table(df[df["cycle"].isin(cycles)], methods, tables)
-    rt = runtime_table(df, methods, tables, figures)
-    curves = extended_cycles(df, cfg, methods, tables, figures)
-    # the paper's claims compare its own five methods: judge them on ranks among those
-    paper_methods = [m for m in methods if m in paper_tables.RANKS["neo"]]
-    in_paper = df["method"].isin(paper_methods)
-    findings(df[in_paper], rank_methods(df[in_paper & df["cycle"].isin(cycles)], ["family", "dataset", "size", "cycle"]),
-             curves[curves["method"].isin(paper_methods)], paper_methods, cycles, tables)
-    write_json(out_root / "summary" / "metrics.json", summary_metrics(df, methods, cycles, rt))
+    runtime_table(df, methods, tables, figures)
+    extended_cycles(df, cfg, methods, tables, figures)  # the paper's claims are judged in report/verdicts.py
+    summary = summary_metrics(df, list(cfg.methods.enabled), cycles)
+    for stale in (out_root / "summary").glob("*.json"):  # a method no longer enabled (or an old metrics.json)
+        if stale.stem not in summary:
+            stale.unlink()
+    for method, values in summary.items():  # one file per method: one row each in `dvc metrics show`
+        write_json(out_root / "summary" / f"{method}.json", values)
 
 
 def main_table(df, dataset, cycles, methods, cycle_size, out_dir) -> None:
@@ -58,21 +58,24 @@ def main_table(df, dataset, cycles, methods, cycle_size, out_dir) -> None:
             for k in cycles:
                 for family in ("neo", "opt"):
                     sub = df[(df["size"] == size) & (df["method"] == method) & (df["family"] == family) & (df["cycle"] == k)]
-                    for metric in ("delta_acc", "delta_exp"):
+                    # the paper's two metrics (also in the Markdown), then utility that moves at small scale
+                    for metric in ("delta_acc", "delta_exp", "delta_retain_acc", "delta_test_nll"):
                         mean, std = mean_std(sub[metric])
                         paper = paper_tables.main_value(dataset, PAPER_SIZE.get(size, size), method, family, k, metric)
                         long_rows.append({"dataset": dataset, "size": size, "method": method, "family": family,
                                           "samples": k * cycle_size, "metric": metric, "mean": mean, "std": std,
                                           "n_seeds": int(sub[metric].notna().sum()), "paper": paper,
                                           "diverged_runs": int(sub["diverged"].astype(bool).sum())})
-                        col = f"{family.upper()} {k * cycle_size} {METRIC_LABEL[metric]}"
-                        wide[col] = f"{fmt(mean, std)} \\| {fmt(paper) if paper is not None else '—'}"
+                        if metric in METRIC_LABEL:
+                            col = f"{family.upper()} {k * cycle_size} {METRIC_LABEL[metric]}"
+                            wide[col] = f"{fmt(mean, std)} \\| {fmt(paper) if paper is not None else '—'}"
             wide_rows.append(wide)
     base = Path(out_dir) / f"main_{dataset}"
     write_text(base.with_suffix(".csv"), pd.DataFrame(long_rows).to_csv(index=False))
     n = paper_tables.TABLE_NUMBER.get(dataset, "?")
     note = ("Cells: ours (mean ± std over seeds) \\| paper (Table %s; tiny models are compared with the paper's "
-            "125M row). Δacc in accuracy points, Δexp in bits; lower Δexp = stronger erasure." % n)
+            "125M row). Δacc in accuracy points, Δexp in bits; lower Δexp = stronger erasure. The CSV also has "
+            "Δ retain accuracy (D+ rows, points) and Δ test NLL (nats/token), which move where accuracy sits at chance." % n)
     if dataset == "arc_easy":
         note += " The paper's ARC table is garbled in the source text: its cells are in extracted order."
     md = f"## Unlearning results on {dataset} (paper Table {n})\n\n" + pd.DataFrame(wide_rows).to_markdown(index=False)
@@ -143,53 +146,18 @@ def extended_cycles(df, cfg, methods, tables, figures) -> pd.DataFrame:
     return curves
 
 
-def findings(df, ranks, curves, methods, cycles, out_dir) -> None:
-    """The paper's qualitative findings (§5.1.4), each checked on these results."""
-    mean_rank = ranks.groupby("method")[["efficacy", "fidelity"]].mean()
-    fid_std = ranks.groupby("method")["fidelity"].std(ddof=0)
-    lines = []
+def summary_metrics(df, methods, cycles) -> dict[str, dict]:
+    """DVC metrics, one dict per method: mean Δacc and Δexp at each table cycle count, mean runtime per
+    cycle, diverged runs."""
+    def mean(values) -> float | None:
+        v = float(values.mean())
+        return round(v, 4) if np.isfinite(v) else None
 
-    def check(claim, ok, evidence):
-        lines.append(f"| {claim} | {'holds' if ok else 'does not hold'} | {evidence} |")
-
-    if {"fisher_removal"} <= set(mean_rank.index):
-        best = mean_rank["efficacy"].idxmin()
-        check("Fisher Removal has the strongest efficacy (best mean Δexp rank)", best == "fisher_removal",
-              "mean efficacy ranks: " + ", ".join(f"{method_label(m)} {v:.2f}" for m, v in mean_rank["efficacy"].items()))
-    if not curves.empty and "fisher_forgetting" in set(curves["method"]):
-        last = curves[curves["cycle"] == curves["cycle"].max()].groupby("method")[["accuracy_mean", "test_nll_mean"]].mean()
-        others = last.drop(index=["retrain"], errors="ignore")
-        n = int(curves["cycle"].max())
-        check("Fisher Forgetting keeps the best utility over extended cycles, retraining aside (accuracy)",
-              others["accuracy_mean"].idxmax() == "fisher_forgetting",
-              f"accuracy after {n} cycles: " + ", ".join(f"{method_label(m)} {100 * v:.1f}%" for m, v in last["accuracy_mean"].items()))
-        check("... the same, judged by test NLL (lower is better; finer for near-chance models)",
-              others["test_nll_mean"].idxmin() == "fisher_forgetting",
-              f"test NLL after {n} cycles: " + ", ".join(f"{method_label(m)} {v:.3f}" for m, v in last["test_nll_mean"].items()))
-    if "gradient_ascent" in fid_std.index:
-        check("Gradient ascent is the least stable (largest std of fidelity rank)", fid_std.idxmax() == "gradient_ascent",
-              "std of fidelity ranks: " + ", ".join(f"{method_label(m)} {v:.2f}" for m, v in fid_std.items()))
-    if "finetune" in set(df["method"]):
-        ft = df[(df["method"] == "finetune") & df["cycle"].isin(cycles)]["delta_exp"].mean()
-        check("Finetuning does not erase (mean Δexp ≥ 0 or the worst efficacy rank)",
-              ft >= 0 or mean_rank["efficacy"].idxmax() == "finetune", f"finetuning mean Δexp = {ft:+.3f}")
-    dev = df["fisher_deviation"].dropna()  # only the Newton-type methods record it
-    note = ""
-    if not dev.empty:
-        note = (f"\nMean relative deviation ‖F⁻¹ − I/λ‖/‖I/λ‖ of the Fisher estimates: {dev.mean():.2e}. "
-                "Near 0 the Fisher term is negligible and Fisher Removal is gradient ascent with step γ/λ.\n")
-    write_text(Path(out_dir) / "findings.md", "## The paper's findings (§5.1.4) at this scale\n\n"
-               "| finding | verdict | evidence |\n|---|---|---|\n" + "\n".join(lines) + "\n" + note)
-
-
-def summary_metrics(df, methods, cycles, rt) -> dict:
-    """Flat means per method and cycle count (DVC metrics)."""
     out = {}
     for m in methods:
-        for k in cycles:
-            sub = df[(df["method"] == m) & (df["cycle"] == k)]
-            out[f"{m}.cycle{k}.delta_acc"] = round(float(sub["delta_acc"].mean()), 4)
-            out[f"{m}.cycle{k}.delta_exp"] = round(float(sub["delta_exp"].mean()), 4)
-        out[f"{m}.runtime_s"] = round(float(df[df["method"] == m]["runtime_s"].mean()), 4)
-        out[f"{m}.diverged_runs"] = int(df[df["method"] == m]["diverged"].astype(bool).sum())
-    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}
+        rows = df[df["method"] == m]
+        out[m] = {f"cycle{k}": {name: mean(rows.loc[rows["cycle"] == k, name]) for name in ("delta_acc", "delta_exp")}
+                  for k in cycles}
+        out[m]["runtime_s"] = mean(rows["runtime_s"])
+        out[m]["diverged_runs"] = int(rows["diverged"].astype(bool).sum())
+    return out

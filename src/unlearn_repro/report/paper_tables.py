@@ -111,7 +111,7 @@ RANKS = {
 def main_value(dataset: str, size: str, method: str, family: str, cycles: int, metric: str) -> float | None:
     """One published cell; None where the paper has no such cell (e.g. more than 2 cycles)."""
     row = MAIN.get(dataset, {}).get(size, {}).get(method)
-    if row is None or cycles not in (1, 2):
+    if row is None or cycles not in (1, 2) or metric not in ("delta_acc", "delta_exp"):
         return None
     col = (cycles - 1) * 4 + (0 if family == "neo" else 2) + (0 if metric == "delta_acc" else 1)
     return row[col]

@@ -10,8 +10,8 @@ gradient difference (dash-dot) and inverted hinge (dotted), NPO (dashed) and gra
 also has its own marker, so no pair is told apart by colour alone.
 
 A method this table does not know (a user's new file under `methods/`) gets a style drawn from a SHA-256
-of its name, stable across processes and machines (Python's `hash()` is salted per process), with a marker
-no known method uses.
+of its name, stable across processes and machines (Python's `hash()` is salted per process), with a colour
+and a marker no known method uses.
 """
 from __future__ import annotations
 
@@ -40,7 +40,10 @@ KNOWN: dict[str, tuple] = {
     "npo":                 (SKY_BLUE,   "h", DASHED,  "++"),
     "preference":          (YELLOW,     "*", LONGDASH, "oo"),
 }
-# markers and hatches for methods outside KNOWN: none of the markers is a known method's
+# colours, markers and hatches for methods outside KNOWN. The colours are from Paul Tol's colour-blind-safe
+# "muted" scheme, leaving out its near twins of the Okabe-Ito colours above; no marker is a known method's,
+# so an unknown method never looks like a known one.
+FALLBACK_COLORS = ("#332288", "#882255", "#999933", "#44AA99", "#CC6677")  # indigo, wine, olive, teal, rose
 FALLBACK_MARKERS = ("<", ">", "p", "d", "8", "H", "1", "2", "3", "4")
 FALLBACK_HATCHES = ("", "//", "\\\\", "..", "xx", "--", "++", "||")
 
@@ -63,8 +66,14 @@ def _row(name: str) -> tuple:
     if name in KNOWN:
         return KNOWN[name]
     h = _digest(name)
-    return (PALETTE[h[0] % len(PALETTE)], FALLBACK_MARKERS[h[1] % len(FALLBACK_MARKERS)],
+    return (FALLBACK_COLORS[h[0] % len(FALLBACK_COLORS)], FALLBACK_MARKERS[h[1] % len(FALLBACK_MARKERS)],
             LINESTYLES[h[2] % len(LINESTYLES)], FALLBACK_HATCHES[h[3] % len(FALLBACK_HATCHES)])
+
+
+def order(methods) -> list[str]:
+    """Methods in one order for every legend: the known ones as listed above, then the others as given."""
+    methods = list(dict.fromkeys(methods))
+    return [m for m in KNOWN if m in methods] + [m for m in methods if m not in KNOWN]
 
 
 def method_style(name: str) -> dict:
@@ -74,8 +83,13 @@ def method_style(name: str) -> dict:
 
 
 def line_kwargs(name: str) -> dict:
-    """`method_style` plus the shared marker edge (for `Axes.plot`)."""
-    return {**method_style(name), "markeredgecolor": EDGE, "markeredgewidth": 0.5}
+    """`method_style` plus what keeps coinciding lines apart (for `Axes.plot`): solid lines are drawn
+    wider and underneath, broken ones thinner and on top, so a solid line shows at the edges and through
+    the gaps of any broken line drawn over it."""
+    s = method_style(name)
+    rank = LINESTYLES.index(s["linestyle"])  # 0 = solid
+    return {**s, "linewidth": 2.4 if rank == 0 else 1.5, "zorder": 2 + 0.1 * rank,
+            "markeredgecolor": EDGE, "markeredgewidth": 0.5}
 
 
 def bar_style(name: str) -> dict:

@@ -11,8 +11,8 @@ from unlearn_repro.io import read_json, write_text
 from unlearn_repro.models.registry import MODELS
 
 COLUMNS = ["dataset", "model", "family", "size", "method", "seed", "cycle", "n_forgotten", "accuracy",
-           "base_accuracy", "delta_acc", "exposure", "base_exposure", "delta_exp", "test_nll", "delta_test_nll", "runtime_s", "diverged",
-           "fisher_deviation"]
+           "base_accuracy", "delta_acc", "exposure", "base_exposure", "delta_exp", "test_nll", "delta_test_nll",
+           "retain_accuracy", "base_retain_accuracy", "delta_retain_acc", "runtime_s", "diverged", "fisher_deviation"]
 
 
 def model_family(model: str) -> str:

@@ -1,0 +1,142 @@
+# The discussion studies (paper §9): weight distributions (Figure 4), the onion effect (Figure 6) and
+# exposure distributions (Figure 7), on the main study's runs of one (data set, model, seed).
+# Target: `snakemake --cores all discussions`.
+
+DISC = CFG.discussions
+DISC_RUN = R(f"runs/{{method}}/{DISC.dataset}/{DISC.model}/seed{DISC.seed}")
+DISC_ROOT = R("discussions")
+DISC_OUTPUTS = discussions_report.outputs(DISC_ROOT)
+DISC_PAPER = {  # file stem -> (subcategory: the paper's figure, caption file)
+    "weight_kl": ("Figure 4: weight distributions", "weights"), "weights": ("Figure 4: weight distributions", "weights"),
+    "onion": ("Figure 6: onion effect", "onion"),
+    "exposure_shift": ("Figure 7: exposure distributions", "exposure"),
+    "exposure_distributions": ("Figure 7: exposure distributions", "exposure"),
+}
+disc_report_item = lambda path: report(
+    path, caption=f"../report_captions/discussions/{DISC_PAPER[Path(path).stem][1]}.rst",
+    category="Discussions (§9)", subcategory=DISC_PAPER[Path(path).stem][0], labels={"file": Path(path).name})
+DISC_COMMON = dict(
+    data=data_files(DISC.dataset),
+    reference=REFERENCE_INPUT,
+    split=R(f"splits/{DISC.dataset}/seed{DISC.seed}.json"),
+)
+
+
+rule discussion_checkpoint:
+    """Keep the cycle-1 model of the runs the discussions use (unlearning checkpoints are temporary). A
+    plain copy with no code inputs: changing the discussions' code never reruns unlearning."""
+    input:
+        checkpoints=f"{DISC_RUN}/checkpoints",
+    output:
+        directory(R("discussions/checkpoints/{method}")),
+    log:
+        L("discussions/checkpoint_{method}.log"),
+    conda:
+        ENV_FILE
+    shell:
+        "cp -r {input.checkpoints}/cycle1 {output} > {log} 2>&1"
+
+
+rule discussion_snapshot:
+    """A method's cycle-1 model: its last-block weights and its retained samples' exposures."""
+    input:
+        CORE_SRC + src("pipeline", "metrics", "data/encoding.py"),
+        model=R("discussions/checkpoints/{method}"),
+        **DISC_COMMON,
+    output:
+        R("discussions/snapshots/{method}.npz"),
+    params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
+        reference=REFERENCE_ARG,
+        evaluation=CFG.evaluation.to_dict(),
+    resources:
+        gpu=gpu_resources,
+    log:
+        L("discussions/snapshot_{method}.log"),
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} discussion-snapshot --model-dir {input.model} --data {params.data_dir} "
+        "--reference {params.reference} --split {input.split} --out {output} > {log} 2>&1"
+
+
+rule discussion_base_snapshot:
+    input:
+        CORE_SRC + src("pipeline", "metrics", "data/encoding.py"),
+        finetuned=R(f"models/{DISC.model}/{DISC.dataset}/finetuned"),
+        **DISC_COMMON,
+    output:
+        R("discussions/snapshots/base.npz"),
+    params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
+        reference=REFERENCE_ARG,
+        evaluation=CFG.evaluation.to_dict(),
+    resources:
+        gpu=gpu_resources,
+    log:
+        L("discussions/snapshot_base.log"),
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} discussion-snapshot --base --model-dir {input.finetuned} --data {params.data_dir} "
+        "--reference {params.reference} --split {input.split} --out {output} > {log} 2>&1"
+
+
+rule onion:
+    input:
+        CORE_SRC + src("pipeline", "metrics", "train.py", "optim", "data/encoding.py"),
+        base=R("discussions/snapshots/base.npz"),
+        pretrained=R(f"models/{DISC.model}/pretrained"),
+        **DISC_COMMON,
+    output:
+        R("discussions/onion.npz"),
+    params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
+        reference=REFERENCE_ARG,
+        onion={k: DISC[k] for k in ("onion_threshold", "onion_top_fraction")},
+        dataset=DISC.dataset,
+        model=DISC.model,
+        finetune=CFG.finetune.to_dict(),
+    resources:
+        gpu=gpu_resources,
+    log:
+        L("discussions/onion.log"),
+    benchmark:
+        L("benchmarks/discussions/onion.tsv")
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} onion --base {input.base} --pretrained {input.pretrained} --data {params.data_dir} "
+        "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} > {log} 2>&1"
+
+
+rule discussions_report:
+    input:
+        CORE_SRC + src("report", "metrics/weights.py"),
+        snapshots=expand(R("discussions/snapshots/{method}.npz"), method=METHOD_NAMES),
+        base=R("discussions/snapshots/base.npz"),
+        onion=R("discussions/onion.npz"),
+    output:
+        tables=[disc_report_item(p) for p in DISC_OUTPUTS["tables"]],
+        figures=[disc_report_item(p) for p in DISC_OUTPUTS["figures"]],
+        summary=DISC_OUTPUTS["summary"],
+    params:
+        cli=CLI,
+        root=lambda w, output: str(Path(output.summary[0]).parent.parent),
+        pairs=lambda w, input: " ".join(f"{m}={f}" for m, f in zip(METHOD_NAMES, input.snapshots)),
+        bins={k: DISC[k] for k in ("bins", "kl_epsilon")},
+    log:
+        L("discussions/report.log"),
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} discussions-report --out {params.root} --base {input.base} --onion {input.onion} "
+        "{params.pairs} > {log} 2>&1"
+
+
+rule discussions:
+    input:
+        rules.discussions_report.output,

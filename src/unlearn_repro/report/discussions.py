@@ -1,0 +1,136 @@
+"""The discussion studies' report (paper §9): Figure 4 and the weight KL table, Figure 6 (onion effect)
+with a paired test, Figure 7 (exposure distributions) with a KS test per method. It writes exactly the
+files `outputs` names."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from unlearn_repro.io import write_json  # noqa: E402
+from unlearn_repro.metrics.weights import histogram, kl_divergence, shared_edges  # noqa: E402
+from unlearn_repro.report.figures import _save, method_label  # noqa: E402
+from unlearn_repro.report.style import method_style  # noqa: E402
+from unlearn_repro.report.tables import write_table  # noqa: E402
+
+PAPER_KL = {"gradient_ascent": 1176792.0, "fisher_removal": 425.0, "fisher_forgetting": 4174.0}  # §9.1
+REFERENCE = "retrain"
+ALPHA = 0.05
+
+
+def outputs(root: str) -> dict[str, list[str]]:
+    t, f = f"{root}/tables", f"{root}/figures"
+    return {"tables": [f"{t}/{n}.{e}" for n in ("weight_kl", "onion", "exposure_shift") for e in ("csv", "md")],
+            "figures": [f"{f}/weights.png", f"{f}/onion.png", f"{f}/exposure_distributions.png"],
+            "summary": [f"{root}/summary/metrics.json"]}
+
+
+def build_report(cfg, snapshots: dict[str, str], base: str, onion_file: str, out_root: str | Path) -> None:
+    """snapshots: method -> its cycle-1 snapshot (.npz); base: the fine-tuned model's snapshot."""
+    out_root = Path(out_root)
+    tables, figures = out_root / "tables", out_root / "figures"
+    snaps = {m: np.load(f) for m, f in snapshots.items()}
+    base_snap = np.load(base)
+    kl = weight_kl(cfg, snaps, tables, figures)
+    shift = exposure_shift(snaps, base_snap, tables, figures)
+    onion_row = onion_effect(np.load(onion_file), tables, figures)
+    summary = {"weight_kl": {r["method"]: r["kl"] for r in kl.to_dict("records") if r["kl"] is not None},
+               "exposure_ks_p": {r["method"]: r["ks_p"] for r in shift.to_dict("records")},
+               "onion": {k: onion_row[k] for k in ("removed", "rose", "crossed", "wilcoxon_p")}}
+    write_json(out_root / "summary" / "metrics.json", summary)
+
+
+def weight_kl(cfg, snaps, tables, figures) -> pd.DataFrame:
+    """Figure 4 + KL(P_method || P_retrain) on shared bins (d.bins over all methods' weight range)."""
+    d = cfg.discussions
+    methods = [m for m in snaps if m != REFERENCE]
+    edges = shared_edges([s["weights"] for s in snaps.values()], d.bins)
+    hists = {m: histogram(s["weights"], edges) for m, s in snaps.items()}
+    rows = []
+    for m in methods:
+        value = kl_divergence(hists[m], hists[REFERENCE], d.kl_epsilon) if REFERENCE in hists else None
+        rows.append({"method": m, "label": method_label(m), "kl": value, "paper": PAPER_KL.get(m),
+                     "bins": d.bins, "epsilon": d.kl_epsilon, "layer": str(snaps[m]["layer"])})
+    table = pd.DataFrame(rows)
+    write_table(table, tables / "weight_kl", "Weight distributions: KL(P_method ‖ P_retrain) (paper §9.1, Figure 4)",
+                f"Histograms of the last transformer block's weights after cycle 1 on {d.bins} bins shared by all "
+                f"methods, ε = {d.kl_epsilon} added per bin, KL in nats. The paper's values (GPT-Neo-125M, 40k bins) are "
+                "far larger than any KL of normalized histograms can be on these bins; they are likely unnormalized, "
+                "so compare the order of methods, not the magnitudes."
+                + ("" if REFERENCE in snaps else " Retraining is not enabled: no reference, no KL."))
+    fig, axes = plt.subplots(1, max(len(methods), 1), figsize=(3.2 * max(len(methods), 1), 3.0), squeeze=False)
+    centers = (edges[:-1] + edges[1:]) / 2
+    for ax, m in zip(axes[0], methods):
+        if REFERENCE in hists:
+            ax.plot(centers, hists[REFERENCE] / hists[REFERENCE].sum(), color=method_style(REFERENCE)["color"],
+                    lw=1.0, label=method_label(REFERENCE))
+        ax.plot(centers, hists[m] / hists[m].sum(), color=method_style(m)["color"], lw=1.0, ls="--", label=method_label(m))
+        kl = table.set_index("method").loc[m, "kl"]
+        ax.set_title(f"{method_label(m)}" + (f"\nKL = {kl:.2e}" if kl is not None and np.isfinite(kl) else ""), fontsize=8)
+        ax.set_yscale("log")
+        ax.set_xlabel("weight")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("share of weights")
+    fig.tight_layout()
+    _save(fig, figures / "weights.png")
+    return table
+
+
+def exposure_shift(snaps, base_snap, tables, figures) -> pd.DataFrame:
+    """Figure 7: exposure of the retained samples before (fine-tuned model) and after each method, KS test."""
+    before_all = dict(zip(base_snap["index"].tolist(), base_snap["exposure"].tolist()))
+    rows, methods = [], list(snaps)
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.0 * len(methods), 2.8), squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        idx, after = snaps[m]["index"].tolist(), snaps[m]["exposure"]
+        before = np.array([before_all[i] for i in idx])
+        ks = stats.ks_2samp(before, after)
+        rows.append({"method": m, "label": method_label(m), "n_retained": len(idx), "mean_before": float(before.mean()),
+                     "mean_after": float(after.mean()), "ks_statistic": float(ks.statistic), "ks_p": float(ks.pvalue),
+                     "distribution_shifted": bool(ks.pvalue < ALPHA)})
+        bins = np.linspace(min(before.min(), after.min()), max(before.max(), after.max()), 30)
+        ax.hist(before, bins=bins, alpha=0.5, color="0.5", label="before")
+        ax.hist(after, bins=bins, histtype="step", color=method_style(m)["color"], lw=1.5, label="after")
+        ax.set_title(f"{method_label(m)}\nKS p = {ks.pvalue:.2g}", fontsize=8)
+        ax.set_xlabel("exposure (bits)")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("retained samples")
+    fig.tight_layout()
+    _save(fig, figures / "exposure_distributions.png")
+    table = pd.DataFrame(rows)
+    write_table(table, tables / "exposure_shift", "Exposure distributions before / after unlearning (paper §9.3, Figure 7)",
+                f"Retained samples (D+ after the random cycle-1 forget set); two-sample KS test, shifted = p < {ALPHA}.")
+    return table
+
+
+def onion_effect(o, tables, figures) -> dict:
+    """Figure 6: exposure of the kept samples before and after removing the most exposed ones and retraining;
+    one-sided Wilcoxon signed-rank test of 'the safe samples became more exposed'."""
+    before, after, threshold = o["before"], o["after"], float(o["threshold"])
+    test = stats.wilcoxon(after, before, alternative="greater")
+    row = {"threshold": threshold, "removed": int(len(o["removed"])), "kept": int(len(o["kept"])),
+           "rose": int((after > before).sum()), "crossed": int(((after > threshold) & (before <= threshold)).sum()),
+           "mean_before": float(before.mean()), "mean_after": float(after.mean()),
+           "wilcoxon_statistic": float(test.statistic), "wilcoxon_p": float(test.pvalue),
+           "onion_effect": bool(test.pvalue < ALPHA or ((after > threshold) & (before <= threshold)).any())}
+    write_table(pd.DataFrame([row]), tables / "onion", "The onion effect (paper §9.3, Figure 6)",
+                "Kept samples' exposure after removing those above the threshold and retraining: `rose` = higher than "
+                "before, `crossed` = now above the threshold; one-sided Wilcoxon signed-rank test (after > before).")
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    ax.scatter(before, after, s=6, alpha=0.6, color="0.3")
+    lo, hi = min(before.min(), after.min()), max(before.max(), after.max())
+    ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8, ls=":")
+    ax.axhline(threshold, color="#D55E00", lw=0.8, ls="--", label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("exposure before (bits)")
+    ax.set_ylabel("exposure after removal + retraining (bits)")
+    ax.set_title(f"{row['rose']} of {row['kept']} rose, {row['crossed']} crossed\nWilcoxon p = {row['wilcoxon_p']:.2g}",
+                 fontsize=8)
+    ax.legend(fontsize=7)
+    _save(fig, figures / "onion.png")
+    return row
