@@ -146,12 +146,13 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
         from unlearn_repro.pipeline.discussions import onion
         onion(cfg, a.base, a.pretrained, a.data, a.reference, a.out, tracker, dataset=a.dataset, model_name=a.model)
     elif c == "discussions-report":
-        from unlearn_repro.report.discussions import build_report as discussions_report
-        pairs = dict(x.split("=", 1) for x in a.snapshots)
-        discussions_report(cfg, pairs, a.base, a.onion, a.out)
+        from unlearn_repro.report import discussions
+        discussions.build_report(cfg, dict(x.split("=", 1) for x in a.snapshots), a.base, a.onion, a.out)
+        log_report(tracker, "discussions", discussions.outputs(a.out), {"discussions": cfg.discussions.to_dict()})
     elif c == "verdicts":
         from unlearn_repro.report.verdicts import build_verdicts
         build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out)
+        log_report(tracker, "verdicts", {"": [f"{a.out}.csv", f"{a.out}.md"]}, {"profile": cfg.profile})
     elif c == "main-report":
         from unlearn_repro.report.main import build_report, outputs
         build_report(cfg, a.collected, a.out)
