@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
+import numpy as np
 import torch
 
 from unlearn_repro.progress import progress
@@ -170,7 +171,8 @@ def resume_key(recipe: Recipe, seqs: Sequence[Item], desc: str) -> str:
 
     h = hashlib.sha256(json.dumps([asdict(recipe), desc, git_commit()], sort_keys=True, default=str).encode())
     for it in seqs:
-        h.update(json.dumps(it, sort_keys=True).encode() if isinstance(it, Mapping) else bytes(str(list(it)), "ascii"))
+        h.update(json.dumps(it, sort_keys=True).encode() if isinstance(it, Mapping)
+                 else np.asarray(it, dtype=np.int64).tobytes() + b"|")
     return h.hexdigest()
 
 

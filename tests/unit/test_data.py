@@ -116,3 +116,6 @@ def test_a_missing_mirror_is_caught_before_any_job(tmp_path, mirror):
         check_mirror(tmp_path / "m", ["arc_easy"])
     with pytest.raises(FileNotFoundError, match=r"'echr' has no offline mirror"):
         check_mirror(mirror, ["echr"])
+    (tmp_path / "m" / "arc_easy" / "train.jsonl").write_text("{}\n")     # one of its three files
+    with pytest.raises(FileNotFoundError, match=r"'arc_easy' needs validation.jsonl, test.jsonl"):
+        check_mirror(tmp_path / "m", ["arc_easy"])

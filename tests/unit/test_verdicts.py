@@ -42,4 +42,5 @@ def test_accuracy_at_chance_makes_accuracy_claims_untestable():
     assert accuracy_informative(_df(base_accuracy=0.6))
     assert not accuracy_informative(_df(base_accuracy=0.27))    # arc 0.25 / piqa 0.5 chance: mean gap < 0.05
     v = _by_claim(claims(_df(base_accuracy=0.27), None, None, None, None, [1]))
-    assert v["Gradient ascent is the least stable"] == "not testable at this scale"
+    assert v["Gradient ascent is the least stable (Δacc, the paper's fidelity)"] == "not testable at this scale"
+    assert v["Gradient ascent is the least stable (Δ retain accuracy)"] == "not run"      # no retain column here

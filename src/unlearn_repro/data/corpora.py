@@ -32,7 +32,7 @@ register(DatasetSpec(
     {"validation": lambda f: _paragraphs(f / "valid.txt", "wikitext2-valid"),
      "test": lambda f: _paragraphs(f / "test.txt", "wikitext2-test")},
     "Salesforce/wikitext", "wikitext-2-v1", {"train": "train", "validation": "validation", "test": "test"},
-    _wikitext_hub))
+    _wikitext_hub, mirror_files=("valid.txt", "test.txt")))
 
 
 MTSAMPLES_COLUMNS = ["", "description", "medical_specialty", "sample_name", "transcription", "keywords"]
@@ -56,7 +56,7 @@ register(DatasetSpec(
     "mtsamples", "text", "mtsamples",
     {"train": lambda f: [x for i, r in enumerate(_read_csv(f / "mtsamples_first400.csv", MTSAMPLES_COLUMNS))
                          if (x := _mtsamples_row(r, i)) is not None]},
-    "NickyNicky/medical_mtsamples", None, {"train": "train"}, _mtsamples_row))
+    "NickyNicky/medical_mtsamples", None, {"train": "train"}, _mtsamples_row, mirror_files=("mtsamples_first400.csv",)))
 
 
 def _enron_mirror(folder: Path) -> list[dict]:
@@ -77,7 +77,7 @@ def _enron_hub(r: dict, i: int) -> dict | None:
 
 register(DatasetSpec(
     "enron", "text", "enron", {"train": _enron_mirror},
-    "LLM-PBE/enron-email", None, {"train": "train"}, _enron_hub))
+    "LLM-PBE/enron-email", None, {"train": "train"}, _enron_hub, mirror_files=("allen_p_emails.csv",)))
 
 
 def _echr_hub(r: dict, i: int) -> list[dict]:

@@ -21,6 +21,7 @@ class DatasetSpec:
     hub_config: str | None
     hub_splits: dict[str, str] = field(default_factory=dict)  # our split -> the hub's split name
     from_hub: Callable[[dict, int], dict | list[dict] | None] | None = None  # hub row -> row(s)
+    mirror_files: tuple[str, ...] = ()  # files the mirror readers open (checked before any job runs)
 
 
 DATASETS: Registry[DatasetSpec] = Registry("data set")
@@ -54,6 +55,10 @@ def check_mirror(mirror_dir: str | Path, names, key: str = "data.mirror_dir") ->
         if not folder.is_dir() or not any(folder.iterdir()):
             raise FileNotFoundError(f"{folder.resolve()}: mirror folder of data set {name!r} is missing or empty "
                                     f"(params.yaml `{key}` = {mirror_dir})")
+        missing = [f for f in spec.mirror_files if not (folder / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{folder.resolve()}: data set {name!r} needs {', '.join(missing)} in its mirror "
+                                    f"folder (params.yaml `{key}` = {mirror_dir})")
 
 
 def available_splits(spec: DatasetSpec, source: str) -> list[str]:

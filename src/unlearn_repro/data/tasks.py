@@ -29,7 +29,8 @@ def _arc_mirror(split: str):
 register(DatasetSpec(
     "arc_easy", "multiple_choice", "arc_easy",
     {s: _arc_mirror(s) for s in ("train", "validation", "test")},
-    "allenai/ai2_arc", "ARC-Easy", {"train": "train", "validation": "validation", "test": "test"}, _arc_row))
+    "allenai/ai2_arc", "ARC-Easy", {"train": "train", "validation": "validation", "test": "test"}, _arc_row,
+    mirror_files=("train.jsonl", "validation.jsonl", "test.jsonl")))
 
 
 def _fewshot_mirror(folder: Path, file: str, prefix: str) -> list[dict]:
@@ -48,7 +49,7 @@ def _piqa_hub(r: dict, i: int) -> dict | None:
 register(DatasetSpec(
     "piqa", "multiple_choice", "piqa",
     {"validation": lambda f: _fewshot_mirror(f, "validation.jsonl", "piqa")},
-    "ybisk/piqa", None, {"train": "train", "validation": "validation"}, _piqa_hub))
+    "ybisk/piqa", None, {"train": "train", "validation": "validation"}, _piqa_hub, mirror_files=("validation.jsonl",)))
 
 _OPTION = re.compile(r"([a-e])\s*\)\s*(.*?)\s*(?=(?:,\s*[a-e]\s*\))|$)")
 
@@ -66,7 +67,8 @@ def _mathqa_hub(r: dict, i: int) -> dict | None:
 register(DatasetSpec(
     "mathqa", "multiple_choice", "mathqa",
     {"test": lambda f: _fewshot_mirror(f, "test.jsonl", "mathqa")},
-    "allenai/math_qa", None, {"train": "train", "validation": "validation", "test": "test"}, _mathqa_hub))
+    "allenai/math_qa", None, {"train": "train", "validation": "validation", "test": "test"}, _mathqa_hub,
+    mirror_files=("test.jsonl",)))
 
 
 def _lambada_hub(r: dict, i: int) -> dict:
@@ -79,4 +81,4 @@ register(DatasetSpec(
     "lambada", "cloze", "lambada",
     {"test": lambda f: map_jsonl(f / "test.jsonl", lambda r, i: {
         "id": f"lambada-{i}", "context": r["context"].rstrip(), "continuation": r["continuation"].strip()})},
-    "EleutherAI/lambada_openai", "en", {"test": "test"}, _lambada_hub))
+    "EleutherAI/lambada_openai", "en", {"test": "test"}, _lambada_hub, mirror_files=("test.jsonl",)))

@@ -27,4 +27,5 @@ def _hub(r: dict, i: int) -> dict:
 
 register(DatasetSpec(
     "tdec", "token_ids", "tdec", {"train": _mirror("train"), "validation": _mirror("val")},
-    None, None, {}, _hub))
+    None, None, {}, _hub, mirror_files=tuple(f"{s}_{part}.npy" for s in ("train", "val")
+                                             for part in ("preprefix", "prefix", "suffix"))))

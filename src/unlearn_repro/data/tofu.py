@@ -45,4 +45,4 @@ def _mirror(split: str):
 
 register(DatasetSpec(
     "tofu", "qa", "tofu", {s: _mirror(s) for s in TOFU_SPLITS},
-    "locuslab/TOFU", None, {s: s for s in TOFU_SPLITS}, _qa_row))
+    "locuslab/TOFU", None, {s: s for s in TOFU_SPLITS}, _qa_row, mirror_files=tuple(f"{s}.json" for s in TOFU_SPLITS)))

@@ -132,12 +132,14 @@ def extended_cycles(df, cfg, methods, tables, figures) -> pd.DataFrame:
     sub = df[df["dataset"].isin(u.extended_datasets) & df["model"].isin(u.extended_models)]
     curves = sub.groupby(["model", "dataset", "method", "cycle", "n_forgotten"], as_index=False, sort=False).agg(
         accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"), delta_acc_mean=("delta_acc", "mean"),
-        test_nll_mean=("test_nll", "mean"), test_nll_std=("test_nll", "std"))
+        test_nll_mean=("test_nll", "mean"), test_nll_std=("test_nll", "std"),
+        retain_accuracy_mean=("retain_accuracy", "mean"))
     curves[["accuracy_std", "test_nll_std"]] = curves[["accuracy_std", "test_nll_std"]].fillna(0.0)
     # the starting point: the fine-tuned model before any unlearning
     start = sub[sub["cycle"] == 1].assign(base_nll=sub["test_nll"] - sub["delta_test_nll"]).groupby(
         ["model", "dataset", "method"], as_index=False, sort=False).agg(
-        accuracy_mean=("base_accuracy", "mean"), test_nll_mean=("base_nll", "mean"))
+        accuracy_mean=("base_accuracy", "mean"), test_nll_mean=("base_nll", "mean"),
+        retain_accuracy_mean=("base_retain_accuracy", "mean"))
     start = start.assign(cycle=0, n_forgotten=0, accuracy_std=0.0, test_nll_std=0.0, delta_acc_mean=0.0)
     curves = pd.concat([start, curves], ignore_index=True).sort_values(["model", "dataset", "method", "cycle"])
     write_table(curves, Path(tables) / "extended_cycles", "Accuracy over extended unlearning cycles (paper Figure 5)")
