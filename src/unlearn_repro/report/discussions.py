@@ -17,7 +17,7 @@ from unlearn_repro.io import write_json  # noqa: E402
 from unlearn_repro.metrics.weights import histogram, kl_divergence, shared_edges  # noqa: E402
 from unlearn_repro.report.figures import _save, method_label  # noqa: E402
 from unlearn_repro.report.style import method_style  # noqa: E402
-from unlearn_repro.report.tables import write_table  # noqa: E402
+from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
 PAPER_KL = {"gradient_ascent": 1176792.0, "fisher_removal": 425.0, "fisher_forgetting": 4174.0}  # §9.1
 REFERENCE = "retrain"
@@ -26,7 +26,7 @@ ALPHA = 0.05
 
 def outputs(root: str) -> dict[str, list[str]]:
     t, f = f"{root}/tables", f"{root}/figures"
-    return {"tables": [f"{t}/{n}.{e}" for n in ("weight_kl", "onion", "exposure_shift") for e in ("csv", "md")],
+    return {"tables": [f"{t}/{n}.{e}" for n in ("weight_kl", "onion", "exposure_shift") for e in TABLE_FORMATS],
             "figures": [f"{f}/weights.png", f"{f}/onion.png", f"{f}/exposure_distributions.png"],
             "summary": [f"{root}/summary/metrics.json"]}
 

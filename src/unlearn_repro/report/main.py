@@ -11,7 +11,7 @@ import pandas as pd
 from unlearn_repro.io import write_json, write_text
 from unlearn_repro.report import paper_tables
 from unlearn_repro.report.figures import cycles_figure, method_label, runtime_figure
-from unlearn_repro.report.tables import fmt, mean_std, rank_methods, write_table
+from unlearn_repro.report.tables import TABLE_FORMATS, fmt, mean_std, rank_methods, write_html, write_table
 
 PAPER_SIZE = {"tiny": "125M"}  # the tiny models are compared with the paper's smallest models
 METRIC_LABEL = {"delta_acc": "Δacc", "delta_exp": "Δexp"}
@@ -22,7 +22,7 @@ def outputs(cfg, root: str) -> dict[str, list[str]]:
     t, f = f"{root}/tables", f"{root}/figures"
     models = [m for m in cfg.unlearn.extended_models if m in cfg.models]
     return {"tables": [f"{t}/{name}.{ext}" for name in [f"main_{d}" for d in cfg.data.tasks]
-                       + ["ranking", "runtime", "extended_cycles"] for ext in ("csv", "md")]
+                       + ["ranking", "runtime", "extended_cycles"] for ext in TABLE_FORMATS]
             + [f"{t}/ranking_numeric.csv"],
             "figures": [f"{f}/runtime.png"] + [f"{f}/extended_cycles_{m}.png" for m in models],
             "summary": [f"{root}/summary/{m}.json" for m in cfg.methods.enabled]}
@@ -78,8 +78,9 @@ def main_table(df, dataset, cycles, methods, cycle_size, out_dir) -> None:
             "Δ retain accuracy (D+ rows, points) and Δ test NLL (nats/token), which move where accuracy sits at chance." % n)
     if dataset == "arc_easy":
         note += " The paper's ARC table is garbled in the source text: its cells are in extracted order."
-    md = f"## Unlearning results on {dataset} (paper Table {n})\n\n" + pd.DataFrame(wide_rows).to_markdown(index=False)
-    write_text(base.with_suffix(".md"), md + "\n\n" + note + "\n")
+    title = f"Unlearning results on {dataset} (paper Table {n})"
+    write_text(base.with_suffix(".md"), f"## {title}\n\n" + pd.DataFrame(wide_rows).to_markdown(index=False) + "\n\n" + note + "\n")
+    write_html(base.with_suffix(".html"), pd.DataFrame(wide_rows), title, note)
 
 
 def ranking_table(df, methods, out_dir) -> pd.DataFrame:

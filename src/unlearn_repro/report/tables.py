@@ -64,9 +64,25 @@ def rank_methods(df: pd.DataFrame, group_cols: list[str]) -> pd.DataFrame:
     return agg
 
 
-def write_table(df: pd.DataFrame, out_base: str | Path, title: str = "", note: str = "") -> None:
-    """<out_base>.csv and <out_base>.md (a title line, the table, a note)."""
+TABLE_FORMATS = ("csv", "md", "html")  # every table: data, text for people, and a page the HTML report shows
+
+
+def write_table(df: pd.DataFrame, out_base: str | Path, title: str = "", note: str = "", data=None) -> None:
+    """<out_base>.csv (of `data`, default df), .md and .html (a title line, the table, a note)."""
     out_base = Path(out_base)
-    write_text(out_base.with_suffix(".csv"), df.to_csv(index=False))
+    write_text(out_base.with_suffix(".csv"), (df if data is None else data).to_csv(index=False))
     md = (f"## {title}\n\n" if title else "") + df.to_markdown(index=False) + "\n" + (f"\n{note}\n" if note else "")
     write_text(out_base.with_suffix(".md"), md)
+    write_html(out_base.with_suffix(".html"), df, title, note)
+
+
+def write_html(path: str | Path, df: pd.DataFrame, title: str = "", note: str = "") -> None:
+    """A small standalone page (Snakemake's report shows HTML inline; CSV and Markdown only download)."""
+    import html
+    df = df.replace(r"\\\|", "‖", regex=True)  # Markdown's escaped "ours \| paper" separator
+    note = note.replace("\\|", "‖")
+    table = df.to_html(index=False, border=0, na_rep="—", float_format=lambda v: f"{v:.4g}", escape=True)
+    head = "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}" \
+           "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style>"
+    body = (f"<h3>{html.escape(title)}</h3>" if title else "") + table + (f"<p>{html.escape(note)}</p>" if note else "")
+    write_text(path, f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head}</head><body>{body}</body></html>\n")
