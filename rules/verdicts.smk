@@ -11,7 +11,8 @@ rule verdicts:
         onion=R("discussions/tables/onion.csv"),
         shift=R("discussions/tables/exposure_shift.csv"),
     output:
-        report(multiext(R("verdicts"), ".csv", ".md", ".html"), category="Verdicts", caption="../report_captions/verdicts.rst"),
+        report(multiext(R("verdicts"), ".csv", ".md", ".html"), category="Verdicts", subcategory="Every claim of the paper",
+               caption="../report_captions/verdicts.rst"),
     params:
         cli=CLI,
         base=lambda w, output: str(Path(output[0]).with_suffix("")),

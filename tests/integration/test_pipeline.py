@@ -110,7 +110,7 @@ def test_mlflow_runs(pipeline):
 
 def test_profiles_do_not_touch_each_others_outputs(pipeline):
     """Another profile's job writes under its own roots: afterwards the ci outputs are all up to date."""
-    other = _snakemake(pipeline, "--config", "profile=embedded", "data/processed/embedded/arc_easy/meta.json")
+    other = _snakemake(pipeline, "data/processed/embedded/arc_easy/meta.json", "--config", "profile=embedded")
     assert other.returncode == 0, other.stderr[-3000:]
     assert (pipeline / "data/processed/embedded/arc_easy/train.jsonl").exists()
     dry = _snakemake(pipeline, "-n")
