@@ -101,10 +101,8 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     if c == "prepare-data":
-        from unlearn_repro.data import DATASETS
-        from unlearn_repro.data.splits import prepare_corpus, prepare_task
-        kind = DATASETS.get(a.dataset).kind
-        (prepare_corpus if kind == "text" else prepare_task)(a.dataset, cfg, a.out)
+        from unlearn_repro.data.splits import prepare
+        prepare(a.dataset, cfg, a.out)
         return
     if c == "tokenizer":
         from unlearn_repro.pipeline.base_models import make_tokenizer

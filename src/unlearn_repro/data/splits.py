@@ -2,6 +2,7 @@
 disjoint forget cycles of `cycle_size` training samples that unlearning removes one cycle at a time."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,25 @@ def prepare_corpus(name: str, cfg, out_dir: str | Path) -> dict:
     meta = {"dataset": name, "kind": spec.kind, "source": source, "splits": {"train": train_split, "test": test_split},
             "rows": {"train": len(train), "test": len(test), "heldout": len(test)}, "git_commit": git_commit()}
     _write_prepared(out_dir, train, test, test, meta)
+    return meta
+
+
+def prepare(name: str, cfg, out_dir: str | Path) -> dict:
+    """Prepare one data set, keeping the last good copy: Snakemake deletes a job's old outputs before it runs,
+    so a re-preparation that fails (a malformed row, a missing file) puts the previous data back before it
+    re-raises (with `keep-incomplete` in the profile, Snakemake then leaves it in place): nothing good is lost."""
+    out_dir = Path(out_dir)
+    backup = out_dir.with_name(f".{out_dir.name}.last_good")
+    try:
+        meta = (prepare_corpus if DATASETS.get(name).kind == "text" else prepare_task)(name, cfg, out_dir)
+    except BaseException:
+        if backup.is_dir():
+            shutil.rmtree(out_dir, ignore_errors=True)
+            shutil.copytree(backup, out_dir)
+            print(f"[prepare-data] failed: restored the last good {out_dir} from {backup}", flush=True)
+        raise
+    with atomic_dir(backup) as tmp:
+        shutil.copytree(out_dir, tmp, dirs_exist_ok=True)
     return meta
 
 
