@@ -10,8 +10,9 @@ configfile: "params.yaml"
 
 from unlearn_repro import config as params_config
 
-params_config.validate(config)  # a bad key or value stops here, named with its valid choices (the schema
-# comes from schemas/params.schema.yaml completed by the method and optimizer registries)
+# Validated once (every profile block too) and resolved: a bad key or value stops here, named with its valid
+# choices (schemas/params.schema.yaml completed by the method and optimizer registries). Rules read CFG.
+CFG = params_config.resolve(config, config.get("profile"))
 
 
 include: "rules/common.smk"

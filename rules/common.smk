@@ -11,7 +11,6 @@ from unlearn_repro.models.registry import MODELS
 from unlearn_repro.report import discussions as discussions_report
 from unlearn_repro.report import main as main_report
 
-CFG = params_config.resolve(config, config.get("profile"))
 PROFILE = CFG.profile
 # One config route: the jobs compute with exactly what Snakemake resolved (params.yaml, the profile,
 # --configfile and --config). The resolved values go to a content-addressed file that every job reads

@@ -142,16 +142,22 @@ def validate(raw: Mapping, source: str = "params.yaml") -> None:
     """Raise ConfigError naming the key (and valid choices) for the first schema violation, in the top
     level or in any profile block merged over it (a typo in `paper` fails under `ci` too)."""
     raw = numbers(raw)
-    _validate(raw, source)
-    for name, block in (raw.get("profiles") or {}).items():
-        if isinstance(block, Mapping):
-            merged = deep_merge({k: v for k, v in raw.items() if k != "profiles"}, block)
-            _validate({**merged, "profile": name}, f"{source} (profile {name!r})")
-
-
-def _validate(raw: Mapping, source: str) -> None:
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
+    _validate(validator, schema, raw, source)
+    for name, block in (raw.get("profiles") or {}).items():
+        if isinstance(block, Mapping):
+            _validate(validator, schema, _merged(raw, name), f"{source} (profile {name!r})")
+
+
+def _merged(raw: Mapping, name: str) -> dict:
+    """The top level with profile `name`'s block deep-merged over it."""
+    merged = deep_merge({k: v for k, v in raw.items() if k != "profiles"}, (raw.get("profiles") or {}).get(name, {}))
+    merged["profile"] = name
+    return merged
+
+
+def _validate(validator, schema: dict, raw: Mapping, source: str) -> None:
     errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         best = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
@@ -162,17 +168,15 @@ def _validate(raw: Mapping, source: str) -> None:
 
 
 def resolve(raw: Mapping, profile: str | None = None, source: str = "params.yaml") -> Frozen:
-    """Validate raw params, merge the selected profile over the defaults, validate the result."""
+    """Validate raw params (every profile merged over the defaults is validated too), then merge the
+    selected profile over the defaults."""
     raw = numbers(raw)
     validate(raw, source)
     name = profile or raw["profile"]
     profiles = raw.get("profiles", {})
     if name not in profiles and name != raw["profile"]:
         raise ConfigError(f"{source}: profile {name!r} is not defined; valid choices: {', '.join(profiles)}")
-    merged = deep_merge({k: v for k, v in raw.items() if k != "profiles"}, profiles.get(name, {}))
-    merged["profile"] = name
-    _validate(merged, f"{source} (profile {name!r})")
-    cfg = Frozen(merged)
+    cfg = Frozen(_merged(raw, name))
     _check_consistency(cfg, source)
     return cfg
 
@@ -207,18 +211,13 @@ def write_resolved(cfg: Frozen, folder: str | Path) -> Path:
     job computes with exactly the values Snakemake resolved (profile, --configfile, --config included)."""
     import hashlib
     import json
-    import os
-    import tempfile
+
+    from unlearn_repro.io import write_text  # io imports this module: import it here
 
     text = json.dumps(cfg.to_dict(), sort_keys=True, indent=1)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    path = Path(folder) / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(prefix=".config.", dir=folder)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_text(path, text)
     return path.resolve()
 
 

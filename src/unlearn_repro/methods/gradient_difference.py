@@ -3,14 +3,12 @@ Gradient ascent held back by ordinary training on D+ in the same step."""
 from __future__ import annotations
 
 from unlearn_repro.methods.base import register
-from unlearn_repro.methods.loss_based import GAMMA, LossMethod, loss_schema
-from unlearn_repro.train import negated_lm_loss
+from unlearn_repro.methods.gradient_ascent import GradientAscent
+from unlearn_repro.methods.loss_based import GAMMA, loss_schema
 
 
 @register
-class GradientDifference(LossMethod):
+class GradientDifference(GradientAscent):
+    """Gradient ascent's forget term; its `gamma` switches on LossMethod's retain term."""
     name, label = "gradient_difference", "Gradient Difference"
     schema = loss_schema(**GAMMA)
-
-    def forget_term(self, ctx, model):
-        return negated_lm_loss

@@ -2,6 +2,7 @@
 per-forget-batch loop (Alg. 2/3 lines 2-11). Each method supplies only its parameter update."""
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Sequence
 
@@ -9,6 +10,7 @@ import torch
 
 from unlearn_repro.fisher import EmpiricalFisherInverse
 from unlearn_repro.methods.base import Method
+from unlearn_repro.objectives import RetainSampler
 from unlearn_repro.progress import progress
 from unlearn_repro.train import batch_order, collate, lm_loss
 
@@ -47,12 +49,10 @@ def add_to_params(model, delta: torch.Tensor) -> None:
 
 
 def retain_stream(retain: Sequence[Sequence[int]], batch_size: int, seed: int):
-    """Endless seeded stream of D+ batches (reshuffled each pass)."""
-    epoch = 0
-    while True:
-        for idx in batch_order(len(retain), batch_size, seed, epoch):
-            yield [retain[i] for i in idx]
-        epoch += 1
+    """Endless seeded stream of D+ batches (reshuffled each pass): the order RetainSampler draws."""
+    sampler = RetainSampler(retain, batch_size, seed, pad_id=None, device=None)
+    for step in itertools.count():
+        yield [retain[i] for i in sampler.indices(step)]
 
 
 def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher") -> EmpiricalFisherInverse:

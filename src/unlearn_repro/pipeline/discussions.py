@@ -8,15 +8,12 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from unlearn_repro.data.encoding import split_sequences
-from unlearn_repro.io import read_json
+from unlearn_repro.io import read_json, write_bytes
 from unlearn_repro.metrics.scores import score
 from unlearn_repro.metrics.weights import last_block
 from unlearn_repro.pipeline import open_checkpoint
@@ -26,14 +23,9 @@ from unlearn_repro.train import Recipe, train
 
 def _save_npz(path: str | Path, **arrays) -> None:
     """np.savez written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    write_bytes(path, buf.getvalue())
 
 
 def snapshot(cfg, model_dir, data_dir, reference, split_file, out, *, base: bool) -> dict:
@@ -69,10 +61,9 @@ def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, 
                          "samples; set discussions.onion_threshold or onion_top_fraction so that some go and some stay")
     start = time.perf_counter()
     model, tok, _, device = open_checkpoint(cfg, pretrained)
-    seqs = split_sequences(tok, data_dir, "train", cfg.data.max_length)
-    stats = train(model, [seqs[i] for i in kept], Recipe.from_config(cfg.finetune, cfg, seed=0),
+    inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))  # the same encoding trains and scores
+    stats = train(model, [inputs["train_seqs"][i] for i in kept], Recipe.from_config(cfg.finetune, cfg, seed=0),
                   pad_id=tok.pad_token_id, device=device, desc=f"onion retrain {model_name} on {dataset}")
-    inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))
     after = np.array(score(["exposure"], model, tok, inputs, kept.tolist(), cfg)["exposure"])
     _save_npz(out, kept=kept, removed=removed, before=exposure[kept], after=after, threshold=np.array(threshold))
     result = {"threshold": threshold, "removed": int(len(removed)), "kept": int(len(kept)),
