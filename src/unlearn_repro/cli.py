@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("collected", nargs="+")
     p = cmd("main-report", "the main study's tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")
+    cmd("memorization-data", "a memorization corpus, segmented (§6.1)", "corpus", "out")
+    cmd("memorize", "continue training the pretrained model on a corpus until it memorizes (§6.2)", "model",
+        "corpus", "pretrained", "data", "out")
+    cmd("memorization-targets", "the seed's long target texts", "corpus", "model-dir", "data", "seed", "out")
+    cmd("memorization-base", "extraction test of the memorized model (Table 8's No unlearning)", "corpus", "model",
+        "seed", "model-dir", "data", "split", "out")
+    cmd("memorization-unlearn", "unlearn the targets once with a method, then the extraction test", "method",
+        "corpus", "model", "seed", "memorized", "pretrained", "data", "split", "out")
+    p = cmd("memorization-report", "Table 8, Table 10 and the memorization figure", "out")
+    p.add_argument("extractions", nargs="+")
     return ap
 
 
@@ -151,9 +161,34 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
         from unlearn_repro.report.verdicts import build_verdicts
         build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out)
         log_report(tracker, "verdicts", {"": [f"{a.out}.csv", f"{a.out}.md"]}, {"profile": cfg.profile})
+    elif c.startswith("memoriz"):
+        _memorization(a, cfg, tracker)
     elif c == "main-report":
         from unlearn_repro.report.main import build_report, outputs
         build_report(cfg, a.collected, a.out)
         log_report(tracker, "main", {**outputs(cfg, a.out), "metrics": a.collected},
                    {"table_cycles": list(cfg.unlearn.table_cycles), "methods": list(cfg.methods.enabled),
                     "models": list(cfg.models), "tasks": list(cfg.data.tasks)})
+
+
+def _memorization(a, cfg, tracker) -> None:
+    from unlearn_repro.pipeline import memorization as mem
+
+    c = a.command
+    if c == "memorization-data":
+        mem.prepare(cfg, a.corpus, a.out)
+    elif c == "memorize":
+        mem.memorize(cfg, a.model, a.corpus, a.pretrained, a.data, a.out, tracker)
+    elif c == "memorization-targets":
+        mem.targets(cfg, a.corpus, a.model_dir, a.data, int(a.seed), a.out)
+    elif c == "memorization-base":
+        mem.base_extraction(cfg, a.corpus, a.model, int(a.seed), a.model_dir, a.data, a.split, a.out, tracker)
+    elif c == "memorization-unlearn":
+        mem.unlearn_extraction(cfg, a.method, a.corpus, a.model, int(a.seed), a.memorized, a.pretrained, a.data,
+                               a.split, a.out, tracker)
+    elif c == "memorization-report":
+        from unlearn_repro.report import memorization as report
+        from unlearn_repro.tracking import log_report
+        report.build_report(cfg, a.extractions, a.out)
+        log_report(tracker, "memorization", report.outputs(a.out), {"memorization": cfg.memorization.to_dict(),
+                                                                    "methods": list(cfg.methods.enabled)})

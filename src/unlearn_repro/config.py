@@ -204,6 +204,20 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
     bad = [m for m in u.extended_models if m not in cfg.models]
     if bad:
         raise ConfigError(f"{source}: unlearn.extended_models has {bad} not in models {list(cfg.models)}")
+    if "memorization" in cfg:
+        _check_memorization(cfg, source)
+
+
+def _check_memorization(cfg: Frozen, source: str) -> None:
+    m = cfg.memorization
+    for key, chosen, pool, where in (("models", m.models, cfg.models, "models"),
+                                     ("methods", m.methods, cfg.methods.enabled, "methods.enabled")):
+        bad = [x for x in (chosen or ()) if x not in pool]
+        if bad:
+            raise ConfigError(f"{source}: memorization.{key} has {bad} not in {where} {list(pool)}")
+    if not m.prefix_tokens + m.suffix_tokens <= m.min_target_tokens < m.max_length:
+        raise ConfigError(f"{source}: memorization needs prefix_tokens + suffix_tokens ({m.prefix_tokens} + "
+                          f"{m.suffix_tokens}) <= min_target_tokens ({m.min_target_tokens}) < max_length ({m.max_length})")
 
 
 def write_resolved(cfg: Frozen, folder: str | Path) -> Path:

@@ -115,3 +115,16 @@ def main_value(dataset: str, size: str, method: str, family: str, cycles: int, m
         return None
     col = (cycles - 1) * 4 + (0 if family == "neo" else 2) + (0 if metric == "delta_acc" else 1)
     return row[col]
+
+
+# Table 8 (§6.3): memorized texts of 128 and runtime (s) per method, on MT and Enron, 125M models.
+# MEMORIZATION[corpus][method][family] = (# memorized, runtime s or None)
+_T8 = {"none": (16, None, 15, None, 20, None, 22, None),
+       "retrain": (0, 5.69e4, 0, 5.81e4, 0, 5.05e4, 0, 5.13e4),
+       "finetune": (16, 3.79e3, 15, 3.87e3, 20, 3.42e3, 22, 3.43e3),
+       "gradient_ascent": (8, 4.0, 7, 7.0, 9, 23.0, 10, 24.0),
+       "fisher_removal": (4, 1.57e3, 4, 1.56e3, 5, 1.10e3, 5, 1.12e3),
+       "fisher_forgetting": (8, 1.57e3, 7, 1.56e3, 8, 1.10e3, 10, 1.12e3)}
+MEMORIZATION = {corpus: {m: {fam: (v[4 * c + 2 * f], v[4 * c + 2 * f + 1]) for f, fam in enumerate(("neo", "opt"))}
+                         for m, v in _T8.items()}
+                for c, corpus in enumerate(("mtsamples", "enron"))}
