@@ -35,7 +35,7 @@ rule memorization_data:
         cli=CLI,
         out=lambda w: f"{PROCESSED}/memorization/{w.corpus}",
         data={k: v for k, v in CFG.data.to_dict().items() if k in ("source", "mirror_dir", "hub_paths")},
-        segments={k: MEM[k] for k in ("max_texts", "segment_words")},
+        segments={k: MEM[k] for k in ("max_texts", "max_segments", "segment_words")},
     log:
         L("memorization/data/{corpus}.log"),
     conda:

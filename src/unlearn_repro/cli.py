@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("snapshots", nargs="+", help="METHOD=PATH of each method's cycle-1 snapshot")
     p = cmd("verdicts", "a verdict for every claim of the paper, from the studies' outputs", "out", "curves", "kl",
             "onion", "shift")
+    p.add_argument("--memorization", default=None, help="the memorization study's counts.csv (Table 8)")
     p.add_argument("collected", nargs="+")
     p = cmd("main-report", "the main study's tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")
@@ -159,7 +160,7 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
         log_report(tracker, "discussions", discussions.outputs(a.out), {"discussions": cfg.discussions.to_dict()})
     elif c == "verdicts":
         from unlearn_repro.report.verdicts import build_verdicts
-        build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out)
+        build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out, memorization_file=a.memorization)
         log_report(tracker, "verdicts", {"": [f"{a.out}.csv", f"{a.out}.md"]}, {"profile": cfg.profile})
     elif c.startswith("memoriz"):
         _memorization(a, cfg, tracker)
@@ -190,5 +191,5 @@ def _memorization(a, cfg, tracker) -> None:
         from unlearn_repro.report import memorization as report
         from unlearn_repro.tracking import log_report
         report.build_report(cfg, a.extractions, a.out)
-        log_report(tracker, "memorization", report.outputs(a.out), {"memorization": cfg.memorization.to_dict(),
+        log_report(tracker, "memorization", report.outputs(cfg, a.out), {"memorization": cfg.memorization.to_dict(),
                                                                     "methods": list(cfg.methods.enabled)})

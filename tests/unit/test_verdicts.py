@@ -44,3 +44,21 @@ def test_accuracy_at_chance_makes_accuracy_claims_untestable():
     v = _by_claim(claims(_df(base_accuracy=0.27), None, None, None, None, [1]))
     assert v["Gradient ascent is the least stable (Δacc, the paper's fidelity)"] == "not testable at this scale"
     assert v["Gradient ascent is the least stable (Δ retain accuracy)"] == "not run"      # no retain column here
+
+
+def test_table8_ordering_is_judged_from_the_memorization_counts():
+    claim = ("Table 8 ordering: retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting < finetuning "
+             "= no unlearning")
+    assert _by_claim(claims(_df(), None, None, None, None, [1]))[claim] == "not run"
+
+    def counts(**over):
+        paper = {"none": 16, "retrain": 0, "finetune": 16, "gradient_ascent": 8, "fisher_removal": 4,
+                 "fisher_forgetting": 8, **over}
+        return pd.DataFrame([{"dataset": c, "family": f, "method": m, "seed": s, "memorized": v + s}
+                             for c in ("mtsamples", "enron") for f in ("neo", "opt") for m, v in paper.items()
+                             for s in (0, 1)])
+    assert _by_claim(claims(None, None, None, None, None, [1], memorization=counts()))[claim] == "holds"
+    assert _by_claim(claims(None, None, None, None, None, [1], memorization=counts(fisher_removal=12)))[claim] \
+        == "does not hold"
+    none = counts().assign(memorized=0)   # the base models memorize nothing: the premise fails
+    assert _by_claim(claims(None, None, None, None, None, [1], memorization=none))[claim] == "not testable at this scale"

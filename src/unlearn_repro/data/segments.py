@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from unlearn_repro.data.registry import DATASETS, choose_source, load_split
-from unlearn_repro.data.splits import _write_prepared, cap
+from unlearn_repro.data.splits import DATA_SEED, _write_prepared, cap
 from unlearn_repro.io import git_commit
 
 _WORD = re.compile(r"\S+\s*")
@@ -33,24 +35,40 @@ def segment_rows(rows: list[dict], max_words: int) -> list[dict]:
     return out
 
 
-def prepare_segmented(name: str, cfg, max_texts: int | None, max_words: int, out_dir: str | Path) -> dict:
+def cap_segments(rows: list[dict], max_words: int, max_segments: int | None, seed: int = DATA_SEED) -> list[dict]:
+    """Whole texts, taken in a seeded order while their segments fit in `max_segments`, kept in the original
+    order: corpora of very different text lengths (MT reports, short e-mails) get the same training size."""
+    if max_segments is None:
+        return rows
+    keep, total = set(), 0
+    for i in np.random.default_rng(seed).permutation(len(rows)):
+        n = len(segment_text(rows[i]["text"], max_words))
+        if total + n <= max_segments:
+            keep.add(int(i))
+            total += n
+    return [r for i, r in enumerate(rows) if i in keep]
+
+
+def prepare_segmented(name: str, cfg, max_texts: int | None, max_words: int, out_dir: str | Path,
+                      max_segments: int | None = None) -> dict:
     """A memorization corpus: at most `max_texts` texts of the data set's training split (a seeded subset,
-    as the paper's 100k-sample subset), cut into segments; every segment is trained on (train.jsonl), the
-    texts left out by the cap are the held-out rows. The segmentation is recorded in meta.json."""
+    as the paper's 100k-sample subset) and at most `max_segments` segments, cut into segments; every segment
+    is trained on (train.jsonl), the texts left out are the held-out rows. The segmentation is recorded in
+    meta.json."""
     d = cfg.data
     spec = DATASETS.get(name)
     if spec.kind != "text":
         raise ValueError(f"{name}: memorization corpora are text data sets, this one is {spec.kind!r}")
     source = choose_source(d.source, d.mirror_dir)
     rows = load_split(name, "train", source, d.mirror_dir, d.hub_paths.get(name))
-    kept = cap(rows, max_texts)
+    kept = cap_segments(cap(rows, max_texts), max_words, max_segments)
     kept_ids = {r["id"] for r in kept}
     train = segment_rows(kept, max_words)
     heldout = segment_rows([r for r in rows if r["id"] not in kept_ids], max_words)
     per_text = [len(segment_text(r["text"], max_words)) for r in kept]
     meta = {"dataset": name, "kind": "text", "source": source,
             "origin": str(Path(d.mirror_dir) / spec.mirror_folder) if source == "mirror" else (d.hub_paths.get(name) or spec.hub_id),
-            "rows_before_cap": len(rows), "texts": len(kept), "caps": {"texts": max_texts},
+            "rows_before_cap": len(rows), "texts": len(kept), "caps": {"texts": max_texts, "segments": max_segments},
             "segmentation": {"unit": "whitespace-separated words", "max_words": max_words,
                              "rule": "consecutive runs of at most max_words words; segments concatenate to the text",
                              "segments": len(train), "max_segments_per_text": max(per_text, default=0),

@@ -42,7 +42,7 @@ def prepare(cfg, corpus: str, out: str | Path) -> dict:
     from unlearn_repro.data.segments import prepare_segmented
 
     m = cfg.memorization
-    return prepare_segmented(corpus, cfg, m.max_texts, m.segment_words, out)
+    return prepare_segmented(corpus, cfg, m.max_texts, m.segment_words, out, m.max_segments)
 
 
 def _sequences(scfg, tok, data_dir):
@@ -103,8 +103,16 @@ def targets(cfg, corpus: str, model_dir: str | Path, data_dir: str | Path, seed:
     if len(chosen) < m.n_targets:
         print(f"[targets] only {len(chosen)} segments are longer than {m.min_target_tokens} tokens "
               f"(asked for {m.n_targets})", flush=True)
+    from unlearn_repro.io import read_jsonl
+    from unlearn_repro.models.tokenizers import encode
+
+    # segments over the input limit lose their start (data.encoding keeps a row's end): say how many
+    truncated = sum(len(encode(tok, r["text"])) > scfg.data.max_length for r in read_jsonl(Path(data_dir) / "train.jsonl"))
+    if truncated:
+        print(f"[targets] {truncated} of {len(seqs)} segments exceed max_length {scfg.data.max_length} tokens "
+              "(lower memorization.segment_words to keep every segment whole)", flush=True)
     split = {"dataset": corpus, "seed": seed, "n_train": len(seqs), "cycle_size": len(chosen),
-             "min_target_tokens": m.min_target_tokens, "cycles": [chosen]}
+             "min_target_tokens": m.min_target_tokens, "truncated_segments": truncated, "cycles": [chosen]}
     write_json(out, split)
     return split
 

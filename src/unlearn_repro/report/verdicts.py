@@ -34,7 +34,8 @@ def accuracy_informative(df: pd.DataFrame) -> bool:
 
 
 def claims(df: pd.DataFrame | None, curves: pd.DataFrame | None, kl: pd.DataFrame | None,
-           onion: pd.DataFrame | None, shift: pd.DataFrame | None, cycles: list[int]) -> list[dict]:
+           onion: pd.DataFrame | None, shift: pd.DataFrame | None, cycles: list[int],
+           memorization: pd.DataFrame | None = None) -> list[dict]:
     rows: list[dict] = []
 
     def add(section, claim, rule, test: Callable[[], tuple[str, str]] | None, needs: str):
@@ -137,8 +138,24 @@ def claims(df: pd.DataFrame | None, curves: pd.DataFrame | None, kl: pd.DataFram
         "two-sample KS test before vs after, p ≥ 0.05 for every method", stable if shift is not None else None,
         "the discussions study")
 
-    add("§6, Table 8", "Memorized texts: the second-order methods remove extractable memorization at a fraction of "
-        "retraining's cost", "(the memorization study's ordering of methods)", None, "the memorization study (not built yet)")
+    def memorization_order():
+        from unlearn_repro.report.memorization import NONE, ordering_holds
+
+        means = memorization.groupby(["dataset", "family", "method"])["memorized"].mean()
+        scenarios = {k: g.droplevel([0, 1]).to_dict() for k, g in means.groupby(level=[0, 1])}
+        evidence = "; ".join(f"{c} {f.upper()}: " + ", ".join(f"{'No Unlearning' if m == NONE else method_label(m)} {v:.1f}"
+                                                            for m, v in counts.items()) for (c, f), counts in scenarios.items())
+        if any(counts.get(NONE, 0) == 0 for counts in scenarios.values()):
+            return UNTESTABLE, "a memorized model reproduces no target (premise fails); mean memorized: " + evidence
+        ok = all(ordering_holds(counts) for counts in scenarios.values())
+        return (HOLDS if ok else FAILS), "mean memorized targets: " + evidence
+    has_order = memorization is not None and {"retrain", "finetune", "gradient_ascent", "fisher_removal",
+                                               "fisher_forgetting", "none"} <= set(memorization["method"])
+    add("§6.3, Table 8", "Table 8 ordering: retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting < "
+        "finetuning = no unlearning",
+        "on mean memorized targets per corpus and family: retraining ≤ Fisher Removal ≤ min(gradient ascent, Fisher "
+        "Forgetting), max of those ≤ finetuning ≤ No unlearning, Fisher Removal < No unlearning; in every scenario",
+        memorization_order if has_order else None, "the memorization study with the paper's five methods")
     add("§7.2, Fig. 3", "DP-SGD protects only at a large utility cost", "(privacy study)", None,
         "the privacy study (not built yet)")
     add("§7.2, Fig. 3", "Unlearning reaches DP-like exposure with less utility loss", "(privacy study)", None,
@@ -146,10 +163,11 @@ def claims(df: pd.DataFrame | None, curves: pd.DataFrame | None, kl: pd.DataFram
     return rows
 
 
-def build_verdicts(cfg, collected: list[str], curves_file, kl_file, onion_file, shift_file, out_base) -> pd.DataFrame:
+def build_verdicts(cfg, collected: list[str], curves_file, kl_file, onion_file, shift_file, out_base,
+                   memorization_file=None) -> pd.DataFrame:
     df = pd.concat([pd.read_csv(f) for f in collected], ignore_index=True) if collected else None
     rows = claims(df, _read(curves_file), _read(kl_file), _read(onion_file), _read(shift_file),
-                  list(cfg.unlearn.table_cycles))
+                  list(cfg.unlearn.table_cycles), memorization=_read(memorization_file))
     table = pd.DataFrame(rows)[["section", "claim", "verdict", "evidence", "rule"]]
     write_table(table, out_base, f"The paper's claims at the `{cfg.profile}` scale",
                 "Each verdict is computed by `src/unlearn_repro/report/verdicts.py` from this run's outputs with the "
