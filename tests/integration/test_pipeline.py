@@ -86,10 +86,10 @@ def test_discussions_and_verdicts(pipeline):
     for fig in ("weights.png", "onion.png", "exposure_distributions.png"):
         assert (d / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     verdicts = pd.read_csv(pipeline / "results/ci/verdicts.csv")
-    assert {"§5.1.4", "§9.1, Fig. 4", "§9.3, Fig. 6", "§9.3, Fig. 7", "§6, Table 8", "§7.2, Fig. 3"} <= set(verdicts["section"])
+    assert {"§5.1.4", "§9.1, Fig. 4", "§9.3, Fig. 6", "§9.3, Fig. 7", "§6.3, Table 8", "§7.2, Fig. 3"} <= set(verdicts["section"])
     assert set(verdicts["verdict"]) <= {"holds", "does not hold", "not testable at this scale", "not run"}
     assert (verdicts.loc[verdicts["section"].str.startswith("§9"), "verdict"] != "not run").all()
-    assert (verdicts.loc[verdicts["section"] == "§6, Table 8", "verdict"] == "not run").all()
+    assert (verdicts.loc[verdicts["section"] == "§6.3, Table 8", "verdict"] != "not run").all()   # the memorization study
 
 
 def test_mlflow_runs(pipeline):
@@ -98,7 +98,8 @@ def test_mlflow_runs(pipeline):
     wide = tags.pivot(index="run_uuid", columns="key", values="value")
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
-    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1}
+    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1,
+                      "memorize": 1, "memorization_unlearn": 5, "memorization": 6}   # memorization: 1 corpus x 1 model
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
     assert "unlearn-repro-ci" in experiments      # one experiment per profile
@@ -211,3 +212,27 @@ def test_mlflow_artifacts_times_and_headline_metrics(pipeline):
     [retrain] = [u for u in unlearn if u.data.tags["method"] == "retrain" and u.data.tags["dataset"] == "arc_easy"
                  and u.data.tags["seed"] == "0" and u.data.tags["model"] == "tiny-opt"]
     assert {"delta_acc_cycle1", "delta_exp_cycle1", "delta_test_nll_cycle1", "delta_acc"} <= set(retrain.data.metrics)
+
+
+def test_memorization_study(pipeline):
+    """§6 on the ci run: segmented corpus with its segmentation in meta.json, Table 8 with No unlearning first
+    (ours ‖ paper), one extraction per method with per-target match lengths, Table 10, the bar chart."""
+    root = pipeline / "results/ci/memorization"
+    meta = json.loads((pipeline / "data/processed/ci/memorization/mtsamples/meta.json").read_text())
+    assert meta["segmentation"]["max_words"] == 10 and meta["rows"]["train"] == meta["segmentation"]["segments"] > 0
+    t8 = pd.read_csv(root / "tables/table8_mtsamples.csv")
+    assert list(t8["method"]) == ["No Unlearning", "Retraining", "Finetuning", "Gradient Ascent", "Fisher Removal",
+                                  "Fisher Forgetting"]
+    assert t8.iloc[0, 1].endswith("‖ 16") and "‖ 5.69e+04" in t8.iloc[1, 2]      # the paper's NEO cells
+    counts = pd.read_csv(root / "tables/counts.csv")
+    assert len(counts) == 6 and (counts["n_targets"] == 4).all() and counts["memorized"].between(0, 4).all()
+    assert counts.loc[counts["method"] != "none", "runtime_s"].gt(0).all()
+    run = json.loads((root / "runs/fisher_removal/mtsamples/tiny-gpt-neo/seed0/extraction.json").read_text())
+    assert len(run["targets"]) == 4 and all(0 <= t["match_length"] <= 8 for t in run["targets"])
+    assert not (root / "runs/fisher_removal/mtsamples/tiny-gpt-neo/seed0/checkpoints").exists()
+    base = json.loads((root / "runs/none/mtsamples/tiny-gpt-neo/seed0/extraction.json").read_text())
+    assert all("near_duplicates_other_texts" in t and t["text"] for t in base["targets"])
+    assert (root / "tables/table10.md").read_text().startswith("## §6.4")
+    assert (root / "tables/table10_examples.md").read_text().startswith("## Table 10")
+    assert (root / "figures/memorized.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((root / "summary/metrics.json").read_text())["mtsamples.neo"]["n_targets"] == 4
