@@ -1,5 +1,8 @@
 """The memorization study's pure parts on hand-made inputs: segmentation, match length, the memorized
 definition, near-duplicate counts (against a brute-force count), target choice and Table 8's ordering."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -83,3 +86,46 @@ def test_table8_ordering_rule():
     assert not ordering_holds({k: 3 for k in paper})                    # nothing removed at all
     with pytest.raises(KeyError, match="fisher_removal"):
         ordering_holds({k: v for k, v in paper.items() if k != "fisher_removal"})
+
+
+def test_report_from_hand_made_extractions(tmp_path):
+    """Table 8 (No unlearning first, ours ‖ paper), Table 10 (indelible vs removed near-duplicates) and the
+    summary from two seeds of hand-made extraction results."""
+    import pandas as pd
+
+    from unlearn_repro.config import load
+    from unlearn_repro.io import write_json
+    from unlearn_repro.report.memorization import build_report, outputs
+
+    cfg = load("params.yaml", "ci")
+    # base memorizes targets 0 and 1 (2 of 3); fisher_removal removes target 1, gradient_ascent neither
+    after = {"none": [True, True, False], "retrain": [False, False, False], "finetune": [True, True, False],
+             "gradient_ascent": [True, True, False], "fisher_removal": [True, False, False],
+             "fisher_forgetting": [True, True, False]}
+    dups = [5, 1, 0]
+    files = []
+    for seed in (0, 1):
+        for method, mem in after.items():
+            targets = [{"index": i, "memorized": m, "match_length": 8 if m else 2, "overlap": 1.0 if m else 0.2}
+                       for i, m in enumerate(mem)]
+            if method == "none":
+                targets = [{**t, "near_duplicates": d, "near_duplicates_other_texts": d, "closest_shared_ngrams": d,
+                            "closest": 2, "text": f"target {i}", "closest_text": "other"} for i, (t, d) in
+                           enumerate(zip(targets, dups))]
+            f = tmp_path / f"{method}{seed}.json"
+            write_json(f, {"dataset": "mtsamples", "model": "tiny-gpt-neo", "method": method, "seed": seed,
+                           "n_targets": 3, "memorized": sum(mem), "mean_match_length": 0.0,
+                           "runtime_s": None if method == "none" else 2.0 + seed, "targets": targets})
+            files.append(str(f))
+    build_report(cfg, files, tmp_path / "out")
+    assert all(Path(p).exists() for paths in outputs(cfg, str(tmp_path / "out")).values() for p in paths)
+    t8 = pd.read_csv(tmp_path / "out/tables/table8_mtsamples.csv")
+    assert list(t8["method"])[:2] == ["No Unlearning", "Retraining"]
+    assert t8.iloc[0, 1] == "2.0 ± 0.0 ‖ 16" and t8.iloc[4, 2] == "2.50 ± 0.50 ‖ 1.57e+03"   # Fisher Removal's runtime
+    t10 = pd.read_csv(tmp_path / "out/tables/table10.csv").set_index("method")
+    assert t10.loc["Fisher Removal", "indelible"] == 2 and t10.loc["Fisher Removal", "removed"] == 2   # 2 seeds
+    assert t10.loc["Fisher Removal", "near-dups, indelible"] == 5 and t10.loc["Fisher Removal", "near-dups, removed"] == 1
+    assert t10.loc["Retraining", "indelible"] == 0 and t10.loc["Gradient Ascent", "removed"] == 0
+    assert "target 0" in (tmp_path / "out/tables/table10_examples.md").read_text()
+    summary = json.loads((tmp_path / "out/summary/metrics.json").read_text())["mtsamples.neo"]
+    assert summary["fisher_removal"] == 1.0 and summary["none"] == 2.0 and summary["ordering_holds"] == 1.0

@@ -85,7 +85,7 @@ def table8(runs: pd.DataFrame, corpus: str, methods: list[str], out_base) -> pd.
             row[f"{fam.upper()} runtime (s)"] = "—" if m == NONE else _cell(cell["runtime_s"], paper[1], 2)
         rows.append(row)
     table = pd.DataFrame(rows)
-    seeds = sorted(sub["seed"].unique())
+    seeds = sorted(int(x) for x in sub["seed"].unique())
     write_table(table, out_base, f"Table 8 ({CORPUS_LABEL.get(corpus, corpus)}): memorized targets and unlearning runtime",
                 f"ours (mean ± std over seeds {seeds}) ‖ paper. Ours: {n} targets per seed, memorized = some sample "
                 "reproduces the next L tokens exactly (settings in params `memorization`); paper: 128 targets, "
