@@ -7,7 +7,7 @@ from unlearn_repro.report import memorization as memorization_report
 
 MEM = CFG.memorization
 MEM_CFG = study_config(CFG)
-MEM_DATA = f"{PROCESSED}/memorization/{{corpus}}"
+MEM_DATA = R("memorization/data/{corpus}")  # derived from the prepared mirror data: the study's own output
 MEM_ROOT = R("memorization")
 MEM_RUN = R("memorization/runs/{method}/{corpus}/{model}/seed{seed}")
 MEM_OUTPUTS = memorization_report.outputs(CFG, MEM_ROOT)
@@ -33,7 +33,7 @@ rule memorization_data:
         multiext(f"{MEM_DATA}/", "train.jsonl", "test.jsonl", "heldout.jsonl", "meta.json"),
     params:
         cli=CLI,
-        out=lambda w: f"{PROCESSED}/memorization/{w.corpus}",
+        out=lambda w: R(f"memorization/data/{w.corpus}"),
         data={k: v for k, v in CFG.data.to_dict().items() if k in ("source", "mirror_dir", "hub_paths")},
         segments={k: MEM[k] for k in ("max_texts", "max_segments", "segment_words")},
     log:
@@ -54,7 +54,7 @@ rule memorize:
         directory(R("memorization/models/{corpus}/{model}")),
     params:
         cli=CLI,
-        data_dir=lambda w: f"{PROCESSED}/memorization/{w.corpus}",
+        data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
         train=MEM.train.to_dict(),
         max_length=MEM.max_length,
     resources:
@@ -79,7 +79,7 @@ rule memorization_targets:
         R("memorization/targets/{corpus}/{model}/seed{seed}.json"),
     params:
         cli=CLI,
-        data_dir=lambda w: f"{PROCESSED}/memorization/{w.corpus}",
+        data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
         targets={k: MEM[k] for k in ("n_targets", "min_target_tokens", "prefix_tokens", "suffix_tokens", "max_length")},
     log:
         L("memorization/targets/{corpus}/{model}/seed{seed}.log"),
@@ -101,7 +101,7 @@ rule memorization_base:
         R("memorization/runs/none/{corpus}/{model}/seed{seed}/extraction.json"),
     params:
         cli=CLI,
-        data_dir=lambda w: f"{PROCESSED}/memorization/{w.corpus}",
+        data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
         extraction=MEM_EXTRACTION,
         ngram=MEM.ngram,
     resources:
@@ -129,7 +129,7 @@ rule memorization_unlearn:
         extraction=f"{MEM_RUN}/extraction.json",
     params:
         cli=CLI,
-        data_dir=lambda w: f"{PROCESSED}/memorization/{w.corpus}",
+        data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
         hp=lambda w: METHODS.get(w.method).params(MEM_CFG),
         extraction=MEM_EXTRACTION,
         out=lambda w, output: str(Path(output.run).parent),

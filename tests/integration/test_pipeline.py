@@ -218,7 +218,7 @@ def test_memorization_study(pipeline):
     """§6 on the ci run: segmented corpus with its segmentation in meta.json, Table 8 with No unlearning first
     (ours ‖ paper), one extraction per method with per-target match lengths, Table 10, the bar chart."""
     root = pipeline / "results/ci/memorization"
-    meta = json.loads((pipeline / "data/processed/ci/memorization/mtsamples/meta.json").read_text())
+    meta = json.loads((root / "data/mtsamples/meta.json").read_text())
     assert meta["segmentation"]["max_words"] == 10 and meta["rows"]["train"] == meta["segmentation"]["segments"] > 0
     t8 = pd.read_csv(root / "tables/table8_mtsamples.csv")
     assert list(t8["method"]) == ["No Unlearning", "Retraining", "Finetuning", "Gradient Ascent", "Fisher Removal",
