@@ -124,16 +124,18 @@ def table10(base: list[dict], per_target: pd.DataFrame, methods: list[str], tabl
     # the examples: the targets most often indelible across the approximate methods, with their closest segment
     approx = after[~after["method"].isin(["retrain", "finetune"])]
     lines = ["## Table 10: indelible memorizations (examples)", ""]
-    counts = approx[approx["memorized"]].groupby(key).size().sort_values(ascending=False)
+    counts = approx[approx["memorized"]].groupby(key).size().sort_values(ascending=False, kind="stable")
     by_key = {tuple(r[k] for k in key): r for r in base}
-    for k, times in counts.head(examples).items():
+    # a few per corpus, each text once (another seed may draw the same segment)
+    picked = counts.reset_index().drop_duplicates(["dataset", "model", "index"]).groupby("dataset", sort=False).head(examples)
+    for k, times in ((tuple(row[c] for c in key), row[0]) for _, row in picked.iterrows()):
         r = by_key[k]
         lines += [f"**{CORPUS_LABEL.get(k[0], k[0])}, {k[1]}, seed {k[2]}, segment {k[3]}** — still memorized after "
                   f"{times} of {approx['method'].nunique()} approximate methods; {r['near_duplicates_other_texts']} "
                   f"near-duplicate segments in other texts", "",
                   f"> {r['text']!s}".replace("\n", " "), "",
-                  f"closest other segment ({r['closest_shared_ngrams']} shared n-grams): "
-                  f"{r['closest_text'][:400]!s}".replace("\n", " "), ""]
+                  (f"closest other segment ({r['closest_shared_ngrams']} shared n-grams): {r['closest_text'][:400]!s}"
+                   if r["closest_shared_ngrams"] else "no other segment shares an n-gram with it").replace("\n", " "), ""]
     if counts.empty:
         lines.append("No target stayed memorized after an approximate method in this run.")
     write_text(tables / "table10_examples.md", "\n".join(lines) + "\n")
