@@ -22,6 +22,7 @@ include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/main.smk"
 include: "rules/discussions.smk"
+include: "rules/privacy.smk"
 include: "rules/verdicts.smk"
 
 
@@ -30,4 +31,5 @@ rule all:  # every study
     input:
         rules.main.input,
         rules.discussions.input,
+        rules.privacy.input,
         rules.verdicts.output,

@@ -10,6 +10,7 @@ rule verdicts:
         kl=R("discussions/tables/weight_kl.csv"),
         onion=R("discussions/tables/onion.csv"),
         shift=R("discussions/tables/exposure_shift.csv"),
+        privacy=R("privacy/tables/points.csv"),
     output:
         report(multiext(R("verdicts"), ".csv", ".md", ".html"), category="Verdicts", subcategory="Every claim of the paper",
                caption="../report_captions/verdicts.rst"),
@@ -23,4 +24,4 @@ rule verdicts:
         ENV_FILE
     shell:
         "{params.cli} verdicts --out {params.base} --curves {input.curves} --kl {input.kl} --onion {input.onion} "
-        "--shift {input.shift} {input.collected} > {log} 2>&1"
+        "--shift {input.shift} --privacy {input.privacy} {input.collected} > {log} 2>&1"

@@ -56,9 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("snapshots", nargs="+", help="METHOD=PATH of each method's cycle-1 snapshot")
     p = cmd("verdicts", "a verdict for every claim of the paper, from the studies' outputs", "out", "curves", "kl",
             "onion", "shift")
+    p.add_argument("--privacy", default=None, help="the privacy study's points table (CSV), when it ran")
     p.add_argument("collected", nargs="+")
     p = cmd("main-report", "the main study's tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")
+    cmd("privacy-dp", "DP-SGD fine-tune at each epsilon and audit the models (§7.1)", "dataset", "model", "pretrained",
+        "finetuned", "data", "reference", "split", "out")
+    cmd("privacy-unlearn", "one method at each coefficient of its grid, audited (§7.2)", "method", "dataset", "model",
+        "pretrained", "finetuned", "data", "reference", "split", "out")
+    p = cmd("privacy-report", "the privacy study's tables and Figure 3 (§7)", "out")
+    p.add_argument("points", nargs="+", help="points.json files of the DP models and the unlearning grids")
     return ap
 
 
@@ -149,8 +156,20 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
         log_report(tracker, "discussions", discussions.outputs(a.out), {"discussions": cfg.discussions.to_dict()})
     elif c == "verdicts":
         from unlearn_repro.report.verdicts import build_verdicts
-        build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out)
+        build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out, privacy_file=a.privacy)
         log_report(tracker, "verdicts", {"": [f"{a.out}.csv", f"{a.out}.md"]}, {"profile": cfg.profile})
+    elif c in ("privacy-dp", "privacy-unlearn"):
+        from unlearn_repro.pipeline import privacy
+        common = dict(dataset=a.dataset, model_name=a.model, pretrained=a.pretrained, finetuned=a.finetuned,
+                      data_dir=a.data, reference=a.reference, split_file=a.split, tracker=tracker)
+        if c == "privacy-dp":
+            privacy.dp_models(cfg, out_dir=a.out, **common)
+        else:
+            privacy.unlearning_points(cfg, method=a.method, out=a.out, **common)
+    elif c == "privacy-report":
+        from unlearn_repro.report import privacy as privacy_report
+        privacy_report.build_report(cfg, a.points, a.out)
+        log_report(tracker, "privacy", privacy_report.outputs(a.out), {"privacy": cfg.privacy.to_dict()})
     elif c == "main-report":
         from unlearn_repro.report.main import build_report, outputs
         build_report(cfg, a.collected, a.out)
