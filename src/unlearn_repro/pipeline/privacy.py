@@ -56,15 +56,21 @@ def methods(cfg) -> list[str]:
     return [m for m in cfg.privacy.methods if m in cfg.methods.enabled]
 
 
+def study_tags(tags: dict) -> dict:
+    """This study's MLflow tags: `study=privacy` and `privacy_stage` in place of `stage` (which names the
+    main pipeline's per-model jobs), so its runs never count as the main study's."""
+    return {**{k: v for k, v in tags.items() if k != "stage"}, "study": "privacy", "privacy_stage": tags["stage"]}
+
+
 class _StudyTracker:
-    """The main pipeline's MLflow logging, tagged and named as this study's (its runs stay apart)."""
+    """The main pipeline's MLflow logging (unlearning.run's), named and tagged as this study's."""
 
     def __init__(self, inner):
         self.inner = inner
 
     def log_run(self, name, params, metrics, tags, *args, **kwargs):
         kwargs.pop("link_to", None)
-        return self.inner.log_run(f"privacy/{name}", params, metrics, {**tags, "study": "privacy"}, *args, **kwargs)
+        return self.inner.log_run(f"privacy/{name}", params, metrics, study_tags(tags), *args, **kwargs)
 
 
 def _forget_idx(split_file) -> list[int]:
@@ -129,7 +135,7 @@ def dp_models(cfg, *, dataset: str, model_name: str, pretrained, finetuned, data
                          "recipe": {k: v for k, v in recipe.__dict__.items() if k != "optimizer_args"}},
                         {k: point[k] for k in ("epsilon_spent", "noise_multiplier", "max_grad_norm", "exposure",
                                                "accuracy", "test_nll", "wall_time_s", "slowdown")},
-                        {"stage": "privacy_dp", "study": "privacy", "dataset": dataset, "model": model_name})
+                        study_tags({"stage": "dp", "dataset": dataset, "model": model_name}))
     result = {"dataset": dataset, "model": model_name, "seed": cfg.privacy.seed, "n_train": len(seqs),
               "n_forget": len(forget_idx), "points": points}
     write_json(out_dir / "points.json", result)
@@ -179,8 +185,7 @@ def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretra
                         {"method": method, "coefficient": point["coefficient"], "value": value},
                         {k: audit[k] for k in AUDIT} |
                         {"runtime_s": cycle["runtime_s"], "diverged": float(diverged)},
-                        {"stage": "privacy_point", "study": "privacy", "dataset": dataset, "model": model_name,
-                         "method": method})
+                        study_tags({"stage": "point", "dataset": dataset, "model": model_name, "method": method}))
         print(f"[privacy] {method} {point['coefficient']}={value:g}: exposure {audit['exposure']:.3f}, "
               f"test NLL {audit['test_nll']:.3f} ({time.perf_counter() - t0:.1f}s)", flush=True)
         shutil.rmtree(run_dir)
