@@ -79,11 +79,23 @@ def _folded_class(base: type) -> type:
         cls = type(f"TokenFlattened{base.__name__}", (TokenFlattened, base), {})
 
         def folded(layer, activations, backprops):
+            if isinstance(layer, nn.Linear):  # direct: never materialize the per-token outer products
+                return _linear_per_sequence(layer, activations[0], backprops)
             return {p: g.reshape(layer.sequences, -1, *g.shape[1:]).sum(1)
                     for p, g in rule(layer, activations, backprops).items()}
         register_grad_sampler(cls)(folded)
         _FOLDED[base] = cls
     return _FOLDED[base]
+
+
+def _linear_per_sequence(layer, a, g):
+    """Per-sequence gradients of a Linear applied to [batch*time] rows: sum_t g_t a_t^T for each sequence."""
+    b = layer.sequences
+    a, g = a.reshape(b, -1, a.shape[-1]), g.reshape(b, -1, g.shape[-1])
+    out = {layer.weight: torch.einsum("bto,bti->boi", g, a)} if layer.weight.requires_grad else {}
+    if layer.bias is not None and layer.bias.requires_grad:
+        out[layer.bias] = g.sum(1)
+    return out
 
 
 def flattened_layers(model) -> list[nn.Module]:
