@@ -17,9 +17,6 @@ PRIV_COMMON = dict(
     reference=REFERENCE_INPUT,
     split=R(f"splits/{{dataset}}/seed{PRIV.seed}.json"),
 )
-PRIV_ARGS = ("--dataset {wildcards.dataset} --model {wildcards.model} --pretrained {input.pretrained} "
-             "--finetuned {input.finetuned} --data {params.data_dir} --reference {params.reference} "
-             "--split {input.split}")
 priv_report_item = lambda path: report(path, caption="../report_captions/privacy.rst", category="Privacy (§7)",
                                        subcategory="Figure 3: privacy–utility trade-off", labels={"file": Path(path).name})
 
@@ -49,7 +46,9 @@ rule privacy_dp:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} privacy-dp " + PRIV_ARGS + " --out {params.out} > {log} 2>&1"
+        "{params.cli} privacy-dp --dataset {wildcards.dataset} --model {wildcards.model} --pretrained {input.pretrained} "
+        "--finetuned {input.finetuned} --data {params.data_dir} --reference {params.reference} --split {input.split} "
+        "--out {params.out} > {log} 2>&1"
 
 
 rule privacy_unlearn:
@@ -76,7 +75,9 @@ rule privacy_unlearn:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} privacy-unlearn --method {wildcards.method} " + PRIV_ARGS + " --out {output} > {log} 2>&1"
+        "{params.cli} privacy-unlearn --method {wildcards.method} --dataset {wildcards.dataset} --model {wildcards.model} "
+        "--pretrained {input.pretrained} --finetuned {input.finetuned} --data {params.data_dir} "
+        "--reference {params.reference} --split {input.split} --out {output} > {log} 2>&1"
 
 
 rule privacy_report:
