@@ -21,6 +21,9 @@ from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
 DP = "dp_sgd"
 UTILITY = {"accuracy": ("task accuracy", True), "test_nll": ("test NLL (nats/token)", False)}  # higher better?
+# DP-SGD is not an unlearning method: black with open circles, apart from every method's colour
+DP_STYLE = {"color": style.BLACK, "marker": "o", "markerfacecolor": "white", "linestyle": style.SOLID,
+            "linewidth": 1.8, "zorder": 3}
 PAPER = ("Paper (§7.2, Figure 3, OPT-125M; the figure gives no numbers): DP-SGD almost dominates the unlearning "
          "methods on LAMBADA but not on PIQA, and DP-SGD makes training more expensive.")
 
@@ -100,7 +103,7 @@ def figure(df: pd.DataFrame, out) -> None:
     datasets, models = list(df["dataset"].unique()), list(df["model"].unique())
     panels = [(m, u) for m in models for u in UTILITY]
     with style.context():
-        fig, axes = plt.subplots(len(datasets), len(panels), figsize=(3.2 * len(panels), 2.9 * len(datasets)),
+        fig, axes = plt.subplots(len(datasets), len(panels), figsize=(3.6 * len(panels), 3.0 * len(datasets)),
                                  squeeze=False)
         for i, d in enumerate(datasets):
             for j, (model, metric) in enumerate(panels):
@@ -108,15 +111,15 @@ def figure(df: pd.DataFrame, out) -> None:
                 sub = df[(df["dataset"] == d) & (df["model"] == model)]
                 for method, g in sub.groupby("method", observed=True):
                     g = g.sort_values("value", ascending=method != DP)
-                    kw = style.line_kwargs(method)
+                    kw = DP_STYLE if method == DP else style.line_kwargs(method)
                     ax.plot(g["exposure"], g[metric], label=label(method), **kw)
                     if method == DP:
                         for r in g.itertuples():
                             ax.annotate("∞" if not np.isfinite(r.value) else f"{r.value:g}", (r.exposure, getattr(r, metric)),
                                         fontsize=6, xytext=(3, 3), textcoords="offset points")
                 ax.set_title(f"{d} · {model}")
-                ax.set_xlabel("exposure of the forget set (lower = more private)")
-                ax.set_ylabel(UTILITY[metric][0] + ("" if UTILITY[metric][1] else " (lower = better)"))
+                ax.set_xlabel("exposure of the forget set (↓ = private)")
+                ax.set_ylabel(UTILITY[metric][0] + ("" if UTILITY[metric][1] else ", ↓ = better"))
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), bbox_to_anchor=(0.5, -0.02))
         fig.suptitle("Figure 3: privacy–utility trade-off of DP-SGD (ε labels) and unlearning (coefficient grids)")
