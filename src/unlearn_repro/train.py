@@ -114,8 +114,8 @@ def train(model, seqs: Sequence[Item], recipe: Recipe, *, pad_id: int, device, o
         raise ValueError(f"{desc}: no training sequences")
     torch.manual_seed(recipe.seed)
     opt = optimizer or make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
-    batches = batches or (lambda e: batch_order(len(seqs), recipe.batch_size, recipe.seed, e))
-    per_epoch = [batches(e) for e in range(recipe.epochs)]
+    epoch_batches = batches or (lambda e: batch_order(len(seqs), recipe.batch_size, recipe.seed, e))
+    per_epoch = [epoch_batches(e) for e in range(recipe.epochs)]
     plan = [(e, b) for e, batches in enumerate(per_epoch) for b in batches]
     state_path = Path(resume_dir) / "train_state.pt" if resume_dir else None
     start_step, losses, elapsed = 0, [], 0.0
