@@ -69,7 +69,7 @@ def src(*parts):
     return files
 
 
-CORE_SRC = src("config.py", "io.py", "cli.py", "tracking.py", "registry.py", "progress.py")
+CORE_SRC = src("config.py", "io.py", "cli.py", "tracking.py", "registry.py", "progress.py", "hub.py", "gpus.py")
 
 
 def needs_tokenizer(model):
