@@ -88,7 +88,7 @@ def gpu_resources(wildcards):
 # Local multi-GPU runs: `--resources gpu=N` lets N GPU jobs run at once; each takes its own device (a slot
 # lock, then CUDA_VISIBLE_DEVICES; src/unlearn_repro/gpus.py). SLURM jobs get theirs from the scheduler.
 _GPUS = workflow.global_resources.get("gpu")
-os.environ["UNLEARN_GPU_SLOTS"] = str(int(getattr(_GPUS, "value", _GPUS) or 0))
+os.environ.update(UNLEARN_GPU_SLOTS=str(int(getattr(_GPUS, "value", _GPUS) or 0)))
 os.environ.setdefault("UNLEARN_GPU_LOCKS", str(Path(".snakemake/gpu_slots").resolve()))
 
 
