@@ -112,8 +112,8 @@ def local_hub_file(folder: Path, config: str | None, split: str) -> tuple[Path, 
         for ext, builder in LOCAL_FORMATS:
             if (folder / f"{name}.{ext}").is_file():
                 return folder / f"{name}.{ext}", builder
-    raise FileNotFoundError(f"{folder}: no {' or '.join(names)}.parquet/.jsonl/.json/.csv in this hub-format folder "
-                            "(data.hub_paths)")
+    raise FileNotFoundError(f"{folder}: none of {', '.join(n + '.{parquet,jsonl,json,csv}' for n in names)} in this "
+                            "hub-format folder (data.hub_paths)")
 
 
 def hub_rows(path: str, config: str | None, split: str, revision: str | None = None, data_dir: str | None = None,
