@@ -29,6 +29,35 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
+def probe_hub(timeout_s: float = 5.0) -> str | None:
+    """Why the hub cannot be reached (DNS, refused, timeout), or None. Without this, every item waits out the
+    libraries' retries (minutes) before failing. Behind a proxy (HTTPS_PROXY) the libraries' own route counts."""
+    import socket
+    from urllib.parse import urlparse
+
+    if offline() or any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return None
+    except OSError as e:
+        return f"{host}: {one_line(e)}"
+
+
+def go_offline(reason: str) -> None:
+    """Read the cache only from now on (as HF_HUB_OFFLINE=1), in this process and the libraries it loaded."""
+    import sys
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    for module, attrs in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+                          ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
+        if module in sys.modules:
+            for attr in attrs:
+                setattr(sys.modules[module], attr, True)
+    print(f"[hub] unreachable ({reason}): reading the cache only", flush=True)
+
+
 def cache_dir() -> str:
     """The Hugging Face cache every loader reads ($HF_HOME, default ~/.cache/huggingface)."""
     return os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
@@ -132,6 +161,8 @@ def check_hub(cfg) -> list[tuple[str, bool, str]]:
     """(item, ok, detail) for every data set and model the profile needs; never raises for one item."""
     from unlearn_repro.data.registry import choose_source
 
+    if (why := probe_hub()) is not None:
+        go_offline(why)
     results = []
     if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
         for name in needed_datasets(cfg):
@@ -156,6 +187,8 @@ def download(cfg) -> list[tuple[str, bool, str]]:
     into the cache ($HF_HOME); local folders are only checked. (item, ok, detail) per item."""
     from unlearn_repro.data.registry import DATASETS, choose_source, hub_rows
 
+    if (why := probe_hub()) is not None:
+        go_offline(why)  # every item then fails at once, naming itself, instead of after minutes of retries
     results = []
     if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
         for name in needed_datasets(cfg):

@@ -158,3 +158,14 @@ def test_each_gpu_job_takes_its_own_slot(tmp_path, monkeypatch):
     assert gpus.pin_gpu() == "0" and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
     while gpus._held:
         gpus._held.pop().close()
+
+
+def test_an_unreachable_hub_is_found_at_once(monkeypatch):
+    """check-hub / download probe the hub first: offline they read the cache only, instead of minutes of retries."""
+    for k in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")  # .invalid never resolves (RFC 2606)
+    why = hub.probe_hub(timeout_s=2)
+    assert why is not None and why.startswith("hub.example.invalid: ")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.probe_hub() is None

@@ -131,7 +131,8 @@ def hub_rows(path: str, config: str | None, split: str, revision: str | None = N
     try:
         return datasets.load_dataset(path, None if data_dir else config, split=split, revision=revision,
                                      data_dir=data_dir, streaming=streaming)
-    except (ConnectionError, OSError, RuntimeError) as e:  # offline, unreachable, not cached, script-based
+    except (ConnectionError, OSError, RuntimeError, ValueError) as e:  # offline, unreachable, not cached, a
+        # loading script, an unknown config or split
         where = f"{path}" + (f" [{config}]" if config else "") + (f"@{revision}" if revision else "")
         raise HubError(f"data set {where} split {split!r}: {one_line(e)}") from None
 
