@@ -4,6 +4,7 @@ the Hugging Face cache offline, small caps through `--configfile`; one Fisher Re
 cycle through Snakemake."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,8 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
     texts = [f"How do I fix loose screw number {i}? Tighten screw {i} with a screwdriver. The applicant"
              for i in range(40)]
     overrides = {"profiles": {"paper": {
-        "device": "cpu", "seeds": [0],
+        # auto: cuda where there is one; here the CPU, yet each GPU job still takes its own slot (gpus.py)
+        "device": "auto", "seeds": [0],
         "model_sources": {"gpt-neo-125m": str(fx.local_model(tmp_path / "neo", "gpt_neo", texts)),
                           "opt-125m": str(fx.local_model(tmp_path / "opt", "opt", texts))},
         "data": {"tasks": ["piqa"], "reference_corpus": "echr", "max_train": 24, "max_test": 8, "max_length": 32,
@@ -76,3 +78,8 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
         assert run["n_cycles"] == 1 and run["cycles"][0]["n_forget"] == 8 and not run["cycles"][0].get("diverged")
     log = (ws / "logs/paper/unlearn/fisher_removal/piqa/gpt-neo-125m/seed0.log").read_text()
     assert "resolved by Snakemake" in log and "profile paper" in log
+    # --resources gpu=2: every GPU job ran pinned to one of the two devices (CUDA_VISIBLE_DEVICES)
+    for rule in ("base_model", "finetune", "unlearn"):
+        for f in (ws / "logs/paper" / rule).rglob("*.log"):
+            assert re.search(r"\[gpu\] this job runs on GPU [01] \(CUDA_VISIBLE_DEVICES=[01]\)", f.read_text()), f
+    assert "[gpu]" not in (ws / "logs/paper/prepare_data/piqa.log").read_text()
