@@ -60,7 +60,7 @@ rule splits:
 rule download:  # `snakemake download` on a login node: every hub model and data set of the profile in $HF_HOME
     localrule: True
     input:
-        CORE_SRC + src("hub.py", "data"),
+        CORE_SRC + src("data"),
     output:
         R("hub/download.json"),
     params:

@@ -23,11 +23,16 @@ class Resources(SimpleNamespace):
         return getattr(self, key, default)
 
 
-def _planned_resources(target: str) -> dict:
+def _dry_run(target: str) -> str:
     r = subprocess.run([str(BIN / "snakemake"), "--profile", "profiles/slurm", "-n", target], cwd=ROOT, env=ENV,
                        capture_output=True, text=True, timeout=300)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
+    return out
+
+
+def _planned_resources(target: str) -> dict:
+    out = _dry_run(target)
     line = re.search(r"^\s*resources: (.*)$", out, re.M).group(1)
     pairs = dict(kv.split("=", 1) for kv in line.split(", "))
     return {k: int(v) if v.isdigit() else v for k, v in pairs.items()}
@@ -50,3 +55,4 @@ def test_slurm_profile_plans_the_paper_dag_and_passes_the_plugin_checks():
     # a CPU job asks for no GPU
     cpu = _planned_resources("data/processed/paper/piqa/meta.json")
     assert cpu["gpu"] == 0 and set_gres_string(SimpleNamespace(resources=Resources(**cpu))) == ""
+
