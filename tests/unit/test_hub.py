@@ -3,7 +3,6 @@ offline (clear per-item lines, no traceback), one GPU per job, one-line errors."
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -20,8 +19,8 @@ def _hub(name, split, folder):
 
 def test_normalizers_read_the_hub_formats(tmp_path):
     rows = _hub("piqa", "train", fx.piqa(tmp_path / "piqa", n_train=3))
-    assert rows[1] == {"id": "piqa-1", "query": "Question: How do I fix loose screw number 1?\n",
-                       "choices": ["Tighten screw 1 with a screwdriver.", "Paint screw 1 with glue and wait."], "gold": 1}
+    assert rows[1] == {"id": "piqa-1", "query": "Question: How do I fix loose screw number 1?\n", "gold": 1,
+                       "choices": ["Tighten screw 1 with a screwdriver.", "Paint screw 1 with glue and wait."]}
     mq = _hub("mathqa", "test", fx.mathqa(tmp_path / "mathqa"))[0]
     assert mq["choices"] == ["A", "B", "C", "D", "E"] and mq["gold"] == 1
     assert mq["query"] == "Question: what is 2 + 3 ?\nA. 4\nB. 5\nC. 6\nD. 7\nE. 8\nAnswer: "
@@ -107,7 +106,8 @@ def test_check_hub_offline_reports_each_item_and_local_files_pass(tmp_path):
     assert r.returncode == 0 and "4 ok, 0 failing" in r.stdout, r.stdout + r.stderr
     assert "columns -> choices, gold, id, query" in r.stdout and "gpt_neo, hidden size 32" in r.stdout
     r = _cli(tmp_path, raw, "download")
-    assert r.returncode == 0 and "local folder (nothing to fetch)" in r.stdout and "12 rows in 2 split(s)" in r.stdout, r.stdout
+    assert r.returncode == 0 and "local folder (nothing to fetch)" in r.stdout, r.stdout
+    assert "12 rows in 2 split(s)" in r.stdout, r.stdout
 
 
 def test_missing_cache_cuda_and_network_errors_are_one_line(tmp_path, monkeypatch):
@@ -130,7 +130,8 @@ def test_missing_cache_cuda_and_network_errors_are_one_line(tmp_path, monkeypatc
     monkeypatch.setattr(cli, "_dispatch", unreachable)
     with pytest.raises(SystemExit) as e:
         cli.main(["--params", str(ROOT / "params.yaml"), "--profile", "paper", "check-config"])
-    assert str(e.value).startswith("error (check-config): ConnectionError: HTTPSConnectionPool") and "\n" not in str(e.value)
+    message = str(e.value)
+    assert message.startswith("error (check-config): ConnectionError: HTTPSConnectionPool") and "\n" not in message
 
 
 def test_each_gpu_job_takes_its_own_slot(tmp_path, monkeypatch):
