@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     cmd("check-config", "validate params.yaml and print the resolved config")
+    p = cmd("download", "fetch every hub model and data set the profile needs into the cache ($HF_HOME); on a "
+            "cluster whose compute nodes are offline, run it on a login node")
+    p.add_argument("--out", default=None, help="also write the per-item report as JSON here")
+    p = cmd("check-hub", "load one row of each needed data set and each model's config: ok / failing, and why")
+    p.add_argument("--out", default=None, help="also write the per-item report as JSON here")
     cmd("prepare-data", "normalize one data set into processed jsonl", "dataset", "out")
     cmd("tokenizer", "train the tiny models' BPE on the pretraining corpus", "corpus", "out")
     cmd("base-model", "pretrained base model (tiny: pretrain here; hub: download)", "model", "corpus", "tokenizer", "out")
@@ -78,6 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     except config.ConfigError as e:
         sys.exit(f"error: {e}")
     print(f"[config] {source}, profile {cfg.profile}", file=sys.stderr, flush=True)
+    if args.command in GPU_COMMANDS and cfg.device != "cpu":  # before torch touches CUDA
+        from unlearn_repro.gpus import pin_gpu
+        slot = pin_gpu()
+        if slot is not None:
+            print(f"[gpu] this job runs on GPU {slot} (CUDA_VISIBLE_DEVICES={slot})", file=sys.stderr, flush=True)
     import torch
 
     torch.set_num_threads(cfg.threads)
@@ -87,6 +97,20 @@ def main(argv: list[str] | None = None) -> None:
         _dispatch(args, cfg, started)
     except (FileNotFoundError, KeyError, ValueError, MemoryError) as e:
         sys.exit(f"error ({args.command}): {e}")
+    except RuntimeError as e:
+        from unlearn_repro.hub import HubError
+        from unlearn_repro.models.build import DeviceError
+        if not isinstance(e, (HubError, DeviceError)):
+            raise
+        sys.exit(f"error ({args.command}): {e}")
+    except (ConnectionError, OSError) as e:  # the network, a missing cache entry: one line, not a traceback
+        from unlearn_repro.hub import cache_dir, one_line
+        sys.exit(f"error ({args.command}): {one_line(e)} (network or Hugging Face cache {cache_dir()}; "
+                 "fetch first with `python -m unlearn_repro download`)")
+
+
+# commands that put a model on the configured device: each gets its own GPU on a multi-GPU machine (gpus.py)
+GPU_COMMANDS = {"base-model", "finetune", "unlearn", "evaluate-base", "evaluate", "discussion-snapshot", "onion"}
 
 
 def _dispatch(a, cfg, started: float | None = None) -> None:
@@ -99,6 +123,16 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), flush=True)
         except BrokenPipeError:  # `check-config | head`: the reader has gone, which is fine
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    if c in ("download", "check-hub"):
+        from unlearn_repro import hub
+        results = (hub.download if c == "download" else hub.check_hub)(cfg)
+        print(hub.report(results, c), flush=True)
+        if a.out:
+            from unlearn_repro.io import write_json
+            write_json(a.out, [{"item": i, "ok": ok, "detail": d} for i, ok, d in results])
+        if not all(ok for _, ok, _ in results):
+            sys.exit(1)
         return
     if c == "prepare-data":
         from unlearn_repro.data.splits import prepare
