@@ -91,21 +91,20 @@ def propose(dim: int, block_size: int, limit: int, *, chunk: int = 0, grad_row_b
     """Up to `n` settings (fisher.block_size, fisher.storage, fisher.shards, fisher.chunk) whose plan fits
     `limit` bytes on every device, cheapest change first."""
     found = []
-    chunks = sorted({c for c in (chunk, 16, 8, 4, 1) if 0 < c <= max(chunk, 1)}, reverse=True) or [0]
-    for storage in ("float32", "bfloat16"):
-        for shards in (s for s in (1, 2, 4, 8) if s <= max_shards):
-            for b in sorted({block_size, 32, 16, 8}, reverse=True):
-                if b > block_size:
-                    continue
-                for c in chunks:
-                    plan = memory_plan(dim, b, shards=shards, dtype=STORAGE[storage], chunk=c,
-                                       grad_row_bytes=grad_row_bytes, model_bytes=model_bytes, power=power)
-                    if _fits(plan, [limit] * len(plan)):
-                        found.append(f"block_size={b}, storage={storage}, shards={shards}, chunk={c} "
-                                     f"(peak {max(r['peak'] for r in plan) / 2**30:.2f} GiB per device)")
-                        break
-                if len(found) >= n:
-                    return "; ".join(found)
+    chunks = sorted({c for c in (chunk, 16, 8, 4, 1) if 0 < c <= chunk}, reverse=True) or [0]
+    for shards in (s for s in (1, 2, 4, 8) if s <= max_shards):
+        for storage in ("float32", "bfloat16"):
+            fit = next(((b, c, plan) for b in sorted({block_size, 32, 16, 8}, reverse=True) if b <= block_size
+                        for c in chunks
+                        for plan in [memory_plan(dim, b, shards=shards, dtype=STORAGE[storage], chunk=c,
+                                                 grad_row_bytes=grad_row_bytes, model_bytes=model_bytes, power=power)]
+                        if _fits(plan, [limit] * len(plan))), None)
+            if fit:
+                b, c, plan = fit
+                found.append(f"block_size={b}, storage={storage}, shards={shards}" + (f", chunk={c}" if c else "")
+                             + f" (peak {max(r['peak'] for r in plan) / 2**30:.2f} GiB per device)")
+            if len(found) >= n:
+                return "; ".join(found)
     return "; ".join(found) or (f"none up to {max_shards} devices of {limit / 2**30:.2f} GiB: the model and one "
                                 "gradient alone do not fit")
 
