@@ -95,12 +95,15 @@ def stream(model, groups: Iterator[Group], n: int, chunk: int, pad_id: int, devi
 
 
 def row_bytes(model, width: int, group: int = 1) -> int:
-    """Bytes per gradient of a chunk at its peak: the vmapped per-parameter gradients and their
-    concatenation (2 * d * 4) and the activations of its `group` sequences of `width` tokens (logits,
-    log-softmax and their gradient: 3 * V per token; per layer ~20 hidden-sized tensors and the
-    attention scores)."""
+    """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU): the
+    vmapped per-parameter gradients and their concatenation (2 * d * 4); with tied input/output
+    embeddings two more per-sample copies of the embedding gradient (lookup and output layer, summed
+    into a third); and the activations of its `group` sequences of `width` tokens: logits, log-softmax
+    and their gradients (4 * V per token), per layer ~20 hidden-sized tensors and the attention scores."""
     cfg = model.config
     layers = getattr(cfg, "num_layers", None) or getattr(cfg, "num_hidden_layers", 0)
     heads = getattr(cfg, "num_heads", None) or getattr(cfg, "num_attention_heads", 0)
-    per_token = 3 * cfg.vocab_size + layers * (20 * cfg.hidden_size + 2 * heads * width)
-    return 2 * grad_dim(model) * 4 + group * width * per_token * 4
+    emb = model.get_input_embeddings().weight
+    tied = emb.requires_grad and getattr(cfg, "tie_word_embeddings", False)
+    per_token = 4 * cfg.vocab_size + layers * (20 * cfg.hidden_size + 2 * heads * width)
+    return (2 * grad_dim(model) + (2 * emb.numel() if tied else 0)) * 4 + group * width * per_token * 4
