@@ -42,6 +42,7 @@ lint: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_fisher.py
+	$(BIN)/python benchmarks/bench_second_order.py
 
 clean:
 	rm -rf results logs .snakemake mlflow.db mlruns

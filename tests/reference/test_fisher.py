@@ -180,9 +180,10 @@ def test_triangular_solve_inversion_equals_cholesky_inverse():
     a = torch.randn(300, 48, 64, generator=torch.Generator().manual_seed(9))
     spd = a @ a.transpose(1, 2) / 64 + 1e-3 * torch.eye(48)
     ref = torch.cholesky_inverse(torch.linalg.cholesky(spd))
-    assert (invert_spd(spd) - ref).abs().max() <= 1e-6 * ref.abs().max()
+    assert (invert_spd(spd, "solve_triangular") - ref).abs().max() <= 1e-6 * ref.abs().max()
     d64 = spd.double()
-    assert torch.allclose(invert_spd(d64), torch.linalg.inv(d64), atol=1e-8)
+    for method in ("cholesky_inverse", "solve_triangular"):
+        assert torch.allclose(invert_spd(d64, method), torch.linalg.inv(d64), atol=1e-8)
 
 
 def test_memory_plan_counts_the_peak_and_plans_shards_or_half_precision():

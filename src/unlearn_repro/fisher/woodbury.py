@@ -9,8 +9,8 @@ Three ways to add gradients, all giving the same matrix (up to rounding):
     d*B entries per gradient (memory-bandwidth bound).
   * `update_batch`: k gradients as one rank-k Woodbury step (GEMMs instead of matrix-vector products).
   * `accumulate`: adds (1/m) G^T G to the block Fisher itself with one batched GEMM per chunk and inverts
-    each B x B block once, at first use (Cholesky, then L^-1 by a batched triangular solve and
-    L^-T L^-1 by a batched GEMM: ~10x faster on CPU than `cholesky_inverse`, equal to 1e-6).
+    each B x B block once, at first use (Cholesky; `invert_spd` also offers L^-1 by a batched
+    triangular solve and L^-T L^-1 by a batched GEMM, equal to 1e-6, measured in the benchmark).
 
 Scaling past one device (paper: several GPUs): the blocks are split into contiguous ranges, one shard per
 device (`devices`), and may be stored in half precision (`dtype`); every operation runs slice by slice
@@ -248,8 +248,7 @@ class EmpiricalFisherInverse:
 
     # -- the matrix ----------------------------------------------------------------------------------
     def finalize(self) -> None:
-        """Invert the accumulated Fisher blocks in place, slice by slice: Cholesky F = L L^T, L^-1 by a
-        batched triangular solve, F^-1 = L^-T L^-1 by a batched GEMM."""
+        """Invert the accumulated Fisher blocks in place, slice by slice (Cholesky, `invert_spd`)."""
         if not self._holds_fisher:
             return
         for part, s, e, _ in self._slices():
@@ -371,9 +370,14 @@ class EmpiricalFisherInverse:
         return out
 
 
-def invert_spd(mats: torch.Tensor) -> torch.Tensor:
-    """Inverses of a batch of symmetric positive-definite matrices: L = chol(A), A^-1 = L^-T L^-1."""
+def invert_spd(mats: torch.Tensor, method: str = "cholesky_inverse") -> torch.Tensor:
+    """Inverses of a batch of symmetric positive-definite matrices from their Cholesky factor L:
+    `cholesky_inverse` (LAPACK potri per matrix) or `solve_triangular` (L^-1 by one batched triangular
+    solve, A^-1 = L^-T L^-1 by one batched GEMM). Equal to 1e-6; which is faster depends on the
+    threads and device (benchmarks/README.md: on this 1-thread CPU cholesky_inverse)."""
     chol = torch.linalg.cholesky(mats)
+    if method == "cholesky_inverse":
+        return torch.cholesky_inverse(chol)
     eye = torch.eye(mats.shape[-1], dtype=mats.dtype, device=mats.device).expand_as(mats)
     linv = torch.linalg.solve_triangular(chol, eye, upper=False)
     return linv.transpose(-1, -2) @ linv
