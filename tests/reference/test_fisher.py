@@ -197,9 +197,13 @@ def test_memory_plan_counts_the_peak_and_plans_shards_or_half_precision():
     assert four[1]["model"] == four[1]["grad_chunk"] == 0 < four[0]["model"]
     # a 1 GiB cap on CPU: auto storage falls back to bfloat16 when float32 does not fit, never silently over
     d = 5_000_000
-    devs, dtype, plan = plan_layout(d, 48, device="cpu", storage="auto", shards=1, max_bytes=int(0.8 * 2**30))
+    devs, dtype, _, plan = plan_layout(d, 48, device="cpu", storage="auto", shards=1, max_bytes=int(0.8 * 2**30))
     assert dtype == torch.bfloat16 and plan[0]["peak"] <= 0.8 * 2**30 < fisher_bytes(d, 48)
     with pytest.raises(FisherMemoryError, match="Settings that fit: .*storage=bfloat16"):
         plan_layout(d, 48, device="cpu", storage="float32", shards=1, max_bytes=int(0.8 * 2**30))
-    devs, dtype, _ = plan_layout(d, 48, device="cpu", storage="float32", shards=2, max_bytes=int(0.8 * 2**30))
+    devs, dtype, _, _ = plan_layout(d, 48, device="cpu", storage="float32", shards=2, max_bytes=int(0.8 * 2**30))
     assert devs == [torch.device("cpu")] * 2 and dtype == torch.float32
+    # a gradient chunk of 48 rows of 40 MB does not fit 2.5 GiB beside F^-1: the plan halves it to 24 (fits)
+    devs, dtype, chunk, plan = plan_layout(d, 48, device="cpu", storage="float32", shards=1, chunk=48,
+                                           grad_row_bytes=40_000_000, max_bytes=int(2.5 * 2**30))
+    assert (chunk, dtype) == (24, torch.float32) and plan[0]["grad_chunk"] == 24 * 40_000_000

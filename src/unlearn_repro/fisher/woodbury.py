@@ -121,14 +121,17 @@ def _available_bytes(device: torch.device) -> int:
 
 def plan_layout(dim: int, block_size: int, *, device, storage: str = "auto", shards="auto",
                 max_bytes: int | None = None, chunk: int = 0, grad_row_bytes: int = 0, model_bytes: int = 0,
-                power: bool = False) -> tuple[list[torch.device], torch.dtype, list[dict]]:
-    """Pick the devices and storage precision of F^-1 (fewest shards, then fp32 before bf16) whose memory
-    plan fits each device (free memory, capped at `max_bytes`); raise FisherMemoryError with settings
-    that fit otherwise. `shards="auto"` spreads over the visible CUDA devices; on CPU shards share the host."""
+                power: bool = False) -> tuple[list[torch.device], torch.dtype, int, list[dict]]:
+    """Pick the devices, storage precision and gradient chunk of the Fisher step (fp32 before bf16, then
+    fewest shards, then the largest chunk <= `chunk`, halving) whose memory plan fits each device (free
+    memory, capped at `max_bytes`); raise FisherMemoryError with settings that fit otherwise. The chunk
+    only changes speed, never the matrix. `shards="auto"` spreads over the visible CUDA devices; on CPU
+    shards share the host."""
     device = torch.device(device)
     n_cuda = torch.cuda.device_count() if device.type == "cuda" else 0
     counts = [int(shards)] if shards != "auto" else ([s for s in (1, 2, 4, 8, 16) if s <= max(n_cuda, 1)])
     dtypes = [STORAGE[storage]] if storage != "auto" else [torch.float32, torch.bfloat16]
+    chunks = [chunk >> i for i in range(chunk.bit_length())] if chunk > 0 else [0]
 
     def devices_for(n):
         if device.type == "cuda" and n <= n_cuda:
@@ -136,23 +139,24 @@ def plan_layout(dim: int, block_size: int, *, device, storage: str = "auto", sha
             return [torch.device("cuda", (first + i) % n_cuda) for i in range(n)]
         return [device] * n
 
-    best = None
+    first = None
     for dtype in dtypes:
         for n in counts:
             devs = devices_for(n)
-            plan = memory_plan(dim, block_size, shards=n, dtype=dtype, chunk=chunk, grad_row_bytes=grad_row_bytes,
-                               model_bytes=model_bytes, power=power)
-            limits = _device_limits(devs[:len(plan)], plan, max_bytes)
-            if _fits(plan, limits):
-                return devs[:len(plan)], dtype, plan
-            best = best or (devs, dtype, plan, limits)
-    devs, dtype, plan, limits = best
+            for c in chunks:
+                plan = memory_plan(dim, block_size, shards=n, dtype=dtype, chunk=c, grad_row_bytes=grad_row_bytes,
+                                   model_bytes=model_bytes, power=power)
+                limits = _device_limits(devs[:len(plan)], plan, max_bytes)
+                if _fits(plan, limits):
+                    return devs[:len(plan)], dtype, c, plan
+                first = first or (devs, dtype, plan, limits)
+    devs, dtype, plan, limits = first
     worst = max(range(len(plan)), key=lambda i: plan[i]["peak"] - limits[i])
     row, limit = plan[worst], max(limits[worst], 0)
     raise FisherMemoryError(
         f"inverse Fisher for d={dim:,} parameters with block size B={block_size} needs "
         f"{row['peak'] / 2**30:.2f} GiB on {devs[worst]} ({_breakdown(row, dtype)}), over the {limit / 2**30:.2f} GiB "
-        f"allowed (fisher.max_memory_gb or free memory). Settings that fit: "
+        f"allowed (fisher.max_memory_gb or free memory); no smaller chunk fits either. Settings that fit: "
         f"{propose(dim, block_size, limit, chunk=chunk, grad_row_bytes=grad_row_bytes, model_bytes=model_bytes, power=power)}")
 
 

@@ -68,18 +68,19 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher",
     block Fisher inverted once (fisher.update); all three give the same matrix. The gradients come in
     chunks of `fcfg.chunk` from one vmapped pass each (fisher.grads: vmap) or one backward each (loop);
     the layout of F^-1 (shards, storage precision) is planned before anything is allocated, counting
-    F^-1, its inversion workspace, the gradient chunk (`width`: longest D+ sequence) and the model."""
+    F^-1, its inversion workspace, the gradient chunk (`width`: longest D+ sequence) and the model; a
+    smaller chunk than `fcfg.chunk` is taken when that is what fits (same matrix, slower)."""
     model.eval()
     dim = per_sample.grad_dim(model)
     row = per_sample.row_bytes(model, width or model.config.max_position_embeddings, fcfg.grad_batch_size)
-    devices, dtype, _ = plan_layout(dim, fcfg.block_size, device=device, storage=fcfg.storage, shards=fcfg.shards,
+    devices, dtype, chunk, _ = plan_layout(dim, fcfg.block_size, device=device, storage=fcfg.storage, shards=fcfg.shards,
                                     max_bytes=int(fcfg.max_memory_gb * 2**30), chunk=fcfg.chunk,
                                     grad_row_bytes=row, model_bytes=model_bytes(model), power=power)
     fisher = EmpiricalFisherInverse(dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, dtype=dtype, devices=devices)
     add = {"accumulate": fisher.accumulate, "batched": fisher.update_batch,
            "rank1": lambda g: [fisher.update(r) for r in g]}[fcfg.update]
-    chunks = per_sample.stream(model, batches, fcfg.num_grads, fcfg.chunk, pad_id, device, method=fcfg.grads)
-    for grads in progress(chunks, total=math.ceil(fcfg.num_grads / fcfg.chunk), desc=desc, every_s=30):
+    chunks = per_sample.stream(model, batches, fcfg.num_grads, chunk, pad_id, device, method=fcfg.grads)
+    for grads in progress(chunks, total=math.ceil(fcfg.num_grads / chunk), desc=desc, every_s=30):
         add(grads)
         del grads
     fisher.finalize()  # the inversion counts in the Fisher step's time
