@@ -67,3 +67,24 @@ def test_stream_bounds_chunks_and_keeps_the_order(tiny_tokenizer):
     parts = list(per_sample.stream(model, iter(groups), 7, 3, pad, "cpu"))
     assert [p.shape[0] for p in parts] == [3, 3, 1]
     assert torch.allclose(torch.cat(parts), per_sample.loop_grads(model, groups, pad, "cpu"), atol=1e-5, rtol=0)
+
+
+def test_the_fisher_estimate_is_the_same_from_vmap_loop_and_shards(tiny_tokenizer):
+    from unlearn_repro.config import Frozen
+    from unlearn_repro.methods import newton
+    model = build_model("tiny-gpt-neo", tiny_tokenizer)
+    retain = _seqs(tiny_tokenizer, 20, 4, 16, 4)
+    base = dict(block_size=48, damping=0.01, num_grads=10, grad_batch_size=1, rebuild="per_batch", update="accumulate",
+                chunk=4, max_memory_gb=4, grads="vmap", storage="float32", shards=1)
+    pad = tiny_tokenizer.pad_token_id
+
+    def est(**kw):
+        return newton.estimate_inverse_fisher(model, newton.retain_stream(retain, 1, 0), Frozen({**base, **kw}),
+                                              pad, "cpu", width=16)
+    fast, loop, sharded = est(), est(grads="loop"), est(shards=3)
+    assert fast.deviation_from_prior()["all"] > 1e-3          # the gradients moved F^-1 off the prior
+    v = torch.randn(fast.dim)
+    rel = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731 - F^-1 amplifies fp32 rounding by up to 1/lambda
+    assert rel(fast.matmul(v), loop.matmul(v)) < 1e-5
+    assert rel(sharded.matmul(v), fast.matmul(v)) < 1e-6
+    assert len(sharded.devices) == 3 and fast.count == 10

@@ -10,11 +10,11 @@ Padding: sequences are right-padded and the model is causal, so a real token nev
 the padded positions only get label -100. No attention mask is passed inside vmap (the mask path of the
 models has data-dependent branches vmap cannot trace); the real tokens' logits are the same as with it
 (GPT-Neo and OPT number positions 0..n-1 for right-padded rows either way) — checked by the reference
-test against the per-sample loop. Why vmap and not opacus' GradSampleModule: see benchmarks/README.md.
+test against the per-sample loop. Why vmap and not opacus' GradSampleModule: see README.md, "Speed and memory".
 """
 from __future__ import annotations
 
-import math
+import warnings
 from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
@@ -68,7 +68,10 @@ def batched_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.
     """[k, d] flat gradients, one per group, in one vmapped forward/backward."""
     params = {n: p.detach() for n, p in trainable_named(model).items()}
     ids, labels = pad_groups(groups, pad_id, device)
-    with torch.enable_grad():
+    with torch.enable_grad(), warnings.catch_warnings():
+        # torch has no batching rule for some attention backward kernels (OPT's SDPA): it loops inside
+        # vmap, correctly; the warning would otherwise repeat in every log at every chunk
+        warnings.filterwarnings("ignore", message="There is a performance drop")
         per_param = vmap(grad(_group_loss_fn(model)), in_dims=(None, 0, 0))(params, ids, labels)
     return torch.cat([per_param[n].reshape(len(groups), -1) for n in params], dim=1)
 

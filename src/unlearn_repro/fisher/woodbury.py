@@ -378,7 +378,7 @@ def invert_spd(mats: torch.Tensor, method: str = "cholesky_inverse") -> torch.Te
     """Inverses of a batch of symmetric positive-definite matrices from their Cholesky factor L:
     `cholesky_inverse` (LAPACK potri per matrix) or `solve_triangular` (L^-1 by one batched triangular
     solve, A^-1 = L^-T L^-1 by one batched GEMM). Equal to 1e-6; which is faster depends on the
-    threads and device (benchmarks/README.md: on this 1-thread CPU cholesky_inverse)."""
+    threads and device (README.md "Speed and memory": on this 1-thread CPU cholesky_inverse)."""
     chol = torch.linalg.cholesky(mats)
     if method == "cholesky_inverse":
         return torch.cholesky_inverse(chol)
