@@ -65,7 +65,8 @@ def _best(fn, repeats):
 
 def _opacus(model, groups, pad):
     """opacus GradSampleModule: per-sample gradients from hooks on one batched pass (position ids given
-    explicitly: its embedding sampler needs a batch dimension on every embedding input)."""
+    explicitly: its embedding sampler needs a batch dimension on every embedding input). Its hooks stay
+    on `model` (each model is built for this benchmark only)."""
     from opacus import GradSampleModule
     gsm = GradSampleModule(model, batch_first=True, loss_reduction="sum", strict=False)
     gsm.train()                                          # its hooks only record in training mode (no dropout here)
@@ -83,10 +84,7 @@ def _opacus(model, groups, pad):
         valid = (target != -100).float()
         ((nll * valid).sum(1) / valid.sum(1)).sum().backward()
         return torch.cat([p.grad_sample.reshape(len(groups), -1) for p in params], 1)
-    try:
-        return run, run()
-    finally:
-        gsm._close() if hasattr(gsm, "_close") else None
+    return run, gsm
 
 
 def bench_per_sample(names, quick: bool) -> pd.DataFrame:
@@ -112,12 +110,12 @@ def bench_per_sample(names, quick: bool) -> pd.DataFrame:
         ref = per_sample.loop_grads(model, groups[:2], 0, "cpu")
         diff = float((per_sample.batched_grads(model, groups[:2], 0, "cpu") - ref).abs().max())
         try:
-            run, out = _opacus(model, groups, 0)
+            run, gsm = _opacus(model, groups, 0)
+            out = run()
             t["opacus"] = _best(run, repeats)
             op_diff, op_note = float((out[:2] - ref).abs().max()), ""
         except Exception as e:                           # noqa: BLE001 - record why it does not apply
             t["opacus"], op_diff, op_note = float("nan"), float("nan"), f"{type(e).__name__}: {str(e)[:80]}"
-        model = _model(name)                             # opacus left hooks: fresh copy for the next model
         best = min(t["vmap"], t["opacus"]) if t["opacus"] == t["opacus"] else t["vmap"]
         row = {"model": name, "params_M": sum(p.numel() for p in params) / 1e6, "samples": n,
                **{f"{k}_ms_per_sample": 1e3 * v / n for k, v in t.items()},

@@ -10,7 +10,10 @@ Padding: sequences are right-padded and the model is causal, so a real token nev
 the padded positions only get label -100. No attention mask is passed inside vmap (the mask path of the
 models has data-dependent branches vmap cannot trace); the real tokens' logits are the same as with it
 (GPT-Neo and OPT number positions 0..n-1 for right-padded rows either way) — checked by the reference
-test against the per-sample loop. Why vmap and not opacus' GradSampleModule: see README.md, "Speed and memory".
+test against the per-sample loop. Why vmap and not opacus' GradSampleModule: opacus runs on GPT-Neo
+only with explicit position ids, not on OPT (its learned positional embedding takes the attention
+mask as input), records only in train mode (dropout on), and was not faster (README.md, "Speed and
+memory").
 """
 from __future__ import annotations
 
