@@ -28,7 +28,7 @@ rule tofu_model:
     params:
         cli=CLI,
         tofu={k: v for k, v in TOFU.to_dict().items() if k not in ("methods", "optimizers", "lr", "epochs",
-                                                                   "batch_size", "gamma", "npo_beta", "weight_decay")},
+                                                                   "batch_size", "gamma", "npo_beta", "weight_decay", "sophia")},
     resources:
         gpu=gpu_resources,
     log:

@@ -218,6 +218,8 @@ def method_config(cfg, method: str, kind: str) -> Frozen:
     d = cfg.to_dict()
     d["methods"][method] = block
     d["unlearn"]["forget_batch_size"] = T.batch_size
+    if "sophia" in T:  # this study's re-pick of Sophia's arguments (rho, hessian_every, ...)
+        d["optimizers"]["sophia"] = {**d["optimizers"].get("sophia", {}), **T.sophia.to_dict()}
     d["data"]["max_length"] = T.max_length
     return Frozen(d)
 
