@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
+from unlearn_repro.metrics.tofu import forget_quality  # noqa: E402
 from unlearn_repro.report.figures import _save  # noqa: E402
 from unlearn_repro.report.style import method_style  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
@@ -35,7 +36,7 @@ PAPER = {
     "SO-npo": [1.00, 0.1600, 0.0291, 0.2274, 0.8125, 0.8314, 0.89, 0.9283, 0.8547, 0.8917],
 }
 LABELS = {"gradient_ascent": "GA", "gradient_difference": "GradDiff", "preference": "PO", "npo": "NPO"}
-UTILITY_TOLERANCE = 0.05  # "equal utility": SO's model utility at most this much below FO's
+UTILITY_TOLERANCE = 0.05  # "equal utility": SO's model utility and retain accuracy at most this much below FO's
 
 
 def outputs(root: str) -> dict[str, list[str]]:
@@ -69,6 +70,9 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     runs, curves = load_runs(run_files)
     base, retain = (read_json(Path(d) / "meta.json") for d in (base_dir, retain_dir))
     methods = [m for m in cfg.tofu.methods if m in set(runs["method"])]
+    # forget quality of the models before unlearning: their forget-set truth ratios vs the retain model's
+    base["metrics"]["forget_quality"] = forget_quality(base["forget_truth_ratios"], retain["forget_truth_ratios"])
+    retain["metrics"]["forget_quality"] = 1.0
 
     rows = [{"Method": "Original (base)", **{h: _cell([base["metrics"].get(k, np.nan)], PAPER["Original"][i])
                                             for i, (k, h) in enumerate(COLUMNS)},
@@ -89,8 +93,8 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     write_table(table, out_root / "tables" / "table1",
                 title="SOUL Table 1 on TOFU: ours ‖ paper (LLaMA2-7B-chat, forget10)",
                 note=f"Ours: {cfg.tofu.model}, {cfg.tofu.forget_split} ({len(base['forget_truth_ratios'])} forget QA), "
-                     f"mean ± std over {n_seeds} seed(s). The base row's forget quality compares the base model's "
-                     "truth ratios with the retain model's. Accuracy: correct answer more likely than every perturbed "
+                     f"mean ± std over {n_seeds} seed(s). Forget quality: KS p-value of the forget-set truth ratios "
+                     "vs the retain model's (the retain model's own row is 1 by definition). Accuracy: correct answer more likely than every perturbed "
                      "answer. SO-GA has no paper row.", data=table)
 
     premise = pd.DataFrame([{"Model": name, "Forget answer prob": meta["metrics"]["forget_prob"],
@@ -114,7 +118,7 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
         mean = {k: g[k][["forget_acc", "forget_quality", "forget_rouge", "model_utility", "retain_acc"]].mean()
                 for k in g}
         forgets_more = mean["SO"]["forget_acc"] < mean["FO"]["forget_acc"]
-        equal_utility = mean["SO"]["model_utility"] >= mean["FO"]["model_utility"] - UTILITY_TOLERANCE
+        equal_utility = all(mean["SO"][k] >= mean["FO"][k] - UTILITY_TOLERANCE for k in ("model_utility", "retain_acc"))
         verdict = "holds" if forgets_more and equal_utility else "does not hold"
         verdicts.append({"Loss": LABELS[m], "Forget acc FO → SO": f"{mean['FO']['forget_acc']:.3f} → {mean['SO']['forget_acc']:.3f}",
                          "Forget quality FO → SO": f"{mean['FO']['forget_quality']:.3g} → {mean['SO']['forget_quality']:.3g}",
@@ -127,8 +131,8 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
                 summary[f"{m}.{k}.{col}"] = float(v)
     write_table(pd.DataFrame(verdicts), out_root / "tables" / "verdicts",
                 title="Does second-order unlearning beat first-order at equal utility? (per loss)",
-                note=f"Holds when SO's mean forget accuracy is below FO's and its model utility is at most "
-                     f"{UTILITY_TOLERANCE} below FO's.")
+                note=f"Holds when SO's mean forget accuracy is below FO's while its model utility and retain "
+                     f"accuracy are each at most {UTILITY_TOLERANCE} below FO's.")
     figure1(curves, methods, out_root / "figures" / "figure1.png")
     write_json(out_root / "summary" / "metrics.json", summary)
 
