@@ -98,7 +98,9 @@ def test_mlflow_runs(pipeline):
     wide = tags.pivot(index="run_uuid", columns="key", values="value")
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
-    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1}
+    # + the TOFU study: its base and retain models, 2 methods x {FO, SO} unlearned
+    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1,
+                      "tofu_base": 1, "tofu_retain": 1, "tofu_unlearn": 4}
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
     assert "unlearn-repro-ci" in experiments      # one experiment per profile
