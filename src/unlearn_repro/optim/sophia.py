@@ -8,13 +8,14 @@ Update, per coordinate (official SophiaG, `hessian` is the EMA h):
     m <- b1 m + (1 - b1) g
     theta <- theta - lr sign(m) min(|m| / max(rho h, eps), 1)
 
-The official code's hidden batch-size factor: SophiaG divides by `rho * bs * h` with `h` the EMA of the
-squared gradient of the *mean* loss on sampled labels and `bs` the sequences per step (train_sophiag.py
-passes `rho * total_bs`, total_bs = 480). Sophia's GNB estimator is h_hat = B * g*g; `CurvatureHook` folds
-exactly that (scale = B, the GNB batch's sequences). So rho_ours * B * g^2 = rho_official * bs * g^2, i.e.
-rho_ours = rho_official * bs_official / B: with B = bs the two rhos are the same number.
-`squared_grad` (SOUL's released code) folds the unlearning gradient itself with scale 1: its rho is
-the official one times bs.
+The official code's hidden batch-size factor (Liuhong99/Sophia, sophia.py): SophiaG divides by
+`rho * bs * hess + 1e-15`, where `hess` is the EMA of the squared gradient of the *mean* CE on sampled
+labels and `bs` is an argument of `step()` (default 5120; one version of train_sophiag.py instead passes
+`rho * total_bs` as rho, total_bs = 480 sequences). Sophia's GNB estimator is h_hat = B * g*g, and
+`CurvatureHook` folds exactly that (scale = B, the sequences in the GNB batch), so
+    rho_ours * B * g^2 = rho_official * bs * g^2   <=>   rho_ours = rho_official * bs / B;
+with B = bs the two rhos are the same number. `squared_grad` (SOUL's released code) folds the unlearning
+gradient itself with scale 1, so there rho_ours = rho_official * bs.
 """
 from __future__ import annotations
 
