@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("collected", nargs="+")
     p = cmd("main-report", "the main study's tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")
+    cmd("tofu-model", "TOFU base (which=base: fine-tuned on full) or retain model, evaluated", "which", "pretrained",
+        "out")
+    cmd("tofu-unlearn", "SOUL: one method x optimizer kind (FO/SO) x seed on TOFU", "method", "kind", "seed", "base",
+        "retain", "out")
+    p = cmd("tofu-report", "SOUL Table 1 and Figure 1 (ours | paper)", "out", "base", "retain")
+    p.add_argument("runs", nargs="+")
     return ap
 
 
@@ -185,6 +191,16 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
         from unlearn_repro.report.verdicts import build_verdicts
         build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out)
         log_report(tracker, "verdicts", {"": [f"{a.out}.csv", f"{a.out}.md"]}, {"profile": cfg.profile})
+    elif c == "tofu-model":
+        from unlearn_repro.pipeline.tofu import tofu_model
+        tofu_model(cfg, a.which, a.pretrained, a.out, tracker)
+    elif c == "tofu-unlearn":
+        from unlearn_repro.pipeline.tofu import tofu_unlearn
+        tofu_unlearn(cfg, a.method, a.kind, int(a.seed), a.base, a.retain, a.out, tracker)
+    elif c == "tofu-report":
+        from unlearn_repro.report.tofu import build_report, outputs
+        build_report(cfg, a.runs, a.base, a.retain, a.out)
+        log_report(tracker, "tofu", outputs(a.out), {"tofu": cfg.tofu.to_dict()})
     elif c == "main-report":
         from unlearn_repro.report.main import build_report, outputs
         build_report(cfg, a.collected, a.out)

@@ -98,7 +98,9 @@ def test_mlflow_runs(pipeline):
     wide = tags.pivot(index="run_uuid", columns="key", values="value")
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
-    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1}
+    # + the TOFU study: its base and retain models, 2 methods x {FO, SO} unlearned
+    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1,
+                      "tofu_base": 1, "tofu_retain": 1, "tofu_unlearn": 4}
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
     assert "unlearn-repro-ci" in experiments      # one experiment per profile
@@ -211,3 +213,22 @@ def test_mlflow_artifacts_times_and_headline_metrics(pipeline):
     [retrain] = [u for u in unlearn if u.data.tags["method"] == "retrain" and u.data.tags["dataset"] == "arc_easy"
                  and u.data.tags["seed"] == "0" and u.data.tags["model"] == "tiny-opt"]
     assert {"delta_acc_cycle1", "delta_exp_cycle1", "delta_test_nll_cycle1", "delta_acc"} <= set(retrain.data.metrics)
+
+
+def test_tofu_study_outputs(pipeline):
+    """SOUL on TOFU: Table 1 (ours | paper) per method x {FO, SO}, the premise, Figure 1, the verdicts."""
+    import pandas as pd
+    from unlearn_repro.report.tofu import outputs
+
+    root = pipeline / "results" / "ci" / "tofu"
+    files = outputs(str(root))
+    assert all(Path(p).is_file() for k in files for p in files[k])
+    table = pd.read_csv(root / "tables" / "table1.csv")
+    assert {"FO-GradDiff", "SO-GradDiff", "FO-NPO", "SO-NPO", "Original (base)", "Retain model"} <= set(table["Method"])
+    assert table.loc[table["Method"] == "SO-GradDiff", "Forget quality ↑"].iloc[0].endswith("\\| 1")
+    premise = pd.read_csv(root / "tables" / "premise.csv")
+    assert premise["Forget answer prob"].between(0, 1).all()
+    run = json.loads((root / "runs" / "npo" / "SO" / "seed0.json").read_text())
+    assert [e["epoch"] for e in run["epochs"]] == list(range(run["params"]["epochs"] + 1))
+    assert len(run["clip_rate_per_epoch"]) == run["params"]["epochs"] and 0 <= run["clip_rate_per_epoch"][0] <= 1
+    assert 0 <= run["final"]["forget_quality"] <= 1 and 0 <= run["final"]["mia_loss_auc"] <= 1

@@ -28,13 +28,14 @@ def _run(*cmd, cwd):
 
 
 def _main_outputs(profile=None):
-    """The named outputs of every study with DVC plots and metrics (main, discussions)."""
+    """The named outputs of every study with DVC plots and metrics (main, discussions, tofu)."""
     from unlearn_repro.config import load
-    from unlearn_repro.report import discussions, main as main_report
+    from unlearn_repro.report import discussions, main as main_report, tofu
     cfg = load(ROOT / "params.yaml", profile)
     a = main_report.outputs(cfg, f"results/{cfg.profile}/main")
     b = discussions.outputs(f"results/{cfg.profile}/discussions")
-    return {k: a[k] + b[k] for k in a}
+    c = tofu.outputs(f"results/{cfg.profile}/tofu")
+    return {k: a[k] + b[k] + c[k] for k in a}
 
 
 def _workspace(tmp_path) -> Path:
