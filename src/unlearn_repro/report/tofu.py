@@ -37,6 +37,7 @@ PAPER = {
 }
 LABELS = {"gradient_ascent": "GA", "gradient_difference": "GradDiff", "preference": "PO", "npo": "NPO"}
 UTILITY_TOLERANCE = 0.05  # "equal utility": SO's model utility and retain accuracy at most this much below FO's
+FORGET_MARGIN = 0.05  # forget-accuracy gap below which FO and SO tie (2 questions of 40)
 
 
 def outputs(root: str) -> dict[str, list[str]]:
@@ -117,9 +118,12 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
             continue
         mean = {k: g[k][["forget_acc", "forget_quality", "forget_rouge", "model_utility", "retain_acc"]].mean()
                 for k in g}
-        forgets_more = mean["SO"]["forget_acc"] < mean["FO"]["forget_acc"]
+        # a gap inside the seeds' spread (or below FORGET_MARGIN) is a tie, not a win
+        noise = max(FORGET_MARGIN, *(float(g[k]["forget_acc"].std(ddof=0)) for k in g))
+        gap = mean["FO"]["forget_acc"] - mean["SO"]["forget_acc"]
         equal_utility = all(mean["SO"][k] >= mean["FO"][k] - UTILITY_TOLERANCE for k in ("model_utility", "retain_acc"))
-        verdict = "holds" if forgets_more and equal_utility else "does not hold"
+        verdict = ("holds" if gap > noise and equal_utility else
+                   "tie (within seed noise)" if abs(gap) <= noise and equal_utility else "does not hold")
         verdicts.append({"Loss": LABELS[m], "Forget acc FO → SO": f"{mean['FO']['forget_acc']:.3f} → {mean['SO']['forget_acc']:.3f}",
                          "Forget quality FO → SO": f"{mean['FO']['forget_quality']:.3g} → {mean['SO']['forget_quality']:.3g}",
                          "Model utility FO → SO": f"{mean['FO']['model_utility']:.3f} → {mean['SO']['model_utility']:.3f}",
@@ -131,7 +135,8 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
                 summary[f"{m}.{k}.{col}"] = float(v)
     write_table(pd.DataFrame(verdicts), out_root / "tables" / "verdicts",
                 title="Does second-order unlearning beat first-order at equal utility? (per loss)",
-                note=f"Holds when SO's mean forget accuracy is below FO's while its model utility and retain "
+                note=f"Holds when SO's mean forget accuracy is below FO's by more than the larger of "
+                     f"{FORGET_MARGIN} and either side's std over seeds (else a tie) while its model utility and retain "
                      f"accuracy are each at most {UTILITY_TOLERANCE} below FO's.")
     figure1(curves, methods, out_root / "figures" / "figure1.png")
     write_json(out_root / "summary" / "metrics.json", summary)
