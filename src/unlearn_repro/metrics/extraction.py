@@ -112,8 +112,12 @@ def greedy_continuations(model, prompts: Sequence[Sequence[int]], lengths: Seque
 
 
 def extraction_scores(model, rows: Sequence[Sequence[int]], pad_id: int, n: int = 10,
-                      batch_size: int = 256) -> dict:
-    """Mean EL_n and MA over `rows` (and per row): every prefix of every row continued in one batched decode."""
+                      batch_size: int = 256, el: bool = True) -> dict:
+    """Mean EL_n and MA over `rows` (and per row): every prefix of every row continued in one batched decode
+    (el=False: MA only, one forward pass)."""
+    ma = [memorization_accuracy(row, p) for row, p in zip(rows, greedy_predictions(model, rows, pad_id))]
+    if not el:
+        return {"ma": float(np.mean(ma)), "ma_rows": ma}
     prompts, lengths, owner = [], [], []
     for r, row in enumerate(rows):
         for t in prefix_lengths(len(row), n):
@@ -125,7 +129,6 @@ def extraction_scores(model, rows: Sequence[Sequence[int]], pad_id: int, n: int 
     for r, c in zip(owner, conts):
         per_row[r].append(c)
     el = [el_n(row, per_row[r], n) for r, row in enumerate(rows)]
-    ma = [memorization_accuracy(row, p) for row, p in zip(rows, greedy_predictions(model, rows, pad_id))]
     return {f"el{n}": float(np.mean(el)), "ma": float(np.mean(ma)), f"el{n}_rows": el, "ma_rows": ma}
 
 
