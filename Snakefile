@@ -23,6 +23,7 @@ include: "rules/evaluate.smk"
 include: "rules/main.smk"
 include: "rules/discussions.smk"
 include: "rules/verdicts.smk"
+include: "rules/tdec.smk"
 
 
 rule all:  # every study
@@ -31,3 +32,4 @@ rule all:  # every study
         rules.main.input,
         rules.discussions.input,
         rules.verdicts.output,
+        rules.tdec.input,

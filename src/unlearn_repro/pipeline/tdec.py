@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +31,14 @@ from unlearn_repro.train import Hook, Recipe, train
 ROWS_SEED = 20240310  # forget sets and held-out rows: the same for every configuration
 
 
+def target_groups(label: str) -> list[str]:
+    """'qvffn' -> ['q', 'v', 'ffn']: an ablation label as LoRA target groups."""
+    groups = re.findall(r"ffn|[qkvo]", label)
+    if "".join(groups) != label:
+        raise ValueError(f"tdec.ablation.targets: {label!r} is not a string of the groups q, k, v, o, ffn")
+    return groups
+
+
 def runs(cfg) -> dict:
     """Every configuration this study runs, by name: Table 1's (tdec.configs) and Figure 4's target-module
     ablation (`<config>-<targets>`; the ablation entry equal to the default targets reuses the Table 1 run)."""
@@ -39,8 +48,9 @@ def runs(cfg) -> dict:
         out[name] = {"method": c.method, "adapter": c.adapter, "lr": float(c.lr), "targets": list(t.lora.targets),
                      "table": True}
     base = t.configs[t.ablation.config]
-    for label, targets in t.ablation.targets.items():
-        if list(targets) == list(t.lora.targets) and base.adapter != "full":
+    for label in t.ablation.targets:
+        targets = target_groups(label)
+        if targets == list(t.lora.targets) and base.adapter != "full":
             continue
         out[f"{t.ablation.config}-{label}"] = {"method": base.method, "adapter": base.adapter, "lr": float(base.lr),
                                                "targets": list(targets), "table": False}
@@ -50,8 +60,8 @@ def runs(cfg) -> dict:
 def ablation_runs(cfg) -> dict:
     """Figure 4: {target label: run name}."""
     t = cfg.tdec
-    return {label: (t.ablation.config if list(targets) == list(t.lora.targets) else f"{t.ablation.config}-{label}")
-            for label, targets in t.ablation.targets.items()}
+    return {label: (t.ablation.config if target_groups(label) == list(t.lora.targets) else f"{t.ablation.config}-{label}")
+            for label in t.ablation.targets}
 
 
 # ---------------------------------------------------------------------------------------------- rows
