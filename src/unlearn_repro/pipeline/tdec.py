@@ -39,12 +39,20 @@ def target_groups(label: str) -> list[str]:
     return groups
 
 
+def table_configs(cfg) -> list[str]:
+    """The enabled Table 1 configurations, in the paper's row order (GA, GD, LoRA..., FLoRA...)."""
+    order = ["ga", "gd", "lora_gd", "lora_ihl", "flora_gd", "flora_ihl"]
+    enabled = list(cfg.tdec.enabled)
+    return [c for c in order if c in enabled] + [c for c in enabled if c not in order]
+
+
 def runs(cfg) -> dict:
     """Every configuration this study runs, by name: Table 1's (tdec.configs) and Figure 4's target-module
     ablation (`<config>-<targets>`; the ablation entry equal to the default targets reuses the Table 1 run)."""
     t = cfg.tdec
     out = {}
-    for name, c in t.configs.items():
+    for name in table_configs(cfg):
+        c = t.configs[name]
         out[name] = {"method": c.method, "adapter": c.adapter, "lr": float(c.lr), "targets": list(t.lora.targets),
                      "table": True}
     base = t.configs[t.ablation.config]

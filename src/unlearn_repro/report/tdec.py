@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
+from unlearn_repro.pipeline.tdec import ablation_runs, table_configs  # noqa: E402
 from unlearn_repro.report.figures import _save  # noqa: E402
 from unlearn_repro.report.paper_tables import FLORA_TABLE1  # noqa: E402
 from unlearn_repro.report.style import context  # noqa: E402
@@ -63,7 +64,7 @@ def table1(premises: dict, runs: dict, cfg) -> tuple[pd.DataFrame, pd.DataFrame]
         p = paper.get("before", (None,) * 7)
         before = {"params_pct": None, "epochs": None, "failed": None, "el": 100 * premise["forget_mean"]["el"],
                   "ma": 100 * premise["forget_mean"]["ma"], "reasoning": 100 * premise["reasoning"], "ppl": premise["ppl"]}
-        entries = [("before", before)] + [(name, aggregate(runs[(model, name)])) for name in cfg.tdec.configs]
+        entries = [("before", before)] + [(name, aggregate(runs[(model, name)])) for name in table_configs(cfg)]
         for name, a in entries:
             p = paper.get(name, (None,) * 7)
             epochs = "—" if name == "before" else (
@@ -135,7 +136,6 @@ def _utility_panels(fig_path, models, per_model, before, title, xlabels):
 
 def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path) -> dict:
     """premise_files: model -> premise json (the base checkpoint's meta.json); run_files: (model, run) -> json."""
-    from unlearn_repro.pipeline.tdec import ablation_runs
     out_root = Path(out_root)
     tables, figures = out_root / "tables", out_root / "figures"
     premises = {m: read_json(f)["premise"] for m, f in premise_files.items()}
@@ -176,7 +176,7 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
 
     models = list(premises)
     before = {m: {"reasoning": premises[m]["reasoning"], "ppl": premises[m]["ppl"]} for m in models}
-    configs = list(cfg.tdec.configs)
+    configs = table_configs(cfg)
     _utility_panels(figures / "figure3.png", models, {m: [runs[(m, c)]["sets"] for c in configs] for m in models},
                     before, "Figure 3: utility after unlearning 32 TDEC rows per forget set", [label(c) for c in configs])
     _utility_panels(figures / "figure4.png", models, {m: [runs[(m, r)]["sets"] for r in abl.values()] for m in models},
