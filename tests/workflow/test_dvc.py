@@ -30,11 +30,12 @@ def _run(*cmd, cwd):
 def _main_outputs(profile=None):
     """The named outputs of every study with DVC plots and metrics (main, discussions)."""
     from unlearn_repro.config import load
-    from unlearn_repro.report import discussions, main as main_report
+    from unlearn_repro.report import discussions, main as main_report, tdec
     cfg = load(ROOT / "params.yaml", profile)
     a = main_report.outputs(cfg, f"results/{cfg.profile}/main")
     b = discussions.outputs(f"results/{cfg.profile}/discussions")
-    return {k: a[k] + b[k] for k in a}
+    c = tdec.outputs(f"results/{cfg.profile}/tdec")
+    return {k: a[k] + b[k] + c[k] for k in a}
 
 
 def _workspace(tmp_path) -> Path:
