@@ -92,8 +92,8 @@ rule tdec_report:
         summary=TDEC_OUTPUTS["summary"],
     params:
         cli=CLI,
-        root=TDEC_ROOT,
-        tdec={k: v for k, v in TDEC.to_dict().items()},
+        root=lambda w, output: str(Path(output.summary[0]).parent.parent),
+        tdec=TDEC.to_dict(),
     log:
         L("tdec/report.log"),
     conda:

@@ -122,3 +122,16 @@ def test_plain_lora_starts_at_the_base_model(tiny_tokenizer):
     before = model(input_ids=ids).logits.detach().clone()
     wrapped = add_lora(model, ["q", "v"], rank=2, alpha=4)
     assert torch.allclose(wrapped(input_ids=ids).logits, before)
+
+
+def test_plain_lora_init_is_seeded_by_run_not_by_the_process_rng(tiny_tokenizer):
+    from types import SimpleNamespace
+    wrap = lora_wrapper("lora", ["q", "v"], rank=2, alpha=4)
+
+    def first_a(burn):
+        torch.manual_seed(burn)
+        torch.rand(burn + 1)  # whatever the process drew before
+        m = wrap(SimpleNamespace(seed=3), build_model("tiny-gpt-neo", tiny_tokenizer, seed=0), [], [], 1)
+        return next(iter(lora_layers(m).values())).lora_A["default"].weight.detach().clone()
+
+    assert torch.equal(first_a(1), first_a(7))

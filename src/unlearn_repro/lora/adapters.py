@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from peft import LoraConfig, get_peft_model
 
 # The module names of each group in the Hugging Face implementations (GPT-Neo's attention output is
@@ -47,6 +48,8 @@ def lora_wrapper(kind: str, groups: Sequence[str], rank: int, alpha: float, fish
         raise ValueError(f"adapter kind {kind!r}: expected lora or flora")
 
     def wrap(ctx, model, forget, retain, cycle):
+        # peft draws A at random (B = 0): seeded per run and cycle, not from whatever the process drew before
+        torch.manual_seed(1000 * (ctx.seed if ctx is not None else 0) + cycle)
         peft_model = add_lora(model, groups, rank, alpha)
         if kind == "flora":
             from unlearn_repro.lora.flora import flora_init
