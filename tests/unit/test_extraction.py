@@ -47,7 +47,8 @@ def test_batched_greedy_decoding_matches_naive_decoding(tiny_tokenizer, name):
     with torch.no_grad():  # sharpen the random model so greedy choices are stable under float noise
         model.get_output_embeddings().weight.mul_(8)
     pad = tiny_tokenizer.pad_token_id
-    rows = [[5, 9, 30, 7, 2, 60, 61, 62], [11, 4, 8, 70, 71, 72]]
+    # the third row is longer than GPT-Neo's local-attention window (32): the cache must respect it too
+    rows = [[5, 9, 30, 7, 2, 60, 61, 62], [11, 4, 8, 70, 71, 72], [(7 * i) % 250 + 3 for i in range(40)]]
     prompts = [r[:t] for r in rows for t in range(1, len(r))]
     lengths = [len(r) - t for r in rows for t in range(1, len(r))]
     got = greedy_continuations(model, prompts, lengths, pad, batch_size=5)
