@@ -24,6 +24,7 @@ include: "rules/main.smk"
 include: "rules/discussions.smk"
 include: "rules/verdicts.smk"
 include: "rules/tofu.smk"
+include: "rules/tdec.smk"
 
 
 rule all:  # every study
@@ -33,3 +34,4 @@ rule all:  # every study
         rules.discussions.input,
         rules.verdicts.output,
         rules.tofu.input,
+        rules.tdec.input,

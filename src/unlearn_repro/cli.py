@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("verdicts", "a verdict for every claim of the paper, from the studies' outputs", "out", "curves", "kl",
             "onion", "shift")
     p.add_argument("collected", nargs="+")
+    p = cmd("tdec-base", "TDEC: the base model (tiny: memorize its forget sets), its rows and the premise", "model",
+            "pretrained", "out")
+    p.add_argument("tasks", nargs="*", help="TASK=DIR of each reasoning task's prepared data")
+    p = cmd("tdec-run", "TDEC: one configuration on every forget set, stopped by the EL10 / MA criterion", "model",
+            "run", "base", "out")
+    p.add_argument("tasks", nargs="*", help="TASK=DIR of each reasoning task's prepared data")
+    p = cmd("tdec-report", "TDEC: Table 1, Figures 3 and 4 (FLoRA paper)", "out")
+    p.add_argument("inputs", nargs="+", help="base model folders results/<p>/tdec/models/<model> and run files "
+                   "results/<p>/tdec/runs/<model>/<run>.json")
     p = cmd("main-report", "the main study's tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")
     cmd("tofu-model", "TOFU base (which=base: fine-tuned on full) or retain model, evaluated", "which", "pretrained",
@@ -201,6 +210,18 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
         from unlearn_repro.report.tofu import build_report, outputs
         build_report(cfg, a.runs, a.base, a.retain, a.out)
         log_report(tracker, "tofu", outputs(a.out), {"tofu": cfg.tofu.to_dict()})
+    elif c == "tdec-base":
+        from unlearn_repro.pipeline.tdec import base
+        base(cfg, a.model, a.pretrained, dict(x.split("=", 1) for x in a.tasks), a.out, tracker)
+    elif c == "tdec-run":
+        from unlearn_repro.pipeline.tdec import run
+        run(cfg, a.model, a.run, a.base, dict(x.split("=", 1) for x in a.tasks), a.out, tracker)
+    elif c == "tdec-report":
+        from unlearn_repro.report import tdec
+        bases = {Path(x).name: str(Path(x) / "meta.json") for x in a.inputs if not x.endswith(".json")}
+        runs = {(Path(x).parent.name, Path(x).stem): x for x in a.inputs if x.endswith(".json")}
+        tdec.build_report(cfg, bases, runs, a.out)
+        log_report(tracker, "tdec", tdec.outputs(a.out), {"tdec": cfg.tdec.to_dict()})
     elif c == "main-report":
         from unlearn_repro.report.main import build_report, outputs
         build_report(cfg, a.collected, a.out)
