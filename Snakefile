@@ -24,6 +24,8 @@ include: "rules/main.smk"
 include: "rules/discussions.smk"
 include: "rules/privacy.smk"
 include: "rules/verdicts.smk"
+include: "rules/tofu.smk"
+include: "rules/tdec.smk"
 
 
 rule all:  # every study
@@ -33,3 +35,5 @@ rule all:  # every study
         rules.discussions.input,
         rules.privacy.input,
         rules.verdicts.output,
+        rules.tofu.input,
+        rules.tdec.input,

@@ -98,7 +98,9 @@ def test_mlflow_runs(pipeline):
     wide = tags.pivot(index="run_uuid", columns="key", values="value")
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
-    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1}
+    # + the TOFU study (base and retain models, 2 methods x {FO, SO}) + the TDEC study (base, 2 configurations)
+    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1,
+                      "tofu_base": 1, "tofu_retain": 1, "tofu_unlearn": 4, "tdec_base": 1, "tdec_unlearn": 2}
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
     assert "unlearn-repro-ci" in experiments      # one experiment per profile
@@ -234,3 +236,48 @@ def test_privacy_study(pipeline):
     v = pd.read_csv(pipeline / "results/ci/verdicts.csv").set_index("claim")["verdict"]
     assert v["DP-SGD makes training more expensive"] in {"holds", "does not hold"}
     assert v[[c for c in v.index if c.startswith("DP-SGD's privacy–utility")][0]] == "not testable at this scale"
+
+
+def test_tofu_study_outputs(pipeline):
+    """SOUL on TOFU: Table 1 (ours | paper) per method x {FO, SO}, the premise, Figure 1, the verdicts."""
+    import pandas as pd
+    from unlearn_repro.report.tofu import outputs
+
+    root = pipeline / "results" / "ci" / "tofu"
+    files = outputs(str(root))
+    assert all(Path(p).is_file() for k in files for p in files[k])
+    table = pd.read_csv(root / "tables" / "table1.csv")
+    assert {"FO-GradDiff", "SO-GradDiff", "FO-NPO", "SO-NPO", "Original (base)", "Retain model"} <= set(table["Method"])
+    assert table.loc[table["Method"] == "SO-GradDiff", "Forget quality ↑"].iloc[0].endswith("\\| 1")
+    premise = pd.read_csv(root / "tables" / "premise.csv")
+    assert premise["Forget answer prob"].between(0, 1).all()
+    run = json.loads((root / "runs" / "npo" / "SO" / "seed0.json").read_text())
+    assert [e["epoch"] for e in run["epochs"]] == list(range(run["params"]["epochs"] + 1))
+    assert len(run["clip_rate_per_epoch"]) == run["params"]["epochs"] and 0 <= run["clip_rate_per_epoch"][0] <= 1
+    assert 0 <= run["final"]["forget_quality"] <= 1 and 0 <= run["final"]["mia_loss_auc"] <= 1
+
+
+def test_tdec_table1_figures_and_criterion(pipeline):
+    """The TDEC study on the ci run: Table 1 (ours | paper) with a row per enabled configuration, the premise,
+    the target-module ablation, Figures 3-4, and per-epoch EL10 / MA curves that end where the criterion says."""
+    d = pipeline / "results/ci/tdec"
+    t1 = pd.read_csv(d / "tables/table1.csv")
+    assert list(t1["config"]) == ["before", "lora_gd", "flora_ihl"]
+    assert t1.loc[t1["config"] == "lora_gd", "paper_epochs"].item() == 8.6     # GPT-Neo 125M, the paper's row
+    assert 0 < t1.loc[t1["config"] == "lora_gd", "params_pct"].item() < 100
+    assert "\\| 30.9" in (d / "tables/table1.md").read_text()                 # ours | paper, Before EL10
+    premise = pd.read_csv(d / "tables/premise.csv")
+    assert set(premise["rows"]) == {"forget set 0", "held-out (threshold)"}
+    abl = pd.read_csv(d / "tables/ablation.csv")
+    assert list(abl["targets"]) == ["QVFFN"] and list(abl["config"]) == ["flora_ihl"]   # the Table 1 run, reused
+    for fig in ("figure3.png", "figure4.png"):
+        assert (d / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((d / "summary/metrics.json").read_text())["tiny-gpt-neo"]
+    assert set(summary["findings"]) == {"lora_gd_often_fails", "flora_ihl_fewer_epochs_best_utility"}
+    for name in ("lora_gd", "flora_ihl"):
+        run = json.loads((d / f"runs/tiny-gpt-neo/{name}.json").read_text())
+        [s] = run["sets"]
+        assert 1 <= s["epochs_run"] <= 3 and len(s["curve"]) == s["epochs_run"]
+        assert s["forgotten"] == (s["epochs"] is not None)
+        if s["forgotten"]:   # stopped at the first epoch meeting the criterion
+            assert s["epochs"] == s["epochs_run"] and s["ma"] <= run["threshold"]["ma"]
