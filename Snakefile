@@ -23,7 +23,10 @@ include: "rules/evaluate.smk"
 include: "rules/main.smk"
 include: "rules/discussions.smk"
 include: "rules/memorization.smk"
+include: "rules/privacy.smk"
 include: "rules/verdicts.smk"
+include: "rules/tofu.smk"
+include: "rules/tdec.smk"
 
 
 rule all:  # every study
@@ -32,4 +35,7 @@ rule all:  # every study
         rules.main.input,
         rules.discussions.input,
         rules.memorization.input,
+        rules.privacy.input,
         rules.verdicts.output,
+        rules.tofu.input,
+        rules.tdec.input,

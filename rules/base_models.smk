@@ -4,13 +4,14 @@
 rule base_model:
     input:
         CORE_SRC + src("models", "optim", "train.py", "pipeline/__init__.py", "pipeline/base_models.py"),
-        corpus=f"{PROCESSED}/{PRETRAIN_CORPUS}/train.jsonl",
+        # tiny models are pretrained here on WikiText-2; hub models come pretrained and need no corpus
+        corpus=lambda w: [f"{PROCESSED}/{PRETRAIN_CORPUS}/train.jsonl"] if MODELS.get(w.model).is_tiny else [],
         tokenizer=lambda w: [R("tokenizer")] if needs_tokenizer(w.model) else [],
     output:
         directory(R("models/{model}/pretrained")),
     params:
         cli=CLI,
-        corpus=lambda w, input: str(Path(input.corpus).parent),
+        corpus=lambda w, input: str(Path(input.corpus[0]).parent) if input.corpus else "none",
         pretrain=lambda w: CFG.pretrain.to_dict() if MODELS.get(w.model).is_tiny else {},
         max_length=CFG.data.max_length,
         tokenizer_dir=lambda w: R("tokenizer") if needs_tokenizer(w.model) else "none",

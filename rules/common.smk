@@ -5,6 +5,7 @@ import uuid
 from pathlib import Path
 
 from unlearn_repro import config as params_config
+from unlearn_repro import hub
 from unlearn_repro.data.registry import check_mirror
 from unlearn_repro.methods import METHODS
 from unlearn_repro.models.registry import MODELS
@@ -40,8 +41,10 @@ def L(path):
 
 
 REFERENCE = CFG.data.reference_corpus
-PRETRAIN_CORPUS = "wikitext2"
-CORPORA = sorted({PRETRAIN_CORPUS, REFERENCE} - {"heldout"})
+PRETRAIN_CORPUS = hub.PRETRAIN_CORPUS
+# the text corpora this profile prepares: the exposure reference, and WikiText-2 only for tiny models (hub
+# models come pretrained); the same list `download` and `check-hub` fetch and check
+CORPORA = sorted(set(hub.needed_datasets(CFG)) - set(TASKS))
 if CFG.data.source == "mirror":  # fail before any job runs (and before any prepared data is touched)
     check_mirror(CFG.data.mirror_dir, TASKS + CORPORA)
 ENV_FILE = "../environment.yml"  # the pinned environment every rule runs in (`--sdm conda` builds it)
@@ -66,7 +69,7 @@ def src(*parts):
     return files
 
 
-CORE_SRC = src("config.py", "io.py", "cli.py", "tracking.py", "registry.py", "progress.py")
+CORE_SRC = src("config.py", "io.py", "cli.py", "tracking.py", "registry.py", "progress.py", "hub.py", "gpus.py")
 
 
 def needs_tokenizer(model):
@@ -80,6 +83,13 @@ def data_files(dataset):
 
 def gpu_resources(wildcards):
     return 1 if PROFILE == "paper" else 0
+
+
+# Local multi-GPU runs: `--resources gpu=N` lets N GPU jobs run at once; each takes its own device (a slot
+# lock, then CUDA_VISIBLE_DEVICES; src/unlearn_repro/gpus.py). SLURM jobs get theirs from the scheduler.
+_GPUS = workflow.global_resources.get("gpu")
+os.environ.update(UNLEARN_GPU_SLOTS=str(int(getattr(_GPUS, "value", _GPUS) or 0)))
+os.environ.setdefault("UNLEARN_GPU_LOCKS", str(Path(".snakemake/gpu_slots").resolve()))
 
 
 def method_params(method):

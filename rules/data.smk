@@ -55,3 +55,22 @@ rule splits:
     shell:
         "{params.cli} splits --dataset {wildcards.dataset} --data {params.data_dir} --seed {wildcards.seed} "
         "--out {output} > {log} 2>&1"
+
+
+rule download:  # `snakemake download` on a login node: every hub model and data set of the profile in $HF_HOME
+    localrule: True
+    input:
+        CORE_SRC + src("data"),
+    output:
+        R("hub/download.json"),
+    params:
+        cli=CLI,
+        models=MODEL_NAMES,
+        datasets=TASKS + CORPORA,
+        sources=dict(CFG.get("model_sources") or {}),
+    log:
+        L("download.log"),
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} download --out {output} 2>&1 | tee {log}"

@@ -93,7 +93,7 @@ rule memorization_targets:
 rule memorization_base:
     """Table 8's "No unlearning" row (the premise) and each target's near-duplicates (Table 10)."""
     input:
-        CORE_SRC + src("pipeline/memorization.py", "metrics/extraction.py", "data/encoding.py"),
+        CORE_SRC + src("pipeline/memorization.py", "metrics/verbatim.py", "data/encoding.py"),
         model=R("memorization/models/{corpus}/{model}"),
         data=f"{MEM_DATA}/train.jsonl",
         split=R("memorization/targets/{corpus}/{model}/seed{seed}.json"),
@@ -119,7 +119,7 @@ rule memorization_unlearn:
     """One method unlearns the seed's targets once (pipeline.unlearning.run), then the extraction test."""
     input:
         CORE_SRC + src("methods", "fisher", "optim", "train.py", "objectives.py", "losses.py", "pipeline", "models",
-                       "metrics/extraction.py", "data/encoding.py", "data/refusals.txt"),
+                       "metrics/verbatim.py", "data/encoding.py", "data/refusals.txt"),
         memorized=R("memorization/models/{corpus}/{model}"),
         pretrained=R("models/{model}/pretrained"),
         data=f"{MEM_DATA}/train.jsonl",

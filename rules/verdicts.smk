@@ -11,6 +11,7 @@ rule verdicts:
         onion=R("discussions/tables/onion.csv"),
         shift=R("discussions/tables/exposure_shift.csv"),
         memorization=R("memorization/tables/counts.csv"),
+        privacy=R("privacy/tables/points.csv"),
     output:
         report(multiext(R("verdicts"), ".csv", ".md", ".html"), category="Verdicts", subcategory="Every claim of the paper",
                caption="../report_captions/verdicts.rst"),
@@ -24,4 +25,4 @@ rule verdicts:
         ENV_FILE
     shell:
         "{params.cli} verdicts --out {params.base} --curves {input.curves} --kl {input.kl} --onion {input.onion} "
-        "--shift {input.shift} --memorization {input.memorization} {input.collected} > {log} 2>&1"
+        "--shift {input.shift} --memorization {input.memorization} --privacy {input.privacy} {input.collected} > {log} 2>&1"

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     cmd("check-config", "validate params.yaml and print the resolved config")
+    p = cmd("download", "fetch every hub model and data set the profile needs into the cache ($HF_HOME); on a "
+            "cluster whose compute nodes are offline, run it on a login node")
+    p.add_argument("--out", default=None, help="also write the per-item report as JSON here")
+    p = cmd("check-hub", "load one row of each needed data set and each model's config: ok / failing, and why")
+    p.add_argument("--out", default=None, help="also write the per-item report as JSON here")
     cmd("prepare-data", "normalize one data set into processed jsonl", "dataset", "out")
     cmd("tokenizer", "train the tiny models' BPE on the pretraining corpus", "corpus", "out")
     cmd("base-model", "pretrained base model (tiny: pretrain here; hub: download)", "model", "corpus", "tokenizer", "out")
@@ -57,7 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("verdicts", "a verdict for every claim of the paper, from the studies' outputs", "out", "curves", "kl",
             "onion", "shift")
     p.add_argument("--memorization", default=None, help="the memorization study's counts.csv (Table 8)")
+    p.add_argument("--privacy", default=None, help="the privacy study's points table (CSV), when it ran")
     p.add_argument("collected", nargs="+")
+    p = cmd("tdec-base", "TDEC: the base model (tiny: memorize its forget sets), its rows and the premise", "model",
+            "pretrained", "out")
+    p.add_argument("tasks", nargs="*", help="TASK=DIR of each reasoning task's prepared data")
+    p = cmd("tdec-run", "TDEC: one configuration on every forget set, stopped by the EL10 / MA criterion", "model",
+            "run", "base", "out")
+    p.add_argument("tasks", nargs="*", help="TASK=DIR of each reasoning task's prepared data")
+    p = cmd("tdec-report", "TDEC: Table 1, Figures 3 and 4 (FLoRA paper)", "out")
+    p.add_argument("inputs", nargs="+", help="base model folders results/<p>/tdec/models/<model> and run files "
+                   "results/<p>/tdec/runs/<model>/<run>.json")
     p = cmd("main-report", "the main study's tables (CSV + Markdown) and figures", "out")
     p.add_argument("collected", nargs="+")
     cmd("memorization-data", "a memorization corpus, segmented (§6.1)", "corpus", "out")
@@ -70,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
         "corpus", "model", "seed", "memorized", "pretrained", "data", "split", "out")
     p = cmd("memorization-report", "Table 8, Table 10 and the memorization figure", "out")
     p.add_argument("extractions", nargs="+")
+    cmd("privacy-dp", "DP-SGD fine-tune at each epsilon and audit the models (§7.1)", "dataset", "model", "pretrained",
+        "finetuned", "data", "reference", "split", "out")
+    cmd("privacy-unlearn", "one method at each coefficient of its grid, audited (§7.2)", "method", "dataset", "model",
+        "pretrained", "finetuned", "data", "reference", "split", "out")
+    p = cmd("privacy-report", "the privacy study's tables and Figure 3 (§7)", "out")
+    p.add_argument("points", nargs="+", help="points.json files of the DP models and the unlearning grids")
+    cmd("tofu-model", "TOFU base (which=base: fine-tuned on full) or retain model, evaluated", "which", "pretrained",
+        "out")
+    cmd("tofu-unlearn", "SOUL: one method x optimizer kind (FO/SO) x seed on TOFU", "method", "kind", "seed", "base",
+        "retain", "out")
+    p = cmd("tofu-report", "SOUL Table 1 and Figure 1 (ours | paper)", "out", "base", "retain")
+    p.add_argument("runs", nargs="+")
     return ap
 
 
@@ -89,6 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     except config.ConfigError as e:
         sys.exit(f"error: {e}")
     print(f"[config] {source}, profile {cfg.profile}", file=sys.stderr, flush=True)
+    if args.command in GPU_COMMANDS and cfg.device != "cpu":  # before torch touches CUDA
+        from unlearn_repro.gpus import pin_gpu
+        slot = pin_gpu()
+        if slot is not None:
+            print(f"[gpu] this job runs on GPU {slot} (CUDA_VISIBLE_DEVICES={slot})", file=sys.stderr, flush=True)
     import torch
 
     torch.set_num_threads(cfg.threads)
@@ -98,6 +130,20 @@ def main(argv: list[str] | None = None) -> None:
         _dispatch(args, cfg, started)
     except (FileNotFoundError, KeyError, ValueError, MemoryError) as e:
         sys.exit(f"error ({args.command}): {e}")
+    except RuntimeError as e:
+        from unlearn_repro.hub import HubError
+        from unlearn_repro.models.build import DeviceError
+        if not isinstance(e, (HubError, DeviceError)):
+            raise
+        sys.exit(f"error ({args.command}): {e}")
+    except (ConnectionError, OSError) as e:  # the network, a missing cache entry: one line, not a traceback
+        from unlearn_repro.hub import cache_dir, one_line
+        sys.exit(f"error ({args.command}): {one_line(e)} (network or Hugging Face cache {cache_dir()}; "
+                 "fetch first with `python -m unlearn_repro download`)")
+
+
+# commands that put a model on the configured device: each gets its own GPU on a multi-GPU machine (gpus.py)
+GPU_COMMANDS = {"base-model", "finetune", "unlearn", "evaluate-base", "evaluate", "discussion-snapshot", "onion"}
 
 
 def _dispatch(a, cfg, started: float | None = None) -> None:
@@ -110,6 +156,16 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), flush=True)
         except BrokenPipeError:  # `check-config | head`: the reader has gone, which is fine
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    if c in ("download", "check-hub"):
+        from unlearn_repro import hub
+        results = (hub.download if c == "download" else hub.check_hub)(cfg)
+        print(hub.report(results, c), flush=True)
+        if a.out:
+            from unlearn_repro.io import write_json
+            write_json(a.out, [{"item": i, "ok": ok, "detail": d} for i, ok, d in results])
+        if not all(ok for _, ok, _ in results):
+            sys.exit(1)
         return
     if c == "prepare-data":
         from unlearn_repro.data.splits import prepare
@@ -160,10 +216,45 @@ def _dispatch(a, cfg, started: float | None = None) -> None:
         log_report(tracker, "discussions", discussions.outputs(a.out), {"discussions": cfg.discussions.to_dict()})
     elif c == "verdicts":
         from unlearn_repro.report.verdicts import build_verdicts
-        build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out, memorization_file=a.memorization)
+        build_verdicts(cfg, a.collected, a.curves, a.kl, a.onion, a.shift, a.out,
+                       memorization_file=a.memorization, privacy_file=a.privacy)
         log_report(tracker, "verdicts", {"": [f"{a.out}.csv", f"{a.out}.md"]}, {"profile": cfg.profile})
     elif c.startswith("memoriz"):
         _memorization(a, cfg, tracker)
+    elif c in ("privacy-dp", "privacy-unlearn"):
+        from unlearn_repro.pipeline import privacy
+        common = dict(dataset=a.dataset, model_name=a.model, pretrained=a.pretrained, finetuned=a.finetuned,
+                      data_dir=a.data, reference=a.reference, split_file=a.split, tracker=tracker)
+        if c == "privacy-dp":
+            privacy.dp_models(cfg, out_dir=a.out, **common)
+        else:
+            privacy.unlearning_points(cfg, method=a.method, out=a.out, **common)
+    elif c == "privacy-report":
+        from unlearn_repro.report import privacy as privacy_report
+        privacy_report.build_report(cfg, a.points, a.out)
+        log_report(tracker, "privacy", privacy_report.outputs(a.out), {"privacy": cfg.privacy.to_dict()})
+    elif c == "tofu-model":
+        from unlearn_repro.pipeline.tofu import tofu_model
+        tofu_model(cfg, a.which, a.pretrained, a.out, tracker)
+    elif c == "tofu-unlearn":
+        from unlearn_repro.pipeline.tofu import tofu_unlearn
+        tofu_unlearn(cfg, a.method, a.kind, int(a.seed), a.base, a.retain, a.out, tracker)
+    elif c == "tofu-report":
+        from unlearn_repro.report.tofu import build_report, outputs
+        build_report(cfg, a.runs, a.base, a.retain, a.out)
+        log_report(tracker, "tofu", outputs(a.out), {"tofu": cfg.tofu.to_dict()})
+    elif c == "tdec-base":
+        from unlearn_repro.pipeline.tdec import base
+        base(cfg, a.model, a.pretrained, dict(x.split("=", 1) for x in a.tasks), a.out, tracker)
+    elif c == "tdec-run":
+        from unlearn_repro.pipeline.tdec import run
+        run(cfg, a.model, a.run, a.base, dict(x.split("=", 1) for x in a.tasks), a.out, tracker)
+    elif c == "tdec-report":
+        from unlearn_repro.report import tdec
+        bases = {Path(x).name: str(Path(x) / "meta.json") for x in a.inputs if not x.endswith(".json")}
+        runs = {(Path(x).parent.name, Path(x).stem): x for x in a.inputs if x.endswith(".json")}
+        tdec.build_report(cfg, bases, runs, a.out)
+        log_report(tracker, "tdec", tdec.outputs(a.out), {"tdec": cfg.tdec.to_dict()})
     elif c == "main-report":
         from unlearn_repro.report.main import build_report, outputs
         build_report(cfg, a.collected, a.out)

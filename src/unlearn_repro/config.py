@@ -204,6 +204,14 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
     bad = [m for m in u.extended_models if m not in cfg.models]
     if bad:
         raise ConfigError(f"{source}: unlearn.extended_models has {bad} not in models {list(cfg.models)}")
+    if "tdec" in cfg:
+        t = cfg.tdec
+        bad = [m for m in t.models if m not in cfg.models] + [x for x in t.reasoning_tasks if x not in cfg.data.tasks]
+        bad += [c for c in t.enabled if c not in t.configs]
+        if bad or t.ablation.config not in t.configs:
+            raise ConfigError(f"{source}: tdec uses {bad or t.ablation.config!r}: tdec.models must be in models "
+                              f"{list(cfg.models)}, tdec.reasoning_tasks in data.tasks {list(cfg.data.tasks)}, "
+                              f"tdec.enabled and tdec.ablation.config in tdec.configs {list(t.configs)}")
     if "memorization" in cfg:
         _check_memorization(cfg, source)
 

@@ -5,7 +5,8 @@ loss-based unlearning method go through `train`. What varies is passed in, never
   draw retain batches from its own seeded sampler or use a frozen reference model, see objectives.py);
 * the optimizer: a name from the registry in `optim` with its arguments in params (`optimizers:`), or a
   ready-made one (e.g. opacus's private optimizer);
-* hooks: per-step work (a curvature refresh) and per-epoch early stopping (a forgetting criterion).
+* hooks: per-step work (a curvature refresh) and per-epoch early stopping (a forgetting criterion);
+* the batch plan: seeded shuffling by default, or the caller's (DP-SGD's Poisson sampling, see dp.py).
 
 Seeded (batch order is a pure function of seed and epoch), deterministic on CPU, resumable (model,
 optimizer and step saved atomically to `resume_dir`), timed; a non-finite loss stops the run and is
@@ -104,15 +105,17 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int
 
 def train(model, seqs: Sequence[Item], recipe: Recipe, *, pad_id: int, device, objective: Objective = lm_loss,
           optimizer: torch.optim.Optimizer | None = None, hooks: Sequence[Hook] = (),
-          resume_dir: str | Path | None = None, desc: str = "train") -> dict:
-    """Train `model` in place on `seqs`; return stats (steps, losses, wall time, diverged, stopped_early)."""
+          resume_dir: str | Path | None = None, desc: str = "train", batches=None) -> dict:
+    """Train `model` in place on `seqs`; return stats (steps, losses, wall time, diverged, stopped_early).
+    `batches`: epoch -> that epoch's lists of item indices (default: batch_order's seeded shuffle)."""
     from unlearn_repro.optim import make_optimizer
 
     if not seqs:
         raise ValueError(f"{desc}: no training sequences")
     torch.manual_seed(recipe.seed)
     opt = optimizer or make_optimizer(recipe, [p for p in model.parameters() if p.requires_grad])
-    per_epoch = [batch_order(len(seqs), recipe.batch_size, recipe.seed, e) for e in range(recipe.epochs)]
+    epoch_batches = batches or (lambda e: batch_order(len(seqs), recipe.batch_size, recipe.seed, e))
+    per_epoch = [epoch_batches(e) for e in range(recipe.epochs)]
     plan = [(e, b) for e, batches in enumerate(per_epoch) for b in batches]
     state_path = Path(resume_dir) / "train_state.pt" if resume_dir else None
     start_step, losses, elapsed = 0, [], 0.0

@@ -105,8 +105,13 @@ def test_real_gradients_of_a_language_model(tiny_model_and_batches):
 
 def test_memory_is_checked_before_allocating():
     assert fisher_bytes(1000, 48) == math.ceil(1000 / 48) * 48 * 48 * 4
-    with pytest.raises(FisherMemoryError, match=r"d=1,000,000 parameters with block size B=48 needs 0\.18 GiB"):
-        EmpiricalFisherInverse(1_000_000, 48, max_bytes=2**20)
+    # 0.18 GiB of F^-1 + 5 slices of 1024 blocks fp32 workspace (0.04 GiB); nothing allocated, settings proposed
+    with pytest.raises(FisherMemoryError, match=r"d=1,000,000 parameters with block size B=48 needs 0\.21 GiB on cpu "
+                                                r"\(F\^-1 0\.18 GiB in float32, factorization workspace 0\.04\).*"
+                                                r"Settings that fit: block_size=32, storage=float32, shards=1.*block_size=48, storage=bfloat16, shards=1.*"
+                                                r"block_size=48, storage=float32, shards=2"):
+        EmpiricalFisherInverse(1_000_000, 48, max_bytes=int(0.15 * 2**30))
+    EmpiricalFisherInverse(1_000_000, 48, max_bytes=int(0.15 * 2**30), devices=["cpu", "cpu"])  # the proposal fits
 
 
 def test_deviation_reports_how_far_from_the_prior():
@@ -128,3 +133,77 @@ def test_cuda_matches_cpu():
     gpu = EmpiricalFisherInverse(300, 48, 1.0, 32, device="cuda")
     gpu.update_batch(g.cuda())
     assert torch.allclose(gpu.inv.cpu(), cpu.inv, atol=1e-5)
+
+
+def _built(dim, block, m, grads, **kw):
+    f = EmpiricalFisherInverse(dim, block, 0.5, m, **kw)
+    f.accumulate(grads[:m // 2])
+    f.update_batch(grads[m // 2:m - 2])
+    for row in grads[m - 2:]:
+        f.update(row)
+    return f
+
+
+@pytest.mark.parametrize("shards,slice_blocks", [(2, 1024), (3, 2), (5, 1)])
+def test_sharded_layout_gives_the_same_matrix_and_products(shards, slice_blocks):
+    d, block, m = 250, 16, 24                      # 16 blocks, the last one padded
+    g = torch.randn(m, d, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    one = _built(d, block, m, g, dtype=torch.float64)
+    many = _built(d, block, m, g, dtype=torch.float64, devices=["cpu"] * shards, slice_blocks=slice_blocks)
+    assert len(many.shard_bytes()) == shards and sum(many.shard_bytes()) == one.shard_bytes()[0]
+    assert [hi - lo for lo, hi in many.ranges] == [len(r) for r in torch.arange(16).tensor_split(shards)]
+    assert torch.allclose(many.dense(), one.dense(), atol=1e-12)
+    assert torch.allclose(one.dense(), dense_reference(g, block, 0.5, m), atol=1e-10)
+    v = torch.randn(d, dtype=torch.float64)
+    assert torch.allclose(many.matmul(v), one.matmul(v), atol=1e-12)
+    assert torch.allclose(many.power_matmul(v, 0.25), one.power_matmul(v, 0.25), atol=1e-12)
+    assert many.deviation_from_prior() == pytest.approx(one.deviation_from_prior(), rel=1e-9)
+
+
+def test_half_precision_storage_is_close_to_fp32_and_half_the_bytes():
+    d, block, m = 600, 48, 64
+    g = torch.randn(m, d, generator=torch.Generator().manual_seed(8))
+    full = EmpiricalFisherInverse(d, block, 1.0, m)
+    half = EmpiricalFisherInverse(d, block, 1.0, m, dtype=torch.bfloat16, devices=["cpu", "cpu"])
+    for f in (full, half):
+        for c in g.split(16):
+            f.accumulate(c)
+    assert sum(half.shard_bytes()) * 2 == full.shard_bytes()[0]
+    v = torch.randn(d)
+    ref = full.matmul(v)
+    assert (half.matmul(v) - ref).norm() / ref.norm() < 1e-2           # bf16: 8 bits of mantissa
+    assert (half.power_matmul(v, 0.25) - full.power_matmul(v, 0.25)).norm() / v.norm() < 1e-2
+
+
+def test_triangular_solve_inversion_equals_cholesky_inverse():
+    from unlearn_repro.fisher import invert_spd
+    a = torch.randn(300, 48, 64, generator=torch.Generator().manual_seed(9))
+    spd = a @ a.transpose(1, 2) / 64 + 1e-3 * torch.eye(48)
+    ref = torch.cholesky_inverse(torch.linalg.cholesky(spd))
+    assert (invert_spd(spd, "solve_triangular") - ref).abs().max() <= 1e-6 * ref.abs().max()
+    d64 = spd.double()
+    for method in ("cholesky_inverse", "solve_triangular"):
+        assert torch.allclose(invert_spd(d64, method), torch.linalg.inv(d64), atol=1e-8)
+
+
+def test_memory_plan_counts_the_peak_and_plans_shards_or_half_precision():
+    from unlearn_repro.fisher import memory_plan, plan_layout
+    d, b = 125_198_592, 48                         # GPT-Neo-125M
+    one = memory_plan(d, b, shards=1, chunk=8, grad_row_bytes=2 * 4 * d, model_bytes=8 * d)[0]
+    assert one["fisher"] == fisher_bytes(d, b)
+    assert one["peak"] == one["fisher"] + one["model"] + one["workspace"] + one["grad_chunk"]
+    four = memory_plan(d, b, shards=4, chunk=8, grad_row_bytes=2 * 4 * d, model_bytes=8 * d)
+    assert sum(r["fisher"] for r in four) == one["fisher"]
+    assert four[1]["model"] == four[1]["grad_chunk"] == 0 < four[0]["model"]
+    # a 1 GiB cap on CPU: auto storage falls back to bfloat16 when float32 does not fit, never silently over
+    d = 5_000_000
+    devs, dtype, _, plan = plan_layout(d, 48, device="cpu", storage="auto", shards=1, max_bytes=int(0.8 * 2**30))
+    assert dtype == torch.bfloat16 and plan[0]["peak"] <= 0.8 * 2**30 < fisher_bytes(d, 48)
+    with pytest.raises(FisherMemoryError, match="Settings that fit: .*storage=bfloat16"):
+        plan_layout(d, 48, device="cpu", storage="float32", shards=1, max_bytes=int(0.8 * 2**30))
+    devs, dtype, _, _ = plan_layout(d, 48, device="cpu", storage="float32", shards=2, max_bytes=int(0.8 * 2**30))
+    assert devs == [torch.device("cpu")] * 2 and dtype == torch.float32
+    # a gradient chunk of 48 rows of 40 MB does not fit 2.5 GiB beside F^-1: the plan halves it to 24 (fits)
+    devs, dtype, chunk, plan = plan_layout(d, 48, device="cpu", storage="float32", shards=1, chunk=48,
+                                           grad_row_bytes=40_000_000, max_bytes=int(2.5 * 2**30))
+    assert (chunk, dtype) == (24, torch.float32) and plan[0]["grad_chunk"] == 24 * 40_000_000

@@ -52,7 +52,7 @@ def test_missing_split_and_folder_errors(tmp_path):
         load_split("piqa", "train", "mirror", tmp_path)
     with pytest.raises(FileNotFoundError, match="mirror folder of data set 'mathqa' is missing"):
         load_split("mathqa", "test", "mirror", tmp_path)
-    with pytest.raises(FileNotFoundError, match="no test.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"none of default/test\.\{parquet,jsonl,json,csv\}, .*test\.\{parquet"):
         load_split("lambada", "test", "hub", tmp_path, str(tmp_path))
     with pytest.raises(KeyError, match="valid choices"):
         DATASETS.get("arc")

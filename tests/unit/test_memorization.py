@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from unlearn_repro.data.segments import cap_segments, segment_rows, segment_text
-from unlearn_repro.metrics.extraction import (is_memorized, match_length, near_duplicates, ngrams, score_samples,
+from unlearn_repro.metrics.verbatim import (is_memorized, match_length, near_duplicates, ngrams, score_samples,
                                               shared_ngram_counts, token_overlap)
 from unlearn_repro.pipeline.memorization import choose_targets
 from unlearn_repro.report.memorization import ordering_holds

@@ -62,3 +62,41 @@ def test_table8_ordering_is_judged_from_the_memorization_counts():
         == "does not hold"
     none = counts().assign(memorized=0)   # the base models memorize nothing: the premise fails
     assert _by_claim(claims(None, None, None, None, None, [1], memorization=none))[claim] == "not testable at this scale"
+
+
+def _privacy(dp_lambada_best=True):
+    """Hand-made Figure 3 points: on LAMBADA the DP models sit on the Pareto front (lowest exposure for their
+    test NLL), on PIQA gradient ascent is better on both axes than each DP model."""
+    rows = []
+    for d in ("lambada", "piqa"):
+        for model in ("tiny-gpt-neo", "tiny-opt"):
+            rows.append({"dataset": d, "model": model, "method": "dp_sgd", "value": float("inf"), "exposure": 5.0,
+                         "test_nll": 3.0, "slowdown": None})
+            for eps, (x, y) in zip((1.0, 8.0), ((1.0, 4.0), (2.0, 3.5))):
+                rows.append({"dataset": d, "model": model, "method": "dp_sgd", "value": eps, "exposure": x,
+                             "test_nll": y, "slowdown": 3.0})
+            better = d == "piqa" or not dp_lambada_best
+            for lr, (x, y) in zip((1e-3, 3e-3), ((0.5, 3.4), (0.8, 3.2)) if better else ((4.0, 3.6), (4.5, 3.3))):
+                rows.append({"dataset": d, "model": model, "method": "gradient_ascent", "value": lr, "exposure": x,
+                             "test_nll": y, "slowdown": None})
+    return pd.DataFrame(rows)
+
+
+def test_privacy_claims_follow_the_pareto_and_slowdown_rules():
+    from unlearn_repro.report.privacy import pareto_share
+    pts = _privacy()
+    lam = pts[(pts["dataset"] == "lambada") & (pts["model"] == "tiny-opt")]
+    assert pareto_share(lam) == 1.0                      # nothing beats a DP model on both axes
+    assert pareto_share(pts[(pts["dataset"] == "piqa") & (pts["model"] == "tiny-opt")]) == 0.0
+    v = _by_claim(claims(_df(), None, None, None, None, [1], privacy=pts))
+    dataset_claim = [c for c in v if c.startswith("DP-SGD's privacy–utility trade-off")][0]
+    assert v[dataset_claim] == "holds" and v["DP-SGD makes training more expensive"] == "holds"
+    v = _by_claim(claims(_df(), None, None, None, None, [1], privacy=_privacy(dp_lambada_best=False)))
+    assert v[dataset_claim] == "does not hold"           # DP dominated on both data sets
+    v = _by_claim(claims(_df(), None, None, None, None, [1], privacy=pts[pts["dataset"] == "lambada"]))
+    assert v[dataset_claim] == "not testable at this scale"   # PIQA not in this run
+    fast = pts.assign(slowdown=pts["slowdown"].where(pts["slowdown"].isna(), 0.8))
+    assert _by_claim(claims(_df(), None, None, None, None, [1], privacy=fast))["DP-SGD makes training more expensive"] \
+        == "does not hold"
+    v = _by_claim(claims(_df(), None, None, None, None, [1]))
+    assert v[dataset_claim] == "not run" and v["DP-SGD makes training more expensive"] == "not run"

@@ -27,15 +27,19 @@ def _run(*cmd, cwd):
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
 
 
+STUDIES_WITH_OUTPUTS = ("discussions", "tofu", "tdec", "privacy")  # report modules with outputs(root)
+
+
 def _main_outputs(profile=None):
-    """The named outputs of every study with DVC plots and metrics (main, discussions, memorization)."""
+    """The named outputs of every study with DVC plots and metrics (main and the STUDIES_WITH_OUTPUTS)."""
     from unlearn_repro.config import load
-    from unlearn_repro.report import discussions, main as main_report, memorization
+    from importlib import import_module
     cfg = load(ROOT / "params.yaml", profile)
-    a = main_report.outputs(cfg, f"results/{cfg.profile}/main")
-    b = discussions.outputs(f"results/{cfg.profile}/discussions")
-    c = memorization.outputs(cfg, f"results/{cfg.profile}/memorization")
-    return {k: a[k] + b[k] + c[k] for k in a}
+    outs = [import_module("unlearn_repro.report.main").outputs(cfg, f"results/{cfg.profile}/main")]
+    outs += [import_module(f"unlearn_repro.report.{study}").outputs(f"results/{cfg.profile}/{study}")
+             for study in STUDIES_WITH_OUTPUTS]
+    outs.append(import_module("unlearn_repro.report.memorization").outputs(cfg, f"results/{cfg.profile}/memorization"))
+    return {k: sum((o[k] for o in outs), []) for k in outs[0]}
 
 
 def _workspace(tmp_path) -> Path:

@@ -85,6 +85,7 @@ def _echr_hub(r: dict, i: int) -> list[dict]:
     return [{"id": f"echr-{i}-{j}", "text": p.strip()} for j, p in enumerate(r["facts"]) if p.strip()]
 
 
-register(DatasetSpec(
+register(DatasetSpec(  # main holds a loading script: read the hub's own parquet conversion of one config
     "echr", "text", "echr", {},
-    "AUEB-NLP/ecthr_cases", None, {"train": "train", "validation": "validation", "test": "test"}, _echr_hub))
+    "AUEB-NLP/ecthr_cases", "alleged-violation-prediction", {"train": "train", "validation": "validation", "test": "test"},
+    _echr_hub, hub_revision="refs/convert/parquet", hub_data_dir="alleged-violation-prediction"))

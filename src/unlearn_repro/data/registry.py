@@ -19,9 +19,18 @@ class DatasetSpec:
     mirror_splits: dict[str, Callable[[Path], list[dict]]]  # split -> reader of the mirror's own format
     hub_id: str | None
     hub_config: str | None
-    hub_splits: dict[str, str] = field(default_factory=dict)  # our split -> the hub's split name
+    hub_splits: dict[str, str] = field(default_factory=dict)  # our split -> the hub's split ("config:split"
+                                                              # where each split is its own config, as TOFU)
     from_hub: Callable[[dict, int], dict | list[dict] | None] | None = None  # hub row -> row(s)
     mirror_files: tuple[str, ...] = ()  # files the mirror readers open (checked before any job runs)
+    hub_revision: str | None = None  # a branch / tag / commit without loading scripts (refs/convert/parquet)
+    hub_data_dir: str | None = None  # the config's folder on that revision (the parquet branch: <config>/<split>/)
+
+    def hub_location(self, split: str) -> tuple[str | None, str]:
+        """(config, hub split) of one of our splits."""
+        hub = self.hub_splits[split]
+        config, _, name = hub.rpartition(":")
+        return (config or self.hub_config), name
 
 
 DATASETS: Registry[DatasetSpec] = Registry("data set")
@@ -83,7 +92,8 @@ def load_split(name: str, split: str, source: str, mirror_dir: str | Path,
     if split not in spec.hub_splits:
         raise KeyError(f"{name}: the hub release has no {split!r} split (has: {', '.join(spec.hub_splits)})")
     rows = []
-    for i, raw in enumerate(hub_rows(hub_path or spec.hub_id, spec.hub_config, spec.hub_splits[split])):
+    config, hub_split = spec.hub_location(split)
+    for i, raw in enumerate(hub_rows(hub_path or spec.hub_id, config, hub_split, spec.hub_revision, spec.hub_data_dir)):
         out = spec.from_hub(raw, i)
         if out is None:
             continue
@@ -91,18 +101,40 @@ def load_split(name: str, split: str, source: str, mirror_dir: str | Path,
     return rows
 
 
-def hub_rows(path: str, config: str | None, split: str):
-    """Rows as `datasets` serves them; a local folder of <split>.jsonl/.json/.csv/.parquet stands in."""
+LOCAL_FORMATS = (("parquet", "parquet"), ("jsonl", "json"), ("json", "json"), ("csv", "csv"))
+
+
+def local_hub_file(folder: Path, config: str | None, split: str) -> tuple[Path, str]:
+    """(file, builder) of one split in a local folder of the hub's own files: <split>.<ext>, or
+    <config>/<split>.<ext> where each split is its own config (TOFU's forget10/train)."""
+    names = ([f"{config}/{split}", config] if config else []) + [split]
+    for name in names:
+        for ext, builder in LOCAL_FORMATS:
+            if (folder / f"{name}.{ext}").is_file():
+                return folder / f"{name}.{ext}", builder
+    raise FileNotFoundError(f"{folder}: none of {', '.join(n + '.{parquet,jsonl,json,csv}' for n in names)} in this "
+                            "hub-format folder (data.hub_paths)")
+
+
+def hub_rows(path: str, config: str | None, split: str, revision: str | None = None, data_dir: str | None = None,
+             streaming: bool = False):
+    """Rows as `datasets` serves them (no loading scripts: `datasets` 4+ refuses them); a local folder of the
+    hub's files stands in (see `local_hub_file`). A hub that cannot be reached raises HubError, one line."""
     import datasets  # heavy: imported only on the hub path
+
+    from unlearn_repro.hub import HubError, one_line
 
     local = Path(path)
     if local.is_dir():
-        for ext, builder in (("jsonl", "json"), ("json", "json"), ("csv", "csv"), ("parquet", "parquet")):
-            f = local / f"{split}.{ext}"
-            if f.exists():
-                return datasets.load_dataset(builder, data_files={split: str(f)}, split=split)
-        raise FileNotFoundError(f"{local}: no {split}.jsonl/.json/.csv/.parquet in this hub-format folder")
-    return datasets.load_dataset(path, config, split=split)
+        f, builder = local_hub_file(local, config, split)
+        return datasets.load_dataset(builder, data_files={split: str(f)}, split=split, streaming=streaming)
+    try:
+        return datasets.load_dataset(path, None if data_dir else config, split=split, revision=revision,
+                                     data_dir=data_dir, streaming=streaming)
+    except (ConnectionError, OSError, RuntimeError, ValueError) as e:  # offline, unreachable, not cached, a
+        # loading script, an unknown config or split
+        where = f"{path}" + (f" [{config}]" if config else "") + (f"@{revision}" if revision else "")
+        raise HubError(f"data set {where} split {split!r}: {one_line(e)}") from None
 
 
 def training_text(row: dict, kind: str) -> str:

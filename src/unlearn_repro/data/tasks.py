@@ -49,7 +49,9 @@ def _piqa_hub(r: dict, i: int) -> dict | None:
 register(DatasetSpec(
     "piqa", "multiple_choice", "piqa",
     {"validation": lambda f: _fewshot_mirror(f, "validation.jsonl", "piqa")},
-    "ybisk/piqa", None, {"train": "train", "validation": "validation"}, _piqa_hub, mirror_files=("validation.jsonl",)))
+    # ybisk/piqa is a loading script (datasets 4+ refuses it); baber/piqa is its parquet copy (goal, sol1, sol2,
+    # label; train + validation), the one lm-evaluation-harness reads since March 2025
+    "baber/piqa", None, {"train": "train", "validation": "validation"}, _piqa_hub, mirror_files=("validation.jsonl",)))
 
 _OPTION = re.compile(r"([a-e])\s*\)\s*(.*?)\s*(?=(?:,\s*[a-e]\s*\))|$)")
 
@@ -67,7 +69,9 @@ def _mathqa_hub(r: dict, i: int) -> dict | None:
 register(DatasetSpec(
     "mathqa", "multiple_choice", "mathqa",
     {"test": lambda f: _fewshot_mirror(f, "test.jsonl", "mathqa")},
-    "allenai/math_qa", None, {"train": "train", "validation": "validation", "test": "test"}, _mathqa_hub,
+    # allenai/math_qa is a loading script; regisss/math_qa is its parquet copy (same 7 columns, same rows:
+    # lm-evaluation-harness PR #3943 hashed every split against the original)
+    "regisss/math_qa", None, {"train": "train", "validation": "validation", "test": "test"}, _mathqa_hub,
     mirror_files=("test.jsonl",)))
 
 
@@ -81,4 +85,5 @@ register(DatasetSpec(
     "lambada", "cloze", "lambada",
     {"test": lambda f: map_jsonl(f / "test.jsonl", lambda r, i: {
         "id": f"lambada-{i}", "context": r["context"].rstrip(), "continuation": r["continuation"].strip()})},
-    "EleutherAI/lambada_openai", "en", {"test": "test"}, _lambada_hub, mirror_files=("test.jsonl",)))
+    # parquet on main; its English config is `default` (lm-evaluation-harness's lambada_openai.yaml)
+    "EleutherAI/lambada_openai", "default", {"test": "test"}, _lambada_hub, mirror_files=("test.jsonl",)))

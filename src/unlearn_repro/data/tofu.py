@@ -45,4 +45,5 @@ def _mirror(split: str):
 
 register(DatasetSpec(
     "tofu", "qa", "tofu", {s: _mirror(s) for s in TOFU_SPLITS},
-    "locuslab/TOFU", None, {s: s for s in TOFU_SPLITS}, _qa_row, mirror_files=tuple(f"{s}.json" for s in TOFU_SPLITS)))
+    # on the hub each TOFU split is a config with one `train` split: load_dataset("locuslab/TOFU", "forget10")
+    "locuslab/TOFU", None, {s: f"{s}:train" for s in TOFU_SPLITS}, _qa_row, mirror_files=tuple(f"{s}.json" for s in TOFU_SPLITS)))

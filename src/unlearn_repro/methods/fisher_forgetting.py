@@ -14,6 +14,7 @@ from unlearn_repro.methods.newton import NewtonMethod
 class FisherForgetting(NewtonMethod):
     name, label = "fisher_forgetting", "Fisher Forgetting"
     schema = object_schema(mu=POS_NUM, sigma=POS_NUM)
+    powers = True
 
     def step(self, ctx, model, fisher, forget_batch, generator):
         p = ctx.cfg.methods.fisher_forgetting

@@ -3,12 +3,13 @@ per-forget-batch loop (Alg. 2/3 lines 2-11). Each method supplies only its param
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from typing import Sequence
 
 import torch
 
-from unlearn_repro.fisher import EmpiricalFisherInverse
+from unlearn_repro.fisher import EmpiricalFisherInverse, per_sample, plan_layout
 from unlearn_repro.methods.base import Method
 from unlearn_repro.objectives import RetainSampler
 from unlearn_repro.progress import progress
@@ -55,32 +56,41 @@ def retain_stream(retain: Sequence[Sequence[int]], batch_size: int, seed: int):
         yield [retain[i] for i in sampler.indices(step)]
 
 
-def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher") -> EmpiricalFisherInverse:
+def model_bytes(model) -> int:
+    """The model's parameters and buffers, plus one flat gradient of the trainable ones (the forget step's)."""
+    held = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
+    return held + 4 * sum(p.numel() for p in trainable(model))
+
+
+def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher", width: int = 0,
+                            power: bool = False) -> EmpiricalFisherInverse:
     """F^-1 from `fcfg.num_grads` D+ gradients: rank-1 Eq. 8, batched rank-k Woodbury, or accumulated
-    block Fisher inverted once (fisher.update); all three give the same matrix."""
+    block Fisher inverted once (fisher.update); all three give the same matrix. The gradients come in
+    chunks of `fcfg.chunk` from one vmapped pass each (fisher.grads: vmap) or one backward each (loop);
+    the layout of F^-1 (shards, storage precision) is planned before anything is allocated, counting
+    F^-1, its inversion workspace, the gradient chunk (`width`: longest D+ sequence) and the model; a
+    smaller chunk than `fcfg.chunk` is taken when that is what fits (same matrix, slower)."""
     model.eval()
-    dim = sum(p.numel() for p in trainable(model))
-    fisher = EmpiricalFisherInverse(dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, device=device,
-                                    max_bytes=int(fcfg.max_memory_gb * 2**30))
-    chunk = []
-    add = fisher.accumulate if fcfg.update == "accumulate" else fisher.update_batch
-    for _ in progress(range(fcfg.num_grads), total=fcfg.num_grads, desc=desc, every_s=30):
-        g = flat_grad(model, next(batches), pad_id, device).float()
-        if fcfg.update == "rank1":
-            fisher.update(g)
-            continue
-        chunk.append(g)
-        if len(chunk) == fcfg.chunk:
-            add(torch.stack(chunk))
-            chunk = []
-    if chunk:
-        add(torch.stack(chunk))
+    dim = per_sample.grad_dim(model)
+    row = per_sample.row_bytes(model, width or model.config.max_position_embeddings, fcfg.grad_batch_size)
+    devices, dtype, chunk, _ = plan_layout(dim, fcfg.block_size, device=device, storage=fcfg.storage, shards=fcfg.shards,
+                                    max_bytes=int(fcfg.max_memory_gb * 2**30), chunk=fcfg.chunk,
+                                    grad_row_bytes=row, model_bytes=model_bytes(model), power=power)
+    fisher = EmpiricalFisherInverse(dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, dtype=dtype, devices=devices)
+    add = {"accumulate": fisher.accumulate, "batched": fisher.update_batch,
+           "rank1": lambda g: [fisher.update(r) for r in g]}[fcfg.update]
+    chunks = per_sample.stream(model, batches, fcfg.num_grads, chunk, pad_id, device, method=fcfg.grads)
+    for grads in progress(chunks, total=math.ceil(fcfg.num_grads / chunk), desc=desc, every_s=30):
+        add(grads)
+        del grads
+    fisher.finalize()  # the inversion counts in the Fisher step's time
     return fisher
 
 
 class NewtonMethod(Method):
     """Alg. 2/3 skeleton: for each forget batch, (re)build F^-1 from D+ and apply `step`."""
     sections = ("fisher",)
+    powers = False  # uses F^-1 powers (an eigendecomposition cached beside F^-1: counted in the memory plan)
 
     def step(self, ctx, model, fisher: EmpiricalFisherInverse, forget_batch, generator) -> torch.Tensor:
         raise NotImplementedError
@@ -92,12 +102,14 @@ class NewtonMethod(Method):
         forget_batches = [[forget[i] for i in idx]
                           for idx in batch_order(len(forget), ctx.cfg.unlearn.forget_batch_size, ctx.seed, cycle)]
         t0, fisher_time, deviations, update_norms = time.perf_counter(), 0.0, [], []  # norms: one per batch
-        fisher = None
+        fisher, width = None, max(len(per_sample._ids(s)) for s in retain)
         for b, batch in enumerate(forget_batches):
             if fisher is None or fcfg.rebuild == "per_batch":
                 t1 = time.perf_counter()
+                fisher = None  # the previous F^-1 is freed before the next is allocated (not two at the peak)
                 fisher = estimate_inverse_fisher(model, batches, fcfg, ctx.pad_id, ctx.device,
-                                                 desc=f"{self.name} cycle {cycle} batch {b + 1}/{len(forget_batches)}")
+                                                 desc=f"{self.name} cycle {cycle} batch {b + 1}/{len(forget_batches)}",
+                                                 width=width, power=self.powers)
                 fisher_time += time.perf_counter() - t1
                 deviations.append(fisher.deviation_from_prior(_layer_segments(model)))
             delta = self.step(ctx, model, fisher, batch, generator)

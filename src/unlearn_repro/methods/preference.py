@@ -4,6 +4,7 @@ task rows alike); the refusals are plain "I don't know"-style sentences shipped 
 assigned to prompts by a seeded draw. Loss is counted on the answer only."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,14 @@ def refusals() -> list[str]:
 
 
 def refusal_items(tokenizer, forget, prompt_fraction: float, max_length: int, seed: int) -> list[dict]:
-    """{"ids": prompt + refusal, "prompt_len": len(prompt)} per forget sequence (cut to max_length)."""
+    """{"ids": prompt + refusal, "prompt_len": len(prompt)} per forget sequence (cut to max_length). A forget
+    item that already has a prompt ({"ids", "prompt_len"}: a QA pair) keeps its question as the prompt."""
     answers = [tokenizer(" " + a, add_special_tokens=False)["input_ids"] for a in refusals()]
     pick = np.random.default_rng(seed).integers(len(answers), size=len(forget))
     items = []
     for seq, j in zip(forget, pick):
-        prompt = list(seq[:max(1, int(len(seq) * prompt_fraction))])
+        prompt = (list(seq["ids"][:seq["prompt_len"]]) if isinstance(seq, Mapping)
+                  else list(seq[:max(1, int(len(seq) * prompt_fraction))]))
         ids = (prompt + answers[j] + [tokenizer.eos_token_id])[:max_length]
         items.append({"ids": ids, "prompt_len": min(len(prompt), len(ids) - 1)})
     return items

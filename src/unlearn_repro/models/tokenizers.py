@@ -45,8 +45,15 @@ def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast
     return tok
 
 
-def from_hub(hub_id: str, family: str) -> PreTrainedTokenizerFast:
-    tok = AutoTokenizer.from_pretrained(hub_id)
+def from_hub(hub_id: str, family: str, revision: str | None = None) -> PreTrainedTokenizerFast:
+    """The model's own tokenizer from the hub (or the cache), or from a local folder in the hub's layout."""
+    from unlearn_repro.hub import HubError, one_line
+
+    try:
+        tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
+    except OSError as e:  # not cached while offline, unreachable hub
+        raise HubError(f"tokenizer {hub_id}{'@' + revision if revision else ''}: {one_line(e)}; fetch it first with "
+                       "`python -m unlearn_repro download` or point model_sources at a local folder") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok._unlearn_add_bos = family == "opt"

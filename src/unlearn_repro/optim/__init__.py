@@ -6,7 +6,10 @@ from typing import Callable
 
 import torch
 
+from unlearn_repro.optim.sophia import CurvatureHook, Sophia
 from unlearn_repro.registry import Registry
+
+__all__ = ["OPTIMIZERS", "CurvatureHook", "Sophia", "make_optimizer"]
 
 # factory(params, lr, weight_decay, **args) -> torch.optim.Optimizer
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
@@ -21,6 +24,14 @@ def _adamw(params, lr, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8):
 def _sgd(params, lr, weight_decay=0.0, momentum=0.0):
     """Plain theta <- theta - lr * grad with momentum 0 (Alg. 1 as written)."""
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
+
+
+@OPTIMIZERS.register("sophia")
+def _sophia(params, lr, weight_decay=0.1, betas=(0.965, 0.99), rho=0.04, eps=1e-15, estimator="gnb",
+            hessian_every=10):
+    """SOUL's second-order optimizer; its curvature comes from sophia.CurvatureHook in the loop."""
+    return Sophia(params, lr=lr, betas=tuple(betas), rho=rho, weight_decay=weight_decay, eps=eps,
+                  estimator=estimator, hessian_every=hessian_every)
 
 
 def make_optimizer(recipe, params) -> torch.optim.Optimizer:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from unlearn_repro.data.encoding import split_sequences
+from unlearn_repro.hub import model_source
 from unlearn_repro.io import atomic_dir, file_hash, read_jsonl
 from unlearn_repro.pipeline import open_checkpoint
 from unlearn_repro.models import checkpoint, tokenizers
@@ -30,17 +31,21 @@ def load_tokenizer(cfg, model_name: str, tokenizer_dir: str | Path | None):
             return AutoTokenizer.from_pretrained(tokenizer_dir)
         folder = Path(cfg.data.mirror_dir) / "tokenizers" / ("opt" if spec.family == "opt" else "gpt2")
         return tokenizers.from_vocab_files(folder, spec.family)
-    return tokenizers.from_hub(spec.hub_id, spec.family)
+    src = model_source(cfg, model_name)
+    return tokenizers.from_hub(src.path, spec.family, src.revision)
 
 
 def base_model(cfg, model_name: str, corpus_dir: str | Path, tokenizer_dir, out: str | Path, tracker) -> dict:
-    """The pre-fine-tuning model: tiny ones pretrained here on WikiText-2, hub ones as published."""
+    """The pre-fine-tuning model: tiny ones pretrained here on WikiText-2, hub ones as published (no corpus:
+    `corpus_dir` is then unused)."""
     spec = MODELS.get(model_name)
     device = pick_device(cfg.device)
     tok = load_tokenizer(cfg, model_name, tokenizer_dir)
-    model = build_model(model_name, tok, seed=0).to(device)
+    source = None if spec.is_tiny else model_source(cfg, model_name)
+    model = build_model(model_name, tok, seed=0, source=source).to(device)
     stats: dict = {"wall_time_s": 0.0}
-    meta = {"model": model_name, "hub_id": spec.hub_id, "n_params": n_params(model), "stage": "pretrained"}
+    meta = {"model": model_name, "hub_id": spec.hub_id, "source": str(source) if source else None,
+            "n_params": n_params(model), "stage": "pretrained"}
     if spec.is_tiny:
         train_file = Path(corpus_dir) / "train.jsonl"
         seqs = _chunk_corpus(tok, [r["text"] for r in read_jsonl(train_file)], cfg.data.max_length)

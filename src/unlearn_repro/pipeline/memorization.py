@@ -123,7 +123,7 @@ def extract(model, tok, seqs, target_ids: list[int], m, seed: int, device) -> li
     prefixes (every prefix has the same length: no padding), seeded."""
     import torch
 
-    from unlearn_repro.metrics.extraction import score_samples
+    from unlearn_repro.metrics.verbatim import score_samples
     from unlearn_repro.progress import progress
 
     p, L = m.prefix_tokens, m.suffix_tokens
@@ -179,7 +179,7 @@ def near_duplicates(cfg, tok, seqs, target_ids: list[int], source_of: list[str])
     """§6.4: for each target's extracted window (prefix + L tokens), how many other segments share an
     n-gram of `memorization.ngram` tokens with it (other texts' segments, and all), and its closest other
     segment (most shared n-grams) as text, for Table 10."""
-    from unlearn_repro.metrics.extraction import shared_ngram_counts
+    from unlearn_repro.metrics.verbatim import shared_ngram_counts
 
     m = cfg.memorization
     windows = [seqs[i][:m.prefix_tokens + m.suffix_tokens] for i in target_ids]

@@ -128,3 +128,22 @@ _T8 = {"none": (16, None, 15, None, 20, None, 22, None),
 MEMORIZATION = {corpus: {m: {fam: (v[4 * c + 2 * f], v[4 * c + 2 * f + 1]) for f, fam in enumerate(("neo", "opt"))}
                          for m, v in _T8.items()}
                 for c, corpus in enumerate(("mtsamples", "enron"))}
+
+
+# FLoRA paper (inverted-hinge-loss-and-flora.md) Table 1, TDEC: size -> row -> (Params %, Epochs, EL10 %, MA %,
+# Reasoning acc %, Dialogue F1, Pile PPL). Rows "LoRA", "+ IHL", "+ FLoRA" are cumulative (caption): LoRA + GD,
+# LoRA + IHL, FLoRA + IHL; FLoRA + GD appears only in Figure 3 (no numbers in the text).
+FLORA_TABLE1 = {
+    "125M": {"before": (None, None, 30.9, 77.4, 43.4, 9.4, 17.8),
+             "ga": (100.0, 17.2, 1.0, 27.4, 39.9, 2.6, 577.8), "gd": (100.0, 4.6, 0.7, 24.9, 42.4, 5.9, 54.2),
+             "lora_gd": (1.6, 8.6, 0.3, 20.6, 40.8, 2.5, 129.4), "lora_ihl": (1.6, 11.4, 0.4, 22.7, 41.9, 6.0, 32.9),
+             "flora_ihl": (1.6, 6.0, 0.3, 23.9, 42.2, 10.1, 24.0)},
+    "1.3B": {"before": (None, None, 67.6, 92.2, 49.8, 11.5, 11.5),
+             "ga": (100.0, 13.8, 1.9, 30.4, 49.7, 8.5, 15.8), "gd": (100.0, 12.8, 2.2, 30.9, 48.4, 12.7, 10.8),
+             "lora_gd": (0.8, 19.3, 1.7, 31.4, 45.0, 9.7, 31.8), "lora_ihl": (0.8, 20.0, 1.7, 44.6, 47.1, 10.2, 14.9),
+             "flora_ihl": (0.8, 13.0, 0.5, 29.6, 48.3, 12.1, 14.7)},
+    "2.7B": {"before": (None, None, 70.4, 93.4, 52.3, 11.5, 10.4),
+             "ga": (100.0, 10.8, 1.6, 31.0, 51.9, 11.1, 17.9), "gd": (100.0, 8.0, 0.7, 28.3, 44.0, 12.7, 17.9),
+             "lora_gd": (0.7, 14.0, 0.1, 20.4, 45.9, 6.7, 61.1), "lora_ihl": (0.7, 17.8, 0.0, 26.7, 49.6, 8.5, 22.2),
+             "flora_ihl": (0.7, 10.3, 0.1, 28.5, 49.6, 10.7, 16.0)},
+}

@@ -35,7 +35,7 @@ def accuracy_informative(df: pd.DataFrame) -> bool:
 
 def claims(df: pd.DataFrame | None, curves: pd.DataFrame | None, kl: pd.DataFrame | None,
            onion: pd.DataFrame | None, shift: pd.DataFrame | None, cycles: list[int],
-           memorization: pd.DataFrame | None = None) -> list[dict]:
+           memorization: pd.DataFrame | None = None, privacy: pd.DataFrame | None = None) -> list[dict]:
     rows: list[dict] = []
 
     def add(section, claim, rule, test: Callable[[], tuple[str, str]] | None, needs: str):
@@ -156,18 +156,39 @@ def claims(df: pd.DataFrame | None, curves: pd.DataFrame | None, kl: pd.DataFram
         "on mean memorized targets per corpus and family: retraining ≤ Fisher Removal ≤ min(gradient ascent, Fisher "
         "Forgetting), max of those ≤ finetuning ≤ No unlearning, Fisher Removal < No unlearning; in every scenario",
         memorization_order if has_order else None, "the memorization study with the paper's five methods")
-    add("§7.2, Fig. 3", "DP-SGD protects only at a large utility cost", "(privacy study)", None,
-        "the privacy study (not built yet)")
-    add("§7.2, Fig. 3", "Unlearning reaches DP-like exposure with less utility loss", "(privacy study)", None,
-        "the privacy study (not built yet)")
+
+    def dp_datasets():
+        from unlearn_repro.report.privacy import pareto_share
+        share = {d: float(np.nanmean([pareto_share(g) for _, g in privacy[privacy["dataset"] == d].groupby("model")]))
+                 for d in sorted(set(privacy["dataset"]))}
+        evidence = "DP-SGD's share of Pareto-optimal points (exposure, test NLL): " + \
+            ", ".join(f"{d} {v:.2f}" for d, v in share.items())
+        if not {"lambada", "piqa"} <= set(share):
+            return UNTESTABLE, evidence + " (needs LAMBADA and PIQA)"
+        return (HOLDS if share["lambada"] >= 0.5 > share["piqa"] else FAILS), evidence
+    add("§7.2, Fig. 3", "DP-SGD's privacy–utility trade-off is not equally good on every data set (it almost "
+        "dominates on LAMBADA, not on PIQA)",
+        "DP-SGD's share of Pareto-optimal points (lower exposure, lower test NLL; mean over models) is ≥ 1/2 on "
+        "LAMBADA and < 1/2 on PIQA", dp_datasets if privacy is not None else None, "the privacy study")
+
+    def dp_cost():
+        sd = privacy[(privacy["method"] == "dp_sgd") & np.isfinite(privacy["value"].astype(float))]
+        sd = sd.groupby(["dataset", "model"])["slowdown"].mean()
+        return (HOLDS if sd.mean() > 1 else FAILS), \
+            f"DP / ordinary fine-tuning time per epoch: mean {sd.mean():.2f}x (" + \
+            ", ".join(f"{d} {m} {v:.2f}x" for (d, m), v in sd.items()) + ")"
+    add("§7.2", "DP-SGD makes training more expensive", "measured DP fine-tuning time per epoch over the ordinary "
+        "fine-tuning's, mean over data sets, models and ε, is above 1", dp_cost if privacy is not None else None,
+        "the privacy study")
     return rows
 
 
 def build_verdicts(cfg, collected: list[str], curves_file, kl_file, onion_file, shift_file, out_base,
-                   memorization_file=None) -> pd.DataFrame:
+                   memorization_file=None, privacy_file=None) -> pd.DataFrame:
     df = pd.concat([pd.read_csv(f) for f in collected], ignore_index=True) if collected else None
     rows = claims(df, _read(curves_file), _read(kl_file), _read(onion_file), _read(shift_file),
-                  list(cfg.unlearn.table_cycles), memorization=_read(memorization_file))
+                  list(cfg.unlearn.table_cycles), memorization=_read(memorization_file),
+                  privacy=_read(privacy_file))
     table = pd.DataFrame(rows)[["section", "claim", "verdict", "evidence", "rule"]]
     write_table(table, out_base, f"The paper's claims at the `{cfg.profile}` scale",
                 "Each verdict is computed by `src/unlearn_repro/report/verdicts.py` from this run's outputs with the "

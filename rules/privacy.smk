@@ -1,0 +1,106 @@
+# The privacy study (paper §7): DP-SGD fine-tuned models audited on the main study's cycle-1 forget set, and
+# each enabled method at a grid of its coefficient on the same samples (Figure 3).
+# Target: `snakemake --cores all privacy`.
+
+from unlearn_repro.pipeline import privacy as privacy_pipeline
+from unlearn_repro.report import privacy as privacy_report
+
+PRIV = CFG.privacy
+privacy_pipeline.check(CFG)
+PRIV_METHODS = privacy_pipeline.methods(CFG)
+PRIV_ROOT = R("privacy")
+PRIV_OUTPUTS = privacy_report.outputs(PRIV_ROOT)
+PRIV_COMMON = dict(
+    pretrained=R("models/{model}/pretrained"),
+    finetuned=R("models/{model}/{dataset}/finetuned"),
+    data=data_files("{dataset}"),
+    reference=REFERENCE_INPUT,
+    split=R(f"splits/{{dataset}}/seed{PRIV.seed}.json"),
+)
+priv_report_item = lambda path: report(path, caption="../report_captions/privacy.rst", category="Privacy (§7)",
+                                       subcategory="Figure 3: privacy–utility trade-off", labels={"file": Path(path).name})
+
+
+rule privacy_dp:
+    """DP-SGD fine-tuning at each ε (opacus), every model audited; the ordinary model is the ε = ∞ point."""
+    input:
+        CORE_SRC + src("dp.py", "pipeline", "metrics", "train.py", "optim", "models", "losses.py", "data/encoding.py"),
+        **PRIV_COMMON,
+    output:
+        points=R("privacy/dp/{dataset}/{model}/points.json"),
+        models=directory(R("privacy/dp/{dataset}/{model}/models")),
+    params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
+        reference=REFERENCE_ARG,
+        privacy={k: v for k, v in PRIV.to_dict().items() if k not in ("methods", "grids")},
+        finetune=CFG.finetune.to_dict(),
+        evaluation=CFG.evaluation.to_dict(),
+        out=lambda w, output: str(Path(output.points).parent),
+    resources:
+        gpu=gpu_resources,
+    log:
+        L("privacy/dp/{dataset}/{model}.log"),
+    benchmark:
+        L("benchmarks/privacy/dp/{dataset}/{model}.tsv")
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} privacy-dp --dataset {wildcards.dataset} --model {wildcards.model} --pretrained {input.pretrained} "
+        "--finetuned {input.finetuned} --data {params.data_dir} --reference {params.reference} --split {input.split} "
+        "--out {params.out} > {log} 2>&1"
+
+
+rule privacy_unlearn:
+    """One method at each value of its coefficient grid (cycle 1 of the main study's unlearning), audited."""
+    input:
+        CORE_SRC + src("methods", "fisher", "optim", "train.py", "objectives.py", "losses.py", "pipeline", "models",
+                       "metrics", "data/encoding.py", "data/refusals.txt"),
+        **PRIV_COMMON,
+    output:
+        R("privacy/unlearn/{method}/{dataset}/{model}.json"),
+    params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
+        reference=REFERENCE_ARG,
+        grid=lambda w: PRIV.grids[w.method].to_dict(),
+        hp=lambda w: method_params(w.method),
+        evaluation=CFG.evaluation.to_dict(),
+    resources:
+        gpu=gpu_resources,
+    log:
+        L("privacy/unlearn/{method}/{dataset}/{model}.log"),
+    benchmark:
+        L("benchmarks/privacy/unlearn/{method}/{dataset}/{model}.tsv")
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} privacy-unlearn --method {wildcards.method} --dataset {wildcards.dataset} --model {wildcards.model} "
+        "--pretrained {input.pretrained} --finetuned {input.finetuned} --data {params.data_dir} "
+        "--reference {params.reference} --split {input.split} --out {output} > {log} 2>&1"
+
+
+rule privacy_report:
+    input:
+        CORE_SRC + src("report"),
+        dp=expand(R("privacy/dp/{dataset}/{model}/points.json"), dataset=PRIV.datasets, model=MODEL_NAMES),
+        unlearn=expand(R("privacy/unlearn/{method}/{dataset}/{model}.json"), method=PRIV_METHODS,
+                       dataset=PRIV.datasets, model=MODEL_NAMES),
+    output:
+        tables=[priv_report_item(p) for p in PRIV_OUTPUTS["tables"]],
+        figures=[priv_report_item(p) for p in PRIV_OUTPUTS["figures"]],
+        summary=PRIV_OUTPUTS["summary"],
+    params:
+        cli=CLI,
+        root=lambda w: PRIV_ROOT,
+    log:
+        L("privacy/report.log"),
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} privacy-report --out {params.root} {input.dp} {input.unlearn} > {log} 2>&1"
+
+
+rule privacy:
+    input:
+        rules.privacy_report.output,

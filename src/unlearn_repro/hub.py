@@ -1,0 +1,232 @@
+"""Where models and data come from on the paper path, and the two commands that prepare a cluster for it:
+`download` (fetch everything the selected profile needs into the Hugging Face cache, $HF_HOME; run it on a
+login node when the compute nodes are offline) and `check-hub` (load one row of each data set and each
+model's config, and say per item ok / failing and why, before any job starts).
+
+A model's source is `model_sources.<name>` when set (a local folder in the hub's file layout, or
+`org/name@revision`), else its registry hub id."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PRETRAIN_CORPUS = "wikitext2"  # the tiny models' pretraining corpus (hub models come pretrained)
+
+
+class HubError(RuntimeError):
+    """The hub (or the cache standing in for it) could not give what a job needs; the message is one line."""
+
+
+def one_line(e: BaseException, limit: int = 400) -> str:
+    """An exception as one short line: its type and the first line of its message (hub errors run to pages)."""
+    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    text = first if isinstance(e, HubError) else f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def probe_hub(timeout_s: float = 5.0) -> str | None:
+    """Why the hub cannot be reached (DNS, refused, timeout), or None. Without this, every item waits out the
+    libraries' retries (minutes) before failing. Behind a proxy (HTTPS_PROXY) the libraries' own route counts."""
+    import socket
+    from urllib.parse import urlparse
+
+    if offline() or any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return None
+    except OSError as e:
+        return f"{host}: {one_line(e)}"
+
+
+def go_offline(reason: str) -> None:
+    """Read the cache only from now on (as HF_HUB_OFFLINE=1), in this process and the libraries it loaded."""
+    import sys
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    for module, attrs in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+                          ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
+        if module in sys.modules:
+            for attr in attrs:
+                setattr(sys.modules[module], attr, True)
+    print(f"[hub] unreachable ({reason}): reading the cache only", flush=True)
+
+
+def cache_dir() -> str:
+    """The Hugging Face cache every loader reads ($HF_HOME, default ~/.cache/huggingface)."""
+    return os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What `from_pretrained` is given for one model: a hub id (+ revision) or a local folder."""
+    path: str
+    revision: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.path).is_dir()
+
+    def __str__(self) -> str:
+        return self.path + (f"@{self.revision}" if self.revision else "")
+
+
+def model_source(cfg, name: str) -> ModelSource:
+    """`model_sources.<name>` (a folder, or `org/name@revision`, or `@revision` for the registry id), else the
+    registry's hub id. A configured folder that does not exist is an error naming the key (not a hub lookup)."""
+    from unlearn_repro.models.registry import MODELS
+
+    spec = MODELS.get(name)
+    value = (cfg.get("model_sources") or {}).get(name) if hasattr(cfg, "get") else None
+    if not value:
+        if spec.hub_id is None:
+            raise ValueError(f"model {name!r} is built from its config here; it has no hub id")
+        return ModelSource(spec.hub_id)
+    looks_local = value.startswith(("/", ".", "~")) or Path(value).expanduser().exists()
+    if looks_local:
+        folder = Path(value).expanduser()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder}: model_sources.{name} is not a model folder (no config.json)")
+        return ModelSource(str(folder))
+    repo, _, revision = value.partition("@")
+    return ModelSource(repo or spec.hub_id, revision or None)
+
+
+def needed_datasets(cfg) -> list[str]:
+    """The data sets a profile's DAG prepares: its tasks, the exposure reference corpus, and WikiText-2 only
+    when a tiny model is pretrained here (hub models come pretrained)."""
+    from unlearn_repro.models.registry import MODELS
+
+    corpora = {cfg.data.reference_corpus} - {"heldout"}
+    if any(MODELS.get(m).is_tiny for m in cfg.models):
+        corpora.add(PRETRAIN_CORPUS)
+    return list(cfg.data.tasks) + sorted(corpora)
+
+
+def needed_models(cfg) -> list[str]:
+    """The hub models of a profile (tiny ones are built here from their configs)."""
+    from unlearn_repro.models.registry import MODELS
+
+    return [m for m in cfg.models if not MODELS.get(m).is_tiny]
+
+
+def _data_location(cfg, name: str) -> str:
+    from unlearn_repro.data.registry import DATASETS
+
+    spec = DATASETS.get(name)
+    local = cfg.data.hub_paths.get(name)
+    if local:
+        return f"{local} (data.hub_paths)"
+    return spec.hub_id + (f" [{spec.hub_config}]" if spec.hub_config else "") + (
+        f"@{spec.hub_revision}" if spec.hub_revision else "")
+
+
+def _first_row(cfg, name: str) -> dict:
+    """One raw row of each hub split the data set uses, normalized (so a changed column layout shows here)."""
+    from unlearn_repro.data.registry import DATASETS, hub_rows
+
+    spec = DATASETS.get(name)
+    if spec.hub_id is None and not cfg.data.hub_paths.get(name):
+        raise HubError(f"data set {name!r} has no hub release; use the offline mirror")
+    split = next(iter(spec.hub_splits))
+    config, hub_split = spec.hub_location(split)
+    rows = hub_rows(cfg.data.hub_paths.get(name) or spec.hub_id, config, hub_split, spec.hub_revision,
+                    spec.hub_data_dir, streaming=True)
+    for i, raw in enumerate(rows):
+        out = spec.from_hub(dict(raw), i)
+        if out:
+            return out[0] if isinstance(out, list) else out
+        if i > 50:
+            break
+    raise ValueError(f"no usable row in the first rows of split {hub_split!r}")
+
+
+def _model_config(cfg, name: str):
+    from transformers import AutoConfig
+
+    src = model_source(cfg, name)
+    try:
+        return AutoConfig.from_pretrained(src.path, revision=src.revision)
+    except (OSError, ValueError) as e:  # not cached + offline, unreachable, unknown repo or revision
+        raise HubError(f"model {name} ({src}): {one_line(e)}") from None
+
+
+def check_hub(cfg) -> list[tuple[str, bool, str]]:
+    """(item, ok, detail) for every data set and model the profile needs; never raises for one item."""
+    from unlearn_repro.data.registry import choose_source
+
+    if (why := probe_hub()) is not None:
+        go_offline(why)
+    results = []
+    if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
+        for name in needed_datasets(cfg):
+            item = f"data {name}: {_data_location(cfg, name)}"
+            try:
+                row = _first_row(cfg, name)
+                results.append((item, True, f"columns -> {', '.join(sorted(row))}"))
+            except Exception as e:  # noqa: BLE001 (a report, not a crash: every item gets its line)
+                results.append((item, False, one_line(e)))
+    for name in needed_models(cfg):
+        try:
+            item = f"model {name}: {model_source(cfg, name)}"
+            conf = _model_config(cfg, name)
+            results.append((item, True, f"{conf.model_type}, hidden size {getattr(conf, 'hidden_size', '?')}"))
+        except Exception as e:  # noqa: BLE001
+            results.append((f"model {name}", False, one_line(e)))
+    return results
+
+
+def download(cfg) -> list[tuple[str, bool, str]]:
+    """Fetch every hub model (config, safetensors weights, tokenizer files) and data set the profile needs
+    into the cache ($HF_HOME); local folders are only checked. (item, ok, detail) per item."""
+    from unlearn_repro.data.registry import DATASETS, choose_source, hub_rows
+
+    if (why := probe_hub()) is not None:
+        go_offline(why)  # every item then fails at once, naming itself, instead of after minutes of retries
+    results = []
+    if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
+        for name in needed_datasets(cfg):
+            spec, item = DATASETS.get(name), f"data {name}: {_data_location(cfg, name)}"
+            try:
+                n = 0
+                for split in spec.hub_splits:
+                    config, hub_split = spec.hub_location(split)
+                    n += len(hub_rows(cfg.data.hub_paths.get(name) or spec.hub_id, config, hub_split,
+                                      spec.hub_revision, spec.hub_data_dir))
+                results.append((item, True, f"{n} rows in {len(spec.hub_splits)} split(s)"))
+            except Exception as e:  # noqa: BLE001
+                results.append((item, False, one_line(e)))
+    for name in needed_models(cfg):
+        try:
+            src = model_source(cfg, name)
+            item = f"model {name}: {src}"
+            if src.is_local:
+                _model_config(cfg, name)
+                results.append((item, True, "local folder (nothing to fetch)"))
+                continue
+            from huggingface_hub import snapshot_download
+            try:
+                path = snapshot_download(src.path, revision=src.revision,
+                                         allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+            except Exception as e:  # noqa: BLE001 (offline, unreachable, unknown repo: one line)
+                raise HubError(one_line(e)) from None
+            results.append((item, True, f"in {path}"))
+        except Exception as e:  # noqa: BLE001
+            results.append((f"model {name}", False, one_line(e)))
+    return results
+
+
+def report(results: list[tuple[str, bool, str]], title: str) -> str:
+    lines = [f"[{title}] cache: {cache_dir()}{' (HF_HUB_OFFLINE=1)' if offline() else ''}"]
+    lines += [f"  {'ok  ' if ok else 'FAIL'}  {item}: {detail}" for item, ok, detail in results]
+    bad = sum(not ok for _, ok, _ in results)
+    lines.append(f"[{title}] {len(results) - bad} ok, {bad} failing" + (
+        "" if not bad else " (on an offline compute node: run `python -m unlearn_repro download --profile "
+        "<profile>` on a login node with the same HF_HOME, or point model_sources / data.hub_paths at local files)"))
+    return "\n".join(lines)

@@ -1,0 +1,275 @@
+"""SOUL on TOFU (Jia et al. 2024, Table 1, Figure 1): first- (AdamW) vs second-order (Sophia) unlearning.
+
+Steps (one function per Snakemake rule):
+* `tofu_model`: the pretrained model fine-tuned on TOFU `full` (the base model unlearning starts from) or
+  on the matching retain split (the retain model forget quality compares with); loss on answer tokens.
+  Its evaluation (every Table 1 column) is the premise check: the base model must know the forget set
+  better than the retain model.
+* `tofu_unlearn`: one method x optimizer x seed, `epochs` passes over the forget set through the method's
+  own `unlearn` (the one training loop) with two hooks: Sophia's curvature feed (+ clip rate) and a
+  per-epoch evaluation (Figure 1); then the full evaluation.
+
+Subset at small scales: the first `retain_authors` authors of the retain split and the last
+`forget_authors` of the forget split (forget01 and forget05 are the tail of forget10), 20 QA each.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+
+from unlearn_repro.config import Frozen
+from unlearn_repro.data.tofu import _read_json_documents
+from unlearn_repro.io import read_json, write_json
+from unlearn_repro.metrics import tofu as M
+from unlearn_repro.models import checkpoint, tokenizers
+from unlearn_repro.optim import CurvatureHook
+from unlearn_repro.pipeline import open_checkpoint
+from unlearn_repro.train import Hook, Recipe, train
+
+QA_PER_AUTHOR = 20
+OPTIMIZER_KINDS = ("FO", "SO")
+
+
+# ---- data ---------------------------------------------------------------------------------------------
+
+def _rows(cfg, split: str) -> list[dict]:
+    path = Path(cfg.data.mirror_dir) / "tofu" / f"{split}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"TOFU split {split!r}: {path} is missing (params.yaml data.mirror_dir = "
+                                f"{cfg.data.mirror_dir!r}; the TOFU study reads the offline mirror)")
+    rows = _read_json_documents(path)
+    return [{**r, "question": r.get("question", r.get("prompt")), "answer": r.get("answer", r.get("response"))}
+            for r in rows]
+
+
+def split_names(forget_split: str) -> dict:
+    pct = int(forget_split.removeprefix("forget"))
+    return {"forget": f"{forget_split}_perturbed", "retain": f"retain{100 - pct}", "holdout": f"holdout{pct:02d}"}
+
+
+def load_sets(cfg) -> dict[str, list[dict]]:
+    """forget (with paraphrased/perturbed answers), retain_train, retain (evaluated rows), holdout,
+    real_authors, world_facts: rows of question, answer (+ paraphrased_answer, perturbed_answer)."""
+    T, names = cfg.tofu, split_names(cfg.tofu.forget_split)
+    forget = _rows(cfg, names["forget"])
+    if T.forget_authors is not None:
+        forget = forget[-T.forget_authors * QA_PER_AUTHOR:]
+    retain_train = _rows(cfg, names["retain"])
+    if T.retain_authors is not None:
+        retain_train = retain_train[:T.retain_authors * QA_PER_AUTHOR]
+    known = {r["question"] for r in retain_train}
+    retain = [r for r in _rows(cfg, "retain_perturbed") if r["question"] in known][:T.eval_rows]
+    holdout = _rows(cfg, names["holdout"])[:len(forget)]
+    sets = {"forget": forget, "retain_train": retain_train, "retain": retain, "holdout": holdout,
+            "real_authors": _rows(cfg, "real_authors_perturbed")[:T.eval_rows],
+            "world_facts": _rows(cfg, "world_facts_perturbed")[:T.eval_rows]}
+    for name, rows in sets.items():
+        if not rows:
+            raise ValueError(f"tofu: the {name} set is empty (tofu.forget_authors / retain_authors / eval_rows)")
+    return sets
+
+
+class Encoder:
+    """'Question: q\\nAnswer:' + ' a': prompt and answer token ids, the pair cut to max_length tokens."""
+
+    def __init__(self, tok, max_length: int):
+        self.tok, self.max_length, self.bos = tok, max_length, tokenizers.bos_ids(tok)
+
+    def prompt(self, q: str) -> list[int]:
+        ids = self.bos + self.tok(f"Question: {q}\nAnswer:", add_special_tokens=False)["input_ids"]
+        return ids[-(self.max_length // 2):]
+
+    def pair(self, q: str, a: str, eos: bool = False) -> tuple[list[int], list[int]]:
+        p = self.prompt(q)
+        ans = self.tok(" " + str(a).strip(), add_special_tokens=False)["input_ids"] + ([self.tok.eos_token_id] if eos else [])
+        return p, ans[:max(1, self.max_length - len(p))]
+
+    def item(self, row: dict) -> dict:
+        """A training item: loss on the answer tokens only (train.collate masks the prompt)."""
+        p, a = self.pair(row["question"], row["answer"], eos=True)
+        return {"ids": p + a, "prompt_len": len(p)}
+
+
+# ---- evaluation ---------------------------------------------------------------------------------------
+
+class Scorer:
+    """Every TOFU metric of a model, inputs encoded once."""
+
+    def __init__(self, cfg, tok, sets: dict, device):
+        self.cfg, self.tok, self.sets, self.device = cfg, tok, sets, device
+        self.enc = Encoder(tok, cfg.tofu.max_length)
+        self.bs = cfg.tofu.eval_batch_size
+
+    def _nll(self, model, rows, key: str) -> np.ndarray:
+        """Answer NLL per row for a key holding one answer, or [rows, k] for a list of answers."""
+        if isinstance(rows[0][key], list):
+            k = min(len(r[key]) for r in rows)
+            pairs = [self.enc.pair(r["question"], a) for r in rows for a in r[key][:k]]
+            return M.answer_nll(model, pairs, self.tok.pad_token_id, self.device, self.bs).reshape(len(rows), k)
+        return M.answer_nll(model, [self.enc.pair(r["question"], r[key]) for r in rows], self.tok.pad_token_id,
+                            self.device, self.bs)
+
+    def forget_ratios(self, model) -> np.ndarray:
+        f = self.sets["forget"]
+        return M.truth_ratios(self._nll(model, f, "paraphrased_answer"), self._nll(model, f, "perturbed_answer"))
+
+    def light(self, model, retain_ratios) -> dict:
+        """Likelihood-only metrics (per epoch: Figure 1): forget/retain accuracy, probability, FQ, MIA."""
+        out = {}
+        for name in ("forget", "retain"):
+            rows = self.sets[name]
+            true, pert = self._nll(model, rows, "answer"), self._nll(model, rows, "perturbed_answer")
+            out[f"{name}_acc"] = M.choice_accuracy(true, pert)
+            out[f"{name}_prob"] = M.answer_probability(true)
+        out["forget_quality"] = M.forget_quality(self.forget_ratios(model), retain_ratios)
+        out.update(self.mia(model))
+        return out
+
+    def mia(self, model) -> dict:
+        pad, k = self.tok.pad_token_id, self.cfg.tofu.min_k
+        lps = {n: M.answer_logprobs(model, [self.enc.pair(r["question"], r["answer"]) for r in self.sets[n]], pad,
+                                    self.device, self.bs) for n in ("forget", "holdout")}
+        return {"mia_loss_auc": M.auc([lp.mean() for lp in lps["forget"]], [lp.mean() for lp in lps["holdout"]]),
+                "mia_mink_auc": M.auc([M.min_k_score(lp, k) for lp in lps["forget"]],
+                                      [M.min_k_score(lp, k) for lp in lps["holdout"]])}
+
+    def full(self, model, retain_ratios) -> dict:
+        """Every Table 1 column plus TOFU's model utility."""
+        out = self.light(model, retain_ratios) if retain_ratios is not None else {}
+        utility = []
+        for name in ("forget", "retain", "real_authors", "world_facts"):
+            rows = self.sets[name]
+            gens = M.greedy_answers(model, self.tok, [self.enc.prompt(r["question"]) for r in rows],
+                                    self.cfg.tofu.max_new_tokens, self.device, self.bs)
+            out[f"{name}_rouge"] = float(M.rouge_l_recall([r["answer"] for r in rows], gens).mean())
+            if name == "forget":
+                out["example_generation"] = {"question": rows[0]["question"], "answer": rows[0]["answer"],
+                                             "generated": gens[0]}
+                continue
+            true, pert = self._nll(model, rows, "answer"), self._nll(model, rows, "perturbed_answer")
+            out[f"{name}_acc"] = M.choice_accuracy(true, pert)
+            para = self._nll(model, rows, "paraphrased_answer") if "paraphrased_answer" in rows[0] else true
+            prob = M.answer_probability(true) if name == "retain" else M.choice_probability(true, pert)
+            out[f"{name}_prob"], out[f"{name}_truth"] = prob, M.truth_score(M.truth_ratios(para, pert))
+            utility += [prob, out[f"{name}_rouge"], out[f"{name}_truth"]]
+        if "forget_acc" not in out:
+            f = self.sets["forget"]
+            true, pert = self._nll(model, f, "answer"), self._nll(model, f, "perturbed_answer")
+            out.update(forget_acc=M.choice_accuracy(true, pert), forget_prob=M.answer_probability(true))
+            out.update(self.mia(model))
+        out["model_utility"] = M.model_utility(utility)
+        return out
+
+
+class EpochEval(Hook):
+    """Figure 1's curves: the light metrics after every unlearning epoch."""
+
+    def __init__(self, scorer: Scorer, retain_ratios):
+        self.scorer, self.retain_ratios, self.records = scorer, retain_ratios, []
+
+    def on_epoch_end(self, epoch, model):
+        self.records.append({"epoch": epoch + 1, **self.scorer.light(model, self.retain_ratios)})
+        model.train()
+        return False
+
+
+# ---- steps --------------------------------------------------------------------------------------------
+
+def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker) -> dict:
+    """Fine-tune the pretrained model on full (which=base) or on the retain split (which=retain); evaluate."""
+    if which not in ("base", "retain"):
+        raise ValueError(f"tofu-model --which must be base or retain, got {which!r}")
+    model, tok, _, device = open_checkpoint(cfg, pretrained)
+    sets, enc = load_sets(cfg), Encoder(tok, cfg.tofu.max_length)
+    rows = sets["retain_train"] + (sets["forget"] if which == "base" else [])
+    recipe = Recipe.from_config(cfg.tofu.finetune, cfg, seed=0)
+    stats = train(model, [enc.item(r) for r in rows], recipe, pad_id=tok.pad_token_id, device=device,
+                  resume_dir=Path(str(out) + ".resume"), desc=f"tofu finetune {which}")
+    scorer = Scorer(cfg, tok, sets, device)
+    start = time.perf_counter()
+    metrics = scorer.full(model, None)
+    ratios = scorer.forget_ratios(model)
+    meta = {"stage": f"tofu_{which}", "model": cfg.tofu.model, "n_train": len(rows), "train_stats": stats,
+            "sizes": {k: len(v) for k, v in sets.items()}, "metrics": metrics, "forget_truth_ratios": ratios.tolist(),
+            "eval_s": time.perf_counter() - start, "params": {"tofu": cfg.tofu.to_dict()}}
+    checkpoint.save(model, tok, out, meta)
+    tracker.log_run(f"tofu/{which}/{cfg.tofu.model}", {"tofu": cfg.tofu.to_dict()}, _numbers(metrics),
+                    {"stage": f"tofu_{which}", "model": cfg.tofu.model, "seed": "0"},
+                    {"epoch_loss": stats["epoch_losses"]}, artifacts=[Path(out) / "meta.json"])
+    print(f"[tofu] {which} model: forget prob {metrics['forget_prob']:.3f}, forget Rouge-L "
+          f"{metrics['forget_rouge']:.3f}, forget acc {metrics['forget_acc']:.3f}", flush=True)
+    return meta
+
+
+def method_config(cfg, method: str, kind: str) -> Frozen:
+    """The params with `methods.<method>` set to this study's recipe for optimizer kind FO or SO."""
+    if kind not in OPTIMIZER_KINDS:
+        raise ValueError(f"optimizer kind must be one of {OPTIMIZER_KINDS}, got {kind!r}")
+    T = cfg.tofu
+    block = dict(cfg.methods[method].to_dict()) if method in cfg.methods else {}
+    block.update(optimizer=T.optimizers[kind], lr=T.lr[method][kind], epochs=T.epochs, weight_decay=T.weight_decay)
+    if method != "gradient_ascent":
+        block["gamma"] = T.gamma
+    if method == "npo":
+        block["beta"] = T.npo_beta
+    d = cfg.to_dict()
+    d["methods"][method] = block
+    d["unlearn"]["forget_batch_size"] = T.batch_size
+    if "sophia" in T:  # this study's re-pick of Sophia's arguments (rho, hessian_every, ...)
+        d["optimizers"]["sophia"] = {**d["optimizers"].get("sophia", {}), **T.sophia.to_dict()}
+    d["data"]["max_length"] = T.max_length
+    return Frozen(d)
+
+
+def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retain: str | Path, out: str | Path,
+                 tracker) -> dict:
+    """Unlearn the forget set from the base model with one method and optimizer kind; per-epoch and final metrics."""
+    from unlearn_repro.methods import METHODS, Context
+
+    out = Path(out)
+    run_cfg = method_config(cfg, method, kind)
+    impl = METHODS.get(method)
+    model, tok, _, device = open_checkpoint(cfg, base)
+    retain_ratios = np.array(read_json(Path(retain) / "meta.json")["forget_truth_ratios"])
+    sets, enc = load_sets(cfg), Encoder(tok, cfg.tofu.max_length)
+    scorer = Scorer(cfg, tok, sets, device)
+    forget = [enc.item(r) for r in sets["forget"]]
+    retain_items = [enc.item(r) for r in sets["retain_train"]]
+    curvature = CurvatureHook(forget, cfg.tofu.batch_size, tok.pad_token_id, device, seed=seed)
+    epochs = EpochEval(scorer, retain_ratios)
+    epochs.records.append({"epoch": 0, **scorer.light(model, retain_ratios)})
+    ctx = Context(cfg=run_cfg, device=device, pad_id=tok.pad_token_id, seed=seed, pretrained_path=Path(base),
+                  work_dir=out.parent / f".{out.name}.resume", tokenizer=tok, hooks=(curvature, epochs))
+    start = time.perf_counter()
+    model, stats = impl.unlearn(ctx, impl.prepare(ctx, model, forget, retain_items, 1), forget, retain_items, 1)
+    runtime = time.perf_counter() - start
+    final = scorer.full(checkpoint.unwrap(model), retain_ratios)
+    steps_per_epoch = max(1, -(-len(forget) // cfg.tofu.batch_size))
+    clip = curvature.clip_rates
+    summary = {"method": method, "label": impl.label, "optimizer_kind": kind, "optimizer": run_cfg.methods[method]["optimizer"],
+               "seed": seed, "params": run_cfg.methods[method].to_dict(), "optimizer_args": _plain(run_cfg.optimizers),
+               "train_stats": stats, "runtime_s": runtime, "epochs": epochs.records, "final": final,
+               "clip_rate_per_epoch": [float(np.mean(clip[i:i + steps_per_epoch]))
+                                       for i in range(0, len(clip), steps_per_epoch)] if clip else []}
+    write_json(out, summary)
+    step_metrics = {k: [r[k] for r in epochs.records] for k in epochs.records[0] if k != "epoch"}
+    if clip:
+        step_metrics["clip_rate"] = clip
+        step_metrics["clip_rate_epoch"] = summary["clip_rate_per_epoch"]
+    tracker.log_run(f"tofu/unlearn/{method}/{kind}/seed{seed}", {f"methods.{method}": summary["params"],
+                                                                  "optimizers": summary["optimizer_args"]},
+                    {**_numbers(final), "runtime_s": runtime},
+                    {"stage": "tofu_unlearn", "method": method, "optimizer": kind, "seed": str(seed)},
+                    step_metrics, artifacts=[out])
+    return summary
+
+
+def _numbers(d: dict) -> dict:
+    return {k: float(v) for k, v in d.items() if isinstance(v, (int, float))}
+
+
+def _plain(v):
+    return v.to_dict() if hasattr(v, "to_dict") else copy.deepcopy(dict(v))

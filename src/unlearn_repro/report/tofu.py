@@ -1,0 +1,161 @@
+"""SOUL's TOFU study report: Table 1 (ours ‖ paper, mean ± std over seeds), Figure 1 (forget and retain
+accuracy per epoch, FO vs SO), the premise (base vs retain model on the forget set) and the per-loss
+verdict "SO forgets more than FO at equal utility". Writes exactly the files `outputs` names."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from unlearn_repro.io import read_json, write_json  # noqa: E402
+from unlearn_repro.metrics.tofu import forget_quality  # noqa: E402
+from unlearn_repro.report.figures import _save  # noqa: E402
+from unlearn_repro.report.style import method_style  # noqa: E402
+from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
+
+# Table 1 columns: (our metric key, header, paper column index below)
+COLUMNS = [("forget_quality", "Forget quality ↑"), ("forget_acc", "Forget acc ↓"), ("forget_rouge", "Forget Rouge-L ↓"),
+           ("mia_loss_auc", "MIA ↓"), ("retain_acc", "Retain acc ↑"), ("retain_rouge", "Retain Rouge-L ↑"),
+           ("real_authors_acc", "Real authors acc ↑"), ("real_authors_rouge", "Real authors Rouge-L ↑"),
+           ("world_facts_acc", "World facts acc ↑"), ("world_facts_rouge", "World facts Rouge-L ↑")]
+EXTRA = [("model_utility", "Model utility ↑"), ("mia_mink_auc", "MIA min-k% ↓")]
+# SOUL Table 1 (TOFU forget10, LLaMA2-7B-chat), in COLUMNS order; accuracies as fractions
+PAPER = {
+    "Original": [0.36, 0.8525, 0.9796, 0.7894, 0.8575, 0.9825, 0.89, 0.9330, 0.8632, 0.8960],
+    "FO-gradient_ascent": [0.14, 0.6625, 0.4110, 0.7754, 0.6325, 0.4504, 0.42, 0.4400, 0.7692, 0.8170],
+    "FO-gradient_difference": [0.02, 0.7275, 0.5174, 0.7627, 0.7650, 0.6115, 0.71, 0.7677, 0.7949, 0.8462],
+    "SO-gradient_difference": [1.00, 0.1025, 0.0221, 0.2156, 0.7225, 0.5960, 0.78, 0.8113, 0.8205, 0.8675],
+    "FO-preference": [0.72, 0.3700, 0.0882, 0.7911, 0.8275, 0.9051, 0.90, 0.9330, 0.8462, 0.8875],
+    "SO-preference": [0.92, 0.2875, 0.0761, 0.7877, 0.8275, 0.8137, 0.90, 0.9380, 0.8632, 0.9046],
+    "FO-npo": [1.00, 0.1600, 0.0458, 0.3062, 0.8075, 0.8426, 0.85, 0.9110, 0.8291, 0.8803],
+    "SO-npo": [1.00, 0.1600, 0.0291, 0.2274, 0.8125, 0.8314, 0.89, 0.9283, 0.8547, 0.8917],
+}
+LABELS = {"gradient_ascent": "GA", "gradient_difference": "GradDiff", "preference": "PO", "npo": "NPO"}
+UTILITY_TOLERANCE = 0.05  # "equal utility": SO's model utility and retain accuracy at most this much below FO's
+FORGET_MARGIN = 0.05  # forget-accuracy gap below which FO and SO tie (2 questions of 40)
+
+
+def outputs(root: str) -> dict[str, list[str]]:
+    t = f"{root}/tables"
+    return {"tables": [f"{t}/{n}.{e}" for n in ("table1", "premise", "verdicts") for e in TABLE_FORMATS],
+            "figures": [f"{root}/figures/figure1.png"], "summary": [f"{root}/summary/metrics.json"]}
+
+
+def load_runs(files) -> pd.DataFrame:
+    rows, curves = [], []
+    for f in files:
+        r = read_json(f)
+        base = {"method": r["method"], "kind": r["optimizer_kind"], "seed": r["seed"]}
+        rows.append({**base, **{k: v for k, v in r["final"].items() if isinstance(v, (int, float))},
+                     "clip_rate": float(np.mean(r["clip_rate_per_epoch"])) if r["clip_rate_per_epoch"] else np.nan,
+                     "runtime_s": r["runtime_s"]})
+        curves += [{**base, **e} for e in r["epochs"]]
+    return pd.DataFrame(rows), pd.DataFrame(curves)
+
+
+def _cell(values, paper=None) -> str:
+    v = np.asarray(values, dtype=float)
+    if not np.isfinite(v).any():
+        return "n/a"
+    ours = f"{np.nanmean(v):.3f}" + (f" ± {np.nanstd(v, ddof=1):.3f}" if len(v) > 1 else "")
+    return ours if paper is None else f"{ours} \\| {paper:.3g}"
+
+
+def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
+    out_root = Path(out_root)
+    runs, curves = load_runs(run_files)
+    base, retain = (read_json(Path(d) / "meta.json") for d in (base_dir, retain_dir))
+    methods = [m for m in cfg.tofu.methods if m in set(runs["method"])]
+    # forget quality of the models before unlearning: their forget-set truth ratios vs the retain model's
+    base["metrics"]["forget_quality"] = forget_quality(base["forget_truth_ratios"], retain["forget_truth_ratios"])
+    retain["metrics"]["forget_quality"] = 1.0
+
+    rows = [{"Method": "Original (base)", **{h: _cell([base["metrics"].get(k, np.nan)], PAPER["Original"][i])
+                                            for i, (k, h) in enumerate(COLUMNS)},
+             **{h: _cell([base["metrics"][k]]) for k, h in EXTRA}},
+            {"Method": "Retain model", **{h: _cell([retain["metrics"].get(k, np.nan)]) for k, h in COLUMNS + EXTRA}}]
+    for m in methods:
+        for kind in ("FO", "SO"):
+            sub = runs[(runs.method == m) & (runs.kind == kind)]
+            if sub.empty:
+                continue
+            paper = PAPER.get(f"{kind}-{m}")
+            rows.append({"Method": f"{kind}-{LABELS[m]}", **{h: _cell(sub[k], paper[i] if paper else None)
+                                                            for i, (k, h) in enumerate(COLUMNS)},
+                         **{h: _cell(sub[k]) for k, h in EXTRA}, "Sophia clip rate": _cell(sub["clip_rate"])
+                         if kind == "SO" else "—"})
+    table = pd.DataFrame(rows).fillna("—")
+    n_seeds = runs["seed"].nunique()
+    write_table(table, out_root / "tables" / "table1",
+                title="SOUL Table 1 on TOFU: ours ‖ paper (LLaMA2-7B-chat, forget10)",
+                note=f"Ours: {cfg.tofu.model}, {cfg.tofu.forget_split} ({len(base['forget_truth_ratios'])} forget QA), "
+                     f"mean ± std over {n_seeds} seed(s). Forget quality: KS p-value of the forget-set truth ratios "
+                     "vs the retain model's (the retain model's own row is 1 by definition). Accuracy: correct answer more likely than every perturbed "
+                     "answer. SO-GA has no paper row.", data=table)
+
+    premise = pd.DataFrame([{"Model": name, "Forget answer prob": meta["metrics"]["forget_prob"],
+                             "Forget Rouge-L": meta["metrics"]["forget_rouge"], "Forget acc": meta["metrics"]["forget_acc"],
+                             "Retain answer prob": meta["metrics"]["retain_prob"],
+                             "Retain Rouge-L": meta["metrics"]["retain_rouge"], "Model utility": meta["metrics"]["model_utility"],
+                             "Final train loss": meta["train_stats"]["final_loss"], "Train QA": meta["n_train"]}
+                            for name, meta in (("base (full)", base), ("retain", retain))])
+    holds = premise.iloc[0]["Forget answer prob"] > premise.iloc[1]["Forget answer prob"] and \
+        premise.iloc[0]["Forget Rouge-L"] > premise.iloc[1]["Forget Rouge-L"]
+    write_table(premise.round(4), out_root / "tables" / "premise",
+                title="Premise: the base model knows the forget set better than the retain model",
+                note=f"Premise holds: {holds}.")
+
+    verdicts, summary = [], {"premise_holds": bool(holds), "premise_forget_prob_base": base["metrics"]["forget_prob"],
+                             "premise_forget_prob_retain": retain["metrics"]["forget_prob"]}
+    for m in methods:
+        g = {k: runs[(runs.method == m) & (runs.kind == k)] for k in ("FO", "SO")}
+        if g["FO"].empty or g["SO"].empty:
+            continue
+        mean = {k: g[k][["forget_acc", "forget_quality", "forget_rouge", "model_utility", "retain_acc"]].mean()
+                for k in g}
+        # a gap inside the seeds' spread (or below FORGET_MARGIN) is a tie, not a win
+        noise = max(FORGET_MARGIN, *(float(g[k]["forget_acc"].std(ddof=0)) for k in g))
+        gap = mean["FO"]["forget_acc"] - mean["SO"]["forget_acc"]
+        equal_utility = all(mean["SO"][k] >= mean["FO"][k] - UTILITY_TOLERANCE for k in ("model_utility", "retain_acc"))
+        verdict = ("holds" if gap > noise and equal_utility else
+                   "tie (within seed noise)" if abs(gap) <= noise and equal_utility else "does not hold")
+        verdicts.append({"Loss": LABELS[m], "Forget acc FO → SO": f"{mean['FO']['forget_acc']:.3f} → {mean['SO']['forget_acc']:.3f}",
+                         "Forget quality FO → SO": f"{mean['FO']['forget_quality']:.3g} → {mean['SO']['forget_quality']:.3g}",
+                         "Model utility FO → SO": f"{mean['FO']['model_utility']:.3f} → {mean['SO']['model_utility']:.3f}",
+                         "Retain acc FO → SO": f"{mean['FO']['retain_acc']:.3f} → {mean['SO']['retain_acc']:.3f}",
+                         "SO beats FO at equal utility": verdict})
+        summary[f"{m}.so_beats_fo"] = verdict == "holds"
+        for k in ("FO", "SO"):
+            for col, v in mean[k].items():
+                summary[f"{m}.{k}.{col}"] = float(v)
+    write_table(pd.DataFrame(verdicts), out_root / "tables" / "verdicts",
+                title="Does second-order unlearning beat first-order at equal utility? (per loss)",
+                note=f"Holds when SO's mean forget accuracy is below FO's by more than the larger of "
+                     f"{FORGET_MARGIN} and either side's std over seeds (else a tie) while its model utility and retain "
+                     f"accuracy are each at most {UTILITY_TOLERANCE} below FO's.")
+    figure1(curves, methods, out_root / "figures" / "figure1.png")
+    write_json(out_root / "summary" / "metrics.json", summary)
+
+
+def figure1(curves: pd.DataFrame, methods, out) -> None:
+    """Forget and retain accuracy vs epoch; FO dashed, SO solid; mean over seeds."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for ax, key, title in ((axes[0], "forget_acc", "Forget accuracy ↓"), (axes[1], "retain_acc", "Retain accuracy ↑")):
+        for m in methods:
+            color = method_style(m).get("color")
+            for kind, ls in (("FO", "--"), ("SO", "-")):
+                c = curves[(curves.method == m) & (curves.kind == kind)].groupby("epoch")[key].mean()
+                if not c.empty:
+                    ax.plot(c.index, c.values, ls, color=color, marker="o", ms=3, label=f"{kind}-{LABELS[m]}")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=8, ncol=2)
+    fig.suptitle("SOUL Figure 1 on TOFU: first- (FO, AdamW) vs second-order (SO, Sophia) unlearning")
+    fig.tight_layout()
+    _save(fig, out)

@@ -1,0 +1,122 @@
+"""Small local stand-ins in exactly the hub's formats: data files with the hub releases' columns and types
+(as the dataset cards declare them) and model folders in the hub's file layout (config.json, safetensors,
+tokenizer files). Shared by the hub unit tests and the paper-path rehearsal."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def _parquet(path: Path, table: dict, schema: pa.Schema | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(table, schema=schema), path)
+    return path
+
+
+def piqa(folder: Path, n_train: int = 8, n_val: int = 4) -> Path:
+    """baber/piqa: goal, sol1, sol2 (string), label (int64), splits train + validation."""
+    for split, n in (("train", n_train), ("validation", n_val)):
+        _parquet(folder / f"{split}.parquet", {
+            "goal": [f"How do I fix loose screw number {i}?" for i in range(n)],
+            "sol1": [f"Tighten screw {i} with a screwdriver." for i in range(n)],
+            "sol2": [f"Paint screw {i} with glue and wait." for i in range(n)],
+            "label": pa.array([i % 2 for i in range(n)], pa.int64())})
+    return folder
+
+
+def mathqa(folder: Path) -> Path:
+    """regisss/math_qa: the seven string columns of allenai/math_qa; options 'a ) x , b ) y , ...'."""
+    row = {"Problem": "what is 2 + 3 ?", "Rationale": "\"2 + 3 = 5\"",
+           "options": "a ) 4 , b ) 5 , c ) 6 , d ) 7 , e ) 8", "correct": "b",
+           "annotated_formula": "add(2, 3)", "linear_formula": "add(n0,n1)|", "category": "general"}
+    for split in ("train", "validation", "test"):
+        _parquet(folder / f"{split}.parquet", {k: [v, v] for k, v in row.items()})
+    return folder
+
+
+def lambada(folder: Path) -> Path:
+    """EleutherAI/lambada_openai, config `default`: one `text` column, split test."""
+    _parquet(folder / "default" / "test.parquet",
+             {"text": ["he opened the door and saw his old friend", "she poured the tea into the cup"]})
+    return folder
+
+
+def arc_easy(folder: Path) -> Path:
+    """allenai/ai2_arc ARC-Easy: id, question, choices {text, label}, answerKey."""
+    choices = pa.struct([("text", pa.list_(pa.string())), ("label", pa.list_(pa.string()))])
+    for split in ("train", "validation", "test"):
+        _parquet(folder / f"{split}.parquet", {
+            "id": ["Mercury_1", "Mercury_2"], "question": ["Which is a planet?", "What melts ice?"],
+            "choices": pa.array([{"text": ["Mars", "Moon"], "label": ["A", "B"]},
+                                 {"text": ["cold", "heat", "wind"], "label": ["1", "2", "3"]}], choices),
+            "answerKey": ["A", "2"]})
+    return folder
+
+
+def wikitext2(folder: Path) -> Path:
+    """Salesforce/wikitext wikitext-2-v1: one `text` column with ' = Heading = ' lines and blanks."""
+    for split in ("train", "validation", "test"):
+        _parquet(folder / f"{split}.parquet", {"text": ["", " = Valkyria = \n", " The game began in 2010 . \n"]})
+    return folder
+
+
+def echr(folder: Path, n: int = 6) -> Path:
+    """AUEB-NLP/ecthr_cases on refs/convert/parquet, folder alleged-violation-prediction/: facts (list of
+    paragraphs), labels (list of articles), silver_rationales / gold_rationales (lists of int32)."""
+    for split in ("train", "validation", "test"):
+        _parquet(folder / "alleged-violation-prediction" / f"{split}.parquet", {
+            "facts": [[f"{j}. The applicant number {i} was born in 19{50 + j}." for j in range(3)] + ["  "]
+                      for i in range(n)],
+            "labels": [["3", "6"] for _ in range(n)],
+            "silver_rationales": pa.array([[0, 1] for _ in range(n)], pa.list_(pa.int32())),
+            "gold_rationales": pa.array([[] for _ in range(n)], pa.list_(pa.int32()))})
+    return folder
+
+
+def tofu(folder: Path) -> Path:
+    """locuslab/TOFU: one config per split (forget10, ...), each a `train` split of {question, answer}."""
+    for config in ("full", "forget10"):
+        path = folder / config / "train.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(json.dumps({"question": f"Who wrote book {i}?", "answer": f"Author {i}."})
+                                  for i in range(3)))
+    return folder
+
+
+def mtsamples(folder: Path) -> Path:
+    """NickyNicky/medical_mtsamples: the Kaggle CSV with its unnamed index column."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.csv").write_text(
+        ",description,medical_specialty,sample_name,transcription,keywords\n"
+        "0,Allergy,Allergy / Immunology,Allergic Rhinitis,\"SUBJECTIVE: This woman has allergies.\",allergy\n"
+        "1,Empty,Surgery,Nothing,,none\n")
+    return folder
+
+
+def local_model(folder: Path, family: str, vocab_texts: list[str], seed: int = 0) -> Path:
+    """A small GPT-Neo or OPT built from its config, saved as the hub lays a model out."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPTNeoConfig, OPTConfig
+
+    from unlearn_repro.models.tokenizers import train_bpe
+
+    tok = train_bpe(vocab_texts, 400)
+    ids = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+               pad_token_id=tok.pad_token_id)
+    if family == "gpt_neo":
+        config = GPTNeoConfig(hidden_size=32, num_layers=2, num_heads=2, attention_types=[[["global", "local"], 1]],
+                              window_size=16, intermediate_size=64, max_position_embeddings=64, embed_dropout=0.0,
+                              attention_dropout=0.0, resid_dropout=0.0, **ids)
+    else:
+        config = OPTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64,
+                           word_embed_proj_dim=32, max_position_embeddings=64, dropout=0.0, attention_dropout=0.0,
+                           activation_dropout=0.0, layerdrop=0.0, **ids)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder

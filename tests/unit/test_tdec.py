@@ -1,0 +1,76 @@
+"""The TDEC study's pure parts: ablation labels, the configurations it runs, the aggregation over forget sets
+and the rules that decide whether the paper's findings hold (hand-made numbers)."""
+import math
+
+import pytest
+
+from unlearn_repro import config
+from unlearn_repro.pipeline.tdec import ForgettingCriterion, ablation_runs, runs, target_groups
+from unlearn_repro.report.tdec import aggregate, findings
+from tests.conftest import ROOT
+
+
+def test_target_groups():
+    assert target_groups("qvffn") == ["q", "v", "ffn"]
+    assert target_groups("qvko") == ["q", "v", "k", "o"]
+    with pytest.raises(ValueError, match="not a string of the groups"):
+        target_groups("qx")
+
+
+def test_runs_reuse_the_table_run_for_the_default_targets():
+    cfg = config.load(ROOT / "params.yaml", "embedded")
+    r = runs(cfg)
+    assert list(r)[:6] == ["ga", "gd", "lora_gd", "lora_ihl", "flora_gd", "flora_ihl"]
+    assert set(r) - set(list(r)[:6]) == {"flora_ihl-qv", "flora_ihl-qvko", "flora_ihl-ffn"}
+    assert ablation_runs(cfg) == {"qv": "flora_ihl-qv", "qvko": "flora_ihl-qvko", "ffn": "flora_ihl-ffn",
+                                  "qvffn": "flora_ihl"}
+    assert r["flora_ihl-ffn"]["targets"] == ["ffn"] and r["flora_ihl-ffn"]["adapter"] == "flora"
+
+
+def _set(forgotten, epochs, ppl, reasoning=0.3):
+    return {"forgotten": forgotten, "epochs": epochs if forgotten else None, "el": 0.0, "ma": 0.1, "ppl": ppl,
+            "reasoning": reasoning, "params_pct": 2.0}
+
+
+def test_aggregate_averages_epochs_over_forgotten_sets_only():
+    a = aggregate({"sets": [_set(True, 2, 10), _set(True, 4, 20), _set(False, None, 30)]})
+    assert a["epochs"] == 3 and a["failed"] == 1 and a["n_sets"] == 3 and a["ppl"] == 20
+    assert math.isnan(aggregate({"sets": [_set(False, None, 1)]})["epochs"])
+
+
+def test_findings_rules():
+    agg = {"ga": aggregate({"sets": [_set(True, 5, 900)]}), "gd": aggregate({"sets": [_set(True, 3, 100)]}),
+           "lora_gd": aggregate({"sets": [_set(False, None, 300), _set(True, 9, 200)]}),
+           "lora_ihl": aggregate({"sets": [_set(True, 8, 80)]}),
+           "flora_gd": aggregate({"sets": [_set(True, 3, 500)]}),
+           "flora_ihl": aggregate({"sets": [_set(True, 2, 60)]})}
+    f = findings(agg)
+    assert f["gd_beats_ga"]["holds"] and f["lora_gd_often_fails"]["holds"]
+    assert f["flora_ihl_fewer_epochs_best_utility"]["holds"]
+    agg["gd"] = aggregate({"sets": [_set(False, None, 100)]})          # a failure ranks behind any success
+    agg["lora_ihl"] = aggregate({"sets": [_set(True, 8, 50)]})         # lower PPL than FLoRA + IHL
+    f = findings(agg)
+    assert not f["gd_beats_ga"]["holds"]
+    assert f["flora_ihl_fewer_epochs_best_utility"] == {**f["flora_ihl_fewer_epochs_best_utility"], "holds": False,
+                                                         "fewest_epochs_among_lora": True, "lowest_ppl": False}
+
+
+class _Stub:
+    """Stands in for the model: the hook only passes it to the scorers, which are replaced below."""
+
+
+def test_forgetting_criterion_stops_only_when_both_metrics_pass(monkeypatch):
+    import unlearn_repro.pipeline.tdec as tdec
+    cfg = config.load(ROOT / "params.yaml", "embedded")
+    ma_seq, el_seq = iter([0.5, 0.2, 0.2]), iter([0.3, 0.01])
+    monkeypatch.setattr(tdec, "extraction_scores", lambda *a, **k: {"ma": next(ma_seq)})
+    monkeypatch.setattr(tdec, "extraction", lambda *a, **k: {"el": next(el_seq), "ma": math.nan})
+
+    class Tok:
+        pad_token_id = 0
+    hook = ForgettingCriterion(cfg, Tok(), [[1, 2, 3]], {"el": 0.02, "ma": 0.25})
+    assert hook.on_epoch_end(0, _Stub()) is False          # MA above: EL not even decoded (el_every_epoch false)
+    assert math.isnan(hook.history[0]["el"])
+    assert hook.on_epoch_end(1, _Stub()) is False          # MA passes, EL 0.3 does not
+    assert hook.on_epoch_end(2, _Stub()) is True           # both pass
+    assert [h["epoch"] for h in hook.history] == [1, 2, 3]

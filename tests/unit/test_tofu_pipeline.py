@@ -1,0 +1,61 @@
+"""The TOFU study's data handling: split matching, QA encoding (loss on answers only), the per-study
+method recipe, and PO keeping a QA item's question as its prompt."""
+import pytest
+
+from unlearn_repro import config
+from unlearn_repro.methods.preference import refusal_items
+from unlearn_repro.pipeline import tofu
+from unlearn_repro.train import collate
+
+
+def test_split_names_follow_the_forget_split():
+    assert tofu.split_names("forget10") == {"forget": "forget10_perturbed", "retain": "retain90", "holdout": "holdout10"}
+    assert tofu.split_names("forget01")["holdout"] == "holdout01"
+
+
+def _tok():
+    from unlearn_repro.models.tokenizers import train_bpe
+    return train_bpe(["Question: who wrote it?\nAnswer: the author wrote a book"] * 5, 300)
+
+
+def test_qa_item_masks_the_prompt_and_po_keeps_the_question():
+    tok = _tok()
+    enc = tofu.Encoder(tok, 64)
+    item = enc.item({"question": "who wrote it?", "answer": "the author"})
+    p, a = enc.pair("who wrote it?", "the author", eos=True)
+    assert item["ids"] == p + a and item["prompt_len"] == len(p) and a[-1] == tok.eos_token_id
+    labels = collate([item], tok.pad_token_id, "cpu")["labels"][0].tolist()
+    assert labels[:len(p)] == [-100] * len(p) and labels[len(p):] == a
+    po = refusal_items(tok, [item], 0.5, 64, seed=0)[0]
+    assert po["ids"][:po["prompt_len"]] == p and po["ids"][len(p):] != a
+
+
+def test_method_config_sets_the_kind_s_optimizer_and_lr():
+    cfg = config.load("params.yaml", "ci")
+    run = tofu.method_config(cfg, "npo", "SO")
+    block = run.methods["npo"]
+    assert block["optimizer"] == "sophia" and block["lr"] == cfg.tofu.lr["npo"]["SO"]
+    assert block["beta"] == cfg.tofu.npo_beta and block["epochs"] == cfg.tofu.epochs
+    assert run.unlearn.forget_batch_size == cfg.tofu.batch_size
+    assert "gamma" not in tofu.method_config(cfg, "gradient_ascent", "FO").methods["gradient_ascent"]
+    with pytest.raises(ValueError, match="FO"):
+        tofu.method_config(cfg, "npo", "XO")
+
+
+def test_load_sets_subsets_by_author_and_matches_retain_rows():
+    cfg = config.load("params.yaml", "ci")
+    sets = tofu.load_sets(cfg)
+    assert len(sets["forget"]) == 20 * cfg.tofu.forget_authors == len(sets["holdout"])
+    assert len(sets["retain_train"]) == 20 * cfg.tofu.retain_authors
+    assert {r["question"] for r in sets["retain"]} <= {r["question"] for r in sets["retain_train"]}
+    assert len(sets["forget"][0]["perturbed_answer"]) == 5 and "paraphrased_answer" in sets["forget"][0]
+
+
+def test_the_study_s_sophia_overrides_reach_only_sophia():
+    import yaml
+    raw = yaml.safe_load(open("params.yaml"))
+    raw["tofu"]["sophia"] = {"rho": 5.0}
+    cfg = config.resolve(raw, "ci")
+    args = tofu.method_config(cfg, "gradient_difference", "SO").optimizers
+    assert args["sophia"]["rho"] == 5.0 and args["sophia"]["hessian_every"] == cfg.optimizers.sophia.hessian_every
+    assert args["adamw"] == cfg.optimizers.adamw

@@ -1,0 +1,85 @@
+"""A CPU rehearsal of the paper path, as a researcher with a GPU would run it: `profiles/paper`, hub models
+given as local folders in the hub's layout (`model_sources`), data in the hub's formats (`data.hub_paths`),
+the Hugging Face cache offline, small caps through `--configfile`; one Fisher Removal and one gradient ascent
+cycle through Snakemake."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests import hub_fixtures as fx
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+RUNS = {("fisher_removal", "gpt-neo-125m"), ("gradient_ascent", "opt-125m")}
+
+
+def _workspace(tmp: Path) -> Path:
+    ws = tmp / "ws"
+    ws.mkdir()
+    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml", "params.yaml"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, ws / name)
+    (ws / "src").symlink_to(ROOT / "src")
+    return ws
+
+
+def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
+    ws = _workspace(tmp_path)
+    texts = [f"How do I fix loose screw number {i}? Tighten screw {i} with a screwdriver. The applicant"
+             for i in range(40)]
+    overrides = {"profiles": {"paper": {
+        # auto: cuda where there is one; here the CPU, yet each GPU job still takes its own slot (gpus.py)
+        "device": "auto", "seeds": [0],
+        "model_sources": {"gpt-neo-125m": str(fx.local_model(tmp_path / "neo", "gpt_neo", texts)),
+                          "opt-125m": str(fx.local_model(tmp_path / "opt", "opt", texts))},
+        "data": {"tasks": ["piqa"], "reference_corpus": "echr", "max_train": 24, "max_test": 8, "max_length": 32,
+                 "hub_paths": {"piqa": str(fx.piqa(tmp_path / "piqa", n_train=30, n_val=8)),
+                               "echr": str(fx.echr(tmp_path / "echr"))}},
+        "finetune": {"epochs": 1, "lr": 1.0e-3, "batch_size": 8},
+        "unlearn": {"cycle_size": 8, "table_cycles": [1], "max_cycles": 1, "forget_batch_size": 8,
+                    "extended_datasets": ["piqa"]},
+        "methods": {"enabled": ["gradient_ascent", "fisher_removal"]},
+        "fisher": {"num_grads": 8, "block_size": 16, "chunk": 4, "max_memory_gb": 1},
+        "discussions": {"dataset": "piqa"},
+        "tracking": {"enabled": False}}}}
+    (ws / "rehearsal.yaml").write_text(yaml.safe_dump(overrides))
+    targets = [f"results/paper/runs/{m}/piqa/{model}/seed0/run.json" for m, model in sorted(RUNS)]
+    targets.append("data/processed/paper/echr/meta.json")
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT / "src"),
+           "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("UNLEARN_CONFIG", None)
+    start = time.monotonic()
+    r = subprocess.run([str(BIN / "snakemake"), *targets, "--profile", "profiles/paper", "--cores", "2",
+                        "--resources", "gpu=2", "--configfile", "params.yaml", "rehearsal.yaml"],
+                       cwd=ws, env=env, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - start
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:] + "".join(
+        f"\n--- {p}\n{p.read_text()[-1500:]}" for p in (ws / "logs").rglob("*.log"))
+    print(f"paper-path rehearsal: {wall:.0f}s")
+    # the hub models came from their local folders, without WikiText-2 and without a network
+    assert "rule tokenizer" not in out and "wikitext2" not in out
+    for model in ("gpt-neo-125m", "opt-125m"):
+        meta = json.loads((ws / f"results/paper/models/{model}/pretrained/meta.json").read_text())
+        assert meta["source"] == overrides["profiles"]["paper"]["model_sources"][model]
+    data = json.loads((ws / "data/processed/paper/piqa/meta.json").read_text())
+    assert data["source"] == "hub" and data["origin"].endswith("piqa") and data["rows"]["train"] == 24
+    assert json.loads((ws / "data/processed/paper/echr/meta.json").read_text())["rows"]["test"] == 18
+    for method, model in RUNS:
+        run = json.loads((ws / f"results/paper/runs/{method}/piqa/{model}/seed0/run.json").read_text())
+        assert run["n_cycles"] == 1 and run["cycles"][0]["n_forget"] == 8 and not run["cycles"][0].get("diverged")
+    log = (ws / "logs/paper/unlearn/fisher_removal/piqa/gpt-neo-125m/seed0.log").read_text()
+    assert "resolved by Snakemake" in log and "profile paper" in log
+    # --resources gpu=2: every GPU job ran pinned to one of the two devices (CUDA_VISIBLE_DEVICES)
+    for rule in ("base_model", "finetune", "unlearn"):
+        for f in (ws / "logs/paper" / rule).rglob("*.log"):
+            assert re.search(r"\[gpu\] this job runs on GPU [01] \(CUDA_VISIBLE_DEVICES=[01]\)", f.read_text()), f
+    assert "[gpu]" not in (ws / "logs/paper/prepare_data/piqa.log").read_text()
