@@ -143,7 +143,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # commands that put a model on the configured device: each gets its own GPU on a multi-GPU machine (gpus.py)
-GPU_COMMANDS = {"base-model", "finetune", "unlearn", "evaluate-base", "evaluate", "discussion-snapshot", "onion"}
+# the commands of rules with a `gpu` resource (tests/workflow/test_gpu_commands.py keeps the two in step)
+GPU_COMMANDS = {"base-model", "finetune", "unlearn", "evaluate-base", "evaluate", "discussion-snapshot", "onion",
+                "memorize", "memorization-base", "memorization-unlearn", "privacy-dp", "privacy-unlearn",
+                "tdec-base", "tdec-run", "tofu-model", "tofu-unlearn"}
 
 
 def _dispatch(a, cfg, started: float | None = None) -> None:
