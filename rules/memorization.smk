@@ -13,7 +13,7 @@ MEM_RUN = R("memorization/runs/{method}/{corpus}/{model}/seed{seed}")
 MEM_OUTPUTS = memorization_report.outputs(CFG, MEM_ROOT)
 MEM_EXTRACTION = {k: MEM[k] for k in ("prefix_tokens", "suffix_tokens", "top_k", "samples", "generate_batch_size")}
 MEM_MODELS = list(MEM.models or MODEL_NAMES)
-MEM_METHODS = list(MEM.methods or METHOD_NAMES)
+MEM_METHODS = [m for m in METHOD_NAMES if m in (MEM.methods or METHOD_NAMES)]  # the listed ones that are enabled
 if CFG.data.source == "mirror":
     check_mirror(CFG.data.mirror_dir, list(MEM.corpora))
 mem_report_item = lambda path: report(

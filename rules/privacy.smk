@@ -83,9 +83,9 @@ rule privacy_unlearn:
 rule privacy_report:
     input:
         CORE_SRC + src("report"),
-        dp=expand(R("privacy/dp/{dataset}/{model}/points.json"), dataset=PRIV.datasets, model=MODEL_NAMES),
+        dp=expand(R("privacy/dp/{dataset}/{model}/points.json"), dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES),
         unlearn=expand(R("privacy/unlearn/{method}/{dataset}/{model}.json"), method=PRIV_METHODS,
-                       dataset=PRIV.datasets, model=MODEL_NAMES),
+                       dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES),
     output:
         tables=[priv_report_item(p) for p in PRIV_OUTPUTS["tables"]],
         figures=[priv_report_item(p) for p in PRIV_OUTPUTS["figures"]],

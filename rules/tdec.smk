@@ -10,7 +10,8 @@ TDEC_MODELS = list(TDEC.models)
 TDEC_RUNS = list(tdec_pipeline.runs(CFG))
 TDEC_ROOT = R("tdec")
 TDEC_OUTPUTS = tdec_report.outputs(TDEC_ROOT)
-TDEC_TASKS = " ".join(f"{t}={PROCESSED}/{t}" for t in TDEC.reasoning_tasks)
+TDEC_REASONING = [t for t in TDEC.reasoning_tasks if t in TASKS]  # the ones this run prepares
+TDEC_TASKS = " ".join(f"{t}={PROCESSED}/{t}" for t in TDEC_REASONING)
 # what defines the base model and its rows (a change of a configuration reruns only the unlearning runs)
 TDEC_BASE_KEYS = ("models", "forget_sets", "forget_size", "row_length", "heldout_rows", "ppl_rows", "retain_rows", "n",
                   "reasoning_tasks", "memorize", "decode_batch_size")
@@ -28,7 +29,7 @@ rule tdec_base:
         CORE_SRC + src("pipeline/__init__.py", "pipeline/tdec.py", "pipeline/base_models.py", "metrics", "models",
                        "train.py", "optim", "data"),
         pretrained=R("models/{tmodel}/pretrained"),
-        tasks=[data_files(t) for t in TDEC.reasoning_tasks],
+        tasks=[data_files(t) for t in TDEC_REASONING],
     output:
         directory(R("tdec/models/{tmodel}")),
     wildcard_constraints:

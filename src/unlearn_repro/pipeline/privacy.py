@@ -33,12 +33,17 @@ from unlearn_repro.train import Recipe, train
 AUDIT = ("exposure", "accuracy", "test_nll")
 
 
+def datasets(cfg) -> list[str]:
+    """The study's data sets that this run prepares (privacy.datasets within data.tasks)."""
+    return [d for d in cfg.privacy.datasets if d in cfg.data.tasks]
+
+
 def check(cfg) -> None:
     """The study's params against the rest (at DAG build): data sets, seed, grids of enabled methods."""
     p = cfg.privacy
-    bad = [d for d in p.datasets if d not in cfg.data.tasks]
-    if bad:
-        raise ConfigError(f"params.yaml: privacy.datasets has {bad} not in data.tasks {list(cfg.data.tasks)}")
+    if not datasets(cfg):
+        raise ConfigError(f"params.yaml: none of privacy.datasets {list(p.datasets)} is in data.tasks "
+                          f"{list(cfg.data.tasks)}")
     if p.seed not in cfg.seeds:
         raise ConfigError(f"params.yaml: privacy.seed {p.seed} is not one of seeds {list(cfg.seeds)}")
     for m in methods(cfg):

@@ -147,7 +147,7 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
             "{1}; PPL on held-out TDEC validation rows (the paper: Pile validation); Dialogue F1 needs the hub's "
             "dialogue sets: not run offline. The paper's rows LoRA / + IHL / + FLoRA are LoRA+GD / LoRA+IHL / "
             "FLoRA+IHL; FLoRA+GD appears only in its Figure 3.").format(cfg.tdec.forget_size,
-                                                                         ", ".join(cfg.tdec.reasoning_tasks))
+                                                                         ", ".join(t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks) or "no task")
     shown, data = table1(premises, runs, cfg)
     write_table(shown, tables / "table1", "Table 1: unlearning TDEC forget sets", note, data=data)
 
