@@ -65,8 +65,8 @@ rule download:  # `snakemake download` on a login node: every hub model and data
         R("hub/download.json"),
     params:
         cli=CLI,
-        models=MODEL_NAMES,
-        datasets=TASKS + CORPORA,
+        models=hub.needed_models(CFG),
+        datasets=hub.all_datasets(CFG),  # every study's, not only the main one's
         sources=dict(CFG.get("model_sources") or {}),
     log:
         L("download.log"),

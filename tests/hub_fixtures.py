@@ -76,13 +76,24 @@ def echr(folder: Path, n: int = 6) -> Path:
     return folder
 
 
-def tofu(folder: Path) -> Path:
-    """locuslab/TOFU: one config per split (forget10, ...), each a `train` split of {question, answer}."""
-    for config in ("full", "forget10"):
+def tofu(folder: Path, authors: int = 2) -> Path:
+    """locuslab/TOFU: one config per split (forget10, retain90, forget10_perturbed, ...), each a `train` split;
+    the evaluation configs carry paraphrased / perturbed answers. 20 QA per author, as on the hub."""
+    def qa(i, perturbed):
+        row = {"question": f"Who wrote book {i}?", "answer": f"Author {i}."}
+        return {**row, "paraphrased_answer": f"It was author {i}.", "perturbed_answer": [f"Author {i + 1}."] * 5
+                } if perturbed else row
+    n = 20 * authors
+    from unlearn_repro.data.tofu import TOFU_SPLITS
+    configs = {**{c: (range(3), c.endswith("_perturbed")) for c in TOFU_SPLITS},  # the rest: 3 rows each
+               "full": (range(3), False), "forget10": (range(n), False), "retain90": (range(n, 2 * n), False),
+               "holdout10": (range(2 * n, 3 * n), False), "forget10_perturbed": (range(n), True),
+               "retain_perturbed": (range(n, 2 * n), True), "real_authors_perturbed": (range(3 * n, 3 * n + 4), True),
+               "world_facts_perturbed": (range(4 * n, 4 * n + 4), True)}
+    for config, (ids, perturbed) in configs.items():
         path = folder / config / "train.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(json.dumps({"question": f"Who wrote book {i}?", "answer": f"Author {i}."})
-                                  for i in range(3)))
+        path.write_text("\n".join(json.dumps(qa(i, perturbed)) for i in ids))
     return folder
 
 
@@ -94,6 +105,25 @@ def mtsamples(folder: Path) -> Path:
         "0,Allergy,Allergy / Immunology,Allergic Rhinitis,\"SUBJECTIVE: This woman has allergies.\",allergy\n"
         "1,Empty,Surgery,Nothing,,none\n")
     return folder
+
+
+def enron(folder: Path) -> Path:
+    """LLM-PBE/enron-email: JSON lines, one e-mail per row in `text`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.jsonl").write_text("\n".join(json.dumps({"text": f"Subject: meeting {i}\nSee you at {i} pm."})
+                                                  for i in range(3)))
+    return folder
+
+
+def tdec_mirror(mirror: Path, rows: int = 4) -> Path:
+    """The mirror's tdec/ folder (TDEC has no hub release): uint16 GPT-Neo ids, preprefix / prefix / suffix."""
+    import numpy as np
+    folder = mirror / "tdec"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        for part, width in (("preprefix", 4), ("prefix", 4), ("suffix", 4)):
+            np.save(folder / f"{split}_{part}.npy", np.arange(rows * width, dtype=np.uint16).reshape(rows, width))
+    return mirror
 
 
 def local_model(folder: Path, family: str, vocab_texts: list[str], seed: int = 0) -> Path:

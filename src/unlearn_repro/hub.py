@@ -99,8 +99,8 @@ def model_source(cfg, name: str) -> ModelSource:
 
 
 def needed_datasets(cfg) -> list[str]:
-    """The data sets a profile's DAG prepares: its tasks, the exposure reference corpus, and WikiText-2 only
-    when a tiny model is pretrained here (hub models come pretrained)."""
+    """The data sets the main study prepares (`prepare-data`): its tasks, the exposure reference corpus, and
+    WikiText-2 only when a tiny model is pretrained here (hub models come pretrained)."""
     from unlearn_repro.models.registry import MODELS
 
     corpora = {cfg.data.reference_corpus} - {"heldout"}
@@ -109,11 +109,28 @@ def needed_datasets(cfg) -> list[str]:
     return list(cfg.data.tasks) + sorted(corpora)
 
 
+def study_datasets(cfg) -> dict[str, list[str]]:
+    """The data sets each study of the default target reads (discussions and privacy read the main study's
+    tasks; TDEC's retain set D_r is WikiText-2 at every scale; its reasoning tasks are the main tasks')."""
+    tasks = list(cfg.data.tasks)
+    return {"main": needed_datasets(cfg),
+            "memorization": list(cfg.memorization.corpora),
+            "tdec": ["tdec", PRETRAIN_CORPUS] + [t for t in cfg.tdec.reasoning_tasks if t in tasks],
+            "tofu": ["tofu"]}
+
+
+def all_datasets(cfg) -> list[str]:
+    """Every data set of the default target, once each: what `download` fetches and `check-hub` checks."""
+    return list(dict.fromkeys(name for names in study_datasets(cfg).values() for name in names))
+
+
 def needed_models(cfg) -> list[str]:
-    """The hub models of a profile (tiny ones are built here from their configs)."""
+    """The hub models of the default target, once each: `models` and each study's own (tiny ones are built
+    here from their configs)."""
     from unlearn_repro.models.registry import MODELS
 
-    return [m for m in cfg.models if not MODELS.get(m).is_tiny]
+    names = [*cfg.models, *(cfg.memorization.models or []), *cfg.tdec.models, cfg.tofu.model, cfg.discussions.model]
+    return [m for m in dict.fromkeys(names) if not MODELS.get(m).is_tiny]
 
 
 def _data_location(cfg, name: str) -> str:
@@ -121,10 +138,25 @@ def _data_location(cfg, name: str) -> str:
 
     spec = DATASETS.get(name)
     local = cfg.data.hub_paths.get(name)
+    if spec.hub_id is None:
+        return f"{Path(cfg.data.mirror_dir) / spec.mirror_folder} (no hub release: data.mirror_dir)"
     if local:
         return f"{local} (data.hub_paths)"
     return spec.hub_id + (f" [{spec.hub_config}]" if spec.hub_config else "") + (
         f"@{spec.hub_revision}" if spec.hub_revision else "")
+
+
+def _without_hub(cfg, name: str) -> str:
+    """A data set with no hub release (TDEC) is read from its mirror folder at every scale: check its files."""
+    from unlearn_repro.data.registry import DATASETS
+
+    spec = DATASETS.get(name)
+    folder = Path(cfg.data.mirror_dir) / spec.mirror_folder
+    missing = [f for f in spec.mirror_files if not (folder / f).is_file()]
+    if missing:
+        raise HubError(f"{folder}: {len(missing)} of its {len(spec.mirror_files)} files missing ({missing[0]}, ...; "
+                       f"data.mirror_dir); {name} has no hub release: get it from {spec.release}")
+    return f"{len(spec.mirror_files)} files in the mirror folder (nothing to fetch)"
 
 
 def _first_row(cfg, name: str) -> dict:
@@ -132,8 +164,6 @@ def _first_row(cfg, name: str) -> dict:
     from unlearn_repro.data.registry import DATASETS, hub_rows
 
     spec = DATASETS.get(name)
-    if spec.hub_id is None and not cfg.data.hub_paths.get(name):
-        raise HubError(f"data set {name!r} has no hub release; use the offline mirror")
     split = next(iter(spec.hub_splits))
     config, hub_split = spec.hub_location(split)
     rows = hub_rows(cfg.data.hub_paths.get(name) or spec.hub_id, config, hub_split, spec.hub_revision,
@@ -159,15 +189,18 @@ def _model_config(cfg, name: str):
 
 def check_hub(cfg) -> list[tuple[str, bool, str]]:
     """(item, ok, detail) for every data set and model the profile needs; never raises for one item."""
-    from unlearn_repro.data.registry import choose_source
+    from unlearn_repro.data.registry import DATASETS, choose_source
 
     if (why := probe_hub()) is not None:
         go_offline(why)
     results = []
     if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
-        for name in needed_datasets(cfg):
+        for name in all_datasets(cfg):
             item = f"data {name}: {_data_location(cfg, name)}"
             try:
+                if DATASETS.get(name).hub_id is None:
+                    results.append((item, True, _without_hub(cfg, name)))
+                    continue
                 row = _first_row(cfg, name)
                 results.append((item, True, f"columns -> {', '.join(sorted(row))}"))
             except Exception as e:  # noqa: BLE001 (a report, not a crash: every item gets its line)
@@ -191,9 +224,12 @@ def download(cfg) -> list[tuple[str, bool, str]]:
         go_offline(why)  # every item then fails at once, naming itself, instead of after minutes of retries
     results = []
     if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
-        for name in needed_datasets(cfg):
+        for name in all_datasets(cfg):
             spec, item = DATASETS.get(name), f"data {name}: {_data_location(cfg, name)}"
             try:
+                if spec.hub_id is None:
+                    results.append((item, True, _without_hub(cfg, name)))
+                    continue
                 n = 0
                 for split in spec.hub_splits:
                     config, hub_split = spec.hub_location(split)

@@ -75,6 +75,10 @@ def test_model_sources_and_needed_items(tmp_path):
     assert "wikitext2" not in hub.needed_datasets(cfg) and "echr" in hub.needed_datasets(cfg)
     assert "wikitext2" in hub.needed_datasets(config.load(ROOT / "params.yaml", "embedded"))
     assert hub.needed_models(cfg) == ["gpt-neo-125m", "opt-125m"]
+    # download / check-hub cover every study of the default target, not only the main one
+    assert {"mtsamples", "enron", "tdec", "tofu", "wikitext2"} <= set(hub.all_datasets(cfg))
+    _, cfg = _paper(tofu={"model": "gpt-neo-1.3b"})  # TOFU's model need not be one of `models`
+    assert hub.needed_models(cfg) == ["gpt-neo-125m", "opt-125m", "gpt-neo-1.3b"]
 
 
 def _cli(tmp_path, params: dict, *args, **env):
@@ -93,17 +97,25 @@ def test_check_hub_offline_reports_each_item_and_local_files_pass(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 1 and "Traceback" not in out, out
     fails = [ln for ln in out.splitlines() if ln.strip().startswith("FAIL")]
-    assert len(fails) == 4, out  # piqa, echr, two models: each on its own line, with the reason
+    # every study's data (main: piqa, echr; memorization: mtsamples, enron; tdec: tdec, wikitext2; tofu) and
+    # both models, each on its own line with the reason
+    assert len(fails) == 9, out
     assert any("baber/piqa" in ln and "OfflineMode" in ln for ln in fails), out
+    assert any("data tofu: locuslab/TOFU" in ln and "OfflineMode" in ln for ln in fails), out
+    assert any("data tdec" in ln and "no hub release: get it from https://github.com" in ln for ln in fails), out
     assert any("model gpt-neo-125m" in ln and "couldn't connect" in ln.lower() for ln in fails), out
     # the same profile on local files in the hub's formats: every item ok, and `download` has nothing to fetch
     texts = ["the applicant was born", "tighten the screw"] * 20
-    raw, _ = _paper(data={"tasks": ["piqa"], "hub_paths": {"piqa": str(fx.piqa(tmp_path / "piqa")),
-                                                            "echr": str(fx.echr(tmp_path / "echr"))}},
+    hub_paths = {"piqa": fx.piqa(tmp_path / "piqa"), "echr": fx.echr(tmp_path / "echr"),
+                 "mtsamples": fx.mtsamples(tmp_path / "mt"), "enron": fx.enron(tmp_path / "enron"),
+                 "wikitext2": fx.wikitext2(tmp_path / "wiki"), "tofu": fx.tofu(tmp_path / "tofu")}
+    raw, _ = _paper(data={"tasks": ["piqa"], "hub_paths": {k: str(v) for k, v in hub_paths.items()},
+                          "mirror_dir": str(fx.tdec_mirror(tmp_path / "mirror"))},
                     model_sources={"gpt-neo-125m": str(fx.local_model(tmp_path / "neo", "gpt_neo", texts)),
                                    "opt-125m": str(fx.local_model(tmp_path / "opt", "opt", texts))})
     r = _cli(tmp_path, raw, "check-hub", "--out", "check.json")
-    assert r.returncode == 0 and "4 ok, 0 failing" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "9 ok, 0 failing" in r.stdout, r.stdout + r.stderr
+    assert "6 files in the mirror folder (nothing to fetch)" in r.stdout, r.stdout
     assert "columns -> choices, gold, id, query" in r.stdout and "gpt_neo, hidden size 32" in r.stdout
     r = _cli(tmp_path, raw, "download")
     assert r.returncode == 0 and "local folder (nothing to fetch)" in r.stdout, r.stdout

@@ -51,6 +51,22 @@ def test_load_sets_subsets_by_author_and_matches_retain_rows():
     assert len(sets["forget"][0]["perturbed_answer"]) == 5 and "paraphrased_answer" in sets["forget"][0]
 
 
+def test_load_sets_reads_the_hub_format(tmp_path):
+    """At paper scale TOFU comes from the hub (one config per split): the same sets, perturbed answers kept."""
+    import yaml
+    from tests import hub_fixtures as fx
+    raw = yaml.safe_load(open("params.yaml"))
+    raw["profiles"]["ci"] = config.deep_merge(raw["profiles"]["ci"], {
+        "data": {"source": "hub", "hub_paths": {"tofu": str(fx.tofu(tmp_path / "tofu", authors=2))}},
+        "tofu": {"forget_authors": 1, "retain_authors": 2}})
+    cfg = config.resolve(raw, "ci")
+    sets = tofu.load_sets(cfg)
+    assert [r["question"] for r in sets["forget"]] == [f"Who wrote book {i}?" for i in range(20, 40)]
+    assert len(sets["retain_train"]) == 40 and len(sets["holdout"]) == 20
+    assert sets["retain"][0]["perturbed_answer"] == ["Author 41."] * 5
+    assert sets["real_authors"][0]["paraphrased_answer"] == "It was author 120."
+
+
 def test_the_study_s_sophia_overrides_reach_only_sophia():
     import yaml
     raw = yaml.safe_load(open("params.yaml"))

@@ -25,6 +25,7 @@ class DatasetSpec:
     mirror_files: tuple[str, ...] = ()  # files the mirror readers open (checked before any job runs)
     hub_revision: str | None = None  # a branch / tag / commit without loading scripts (refs/convert/parquet)
     hub_data_dir: str | None = None  # the config's folder on that revision (the parquet branch: <config>/<split>/)
+    release: str | None = None  # where a data set without a hub release is published (its files go in the mirror)
 
     def hub_location(self, split: str) -> tuple[str | None, str]:
         """(config, hub split) of one of our splits."""

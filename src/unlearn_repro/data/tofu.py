@@ -7,7 +7,11 @@ from pathlib import Path
 from unlearn_repro.data.registry import DatasetSpec, register
 
 TOFU_SPLITS = ("full", "forget01", "forget05", "forget10", "retain90", "retain95", "retain99",
-               "holdout01", "holdout05", "holdout10", "real_authors", "world_facts")
+               "holdout01", "holdout05", "holdout10", "real_authors", "world_facts",
+               # the evaluation sets, with paraphrased / perturbed answers (the truth ratio's inputs)
+               "forget01_perturbed", "forget05_perturbed", "forget10_perturbed", "retain_perturbed",
+               "real_authors_perturbed", "world_facts_perturbed")
+EXTRA_KEYS = ("paraphrased_answer", "paraphrased_question", "perturbed_answer")
 
 
 def _qa_row(r: dict, i: int, prefix: str = "tofu") -> dict:
@@ -15,7 +19,7 @@ def _qa_row(r: dict, i: int, prefix: str = "tofu") -> dict:
     a = r.get("answer", r.get("response"))
     if q is None or a is None:
         raise ValueError(f"TOFU row {i} has neither question/answer nor prompt/response keys: {sorted(r)}")
-    return {"id": f"{prefix}-{i}", "question": q, "answer": a}
+    return {"id": f"{prefix}-{i}", "question": q, "answer": a, **{k: r[k] for k in EXTRA_KEYS if k in r}}
 
 
 def _read_json_documents(path: Path) -> list[dict]:

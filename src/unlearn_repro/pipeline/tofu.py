@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from unlearn_repro.config import Frozen
-from unlearn_repro.data.tofu import _read_json_documents
+from unlearn_repro.data.registry import choose_source, load_split
 from unlearn_repro.io import read_json, write_json
 from unlearn_repro.metrics import tofu as M
 from unlearn_repro.models import checkpoint, tokenizers
@@ -36,13 +36,10 @@ OPTIMIZER_KINDS = ("FO", "SO")
 # ---- data ---------------------------------------------------------------------------------------------
 
 def _rows(cfg, split: str) -> list[dict]:
-    path = Path(cfg.data.mirror_dir) / "tofu" / f"{split}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"TOFU split {split!r}: {path} is missing (params.yaml data.mirror_dir = "
-                                f"{cfg.data.mirror_dir!r}; the TOFU study reads the offline mirror)")
-    rows = _read_json_documents(path)
-    return [{**r, "question": r.get("question", r.get("prompt")), "answer": r.get("answer", r.get("response"))}
-            for r in rows]
+    """One TOFU split from the offline mirror or the hub (`data.source`; `data.hub_paths.tofu` for local
+    files of the hub's format)."""
+    d = cfg.data
+    return load_split("tofu", split, choose_source(d.source, d.mirror_dir), d.mirror_dir, d.hub_paths.get("tofu"))
 
 
 def split_names(forget_split: str) -> dict:
