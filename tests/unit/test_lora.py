@@ -78,17 +78,20 @@ def test_target_modules_per_family():
 
 def test_diagonal_fisher_is_the_mean_of_squared_per_sample_gradients(tiny_tokenizer):
     model = build_model("tiny-gpt-neo", tiny_tokenizer, seed=0).double()
-    seqs = [[5, 9, 30, 7, 2], [11, 4, 8], [40, 41, 42, 43]]
-    name = "transformer.h.0.attn.attention.q_proj.weight"
-    params = {name: dict(model.named_parameters())[name]}
-    fisher = diagonal_fisher(model, seqs, params)[name]
-    expect = torch.zeros_like(fisher)
-    for s in seqs:  # independent: a fresh backward per sample through .grad
-        model.zero_grad()
-        ids = torch.tensor([s])
-        model(input_ids=ids, labels=ids).loss.backward()
-        expect += params[name].grad ** 2
-    assert torch.allclose(fisher, expect / len(seqs), rtol=1e-10)
+    seqs = [[5, 9, 30, 7, 2], [11, 4, 8], [40, 41, 42, 43]]  # different lengths: padded inside the vmapped chunk
+    named = dict(model.named_parameters())
+    # keys of our own, listed against the model's order: the flat layout must map back to each parameter
+    params = {"fc": named["transformer.h.1.mlp.c_fc.weight"], "q": named["transformer.h.0.attn.attention.q_proj.weight"]}
+    fisher = diagonal_fisher(model, seqs, params)
+    for key, param in params.items():
+        expect = torch.zeros_like(param)
+        for s in seqs:  # independent: a fresh backward per sample through .grad
+            model.zero_grad()
+            ids = torch.tensor([s])
+            model(input_ids=ids, labels=ids).loss.backward()
+            expect += param.grad ** 2
+        assert fisher[key].shape == param.shape
+        assert torch.allclose(fisher[key], expect / len(seqs), rtol=1e-10)
     assert all(p.requires_grad for p in model.parameters())  # flags restored
 
 

@@ -1,11 +1,15 @@
 """Diagonal empirical Fisher: the mean of squared per-sample gradients, F_hat = (1/|D|) sum_x (dL(x)/dtheta)^2
-(FLoRA Eq. 2), for named parameters. One backward per sample (a batch gradient squared would be the square
-of the mean, not the mean of the squares)."""
+(FLoRA Eq. 2), for named parameters. Per-sample gradients (a batch gradient squared would be the square of
+the mean, not the mean of the squares), computed in vmapped chunks by `fisher.per_sample`."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
 import torch
+
+from unlearn_repro.fisher.per_sample import batched_grads, trainable_named
+
+CHUNK_BYTES = 1 << 30  # per-sample gradients held at once (the vmapped grads and their concatenation)
 
 
 def diagonal_fisher(model, seqs: Sequence[Sequence[int]], params: Mapping[str, torch.nn.Parameter]) -> dict:
@@ -15,21 +19,22 @@ def diagonal_fisher(model, seqs: Sequence[Sequence[int]], params: Mapping[str, t
         raise ValueError("diagonal_fisher: no sequences")
     device = next(model.parameters()).device
     flags = {p: p.requires_grad for p in model.parameters()}
-    wanted = {id(p) for p in params.values()}
+    key_of = {id(p): k for k, p in params.items()}
     for p in model.parameters():
-        p.requires_grad_(id(p) in wanted)
+        p.requires_grad_(id(p) in key_of)
     was_training = model.training
     model.eval()
-    sums = {k: torch.zeros_like(p, dtype=torch.float64) for k, p in params.items()}
     try:
-        for s in seqs:
-            ids = torch.as_tensor([list(s)], dtype=torch.long, device=device)
-            loss = model(input_ids=ids, labels=ids).loss
-            grads = torch.autograd.grad(loss, list(params.values()))
-            for k, g in zip(params, grads):
-                sums[k] += g.double() ** 2
+        order = [key_of[id(p)] for p in trainable_named(model).values()]  # the flat gradient's layout
+        sizes = [params[k].numel() for k in order]
+        chunk = max(1, min(64, CHUNK_BYTES // (8 * sum(sizes))))
+        total = torch.zeros(sum(sizes), dtype=torch.float64, device=device)
+        for start in range(0, len(seqs), chunk):
+            groups = [[list(s)] for s in seqs[start:start + chunk]]  # one sequence per gradient
+            total += (batched_grads(model, groups, pad_id=0, device=device).double() ** 2).sum(0)
     finally:
         for p, f in flags.items():
             p.requires_grad_(f)
         model.train(was_training)
-    return {k: (v / len(seqs)).to(params[k].dtype) for k, v in sums.items()}
+    parts = torch.split(total / len(seqs), sizes)
+    return {k: v.reshape(params[k].shape).to(params[k].dtype) for k, v in zip(order, parts)}
