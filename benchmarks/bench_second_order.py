@@ -106,9 +106,11 @@ def bench_per_sample(names, quick: bool) -> pd.DataFrame:
             torch.autograd.grad(loss, params)
         t = {"loop": _best(lambda: per_sample.loop_grads(model, groups, 0, "cpu"), repeats),
              "vmap": _best(lambda: per_sample.batched_grads(model, groups, 0, "cpu"), repeats),
+             "hooks": _best(lambda: per_sample.hook_grads(model, groups, 0, "cpu"), repeats),
              "training_pass": _best(training_pass, repeats)}
         ref = per_sample.loop_grads(model, groups[:2], 0, "cpu")
         diff = float((per_sample.batched_grads(model, groups[:2], 0, "cpu") - ref).abs().max())
+        hooks_diff = float((per_sample.hook_grads(model, groups[:2], 0, "cpu") - ref).abs().max())
         try:
             run, gsm = _opacus(model, groups, 0)
             out = run()
@@ -116,13 +118,14 @@ def bench_per_sample(names, quick: bool) -> pd.DataFrame:
             op_diff, op_note = float((out[:2] - ref).abs().max()), ""
         except Exception as e:                           # noqa: BLE001 - record why it does not apply
             t["opacus"], op_diff, op_note = float("nan"), float("nan"), f"{type(e).__name__}: {str(e)[:80]}"
-        best = min(t["vmap"], t["opacus"]) if t["opacus"] == t["opacus"] else t["vmap"]
+        best = min(v for k, v in t.items() if k in ("vmap", "hooks", "opacus") and v == v)  # nan: opacus failed
         row = {"model": name, "params_M": sum(p.numel() for p in params) / 1e6, "samples": n,
                **{f"{k}_ms_per_sample": 1e3 * v / n for k, v in t.items()},
                "best_batched_vs_training_pass": best / t["training_pass"], "loop_vs_training_pass": t["loop"] / t["training_pass"],
-               "vmap_max_abs_diff": diff, "opacus_max_abs_diff": op_diff, "opacus_note": op_note}
+               "vmap_max_abs_diff": diff, "hooks_max_abs_diff": hooks_diff, "opacus_max_abs_diff": op_diff, "opacus_note": op_note}
         rows.append(row)
-        print(f"{name:13s} loop {row['loop_ms_per_sample']:8.2f}  vmap {row['vmap_ms_per_sample']:8.2f}  opacus "
+        print(f"{name:13s} loop {row['loop_ms_per_sample']:8.2f}  vmap {row['vmap_ms_per_sample']:8.2f}  hooks "
+              f"{row['hooks_ms_per_sample']:8.2f}  opacus "
               f"{row['opacus_ms_per_sample']:8.2f}  training pass {row['training_pass_ms_per_sample']:8.2f} ms/sample  "
               f"(best batched {row['best_batched_vs_training_pass']:.2f}x the training pass) {op_note}", flush=True)
     return pd.DataFrame(rows)

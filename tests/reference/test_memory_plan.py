@@ -30,7 +30,7 @@ model = build_model("tiny-gpt-neo", Tok())
 g = torch.Generator().manual_seed(0)
 retain = [torch.randint(3, 4096, (int(n),), generator=g).tolist() for n in torch.randint(24, 49, (256,), generator=g)]
 fcfg = Frozen(dict(block_size=48, damping=1.0, num_grads=64, grad_batch_size=1, rebuild="per_cycle",
-                   update="accumulate", chunk=int(sys.argv[1]), max_memory_gb=16, grads="vmap",
+                   update="accumulate", chunk=int(sys.argv[1]), max_memory_gb=16, grads=sys.argv[2],
                    storage="float32", shards=1))
 width = max(len(s) for s in retain)
 warm = Frozen({**fcfg.to_dict(), "num_grads": 2, "chunk": 2})
@@ -48,9 +48,10 @@ print(json.dumps({"measured": peak, **plan}))
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("grads", ["hooks", "vmap"])   # the plan's row size covers both ways (hooks: ~4% less)
 @pytest.mark.parametrize("chunk", [8, 32])
-def test_memory_plan_is_within_25_percent_of_the_measured_peak(chunk):
-    out = subprocess.run([sys.executable, "-c", CHILD, str(chunk)], capture_output=True, text=True, check=True,
+def test_memory_plan_is_within_25_percent_of_the_measured_peak(chunk, grads):
+    out = subprocess.run([sys.executable, "-c", CHILD, str(chunk), grads], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["grad_chunk"] > 0 and r["fisher"] > 0

@@ -1,5 +1,6 @@
-"""Batched per-sample gradients (torch.func vmap) against the per-sample loop of ordinary autograd
-backward passes: both families, padded chunks of different lengths, groups, full and LoRA models."""
+"""Batched per-sample gradients (torch.func vmap, and hooks on one batched pass) against the per-sample loop
+of ordinary autograd backward passes: both families, padded chunks of different lengths, groups, full and
+LoRA models."""
 import pytest
 import torch
 
@@ -13,34 +14,40 @@ def _seqs(tok, n, lo, hi, seed):
     return [torch.randint(3, len(tok), (k,), generator=g).tolist() for k in lens]
 
 
+FAST = {"vmap": per_sample.batched_grads, "hooks": per_sample.hook_grads}
+
+
+@pytest.mark.parametrize("method", sorted(FAST))
 @pytest.mark.parametrize("family", ["tiny-gpt-neo", "tiny-opt"])
-def test_vmap_equals_the_per_sample_loop(family, tiny_tokenizer):
+def test_batched_equals_the_per_sample_loop(family, method, tiny_tokenizer):
     model = build_model(family, tiny_tokenizer).eval()
     seqs = _seqs(tiny_tokenizer, 6, 3, 20, 0)           # lengths 3..20: every chunk is padded
     assert len({len(s) for s in seqs}) > 2
     groups = [[s] for s in seqs]
     pad = tiny_tokenizer.pad_token_id
-    fast = per_sample.batched_grads(model, groups, pad, "cpu")
+    fast = FAST[method](model, groups, pad, "cpu")
     ref = per_sample.loop_grads(model, groups, pad, "cpu")
     assert fast.shape == ref.shape == (6, sum(p.numel() for p in model.parameters()))
     assert (ref.norm(dim=1) > 1e-3).all()
     assert torch.allclose(fast, ref, atol=1e-5, rtol=0)
     # groups of 2 (fisher.grad_batch_size = 2), one group short: the mean loss of collate(group)
     grouped = [seqs[0:2], seqs[2:4], seqs[4:5]]
-    assert torch.allclose(per_sample.batched_grads(model, grouped, pad, "cpu"),
+    assert torch.allclose(FAST[method](model, grouped, pad, "cpu"),
                           per_sample.loop_grads(model, grouped, pad, "cpu"), atol=1e-5, rtol=0)
 
 
-def test_prompt_tokens_are_masked(tiny_tokenizer):
+@pytest.mark.parametrize("method", sorted(FAST))
+def test_prompt_tokens_are_masked(method, tiny_tokenizer):
     model = build_model("tiny-gpt-neo", tiny_tokenizer).eval()
     items = [{"ids": s, "prompt_len": 4} for s in _seqs(tiny_tokenizer, 3, 8, 14, 1)]
     pad = tiny_tokenizer.pad_token_id
-    assert torch.allclose(per_sample.batched_grads(model, [[i] for i in items], pad, "cpu"),
+    assert torch.allclose(FAST[method](model, [[i] for i in items], pad, "cpu"),
                           per_sample.loop_grads(model, [[i] for i in items], pad, "cpu"), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("method", sorted(FAST))
 @pytest.mark.parametrize("family", ["tiny-gpt-neo", "tiny-opt"])
-def test_lora_model_gives_only_the_adapter_gradients(family, tiny_tokenizer):
+def test_lora_model_gives_only_the_adapter_gradients(family, method, tiny_tokenizer):
     from peft import LoraConfig, get_peft_model
     base = build_model(family, tiny_tokenizer)
     targets = ["q_proj", "v_proj"]
@@ -53,7 +60,7 @@ def test_lora_model_gives_only_the_adapter_gradients(family, tiny_tokenizer):
     assert 0 < n_lora < sum(p.numel() for p in model.parameters()) / 10
     groups = [[s] for s in _seqs(tiny_tokenizer, 4, 4, 16, 2)]
     pad = tiny_tokenizer.pad_token_id
-    fast = per_sample.batched_grads(model, groups, pad, "cpu")
+    fast = FAST[method](model, groups, pad, "cpu")
     ref = per_sample.loop_grads(model, groups, pad, "cpu")
     assert fast.shape == (4, n_lora) and per_sample.grad_dim(model) == n_lora
     assert (ref.abs().sum(dim=1) > 0).all()
@@ -81,10 +88,11 @@ def test_the_fisher_estimate_is_the_same_from_vmap_loop_and_shards(tiny_tokenize
     def est(**kw):
         return newton.estimate_inverse_fisher(model, newton.retain_stream(retain, 1, 0), Frozen({**base, **kw}),
                                               pad, "cpu", width=16)
-    fast, loop, sharded = est(), est(grads="loop"), est(shards=3)
+    fast, loop, sharded, hooks = est(), est(grads="loop"), est(shards=3), est(grads="hooks")
     assert fast.deviation_from_prior()["all"] > 1e-3          # the gradients moved F^-1 off the prior
     v = torch.randn(fast.dim)
     rel = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731 - F^-1 amplifies fp32 rounding by up to 1/lambda
     assert rel(fast.matmul(v), loop.matmul(v)) < 1e-5
     assert rel(sharded.matmul(v), fast.matmul(v)) < 1e-6
+    assert rel(hooks.matmul(v), loop.matmul(v)) < 1e-5
     assert len(sharded.devices) == 3 and fast.count == 10

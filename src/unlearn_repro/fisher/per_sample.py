@@ -1,19 +1,24 @@
 """Per-sample gradients of D+ in batched passes, for the empirical Fisher (paper §3.1, Eq. 7).
 
-`torch.func.vmap(grad(loss))` over a functional call of the Hugging Face model: one batched forward and
-backward per chunk of k gradients instead of k Python-level backward passes. Each gradient is that of
-the mean next-token loss over the real tokens of its group of sequences (a group of one sequence = a
-per-sample gradient; `fisher.grad_batch_size` > 1 = the gradient of a small D+ batch, as `lm_loss` on
+Two ways, both one batched forward and backward per chunk of k gradients instead of k Python-level
+backward passes (`fisher.grads`):
+* `hooks` (`hook_grads`): the ordinary batched pass with forward hooks on the modules that own trainable
+  parameters (Linear, LayerNorm, Embedding: all GPT-Neo / OPT / LoRA have); autograd gives each module
+  output's gradient, and the per-row parameter gradients follow by the einsum / scatter rules opacus uses,
+  written straight into the result. Fastest here (benchmarks/results/per_sample_cpu.md).
+* `vmap` (`batched_grads`): `torch.func.vmap(grad(loss))` over a functional call of the model; any
+  module, slower.
+Each gradient is that of the mean next-token loss over the real tokens of its group of sequences (a group
+of one sequence = a per-sample gradient; `fisher.grad_batch_size` > 1 = the gradient of a small D+ batch, as `lm_loss` on
 `collate(group)` computes it). Only trainable parameters are differentiated (LoRA: the adapters).
 
 Padding: sequences are right-padded and the model is causal, so a real token never attends to a pad;
-the padded positions only get label -100. No attention mask is passed inside vmap (the mask path of the
+the padded positions only get label -100. No attention mask is passed (inside vmap the mask path of the
 models has data-dependent branches vmap cannot trace); the real tokens' logits are the same as with it
 (GPT-Neo and OPT number positions 0..n-1 for right-padded rows either way) — checked by the reference
-test against the per-sample loop. Why vmap and not opacus' GradSampleModule: opacus runs on GPT-Neo
-only with explicit position ids, not on OPT (its learned positional embedding takes the attention
-mask as input), records only in train mode (dropout on), and was not faster (README.md, "Speed and
-memory").
+test against the per-sample loop. Why our own hooks and not opacus' GradSampleModule: opacus runs on
+GPT-Neo only with explicit position ids, not on OPT (its learned positional embedding takes the attention
+mask as input), records only in train mode (dropout on), and was slower (README.md, "Speed and memory").
 """
 from __future__ import annotations
 
@@ -79,6 +84,101 @@ def batched_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.
     return torch.cat([per_param[n].reshape(len(groups), -1) for n in params], dim=1)
 
 
+def _embedding_ids(mod, args, kwargs) -> torch.Tensor:
+    """The rows an embedding looked up. OPT's learned positional embedding takes the attention mask (or
+    position ids) and adds its offset of 2 (transformers' `OPTLearnedPositionalEmbedding.forward`)."""
+    if not hasattr(mod, "offset"):
+        return args[0]
+    pos = kwargs.get("position_ids")
+    if pos is None:
+        mask = args[0]
+        past = args[1] if len(args) > 1 else kwargs.get("past_key_values_length", 0)
+        pos = ((torch.cumsum(mask, dim=1) * mask - 1).long())[:, past:]
+    return pos + mod.offset
+
+
+def _write_module_grads(mod, x, go, rows: int, views: dict, written: set) -> None:
+    """Write one leaf module's per-sample gradients into `views` ({parameter: its [rows, *shape] slice of the
+    output}) from its input x and its output's gradient go: the einsum / scatter rules of per-sample gradient
+    libraries (e.g. opacus). A parameter already `written` (tied weights) gets this part added in place."""
+    nn = torch.nn
+    if x.shape[0] % rows or go.shape[0] % rows:  # an input shared by the batch (broadcast) has no per-row part
+        raise ValueError(f"fisher.grads = hooks: {type(mod).__name__} saw a batch of {x.shape[0]}, not {rows} rows")
+    go = go.reshape(rows, -1, go.shape[-1]).float()
+
+    def put(p, write, add):
+        if p is not None and p in views:
+            (add if p in written else write)(views[p])
+            written.add(p)
+    if isinstance(mod, nn.Linear):                     # OPT's MLP runs on [batch * time, d]: rows come first
+        x, go_t = x.reshape(rows, -1, x.shape[-1]).float(), go.transpose(1, 2)
+        put(mod.weight, lambda v: torch.bmm(go_t, x, out=v), lambda v: v.baddbmm_(go_t, x))
+        put(mod.bias, lambda v: torch.sum(go, 1, out=v), lambda v: v.add_(go.sum(1)))
+    elif isinstance(mod, nn.LayerNorm):
+        xhat = torch.nn.functional.layer_norm(x.float(), mod.normalized_shape, eps=mod.eps).reshape(go.shape)
+        put(mod.weight, lambda v: torch.sum(go * xhat, 1, out=v), lambda v: v.add_((go * xhat).sum(1)))
+        put(mod.bias, lambda v: torch.sum(go, 1, out=v), lambda v: v.add_(go.sum(1)))
+    elif isinstance(mod, nn.Embedding):
+        ids = x.reshape(rows, -1)
+        if mod.padding_idx is not None:                # as nn.Embedding's backward: the pad row gets no gradient
+            go = go.masked_fill((ids == mod.padding_idx).unsqueeze(-1), 0)
+        index = ids.unsqueeze(-1).expand(-1, -1, go.shape[-1])
+        put(mod.weight, lambda v: v.zero_().scatter_add_(1, index, go), lambda v: v.scatter_add_(1, index, go))
+    else:
+        raise NotImplementedError(f"fisher.grads = hooks: no per-sample rule for {type(mod).__name__} (a module "
+                                  "with trainable parameters); use fisher.grads = vmap")
+
+
+def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Tensor:
+    """[k, d] flat gradients, one per group, from ONE ordinary batched forward and backward: forward hooks
+    keep each parameter-owning module's input and output, autograd gives the outputs' gradients (not the
+    parameters'), and each row's parameter gradient follows per module (`_write_module_grads`), written
+    straight into its slice of the result. Tied weights (the embedding and the LM head) sum their parts."""
+    params = trainable_named(model)
+    ids, labels = pad_groups(groups, pad_id, device)   # [k, g, W]
+    k, g, width = ids.shape
+    seen: list[tuple] = []
+
+    def keep(mod, args, kwargs, out):
+        x = _embedding_ids(mod, args, kwargs) if isinstance(mod, torch.nn.Embedding) else args[0]
+        seen.append((mod, x, out))
+
+    leaves = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    handles = [m.register_forward_hook(keep, with_kwargs=True) for m in leaves]
+    try:
+        with torch.enable_grad():
+            # explicit per-row position ids: GPT-Neo otherwise looks up one [1, W] row shared by the batch
+            # (its gradient would be summed over rows); right padding: 0..W-1 is what both models use
+            pos = torch.arange(width, device=ids.device).expand(k * g, width)
+            logits = model(input_ids=ids.reshape(k * g, width), position_ids=pos, use_cache=False).logits
+            shift, target = logits[:, :-1].float(), labels.reshape(k * g, width)[:, 1:]
+            valid = target != -100
+            nll = torch.nn.functional.cross_entropy(shift.reshape(-1, shift.shape[-1]),
+                                                    target.clamp_min(0).reshape(-1), reduction="none")
+            per_row = (nll.reshape(k * g, -1) * valid).sum(1).reshape(k, g)
+            count = valid.reshape(k, -1).sum(1).clamp_min(1)  # each group's mean over its real tokens
+            grads_out = torch.autograd.grad((per_row.sum(1) / count).sum(), [out for *_, out in seen],
+                                            allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+    flat = torch.empty(k * g, sum(p.numel() for p in params.values()), device=device)
+    views, offset = {}, 0
+    for p in params.values():                          # each parameter's [rows, *shape] slice of the result
+        views[p] = flat[:, offset:offset + p.numel()].view(k * g, *p.shape)
+        offset += p.numel()
+    written: set = set()
+    with torch.no_grad():
+        # last module first: a tied embedding's output-layer part (a bmm) is written, the lookup's scatter added
+        for (mod, x, _), go in reversed(list(zip(seen, grads_out))):
+            if go is not None:
+                _write_module_grads(mod, x.detach(), go, k * g, views, written)
+        for p, v in views.items():
+            if p not in written:                       # not reached by the loss (an unused parameter)
+                v.zero_()
+    return flat if g == 1 else flat.view(k, g, -1).sum(1)
+
+
 def loop_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Tensor:
     """The reference: one autograd backward per group (the ordinary training loss on `collate(group)`)."""
     from unlearn_repro.train import collate, lm_loss
@@ -92,17 +192,18 @@ def loop_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
 
 
 def stream(model, groups: Iterator[Group], n: int, chunk: int, pad_id: int, device,
-           method: str = "vmap") -> Iterator[torch.Tensor]:
+           method: str = "hooks") -> Iterator[torch.Tensor]:
     """The n gradients of `groups` as [<=chunk, d] fp32 blocks: memory bounded by `chunk` rows at a time."""
-    fn = {"vmap": batched_grads, "loop": loop_grads}[method]
+    fn = {"hooks": hook_grads, "vmap": batched_grads, "loop": loop_grads}[method]
     for start in range(0, n, chunk):
         part = [next(groups) for _ in range(min(chunk, n - start))]
         yield fn(model, part, pad_id, device).float()
 
 
 def row_bytes(model, width: int, group: int = 1) -> int:
-    """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU): the
-    vmapped per-parameter gradients and their concatenation (2 * d * 4); with tied input/output
+    """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU; `hooks`
+    holds a few percent less than `vmap`, tests/reference/test_memory_plan.py): the vmapped per-parameter
+    gradients and their concatenation (2 * d * 4); with tied input/output
     embeddings two more per-sample copies of the embedding gradient (lookup and output layer, summed
     into a third); and the activations of its `group` sequences of `width` tokens: logits, log-softmax
     and their gradients (4 * V per token), per layer ~20 hidden-sized tensors and the attention scores."""

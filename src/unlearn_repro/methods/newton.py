@@ -66,7 +66,7 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher",
                             power: bool = False) -> EmpiricalFisherInverse:
     """F^-1 from `fcfg.num_grads` D+ gradients: rank-1 Eq. 8, batched rank-k Woodbury, or accumulated
     block Fisher inverted once (fisher.update); all three give the same matrix. The gradients come in
-    chunks of `fcfg.chunk` from one vmapped pass each (fisher.grads: vmap) or one backward each (loop);
+    chunks of `fcfg.chunk` from one batched pass each (fisher.grads: hooks or vmap) or one backward each (loop);
     the layout of F^-1 (shards, storage precision) is planned before anything is allocated, counting
     F^-1, its inversion workspace, the gradient chunk (`width`: longest D+ sequence) and the model; a
     smaller chunk than `fcfg.chunk` is taken when that is what fits (same matrix, slower)."""
