@@ -85,13 +85,15 @@ def test_diagonal_fisher_is_the_mean_of_squared_per_sample_gradients(tiny_tokeni
     fisher = diagonal_fisher(model, seqs, params)
     for key, param in params.items():
         expect = torch.zeros_like(param)
-        for s in seqs:  # independent: a fresh backward per sample through .grad
-            model.zero_grad()
+        for s in seqs:  # independent: a fresh backward per sample through .grad, the loss in fp64 (HF's
+            model.zero_grad()  # `labels=` loss computes in fp32 even for a fp64 model)
             ids = torch.tensor([s])
-            model(input_ids=ids, labels=ids).loss.backward()
+            logits = model(input_ids=ids).logits[0, :-1]
+            torch.nn.functional.cross_entropy(logits, ids[0, 1:]).backward()
             expect += param.grad ** 2
         assert fisher[key].shape == param.shape
-        assert torch.allclose(fisher[key], expect / len(seqs), rtol=1e-10)
+        # GPT-Neo computes attention in fp32 even in a fp64 model: padded and unpadded rows agree to ~1e-6
+        assert torch.allclose(fisher[key], expect / len(seqs), rtol=1e-5, atol=0)
     assert all(p.requires_grad for p in model.parameters())  # flags restored
 
 

@@ -1,13 +1,13 @@
 """Diagonal empirical Fisher: the mean of squared per-sample gradients, F_hat = (1/|D|) sum_x (dL(x)/dtheta)^2
 (FLoRA Eq. 2), for named parameters. Per-sample gradients (a batch gradient squared would be the square of
-the mean, not the mean of the squares), computed in vmapped chunks by `fisher.per_sample`."""
+the mean, not the mean of the squares), computed in batched chunks by `fisher.per_sample.hook_grads`."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
 import torch
 
-from unlearn_repro.fisher.per_sample import batched_grads, trainable_named
+from unlearn_repro.fisher.per_sample import hook_grads, trainable_named
 
 CHUNK_BYTES = 1 << 30  # per-sample gradients held at once (the vmapped grads and their concatenation)
 
@@ -31,7 +31,7 @@ def diagonal_fisher(model, seqs: Sequence[Sequence[int]], params: Mapping[str, t
         total = torch.zeros(sum(sizes), dtype=torch.float64, device=device)
         for start in range(0, len(seqs), chunk):
             groups = [[list(s)] for s in seqs[start:start + chunk]]  # one sequence per gradient
-            total += (batched_grads(model, groups, pad_id=0, device=device).double() ** 2).sum(0)
+            total += (hook_grads(model, groups, pad_id=0, device=device).double() ** 2).sum(0)
     finally:
         for p, f in flags.items():
             p.requires_grad_(f)

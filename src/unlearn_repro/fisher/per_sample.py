@@ -61,10 +61,15 @@ def _ids(s):
     return s["ids"] if isinstance(s, Mapping) else s
 
 
+def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """The loss in fp32 for half-precision models, in fp64 for fp64 ones (the reference tests)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def _group_loss_fn(model) -> Callable:
     def loss(params, ids, labels):                              # ids, labels: [g, W] (one group)
         logits = functional_call(model, params, (ids,), {"use_cache": False}).logits
-        shift, target = logits[:, :-1].float(), labels[:, 1:]
+        shift, target = _at_least_fp32(logits[:, :-1]), labels[:, 1:]
         valid = target != -100
         nll = torch.nn.functional.cross_entropy(shift.reshape(-1, shift.shape[-1]),
                                                 target.clamp_min(0).reshape(-1), reduction="none")
@@ -104,18 +109,19 @@ def _write_module_grads(mod, x, go, rows: int, views: dict, written: set) -> Non
     nn = torch.nn
     if x.shape[0] % rows or go.shape[0] % rows:  # an input shared by the batch (broadcast) has no per-row part
         raise ValueError(f"fisher.grads = hooks: {type(mod).__name__} saw a batch of {x.shape[0]}, not {rows} rows")
-    go = go.reshape(rows, -1, go.shape[-1]).float()
+    dtype = next(iter(views.values())).dtype
+    go = go.reshape(rows, -1, go.shape[-1]).to(dtype)
 
     def put(p, write, add):
         if p is not None and p in views:
             (add if p in written else write)(views[p])
             written.add(p)
     if isinstance(mod, nn.Linear):                     # OPT's MLP runs on [batch * time, d]: rows come first
-        x, go_t = x.reshape(rows, -1, x.shape[-1]).float(), go.transpose(1, 2)
+        x, go_t = x.reshape(rows, -1, x.shape[-1]).to(dtype), go.transpose(1, 2)
         put(mod.weight, lambda v: torch.bmm(go_t, x, out=v), lambda v: v.baddbmm_(go_t, x))
         put(mod.bias, lambda v: torch.sum(go, 1, out=v), lambda v: v.add_(go.sum(1)))
     elif isinstance(mod, nn.LayerNorm):
-        xhat = torch.nn.functional.layer_norm(x.float(), mod.normalized_shape, eps=mod.eps).reshape(go.shape)
+        xhat = torch.nn.functional.layer_norm(x.to(dtype), mod.normalized_shape, eps=mod.eps).reshape(go.shape)
         put(mod.weight, lambda v: torch.sum(go * xhat, 1, out=v), lambda v: v.add_((go * xhat).sum(1)))
         put(mod.bias, lambda v: torch.sum(go, 1, out=v), lambda v: v.add_(go.sum(1)))
     elif isinstance(mod, nn.Embedding):
@@ -151,7 +157,7 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
             # (its gradient would be summed over rows); right padding: 0..W-1 is what both models use
             pos = torch.arange(width, device=ids.device).expand(k * g, width)
             logits = model(input_ids=ids.reshape(k * g, width), position_ids=pos, use_cache=False).logits
-            shift, target = logits[:, :-1].float(), labels.reshape(k * g, width)[:, 1:]
+            shift, target = _at_least_fp32(logits[:, :-1]), labels.reshape(k * g, width)[:, 1:]
             valid = target != -100
             nll = torch.nn.functional.cross_entropy(shift.reshape(-1, shift.shape[-1]),
                                                     target.clamp_min(0).reshape(-1), reduction="none")
@@ -162,7 +168,8 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
     finally:
         for h in handles:
             h.remove()
-    flat = torch.empty(k * g, sum(p.numel() for p in params.values()), device=device)
+    dtype = torch.promote_types(next(iter(params.values())).dtype, torch.float32)  # fp32, or fp64 for a fp64 model
+    flat = torch.empty(k * g, sum(p.numel() for p in params.values()), dtype=dtype, device=device)
     views, offset = {}, 0
     for p in params.values():                          # each parameter's [rows, *shape] slice of the result
         views[p] = flat[:, offset:offset + p.numel()].view(k * g, *p.shape)
