@@ -96,3 +96,43 @@ def test_the_fisher_estimate_is_the_same_from_vmap_loop_and_shards(tiny_tokenize
     assert rel(sharded.matmul(v), fast.matmul(v)) < 1e-6
     assert rel(hooks.matmul(v), loop.matmul(v)) < 1e-5
     assert len(sharded.devices) == 3 and fast.count == 10
+
+
+class _Toy(torch.nn.Module):
+    """A causal toy LM that exercises what GPT-Neo / OPT do not: a Linear and a LayerNorm called twice per
+    forward (their parts add), an embedding with padding_idx tied to the output layer (the pad row keeps the
+    output layer's part only)."""
+
+    def __init__(self, vocab=12, d=6):
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, d, padding_idx=0)
+        self.lin, self.ln = torch.nn.Linear(d, d), torch.nn.LayerNorm(d)
+        self.head = torch.nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, input_ids, position_ids=None, use_cache=False):
+        h = self.ln(self.lin(torch.tanh(self.lin(self.emb(input_ids)))))
+        h = self.ln(h + h.cumsum(1))                    # causal mixing over time: pads never reach real tokens
+        return type("Out", (), {"logits": self.head(h)})
+
+
+def test_hooks_add_repeated_calls_and_respect_padding_idx():
+    torch.manual_seed(0)
+    model = _Toy().double()
+    seqs = [[3, 0, 5, 7, 2], [4, 4, 9], [0, 6, 1, 8]]      # token 0 is the embedding's padding_idx
+    params = list(model.parameters())
+    ref = []
+    for s in seqs:                                       # independent: autograd, one unpadded sequence at a time
+        ids = torch.tensor([s])
+        loss = torch.nn.functional.cross_entropy(model(ids).logits[0, :-1], ids[0, 1:])
+        ref.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
+    fast = per_sample.hook_grads(model, [[s] for s in seqs], 11, "cpu")
+    assert torch.allclose(fast, torch.stack(ref), atol=1e-12, rtol=0)
+    assert fast[:, :model.emb.weight.shape[1]].abs().sum() > 0   # the pad row: the output layer's part stays
+
+
+def test_hooks_refuse_modules_without_a_rule(tiny_tokenizer):
+    model = build_model("tiny-gpt-neo", tiny_tokenizer).eval()
+    model.extra = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(3))])
+    with pytest.raises(NotImplementedError, match="no per-sample rule for ParameterList"):
+        per_sample.hook_grads(model, [[[5, 6, 7]]], tiny_tokenizer.pad_token_id, "cpu")

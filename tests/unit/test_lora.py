@@ -78,7 +78,7 @@ def test_target_modules_per_family():
 
 def test_diagonal_fisher_is_the_mean_of_squared_per_sample_gradients(tiny_tokenizer):
     model = build_model("tiny-gpt-neo", tiny_tokenizer, seed=0).double()
-    seqs = [[5, 9, 30, 7, 2], [11, 4, 8], [40, 41, 42, 43]]  # different lengths: padded inside the vmapped chunk
+    seqs = [[5, 9, 30, 7, 2], [11, 4, 8], [40, 41, 42, 43]]  # different lengths: padded inside the batched chunk
     named = dict(model.named_parameters())
     # keys of our own, listed against the model's order: the flat layout must map back to each parameter
     params = {"fc": named["transformer.h.1.mlp.c_fc.weight"], "q": named["transformer.h.0.attn.attention.q_proj.weight"]}

@@ -9,7 +9,7 @@ import torch
 
 from unlearn_repro.fisher.per_sample import hook_grads, trainable_named
 
-CHUNK_BYTES = 1 << 30  # per-sample gradients held at once (the vmapped grads and their concatenation)
+CHUNK_BYTES = 1 << 30  # per-sample gradients held at once (4 bytes per entry)
 
 
 def diagonal_fisher(model, seqs: Sequence[Sequence[int]], params: Mapping[str, torch.nn.Parameter]) -> dict:
@@ -26,12 +26,16 @@ def diagonal_fisher(model, seqs: Sequence[Sequence[int]], params: Mapping[str, t
     model.eval()
     try:
         order = [key_of[id(p)] for p in trainable_named(model).values()]  # the flat gradient's layout
+        if sorted(order) != sorted(params):
+            raise ValueError(f"diagonal_fisher: {sorted(set(params) - set(order))} are not distinct parameters of "
+                             "the model")
         sizes = [params[k].numel() for k in order]
-        chunk = max(1, min(64, CHUNK_BYTES // (8 * sum(sizes))))
+        chunk = max(1, min(64, CHUNK_BYTES // (4 * sum(sizes))))
         total = torch.zeros(sum(sizes), dtype=torch.float64, device=device)
         for start in range(0, len(seqs), chunk):
             groups = [[list(s)] for s in seqs[start:start + chunk]]  # one sequence per gradient
-            total += (hook_grads(model, groups, pad_id=0, device=device).double() ** 2).sum(0)
+            for row in hook_grads(model, groups, pad_id=0, device=device):
+                total.addcmul_(row, row)               # squared in fp64, no [chunk, d] temporaries
     finally:
         for p, f in flags.items():
             p.requires_grad_(f)

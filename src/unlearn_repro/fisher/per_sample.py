@@ -89,23 +89,39 @@ def batched_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.
     return torch.cat([per_param[n].reshape(len(groups), -1) for n in params], dim=1)
 
 
+HOOKED = (torch.nn.Linear, torch.nn.LayerNorm, torch.nn.Embedding)  # the modules `_write_module_grads` knows
+
+
 def _embedding_ids(mod, args, kwargs) -> torch.Tensor:
-    """The rows an embedding looked up. OPT's learned positional embedding takes the attention mask (or
-    position ids) and adds its offset of 2 (transformers' `OPTLearnedPositionalEmbedding.forward`)."""
+    """The rows an embedding looked up. OPT's learned positional embedding is given the attention mask and
+    `position_ids` (hook_grads always passes them) and adds its offset of 2 (transformers'
+    `OPTLearnedPositionalEmbedding.forward`)."""
     if not hasattr(mod, "offset"):
         return args[0]
     pos = kwargs.get("position_ids")
     if pos is None:
-        mask = args[0]
-        past = args[1] if len(args) > 1 else kwargs.get("past_key_values_length", 0)
-        pos = ((torch.cumsum(mask, dim=1) * mask - 1).long())[:, past:]
+        raise ValueError(f"fisher.grads = hooks: {type(mod).__name__} was called without position_ids "
+                         "(another transformers version?); use fisher.grads = vmap")
     return pos + mod.offset
 
 
+def _check_owners(model) -> list[torch.nn.Module]:
+    """The modules that own trainable parameters, each of a type with a per-sample rule; anything else (a
+    ParameterList, peft's LoRA embedding, attention with its own weights) is refused before any pass runs
+    rather than given a silent zero gradient."""
+    owners = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    bad = sorted({type(m).__name__ for m in owners if not isinstance(m, HOOKED)})
+    if bad:
+        raise NotImplementedError(f"fisher.grads = hooks: no per-sample rule for {', '.join(bad)} (modules with "
+                                  "trainable parameters); use fisher.grads = vmap")
+    return owners
+
+
 def _write_module_grads(mod, x, go, rows: int, views: dict, written: set) -> None:
-    """Write one leaf module's per-sample gradients into `views` ({parameter: its [rows, *shape] slice of the
+    """Write one leaf module's per-row gradients into `views` ({parameter: its [rows, *shape] slice of the
     output}) from its input x and its output's gradient go: the einsum / scatter rules of per-sample gradient
-    libraries (e.g. opacus). A parameter already `written` (tied weights) gets this part added in place."""
+    libraries (e.g. opacus). A parameter already `written` (tied weights, a module called twice) gets this
+    part added in place."""
     nn = torch.nn
     if x.shape[0] % rows or go.shape[0] % rows:  # an input shared by the batch (broadcast) has no per-row part
         raise ValueError(f"fisher.grads = hooks: {type(mod).__name__} saw a batch of {x.shape[0]}, not {rows} rows")
@@ -130,9 +146,6 @@ def _write_module_grads(mod, x, go, rows: int, views: dict, written: set) -> Non
             go = go.masked_fill((ids == mod.padding_idx).unsqueeze(-1), 0)
         index = ids.unsqueeze(-1).expand(-1, -1, go.shape[-1])
         put(mod.weight, lambda v: v.zero_().scatter_add_(1, index, go), lambda v: v.scatter_add_(1, index, go))
-    else:
-        raise NotImplementedError(f"fisher.grads = hooks: no per-sample rule for {type(mod).__name__} (a module "
-                                  "with trainable parameters); use fisher.grads = vmap")
 
 
 def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Tensor:
@@ -141,15 +154,17 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
     parameters'), and each row's parameter gradient follows per module (`_write_module_grads`), written
     straight into its slice of the result. Tied weights (the embedding and the LM head) sum their parts."""
     params = trainable_named(model)
+    leaves = _check_owners(model)
     ids, labels = pad_groups(groups, pad_id, device)   # [k, g, W]
     k, g, width = ids.shape
     seen: list[tuple] = []
 
     def keep(mod, args, kwargs, out):
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"fisher.grads = hooks: {type(mod).__name__} returned a {type(out).__name__}")
         x = _embedding_ids(mod, args, kwargs) if isinstance(mod, torch.nn.Embedding) else args[0]
-        seen.append((mod, x, out))
+        seen.append((mod, x, out, out._version))
 
-    leaves = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
     handles = [m.register_forward_hook(keep, with_kwargs=True) for m in leaves]
     try:
         with torch.enable_grad():
@@ -163,27 +178,32 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
                                                     target.clamp_min(0).reshape(-1), reduction="none")
             per_row = (nll.reshape(k * g, -1) * valid).sum(1).reshape(k, g)
             count = valid.reshape(k, -1).sum(1).clamp_min(1)  # each group's mean over its real tokens
-            grads_out = torch.autograd.grad((per_row.sum(1) / count).sum(), [out for *_, out in seen],
+            if any(out._version != version for *_, out, version in seen):
+                raise RuntimeError("fisher.grads = hooks: a module's output was changed in place after it was "
+                                   "recorded (its gradient would be the changed tensor's); use fisher.grads = vmap")
+            grads_out = torch.autograd.grad((per_row.sum(1) / count).sum(), [out for _, _, out, _ in seen],
                                             allow_unused=True)
     finally:
         for h in handles:
             h.remove()
+    # one row per group: the batch's rows come group by group, so a module's [k * g, ...] input seen as
+    # [k, g * ..., ...] sums each group's gradient inside the einsum / scatter itself
     dtype = torch.promote_types(next(iter(params.values())).dtype, torch.float32)  # fp32, or fp64 for a fp64 model
-    flat = torch.empty(k * g, sum(p.numel() for p in params.values()), dtype=dtype, device=device)
+    flat = torch.empty(k, sum(p.numel() for p in params.values()), dtype=dtype, device=device)
     views, offset = {}, 0
-    for p in params.values():                          # each parameter's [rows, *shape] slice of the result
-        views[p] = flat[:, offset:offset + p.numel()].view(k * g, *p.shape)
+    for p in params.values():                          # each parameter's [k, *shape] slice of the result
+        views[p] = flat[:, offset:offset + p.numel()].view(k, *p.shape)
         offset += p.numel()
     written: set = set()
     with torch.no_grad():
         # last module first: a tied embedding's output-layer part (a bmm) is written, the lookup's scatter added
-        for (mod, x, _), go in reversed(list(zip(seen, grads_out))):
+        for (mod, x, _, _), go in reversed(list(zip(seen, grads_out))):
             if go is not None:
-                _write_module_grads(mod, x.detach(), go, k * g, views, written)
+                _write_module_grads(mod, x.detach(), go, k, views, written)
         for p, v in views.items():
             if p not in written:                       # not reached by the loss (an unused parameter)
                 v.zero_()
-    return flat if g == 1 else flat.view(k, g, -1).sum(1)
+    return flat
 
 
 def loop_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Tensor:
