@@ -7,7 +7,8 @@ from unlearn_repro.report import tdec as tdec_report
 
 TDEC = CFG.tdec
 TDEC_MODELS = list(TDEC.models)
-TDEC_RUNS = list(tdec_pipeline.runs(CFG))
+TDEC_RUN_SPECS = tdec_pipeline.runs(CFG)
+TDEC_RUNS = list(TDEC_RUN_SPECS)
 TDEC_ROOT = R("tdec")
 TDEC_OUTPUTS = tdec_report.outputs(TDEC_ROOT)
 TDEC_REASONING = [t for t in TDEC.reasoning_tasks if t in TASKS]  # the ones this run prepares
@@ -66,7 +67,7 @@ rule tdec_run:
     params:
         cli=CLI,
         tasks=TDEC_TASKS,
-        run=lambda w: tdec_pipeline.runs(CFG)[w.trun],
+        run=lambda w: TDEC_RUN_SPECS[w.trun],
         tdec={k: v for k, v in TDEC.to_dict().items() if k not in ("configs", "ablation")},
         optimizers=CFG.optimizers.to_dict(),
     resources:

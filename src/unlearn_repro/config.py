@@ -212,6 +212,9 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
             raise ConfigError(f"{source}: tdec uses {bad or t.ablation.config!r}: tdec.models must be in models "
                               f"{list(cfg.models)}, tdec.enabled and tdec.ablation.config in tdec.configs "
                               f"{list(t.configs)}")
+    if "tofu" in cfg and cfg.tofu.model not in cfg.models:
+        raise ConfigError(f"{source}: tofu.model = {cfg.tofu.model!r} is not in models {list(cfg.models)} (its "
+                          "pretrained model is built by the base_model rule of those models)")
     if "memorization" in cfg:
         _check_memorization(cfg, source)
 

@@ -125,12 +125,11 @@ def all_datasets(cfg) -> list[str]:
 
 
 def needed_models(cfg) -> list[str]:
-    """The hub models of the default target, once each: `models` and each study's own (tiny ones are built
-    here from their configs)."""
+    """The hub models of the default target: those of `models` (every study's models are among them, checked
+    in config; tiny ones are built here from their configs)."""
     from unlearn_repro.models.registry import MODELS
 
-    names = [*cfg.models, *(cfg.memorization.models or []), *cfg.tdec.models, cfg.tofu.model, cfg.discussions.model]
-    return [m for m in dict.fromkeys(names) if not MODELS.get(m).is_tiny]
+    return [m for m in cfg.models if not MODELS.get(m).is_tiny]
 
 
 def _data_location(cfg, name: str) -> str:

@@ -206,16 +206,18 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
     return flat
 
 
-def loop_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Tensor:
-    """The reference: one autograd backward per group (the ordinary training loss on `collate(group)`)."""
+def flat_grad(model, seqs: Sequence, pad_id: int, device) -> torch.Tensor:
+    """Gradient of the mean LM loss on `seqs` (the ordinary training loss on `collate(seqs)`), flattened
+    over the trainable parameters."""
     from unlearn_repro.train import collate, lm_loss
     params = list(trainable_named(model).values())
-    rows = []
-    for gr in groups:
-        grads = torch.autograd.grad(lm_loss(model, collate(gr, pad_id, device)), params, allow_unused=True)
-        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                               for g, p in zip(grads, params)]))
-    return torch.stack(rows)
+    grads = torch.autograd.grad(lm_loss(model, collate(seqs, pad_id, device)), params, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+
+
+def loop_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Tensor:
+    """The reference: one autograd backward per group."""
+    return torch.stack([flat_grad(model, gr, pad_id, device) for gr in groups])
 
 
 def stream(model, groups: Iterator[Group], n: int, chunk: int, pad_id: int, device,

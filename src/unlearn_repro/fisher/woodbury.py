@@ -190,7 +190,7 @@ class EmpiricalFisherInverse:
 
     def __init__(self, dim: int, block_size: int = 48, damping: float = 1.0, num_grads: int = 1024,
                  dtype: torch.dtype = torch.float32, device=None, max_bytes: int | None = None,
-                 devices=None, slice_blocks: int = SLICE_BLOCKS, extra_bytes: int = 0):
+                 devices=None, slice_blocks: int = SLICE_BLOCKS):
         if dim < 1 or block_size < 1 or num_grads < 1 or damping <= 0 or slice_blocks < 1:
             raise ValueError(f"EmpiricalFisherInverse needs dim, block_size, num_grads, slice_blocks >= 1 and damping > 0; "
                              f"got dim={dim}, block_size={block_size}, num_grads={num_grads}, damping={damping}")
@@ -202,16 +202,14 @@ class EmpiricalFisherInverse:
         self.ranges = shard_ranges(self.n_blocks, len(devices))
         self.devices = devices[:len(self.ranges)]
         plan = memory_plan(dim, block_size, shards=len(self.ranges), dtype=dtype, slice_blocks=slice_blocks)
-        plan[0]["peak"] += extra_bytes
         limits = _device_limits(self.devices, plan, max_bytes)
         for dev, row, limit in zip(self.devices, plan, limits):
             if row["peak"] > limit:
                 raise FisherMemoryError(
                     f"inverse Fisher for d={dim:,} parameters with block size B={block_size} needs "
-                    f"{row['peak'] / 2**30:.2f} GiB on {dev} ({_breakdown(row, dtype)}"
-                    f"{f', other {extra_bytes / 2**30:.2f}' if extra_bytes and row['shard'] == 0 else ''}), "
+                    f"{row['peak'] / 2**30:.2f} GiB on {dev} ({_breakdown(row, dtype)}), "
                     f"over the {max(limit, 0) / 2**30:.2f} GiB allowed (fisher.max_memory_gb or free memory). "
-                    f"Settings that fit: {propose(dim, block_size, max(limit, 0), model_bytes=extra_bytes)}")
+                    f"Settings that fit: {propose(dim, block_size, max(limit, 0))}")
         eye = torch.eye(block_size, dtype=dtype) / self.damping
         self._parts = [eye.to(dev).expand(hi - lo, block_size, block_size).clone()
                        for dev, (lo, hi) in zip(self.devices, self.ranges)]   # F^-1, or F while accumulating

@@ -10,10 +10,11 @@ from typing import Sequence
 import torch
 
 from unlearn_repro.fisher import EmpiricalFisherInverse, per_sample, plan_layout
+from unlearn_repro.fisher.per_sample import flat_grad  # noqa: F401 (the forget-batch gradient of the methods)
 from unlearn_repro.methods.base import Method
 from unlearn_repro.objectives import RetainSampler
 from unlearn_repro.progress import progress
-from unlearn_repro.train import batch_order, collate, lm_loss
+from unlearn_repro.train import batch_order
 
 
 def trainable(model) -> list[torch.nn.Parameter]:
@@ -30,14 +31,6 @@ def segments(model) -> dict[str, tuple[int, int]]:
             out[name] = (offset, p.numel())
             offset += p.numel()
     return out
-
-
-def flat_grad(model, seqs: Sequence[Sequence[int]], pad_id: int, device) -> torch.Tensor:
-    """Gradient of the mean LM loss on `seqs`, flattened over the trainable parameters."""
-    params = trainable(model)
-    loss = lm_loss(model, collate(seqs, pad_id, device))
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
 
 
 @torch.no_grad()

@@ -81,10 +81,10 @@ class Sophia(torch.optim.Optimizer):
                 p.mul_(1 - lr * wd)
                 m = st["exp_avg"].mul_(b1).add_(p.grad, alpha=1 - b1)
                 ratio = m.abs() / torch.clamp(rho * st["hessian"], min=eps)
-                clipped += int((ratio >= 1).sum())
+                clipped = clipped + (ratio >= 1).sum()          # a tensor: one host sync per step, below
                 total += ratio.numel()
                 p.addcmul_(m.sign(), ratio.clamp_(max=1.0), value=-lr)
-        self.clip_rate = clipped / total if total else math.nan
+        self.clip_rate = int(clipped) / total if total else math.nan
         return loss
 
 

@@ -31,13 +31,6 @@ def study_config(cfg) -> Frozen:
     return Frozen(deep_merge(cfg.to_dict(), over))
 
 
-def study_method_params(cfg, method: str) -> dict:
-    """What defines one method's runs here (its rerun trigger and logged params)."""
-    from unlearn_repro.methods import METHODS
-
-    return METHODS.get(method).params(study_config(cfg))
-
-
 def prepare(cfg, corpus: str, out: str | Path) -> dict:
     from unlearn_repro.data.segments import prepare_segmented
 
