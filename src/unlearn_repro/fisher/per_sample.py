@@ -172,11 +172,13 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
             # (its gradient would be summed over rows); right padding: 0..W-1 is what both models use
             pos = torch.arange(width, device=ids.device).expand(k * g, width)
             logits = model(input_ids=ids.reshape(k * g, width), position_ids=pos, use_cache=False).logits
-            shift, target = _at_least_fp32(logits[:, :-1]), labels.reshape(k * g, width)[:, 1:]
+            # the labels shifted left (as transformers' causal-LM loss does), not the logits: slicing the
+            # [rows, W, V] logits would copy them forward and zero-fill + copy their gradient backward
+            target = torch.nn.functional.pad(labels.reshape(k * g, width)[:, 1:], (0, 1), value=-100)
             valid = target != -100
-            nll = torch.nn.functional.cross_entropy(shift.reshape(-1, shift.shape[-1]),
-                                                    target.clamp_min(0).reshape(-1), reduction="none")
-            per_row = (nll.reshape(k * g, -1) * valid).sum(1).reshape(k, g)
+            nll = torch.nn.functional.cross_entropy(_at_least_fp32(logits).reshape(-1, logits.shape[-1]),
+                                                    target.reshape(-1), reduction="none")  # 0 where ignored
+            per_row = nll.reshape(k * g, width).sum(1).reshape(k, g)
             count = valid.reshape(k, -1).sum(1).clamp_min(1)  # each group's mean over its real tokens
             if any(out._version != version for *_, out, version in seen):
                 raise RuntimeError("fisher.grads = hooks: a module's output was changed in place after it was "
