@@ -147,14 +147,13 @@ def _data_location(cfg, name: str) -> str:
 
 def _without_hub(cfg, name: str) -> str:
     """A data set with no hub release (TDEC) is read from its mirror folder at every scale: check its files."""
-    from unlearn_repro.data.registry import DATASETS
+    from unlearn_repro.data.registry import DATASETS, check_mirror
 
     spec = DATASETS.get(name)
-    folder = Path(cfg.data.mirror_dir) / spec.mirror_folder
-    missing = [f for f in spec.mirror_files if not (folder / f).is_file()]
-    if missing:
-        raise HubError(f"{folder}: {len(missing)} of its {len(spec.mirror_files)} files missing ({missing[0]}, ...; "
-                       f"data.mirror_dir); {name} has no hub release: get it from {spec.release}")
+    try:
+        check_mirror(cfg.data.mirror_dir, [name])
+    except FileNotFoundError as e:
+        raise HubError(f"{one_line(e)}; {name} has no hub release: get it from {spec.release}") from None
     return f"{len(spec.mirror_files)} files in the mirror folder (nothing to fetch)"
 
 
@@ -186,75 +185,71 @@ def _model_config(cfg, name: str):
         raise HubError(f"model {name} ({src}): {one_line(e)}") from None
 
 
-def check_hub(cfg) -> list[tuple[str, bool, str]]:
-    """(item, ok, detail) for every data set and model the profile needs; never raises for one item."""
+def _each_item(cfg, data_detail, model_detail) -> list[tuple[str, bool, str]]:
+    """(item, ok, detail) for every data set and model the profile needs: `data_detail(spec)` and
+    `model_detail(name, source)` return an item's detail or raise; a failing item is its line, not a crash."""
     from unlearn_repro.data.registry import DATASETS, choose_source
 
     if (why := probe_hub()) is not None:
-        go_offline(why)
+        go_offline(why)  # every item then fails at once, naming itself, instead of after minutes of retries
     results = []
+
+    def one(item, detail, failed_item=None):
+        try:
+            results.append((item, True, detail()))
+        except Exception as e:  # noqa: BLE001 (a report, not a crash: every item gets its line)
+            results.append((failed_item or item, False, one_line(e)))
     if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
         for name in all_datasets(cfg):
-            item = f"data {name}: {_data_location(cfg, name)}"
-            try:
-                if DATASETS.get(name).hub_id is None:
-                    results.append((item, True, _without_hub(cfg, name)))
-                    continue
-                row = _first_row(cfg, name)
-                results.append((item, True, f"columns -> {', '.join(sorted(row))}"))
-            except Exception as e:  # noqa: BLE001 (a report, not a crash: every item gets its line)
-                results.append((item, False, one_line(e)))
+            spec = DATASETS.get(name)
+            one(f"data {name}: {_data_location(cfg, name)}",
+                lambda: _without_hub(cfg, spec.name) if spec.hub_id is None else data_detail(spec))
     for name in needed_models(cfg):
         try:
-            item = f"model {name}: {model_source(cfg, name)}"
-            conf = _model_config(cfg, name)
-            results.append((item, True, f"{conf.model_type}, hidden size {getattr(conf, 'hidden_size', '?')}"))
+            src = model_source(cfg, name)
         except Exception as e:  # noqa: BLE001
             results.append((f"model {name}", False, one_line(e)))
+            continue
+        one(f"model {name}: {src}", lambda: model_detail(name, src), failed_item=f"model {name}")
     return results
+
+
+def check_hub(cfg) -> list[tuple[str, bool, str]]:
+    """(item, ok, detail) for every data set and model the profile needs: one row / the config of each."""
+    def data(spec):
+        return f"columns -> {', '.join(sorted(_first_row(cfg, spec.name)))}"
+
+    def model(name, src):
+        conf = _model_config(cfg, name)
+        return f"{conf.model_type}, hidden size {getattr(conf, 'hidden_size', '?')}"
+    return _each_item(cfg, data, model)
 
 
 def download(cfg) -> list[tuple[str, bool, str]]:
     """Fetch every hub model (config, safetensors weights, tokenizer files) and data set the profile needs
     into the cache ($HF_HOME); local folders are only checked. (item, ok, detail) per item."""
-    from unlearn_repro.data.registry import DATASETS, choose_source, hub_rows
+    from unlearn_repro.data.registry import hub_rows
 
-    if (why := probe_hub()) is not None:
-        go_offline(why)  # every item then fails at once, naming itself, instead of after minutes of retries
-    results = []
-    if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
-        for name in all_datasets(cfg):
-            spec, item = DATASETS.get(name), f"data {name}: {_data_location(cfg, name)}"
-            try:
-                if spec.hub_id is None:
-                    results.append((item, True, _without_hub(cfg, name)))
-                    continue
-                n = 0
-                for split in spec.hub_splits:
-                    config, hub_split = spec.hub_location(split)
-                    n += len(hub_rows(cfg.data.hub_paths.get(name) or spec.hub_id, config, hub_split,
-                                      spec.hub_revision, spec.hub_data_dir))
-                results.append((item, True, f"{n} rows in {len(spec.hub_splits)} split(s)"))
-            except Exception as e:  # noqa: BLE001
-                results.append((item, False, one_line(e)))
-    for name in needed_models(cfg):
+    def data(spec):
+        n = 0
+        for split in spec.hub_splits:
+            config, hub_split = spec.hub_location(split)
+            n += len(hub_rows(cfg.data.hub_paths.get(spec.name) or spec.hub_id, config, hub_split,
+                              spec.hub_revision, spec.hub_data_dir))
+        return f"{n} rows in {len(spec.hub_splits)} split(s)"
+
+    def model(name, src):
+        if src.is_local:
+            _model_config(cfg, name)
+            return "local folder (nothing to fetch)"
+        from huggingface_hub import snapshot_download
         try:
-            src = model_source(cfg, name)
-            item = f"model {name}: {src}"
-            if src.is_local:
-                _model_config(cfg, name)
-                results.append((item, True, "local folder (nothing to fetch)"))
-                continue
-            from huggingface_hub import snapshot_download
-            try:
-                path = snapshot_download(src.path, revision=src.revision,
-                                         allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
-            except Exception as e:  # noqa: BLE001 (offline, unreachable, unknown repo: one line)
-                raise HubError(one_line(e)) from None
-            results.append((item, True, f"in {path}"))
-        except Exception as e:  # noqa: BLE001
-            results.append((f"model {name}", False, one_line(e)))
-    return results
+            path = snapshot_download(src.path, revision=src.revision,
+                                     allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+        except Exception as e:  # noqa: BLE001 (offline, unreachable, unknown repo: one line)
+            raise HubError(one_line(e)) from None
+        return f"in {path}"
+    return _each_item(cfg, data, model)
 
 
 def report(results: list[tuple[str, bool, str]], title: str) -> str:

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from unlearn_repro.fisher import EmpiricalFisherInverse, FisherMemoryError, fisher_bytes
+from unlearn_repro.fisher import EmpiricalFisherInverse, FisherMemoryError, batched_eigh, fisher_bytes
 
 
 def dense_reference(grads: torch.Tensor, block: int, damping: float, m: int) -> torch.Tensor:
@@ -125,6 +125,20 @@ def test_deviation_reports_how_far_from_the_prior():
     assert set(tiny) == {"all", "first", "second"}
 
 
+def test_batched_eigh_splits_blocks_over_threads_without_changing_any():
+    a = torch.randn(37, 48, 60, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    spd = a @ a.transpose(1, 2) / 60 + 1e-3 * torch.eye(48, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)                       # 3 parts of 13, 12, 12 blocks, one thread each
+        w, q = batched_eigh(spd)
+    finally:
+        torch.set_num_threads(threads)
+    ref_w, ref_q = torch.linalg.eigh(spd)
+    assert torch.equal(w, ref_w) and torch.equal(q, ref_q)
+    assert torch.allclose(q @ torch.diag_embed(w) @ q.transpose(1, 2), spd, atol=1e-10)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     g = torch.randn(32, 300)
@@ -133,6 +147,8 @@ def test_cuda_matches_cpu():
     gpu = EmpiricalFisherInverse(300, 48, 1.0, 32, device="cuda")
     gpu.update_batch(g.cuda())
     assert torch.allclose(gpu.inv.cpu(), cpu.inv, atol=1e-5)
+    v = torch.randn(300)                               # F^-1/4 v: 48x48 blocks take batched_eigh's CPU detour
+    assert torch.allclose(gpu.power_matmul(v.cuda(), 0.25).cpu(), cpu.power_matmul(v, 0.25), atol=1e-5)
 
 
 def _built(dim, block, m, grads, **kw):

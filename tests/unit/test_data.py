@@ -79,6 +79,13 @@ def test_real_mirror_files(mirror):
     assert len(tdec) == 1000 and len(tdec[0]["ids"]) == 200
 
 
+def test_a_data_set_without_a_hub_release_is_read_from_the_mirror_at_every_scale(tmp_path, mirror):
+    """TDEC has no hub release: the hub source reads the mirror, and a missing mirror names the release."""
+    assert load_split("tdec", "validation", "hub", mirror) == load_split("tdec", "validation", "mirror", mirror)
+    with pytest.raises(FileNotFoundError, match="lm-extraction-benchmark"):
+        load_split("tdec", "validation", "hub", tmp_path)
+
+
 def test_missing_split_is_derived_deterministically_and_recorded(tmp_path, mirror):
     cfg = load(ROOT / "params.yaml", "ci")
     meta = prepare_task("piqa", cfg, tmp_path / "a")

@@ -77,15 +77,17 @@ def available_splits(spec: DatasetSpec, source: str) -> list[str]:
 
 def load_split(name: str, split: str, source: str, mirror_dir: str | Path,
                hub_path: str | None = None) -> list[dict]:
-    """Rows of one split in the internal schema; KeyError if this source lacks the split."""
+    """Rows of one split in the internal schema; KeyError if this source lacks the split. A data set with no
+    hub release (`hub_id` None: TDEC) is read from the mirror whatever the source."""
     spec = DATASETS.get(name)
-    if source == "mirror":
+    if source == "mirror" or spec.hub_id is None:
         if split not in spec.mirror_splits:
             raise KeyError(f"{name}: the mirror has no {split!r} split (has: {', '.join(spec.mirror_splits)})")
         folder = Path(mirror_dir) / spec.mirror_folder
         if not folder.is_dir():
+            where = f"; it has no hub release: get it from {spec.release}" if spec.release else ""
             raise FileNotFoundError(f"{folder}: mirror folder of data set {name!r} is missing "
-                                    f"(data.mirror_dir = {mirror_dir})")
+                                    f"(data.mirror_dir = {mirror_dir}){where}")
         rows = spec.mirror_splits[split](folder)
         if not rows:
             raise ValueError(f"{folder}: the mirror's {split!r} split of data set {name!r} has no rows")

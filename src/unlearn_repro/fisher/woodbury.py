@@ -111,6 +111,25 @@ def propose(dim: int, block_size: int, limit: int, *, chunk: int = 0, grad_row_b
                                 "gradient alone do not fit")
 
 
+def batched_eigh(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.linalg.eigh of a batch of symmetric blocks, fast where torch's own is not. On CUDA torch loops over
+    blocks larger than 32x32 one at a time, and on a CPU it runs LAPACK block after block on one thread
+    (measured on an H200 machine, 8192 blocks of 48x48: 5.8 s on the GPU, 1.3 s on the CPU whatever the
+    thread count). So blocks go to the CPU and are split over `torch.get_num_threads()` threads (LAPACK
+    releases the GIL); each block's result is the same as alone. cuSOLVER's batched Jacobi keeps blocks <= 32."""
+    if a.is_cuda and a.shape[-1] <= 32:
+        return torch.linalg.eigh(a)
+    parts = a.cpu().chunk(max(1, min(torch.get_num_threads(), a.shape[0])))
+    if len(parts) == 1:
+        w, q = torch.linalg.eigh(parts[0])
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(len(parts)) as pool:
+            done = list(pool.map(torch.linalg.eigh, parts))
+        w, q = torch.cat([d[0] for d in done]), torch.cat([d[1] for d in done])
+    return w.to(a.device), q.to(a.device)
+
+
 def _available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -343,7 +362,7 @@ class EmpiricalFisherInverse:
         if self._eig is None:
             self._eig = []
             for part, s, e, _ in self._slices():
-                w, q = torch.linalg.eigh(part[s:e].to(self.work_dtype))
+                w, q = batched_eigh(part[s:e].to(self.work_dtype))
                 self._eig.append((w.clamp_min(torch.finfo(w.dtype).tiny), q.to(self.dtype)))
 
         def apply(i, blk, x):

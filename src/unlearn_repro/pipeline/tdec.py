@@ -75,8 +75,7 @@ def ablation_runs(cfg) -> dict:
 # ---------------------------------------------------------------------------------------------- rows
 def _tdec_texts(cfg, split: str) -> list[list[int]]:
     d = cfg.data
-    source = "mirror" if Path(d.mirror_dir, "tdec").is_dir() else choose_source(d.source, d.mirror_dir)
-    return [r["ids"] for r in load_split("tdec", split, source, d.mirror_dir)]
+    return [r["ids"] for r in load_split("tdec", split, choose_source(d.source, d.mirror_dir), d.mirror_dir)]
 
 
 def _in_model_tokens(cfg, tok, model_name: str, rows: list[list[int]]) -> list[list[int]]:

@@ -46,7 +46,7 @@ def outputs(root: str) -> dict[str, list[str]]:
             "figures": [f"{root}/figures/figure1.png"], "summary": [f"{root}/summary/metrics.json"]}
 
 
-def load_runs(files) -> pd.DataFrame:
+def load_runs(files) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, curves = [], []
     for f in files:
         r = read_json(f)
