@@ -9,6 +9,13 @@
 # wheel install). Other knobs: GPU_CHECK_CYCLES (unlearning cycles, default 1), GPU_CHECK_FINETUNE=1 (also
 # fine-tune before unlearning; default: unlearn the pretrained model), GPU_CHECK_WORK (scratch folder),
 # GPU_CHECK_METHOD (default fisher_removal), GPU_CHECK_REBUILD (fisher.rebuild), GPU_CHECK_BENCH=0 (no benchmark).
+# .gpu/ (ignored by git) is built once where there is network and the data mirror, from the repo root:
+#   mkdir -p .gpu/data/tokenizers && cp -r ../shared/data/arc_easy .gpu/data/ && cp -r ../shared/data/tokenizers/gpt2 .gpu/data/tokenizers/
+#   for w in jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 attrs==26.1.0 \
+#            typing_extensions==4.16.0 transformers==5.23.0 huggingface_hub==2.4.0; do
+#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .gpu/whl "$w"; done
+# (the wheels: what the GPU machine's image lacks of requirements.lock; a machine with the project installed needs none)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 REPO=$PWD
