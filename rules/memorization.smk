@@ -16,6 +16,7 @@ MEM_MODELS = list(MEM.models or MODEL_NAMES)
 MEM_METHODS = [m for m in METHOD_NAMES if m in (MEM.methods or METHOD_NAMES)]  # the listed ones that are enabled
 if CFG.data.source == "mirror":
     check_mirror(CFG.data.mirror_dir, list(MEM.corpora))
+mem_data_dir = lambda w: R(f"memorization/data/{w.corpus}")  # a corpus' segmented data (MEM_DATA's folder)
 mem_report_item = lambda path: report(
     path, caption=f"../report_captions/memorization/{'table10' if 'table10' in path else 'table8'}.rst",
     category="Memorization (§6)", subcategory="Table 10: indelible memorizations" if "table10" in path
@@ -33,7 +34,7 @@ rule memorization_data:
         multiext(f"{MEM_DATA}/", "train.jsonl", "test.jsonl", "heldout.jsonl", "meta.json"),
     params:
         cli=CLI,
-        out=lambda w: R(f"memorization/data/{w.corpus}"),
+        out=mem_data_dir,
         data={k: v for k, v in CFG.data.to_dict().items() if k in ("source", "mirror_dir", "hub_paths")},
         segments={k: MEM[k] for k in ("max_texts", "max_segments", "segment_words")},
     log:
@@ -54,7 +55,7 @@ rule memorize:
         directory(R("memorization/models/{corpus}/{model}")),
     params:
         cli=CLI,
-        data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
+        data_dir=mem_data_dir,
         train=MEM.train.to_dict(),
         max_length=MEM.max_length,
     resources:
@@ -79,7 +80,7 @@ rule memorization_targets:
         R("memorization/targets/{corpus}/{model}/seed{seed}.json"),
     params:
         cli=CLI,
-        data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
+        data_dir=mem_data_dir,
         targets={k: MEM[k] for k in ("n_targets", "min_target_tokens", "prefix_tokens", "suffix_tokens", "max_length")},
     log:
         L("memorization/targets/{corpus}/{model}/seed{seed}.log"),
@@ -101,7 +102,7 @@ rule memorization_base:
         R("memorization/runs/none/{corpus}/{model}/seed{seed}/extraction.json"),
     params:
         cli=CLI,
-        data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
+        data_dir=mem_data_dir,
         extraction=MEM_EXTRACTION,
         ngram=MEM.ngram,
     resources:
@@ -129,7 +130,7 @@ rule memorization_unlearn:
         extraction=f"{MEM_RUN}/extraction.json",
     params:
         cli=CLI,
-        data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
+        data_dir=mem_data_dir,
         hp=lambda w: METHODS.get(w.method).params(MEM_CFG),
         extraction=MEM_EXTRACTION,
         out=lambda w, output: str(Path(output.run).parent),
