@@ -172,11 +172,17 @@ def plan_layout(dim: int, block_size: int, *, device, storage: str = "auto", sha
     devs, dtype, plan, limits = first
     worst = max(range(len(plan)), key=lambda i: plan[i]["peak"] - limits[i])
     row, limit = plan[worst], max(limits[worst], 0)
-    raise FisherMemoryError(
+    raise _memory_error(dim, block_size, devs[worst], row, dtype, limit,
+                        propose(dim, block_size, limit, chunk=chunk, grad_row_bytes=grad_row_bytes,
+                                model_bytes=model_bytes, power=power), "; no smaller chunk fits either")
+
+
+def _memory_error(dim, block_size, device, row, dtype, limit, settings: str, why: str = "") -> FisherMemoryError:
+    """What did not fit where, its breakdown, and settings that fit."""
+    return FisherMemoryError(
         f"inverse Fisher for d={dim:,} parameters with block size B={block_size} needs "
-        f"{row['peak'] / 2**30:.2f} GiB on {devs[worst]} ({_breakdown(row, dtype)}), over the {limit / 2**30:.2f} GiB "
-        f"allowed (fisher.max_memory_gb or free memory); no smaller chunk fits either. Settings that fit: "
-        f"{propose(dim, block_size, limit, chunk=chunk, grad_row_bytes=grad_row_bytes, model_bytes=model_bytes, power=power)}")
+        f"{row['peak'] / 2**30:.2f} GiB on {device} ({_breakdown(row, dtype)}), over the {max(limit, 0) / 2**30:.2f} GiB "
+        f"allowed (fisher.max_memory_gb or free memory){why}. Settings that fit: {settings}")
 
 
 def _device_limits(devs, plan, max_bytes) -> list[int]:
@@ -224,11 +230,7 @@ class EmpiricalFisherInverse:
         limits = _device_limits(self.devices, plan, max_bytes)
         for dev, row, limit in zip(self.devices, plan, limits):
             if row["peak"] > limit:
-                raise FisherMemoryError(
-                    f"inverse Fisher for d={dim:,} parameters with block size B={block_size} needs "
-                    f"{row['peak'] / 2**30:.2f} GiB on {dev} ({_breakdown(row, dtype)}), "
-                    f"over the {max(limit, 0) / 2**30:.2f} GiB allowed (fisher.max_memory_gb or free memory). "
-                    f"Settings that fit: {propose(dim, block_size, max(limit, 0))}")
+                raise _memory_error(dim, block_size, dev, row, dtype, limit, propose(dim, block_size, max(limit, 0)))
         eye = torch.eye(block_size, dtype=dtype) / self.damping
         self._parts = [eye.to(dev).expand(hi - lo, block_size, block_size).clone()
                        for dev, (lo, hi) in zip(self.devices, self.ranges)]   # F^-1, or F while accumulating
