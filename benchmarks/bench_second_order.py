@@ -235,19 +235,29 @@ def fisher_flops_per_pass(model, seqs, pad_id, device, block: int) -> float:
     return 2 * sum(p.numel() for p in params) * block / (counter.get_total_flops() / len(seqs))
 
 
-PAPER_MODELS = {  # parameters, vocab, hidden, layers, heads (the hub configs), for the memory plan
-    "GPT-Neo-125M": (125_198_592, 50257, 768, 12, 12),
-    "GPT-Neo-1.3B": (1_315_575_808, 50257, 2048, 24, 16),
-    "GPT-Neo-2.7B": (2_651_307_520, 50257, 2560, 32, 20),
+PAPER_MODELS = {  # hidden, layers, heads of the hub configs (vocab 50257, tied embeddings), for the memory plan
+    "GPT-Neo-125M": (768, 12, 12),
+    "GPT-Neo-1.3B": (2048, 24, 16),
+    "GPT-Neo-2.7B": (2560, 32, 20),
 }
+
+
+def _meta_gpt_neo(hidden: int, layers: int, heads: int):
+    """A GPT-Neo of the hub's shape on the meta device: parameter counts and config, no memory."""
+    from transformers import AutoModelForCausalLM, GPTNeoConfig
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(GPTNeoConfig(
+            vocab_size=50257, hidden_size=hidden, num_layers=layers, num_heads=heads, window_size=256,
+            attention_types=[[["global", "local"], layers // 2]], max_position_embeddings=2048))
 
 
 def plan_table(block: int = 48, width: int = 512, gpu_bytes: float = 80e9 * 0.95) -> pd.DataFrame:
     """GiB per shard at the Fisher step's peak (shard 0 also holds the model and the gradient chunk), with
     the largest gradient chunk (of 8, 4, 2, 1) that fits an 80 GB GPU (1 when none does)."""
     rows = []
-    for name, (d, vocab, hidden, layers, heads) in PAPER_MODELS.items():
-        row_b = (2 * d + 2 * vocab * hidden) * 4 + width * (4 * vocab + layers * (20 * hidden + 2 * heads * width)) * 4
+    for name, shape in PAPER_MODELS.items():
+        model = _meta_gpt_neo(*shape)
+        d, row_b = per_sample.grad_dim(model), per_sample.row_bytes(model, width)   # the Fisher step's own estimate
         for storage in ("float32", "bfloat16"):
             for shards in (1, 2, 4, 8):
                 for chunk in (8, 4, 2, 1):
