@@ -41,7 +41,7 @@ lint: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/bench_fisher.py --skip-methods
+	$(BIN)/python benchmarks/bench_fisher.py
 	$(BIN)/python benchmarks/bench_second_order.py
 
 clean:

@@ -1,5 +1,5 @@
-"""Speed and memory of the inverse empirical Fisher, and one Fisher Removal cycle vs finetuning and
-retraining on the same model. Not a test: run `make benchmark` (or this file) and read the tables.
+"""Speed and memory of the inverse empirical Fisher: the three ways of adding gradients (one Fisher Removal
+cycle against retraining is in bench_second_order.py). Not a test: run `make benchmark` (or this file).
 
 Targets (checked at the end, printed as PASS/FAIL):
   * the faster of batched rank-k Woodbury / accumulate-then-invert >= 5x faster per gradient than the
@@ -83,50 +83,11 @@ def bench_update(dim: int, block: int, device, n_grads: int = 96, chunk: int = 4
     return row
 
 
-def bench_methods(device) -> pd.DataFrame:
-    """One unlearning cycle (128 forget samples) of each method on the embedded tiny GPT-Neo."""
-    from unlearn_repro.config import Frozen, load
-    from unlearn_repro.methods import METHODS, Context
-    from unlearn_repro.models import checkpoint
-    from unlearn_repro.models.build import build_model
-    from unlearn_repro.models.tokenizers import train_bpe
-
-    cfg = load(ROOT / "params.yaml", "embedded")
-    pretrained = ROOT / "results/models/tiny-gpt-neo/pretrained"
-    g = torch.Generator().manual_seed(0)
-    if (pretrained / "meta.json").exists():
-        model, tok, _ = checkpoint.load(pretrained, device)
-    else:  # no pipeline run yet: a random tiny model of the same shape
-        tok = train_bpe([" ".join(f"w{i}" for i in range(j, j + 50)) for j in range(500)], 4096)
-        model = build_model("tiny-gpt-neo", tok).to(device)
-        pretrained = OUT / "bench_pretrained"
-        checkpoint.save(model, tok, pretrained, {"stage": "benchmark"})
-    vocab = len(tok)
-    seqs = [torch.randint(3, vocab, (48,), generator=g).tolist() for _ in range(cfg.data.max_train)]
-    forget, retain = seqs[:128], seqs[128:]
-    rows = []
-    for name in ("gradient_ascent", "finetune", "retrain", "fisher_removal", "fisher_forgetting"):
-        for m in (cfg.fisher.num_grads, 1024) if name.startswith("fisher") else (None,):
-            raw = cfg.to_dict()
-            if m is not None:
-                raw["fisher"]["num_grads"] = m
-            ctx = Context(cfg=Frozen(raw), device=device, pad_id=tok.pad_token_id, seed=0, pretrained_path=pretrained,
-                          work_dir=OUT / "bench_work")
-            work = checkpoint.load(pretrained, device)[0]
-            t0 = time.perf_counter()
-            METHODS.get(name).unlearn(ctx, work, forget, retain, cycle=1)
-            _sync(device)
-            rows.append({"method": name, "num_grads": m or "", "seconds": time.perf_counter() - t0})
-            print(f"  {name:18s} m={m or '-':>5} {rows[-1]['seconds']:.2f}s", flush=True)
-    return pd.DataFrame(rows)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dims", type=int, nargs="+", default=[100_000, 470_000, 2_000_000])
     ap.add_argument("--blocks", type=int, nargs="+", default=[16, 48, 128])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--skip-methods", action="store_true")
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -148,10 +109,6 @@ def main() -> None:
               "rank-1 == batched == accumulate to 1e-5": bool((upd["max_abs_diff"] <= 1e-5).all()),
               "memory within 10% of d*B*4": bool(((upd["measured_MiB"] - upd["estimated_MiB"]).abs()
                                                   <= 0.1 * upd["estimated_MiB"] + 8).all())}
-    if not args.skip_methods:
-        meth = bench_methods(device)
-        meth.to_csv(OUT / f"methods_cycle_{tag}.csv", index=False)
-        (OUT / f"methods_cycle_{tag}.md").write_text(meth.to_markdown(index=False, floatfmt=".2f") + "\n")
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}: {name}")
 
