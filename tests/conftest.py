@@ -1,4 +1,6 @@
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,24 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 MIRROR = (ROOT / PARAMS["data"]["mirror_dir"]).resolve()
+BIN = Path(sys.executable).parent                     # snakemake, dvc of this environment
+ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
+def pipeline_workspace(tmp: Path, mirror: Path, copy_src: bool = False) -> Path:
+    """A copy of the pipeline (Snakefile, rules, schemas, profiles, ...) in `tmp` running the `ci` profile on
+    `mirror`; src/ is linked, or copied where a test adds a file to it."""
+    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml", "report_captions"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp / name)
+    if copy_src:
+        shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        (tmp / "src").symlink_to(ROOT / "src")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["profile"] = "ci"
+    params["data"]["mirror_dir"] = str(mirror)
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

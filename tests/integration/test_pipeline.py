@@ -1,6 +1,5 @@
 """The whole DAG on the `ci` profile in a temp dir: outputs, tables, figures and the MLflow runs."""
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -11,32 +10,19 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ENV, ROOT, pipeline_workspace
 
 pytestmark = pytest.mark.integration
 
 
-def _workspace(tmp: Path, mirror: Path) -> Path:
-    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml", "report_captions"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp / name)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["profile"] = "ci"
-    params["data"]["mirror_dir"] = str(mirror)
-    (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (tmp / "src").symlink_to(ROOT / "src")
-    return tmp
-
-
 def _snakemake(ws: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=ws, env=env,
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=ws, env=ENV,
                           capture_output=True, text=True, timeout=1500)
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, mirror):
-    ws = _workspace(tmp_path_factory.mktemp("pipeline"), mirror)
+    ws = pipeline_workspace(tmp_path_factory.mktemp("pipeline"), mirror)
     run = _snakemake(ws)
     if run.returncode != 0:
         logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in sorted((ws / "logs").rglob("*.log"))[-5:])

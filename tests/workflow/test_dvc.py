@@ -3,19 +3,15 @@ study's metrics are readable (`dvc metrics show`) and comparable with the last c
 Stand-in outputs, no pipeline run."""
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import BIN, ENV, ROOT
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 # a 1x1 PNG
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0g"

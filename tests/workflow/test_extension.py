@@ -10,9 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tests.conftest import ROOT
-
-BIN = Path(sys.executable).parent
+from tests.conftest import BIN, ROOT, pipeline_workspace
 
 THROWAWAY = '''"""A throw-away method: scales every weight by (1 - shrink)."""
 import torch
@@ -34,20 +32,6 @@ class Throwaway(Method):
 '''
 
 
-def _workspace(tmp: Path, mirror: Path, copy_src: bool) -> Path:
-    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml", "params.yaml"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp / name)
-    if copy_src:
-        shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    else:
-        (tmp / "src").symlink_to(ROOT / "src")
-    params = yaml.safe_load((tmp / "params.yaml").read_text())
-    params["profile"] = "ci"
-    params["data"]["mirror_dir"] = str(mirror)
-    (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return tmp
-
-
 def _run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(ws / "src")}
     env.pop("UNLEARN_CONFIG", None)
@@ -66,7 +50,7 @@ def _fake_metrics(path: Path, method: str, dataset: str, model: str, cycles: int
 
 
 def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirror):
-    ws = _workspace(tmp_path, mirror, copy_src=True)
+    ws = pipeline_workspace(tmp_path, mirror, copy_src=True)
     (ws / "src/unlearn_repro/methods/throwaway.py").write_text(THROWAWAY)
     params = yaml.safe_load((ws / "params.yaml").read_text())
     params["methods"]["throwaway"] = {"shrink": 0.01}
@@ -110,7 +94,7 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
 
 
 def test_configfile_values_reach_the_jobs_and_trigger_reruns(tmp_path, mirror):
-    ws = _workspace(tmp_path, mirror, copy_src=False)
+    ws = pipeline_workspace(tmp_path, mirror, copy_src=False)
     target = "results/ci/splits/arc_easy/seed0.json"
     snake = [str(BIN / "snakemake"), "--cores", "1"]
     first = _run(ws, *snake, target)
@@ -131,7 +115,7 @@ def test_configfile_values_reach_the_jobs_and_trigger_reruns(tmp_path, mirror):
 
 
 def test_a_mistyped_mirror_stops_the_dag_and_keeps_prepared_data(tmp_path, mirror):
-    ws = _workspace(tmp_path, mirror, copy_src=False)
+    ws = pipeline_workspace(tmp_path, mirror, copy_src=False)
     target = "data/processed/ci/arc_easy/meta.json"
     first = _run(ws, str(BIN / "snakemake"), "--cores", "1", target)
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
@@ -156,7 +140,7 @@ def test_a_failed_re_preparation_keeps_the_last_good_data(tmp_path, mirror):
         else:
             (copy / folder.name).symlink_to(folder)
     (tmp_path / "ws").mkdir()
-    ws = _workspace(tmp_path / "ws", copy, copy_src=False)
+    ws = pipeline_workspace(tmp_path / "ws", copy, copy_src=False)
     target = "data/processed/ci/arc_easy/meta.json"
     first = _run(ws, str(BIN / "snakemake"), "--cores", "1", target)
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]

@@ -1,18 +1,13 @@
 """The SLURM profile plans the paper's DAG and passes the executor plugin's own checks (no submission): no
 executor-managed option in slurm_extra, and the rules' `gpu` resource becomes `--gpus`."""
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import BIN, ENV, ROOT
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
 GPU_TARGET = "results/paper/models/gpt-neo-125m/pretrained"
 
 

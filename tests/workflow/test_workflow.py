@@ -1,18 +1,13 @@
 """The workflow definitions themselves: Snakemake's dry run and linter, and DVC's change detection."""
 import json
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import BIN, ENV, ROOT
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
 
 
 def _run(*cmd, cwd=ROOT):
