@@ -87,6 +87,16 @@ def collate(items: Sequence[Item], pad_id: int, device) -> dict:
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
+def pad_left(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids and attention mask of prompts to continue (generation appends on the right)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):], mask[i, width - len(p):] = torch.as_tensor(list(p), dtype=torch.long), 1
+    return ids.to(device), mask.to(device)
+
+
 def lm_loss(model, batch, step: int = 0) -> torch.Tensor:
     """Mean next-token cross entropy over the batch's real tokens (the ordinary training objective)."""
     return model(**batch).loss

@@ -11,6 +11,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from unlearn_repro.train import collate, pad_left
+
 
 def ngrams(seq: Sequence[int], n: int) -> list[tuple[int, ...]]:
     return [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
@@ -62,12 +64,8 @@ def greedy_predictions(model, rows: Sequence[Sequence[int]], pad_id: int, batch_
     model.eval()
     for s in range(0, len(rows), batch_size):
         chunk = rows[s:s + batch_size]
-        width = max(len(r) for r in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(chunk):
-            ids[i, :len(r)], mask[i, :len(r)] = torch.as_tensor(list(r)), 1
-        pred = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.argmax(-1).cpu()
+        batch = collate([list(r) for r in chunk], pad_id, dev)
+        pred = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.argmax(-1).cpu()
         out += [pred[i, :len(r) - 1].tolist() for i, r in enumerate(chunk)]
     model.train(was_training)
     return out
@@ -85,13 +83,8 @@ def greedy_continuations(model, prompts: Sequence[Sequence[int]], lengths: Seque
     out: list[list[int]] = [[] for _ in prompts]
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        width, steps = max(len(prompts[i]) for i in idx), max(lengths[i] for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for j, i in enumerate(idx):
-            p = list(prompts[i])
-            ids[j, width - len(p):], mask[j, width - len(p):] = torch.as_tensor(p), 1
-        ids, mask = ids.to(dev), mask.to(dev)
+        steps = max(lengths[i] for i in idx)
+        ids, mask = pad_left([prompts[i] for i in idx], pad_id, dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
         generated = []

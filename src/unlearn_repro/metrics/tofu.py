@@ -23,6 +23,7 @@ import scipy.stats
 import torch
 
 from unlearn_repro.metrics.collect import token_logprobs
+from unlearn_repro.train import pad_left
 
 
 # ---- pure functions -------------------------------------------------------------------------------------
@@ -108,13 +109,9 @@ def greedy_answers(model, tokenizer, prompts: Sequence[list[int]], max_new_token
     order = np.argsort([-len(p) for p in prompts], kind="stable")
     for start in range(0, len(prompts), batch_size):
         idx = order[start:start + batch_size]
-        width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(idx):
-            ids[row, width - len(prompts[i]):] = torch.as_tensor(prompts[i])
-            mask[row, width - len(prompts[i]):] = 1
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+        ids, mask = pad_left([prompts[i] for i in idx], pad, device)
+        width = ids.shape[1]
+        gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                              max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
         for row, i in enumerate(idx):
             new = gen[row, width:].tolist()

@@ -17,6 +17,7 @@ from unlearn_repro.io import read_json, write_json, write_text  # noqa: E402
 from unlearn_repro.report import style  # noqa: E402
 from unlearn_repro.report.figures import _legend, _save, method_label  # noqa: E402
 from unlearn_repro.report.paper_tables import MEMORIZATION as PAPER  # noqa: E402
+from unlearn_repro.report.tables import mean_std  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, model_family, write_table  # noqa: E402
 
 NONE = "none"
@@ -66,8 +67,8 @@ def ordering_holds(mean_counts: dict[str, float]) -> bool:
 
 
 def _cell(values: pd.Series, paper, digits=1) -> str:
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    ours = "—" if v.empty else f"{v.mean():.{digits}f} ± {v.std(ddof=0):.{digits}f}"
+    mean, std = mean_std(values)
+    ours = "—" if not np.isfinite(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
     theirs = "—" if paper is None else (f"{paper:.3g}" if isinstance(paper, float) else str(paper))
     return f"{ours} ‖ {theirs}"
 

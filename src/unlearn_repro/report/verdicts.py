@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from unlearn_repro.report.figures import method_label
+from unlearn_repro.report.memorization import NONE, ORDER_METHODS, label, ordering_holds
 from unlearn_repro.report.tables import rank_methods, write_table
 
 PAPER_METHODS = ("retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting")
@@ -139,18 +140,15 @@ def claims(df: pd.DataFrame | None, curves: pd.DataFrame | None, kl: pd.DataFram
         "the discussions study")
 
     def memorization_order():
-        from unlearn_repro.report.memorization import NONE, ordering_holds
-
         means = memorization.groupby(["dataset", "family", "method"])["memorized"].mean()
         scenarios = {k: g.droplevel([0, 1]).to_dict() for k, g in means.groupby(level=[0, 1])}
-        evidence = "; ".join(f"{c} {f.upper()}: " + ", ".join(f"{'No Unlearning' if m == NONE else method_label(m)} {v:.1f}"
+        evidence = "; ".join(f"{c} {f.upper()}: " + ", ".join(f"{label(m)} {v:.1f}"
                                                             for m, v in counts.items()) for (c, f), counts in scenarios.items())
         if any(counts.get(NONE, 0) == 0 for counts in scenarios.values()):
             return UNTESTABLE, "a memorized model reproduces no target (premise fails); mean memorized: " + evidence
         ok = all(ordering_holds(counts) for counts in scenarios.values())
         return (HOLDS if ok else FAILS), "mean memorized targets: " + evidence
-    has_order = memorization is not None and {"retrain", "finetune", "gradient_ascent", "fisher_removal",
-                                               "fisher_forgetting", "none"} <= set(memorization["method"])
+    has_order = memorization is not None and {*ORDER_METHODS, NONE} <= set(memorization["method"])
     add("§6.3, Table 8", "Table 8 ordering: retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting < "
         "finetuning = no unlearning",
         "on mean memorized targets per corpus and family: retraining ≤ Fisher Removal ≤ min(gradient ascent, Fisher "
