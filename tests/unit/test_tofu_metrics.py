@@ -79,7 +79,7 @@ def test_batched_greedy_answers_equal_one_at_a_time_and_answer_nll_matches_a_dir
     single = [M.greedy_answers(model, tok, [p], 5, "cpu", batch_size=1)[0] for p in prompts]
     assert batched == single
     pairs = [(prompts[0], prompts[1]), (prompts[1], prompts[2])]
-    nll = M.answer_nll(model, pairs, tok.pad_token_id, "cpu", batch_size=2)
+    nll = M.answer_nll(M.answer_logprobs(model, pairs, tok.pad_token_id, "cpu", batch_size=2))
     for (p, a), got in zip(pairs, nll):
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([p + a])).logits[0, :-1], -1)

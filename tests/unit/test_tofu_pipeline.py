@@ -75,3 +75,34 @@ def test_the_study_s_sophia_overrides_reach_only_sophia():
     args = tofu.method_config(cfg, "gradient_difference", "SO").optimizers
     assert args["sophia"]["rho"] == 5.0 and args["sophia"]["hessian_every"] == cfg.optimizers.sophia.hessian_every
     assert args["adamw"] == cfg.optimizers.adamw
+
+
+def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monkeypatch):
+    """full() memoizes the answer log-probabilities of each (set, key): same numbers as scoring each metric
+    afresh, one forward pass per (set, key) instead of up to three (light, MIA, utility)."""
+    import contextlib
+
+    import numpy as np
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from unlearn_repro.metrics import tofu as M
+    cfg = config.load("params.yaml", "ci")
+    sets = {k: v[:4] for k, v in tofu.load_sets(cfg).items()}
+    tok = _tok()
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=256,
+                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).eval()
+    scorer = tofu.Scorer(cfg, tok, sets, "cpu")
+    retain_ratios = np.linspace(0.2, 0.9, 4)
+    calls = []
+    real = M.answer_logprobs
+    monkeypatch.setattr(M, "answer_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    memo = scorer.full(model, retain_ratios)
+    scored_once = len(calls)
+    monkeypatch.setattr(tofu.Scorer, "same_model", lambda self: contextlib.nullcontext())
+    calls.clear()
+    fresh = scorer.full(model, retain_ratios)
+    assert memo == fresh
+    # (forget: answer, perturbed, paraphrased), (retain: answer, perturbed, paraphrased), holdout,
+    # (real_authors, world_facts: answer, perturbed)
+    assert scored_once == 11 < len(calls)

@@ -29,8 +29,12 @@ def fisher_weighted_init(weight: torch.Tensor, fisher_forget: torch.Tensor, fish
                          f"{tuple(fisher_retain.shape)} differ from the weight's {tuple(weight.shape)}")
     if not 1 <= rank <= min(weight.shape):
         raise ValueError(f"fisher_weighted_init: rank {rank} outside 1..{min(weight.shape)}")
+    return _factors(weight, row_weights(fisher_forget, fisher_retain, eps), rank)
+
+
+def _factors(weight: torch.Tensor, d: torch.Tensor, rank: int):
+    """fisher_weighted_init for given row weights d."""
     w = weight.detach().double()
-    d = row_weights(fisher_forget, fisher_retain, eps)
     u, s, vh = torch.linalg.svd(d[:, None] * w, full_matrices=False)
     root = s[:rank].sqrt()
     b = u[:, :rank] * root / d[:, None]
@@ -65,7 +69,6 @@ def flora_init(peft_model, forget, retain, eps: float = 1e-8, adapter: str = "de
     rows = {}
     for n, m in layers.items():
         rank = m.lora_A[adapter].weight.shape[0]
-        a, b, res = fisher_weighted_init(weights[n], f_forget[n], f_retain[n], rank, eps)
-        _write(m, a, b, res, adapter)
         rows[n] = row_weights(f_forget[n], f_retain[n], eps)
+        _write(m, *_factors(weights[n], rows[n], rank), adapter)
     return rows

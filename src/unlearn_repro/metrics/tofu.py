@@ -95,8 +95,9 @@ def answer_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id:
     return [lp[-len(a):] for lp, (_, a) in zip(lps, pairs)]
 
 
-def answer_nll(model, pairs, pad_id, device, batch_size) -> np.ndarray:
-    return np.array([-lp.mean() for lp in answer_logprobs(model, pairs, pad_id, device, batch_size)])
+def answer_nll(logprobs: Sequence[np.ndarray]) -> np.ndarray:
+    """Per answer: the mean negative log-probability of its tokens (TOFU's length-normalized NLL)."""
+    return np.array([-lp.mean() for lp in logprobs])
 
 
 @torch.no_grad()

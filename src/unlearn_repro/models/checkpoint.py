@@ -45,11 +45,17 @@ def save(model, tokenizer, path: str | Path, meta: dict) -> None:
 
 def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
     """(model, tokenizer, meta) from a checkpoint folder made by `save`."""
+    tokenizer, meta = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    return model, tokenizer, meta
+
+
+def load_tokenizer(path: str | Path):
+    """(tokenizer, meta) of a checkpoint folder, without its weights (steps that only encode text)."""
     path = Path(path)
     if not (path / "meta.json").exists():
         raise FileNotFoundError(f"{path}: not a checkpoint (no meta.json); run the rule that makes it")
     meta = read_json(path / "meta.json")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer._unlearn_add_bos = meta.get("add_bos", False)
-    return model, tokenizer, meta
+    return tokenizer, meta

@@ -79,11 +79,11 @@ def choose_targets(lengths, n: int, min_tokens: int, seed: int) -> list[int]:
 
 def targets(cfg, corpus: str, model_dir: str | Path, data_dir: str | Path, seed: int, out: str | Path) -> dict:
     """The seed's target texts as a one-cycle split file (pipeline.unlearning reads `cycles`)."""
-    from unlearn_repro.pipeline import open_checkpoint
+    from unlearn_repro.models.checkpoint import load_tokenizer
 
     m = cfg.memorization
     scfg = study_config(cfg)
-    _, tok, _, _ = open_checkpoint(scfg, model_dir)
+    tok, _ = load_tokenizer(model_dir)
     seqs = _sequences(scfg, tok, data_dir)
     need = m.prefix_tokens + m.suffix_tokens
     if m.min_target_tokens < need:
@@ -143,19 +143,27 @@ def _summary(rows: list[dict]) -> dict:
             "mean_overlap": float(np.mean([r["overlap"] for r in rows]))}
 
 
-def _extract_and_write(cfg, model_dir, data_dir, split_file, out, seed: int, info: dict, tracker, runtime_s=None) -> dict:
+def _open(cfg, model_dir, data_dir):
+    """(model, tokenizer, device, encoded segments) of a checkpoint and the corpus."""
     from unlearn_repro.pipeline import open_checkpoint
 
-    m = cfg.memorization
     scfg = study_config(cfg)
     model, tok, _, device = open_checkpoint(scfg, model_dir)
-    seqs = _sequences(scfg, tok, data_dir)
+    return model, tok, device, _sequences(scfg, tok, data_dir)
+
+
+def _extract_and_write(cfg, opened, split_file, out, seed: int, info: dict, tracker, runtime_s=None,
+                       extra=None) -> dict:
+    """The extraction test of the split's targets on an opened model; `extra(tok, seqs, rows)` adds per-target
+    columns before the one write."""
+    m = cfg.memorization
+    model, tok, device, seqs = opened
     target_ids = read_json(split_file)["cycles"][0]
     start = time.perf_counter()
     rows = extract(model, tok, seqs, target_ids, m, seed, device)
     summary = {**info, "seed": seed, **_summary(rows), "runtime_s": runtime_s, "extraction_s": time.perf_counter() - start,
                "settings": {k: m[k] for k in ("prefix_tokens", "suffix_tokens", "top_k", "samples", "min_target_tokens")}}
-    result = {**summary, "targets": rows}
+    result = {**summary, "targets": rows if extra is None else extra(tok, seqs, rows)}
     write_json(out, result)
     metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     tracker.log_run(f"memorization/{info['method']}/{info['dataset']}/{info['model']}/seed{seed}",
@@ -196,20 +204,17 @@ def base_extraction(cfg, corpus: str, model_name: str, seed: int, model_dir, dat
     """Table 8's "No unlearning" row: the memorized model itself (the premise), with each target's
     near-duplicates in the corpus (Table 10)."""
     from unlearn_repro.io import read_jsonl
-    from unlearn_repro.pipeline import open_checkpoint
 
-    result = _extract_and_write(cfg, model_dir, data_dir, split_file, out, seed,
-                                {"dataset": corpus, "model": model_name, "method": NO_UNLEARNING,
-                                 "label": "No Unlearning"}, tracker)
-    scfg = study_config(cfg)
-    _, tok, _, _ = open_checkpoint(scfg, model_dir)
-    seqs = _sequences(scfg, tok, data_dir)
     sources = [r.get("source", r["id"]) for r in read_jsonl(Path(data_dir) / "train.jsonl")]
-    dups = near_duplicates(cfg, tok, seqs, [r["index"] for r in result["targets"]], sources)
-    result["targets"] = [{**r, **d} for r, d in zip(result["targets"], dups)]
-    result["ngram"] = cfg.memorization.ngram
-    write_json(out, result)
-    return result
+
+    def with_duplicates(tok, seqs, rows):
+        dups = near_duplicates(cfg, tok, seqs, [r["index"] for r in rows], sources)
+        return [{**r, **d} for r, d in zip(rows, dups)]
+
+    return _extract_and_write(cfg, _open(cfg, model_dir, data_dir), split_file, out, seed,
+                              {"dataset": corpus, "model": model_name, "method": NO_UNLEARNING,
+                               "label": "No Unlearning", "ngram": cfg.memorization.ngram}, tracker,
+                              extra=with_duplicates)
 
 
 def unlearn_extraction(cfg, method: str, corpus: str, model_name: str, seed: int, memorized, pretrained, data_dir,
@@ -222,7 +227,7 @@ def unlearn_extraction(cfg, method: str, corpus: str, model_name: str, seed: int
                   finetuned=memorized, pretrained=pretrained, data_dir=data_dir, split_file=split_file,
                   out_dir=out_dir, tracker=_StudyTracker(tracker))
     runtime = summary["cycles"][0]["runtime_s"]
-    result = _extract_and_write(cfg, out_dir / "checkpoints" / "cycle1", data_dir, split_file,
+    result = _extract_and_write(cfg, _open(cfg, out_dir / "checkpoints" / "cycle1", data_dir), split_file,
                                 out_dir / "extraction.json", seed,
                                 {"dataset": corpus, "model": model_name, "method": method, "label": summary["label"],
                                  "diverged": bool(summary["cycles"][0].get("diverged"))}, tracker, runtime_s=runtime)

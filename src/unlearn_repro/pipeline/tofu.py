@@ -14,6 +14,7 @@ Subset at small scales: the first `retain_authors` authors of the retain split a
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from pathlib import Path
@@ -99,42 +100,70 @@ class Scorer:
         self.cfg, self.tok, self.sets, self.device = cfg, tok, sets, device
         self.enc = Encoder(tok, cfg.tofu.max_length)
         self.bs = cfg.tofu.eval_batch_size
+        self._memo: dict | None = None
 
-    def _nll(self, model, rows, key: str) -> np.ndarray:
-        """Answer NLL per row for a key holding one answer, or [rows, k] for a list of answers."""
+    @contextlib.contextmanager
+    def same_model(self):
+        """Within this block the model does not change: each (set, answer key) is scored once, not per metric."""
+        outer = self._memo is not None
+        if not outer:
+            self._memo = {}
+        try:
+            yield
+        finally:
+            if not outer:
+                self._memo = None
+
+    def _logprobs(self, model, name: str, key: str) -> list[np.ndarray]:
+        """Answer-token log-probabilities of set `name`, row by row (k per row for a list of answers)."""
+        if self._memo is not None and (name, key) in self._memo:
+            return self._memo[(name, key)]
+        rows = self.sets[name]
         if isinstance(rows[0][key], list):
             k = min(len(r[key]) for r in rows)
             pairs = [self.enc.pair(r["question"], a) for r in rows for a in r[key][:k]]
-            return M.answer_nll(model, pairs, self.tok.pad_token_id, self.device, self.bs).reshape(len(rows), k)
-        return M.answer_nll(model, [self.enc.pair(r["question"], r[key]) for r in rows], self.tok.pad_token_id,
-                            self.device, self.bs)
+        else:
+            pairs = [self.enc.pair(r["question"], r[key]) for r in rows]
+        lps = M.answer_logprobs(model, pairs, self.tok.pad_token_id, self.device, self.bs)
+        if self._memo is not None:
+            self._memo[(name, key)] = lps
+        return lps
+
+    def _nll(self, model, name: str, key: str) -> np.ndarray:
+        """Answer NLL per row for a key holding one answer, or [rows, k] for a list of answers."""
+        nll = M.answer_nll(self._logprobs(model, name, key))
+        rows = self.sets[name]
+        return nll.reshape(len(rows), -1) if isinstance(rows[0][key], list) else nll
 
     def forget_ratios(self, model) -> np.ndarray:
-        f = self.sets["forget"]
-        return M.truth_ratios(self._nll(model, f, "paraphrased_answer"), self._nll(model, f, "perturbed_answer"))
+        return M.truth_ratios(self._nll(model, "forget", "paraphrased_answer"),
+                              self._nll(model, "forget", "perturbed_answer"))
 
     def light(self, model, retain_ratios) -> dict:
         """Likelihood-only metrics (per epoch: Figure 1): forget/retain accuracy, probability, FQ, MIA."""
         out = {}
-        for name in ("forget", "retain"):
-            rows = self.sets[name]
-            true, pert = self._nll(model, rows, "answer"), self._nll(model, rows, "perturbed_answer")
-            out[f"{name}_acc"] = M.choice_accuracy(true, pert)
-            out[f"{name}_prob"] = M.answer_probability(true)
-        out["forget_quality"] = M.forget_quality(self.forget_ratios(model), retain_ratios)
-        out.update(self.mia(model))
+        with self.same_model():
+            for name in ("forget", "retain"):
+                true, pert = self._nll(model, name, "answer"), self._nll(model, name, "perturbed_answer")
+                out[f"{name}_acc"] = M.choice_accuracy(true, pert)
+                out[f"{name}_prob"] = M.answer_probability(true)
+            out["forget_quality"] = M.forget_quality(self.forget_ratios(model), retain_ratios)
+            out.update(self.mia(model))
         return out
 
     def mia(self, model) -> dict:
-        pad, k = self.tok.pad_token_id, self.cfg.tofu.min_k
-        lps = {n: M.answer_logprobs(model, [self.enc.pair(r["question"], r["answer"]) for r in self.sets[n]], pad,
-                                    self.device, self.bs) for n in ("forget", "holdout")}
+        k = self.cfg.tofu.min_k
+        lps = {n: self._logprobs(model, n, "answer") for n in ("forget", "holdout")}
         return {"mia_loss_auc": M.auc([lp.mean() for lp in lps["forget"]], [lp.mean() for lp in lps["holdout"]]),
                 "mia_mink_auc": M.auc([M.min_k_score(lp, k) for lp in lps["forget"]],
                                       [M.min_k_score(lp, k) for lp in lps["holdout"]])}
 
     def full(self, model, retain_ratios) -> dict:
         """Every Table 1 column plus TOFU's model utility."""
+        with self.same_model():
+            return self._full(model, retain_ratios)
+
+    def _full(self, model, retain_ratios) -> dict:
         out = self.light(model, retain_ratios) if retain_ratios is not None else {}
         utility = []
         for name in ("forget", "retain", "real_authors", "world_facts"):
@@ -146,15 +175,14 @@ class Scorer:
                 out["example_generation"] = {"question": rows[0]["question"], "answer": rows[0]["answer"],
                                              "generated": gens[0]}
                 continue
-            true, pert = self._nll(model, rows, "answer"), self._nll(model, rows, "perturbed_answer")
+            true, pert = self._nll(model, name, "answer"), self._nll(model, name, "perturbed_answer")
             out[f"{name}_acc"] = M.choice_accuracy(true, pert)
-            para = self._nll(model, rows, "paraphrased_answer") if "paraphrased_answer" in rows[0] else true
+            para = self._nll(model, name, "paraphrased_answer") if "paraphrased_answer" in rows[0] else true
             prob = M.answer_probability(true) if name == "retain" else M.choice_probability(true, pert)
             out[f"{name}_prob"], out[f"{name}_truth"] = prob, M.truth_score(M.truth_ratios(para, pert))
             utility += [prob, out[f"{name}_rouge"], out[f"{name}_truth"]]
         if "forget_acc" not in out:
-            f = self.sets["forget"]
-            true, pert = self._nll(model, f, "answer"), self._nll(model, f, "perturbed_answer")
+            true, pert = self._nll(model, "forget", "answer"), self._nll(model, "forget", "perturbed_answer")
             out.update(forget_acc=M.choice_accuracy(true, pert), forget_prob=M.answer_probability(true))
             out.update(self.mia(model))
         out["model_utility"] = M.model_utility(utility)
@@ -187,8 +215,9 @@ def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker
                   resume_dir=Path(str(out) + ".resume"), desc=f"tofu finetune {which}")
     scorer = Scorer(cfg, tok, sets, device)
     start = time.perf_counter()
-    metrics = scorer.full(model, None)
-    ratios = scorer.forget_ratios(model)
+    with scorer.same_model():
+        metrics = scorer.full(model, None)
+        ratios = scorer.forget_ratios(model)
     meta = {"stage": f"tofu_{which}", "model": cfg.tofu.model, "n_train": len(rows), "train_stats": stats,
             "sizes": {k: len(v) for k, v in sets.items()}, "metrics": metrics, "forget_truth_ratios": ratios.tolist(),
             "eval_s": time.perf_counter() - start, "params": {"tofu": cfg.tofu.to_dict()}}
