@@ -125,7 +125,10 @@ def bench_per_sample(names, quick: bool, device: str = "cpu") -> pd.DataFrame:
             loss = lm_loss(model, collate(seqs, 0, device))
             torch.autograd.grad(loss, params)
         def chunked(method):
-            return lambda: list(per_sample.stream(model, iter(groups), n, chunk, 0, device, method=method))
+            def consume():  # each chunk used and dropped, as the Fisher step does
+                for _ in per_sample.stream(model, iter(groups), n, chunk, 0, device, method=method):
+                    pass
+            return consume
         t = {"loop": _best(chunked("loop"), repeats), "vmap": _best(chunked("vmap"), repeats),
              "hooks": _best(chunked("hooks"), repeats), "training_pass": _best(training_pass, repeats)}
         ref = per_sample.loop_grads(model, groups[:2], 0, device)
@@ -156,7 +159,7 @@ def bench_inversion(n_blocks: int, block: int = 48, device: str = "cpu") -> dict
     spd = a @ a.transpose(1, 2) / (2 * block) + 1e-3 * torch.eye(block, device=device)
     t_old = _best(lambda: invert_spd(spd, "cholesky_inverse"), 3)
     t_new = _best(lambda: invert_spd(spd, "solve_triangular"), 3)
-    t_eigh = _best(lambda: batched_eigh(spd), 1)              # what Fisher Forgetting uses (CUDA: via the CPU)
+    t_eigh = _best(lambda: batched_eigh(spd), 1)  # Fisher Forgetting's (CUDA: via the CPU), at this run's 1 thread
     t_torch_eigh = _best(lambda: torch.linalg.eigh(spd), 1)
     ref = torch.cholesky_inverse(torch.linalg.cholesky(spd))
     diff = float((invert_spd(spd, "solve_triangular") - ref).abs().max() / ref.abs().max())

@@ -15,6 +15,7 @@ rule base_model:
         pretrain=lambda w: CFG.pretrain.to_dict() if MODELS.get(w.model).is_tiny else {},
         max_length=CFG.data.max_length,
         tokenizer_dir=lambda w: R("tokenizer") if needs_tokenizer(w.model) else "none",
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -41,6 +42,7 @@ rule finetune:
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         finetune=CFG.finetune.to_dict(),
         max_length=CFG.data.max_length,
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:

@@ -85,6 +85,11 @@ def gpu_resources(wildcards):
     return 1 if PROFILE == "paper" else 0
 
 
+# the torch CPU threads of a job that runs a model (params `threads`; the paper profile's GPU jobs use 8 for
+# Fisher Forgetting's CPU eigendecompositions): Snakemake reserves them locally, SLURM as cpus-per-task
+MODEL_THREADS = CFG.threads
+
+
 # Local multi-GPU runs: `--resources gpu=N` lets N GPU jobs run at once; each takes its own device (a slot
 # lock, then CUDA_VISIBLE_DEVICES; src/unlearn_repro/gpus.py). SLURM jobs get theirs from the scheduler.
 _GPUS = workflow.global_resources.get("gpu")

@@ -50,6 +50,7 @@ rule discussion_snapshot:
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
         reference=REFERENCE_ARG,
         evaluation=CFG.evaluation.to_dict(),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -73,6 +74,7 @@ rule discussion_base_snapshot:
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
         reference=REFERENCE_ARG,
         evaluation=CFG.evaluation.to_dict(),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -100,6 +102,7 @@ rule onion:
         dataset=DISC.dataset,
         model=DISC.model,
         finetune=CFG.finetune.to_dict(),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:

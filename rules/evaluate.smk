@@ -15,6 +15,7 @@ rule evaluate_base:
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         reference=REFERENCE_ARG,
         evaluation=CFG.evaluation.to_dict(),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -44,6 +45,7 @@ rule evaluate:
         reference=REFERENCE_ARG,
         evaluation=CFG.evaluation.to_dict(),
         run=lambda w, input: str(Path(input.run).parent),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:

@@ -58,6 +58,7 @@ rule memorize:
         data_dir=mem_data_dir,
         train=MEM.train.to_dict(),
         max_length=MEM.max_length,
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -105,6 +106,7 @@ rule memorization_base:
         data_dir=mem_data_dir,
         extraction=MEM_EXTRACTION,
         ngram=MEM.ngram,
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -134,6 +136,7 @@ rule memorization_unlearn:
         hp=lambda w: METHODS.get(w.method).params(MEM_CFG),
         extraction=MEM_EXTRACTION,
         out=lambda w, output: str(Path(output.run).parent),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:

@@ -37,6 +37,7 @@ rule privacy_dp:
         finetune=CFG.finetune.to_dict(),
         evaluation=CFG.evaluation.to_dict(),
         out=lambda w, output: str(Path(output.points).parent),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -66,6 +67,7 @@ rule privacy_unlearn:
         grid=lambda w: PRIV.grids[w.method].to_dict(),
         hp=lambda w: method_params(w.method),
         evaluation=CFG.evaluation.to_dict(),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:

@@ -40,6 +40,7 @@ rule tdec_base:
         tasks=TDEC_TASKS,
         tdec={k: TDEC.to_dict()[k] for k in TDEC_BASE_KEYS},
         evaluation=CFG.evaluation.to_dict(),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -70,6 +71,7 @@ rule tdec_run:
         run=lambda w: TDEC_RUN_SPECS[w.trun],
         tdec={k: v for k, v in TDEC.to_dict().items() if k not in ("configs", "ablation")},
         optimizers=CFG.optimizers.to_dict(),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:

@@ -26,6 +26,7 @@ rule tofu_model:
         cli=CLI,
         tofu={k: v for k, v in TOFU.to_dict().items() if k not in ("methods", "optimizers", "lr", "epochs",
                                                                    "batch_size", "gamma", "npo_beta", "weight_decay", "sophia")},
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:
@@ -54,6 +55,7 @@ rule tofu_unlearn:
         tofu=TOFU.to_dict(),
         optimizers=CFG.optimizers.to_dict(),
         method=lambda w: CFG.methods[w.tofu_method].to_dict() if w.tofu_method in CFG.methods else {},
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:

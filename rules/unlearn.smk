@@ -19,6 +19,7 @@ rule unlearn:
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         hp=lambda w: method_params(w.method),
         out=lambda w, output: str(Path(output.run).parent),
+    threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
     log:

@@ -125,16 +125,19 @@ def test_deviation_reports_how_far_from_the_prior():
     assert set(tiny) == {"all", "first", "second"}
 
 
-def test_batched_eigh_splits_blocks_over_threads_without_changing_any():
+def test_batched_eigh_splits_blocks_over_threads_without_changing_any(monkeypatch):
     a = torch.randn(37, 48, 60, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     spd = a @ a.transpose(1, 2) / 60 + 1e-3 * torch.eye(48, dtype=torch.float64)
+    real_eigh, parts = torch.linalg.eigh, []
+    monkeypatch.setattr(torch.linalg, "eigh", lambda x: parts.append(len(x)) or real_eigh(x))
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(3)                       # 3 parts of 13, 12, 12 blocks, one thread each
+        torch.set_num_threads(3)
         w, q = batched_eigh(spd)
     finally:
         torch.set_num_threads(threads)
-    ref_w, ref_q = torch.linalg.eigh(spd)
+    assert sorted(parts) == [11, 13, 13]               # torch.chunk: 3 parts, one thread each
+    ref_w, ref_q = real_eigh(spd)
     assert torch.equal(w, ref_w) and torch.equal(q, ref_q)
     assert torch.allclose(q @ torch.diag_embed(w) @ q.transpose(1, 2), spd, atol=1e-10)
 

@@ -99,6 +99,13 @@ def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monke
     monkeypatch.setattr(M, "answer_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
     memo = scorer.full(model, retain_ratios)
     scored_once = len(calls)
+    assert scorer._memo is None                        # nothing outlives the call: the model may change next
+    saved = model.lm_head.weight.detach().clone()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1.5)
+    assert scorer.light(model, retain_ratios)["forget_prob"] != memo["forget_prob"]
+    with torch.no_grad():
+        model.lm_head.weight.copy_(saved)
     monkeypatch.setattr(tofu.Scorer, "same_model", lambda self: contextlib.nullcontext())
     calls.clear()
     fresh = scorer.full(model, retain_ratios)

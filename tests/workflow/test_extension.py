@@ -1,7 +1,6 @@
 """The pipeline is open: a method is one file plus one params block, and the jobs compute with exactly the
 config Snakemake resolved (--configfile and --config included)."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tests.conftest import BIN, ROOT, pipeline_workspace
+from tests.conftest import BIN, ENV, pipeline_workspace
 
 THROWAWAY = '''"""A throw-away method: scales every weight by (1 - shrink)."""
 import torch
@@ -33,7 +32,7 @@ class Throwaway(Method):
 
 
 def _run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(ws / "src")}
+    env = {**ENV, "PYTHONPATH": str(ws / "src")}
     env.pop("UNLEARN_CONFIG", None)
     r = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True, timeout=600)
     return r

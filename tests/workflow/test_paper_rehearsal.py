@@ -3,11 +3,9 @@ given as local folders in the hub's layout (`model_sources`), data in the hub's 
 the Hugging Face cache offline, small caps through `--configfile`; one Fisher Removal and one gradient ascent
 cycle through Snakemake."""
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,10 +13,9 @@ import pytest
 import yaml
 
 from tests import hub_fixtures as fx
-from tests.conftest import ROOT
+from tests.conftest import BIN, ENV, ROOT
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
 RUNS = {("fisher_removal", "gpt-neo-125m"), ("gradient_ascent", "opt-125m")}
 
 
@@ -53,7 +50,7 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
     (ws / "rehearsal.yaml").write_text(yaml.safe_dump(overrides))
     targets = [f"results/paper/runs/{m}/piqa/{model}/seed0/run.json" for m, model in sorted(RUNS)]
     targets.append("data/processed/paper/echr/meta.json")
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT / "src"),
+    env = {**ENV, "PYTHONPATH": str(ROOT / "src"),
            "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.pop("UNLEARN_CONFIG", None)
     start = time.monotonic()

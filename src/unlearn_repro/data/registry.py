@@ -72,7 +72,8 @@ def check_mirror(mirror_dir: str | Path, names, key: str = "data.mirror_dir") ->
 
 
 def available_splits(spec: DatasetSpec, source: str) -> list[str]:
-    return list(spec.mirror_splits if source == "mirror" else spec.hub_splits)
+    """The splits load_split can read for this source (the mirror's for a data set with no hub release)."""
+    return list(spec.mirror_splits if source == "mirror" or spec.hub_id is None else spec.hub_splits)
 
 
 def load_split(name: str, split: str, source: str, mirror_dir: str | Path,

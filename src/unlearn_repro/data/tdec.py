@@ -21,13 +21,9 @@ def _mirror(split: str):
     return read
 
 
-def _hub(r: dict, i: int) -> dict:
-    return {"id": f"tdec-{i}", "ids": [int(x) for x in r["ids"]], "suffix_len": int(r.get("suffix_len", 50))}
-
-
 register(DatasetSpec(
     "tdec", "token_ids", "tdec", {"train": _mirror("train"), "validation": _mirror("val")},
-    None, None, {}, _hub, mirror_files=tuple(f"{s}_{part}.npy" for s in ("train", "val")
+    None, None, {}, None, mirror_files=tuple(f"{s}_{part}.npy" for s in ("train", "val")
                                              for part in ("preprefix", "prefix", "suffix")),
     release="https://github.com/google-research/lm-extraction-benchmark (datasets/train_dataset.npy; split it into "
             "train_/val_ preprefix, prefix, suffix .npy as the mirror's tdec/ folder holds them)"))

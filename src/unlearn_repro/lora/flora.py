@@ -22,6 +22,11 @@ def fisher_weighted_init(weight: torch.Tensor, fisher_forget: torch.Tensor, fish
     """(A [rank, d_in], B [d_out, rank], residual [d_out, d_in]) for a weight W [d_out, d_in]: the rank-r SVD
     diag(d) W ~ U S V^T gives B = diag(d)^-1 U S^1/2, A = S^1/2 V^T (Eq. 4's closed form), so diag(d) B A is the
     best rank-r approximation of diag(d) W; residual = W - B A."""
+    _check(weight, fisher_forget, fisher_retain, rank)
+    return _factors(weight, row_weights(fisher_forget, fisher_retain, eps), rank)
+
+
+def _check(weight, fisher_forget, fisher_retain, rank: int) -> None:
     if weight.dim() != 2:
         raise ValueError(f"fisher_weighted_init: weight must be 2-D [d_out, d_in], got shape {tuple(weight.shape)}")
     if fisher_forget.shape != weight.shape or fisher_retain.shape != weight.shape:
@@ -29,7 +34,6 @@ def fisher_weighted_init(weight: torch.Tensor, fisher_forget: torch.Tensor, fish
                          f"{tuple(fisher_retain.shape)} differ from the weight's {tuple(weight.shape)}")
     if not 1 <= rank <= min(weight.shape):
         raise ValueError(f"fisher_weighted_init: rank {rank} outside 1..{min(weight.shape)}")
-    return _factors(weight, row_weights(fisher_forget, fisher_retain, eps), rank)
 
 
 def _factors(weight: torch.Tensor, d: torch.Tensor, rank: int):
@@ -69,6 +73,7 @@ def flora_init(peft_model, forget, retain, eps: float = 1e-8, adapter: str = "de
     rows = {}
     for n, m in layers.items():
         rank = m.lora_A[adapter].weight.shape[0]
+        _check(weights[n], f_forget[n], f_retain[n], rank)
         rows[n] = row_weights(f_forget[n], f_retain[n], eps)
         _write(m, *_factors(weights[n], rows[n], rank), adapter)
     return rows

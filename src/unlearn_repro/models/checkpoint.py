@@ -45,12 +45,12 @@ def save(model, tokenizer, path: str | Path, meta: dict) -> None:
 
 def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
     """(model, tokenizer, meta) from a checkpoint folder made by `save`."""
-    tokenizer, meta = load_tokenizer(path)
+    tokenizer, meta = tokenizer_of(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     return model, tokenizer, meta
 
 
-def load_tokenizer(path: str | Path):
+def tokenizer_of(path: str | Path):
     """(tokenizer, meta) of a checkpoint folder, without its weights (steps that only encode text)."""
     path = Path(path)
     if not (path / "meta.json").exists():

@@ -79,11 +79,11 @@ def choose_targets(lengths, n: int, min_tokens: int, seed: int) -> list[int]:
 
 def targets(cfg, corpus: str, model_dir: str | Path, data_dir: str | Path, seed: int, out: str | Path) -> dict:
     """The seed's target texts as a one-cycle split file (pipeline.unlearning reads `cycles`)."""
-    from unlearn_repro.models.checkpoint import load_tokenizer
+    from unlearn_repro.models.checkpoint import tokenizer_of
 
     m = cfg.memorization
     scfg = study_config(cfg)
-    tok, _ = load_tokenizer(model_dir)
+    tok, _ = tokenizer_of(model_dir)
     seqs = _sequences(scfg, tok, data_dir)
     need = m.prefix_tokens + m.suffix_tokens
     if m.min_target_tokens < need:
@@ -154,8 +154,8 @@ def _open(cfg, model_dir, data_dir):
 
 def _extract_and_write(cfg, opened, split_file, out, seed: int, info: dict, tracker, runtime_s=None,
                        extra=None) -> dict:
-    """The extraction test of the split's targets on an opened model; `extra(tok, seqs, rows)` adds per-target
-    columns before the one write."""
+    """The extraction test of the split's targets on an opened model; `extra(tok, seqs, rows)` returns the result's
+    `targets` with more columns (and any other keys) before the one write."""
     m = cfg.memorization
     model, tok, device, seqs = opened
     target_ids = read_json(split_file)["cycles"][0]
@@ -163,7 +163,7 @@ def _extract_and_write(cfg, opened, split_file, out, seed: int, info: dict, trac
     rows = extract(model, tok, seqs, target_ids, m, seed, device)
     summary = {**info, "seed": seed, **_summary(rows), "runtime_s": runtime_s, "extraction_s": time.perf_counter() - start,
                "settings": {k: m[k] for k in ("prefix_tokens", "suffix_tokens", "top_k", "samples", "min_target_tokens")}}
-    result = {**summary, "targets": rows if extra is None else extra(tok, seqs, rows)}
+    result = {**summary, "targets": rows} if extra is None else {**summary, **extra(tok, seqs, rows)}
     write_json(out, result)
     metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     tracker.log_run(f"memorization/{info['method']}/{info['dataset']}/{info['model']}/seed{seed}",
@@ -209,11 +209,11 @@ def base_extraction(cfg, corpus: str, model_name: str, seed: int, model_dir, dat
 
     def with_duplicates(tok, seqs, rows):
         dups = near_duplicates(cfg, tok, seqs, [r["index"] for r in rows], sources)
-        return [{**r, **d} for r, d in zip(rows, dups)]
+        return {"targets": [{**r, **d} for r, d in zip(rows, dups)], "ngram": cfg.memorization.ngram}
 
     return _extract_and_write(cfg, _open(cfg, model_dir, data_dir), split_file, out, seed,
                               {"dataset": corpus, "model": model_name, "method": NO_UNLEARNING,
-                               "label": "No Unlearning", "ngram": cfg.memorization.ngram}, tracker,
+                               "label": "No Unlearning"}, tracker,
                               extra=with_duplicates)
 
 
