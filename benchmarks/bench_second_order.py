@@ -101,7 +101,8 @@ def bench_per_sample(names, quick: bool, device: str = "cpu") -> pd.DataFrame:
     """ms per sample of each way to get n per-sample gradients, against one batched training pass over the
     same n sequences. The batched ways run in chunks of the embedded profile's `fisher.chunk`, as the
     Fisher step does (on this CPU a chunk of 16 sequences keeps the activations in cache: ~1.5x faster per
-    gradient than one of 48). On CUDA: the paper profile's chunk and more samples (the 100M model in chunks)."""
+    gradient than one of 48; the 100M model in 3 chunks of 4). On CUDA: the paper profile's chunk and more
+    samples (the 100M model in chunks)."""
     from unlearn_repro.config import load
     from unlearn_repro.train import collate, lm_loss
     cuda = device != "cpu"
@@ -113,7 +114,8 @@ def bench_per_sample(names, quick: bool, device: str = "cpu") -> pd.DataFrame:
         if cuda:
             n, repeats = (64 if big else 256), (2 if quick else 3)
         else:
-            n, repeats = (4, 1) if big else (32, 1 if quick else 3)
+            n, repeats = (12, 1) if big else (32, 1 if quick else 3)
+            chunk = 4 if big else chunk      # 3 chunks of 1.6 GB: a stream's steady state, as in a Fisher step
         vocab = model.config.vocab_size
         g = torch.Generator().manual_seed(0)
         seqs = [torch.randint(3, vocab, (int(k),), generator=g).tolist()

@@ -1,13 +1,13 @@
 """Diagonal empirical Fisher: the mean of squared per-sample gradients, F_hat = (1/|D|) sum_x (dL(x)/dtheta)^2
 (FLoRA Eq. 2), for named parameters. Per-sample gradients (a batch gradient squared would be the square of
-the mean, not the mean of the squares), computed in batched chunks by `fisher.per_sample.hook_grads`."""
+the mean, not the mean of the squares), computed in batched chunks by `fisher.per_sample.stream`."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
 import torch
 
-from unlearn_repro.fisher.per_sample import hook_grads, trainable_named
+from unlearn_repro.fisher.per_sample import stream, trainable_named
 
 CHUNK_BYTES = 1 << 30  # per-sample gradients held at once (4 bytes per entry)
 
@@ -32,9 +32,9 @@ def diagonal_fisher(model, seqs: Sequence[Sequence[int]], params: Mapping[str, t
         sizes = [params[k].numel() for k in order]
         chunk = max(1, min(64, CHUNK_BYTES // (4 * sum(sizes))))
         total = torch.zeros(sum(sizes), dtype=torch.float64, device=device)
-        for start in range(0, len(seqs), chunk):
-            groups = [[list(s)] for s in seqs[start:start + chunk]]  # one sequence per gradient
-            for row in hook_grads(model, groups, pad_id=0, device=device):
+        groups = ([list(s)] for s in seqs)             # one sequence per gradient
+        for block in stream(model, groups, len(seqs), chunk, pad_id=0, device=device):
+            for row in block:
                 total.addcmul_(row, row)               # squared in fp64, no [chunk, d] temporaries
     finally:
         for p, f in flags.items():

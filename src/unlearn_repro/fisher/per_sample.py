@@ -41,6 +41,11 @@ def grad_dim(model) -> int:
     return sum(p.numel() for p in trainable_named(model).values())
 
 
+def grad_dtype(model) -> torch.dtype:
+    """fp32 gradients, or fp64 for a fp64 model (the reference tests)."""
+    return torch.promote_types(next(iter(trainable_named(model).values())).dtype, torch.float32)
+
+
 def pad_groups(groups: Sequence[Group], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """[k, g, W] input ids and labels (-100 at pads, prompts, and the rows that fill a short group)."""
     k, g = len(groups), max(len(gr) for gr in groups)
@@ -148,11 +153,13 @@ def _write_module_grads(mod, x, go, rows: int, views: dict, written: set) -> Non
         put(mod.weight, lambda v: v.zero_().scatter_add_(1, index, go), lambda v: v.scatter_add_(1, index, go))
 
 
-def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Tensor:
+def hook_grads(model, groups: Sequence[Group], pad_id: int, device, out: torch.Tensor | None = None) -> torch.Tensor:
     """[k, d] flat gradients, one per group, from ONE ordinary batched forward and backward: forward hooks
     keep each parameter-owning module's input and output, autograd gives the outputs' gradients (not the
     parameters'), and each row's parameter gradient follows per module (`_write_module_grads`), written
-    straight into its slice of the result. Tied weights (the embedding and the LM head) sum their parts."""
+    straight into its slice of the result. Tied weights (the embedding and the LM head) sum their parts.
+    `out`: a [>= k, d] buffer to write into (its first k rows are returned), so that a stream of chunks
+    does not map and first-touch k * d * 4 fresh bytes per chunk (0.65 s of a 1.9 s chunk of 4 at 99M)."""
     params = trainable_named(model)
     leaves = _check_owners(model)
     ids, labels = pad_groups(groups, pad_id, device)   # [k, g, W]
@@ -190,8 +197,14 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
             h.remove()
     # one row per group: the batch's rows come group by group, so a module's [k * g, ...] input seen as
     # [k, g * ..., ...] sums each group's gradient inside the einsum / scatter itself
-    dtype = torch.promote_types(next(iter(params.values())).dtype, torch.float32)  # fp32, or fp64 for a fp64 model
-    flat = torch.empty(k, sum(p.numel() for p in params.values()), dtype=dtype, device=device)
+    dtype = grad_dtype(model)
+    dim = sum(p.numel() for p in params.values())
+    if out is None:
+        flat = torch.empty(k, dim, dtype=dtype, device=device)
+    elif out.dim() != 2 or out.shape[0] < k or out.shape[1] != dim or out.dtype != dtype:
+        raise ValueError(f"hook_grads: out is {out.dtype} {tuple(out.shape)}, needs {dtype} [>= {k}, {dim}]")
+    else:
+        flat = out[:k]
     views, offset = {}, 0
     for p in params.values():                          # each parameter's [k, *shape] slice of the result
         views[p] = flat[:, offset:offset + p.numel()].view(k, *p.shape)
@@ -224,24 +237,35 @@ def loop_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
 
 def stream(model, groups: Iterator[Group], n: int, chunk: int, pad_id: int, device,
            method: str = "hooks") -> Iterator[torch.Tensor]:
-    """The n gradients of `groups` as [<=chunk, d] fp32 blocks: memory bounded by `chunk` rows at a time."""
+    """The n gradients of `groups` as [<=chunk, d] fp32 blocks: memory bounded by `chunk` rows at a time.
+    With `hooks` every block is written into the same buffer: a block is valid until the next is requested
+    (consume it, or clone it to keep it)."""
     fn = {"hooks": hook_grads, "vmap": batched_grads, "loop": loop_grads}[method]
+    buffer = None
     for start in range(0, n, chunk):
         part = [next(groups) for _ in range(min(chunk, n - start))]
-        yield fn(model, part, pad_id, device).float()
+        if method != "hooks":
+            yield fn(model, part, pad_id, device).float()
+            continue
+        if buffer is None:
+            buffer = torch.empty(min(chunk, n), grad_dim(model), dtype=grad_dtype(model), device=device)
+        yield hook_grads(model, part, pad_id, device, out=buffer).float()
 
 
-def row_bytes(model, width: int, group: int = 1) -> int:
-    """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU; `hooks`
-    holds a few percent less than `vmap`, tests/reference/test_memory_plan.py): the vmapped per-parameter
-    gradients and their concatenation (2 * d * 4); with tied input/output
-    embeddings two more per-sample copies of the embedding gradient (lookup and output layer, summed
-    into a third); and the activations of its `group` sequences of `width` tokens: logits, log-softmax
-    and their gradients (4 * V per token), per layer ~20 hidden-sized tensors and the attention scores."""
+def row_bytes(model, width: int, group: int = 1, method: str = "hooks") -> int:
+    """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU,
+    tests/reference/test_memory_plan.py): the gradient itself (d * 4; `vmap` and `loop` hold a second copy,
+    the per-parameter gradients before their concatenation); with tied input/output embeddings two more
+    embedding-sized terms (vmap: the per-sample lookup and output-layer parts, summed into a third; hooks
+    writes both in place, but the term stays as margin: the one CUDA measurement, README "Speed and memory",
+    predates the reused hooks buffer); and the activations of its `group` sequences of `width` tokens:
+    logits, log-softmax and their gradients (4 * V per token), per layer ~20 hidden-sized tensors and the
+    attention scores."""
     cfg = model.config
     layers = getattr(cfg, "num_layers", None) or getattr(cfg, "num_hidden_layers", 0)
     heads = getattr(cfg, "num_heads", None) or getattr(cfg, "num_attention_heads", 0)
     emb = model.get_input_embeddings().weight
     tied = emb.requires_grad and getattr(cfg, "tie_word_embeddings", False)
     per_token = 4 * cfg.vocab_size + layers * (20 * cfg.hidden_size + 2 * heads * width)
-    return (2 * grad_dim(model) + (2 * emb.numel() if tied else 0)) * 4 + group * width * per_token * 4
+    copies = (1 if method == "hooks" else 2) * grad_dim(model) + (2 * emb.numel() if tied else 0)
+    return copies * 4 + group * width * per_token * 4

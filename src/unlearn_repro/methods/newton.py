@@ -65,7 +65,7 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher",
     smaller chunk than `fcfg.chunk` is taken when that is what fits (same matrix, slower)."""
     model.eval()
     dim = per_sample.grad_dim(model)
-    row = per_sample.row_bytes(model, width or model.config.max_position_embeddings, fcfg.grad_batch_size)
+    row = per_sample.row_bytes(model, width or model.config.max_position_embeddings, fcfg.grad_batch_size, fcfg.grads)
     devices, dtype, chunk, _ = plan_layout(dim, fcfg.block_size, device=device, storage=fcfg.storage, shards=fcfg.shards,
                                     max_bytes=int(fcfg.max_memory_gb * 2**30), chunk=fcfg.chunk,
                                     grad_row_bytes=row, model_bytes=model_bytes(model), power=power)
