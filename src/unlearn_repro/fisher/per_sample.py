@@ -254,18 +254,19 @@ def stream(model, groups: Iterator[Group], n: int, chunk: int, pad_id: int, devi
 
 def row_bytes(model, width: int, group: int = 1, method: str = "hooks") -> int:
     """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU,
-    tests/reference/test_memory_plan.py): the gradient itself (d * 4; `vmap` and `loop` hold a second copy,
-    the per-parameter gradients before their concatenation); with tied input/output embeddings two more
-    embedding-sized terms (vmap: the per-sample lookup and output-layer parts, summed into a third; hooks
-    writes both in place, but the term stays as margin: the one CUDA measurement, README "Speed and memory",
-    predates the reused hooks buffer); and the activations of its `group` sequences of `width` tokens:
-    logits, log-softmax and their gradients (4 * V per token), per layer ~20 hidden-sized tensors and the
-    attention scores."""
+    tests/reference/test_memory_plan.py): the gradient rows (`hooks`: d * 4, one reused buffer; `vmap`:
+    three d-sized copies at its peak, the batched per-parameter gradients, their concatenation and a
+    transient of torch.func's; `loop`: two, the list of flat gradients and their stack); with tied input/output embeddings
+    two more embedding-sized terms (vmap: the per-sample lookup and output-layer parts; hooks writes both in
+    place, but the term stays as margin: the one CUDA measurement, README "Speed and memory", predates the
+    reused hooks buffer); and the activations of its `group` sequences of `width` tokens: logits,
+    log-softmax and their gradients (4 * V per token), per layer ~20 hidden-sized tensors and the attention
+    scores."""
     cfg = model.config
     layers = getattr(cfg, "num_layers", None) or getattr(cfg, "num_hidden_layers", 0)
     heads = getattr(cfg, "num_heads", None) or getattr(cfg, "num_attention_heads", 0)
     emb = model.get_input_embeddings().weight
     tied = emb.requires_grad and getattr(cfg, "tie_word_embeddings", False)
     per_token = 4 * cfg.vocab_size + layers * (20 * cfg.hidden_size + 2 * heads * width)
-    copies = (1 if method == "hooks" else 2) * grad_dim(model) + (2 * emb.numel() if tied else 0)
+    copies = {"hooks": 1, "loop": 2, "vmap": 3}[method] * grad_dim(model) + (2 * emb.numel() if tied else 0)
     return copies * 4 + group * width * per_token * 4
