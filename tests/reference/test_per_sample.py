@@ -71,9 +71,19 @@ def test_stream_bounds_chunks_and_keeps_the_order(tiny_tokenizer):
     model = build_model("tiny-opt", tiny_tokenizer).eval()
     groups = [[s] for s in _seqs(tiny_tokenizer, 7, 3, 12, 3)]
     pad = tiny_tokenizer.pad_token_id
-    parts = [p.clone() for p in per_sample.stream(model, iter(groups), 7, 3, pad, "cpu")]  # one reused buffer
+    blocks = [(p, p.clone()) for p in per_sample.stream(model, iter(groups), 7, 3, pad, "cpu")]  # all kept alive:
+    assert len({b.untyped_storage().data_ptr() for b, _ in blocks}) == 1  # hooks write every chunk into one buffer
+    parts = [p for _, p in blocks]
     assert [p.shape[0] for p in parts] == [3, 3, 1]
     assert torch.allclose(torch.cat(parts), per_sample.loop_grads(model, groups, pad, "cpu"), atol=1e-5, rtol=0)
+
+
+def test_hook_grads_refuses_a_buffer_of_the_wrong_shape(tiny_tokenizer):
+    model = build_model("tiny-gpt-neo", tiny_tokenizer).eval()
+    groups = [[s] for s in _seqs(tiny_tokenizer, 3, 3, 8, 4)]
+    d = per_sample.grad_dim(model)
+    with pytest.raises(ValueError, match=r"needs torch.float32 \[>= 3"):
+        per_sample.hook_grads(model, groups, tiny_tokenizer.pad_token_id, "cpu", out=torch.empty(2, d))
 
 
 def test_the_fisher_estimate_is_the_same_from_vmap_loop_and_shards(tiny_tokenizer):

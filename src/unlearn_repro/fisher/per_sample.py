@@ -256,12 +256,12 @@ def row_bytes(model, width: int, group: int = 1, method: str = "hooks") -> int:
     """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU,
     tests/reference/test_memory_plan.py): the gradient rows (`hooks`: d * 4, one reused buffer; `vmap`:
     three d-sized copies at its peak, the batched per-parameter gradients, their concatenation and a
-    transient of torch.func's; `loop`: two, the list of flat gradients and their stack); with tied input/output embeddings
-    two more embedding-sized terms (vmap: the per-sample lookup and output-layer parts; hooks writes both in
-    place, but the term stays as margin: the one CUDA measurement, README "Speed and memory", predates the
-    reused hooks buffer); and the activations of its `group` sequences of `width` tokens: logits,
-    log-softmax and their gradients (4 * V per token), per layer ~20 hidden-sized tensors and the attention
-    scores."""
+    transient of torch.func's; `loop`: two, the list of flat gradients and their stack); with tied
+    input/output embeddings two more embedding-sized terms (vmap: the per-sample lookup and output-layer
+    parts; hooks writes both in place, but the term stays as margin: the one CUDA measurement, README
+    "Speed and memory", predates the reused hooks buffer); and the activations of its `group` sequences of
+    `width` tokens: logits, log-softmax and their gradients (4 * V per token), per layer ~20 hidden-sized
+    tensors and the attention scores."""
     cfg = model.config
     layers = getattr(cfg, "num_layers", None) or getattr(cfg, "num_hidden_layers", 0)
     heads = getattr(cfg, "num_heads", None) or getattr(cfg, "num_attention_heads", 0)
