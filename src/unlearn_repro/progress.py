@@ -9,18 +9,29 @@ T = TypeVar("T")
 
 
 def progress(items: Iterable[T], total: int, desc: str, every_s: float = 15.0) -> Iterator[T]:
+    """`items`, reporting as they are consumed. No item is referenced here while the next is made (not by
+    `enumerate`'s reused tuple, not by tqdm's loop): a streamed gradient chunk is k * d * 4 bytes."""
+    bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
-        yield from tqdm(items, total=total, desc=desc, dynamic_ncols=True)
-        return
+        bar = tqdm(total=total, desc=desc, dynamic_ncols=True)
     start = last = time.monotonic()
-    for i, item in enumerate(items, 1):
-        yield item
-        del item  # not held while the next is made (a gradient chunk: k * d * 4 bytes)
-        now = time.monotonic()
-        if now - last >= every_s or i == total:
-            last = now
-            rate = i / max(now - start, 1e-9)
-            eta = (total - i) / rate if rate > 0 else float("inf")
-            print(f"[{desc}] {i}/{total} ({100 * i / max(total, 1):.0f}%) {now - start:.0f}s elapsed, "
-                  f"ETA {eta:.0f}s", file=sys.stderr, flush=True)
+    i = 0
+    try:
+        for item in items:
+            yield item
+            del item
+            i += 1
+            if bar is not None:
+                bar.update(1)
+                continue
+            now = time.monotonic()
+            if now - last >= every_s or i == total:
+                last = now
+                rate = i / max(now - start, 1e-9)
+                eta = (total - i) / rate if rate > 0 else float("inf")
+                print(f"[{desc}] {i}/{total} ({100 * i / max(total, 1):.0f}%) {now - start:.0f}s elapsed, "
+                      f"ETA {eta:.0f}s", file=sys.stderr, flush=True)
+    finally:                                           # also when the consumer stops early
+        if bar is not None:
+            bar.close()
