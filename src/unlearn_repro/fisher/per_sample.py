@@ -22,6 +22,7 @@ mask as input), records only in train mode (dropout on), and was slower (README.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -241,27 +242,24 @@ def stream(model, groups: Iterator[Group], n: int, chunk: int, pad_id: int, devi
     With `hooks` every block is written into the same buffer: a block is valid until the next is requested
     (consume it, or clone it to keep it)."""
     fn = {"hooks": hook_grads, "vmap": batched_grads, "loop": loop_grads}[method]
-    buffer = None
+    if method == "hooks":
+        buffer = torch.empty(min(chunk, n), grad_dim(model), dtype=grad_dtype(model), device=device)
+        fn = functools.partial(hook_grads, out=buffer)
     for start in range(0, n, chunk):
         part = [next(groups) for _ in range(min(chunk, n - start))]
-        if method != "hooks":
-            yield fn(model, part, pad_id, device).float()
-            continue
-        if buffer is None:
-            buffer = torch.empty(min(chunk, n), grad_dim(model), dtype=grad_dtype(model), device=device)
-        yield hook_grads(model, part, pad_id, device, out=buffer).float()
+        yield fn(model, part, pad_id, device).float()
 
 
 def row_bytes(model, width: int, group: int = 1, method: str = "hooks") -> int:
     """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU,
     tests/reference/test_memory_plan.py): the gradient rows (`hooks`: d * 4, one reused buffer; `vmap`:
-    three d-sized copies at its peak, the batched per-parameter gradients, their concatenation and a
-    transient of torch.func's; `loop`: two, the list of flat gradients and their stack); with tied
-    input/output embeddings two more embedding-sized terms (vmap: the per-sample lookup and output-layer
-    parts; hooks writes both in place, but the term stays as margin: the one CUDA measurement, README
-    "Speed and memory", predates the reused hooks buffer); and the activations of its `group` sequences of
-    `width` tokens: logits, log-softmax and their gradients (4 * V per token), per layer ~20 hidden-sized
-    tensors and the attention scores."""
+    three d-sized copies, the batched per-parameter gradients, their concatenation and torch.func's
+    transients, -1 % to +16 % of the measured peak; `loop`: two, the list of flat gradients and their
+    stack); with tied input/output embeddings two more embedding-sized terms (vmap: the per-sample lookup
+    and output-layer parts; hooks writes both in place, but the term stays as margin: the one CUDA
+    measurement, README "Speed and memory", predates the reused hooks buffer); and the activations of its
+    `group` sequences of `width` tokens: logits, log-softmax and their gradients (4 * V per token), per
+    layer ~20 hidden-sized tensors and the attention scores."""
     cfg = model.config
     layers = getattr(cfg, "num_layers", None) or getattr(cfg, "num_hidden_layers", 0)
     heads = getattr(cfg, "num_heads", None) or getattr(cfg, "num_attention_heads", 0)
