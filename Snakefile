@@ -5,14 +5,24 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "params.yaml"
-
+import sys
 
 from unlearn_repro import config as params_config
 
-# Validated once (every profile block too) and resolved: a bad key or value stops here, named with its valid
-# choices (schemas/params.schema.yaml completed by the method and optimizer registries). Rules read CFG.
-CFG = params_config.resolve(config, config.get("profile"))
+# params.yaml < its profile block < each --configfile < --config (docs/configuration.md), resolved by the same
+# function as every CLI command, validated once: a bad key or value stops here, named with the file (and line)
+# or --config that set it and the valid choices. A user's value that a later layer replaces is reported.
+# params.yaml is read here, not by a `configfile:` directive, so that its YAML errors name the file and line.
+try:
+    _LAYERED = params_config.resolve_layers(
+        "params.yaml", workflow.overwrite_configfiles, workflow.config_settings.config
+    )
+    params_config.check_profile_flag(sys.argv, _LAYERED.cfg.profile)
+except params_config.ConfigError as e:
+    raise WorkflowError(f"ConfigError: {e}") from None
+for _warning in _LAYERED.warnings:
+    print(f"[config] warning: {_warning}", file=sys.stderr)
+CFG = _LAYERED.cfg
 
 
 include: "rules/common.smk"

@@ -1,8 +1,8 @@
 """`python -m unlearn_repro <command>`: parse, load + validate params, call one pipeline step.
 
-The config: --params FILE [--profile NAME] when given; else, under Snakemake, the resolved config the
-Snakefile wrote (env UNLEARN_CONFIG: params.yaml + profile + --configfile + --config, validated once);
-else params.yaml with its own `profile`.
+The config: under Snakemake, the resolved config the Snakefile wrote (env UNLEARN_CONFIG), unless a config
+option is given; else the same layers as the Snakefile resolves (config.resolve_layers): --params (default
+params.yaml) < its --profile block < each --configfile < --config.
 """
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ from pathlib import Path
 
 
 def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
-    """--params / --profile, accepted before or after the command."""
-    p.add_argument("--params", default=None if top else argparse.SUPPRESS,
+    """The config options (as Snakemake's), accepted before or after the command."""
+    default = None if top else argparse.SUPPRESS
+    p.add_argument("--params", default=default,
                    help="params file (default: $UNLEARN_CONFIG under Snakemake, else params.yaml)")
-    p.add_argument("--profile", default=None if top else argparse.SUPPRESS,
-                   help="profile of params.yaml to apply (default: the file's `profile`)")
+    p.add_argument("--profile", default=default,
+                   help="profile of params.yaml to apply (default: the last layer's `profile`)")
+    p.add_argument("--configfile", "--configfiles", nargs="+", action="extend", default=default,
+                   metavar="FILE", help="your params files over params.yaml and its profile, in order")
+    p.add_argument("--config", nargs="+", action="extend", default=default, metavar="KEY=VALUE",
+                   help="values over everything else (YAML: fisher='{chunk: 4}')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,18 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     started = time.time()  # the job's start: its MLflow run's start time
     args = build_parser().parse_args(argv)
-    from unlearn_repro import config
-
-    resolved = os.environ.get("UNLEARN_CONFIG")
-    try:
-        if args.params is None and args.profile is None and resolved:
-            cfg = config.load_resolved(resolved)
-            source = f"{resolved} (resolved by Snakemake)"
-        else:
-            cfg = config.load(args.params or "params.yaml", args.profile)
-            source = args.params or "params.yaml"
-    except config.ConfigError as e:
-        sys.exit(f"error: {e}")
+    cfg, source = _load_config(args)
     print(f"[config] {source}, profile {cfg.profile}", file=sys.stderr, flush=True)
     if args.command in GPU_COMMANDS and cfg.device != "cpu":  # before torch touches CUDA
         from unlearn_repro.gpus import pin_gpu
@@ -140,6 +134,25 @@ def main(argv: list[str] | None = None) -> None:
         from unlearn_repro.hub import cache_dir, one_line
         sys.exit(f"error ({args.command}): {one_line(e)} (network or Hugging Face cache {cache_dir()}; "
                  "fetch first with `python -m unlearn_repro download`)")
+
+
+def _load_config(args):
+    """The resolved config (Snakemake's, or the layers named by the options) and where it came from."""
+    from unlearn_repro import config
+
+    resolved = os.environ.get("UNLEARN_CONFIG")
+    given = [args.params, args.profile, args.configfile, args.config]
+    try:
+        if resolved and all(x is None for x in given):
+            return config.load_resolved(resolved), f"{resolved} (resolved by Snakemake)"
+        layered = config.resolve_layers(args.params or "params.yaml", args.configfile or (),
+                                        config.parse_config_args(args.config), args.profile)
+    except config.ConfigError as e:
+        sys.exit(f"error: {e}")
+    for warning in layered.warnings:
+        print(f"[config] warning: {warning}", file=sys.stderr, flush=True)
+    files = [args.params or "params.yaml", *(args.configfile or ())] + (["--config"] if args.config else [])
+    return layered.cfg, " < ".join(files)
 
 
 # commands that put a model on the configured device: each gets its own GPU on a multi-GPU machine (gpus.py)

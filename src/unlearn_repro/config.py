@@ -1,14 +1,21 @@
 """params.yaml -> one validated, frozen, attribute-access config.
 
 The JSON Schema in schemas/params.schema.yaml is the single description of every key (types, ranges,
-valid names); this module merges the selected profile over the defaults, validates the result and
-turns schema errors into messages that name the file, the key and the valid choices.
+valid names). A config is built from layers, each later one winning (docs/configuration.md):
+
+    params.yaml  <  its `profiles.<profile>` block  <  each --configfile, in order  <  --config
+
+(a user's file may hold top-level keys and its own `profiles.<profile>` block, which follows them). The
+Snakefile and every `python -m unlearn_repro` command resolve the same layers; errors name the layer (file or
+--config) that set the bad value, and a user's value that a later layer replaces is reported.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -105,8 +112,15 @@ def _resolve_ref(root: dict, ref: str) -> dict:
     return node
 
 
-def _describe(error: jsonschema.ValidationError, schema: dict, source: str) -> str:
+def _describe(error: jsonschema.ValidationError, schema: dict, source) -> str:
+    """One line naming the layer that set the bad key (`source`: a name, or a function of the key path)."""
     key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        path += tuple(sorted(set(error.instance) - set(error.schema.get("properties", {}))))[:1]
+    source = source(path) if callable(source) else source
+    if error.validator == "type" and _non_finite(error.instance):
+        return f"{source}: key '{key}' = {error.instance!r} is invalid: it must be a finite number"
     if error.validator == "additionalProperties":
         allowed = sorted(_subschema(schema, schema, list(error.absolute_path)).get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
@@ -138,12 +152,26 @@ def numbers(raw: Any) -> Any:
     return raw
 
 
+def _finite_number(checker, value) -> bool:
+    return jsonschema.Draft202012Validator.TYPE_CHECKER.is_type(value, "number") and not _non_finite(value)
+
+
+def _non_finite(value) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+# the schema's `number` is a finite one: a rate of .nan or .inf is refused by name, not trained with
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_number))
+
+
 def validate(raw: Mapping, source: str = "params.yaml") -> None:
     """Raise ConfigError naming the key (and valid choices) for the first schema violation, in the top
     level or in any profile block merged over it (a typo in `paper` fails under `ci` too)."""
     raw = numbers(raw)
     schema = load_schema()
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     _validate(validator, schema, raw, source)
     for name, block in (raw.get("profiles") or {}).items():
         if isinstance(block, Mapping):
@@ -152,12 +180,20 @@ def validate(raw: Mapping, source: str = "params.yaml") -> None:
 
 def _merged(raw: Mapping, name: str) -> dict:
     """The top level with profile `name`'s block deep-merged over it."""
-    merged = deep_merge({k: v for k, v in raw.items() if k != "profiles"}, (raw.get("profiles") or {}).get(name, {}))
+    merged = deep_merge(_top(raw), _block(raw, name))
     merged["profile"] = name
     return merged
 
 
-def _validate(validator, schema: dict, raw: Mapping, source: str) -> None:
+def _top(raw: Mapping) -> dict:
+    return {k: v for k, v in raw.items() if k != "profiles"}
+
+
+def _block(raw: Mapping, name: str) -> dict:
+    return dict((raw.get("profiles") or {}).get(name) or {})
+
+
+def _validate(validator, schema: dict, raw: Mapping, source) -> None:
     errors = sorted(validator.iter_errors(raw), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
         best = jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]
@@ -179,6 +215,168 @@ def resolve(raw: Mapping, profile: str | None = None, source: str = "params.yaml
     cfg = Frozen(_merged(raw, name))
     _check_consistency(cfg, source)
     return cfg
+
+
+@dataclass
+class Layer:
+    """The values one source sets: params.yaml, its profile block, a user's --configfile (or its profile
+    block), or --config. `user`: set by the person running it, so replacing it is worth a warning."""
+    source: str
+    values: dict
+    user: bool = False
+
+
+@dataclass
+class Layered:
+    """A resolved config, where each key came from, and the user's values a later layer replaced."""
+    cfg: Frozen
+    origin: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+
+def read_params(path: str | Path) -> dict:
+    """A params file as a mapping; a missing, empty or malformed file is named (with the line)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such params file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context = getattr(e, "context_mark", None)
+        if context is not None and getattr(e, "context", None):
+            problem += f" ({e.context} at line {context.line + 1})"
+        raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; expected a mapping of params keys (as in params.yaml)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return numbers(raw)
+
+
+def parse_overrides(values: Mapping | None) -> dict:
+    """--config values read as YAML: Snakemake parses a nested one (`fisher={chunk: 4}`) with YAML's base
+    loader, which leaves every scalar in it a string ('4')."""
+    def parse(v):
+        if isinstance(v, Mapping):
+            return {k: parse(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [parse(x) for x in v]
+        if isinstance(v, str):
+            try:
+                return yaml.safe_load(v) if v.strip() else v
+            except yaml.YAMLError:
+                return v
+        return v
+    return numbers(parse(dict(values or {})))
+
+
+def parse_config_args(args) -> dict:
+    """`KEY=VALUE` pairs (the CLI's --config, as Snakemake's) -> a mapping of YAML values."""
+    out = {}
+    for arg in args or ():
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--config {arg!r}: expected KEY=VALUE")
+        out[key] = value
+    return parse_overrides(out)
+
+
+def layers(params: str | Path = "params.yaml", configfiles=(), overrides: Mapping | None = None,
+           profile: str | None = None) -> list[Layer]:
+    """params.yaml < its profile block < each user file (its top level, then its profile block) < --config.
+    params.yaml given again as a --configfile is the base, not a user layer."""
+    base = read_params(params)
+    validate(base, str(params))
+    users = [(str(f), read_params(f)) for f in configfiles if not _same_file(f, params)]
+    cli = parse_overrides(overrides)
+    name = profile or cli.get("profile") or next(
+        (u["profile"] for _, u in reversed(users) if "profile" in u), None) or base["profile"]
+    defined = set(base.get("profiles") or {}) | {n for _, u in users for n in (u.get("profiles") or {})}
+    if name not in defined and name != base["profile"]:
+        raise ConfigError(f"{params}: profile {name!r} is not defined; valid choices: {', '.join(sorted(defined))}")
+    out = [Layer(str(params), _top(base)), Layer(f"{params} (profile {name!r})", _block(base, name))]
+    for f, u in users:
+        out += [Layer(f, _top(u), True), Layer(f"{f} (profile {name!r})", _block(u, name), True)]
+    out.append(Layer("--config", cli, True))
+    return [layer for layer in out if layer.values]
+
+
+def check_profile_flag(argv, profile: str) -> None:
+    """Refuse a run whose `--profile` folder selects a params profile the resolved config lost: a --config on
+    Snakemake's command line replaces the profile's whole `config:` list (profile=paper with it), and the
+    jobs would then quietly compute another profile."""
+    argv = list(argv)
+    folders = [a.split("=", 1)[1] for a in argv if a.startswith("--profile=")]
+    folders += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--profile"]
+    for folder in folders:
+        path = Path(folder) / "config.yaml"
+        entries = (yaml.safe_load(path.read_text()) or {}).get("config") or [] if path.is_file() else []
+        wanted = [e.split("=", 1)[1].strip() for e in entries if isinstance(e, str) and e.startswith("profile=")]
+        if wanted and wanted[0] != profile:
+            raise ConfigError(f"{path} selects params profile {wanted[0]!r} (its `config:`), but the resolved "
+                              f"profile is {profile!r}: a --config on the command line replaces the profile's "
+                              f"`config:` list; add profile={wanted[0]} to your --config, or put your values in "
+                              "a --configfile")
+
+
+def _same_file(a, b) -> bool:
+    return Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
+
+
+def _leaves(d: Mapping, prefix: tuple = ()):
+    for k, v in d.items():
+        if isinstance(v, Mapping) and v:
+            yield from _leaves(v, prefix + (k,))
+        else:
+            yield prefix + (k,), v
+
+
+def _get(d: Mapping, path: tuple):
+    for k in path:
+        if not isinstance(d, Mapping) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def merge(layer_list: list[Layer]) -> tuple[dict, dict, list[str]]:
+    """Deep-merge the layers in order; each leaf key's layer; a warning per user value replaced later."""
+    merged, origin, warnings = {}, {}, []
+    for layer in layer_list:
+        for path, value in _leaves(layer.values):
+            before = origin.get(path)
+            if before is not None and before.user and before is not layer and _get(merged, path) != value:
+                warnings.append(f"key '{'.'.join(map(str, path))}' = {_get(merged, path)!r} from {before.source} "
+                                f"is overridden by {value!r} from {layer.source}")
+            origin[path] = layer
+        merged = deep_merge(merged, layer.values)
+    return merged, origin, warnings
+
+
+def resolve_layers(params: str | Path = "params.yaml", configfiles=(), overrides: Mapping | None = None,
+                   profile: str | None = None) -> Layered:
+    """The one resolution every entry point uses (Snakefile, check-hub, download, check-config): layers
+    merged, validated with each error naming the layer that set the key, then the cross-key checks."""
+    layer_list = layers(params, configfiles, overrides, profile)
+    merged, origin, warnings = merge(layer_list)
+    merged.pop("profiles", None)
+    merged["profile"] = profile or _get(merged, ("profile",))
+    label = " + ".join(dict.fromkeys(layer.source.split(" (profile")[0] for layer in layer_list))
+
+    def source_of(path: tuple) -> str:
+        for n in range(len(path), 0, -1):
+            if path[:n] in origin:
+                return origin[path[:n]].source
+        return label
+
+    schema = load_schema()
+    _validate(_Validator(schema), schema, merged, source_of)
+    cfg = Frozen(merged)
+    _check_consistency(cfg, label)
+    return Layered(cfg, {".".join(map(str, k)): v.source for k, v in origin.items()}, warnings)
 
 
 def _check_consistency(cfg: Frozen, source: str) -> None:
@@ -258,13 +456,4 @@ def load_resolved(path: str | Path) -> Frozen:
 
 def load(path: str | Path = "params.yaml", profile: str | None = None) -> Frozen:
     """Read, validate and resolve a params file."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such params file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-    return resolve(raw, profile, str(path))
+    return resolve_layers(path, profile=profile).cfg
