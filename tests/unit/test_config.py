@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 def test_every_profile_resolves(profile):
     cfg = config.load(ROOT / "params.yaml", profile)
     assert cfg.profile == profile and cfg.fisher.block_size in (16, 32, 48)  # paper: 32 fits one 80 GB GPU
-    assert cfg.fisher.damping == (1e-3 if profile == "embedded" else 1.0)   # embedded: see README
+    assert cfg.fisher.damping == (1e-3 if profile == "embedded" else 1.0)   # embedded: docs/usage.md
 
 
 def test_defaults_are_the_papers_hyperparameters(raw_params):

@@ -18,7 +18,7 @@ models has data-dependent branches vmap cannot trace); the real tokens' logits a
 (GPT-Neo and OPT number positions 0..n-1 for right-padded rows either way) — checked by the reference
 test against the per-sample loop. Why our own hooks and not opacus' GradSampleModule: opacus runs on
 GPT-Neo only with explicit position ids, not on OPT (its learned positional embedding takes the attention
-mask as input), records only in train mode (dropout on), and was slower (README.md, "Speed and memory").
+mask as input), records only in train mode (dropout on), and was slower (docs/speed-and-memory.md).
 """
 from __future__ import annotations
 
@@ -257,7 +257,7 @@ def row_bytes(model, width: int, group: int = 1, method: str = "hooks") -> int:
     transients, -1 % to +16 % of the measured peak; `loop`: two, the list of flat gradients and their
     stack); with tied input/output embeddings two more embedding-sized terms (vmap: the per-sample lookup
     and output-layer parts; hooks writes both in place, but the term stays as margin: the one CUDA
-    measurement, README "Speed and memory", predates the reused hooks buffer); and the activations of its
+    measurement, docs/speed-and-memory.md, predates the reused hooks buffer); and the activations of its
     `group` sequences of `width` tokens: logits, log-softmax and their gradients (4 * V per token), per
     layer ~20 hidden-sized tensors and the attention scores."""
     cfg = model.config
