@@ -8,7 +8,7 @@ CORES  ?= all
 PROFILE ?= $(shell sed -n 's/^profile:[[:space:]]*\([A-Za-z0-9_-]*\).*/\1/p' params.yaml)
 REPORT  ?= results/$(PROFILE)/report.html
 
-.PHONY: setup reproduce report test test-fast lint dag benchmark clean
+.PHONY: setup reproduce report test test-fast lint dag benchmark clean verify
 
 setup: $(STAMP)
 
@@ -43,6 +43,26 @@ lint: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_fisher.py
 	$(BIN)/python benchmarks/bench_second_order.py
+
+# `make verify`: the TDEC study rerun from scratch in a temp workspace (a copy of this checkout without its
+# results: a fresh clone's committed state) and its summary compared with the published one, bit for bit
+# where the pinned CPU path promises it, else within numerics.LOOSE_RTOL; every number that differs is
+# printed and any difference fails. 7-16 min on 2 cores (docs/determinism.md); the workspace is kept on failure.
+VERIFY_PUBLISHED := results/embedded/tdec/summary
+verify: $(STAMP)
+	@set -e; start=$$(date +%s); ws=$$(mktemp -d "$${TMPDIR:-/tmp}/unlearn-verify.XXXXXX"); \
+	echo "[verify] rerunning TDEC (embedded) in $$ws/repo"; mkdir -p "$$ws/repo"; \
+	git ls-files -z -co --exclude-standard | grep -zv -e '^results/' -e '^logs/' \
+	  | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$$ws/repo"; \
+	if [ -d ../shared ]; then ln -s "$$(cd ../shared && pwd)" "$$ws/shared"; fi; \
+	( cd "$$ws/repo" && PYTHONPATH="$$ws/repo/src" PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/snakemake tdec \
+	  --cores $(CORES) --profile profiles/default --config profile=embedded > "$$ws/snakemake.log" 2>&1 ) \
+	  || { tail -n 30 "$$ws/snakemake.log"; echo "[verify] the rerun failed; log: $$ws/snakemake.log"; exit 1; }; \
+	new="$$ws/repo/$(VERIFY_PUBLISHED)"; base=$$(ls -d "$$ws"/repo/results/embedded/tdec/models/* | head -n 1); \
+	PYTHONPATH="$$ws/repo/src" $(abspath $(BIN))/python -m unlearn_repro.numerics provenance "$$base" "$$new/metrics.json" "$$new/provenance.json"; \
+	rc=0; PYTHONPATH="$$ws/repo/src" $(abspath $(BIN))/python -m unlearn_repro.numerics verify $(VERIFY_PUBLISHED) "$$new" || rc=$$?; \
+	echo "[verify] $$(( $$(date +%s) - start )) s"; \
+	if [ $$rc -eq 0 ]; then rm -rf "$$ws"; else echo "[verify] kept $$ws for inspection"; fi; exit $$rc
 
 clean:
 	rm -rf results logs .snakemake mlflow.db mlruns

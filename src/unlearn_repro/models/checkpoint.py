@@ -1,5 +1,6 @@
 """Checkpoints: a folder with safetensors weights, the HF config, the tokenizer and meta.json
-(params, git commit, data hashes), written atomically so a crash never leaves half a checkpoint.
+(params, git commit, data hashes, the CPU and its numeric code path), written atomically so a crash never
+leaves half a checkpoint.
 
 A wrapped model (peft LoRA adapters, an opacus GradSampleModule) is saved as its merged plain weights: a
 checkpoint always loads as an ordinary Hugging Face model, whatever trained it. `meta.json` records what
@@ -11,6 +12,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from unlearn_repro import numerics as _numerics
 from unlearn_repro.io import atomic_dir, git_commit, read_json, write_json
 
 
@@ -39,8 +41,14 @@ def save(model, tokenizer, path: str | Path, meta: dict) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         meta = {**meta, "add_bos": bool(getattr(tokenizer, "_unlearn_add_bos", False)),
-                "git_commit": meta.get("git_commit", git_commit())}
+                "git_commit": meta.get("git_commit", git_commit()), "numerics": numerics()}
         write_json(Path(tmp) / "meta.json", meta)
+
+
+def numerics() -> dict:
+    """This process's CPU, instruction sets and numeric code path (numerics.py): results made under other
+    settings may differ in the last bits, so every checkpoint and run records them."""
+    return _numerics.describe()
 
 
 def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
