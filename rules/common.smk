@@ -17,9 +17,15 @@ PROFILE = CFG.profile
 # --configfile and --config). The resolved values go to a content-addressed file that every job reads
 # through UNLEARN_CONFIG; the rerun triggers are the same values, declared as each rule's params.
 os.environ.update(UNLEARN_CONFIG=str(params_config.write_resolved(CFG, ".snakemake/unlearn_config")))
-CLI = "python -m unlearn_repro"
+# every job: forked by the run's job server when there is one (torch imported once), else its own process
+CLI = "python -m unlearn_repro.job"
 # one id for all runs of this invocation: MLflow groups them by the `pipeline_run` tag
 os.environ.setdefault("UNLEARN_PIPELINE_RUN", time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6])
+# CPU numerics pinned to the AVX2 code path for every job of a CPU profile (the same bits on any x86 CPU;
+# GPU profiles run native; UNLEARN_NUMERICS=native turns it off): docs/determinism.md
+from unlearn_repro import numerics
+
+os.environ.update(numerics.job_env(CFG.device, os.environ))
 
 TASKS = list(CFG.data.tasks)
 MODEL_NAMES = list(CFG.models)
@@ -83,6 +89,23 @@ def data_files(dataset):
 
 def gpu_resources(wildcards):
     return 1 if PROFILE == "paper" else 0
+
+
+# Host memory (MB) and time (minutes) of the CPU-only jobs, by kind, at paper scale: what SLURM is asked for
+# (profiles/slurm puts these jobs on its CPU partition and the model jobs on its GPU one; locally they bound
+# jobs only under `--resources mem_mb=N`). data: the largest hub corpora (ECtHR, Enron) read and normalized;
+# weights: the discussions' report reads one weight snapshot per method.
+CPU_JOBS = {"small": (2000, 15), "report": (4000, 30), "data": (16000, 120), "weights": (16000, 60)}
+
+
+def cpu_mem_mb(kind):
+    """`mem_mb` of a CPU-only rule of this kind (CPU_JOBS)."""
+    return CPU_JOBS[kind][0]
+
+
+def cpu_runtime(kind):
+    """`runtime` (minutes) of a CPU-only rule of this kind (CPU_JOBS)."""
+    return CPU_JOBS[kind][1]
 
 
 # the torch CPU threads of a job that runs a model (params `threads`; the paper profile's GPU jobs use 8 for

@@ -1,4 +1,8 @@
 # Data: each data set normalized into data/processed/<name>/ (train, test[, heldout] jsonl + meta.json).
+from unlearn_repro.data.splits import data_identity
+
+# what a data set is prepared from (the rest of data: is the job list, or another rule's)
+PREPARE_KEYS = [k for k in CFG.data.to_dict() if k not in ("tasks", "reference_corpus", "mirror_dir")]
 
 
 rule prepare_data:
@@ -11,7 +15,10 @@ rule prepare_data:
     params:
         cli=CLI,
         out=lambda w: f"{PROCESSED}/{w.dataset}",
-        data=lambda w: {k: v for k, v in CFG.data.to_dict().items() if k not in ("tasks", "reference_corpus")},
+        data=lambda w: data_identity(CFG, w.dataset, PREPARE_KEYS),
+    resources:
+        mem_mb=cpu_mem_mb("data"),
+        runtime=cpu_runtime("data"),
     log:
         L("prepare_data/{dataset}.log"),
     conda:
@@ -30,6 +37,9 @@ rule tokenizer:
         cli=CLI,
         corpus=lambda w, input: str(Path(input.corpus).parent),
         tokenizer=CFG.tokenizer.to_dict(),
+    resources:
+        mem_mb=cpu_mem_mb("report"),
+        runtime=cpu_runtime("report"),
     log:
         L("tokenizer.log"),
     conda:
@@ -48,6 +58,9 @@ rule splits:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         unlearn=CFG.unlearn.to_dict(),
+    resources:
+        mem_mb=cpu_mem_mb("small"),
+        runtime=cpu_runtime("small"),
     log:
         L("splits/{dataset}/seed{seed}.log"),
     conda:

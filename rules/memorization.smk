@@ -35,8 +35,11 @@ rule memorization_data:
     params:
         cli=CLI,
         out=mem_data_dir,
-        data={k: v for k, v in CFG.data.to_dict().items() if k in ("source", "mirror_dir", "hub_paths")},
+        data=lambda w: data_identity(CFG, w.corpus, ("source", "hub_paths")),
         segments={k: MEM[k] for k in ("max_texts", "max_segments", "segment_words")},
+    resources:
+        mem_mb=cpu_mem_mb("data"),
+        runtime=cpu_runtime("data"),
     log:
         L("memorization/data/{corpus}.log"),
     conda:
@@ -83,6 +86,9 @@ rule memorization_targets:
         cli=CLI,
         data_dir=mem_data_dir,
         targets={k: MEM[k] for k in ("n_targets", "min_target_tokens", "prefix_tokens", "suffix_tokens", "max_length")},
+    resources:
+        mem_mb=cpu_mem_mb("report"),
+        runtime=cpu_runtime("report"),
     log:
         L("memorization/targets/{corpus}/{model}/seed{seed}.log"),
     conda:
@@ -164,6 +170,9 @@ rule memorization_report:
         cli=CLI,
         root=lambda w: MEM_ROOT,
         examples=MEM.examples,
+    resources:
+        mem_mb=cpu_mem_mb("report"),
+        runtime=cpu_runtime("report"),
     log:
         L("memorization/report.log"),
     conda:

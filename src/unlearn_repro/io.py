@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700: collaborators could not read the results
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -32,6 +34,72 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class LockLost(RuntimeError):
+    """This job no longer holds its directory's lock: it must stop without writing."""
+
+
+class DirLock:
+    """One job at a time in a directory: fcntl.flock on <dir>/.lock, with the holder's pid inside (the kernel
+    releases it when the holder dies, even by kill -9). The newest job wins: one that finds the lock held (by a
+    left-over job of a killed snakemake: Snakemake itself never runs a job twice at once) takes it over by
+    putting a new lock file in place, and the old holder, which calls `check()` before each write, stops
+    without writing; a job never mixes its writes with another's."""
+
+    def __init__(self, directory: str | Path):
+        self.dir = Path(directory)
+        self.path = self.dir / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "DirLock":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            fd = self._take_over()
+            print(f"[lock] {self.dir}: took over from job pid {holder} (left over from a killed snakemake?); it "
+                  "stops before its next write (docs/faults.md)", flush=True)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def _take_over(self) -> int:
+        """A new lock file, locked, renamed over the held one in one step."""
+        fresh = self.dir / f".lock.new-{os.getpid()}"
+        fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(fresh, self.path)
+        return fd
+
+    def check(self) -> None:
+        """Raise LockLost unless <dir>/.lock is still the file this job locked."""
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise LockLost(f"{self.path}: this job lost its lock (a newer job took the directory over, or it was "
+                           "removed): stopping without writing")
+
+    def __exit__(self, *exc) -> None:
+        os.ftruncate(self.fd, 0)  # an empty file left: the directory's content (a DVC output) does not vary
+        os.close(self.fd)  # closing the descriptor releases the flock
+        self.fd = None
+
+
+def umask() -> int:
+    """The process umask: from /proc (thread-safe), else by setting it and back (there is no getter)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        with open("/proc/self/status") as f:
+            return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -47,6 +115,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            os.fchmod(f.fileno(), 0o666 & ~umask())  # mkstemp makes it 0600, whatever the umask
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

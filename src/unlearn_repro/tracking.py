@@ -7,20 +7,24 @@ store's first-time schema creation is never raced. Runs of one pipeline invocati
 
 A run carries the job's true start and end time: it starts when the tracker was made (the CLI makes it
 with its process's start time) or, for the next run of the same tracker, when the previous one ended.
-Its small outputs (run.json, metrics json/CSV, tables, figures; never checkpoints) go to the run's
-artifact store, MLflow's default for the tracking URI: with `sqlite:///mlflow.db` that is ./mlruns/, beside
-the store. An evaluation links itself to the run it evaluates (`link_to`): it finds that run by its tags,
-logs its headline metrics onto it and tags both runs with each other's id (`unlearn_run_id`,
-`evaluate_run_id`).
+Its small outputs (run.json, metrics json/CSV, tables, figures; never checkpoints) go to the store's own
+artifact folder, mlruns/ beside the sqlite file, named as the URI names the file: with `sqlite:///mlflow.db`
+the locations are relative to the workspace (`mlruns/<experiment>/<run>/artifacts`), so a moved or copied
+workspace reads and writes its own artifacts (MLflow would store them absolute: a copy's runs would write
+into the original's mlruns/). An evaluation links itself to the run it evaluates (`link_to`): it finds that
+run by its tags, logs its headline metrics onto it and tags both runs with each other's id
+(`unlearn_run_id`, `evaluate_run_id`).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from pathlib import Path
 from typing import Iterable, Mapping, Protocol, Union
 
+from unlearn_repro import numerics
 from unlearn_repro.io import git_commit
 
 # files logged at the artifact root, or {artifact folder: files} ("" = the root)
@@ -112,13 +116,15 @@ class MlflowTracker:
         tags = {k: str(v) for k, v in _system_tags(tags).items()}
         flat = [Param(k, str(v)[:500]) for k, v in _flatten(params).items()]
         files = _artifact_files(artifacts)
+        store = _absolute(self.uri)
         for attempt in range(self.retries):
             run_id = None
             try:
                 with FileLock(self.lock_path, timeout=600):
-                    mlflow.set_tracking_uri(self.uri)
-                    client = MlflowClient(self.uri)
+                    mlflow.set_tracking_uri(store)
+                    client = MlflowClient(store)
                     exp_id = mlflow.set_experiment(self.experiment).experiment_id
+                    _artifacts_beside_store(self.uri, exp_id)
                     linked = _find_run(client, exp_id, link_to, pipeline_run) if link_to else None
                     if linked:
                         tags[f"{link_to.get('stage', 'linked')}_run_id"] = linked
@@ -137,7 +143,7 @@ class MlflowTracker:
             except Exception as e:  # sqlite contention or a transient store error: retry, then give up loudly
                 if run_id is not None:  # no half-logged run left behind by a retry
                     try:
-                        MlflowClient(self.uri).delete_run(run_id)
+                        MlflowClient(store).delete_run(run_id)
                     except Exception:
                         pass
                 if attempt == self.retries - 1:
@@ -145,8 +151,34 @@ class MlflowTracker:
                 time.sleep(1 + attempt)
 
 
+def _absolute(uri: str) -> str:
+    """`sqlite:///mlflow.db` as an absolute URI for MLflow's client: MLflow caches a store per URI string, so a
+    relative one would reach another workspace's database after a change of directory (the artifact locations
+    stay relative: `_artifacts_beside_store`)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    return uri
+
+
+def _artifacts_beside_store(uri: str, exp_id: str) -> None:
+    """Point the experiment and its runs at <folder of the sqlite file>/mlruns, written as the URI writes the
+    file (relative: to the workspace), wherever MLflow put them (absolute, possibly another workspace's)."""
+    if not uri.startswith("sqlite:///"):
+        return  # a server or file store manages its own artifact locations
+    import sqlite3
+
+    db = uri[len("sqlite:///"):].split("?")[0]
+    root = (Path(db).parent / "mlruns" / str(exp_id)).as_posix()
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con, con:
+        con.execute("update experiments set artifact_location = ? where experiment_id = ? and artifact_location != ?",
+                    (root, exp_id, root))
+        con.execute("update runs set artifact_uri = ? || '/' || run_uuid || '/artifacts' where experiment_id = ? "
+                    "and artifact_uri != ? || '/' || run_uuid || '/artifacts'", (root, exp_id, root))
+
+
 def _system_tags(tags: dict) -> dict:
     """The tags mlflow.start_run would add (user, source, ...) under ours: runs made with create_run lack them."""
+    tags = {**numerics.tags(), **tags}  # the CPU code path: docs/determinism.md
     try:
         from mlflow.tracking.context.registry import resolve_tags
         return resolve_tags(tags)

@@ -236,3 +236,20 @@ def test_exposures_match_a_direct_computation(tiny_model_and_batches, tiny_token
     got = exposures(model, tiny_tokenizer, samples, refs, "cpu", batch_size=4)
     assert got.shape == (3,)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+
+
+def test_a_diverged_model_has_nan_exposures_not_an_error(tiny_model_and_batches, tiny_tokenizer):
+    """NaN scores are not "past the end": reference lengths come from the references, so a model with NaN
+    weights gets NaN exposures (it raised "sample 0 predicts 6 tokens; no reference is that long")."""
+    model, batches, _ = tiny_model_and_batches
+    seqs = [b[0] for b in batches]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    got = exposures(model, tiny_tokenizer, seqs[:2], seqs, "cpu", batch_size=4)
+    assert got.shape == (2,) and np.isnan(got).all()
+    # a genuinely short reference set is still an error, and lengths are given, not read off NaNs
+    cum = np.full((2, 3), np.nan)
+    assert np.isnan(exposures_by_length(np.array([1.0]), np.array([3]), cum, reference_len=[3, 1])).all()
+    with pytest.raises(ValueError, match="no reference is that long"):
+        exposures_by_length(np.array([1.0]), np.array([3]), cum, reference_len=[2, 1])

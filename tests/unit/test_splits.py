@@ -25,3 +25,23 @@ def test_derive_split_and_cap():
     assert cap(list(range(10)), None) == list(range(10))
     kept = cap(list(range(100)), 7)
     assert len(kept) == 7 and kept == sorted(kept) and kept == cap(list(range(100)), 7)
+
+
+def test_data_identity_is_the_mirror_content_not_its_path(tmp_path, mirror, monkeypatch):
+    """The rerun trigger of a prepared data set: the same files under another path are the same data."""
+    import shutil
+
+    from unlearn_repro.config import Frozen
+    from unlearn_repro.data.splits import data_identity
+    shutil.copytree(mirror / "lambada", tmp_path / "m" / "lambada")
+    monkeypatch.chdir(tmp_path)
+
+    def identity(mirror_dir):
+        return data_identity(Frozen({"data": {"source": "mirror", "mirror_dir": str(mirror_dir), "max_train": 9}}),
+                             "lambada", ("source", "max_train"))
+    same = identity("m")
+    assert same == identity(tmp_path / "m") == identity(mirror) and "mirror_dir" not in same
+    assert same["max_train"] == 9 and set(same["mirror_content"]) == {"test.jsonl"}
+    with open(tmp_path / "m/lambada/test.jsonl", "a") as f:
+        f.write("\n")
+    assert identity("m") != same

@@ -104,3 +104,28 @@ def test_report_run_carries_its_files_and_summary(tmp_path, store):
     assert data.tags["report"] == "main" and "stage" not in data.tags and data.params == {"tasks": "['a']"}
     assert data.metrics == {"npo.cycle1.delta_exp": -0.5, "npo.runtime_s": 2.0}
     assert sorted(f.path for f in client.list_artifacts(run)) == ["figures", "summary"]
+
+
+def test_a_moved_or_copied_workspace_uses_its_own_artifact_store(tmp_path, monkeypatch):
+    """Artifact locations are relative to the workspace (the URI `sqlite:///mlflow.db` is): a copy reads its
+    own artifacts and writes new ones into its own mlruns/ (with absolute locations it wrote into the original)."""
+    import shutil
+    from mlflow.tracking import MlflowClient
+    from unlearn_repro.tracking import MlflowTracker
+    first, copy, elsewhere = tmp_path / "first", tmp_path / "copy", tmp_path / "elsewhere"
+    for folder in (first, elsewhere):
+        folder.mkdir()
+    monkeypatch.chdir(elsewhere)   # MLflow caches a store per URI string: the same relative URI, another folder
+    MlflowTracker("sqlite:///mlflow.db", "test").log_run("z", {}, {}, {"stage": "x"})
+    monkeypatch.chdir(first)
+    (first / "run.json").write_text("{}")
+    old = MlflowTracker("sqlite:///mlflow.db", "test").log_run("a", {}, {}, {"stage": "x"}, artifacts=["run.json"])
+    shutil.copytree(first, copy)
+    shutil.rmtree(first / "mlruns")                # the original's artifacts are gone: the copy must not need them
+    monkeypatch.chdir(copy)
+    new = MlflowTracker("sqlite:///mlflow.db", "test").log_run("b", {}, {}, {"stage": "x"}, artifacts=["run.json"])
+    client = MlflowClient("sqlite:///mlflow.db")
+    for run in (old, new):
+        assert [f.path for f in client.list_artifacts(run)] == ["run.json"]
+        assert not client.get_run(run).info.artifact_uri.startswith("/")
+    assert (copy / f"mlruns/1/{new}/artifacts/run.json").exists() and not (first / "mlruns").exists()

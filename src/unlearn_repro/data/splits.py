@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from unlearn_repro.data.registry import DATASETS, available_splits, choose_source, load_split
-from unlearn_repro.io import atomic_dir, git_commit, write_json, write_jsonl
+from unlearn_repro.io import atomic_dir, file_hash, git_commit, read_json, write_json, write_jsonl
 
 DATA_SEED = 1234  # fixed: the task splits never change with the experiment seeds
 
@@ -87,22 +87,38 @@ def prepare_corpus(name: str, cfg, out_dir: str | Path) -> dict:
 
 
 def prepare(name: str, cfg, out_dir: str | Path) -> dict:
-    """Prepare one data set, keeping the last good copy: Snakemake deletes a job's old outputs before it runs,
-    so a re-preparation that fails (a malformed row, a missing file) puts the previous data back before it
-    re-raises (with `keep-incomplete` in the profile, Snakemake then leaves it in place): nothing good is lost."""
+    """Prepare one data set and keep a copy of it as the last good data, outside the job's declared outputs
+    (`.<name>.last_good` beside them). A re-preparation that fails leaves its outputs missing, never the old
+    data in their place: Snakemake would record the failed job as finished with the new params."""
     out_dir = Path(out_dir)
     backup = out_dir.with_name(f".{out_dir.name}.last_good")
     try:
         meta = (prepare_corpus if DATASETS.get(name).kind == "text" else prepare_task)(name, cfg, out_dir)
     except BaseException:
         if backup.is_dir():
-            shutil.rmtree(out_dir, ignore_errors=True)
-            shutil.copytree(backup, out_dir)
-            print(f"[prepare-data] failed: restored the last good {out_dir} from {backup}", flush=True)
+            print(f"[prepare-data] failed: {out_dir} is left for the rerun to make; the last good data is in "
+                  f"{backup}", flush=True)
         raise
     with atomic_dir(backup) as tmp:
         shutil.copytree(out_dir, tmp, dirs_exist_ok=True)
     return meta
+
+
+def mirror_content(mirror_dir: str | Path, name: str) -> dict[str, str]:
+    """The identity of a data set's mirror copy: {file: sha256} of the files its readers open (every file of
+    its folder where the registry names none), so a mirror moved or named by another path reruns nothing."""
+    folder = Path(mirror_dir) / DATASETS.get(name).mirror_folder
+    files = DATASETS.get(name).mirror_files or sorted(str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file())
+    return {f: file_hash(folder / f) for f in files}
+
+
+def data_identity(cfg, name: str, keys) -> dict:
+    """What data read from the mirror or the hub is made of (a rule's rerun trigger): the `keys` of data:, and
+    the mirror's content, never its path: the same mirror named by another path, or moved, reruns nothing."""
+    d = {k: v for k, v in cfg.data.to_dict().items() if k in keys}
+    if choose_source(cfg.data.source, cfg.data.mirror_dir) == "mirror":
+        d["mirror_content"] = mirror_content(cfg.data.mirror_dir, name)
+    return d
 
 
 def _write_prepared(out_dir: str | Path, train: list, test: list, heldout: list, meta: dict) -> None:
@@ -120,3 +136,12 @@ def forget_cycles(n_train: int, cycle_size: int, max_cycles: int, seed: int) -> 
                          "(some must remain as D+)")
     perm = np.random.default_rng(seed).permutation(n_train)
     return [sorted(perm[k * cycle_size:(k + 1) * cycle_size].tolist()) for k in range(max_cycles)]
+
+
+def write_forget_cycles(cfg, dataset: str, data_dir: str | Path, seed: int, out: str | Path) -> None:
+    """A task's forget cycles for one seed, with what made them (the splits rule's output)."""
+    n = read_json(Path(data_dir) / "meta.json")["rows"]["train"]
+    u = cfg.unlearn
+    print(f"[splits] cycle_size {u.cycle_size}, max_cycles {u.max_cycles}", flush=True)
+    write_json(out, {"dataset": dataset, "seed": seed, "n_train": n, "cycle_size": u.cycle_size,
+                     "cycles": forget_cycles(n, u.cycle_size, u.max_cycles, seed)})

@@ -60,7 +60,7 @@ def exposures(model, tokenizer, sample_seqs, reference_seqs, device, batch_size=
     cum = np.full((len(ref_lp), max(len(x) for x in ref_lp)), np.nan)
     for j, lp in enumerate(ref_lp):
         cum[j, :len(lp)] = np.cumsum(-lp)
-    return exposures_by_length(nll, lengths, cum)
+    return exposures_by_length(nll, lengths, cum, [len(lp) for lp in ref_lp])
 
 
 def mean_token_nll(model, seqs, pad_id, device, batch_size=16) -> float:

@@ -20,23 +20,26 @@ def exposure(sample_nll: float, reference_nll: np.ndarray) -> float:
     return float(np.log2(len(ref) + 1) - np.log2(rank(sample_nll, ref)))
 
 
-def exposures_by_length(sample_nll: np.ndarray, sample_len: np.ndarray, reference_cum_nll: np.ndarray) -> np.ndarray:
+def exposures_by_length(sample_nll: np.ndarray, sample_len: np.ndarray, reference_cum_nll: np.ndarray,
+                        reference_len: np.ndarray | None = None) -> np.ndarray:
     """Exposure of each sample against the references cut to the sample's own length.
 
-    reference_cum_nll[j, t] is reference j's total NLL over its first t+1 predicted tokens (NaN past its
-    end), so a sample that predicts L tokens is compared with column L-1: the references at least that
-    long, cut to the same length; one forward pass serves every length.
+    reference_cum_nll[j, t] is reference j's total NLL over its first t+1 predicted tokens, and
+    reference_len[j] how many tokens it predicts (default: its count of non-NaN entries), so a sample that
+    predicts L tokens is compared with column L-1 of the references at least that long; one forward pass
+    serves every length. Where the model's scores are not numbers (a diverged model) the exposure is NaN:
+    lengths come from reference_len, never from NaN, so a NaN score is not read as "past the end".
     """
     cum = np.asarray(reference_cum_nll, dtype=float)
+    lengths = np.sum(~np.isnan(cum), axis=1) if reference_len is None else np.asarray(reference_len)
     out = np.empty(len(sample_nll))
     for i, (nll, length) in enumerate(zip(sample_nll, sample_len)):
         if not 1 <= length <= cum.shape[1]:
             raise ValueError(f"sample {i} predicts {length} tokens; references cover 1..{cum.shape[1]}")
-        col = cum[:, length - 1]
-        col = col[~np.isnan(col)]
+        col = cum[lengths >= length, length - 1]
         if len(col) == 0:
             raise ValueError(f"sample {i} predicts {length} tokens; no reference is that long")
-        out[i] = exposure(nll, col)
+        out[i] = np.nan if np.isnan(nll) or np.isnan(col).any() else exposure(nll, col)
     return out
 
 

@@ -66,8 +66,31 @@ def evaluate_base(cfg, finetuned, data_dir, reference_dir, split_file, out, trac
                     artifacts=[out])
 
 
+SCORED = ("accuracy", "test_nll", "delta_test_nll", "delta_acc", "retain_accuracy", "delta_retain_acc", "exposure",
+          "delta_exp")  # a cycle's model metrics: all NaN (null in JSON) where the cycle diverged
+
+
+def diverged_reason(rec: dict, scores: dict | None) -> str | None:
+    """Why a cycle's metrics are not numbers: its unlearning recorded a non-finite loss, or the model's scores
+    are NaN (a diverged model: accuracy from NaN logits would be a number, but a meaningless one)."""
+    if rec.get("diverged"):
+        return rec.get("diverged_reason") or "unlearning diverged: a non-finite loss (see the unlearn log)"
+    bad = [m for m in MAIN_METRICS if scores is not None and np.isnan(np.asarray(scores[m], dtype=float)).any()]
+    return f"the model's scores are NaN ({', '.join(bad)})" if bad else None
+
+
+def _cycle_metrics(s: dict, base: dict, before: np.ndarray) -> dict:
+    """Δacc vs the base model and Δexp over D-_k (Eq. 10-11), and the utility deltas."""
+    return dict(accuracy=s["accuracy"], test_nll=s["test_nll"], delta_test_nll=s["test_nll"] - base["test_nll"],
+                delta_acc=delta_accuracy(base["accuracy"], s["accuracy"]), retain_accuracy=s["retain_accuracy"],
+                delta_retain_acc=delta_accuracy(base["retain_accuracy"], s["retain_accuracy"])
+                if "retain_accuracy" in base else None,
+                exposure=float(np.mean(s["exposure"])), delta_exp=delta_exposure(before, np.array(s["exposure"])))
+
+
 def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, out, tracker) -> dict:
-    """Per cycle k: Δacc vs the base model and Δexp over D-_k = the samples of cycles 1..k (Eq. 10-11)."""
+    """Per cycle k: Δacc vs the base model and Δexp over D-_k = the samples of cycles 1..k (Eq. 10-11). A cycle
+    that diverged is not scored (or its NaN scores are dropped): its metrics are null, with the reason."""
     run_dir = Path(run_dir)
     run = read_json(run_dir / "run.json")
     base = read_json(base_eval)
@@ -78,27 +101,24 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
         k = rec["cycle"]
         forget_idx = [i for c in cycles[:k] for i in c]
         row = {"cycle": k, "n_forgotten": len(forget_idx), "runtime_s": rec["runtime_s"],
-               "diverged": bool(rec.get("diverged", False)),
                "fisher_deviation": (rec.get("fisher_deviation") or {}).get("all")}
-        model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / f"cycle{k}")
-        if inputs is None:  # every cycle's checkpoint carries the same tokenizer
-            inputs = with_retain_rows(cfg, task_inputs(cfg, tok, Path(data_dir), str(reference_dir)), cycles)
-        s = _score(cfg, model, tok, inputs, forget_idx)
+        s = None
+        if not rec.get("diverged"):
+            model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / f"cycle{k}")
+            if inputs is None:  # every cycle's checkpoint carries the same tokenizer
+                inputs = with_retain_rows(cfg, task_inputs(cfg, tok, Path(data_dir), str(reference_dir)), cycles)
+            s = _score(cfg, model, tok, inputs, forget_idx)
+        reason = diverged_reason(rec, s)
         before = np.array([base_exp[i] for i in forget_idx])
-        finite = np.isfinite(s["exposure"]).all() and np.isfinite(s["accuracy"])
-        row.update(accuracy=s["accuracy"], base_accuracy=base["accuracy"], test_nll=s["test_nll"],
-                   delta_test_nll=s["test_nll"] - base["test_nll"],
-                   delta_acc=delta_accuracy(base["accuracy"], s["accuracy"]) if finite else None,
-                   retain_accuracy=s["retain_accuracy"], base_retain_accuracy=base.get("retain_accuracy"),
-                   delta_retain_acc=delta_accuracy(base["retain_accuracy"], s["retain_accuracy"])
-                   if finite and "retain_accuracy" in base else None,
-                   exposure=float(np.mean(s["exposure"])), base_exposure=float(before.mean()),
-                   delta_exp=delta_exposure(before, np.array(s["exposure"])) if finite else None)
+        row.update(dict.fromkeys(SCORED) if reason else _cycle_metrics(s, base, before), base_accuracy=base["accuracy"],
+                   base_retain_accuracy=base.get("retain_accuracy"), base_exposure=float(before.mean()),
+                   diverged=reason is not None, diverged_reason=reason)
         rows.append(row)
     result = {k: run[k] for k in ("dataset", "model", "method", "seed", "params")} | {"cycles": rows}
     write_json(out, result)
     headline = ("delta_acc", "delta_exp", "delta_test_nll", "delta_retain_acc")  # also on the unlearning run
     per_cycle = {f"{m}_cycle{r['cycle']}": r[m] for r in rows for m in (*headline, "accuracy") if r[m] is not None}
+    per_cycle["diverged_cycles"] = sum(r["diverged"] for r in rows)
     curves = {m: [r[m] for r in rows] for m in headline}
     who = {"dataset": run["dataset"], "model": run["model"], "method": run["method"], "seed": str(run["seed"])}
     tracker.log_run(f"evaluate/{run['method']}/{run['dataset']}/{run['model']}/seed{run['seed']}", run["params"],

@@ -11,7 +11,8 @@ import pandas as pd
 from unlearn_repro.io import write_json, write_text
 from unlearn_repro.report import paper_tables
 from unlearn_repro.report.figures import cycles_figure, method_label, runtime_figure
-from unlearn_repro.report.tables import TABLE_FORMATS, fmt, mean_std, rank_methods, write_html, write_table
+from unlearn_repro.report.tables import (TABLE_FORMATS, converged, diverged_runs, fmt, mean_std, rank_methods,
+                                         write_html, write_table)
 
 PAPER_SIZE = {"tiny": "125M"}  # the tiny models are compared with the paper's smallest models
 METRIC_LABEL = {"delta_acc": "Δacc", "delta_exp": "Δexp"}
@@ -38,9 +39,10 @@ def build_report(cfg, collected: list[str], out_root: str | Path) -> None:
     methods = [m for m in cfg.methods.enabled if m in set(df["method"])]
     for dataset in [d for d in cfg.data.tasks if d in set(df["dataset"])]:
         main_table(df[df["dataset"] == dataset], dataset, cycles, methods, cfg.unlearn.cycle_size, tables)
-    ranking_table(df[df["cycle"].isin(cycles)], methods, tables)
-    runtime_table(df, methods, tables, figures)
-    extended_cycles(df, cfg, methods, tables, figures)  # the paper's claims are judged in report/verdicts.py
+    ok = converged(df)  # diverged runs: counted in the main tables and summaries, left out of every mean
+    ranking_table(ok[ok["cycle"].isin(cycles)], methods, tables)
+    runtime_table(ok, methods, tables, figures)
+    extended_cycles(ok, cfg, methods, tables, figures)  # the paper's claims are judged in report/verdicts.py
     summary = summary_metrics(df, list(cfg.methods.enabled), cycles)
     for stale in (out_root / "summary").glob("*.json"):  # a method no longer enabled (or an old metrics.json)
         if stale.stem not in summary:
@@ -60,22 +62,25 @@ def main_table(df, dataset, cycles, methods, cycle_size, out_dir) -> None:
                     sub = df[(df["size"] == size) & (df["method"] == method) & (df["family"] == family) & (df["cycle"] == k)]
                     # the paper's two metrics (also in the Markdown), then utility that moves at small scale
                     for metric in ("delta_acc", "delta_exp", "delta_retain_acc", "delta_test_nll"):
-                        mean, std = mean_std(sub[metric])
+                        mean, std = mean_std(converged(sub)[metric])
                         paper = paper_tables.main_value(dataset, PAPER_SIZE.get(size, size), method, family, k, metric)
+                        n_div = diverged_runs(sub)
                         long_rows.append({"dataset": dataset, "size": size, "method": method, "family": family,
                                           "samples": k * cycle_size, "metric": metric, "mean": mean, "std": std,
-                                          "n_seeds": int(sub[metric].notna().sum()), "paper": paper,
-                                          "diverged_runs": int(sub["diverged"].astype(bool).sum())})
+                                          "n_seeds": int(converged(sub)[metric].notna().sum()), "paper": paper,
+                                          "diverged_runs": n_div})
                         if metric in METRIC_LABEL:
                             col = f"{family.upper()} {k * cycle_size} {METRIC_LABEL[metric]}"
-                            wide[col] = f"{fmt(mean, std)} \\| {fmt(paper) if paper is not None else '—'}"
+                            ours = fmt(mean, std) + (f" ({n_div} diverged)" if n_div else "")
+                            wide[col] = f"{ours} \\| {fmt(paper) if paper is not None else '—'}"
             wide_rows.append(wide)
     base = Path(out_dir) / f"main_{dataset}"
     write_text(base.with_suffix(".csv"), pd.DataFrame(long_rows).to_csv(index=False))
     n = paper_tables.TABLE_NUMBER.get(dataset, "?")
     note = ("Cells: ours (mean ± std over seeds) \\| paper (Table %s; tiny models are compared with the paper's "
             "125M row). Δacc in accuracy points, Δexp in bits; lower Δexp = stronger erasure. The CSV also has "
-            "Δ retain accuracy (D+ rows, points) and Δ test NLL (nats/token), which move where accuracy sits at chance." % n)
+            "Δ retain accuracy (D+ rows, points) and Δ test NLL (nats/token), which move where accuracy sits at chance. "
+            "Runs that diverged are counted in a cell (\"k diverged\", CSV `diverged_runs`) and left out of its mean." % n)
     if dataset == "arc_easy":
         note += " The paper's ARC table is garbled in the source text: its cells are in extracted order."
     title = f"Unlearning results on {dataset} (paper Table {n})"
@@ -151,16 +156,16 @@ def extended_cycles(df, cfg, methods, tables, figures) -> pd.DataFrame:
 
 def summary_metrics(df, methods, cycles) -> dict[str, dict]:
     """DVC metrics, one dict per method: mean Δacc and Δexp at each table cycle count, mean runtime per
-    cycle, diverged runs."""
+    cycle (over the runs that did not diverge), diverged runs."""
     def mean(values) -> float | None:
         v = float(values.mean())
         return round(v, 4) if np.isfinite(v) else None
 
     out = {}
     for m in methods:
-        rows = df[df["method"] == m]
+        rows = converged(df[df["method"] == m])
         out[m] = {f"cycle{k}": {name: mean(rows.loc[rows["cycle"] == k, name]) for name in ("delta_acc", "delta_exp")}
                   for k in cycles}
         out[m]["runtime_s"] = mean(rows["runtime_s"])
-        out[m]["diverged_runs"] = int(rows["diverged"].astype(bool).sum())
+        out[m]["diverged_runs"] = diverged_runs(df[df["method"] == m])
     return out

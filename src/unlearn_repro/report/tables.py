@@ -38,6 +38,22 @@ def collect(metric_files: list[str], out: str | Path) -> pd.DataFrame:
     return df
 
 
+def _diverged(df: pd.DataFrame) -> pd.Series:
+    if "diverged" not in df:
+        return pd.Series(False, index=df.index)
+    return df["diverged"].fillna(False).astype(bool)
+
+
+def converged(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs that did not diverge: a diverged run's metrics are NaN; it is counted, never averaged."""
+    return df[~_diverged(df)]
+
+
+def diverged_runs(df: pd.DataFrame) -> int:
+    """How many runs (not cycles) of `df` diverged."""
+    return int(df.loc[_diverged(df), ["dataset", "model", "method", "seed"]].drop_duplicates().shape[0])
+
+
 def mean_std(values: pd.Series) -> tuple[float, float]:
     v = pd.to_numeric(values, errors="coerce").dropna()
     if v.empty:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from unlearn_repro.report.figures import method_label
 from unlearn_repro.report.memorization import NONE, ORDER_METHODS, label, ordering_holds
-from unlearn_repro.report.tables import rank_methods, write_table
+from unlearn_repro.report.tables import converged, diverged_runs, rank_methods, write_table
 
 PAPER_METHODS = ("retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting")
 CHANCE = {"arc_easy": 0.25, "piqa": 0.5, "mathqa": 0.25, "lambada": 0.0}  # accuracy of a random guess
@@ -45,10 +45,14 @@ def claims(df: pd.DataFrame | None, curves: pd.DataFrame | None, kl: pd.DataFram
                          "verdict": NOT_RUN})
             return
         verdict, evidence = test()
+        if left_out and "main study" in needs:
+            evidence += f" ({left_out} diverged run(s) left out)"
         rows.append({"section": section, "claim": claim, "rule": rule, "evidence": evidence, "verdict": verdict})
 
     # the paper's claims compare its own five methods: judge them among those
     main = None if df is None else df[df["method"].isin(PAPER_METHODS)]
+    left_out = 0 if main is None else diverged_runs(main)  # judged on the runs that did not diverge
+    main = None if main is None else converged(main)
     curves = None if curves is None else curves[curves["method"].isin(PAPER_METHODS)]
     shift = None if shift is None else shift[shift["method"].isin(PAPER_METHODS)]
     ranks = None if main is None else rank_methods(main[main["cycle"].isin(cycles)], ["family", "dataset", "size", "cycle"])
