@@ -29,6 +29,9 @@ rule discussion_checkpoint:
         checkpoints=f"{DISC_RUN}/checkpoints",
     output:
         directory(R("discussions/checkpoints/{method}")),
+    resources:
+        mem_mb=cpu_mem_mb("small"),
+        runtime=cpu_runtime("small"),
     log:
         L("discussions/checkpoint_{method}.log"),
     conda:
@@ -131,6 +134,9 @@ rule discussions_report:
         root=lambda w, output: str(Path(output.summary[0]).parent.parent),
         pairs=lambda w, input: " ".join(f"{m}={f}" for m, f in zip(METHOD_NAMES, input.snapshots)),
         bins={k: DISC[k] for k in ("bins", "kl_epsilon")},
+    resources:
+        mem_mb=cpu_mem_mb("weights"),
+        runtime=cpu_runtime("weights"),
     log:
         L("discussions/report.log"),
     conda:

@@ -39,6 +39,9 @@ rule collect:
         R("metrics/{method}.csv"),
     params:
         cli=CLI,
+    resources:
+        mem_mb=cpu_mem_mb("small"),
+        runtime=cpu_runtime("small"),
     log:
         L("collect/{method}.log"),
     conda:
@@ -60,6 +63,9 @@ rule main_report:
         root=lambda w: MAIN_ROOT,  # a function: the linter flags a plain string that prefixes the outputs
         report={"table_cycles": list(CFG.unlearn.table_cycles), "models": MODEL_NAMES, "tasks": TASKS,
                 "extended": [list(CFG.unlearn.extended_datasets), list(CFG.unlearn.extended_models)]},
+    resources:
+        mem_mb=cpu_mem_mb("report"),
+        runtime=cpu_runtime("report"),
     log:
         L("main_report.log"),
     conda:

@@ -95,6 +95,9 @@ rule privacy_report:
     params:
         cli=CLI,
         root=lambda w: PRIV_ROOT,
+    resources:
+        mem_mb=cpu_mem_mb("report"),
+        runtime=cpu_runtime("report"),
     log:
         L("privacy/report.log"),
     conda:

@@ -19,6 +19,9 @@ rule verdicts:
         cli=CLI,
         base=lambda w, output: str(Path(output[0]).with_suffix("")),
         table_cycles=list(CFG.unlearn.table_cycles),
+    resources:
+        mem_mb=cpu_mem_mb("report"),
+        runtime=cpu_runtime("report"),
     log:
         L("verdicts.log"),
     conda:

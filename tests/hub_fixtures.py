@@ -150,3 +150,28 @@ def local_model(folder: Path, family: str, vocab_texts: list[str], seed: int = 0
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder
+
+
+def hub_cache(hf_home: Path, repo_id: str, folder: Path, only: list[str] | None = None,
+              revision: str = "main") -> Path:
+    """Put a model folder into the Hugging Face cache as `download` leaves it (hub/models--org--name: refs/<revision>
+    -> a commit, snapshots/<commit>/<file> symlinked to blobs/<sha256>); `only`: just these files (a partial
+    cache, as a stopped download or a config-only fetch leaves it). Returns the snapshot folder."""
+    import hashlib
+
+    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    snapshot = repo / "snapshots" / commit
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = str(f.relative_to(folder))
+        if only is not None and name not in only:
+            continue
+        data = f.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / name).symlink_to(blob)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / revision).write_text(commit)
+    return snapshot

@@ -1,7 +1,8 @@
 """Where models and data come from on the paper path, and the two commands that prepare a cluster for it:
 `download` (fetch everything the selected profile needs into the Hugging Face cache, $HF_HOME; run it on a
-login node when the compute nodes are offline) and `check-hub` (load one row of each data set and each
-model's config, and say per item ok / failing and why, before any job starts).
+login node when the compute nodes are offline) and `check-hub` (load one row of each data set, showing its hub
+columns beside the normalized ones, and find each model's config, weights and tokenizer files where a job
+would load them; say per item ok / failing and why, before any job starts).
 
 A model's source is `model_sources.<name>` when set (a local folder in the hub's file layout, or
 `org/name@revision`), else its registry hub id."""
@@ -157,8 +158,9 @@ def _without_hub(cfg, name: str) -> str:
     return f"{len(spec.mirror_files)} files in the mirror folder (nothing to fetch)"
 
 
-def _first_row(cfg, name: str) -> dict:
-    """One raw row of each hub split the data set uses, normalized (so a changed column layout shows here)."""
+def _first_row(cfg, name: str) -> tuple[dict, dict]:
+    """The first usable raw row of the data set's first hub split and its normalized form: both column sets are
+    shown, so the hub's real column names (not only what the normalizer made of them) are confirmed."""
     from unlearn_repro.data.registry import DATASETS, hub_rows
 
     spec = DATASETS.get(name)
@@ -169,10 +171,78 @@ def _first_row(cfg, name: str) -> dict:
     for i, raw in enumerate(rows):
         out = spec.from_hub(dict(raw), i)
         if out:
-            return out[0] if isinstance(out, list) else out
+            return dict(raw), out[0] if isinstance(out, list) else out
         if i > 50:
             break
     raise ValueError(f"no usable row in the first rows of split {hub_split!r}")
+
+
+WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # one file, or sharded: <name>.index.json + its shards
+TOKENIZER = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("tokenizer.model",))  # any one of these sets
+
+
+def _model_folder(src: ModelSource) -> Path | None:
+    """The folder a job would load: the local one, else the cached snapshot; None online when the cache has
+    none (the job would fetch it; the hub's file list is checked instead). Offline and uncached: HubError."""
+    if src.is_local:
+        return Path(src.path)
+    from huggingface_hub import snapshot_download
+    try:
+        return Path(snapshot_download(src.path, revision=src.revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 (not cached: LocalEntryNotFoundError, or a revision the cache lacks)
+        if offline():
+            raise HubError(f"not in the cache (no snapshot of {src.path} at {src.revision or 'main'})") from None
+        return None
+
+
+def _hub_files(src: ModelSource) -> set[str]:
+    from huggingface_hub import HfApi
+    try:
+        return set(HfApi().list_repo_files(src.path, revision=src.revision))
+    except Exception as e:  # noqa: BLE001 (unknown repo or revision, unreachable: one line)
+        raise HubError(one_line(e)) from None
+
+
+def _weight_files(files: set[str], folder: Path | None) -> list[str]:
+    """The weight files a job loads, or HubError naming the missing one (a sharded model: every shard)."""
+    import json
+
+    for name in WEIGHTS:
+        if name in files:
+            return [name]
+        index = f"{name}.index.json"
+        if index in files:
+            if folder is None:  # the hub lists the index: its shards come with it
+                stem, ext = name.split(".")
+                return [index] + sorted(f for f in files if f.startswith(stem + "-") and f.endswith("." + ext))
+            shards = sorted(set(json.loads((folder / index).read_text())["weight_map"].values()))
+            missing = [f for f in shards if f not in files]
+            if missing:
+                raise HubError(f"missing {missing[0]} (weights shard {shards.index(missing[0]) + 1} of "
+                               f"{len(shards)} in {index})")
+            return [index] + shards
+    raise HubError(f"missing {WEIGHTS[0]} (no weights: neither {' nor '.join(WEIGHTS)}, sharded or not)")
+
+
+def _tokenizer_files(files: set[str]) -> list[str]:
+    for group in TOKENIZER:
+        if set(group) <= files:
+            return list(group)
+    raise HubError(f"missing tokenizer.json (no tokenizer files: {' or '.join(' + '.join(g) for g in TOKENIZER)})")
+
+
+def model_files(src: ModelSource) -> tuple[str, list[str]]:
+    """Where a job would load the model from, and the files it needs there (config, weights, tokenizer), each
+    present; a partial cache (say only config.json) is a HubError naming the first missing file."""
+    folder = _model_folder(src)
+    if folder is None:
+        files, where = _hub_files(src), "on the hub (not cached: a job fetches it)"
+    else:
+        files = {str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file()}
+        where = "local folder" if src.is_local else f"cached in {folder}"
+    if "config.json" not in files:
+        raise HubError("missing config.json")
+    return where, ["config.json", *_weight_files(files, folder), *_tokenizer_files(files)]
 
 
 def _model_config(cfg, name: str):
@@ -215,13 +285,16 @@ def _each_item(cfg, data_detail, model_detail) -> list[tuple[str, bool, str]]:
 
 
 def check_hub(cfg) -> list[tuple[str, bool, str]]:
-    """(item, ok, detail) for every data set and model the profile needs: one row / the config of each."""
+    """(item, ok, detail) for every data set and model the profile needs: each data set's first row (its hub
+    columns and the normalized ones), each model's files as a job loads them (config, weights, tokenizer)."""
     def data(spec):
-        return f"columns -> {', '.join(sorted(_first_row(cfg, spec.name)))}"
+        raw, normalized = _first_row(cfg, spec.name)
+        return f"hub columns {', '.join(sorted(raw))} -> columns {', '.join(sorted(normalized))}"
 
     def model(name, src):
+        where, files = model_files(src)
         conf = _model_config(cfg, name)
-        return f"{conf.model_type}, hidden size {getattr(conf, 'hidden_size', '?')}"
+        return f"{conf.model_type}, hidden size {getattr(conf, 'hidden_size', '?')}; {where}: {', '.join(files)}"
     return _each_item(cfg, data, model)
 
 

@@ -39,7 +39,7 @@ def test_normalizers_read_the_hub_formats(tmp_path):
 
 
 def test_hub_ids_need_no_loading_script():
-    """The releases chosen for datasets 5 (script-based ones replaced; see README, "The paper profile")."""
+    """The releases chosen for datasets 5 (script-based ones replaced; see docs/paper-scale.md)."""
     want = {"piqa": ("baber/piqa", None, None), "mathqa": ("regisss/math_qa", None, None),
             "lambada": ("EleutherAI/lambada_openai", "default", None),
             "echr": ("AUEB-NLP/ecthr_cases", "alleged-violation-prediction", "refs/convert/parquet")}
@@ -103,7 +103,8 @@ def test_check_hub_offline_reports_each_item_and_local_files_pass(tmp_path):
     assert any("baber/piqa" in ln and "OfflineMode" in ln for ln in fails), out
     assert any("data tofu: locuslab/TOFU" in ln and "OfflineMode" in ln for ln in fails), out
     assert any("data tdec" in ln and "no hub release: get it from https://github.com" in ln for ln in fails), out
-    assert any("model gpt-neo-125m" in ln and "couldn't connect" in ln.lower() for ln in fails), out
+    assert any("model gpt-neo-125m: not in the cache (no snapshot of EleutherAI/gpt-neo-125m at main)" in ln
+               for ln in fails), out
     # the same profile on local files in the hub's formats: every item ok, and `download` has nothing to fetch
     texts = ["the applicant was born", "tighten the screw"] * 20
     hub_paths = {"piqa": fx.piqa(tmp_path / "piqa"), "echr": fx.echr(tmp_path / "echr"),
@@ -116,10 +117,49 @@ def test_check_hub_offline_reports_each_item_and_local_files_pass(tmp_path):
     r = _cli(tmp_path, raw, "check-hub", "--out", "check.json")
     assert r.returncode == 0 and "9 ok, 0 failing" in r.stdout, r.stdout + r.stderr
     assert "6 files in the mirror folder (nothing to fetch)" in r.stdout, r.stdout
-    assert "columns -> choices, gold, id, query" in r.stdout and "gpt_neo, hidden size 32" in r.stdout
+    # the hub's own columns beside the normalized ones (Enron's real column name is confirmed, not assumed)
+    assert "hub columns goal, label, sol1, sol2 -> columns choices, gold, id, query" in r.stdout, r.stdout
+    assert "data enron: " in r.stdout and "hub columns text -> columns id, text" in r.stdout, r.stdout
+    assert "gpt_neo, hidden size 32; local folder: config.json, model.safetensors, tokenizer.json" in r.stdout
     r = _cli(tmp_path, raw, "download")
     assert r.returncode == 0 and "local folder (nothing to fetch)" in r.stdout, r.stdout
     assert "12 rows in 2 split(s)" in r.stdout, r.stdout
+
+
+def test_check_hub_reads_the_cache_a_job_loads_and_names_a_missing_file(tmp_path):
+    """Offline, a model is ok only when the cache holds its config, weights and tokenizer: a cache holding only
+    config.json (a stopped download) is a FAIL naming the weights file, not an 'ok' from the config alone."""
+    texts = ["tighten the screw", "the applicant was born"] * 20
+    fx.hub_cache(tmp_path / "hf", "EleutherAI/gpt-neo-125m", fx.local_model(tmp_path / "neo", "gpt_neo", texts))
+    fx.hub_cache(tmp_path / "hf", "facebook/opt-125m", fx.local_model(tmp_path / "opt", "opt", texts),
+                 only=["config.json"])
+    raw, _ = _paper(data={"tasks": ["piqa"]})
+    r = _cli(tmp_path, raw, "check-hub")
+    models = {ln.split(":")[0].split()[-1]: ln for ln in r.stdout.splitlines() if " model " in ln}
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert models["gpt-neo-125m"].lstrip().startswith("ok") and "cached in " in models["gpt-neo-125m"], r.stdout
+    assert "config.json, model.safetensors, tokenizer.json" in models["gpt-neo-125m"], r.stdout
+    assert models["opt-125m"].lstrip().startswith("FAIL") and "missing model.safetensors" in models["opt-125m"], r.stdout
+    # with the weights but not the tokenizer: the tokenizer file is named
+    fx.hub_cache(tmp_path / "hf", "facebook/opt-125m", tmp_path / "opt", only=["model.safetensors"])
+    r = _cli(tmp_path, raw, "check-hub")
+    assert "FAIL  model opt-125m: missing tokenizer.json" in r.stdout, r.stdout
+
+
+def test_a_sharded_model_needs_every_shard(tmp_path):
+    import json
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "tokenizer.json").write_text("{}")
+    shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": shards[0], "b": shards[1]}}))
+    (folder / shards[0]).write_bytes(b"")
+    with pytest.raises(hub.HubError, match="missing model-00002-of-00002.safetensors \\(weights shard 2 of 2"):
+        hub.model_files(hub.ModelSource(str(folder)))
+    (folder / shards[1]).write_bytes(b"")
+    assert hub.model_files(hub.ModelSource(str(folder))) == (
+        "local folder", ["config.json", "model.safetensors.index.json", *shards, "tokenizer.json"])
 
 
 def test_missing_cache_cuda_and_network_errors_are_one_line(tmp_path, monkeypatch):
@@ -135,11 +175,14 @@ def test_missing_cache_cuda_and_network_errors_are_one_line(tmp_path, monkeypatc
                  "--data", "d", "--out", "o")
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
         assert "cuda was asked for" in r.stderr and "torch sees no CUDA device" in r.stderr
+    from dataclasses import replace
+
     from unlearn_repro import cli
+    from unlearn_repro.commands import COMMANDS
 
     def unreachable(*a, **k):
         raise ConnectionError("HTTPSConnectionPool(host='huggingface.co'): Max retries exceeded\nsecond line")
-    monkeypatch.setattr(cli, "_dispatch", unreachable)
+    monkeypatch.setitem(COMMANDS._items, "check-config", replace(COMMANDS.get("check-config"), handler=unreachable))
     with pytest.raises(SystemExit) as e:
         cli.main(["--params", str(ROOT / "params.yaml"), "--profile", "paper", "check-config"])
     message = str(e.value)

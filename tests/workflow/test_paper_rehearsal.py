@@ -32,7 +32,9 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
     ws = _workspace(tmp_path)
     texts = [f"How do I fix loose screw number {i}? Tighten screw {i} with a screwdriver. The applicant"
              for i in range(40)]
-    overrides = {"profiles": {"paper": {
+    # a user's configfile with top-level keys, as docs/paper-scale.md shows: they win over params.yaml's `paper`
+    # block (which sets device: cuda and fisher.max_memory_gb: 72; a lost key would fail this run on a CPU)
+    overrides = {
         # auto: cuda where there is one; here the CPU, yet each GPU job still takes its own slot (gpus.py)
         "device": "auto", "seeds": [0],
         "model_sources": {"gpt-neo-125m": str(fx.local_model(tmp_path / "neo", "gpt_neo", texts)),
@@ -46,7 +48,7 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
         "methods": {"enabled": ["gradient_ascent", "fisher_removal"]},
         "fisher": {"num_grads": 8, "block_size": 16, "chunk": 4, "max_memory_gb": 1},
         "discussions": {"dataset": "piqa"},
-        "tracking": {"enabled": False}}}}
+        "tracking": {"enabled": False}}
     (ws / "rehearsal.yaml").write_text(yaml.safe_dump(overrides))
     targets = [f"results/paper/runs/{m}/piqa/{model}/seed0/run.json" for m, model in sorted(RUNS)]
     targets.append("data/processed/paper/echr/meta.json")
@@ -55,7 +57,7 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
     env.pop("UNLEARN_CONFIG", None)
     start = time.monotonic()
     r = subprocess.run([str(BIN / "snakemake"), *targets, "--profile", "profiles/paper", "--cores", "2",
-                        "--resources", "gpu=2", "--configfile", "params.yaml", "rehearsal.yaml"],
+                        "--resources", "gpu=2", "--configfile", "rehearsal.yaml"],
                        cwd=ws, env=env, capture_output=True, text=True, timeout=600)
     wall = time.monotonic() - start
     out = r.stdout + r.stderr
@@ -66,7 +68,7 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
     assert "rule tokenizer" not in out and "wikitext2" not in out
     for model in ("gpt-neo-125m", "opt-125m"):
         meta = json.loads((ws / f"results/paper/models/{model}/pretrained/meta.json").read_text())
-        assert meta["source"] == overrides["profiles"]["paper"]["model_sources"][model]
+        assert meta["source"] == overrides["model_sources"][model]
     data = json.loads((ws / "data/processed/paper/piqa/meta.json").read_text())
     assert data["source"] == "hub" and data["origin"].endswith("piqa") and data["rows"]["train"] == 24
     assert json.loads((ws / "data/processed/paper/echr/meta.json").read_text())["rows"]["test"] == 18
@@ -75,6 +77,11 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
         assert run["n_cycles"] == 1 and run["cycles"][0]["n_forget"] == 8 and not run["cycles"][0].get("diverged")
     log = (ws / "logs/paper/unlearn/fisher_removal/piqa/gpt-neo-125m/seed0.log").read_text()
     assert "resolved by Snakemake" in log and "profile paper" in log
+    # the Fisher layout the plan chose: one line at the job's start, and in run.json (docs/paper-scale.md)
+    layout = json.loads((ws / "results/paper/runs/fisher_removal/piqa/gpt-neo-125m/seed0/run.json").read_text())[
+        "cycles"][0]["fisher_layout"]
+    assert (layout["chunk"], layout["storage"], layout["shards"]) == (4, "float32", 1)
+    assert len(re.findall(r"^\[fisher\] layout: chunk 4, storage float32, 1 shard\(s\) on ", log, re.M)) == 1, log
     # --resources gpu=2: every GPU job ran pinned to one of the two devices (CUDA_VISIBLE_DEVICES)
     for rule in ("base_model", "finetune", "unlearn"):
         for f in (ws / "logs/paper" / rule).rglob("*.log"):

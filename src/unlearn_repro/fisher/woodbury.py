@@ -177,6 +177,22 @@ def plan_layout(dim: int, block_size: int, *, device, storage: str = "auto", sha
                                 model_bytes=model_bytes, power=power), "; no smaller chunk fits either")
 
 
+def layout_record(devices, dtype: torch.dtype, chunk: int, plan: list[dict], asked_chunk: int) -> dict:
+    """What `plan_layout` chose, as the run's record keeps it: without it a user cannot see that the chunk was
+    halved or the storage fell back to bf16. Numbers stay numbers (MLflow metrics); storage also as its bytes."""
+    return {"chunk": chunk, "chunk_asked": asked_chunk, "storage": str(dtype).replace("torch.", ""),
+            "storage_bytes": _itemsize(dtype), "shards": len(plan), "devices": [str(d) for d in devices],
+            "planned_peak_gib": round(max(row["peak"] for row in plan) / 2**30, 3)}
+
+
+def layout_line(layout: dict) -> str:
+    """The one log line of a chosen layout (docs/paper-scale.md shows it)."""
+    asked = "" if layout["chunk"] == layout["chunk_asked"] else f" (fisher.chunk {layout['chunk_asked']} did not fit)"
+    return (f"[fisher] layout: chunk {layout['chunk']}{asked}, storage {layout['storage']}, {layout['shards']} "
+            f"shard(s) on {', '.join(dict.fromkeys(layout['devices']))}, planned peak "
+            f"{layout['planned_peak_gib']:.2f} GiB per device")
+
+
 def _memory_error(dim, block_size, device, row, dtype, limit, settings: str, why: str = "") -> FisherMemoryError:
     """What did not fit where, its breakdown, and settings that fit."""
     return FisherMemoryError(
@@ -397,7 +413,7 @@ def invert_spd(mats: torch.Tensor, method: str = "cholesky_inverse") -> torch.Te
     """Inverses of a batch of symmetric positive-definite matrices from their Cholesky factor L:
     `cholesky_inverse` (LAPACK potri per matrix) or `solve_triangular` (L^-1 by one batched triangular
     solve, A^-1 = L^-T L^-1 by one batched GEMM). Equal to 1e-6; which is faster depends on the
-    threads and device (README.md "Speed and memory": on this 1-thread CPU cholesky_inverse)."""
+    threads and device (docs/speed-and-memory.md: on this 1-thread CPU cholesky_inverse)."""
     chol = torch.linalg.cholesky(mats)
     if method == "cholesky_inverse":
         return torch.cholesky_inverse(chol)

@@ -11,6 +11,7 @@ import torch
 
 from unlearn_repro.fisher import EmpiricalFisherInverse, per_sample, plan_layout
 from unlearn_repro.fisher.per_sample import flat_grad  # noqa: F401 (the forget-batch gradient of the methods)
+from unlearn_repro.fisher.woodbury import layout_line, layout_record
 from unlearn_repro.methods.base import Method
 from unlearn_repro.objectives import RetainSampler
 from unlearn_repro.progress import progress
@@ -66,10 +67,13 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher",
     model.eval()
     dim = per_sample.grad_dim(model)
     row = per_sample.row_bytes(model, width or model.config.max_position_embeddings, fcfg.grad_batch_size, fcfg.grads)
-    devices, dtype, chunk, _ = plan_layout(dim, fcfg.block_size, device=device, storage=fcfg.storage, shards=fcfg.shards,
-                                    max_bytes=int(fcfg.max_memory_gb * 2**30), chunk=fcfg.chunk,
-                                    grad_row_bytes=row, model_bytes=model_bytes(model), power=power)
+    devices, dtype, chunk, plan = plan_layout(dim, fcfg.block_size, device=device, storage=fcfg.storage,
+                                              shards=fcfg.shards, max_bytes=int(fcfg.max_memory_gb * 2**30),
+                                              chunk=fcfg.chunk, grad_row_bytes=row, model_bytes=model_bytes(model),
+                                              power=power)
     fisher = EmpiricalFisherInverse(dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, dtype=dtype, devices=devices)
+    fisher.layout = layout_record(devices, dtype, chunk, plan, fcfg.chunk)
+    _log_layout(fisher.layout)
     add = {"accumulate": fisher.accumulate, "batched": fisher.update_batch,
            "rank1": lambda g: [fisher.update(r) for r in g]}[fcfg.update]
     chunks = per_sample.stream(model, batches, fcfg.num_grads, chunk, pad_id, device, method=fcfg.grads)
@@ -78,6 +82,18 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher",
         del grads
     fisher.finalize()  # the inversion counts in the Fisher step's time
     return fisher
+
+
+_logged_layout: dict | None = None
+
+
+def _log_layout(layout: dict) -> None:
+    """Print the chosen layout once per job (F^-1 is rebuilt per forget batch: one line, not hundreds), and
+    again only if a later rebuild chose another (free memory changed)."""
+    global _logged_layout
+    if layout != _logged_layout:
+        print(layout_line(layout), flush=True)
+        _logged_layout = layout
 
 
 class NewtonMethod(Method):
@@ -95,7 +111,7 @@ class NewtonMethod(Method):
         forget_batches = [[forget[i] for i in idx]
                           for idx in batch_order(len(forget), ctx.cfg.unlearn.forget_batch_size, ctx.seed, cycle)]
         t0, fisher_time, deviations, update_norms = time.perf_counter(), 0.0, [], []  # norms: one per batch
-        fisher, width = None, max(len(per_sample._ids(s)) for s in retain)
+        fisher, layouts, width = None, [], max(len(per_sample._ids(s)) for s in retain)
         for b, batch in enumerate(forget_batches):
             if fisher is None or fcfg.rebuild == "per_batch":
                 t1 = time.perf_counter()
@@ -105,16 +121,18 @@ class NewtonMethod(Method):
                                                  width=width, power=self.powers)
                 fisher_time += time.perf_counter() - t1
                 deviations.append(fisher.deviation_from_prior(_layer_segments(model)))
+                layouts.append(fisher.layout)
             delta = self.step(ctx, model, fisher, batch, generator)
             if not torch.isfinite(delta).all():
-                return model, {"diverged": True, "wall_time_s": time.perf_counter() - t0}
+                return model, {"diverged": True, "wall_time_s": time.perf_counter() - t0,
+                               "fisher_layout": _largest(layouts)}
             add_to_params(model, delta)
             update_norms.append(float(delta.norm()))
         return model, {"wall_time_s": time.perf_counter() - t0, "fisher_time_s": fisher_time,
                        "fisher_rebuilds": len(deviations), "forget_batches": len(forget_batches),
                        "fisher_deviation": _mean_dicts(deviations),
                        "update_norm_mean": sum(update_norms) / len(update_norms),
-                       "diverged": False}
+                       "fisher_layout": _largest(layouts), "diverged": False}
 
 
 def _layer_segments(model) -> dict[str, tuple[int, int]]:
@@ -127,6 +145,11 @@ def _layer_segments(model) -> dict[str, tuple[int, int]]:
         lo, length = groups.get(key, (off, 0))
         groups[key] = (min(lo, off), off + n - min(lo, off))
     return groups
+
+
+def _largest(layouts: list[dict]) -> dict:
+    """The cycle's layout with the highest planned peak (rebuilds normally all choose the same one)."""
+    return max(layouts, key=lambda x: x["planned_peak_gib"]) if layouts else {}
 
 
 def _mean_dicts(ds: list[dict]) -> dict:
