@@ -15,7 +15,9 @@ TDEC_REASONING = [t for t in TDEC.reasoning_tasks if t in TASKS]  # the ones thi
 TDEC_TASKS = " ".join(f"{t}={PROCESSED}/{t}" for t in TDEC_REASONING)
 # what defines the base model and its rows (a change of a configuration reruns only the unlearning runs)
 TDEC_BASE_KEYS = ("models", "forget_sets", "forget_size", "row_length", "heldout_rows", "ppl_rows", "retain_rows", "n",
-                  "reasoning_tasks", "memorize", "decode_batch_size")
+                  "reasoning_tasks", "memorize", "decode_batch_size", "threshold")
+# tdec.threshold.source = file: the held-out text the user names is an input of the base
+TDEC_THRESHOLD_FILE = [TDEC.threshold.file] if TDEC.threshold.source == "file" else []
 TDEC_PAPER = {"table1": ("Table 1", "table1"), "premise": ("Table 1", "table1"), "figure3": ("Figure 3", "figure3"),
               "ablation": ("Figure 4: target modules", "figure4"), "figure4": ("Figure 4: target modules", "figure4")}
 tdec_report_item = lambda path: report(
@@ -25,10 +27,12 @@ tdec_report_item = lambda path: report(
 
 rule tdec_base:
     """The model unlearning starts from (tiny: trained here until its forget-set rows are memorized), its rows
-    (forget sets, held-out, PPL, retain) and the premise: EL10 / MA of the forget sets vs held-out rows."""
+    (forget sets, held-out, PPL, retain), the forgetting threshold (tdec.threshold) and the premise: EL10 / MA
+    of the forget sets vs that threshold."""
     input:
         CORE_SRC + src("pipeline/__init__.py", "pipeline/tdec.py", "pipeline/base_models.py", "metrics", "models",
                        "train.py", "optim", "data"),
+        threshold_file=TDEC_THRESHOLD_FILE,
         pretrained=R("models/{tmodel}/pretrained"),
         tasks=[data_files(t) for t in TDEC_REASONING],
     output:
@@ -98,6 +102,9 @@ rule tdec_report:
         cli=CLI,
         root=lambda w, output: str(Path(output.summary[0]).parent.parent),
         tdec=TDEC.to_dict(),
+    resources:
+        mem_mb=cpu_mem_mb("report"),
+        runtime=cpu_runtime("report"),
     log:
         L("tdec/report.log"),
     conda:

@@ -83,6 +83,9 @@ rule tofu_report:
     params:
         cli=CLI,
         root=lambda w: TOFU_ROOT,
+    resources:
+        mem_mb=cpu_mem_mb("report"),
+        runtime=cpu_runtime("report"),
     log:
         L("tofu/report.log"),
     conda:

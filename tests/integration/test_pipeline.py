@@ -160,14 +160,16 @@ def test_report_shows_every_table_and_figure_beside_the_paper(pipeline):
     assert "the paper side by side" in var("workflow_desc")
 
 
-def test_mlflow_artifacts_times_and_headline_metrics(pipeline):
-    """Runs carry their small outputs as artifacts (never checkpoints) in the store's default place
-    (./mlruns beside mlflow.db), their job's true start and end, and each unlearning run the headline
+def test_mlflow_artifacts_times_and_headline_metrics(pipeline, monkeypatch):
+    """Runs carry their small outputs as artifacts (never checkpoints) in ./mlruns beside mlflow.db, at
+    locations relative to the workspace, their job's true start and end, and each unlearning run the headline
     metrics of its evaluation, the two runs tagged with each other's id."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{pipeline / 'mlflow.db'}")
+    monkeypatch.chdir(pipeline)  # artifact locations are relative to the workspace, as the tracking URI is
+    client = MlflowClient("sqlite:///mlflow.db")
     exp = client.get_experiment_by_name("unlearn-repro-ci")
+    assert not Path(exp.artifact_location).is_absolute()
     assert Path(exp.artifact_location).resolve().is_relative_to((pipeline / "mlruns").resolve())
 
     def runs(query):
@@ -259,13 +261,19 @@ def test_tofu_study_outputs(pipeline):
     assert all(Path(p).is_file() for k in files for p in files[k])
     table = pd.read_csv(root / "tables" / "table1.csv")
     assert {"FO-GradDiff", "SO-GradDiff", "FO-NPO", "SO-NPO", "Original (base)", "Retain model"} <= set(table["Method"])
-    assert table.loc[table["Method"] == "SO-GradDiff", "Forget quality ↑"].iloc[0].endswith("\\| 1")
+    fq = [c for c in table.columns if c.startswith("Forget quality (SOUL")][0]   # headers name their definition
+    assert table.loc[table["Method"] == "SO-GradDiff", fq].iloc[0].endswith("\\| 1")
+    mia = [c for c in table.columns if c.startswith("MIA")][0]                     # no paper value: definitions differ
+    assert not table[mia].astype(str).str.contains("\\|", regex=False).any()
+    tofu_table = pd.read_csv(root / "tables" / "table1_tofu.csv")
+    assert not tofu_table.astype(str).apply(lambda c: c.str.contains("\\|", regex=False)).any().any()
     premise = pd.read_csv(root / "tables" / "premise.csv")
     assert premise["Forget answer prob"].between(0, 1).all()
     run = json.loads((root / "runs" / "npo" / "SO" / "seed0.json").read_text())
     assert [e["epoch"] for e in run["epochs"]] == list(range(run["params"]["epochs"] + 1))
     assert len(run["clip_rate_per_epoch"]) == run["params"]["epochs"] and 0 <= run["clip_rate_per_epoch"][0] <= 1
     assert 0 <= run["final"]["forget_quality"] <= 1 and 0 <= run["final"]["mia_loss_auc"] <= 1
+    assert all(0 <= run["final"][k] <= 1 for k in ("soul_forget_quality", "soul_forget_acc", "soul_mia_auc"))
 
 
 def test_tdec_table1_figures_and_criterion(pipeline):
@@ -278,7 +286,8 @@ def test_tdec_table1_figures_and_criterion(pipeline):
     assert 0 < t1.loc[t1["config"] == "lora_gd", "params_pct"].item() < 100
     assert "\\| 30.9" in (d / "tables/table1.md").read_text()                 # ours | paper, Before EL10
     premise = pd.read_csv(d / "tables/premise.csv")
-    assert set(premise["rows"]) == {"forget set 0", "held-out (threshold)"}
+    assert set(premise["rows"]) == {"forget set 0", "TDEC validation rows", "threshold"}
+    assert premise.loc[premise["rows"] == "threshold", "threshold source"].item().startswith("TDEC validation rows")
     abl = pd.read_csv(d / "tables/ablation.csv")
     assert list(abl["targets"]) == ["QVFFN"] and list(abl["config"]) == ["flora_ihl"]   # the Table 1 run, reused
     for fig in ("figure3.png", "figure4.png"):

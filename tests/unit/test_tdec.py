@@ -74,3 +74,49 @@ def test_forgetting_criterion_stops_only_when_both_metrics_pass(monkeypatch):
     assert hook.on_epoch_end(1, _Stub()) is False          # MA passes, EL 0.3 does not
     assert hook.on_epoch_end(2, _Stub()) is True           # both pass
     assert [h["epoch"] for h in hook.history] == [1, 2, 3]
+
+
+def _resolved(profile: str, **tdec):
+    import yaml
+    raw = yaml.safe_load(open(ROOT / "params.yaml"))
+    raw["profiles"][profile] = config.deep_merge(raw["profiles"][profile], {"tdec": tdec})
+    return config.resolve(raw, profile)
+
+
+def test_batch_rule_defaults_to_one_update_per_epoch_on_the_whole_forget_set():
+    """knowledge-unlearning: effective batch = forget set size, so an epoch is one update (the paper profile)."""
+    import unlearn_repro.pipeline.tdec as tdec
+    paper = config.load(ROOT / "params.yaml", "paper")
+    assert paper.tdec.batch_size == "forget_set" and tdec.forget_batch(paper) == paper.tdec.forget_size == 32
+    assert tdec.epoch_meaning(paper) == "1 update each, batch = forget set (32)"
+    spec = tdec.runs(paper)["gd"]
+    assert tdec._method_cfg(paper, spec).unlearn.forget_batch_size == 32
+    embedded = config.load(ROOT / "params.yaml", "embedded")
+    assert tdec.forget_batch(embedded) == 8 and tdec.epoch_meaning(embedded) == "4 updates each, batch 8 of 32"
+    with pytest.raises(config.ConfigError):
+        _resolved("ci", batch_size="all")
+
+
+def test_threshold_comes_from_the_published_constants_held_out_rows_or_a_named_file(monkeypatch, tmp_path):
+    import json
+
+    import unlearn_repro.pipeline.tdec as tdec
+    paper = config.load(ROOT / "params.yaml", "paper")
+    t = tdec.threshold(paper, "gpt-neo-125m", None, None, {})
+    assert (t["el"], t["ma"]) == (0.0499, 0.2994) and "knowledge-unlearning" in t["source"]
+    with pytest.raises(ValueError, match="no entry for 'opt-125m'"):
+        tdec.threshold(paper, "opt-125m", None, None, {})
+    monkeypatch.setattr(tdec, "extraction", lambda cfg, model, tok, rows: {"el": 0.01 * len(rows), "ma": 0.5})
+    ci = config.load(ROOT / "params.yaml", "ci")
+    t = tdec.threshold(ci, "tiny-gpt-neo", None, None, {"heldout": [[1, 2]] * 3})
+    assert t["el"] == pytest.approx(0.03) and t["source"].startswith("TDEC validation rows")
+    from unlearn_repro.models.tokenizers import train_bpe
+    tok = train_bpe(["one two three four five six seven eight nine ten"] * 20, 300)
+    f = tmp_path / "unseen.jsonl"
+    f.write_text("\n".join(json.dumps({"text": " ".join(["one two three four five six"] * 10)}) for _ in range(2)))
+    named = _resolved("ci", threshold={"source": "file", "file": str(f)})
+    t = tdec.threshold(named, "tiny-gpt-neo", None, tok, {})
+    assert t["el"] == pytest.approx(0.02) and str(f) in t["source"]
+    with pytest.raises(FileNotFoundError, match="tdec.threshold.file"):
+        tdec.threshold(_resolved("ci", threshold={"source": "file", "file": str(tmp_path / "none.jsonl")}),
+                       "tiny-gpt-neo", None, tok, {})

@@ -85,3 +85,55 @@ def test_batched_greedy_answers_equal_one_at_a_time_and_answer_nll_matches_a_dir
             logp = torch.log_softmax(model(torch.tensor([p + a])).logits[0, :-1], -1)
         want = -logp[torch.arange(len(p) - 1, len(p) + len(a) - 1), torch.tensor(a)].mean()
         assert got == pytest.approx(float(want), rel=1e-5)
+
+
+def test_min_k_counts_int_of_k_t_at_least_one():
+    """Shi et al. / open-unlearning / SOUL: max(1, int(k T)), not ceil: 7 tokens at k = 0.2 average 1, not 2."""
+    assert [M.min_k_count(t, 0.2) for t in (1, 4, 5, 7, 10, 14)] == [1, 1, 1, 1, 2, 2]
+    assert M.min_k_score([-1.0, -5.0, -2.0, -0.1, -3.0, -0.5, -0.2], 0.2) == -5.0
+
+
+def test_mink_auc_ranks_members_by_their_lowest_logprobs():
+    members = [np.array([-0.1, -0.2]), np.array([-0.3, -4.0])]     # min-1 scores -0.2, -4.0
+    nonmembers = [np.array([-1.0, -2.0]), np.array([-0.5, -0.6])]  # -2.0, -0.6
+    assert M.mink_auc(members, nonmembers, 0.5) == pytest.approx(2 / 4)  # -0.2 beats both, -4.0 neither
+
+
+def test_soul_truth_ratio_is_arithmetic_mean_of_perturbed_over_paraphrased():
+    para, pert = np.array([0.5]), np.array([[1.0, 2.0, 3.0]])
+    expected = np.mean(np.exp(-pert)) / (np.exp(-0.5) + 1e-12)
+    assert M.soul_truth_ratios(para, pert)[0] == pytest.approx(expected)
+    assert M.soul_truth_ratios(para, pert)[0] != pytest.approx(1 / M.truth_ratios(para, pert)[0])  # not TOFU's GM
+
+
+def test_soul_forget_quality_is_the_ks_p_value_of_own_forget_vs_retain_ratios():
+    f, r = np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.6, 0.7])
+    # all of f below all of r: D = 1, exact two-sided p = 2 / C(6, 3) = 0.1
+    assert M.forget_quality(f, r) == pytest.approx(0.1)
+
+
+def test_embedding_judge_picks_the_nearest_reference_ties_count_correct():
+    gen = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    ref = np.array([[2.0, 0.1], [1.0, 0.0], [1.0, 0.0]])
+    alt = np.array([[[0.0, 1.0]], [[0.1, 1.0]], [[0.0, 3.0]]])      # third: cos 0.7071 to both: a tie
+    assert M.embedding_judge(gen, ref, alt).tolist() == [True, False, True]
+
+
+def test_substring_match_ignores_case():
+    assert M.substring_match(["Paris", "Jane Austen", "42"], ["It is paris.", "austen", "4 2"]).tolist() == \
+        [True, False, False]
+
+
+def test_packaged_minilm_embeds_paraphrases_closer_than_unrelated_text(tmp_path):
+    emb = M.SentenceEmbedder()
+    e = emb(["The author was born in Paris.", "Paris is where the writer was born.", "Stock prices fell sharply."])
+    assert e.shape == (3, 384) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+    assert M.embedding_judge(e[:1], e[1:2], e[None, 2:3]).tolist() == [True]
+    with pytest.raises(FileNotFoundError, match="tofu.soul.embedding_model"):
+        M.SentenceEmbedder(str(tmp_path))
+
+
+def test_forget_truth_score_is_tofu_s_mean_of_min_ratio_and_inverse():
+    """TOFU aggregate_eval_stat.py: forget sets report mean(min(r, 1/r)), the others mean(max(0, 1 - 1/r))."""
+    r = np.array([0.5, 2.0, 1.0, 4.0])
+    assert M.forget_truth_score(r) == pytest.approx((0.5 + 0.5 + 1.0 + 0.25) / 4)

@@ -23,11 +23,26 @@ def test_qa_item_masks_the_prompt_and_po_keeps_the_question():
     enc = tofu.Encoder(tok, 64)
     item = enc.item({"question": "who wrote it?", "answer": "the author"})
     p, a = enc.pair("who wrote it?", "the author", eos=True)
-    assert item["ids"] == p + a and item["prompt_len"] == len(p) and a[-1] == tok.eos_token_id
+    tag = len(tok("Answer:", add_special_tokens=False)["input_ids"])   # trained on the answer after its tag
+    assert item["ids"] == p + a and item["prompt_len"] == len(p) + tag and a[-1] == tok.eos_token_id
     labels = collate([item], tok.pad_token_id, "cpu")["labels"][0].tolist()
-    assert labels[:len(p)] == [-100] * len(p) and labels[len(p):] == a
+    assert labels[:len(p) + tag] == [-100] * (len(p) + tag) and labels[len(p) + tag:] == a[tag:]
     po = refusal_items(tok, [item], 0.5, 64, seed=0)[0]
-    assert po["ids"][:po["prompt_len"]] == p and po["ids"][len(p):] != a
+    assert po["ids"][:po["prompt_len"]] == enc.prompt("who wrote it?") and po["ids"][len(p):] != a
+
+
+def test_encoder_follows_tofu_s_template_and_scores_the_answer_tag():
+    """TOFU's data_module: prompt 'Question: q\\n', answer 'Answer: a' + eos tokenized as one piece (its label
+    mask covers the question only); generation starts after 'Answer:', its space going with the answer."""
+    tok = _tok()
+    enc = tofu.Encoder(tok, 64)
+    ids = lambda t: tok(t, add_special_tokens=False)["input_ids"]
+    p, a = enc.pair("who wrote it?", "the author", eos=True)
+    assert p == enc.bos + ids("Question: who wrote it?\n") and a == ids("Answer: the author") + [tok.eos_token_id]
+    assert enc.prompt("who wrote it?") == p + ids("Answer:") and a[:len(ids("Answer:"))] == ids("Answer:")
+    assert enc.pair("who wrote it?", "the author")[1] == a[:-1]  # eos only when asked (SOUL scores none)
+    other = tofu.Encoder(tok, 64, {"question_start": "### Question: ", "question_end": "\n", "answer_tag": ""})
+    assert other.pair("q?", "the author")[1] == ids("the author")
 
 
 def test_method_config_sets_the_kind_s_optimizer_and_lr():
@@ -111,5 +126,8 @@ def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monke
     fresh = scorer.full(model, retain_ratios)
     assert memo == fresh
     # (forget: answer, perturbed, paraphrased), (retain: answer, perturbed, paraphrased), holdout,
-    # (real_authors, world_facts: answer, perturbed)
-    assert scored_once == 11 < len(calls)
+    # (real_authors, world_facts: answer, perturbed), and SOUL's (forget, retain: paraphrased, perturbed given
+    # the paraphrased question, no eos)
+    assert scored_once == 15 < len(calls)
+    assert {"soul_forget_quality", "soul_mia_auc", "soul_forget_acc", "soul_retain_acc", "soul_real_authors_acc",
+            "soul_world_facts_acc"} <= set(memo)

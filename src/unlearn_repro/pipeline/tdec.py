@@ -1,8 +1,13 @@
 """Knowledge unlearning on the Training Data Extraction Challenge (FLoRA paper §4.1-4.2, Table 1, Figures 3-4).
 
 * rows: TDEC rows (GPT-Neo token ids) in the model's own tokens, cut to `tdec.row_length`; seeded disjoint
-  forget sets of `forget_size` training rows, held-out validation rows (the forgetting threshold), PPL rows
-  (validation rows too, disjoint) and the retain set D_r (WikiText-2 validation chunks).
+  forget sets of `forget_size` training rows, held-out validation rows, PPL rows (validation rows too,
+  disjoint) and the retain set D_r (WikiText-2 validation chunks).
+* threshold (`tdec.threshold.source`): EL_n / MA on text the model has not seen. A hub GPT-Neo saw the TDEC
+  validation rows in the Pile, so the paper profile takes knowledge-unlearning's published constants (or a
+  file of held-out text the user names); a tiny model trained here never saw TDEC: its held-out rows serve.
+* batches (`tdec.batch_size`): `forget_set` = knowledge-unlearning's rule, one update per epoch on the whole
+  forget set (its README: effective batch = train set size); an integer = that many rows per update.
 * base: hub models as published (they saw TDEC in the Pile); a tiny model is trained here on its forget-set rows
   mixed with WikiText until they are memorized (the premise: MA / EL10 of the forget sets vs held-out rows).
 * run: one configuration (method x full / LoRA / FLoRA x target modules) on every forget set, each stopped by
@@ -143,6 +148,61 @@ def utility(cfg, model, tok, rows: dict, task_dirs: dict) -> dict:
             "ppl": float(math.exp(nll))}
 
 
+def forget_batch(cfg) -> int:
+    """Forget (and retain) rows per update: the whole forget set (`forget_set`) or the integer given."""
+    b = cfg.tdec.batch_size
+    if b == "forget_set":
+        return int(cfg.tdec.forget_size)
+    if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+        raise ValueError(f"tdec.batch_size must be 'forget_set' or a positive integer, got {b!r}")
+    return b
+
+
+def epoch_meaning(cfg) -> str:
+    """What one epoch of the "Epochs" column counts: '1 update each, batch = forget set (32)'."""
+    b, n = forget_batch(cfg), cfg.tdec.forget_size
+    updates = -(-n // b)
+    return (f"{updates} update{'s' if updates > 1 else ''} each, "
+            + (f"batch = forget set ({n})" if b >= n else f"batch {b} of {n}"))
+
+
+def _text_rows(cfg, tok, path) -> list[list[int]]:
+    """A user-named held-out file: JSON lines with a "text" field, in the model's tokens, rows of row_length."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tdec.threshold.file: {path} does not exist")
+    texts = [r.get("text") for r in read_jsonl(path)]
+    if not texts or any(not isinstance(t, str) for t in texts):
+        raise ValueError(f"tdec.threshold.file: {path} needs JSON lines with a string 'text' field")
+    rows = [r for r in (tokenizers.encode(tok, t, cfg.tdec.row_length, keep="left") for t in texts)
+            if len(r) == cfg.tdec.row_length]
+    if not rows:
+        raise ValueError(f"tdec.threshold.file: no row of {path} reaches tdec.row_length = {cfg.tdec.row_length} tokens")
+    return rows
+
+
+def threshold(cfg, model_name: str, model, tok, rows: dict) -> dict:
+    """The forgetting threshold {el, ma, source}: EL_n / MA on unseen text, as `tdec.threshold.source` says."""
+    t = cfg.tdec.threshold
+    if t.source == "published":
+        if model_name not in t.published:
+            raise ValueError(f"tdec.threshold.published has no entry for {model_name!r} (has {sorted(t.published)}); "
+                             "add one or set tdec.threshold.source to heldout or file")
+        if cfg.tdec.n != 10:
+            raise ValueError(f"tdec.threshold.published holds EL10 constants; tdec.n = {cfg.tdec.n}")
+        c = t.published[model_name]
+        return {"el": float(c["el"]), "ma": float(c["ma"]), "source": f"published: {c['source']}"}
+    if t.source == "file":
+        if not t.file:
+            raise ValueError("tdec.threshold.source is file but tdec.threshold.file is not set")
+        held, what = _text_rows(cfg, tok, t.file), f"file {t.file}"
+    elif t.source == "heldout":
+        held, what = rows["heldout"], "TDEC validation rows (never trained on here)"
+    else:
+        raise ValueError(f"tdec.threshold.source must be published, heldout or file, got {t.source!r}")
+    return {**extraction(cfg, model, tok, held), "source": f"{what}: {len(held)} rows scored before unlearning"}
+
+
 def extraction(cfg, model, tok, rows) -> dict:
     n = cfg.tdec.n
     s = extraction_scores(model, rows, tok.pad_token_id, n, cfg.tdec.decode_batch_size)
@@ -192,22 +252,26 @@ def base(cfg, model_name: str, pretrained, task_dirs: dict, out, tracker) -> dic
         stats = train(model, mix, Recipe.from_config(m, cfg, seed=0), pad_id=tok.pad_token_id, device=device,
                       resume_dir=Path(str(out) + ".resume"), desc=f"tdec memorize {model_name}")
     premise = {"heldout": extraction(cfg, model, tok, rows["heldout"]),
+               "threshold": threshold(cfg, model_name, model, tok, rows),
                "forget_sets": [extraction(cfg, model, tok, s) for s in rows["forget_sets"]],
                **utility(cfg, model, tok, rows, task_dirs), "memorize_stats": stats,
                "wall_time_s": time.perf_counter() - start}
     premise["forget_mean"] = {k: float(np.mean([s[k] for s in premise["forget_sets"]])) for k in ("el", "ma")}
-    premise["holds"] = bool(premise["forget_mean"]["el"] > premise["heldout"]["el"]
-                            and premise["forget_mean"]["ma"] > premise["heldout"]["ma"])
+    # memorized = above the threshold the runs stop at (else they would stop at once)
+    premise["holds"] = bool(premise["forget_mean"]["el"] > premise["threshold"]["el"]
+                            and premise["forget_mean"]["ma"] > premise["threshold"]["ma"])
     checkpoint.save(model, tok, out, {"model": model_name, "stage": "tdec_base", "tdec": cfg.tdec.to_dict(),
                                       "premise": premise})
     write_json(Path(out) / "rows.json", rows)
     n = cfg.tdec.n
     print(f"[tdec] premise {model_name}: forget EL{n} {premise['forget_mean']['el']:.3f} MA "
-          f"{premise['forget_mean']['ma']:.3f} vs held-out EL{n} {premise['heldout']['el']:.3f} MA "
-          f"{premise['heldout']['ma']:.3f}: {'holds' if premise['holds'] else 'DOES NOT HOLD'}", flush=True)
+          f"{premise['forget_mean']['ma']:.3f} vs threshold EL{n} {premise['threshold']['el']:.3f} MA "
+          f"{premise['threshold']['ma']:.3f} ({premise['threshold']['source']}): "
+          f"{'holds' if premise['holds'] else 'DOES NOT HOLD'}", flush=True)
     tracker.log_run(f"tdec/base/{model_name}", {"tdec": cfg.tdec.to_dict()},
                     {f"forget_el{n}": premise["forget_mean"]["el"], "forget_ma": premise["forget_mean"]["ma"],
                      f"heldout_el{n}": premise["heldout"]["el"], "heldout_ma": premise["heldout"]["ma"],
+                     f"threshold_el{n}": premise["threshold"]["el"], "threshold_ma": premise["threshold"]["ma"],
                      "reasoning": premise["reasoning"], "ppl": premise["ppl"], "premise_holds": float(premise["holds"])},
                     {"stage": "tdec_base", "model": model_name})
     return premise
@@ -215,13 +279,13 @@ def base(cfg, model_name: str, pretrained, task_dirs: dict, out, tracker) -> dic
 
 def _method_cfg(cfg, spec: dict) -> Frozen:
     """The config a method reads for one configuration: its block with this run's lr, optimizer, max epochs
-    (and the retain weight for GD / IHL), and the study's batch size."""
+    (and the retain weight for GD / IHL), and the study's batch rule (`forget_batch`)."""
     t = cfg.tdec
     block = {"lr": spec["lr"], "optimizer": t.optimizer, "epochs": t.max_epochs}
     if spec["method"] != "gradient_ascent":
         block["gamma"] = float(t.gamma)
     return Frozen(deep_merge(cfg.to_dict(), {"methods": {spec["method"]: block},
-                                             "unlearn": {"forget_batch_size": t.batch_size}}))
+                                             "unlearn": {"forget_batch_size": forget_batch(cfg)}}))
 
 
 def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tracker) -> dict:
@@ -232,7 +296,10 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
     spec = runs(cfg)[run_name]
     t, impl = cfg.tdec, METHODS.get(spec["method"])
     rows = read_json(Path(base_dir) / "rows.json")
-    threshold = read_json(Path(base_dir) / "meta.json")["premise"]["heldout"]
+    premise = read_json(Path(base_dir) / "meta.json")["premise"]
+    if "threshold" not in premise:
+        raise ValueError(f"{base_dir}/meta.json has no premise.threshold: rebuild the base (tdec_base) with this code")
+    limit = premise["threshold"]
     mcfg = _method_cfg(cfg, spec)
     wrappers = () if spec["adapter"] == "full" else (
         lora_wrapper(spec["adapter"], spec["targets"], t.lora.rank, t.lora.alpha, t.lora.fisher_eps,
@@ -242,7 +309,7 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
     for k, forget in enumerate(rows["forget_sets"]):
         start = time.perf_counter()
         model, tok, _, device = open_checkpoint(cfg, base_dir)
-        hook = ForgettingCriterion(cfg, tok, forget, threshold)
+        hook = ForgettingCriterion(cfg, tok, forget, limit)
         ctx = Context(cfg=mcfg, device=device, pad_id=tok.pad_token_id, seed=k, pretrained_path=Path(base_dir),
                       work_dir=work / f"set{k}", tokenizer=tok, hooks=(hook,), wrappers=wrappers)
         model = impl.prepare(ctx, model, forget, rows["retain"], 1)
@@ -266,6 +333,7 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
         print(f"[tdec] {run_name} set {k}: {'forgotten after ' + str(epochs) if epochs else 'NOT forgotten'} "
               f"epochs, reasoning {res['reasoning']:.3f}, PPL {res['ppl']:.1f} ({res['wall_time_s']:.1f}s)", flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    summary = {"model": model_name, "run": run_name, **spec, "threshold": threshold, "sets": results}
+    summary = {"model": model_name, "run": run_name, **spec, "threshold": limit, "epoch": epoch_meaning(cfg),
+               "sets": results}
     write_json(out, summary)
     return summary

@@ -70,37 +70,63 @@ def load_sets(cfg) -> dict[str, list[dict]]:
     return sets
 
 
-class Encoder:
-    """'Question: q\\nAnswer:' + ' a': prompt and answer token ids, the pair cut to max_length tokens."""
+TOFU_TEMPLATE = {"question_start": "Question: ", "question_end": "\n", "answer_tag": "Answer: "}  # TOFU, non-llama
 
-    def __init__(self, tok, max_length: int):
+
+class Encoder:
+    """TOFU's QA format (locuslab/tofu data_module): question_start + q + question_end is the prompt; the answer
+    tag + a (+ eos) is the answer, scored with it, since TOFU's label mask covers the question only. The answer
+    is tokenized with its tag, as in TOFU's one-piece tokenization (a tag's trailing space goes with the answer's
+    first token, so generation starts after the tag without it); the pair is cut to max_length tokens."""
+
+    def __init__(self, tok, max_length: int, template: dict | None = None):
+        t = {**TOFU_TEMPLATE, **(dict(template) if template else {})}
         self.tok, self.max_length, self.bos = tok, max_length, tokenizers.bos_ids(tok)
+        self.start, self.end, self.tag = t["question_start"], t["question_end"], t["answer_tag"]
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def question(self, q: str) -> list[int]:
+        return (self.bos + self._ids(f"{self.start}{q}{self.end}"))[-(self.max_length // 2):]
 
     def prompt(self, q: str) -> list[int]:
-        ids = self.bos + self.tok(f"Question: {q}\nAnswer:", add_special_tokens=False)["input_ids"]
-        return ids[-(self.max_length // 2):]
+        """The generation prompt: the question and the answer tag (TOFU generates after 'Answer: ')."""
+        return self.question(q) + self._ids(self.tag.rstrip())
+
+    def _tag_len(self, answer: list[int]) -> int:
+        """How many leading answer tokens are the tag (0 where the tokenizer merges it with the answer)."""
+        tag = self._ids(self.tag.rstrip())
+        return len(tag) if tag and answer[:len(tag)] == tag else 0
 
     def pair(self, q: str, a: str, eos: bool = False) -> tuple[list[int], list[int]]:
-        p = self.prompt(q)
-        ans = self.tok(" " + str(a).strip(), add_special_tokens=False)["input_ids"] + ([self.tok.eos_token_id] if eos else [])
+        p = self.question(q)
+        ans = self._ids(self.tag + str(a).strip()) + ([self.tok.eos_token_id] if eos else [])
         return p, ans[:max(1, self.max_length - len(p))]
 
     def item(self, row: dict) -> dict:
-        """A training item: loss on the answer tokens only (train.collate masks the prompt)."""
+        """A training item: loss on the answer tokens only (train.collate masks the prompt, and the tag, as
+        open-unlearning does: so PO's refusals, which follow the prompt, follow the tag too)."""
         p, a = self.pair(row["question"], row["answer"], eos=True)
-        return {"ids": p + a, "prompt_len": len(p)}
+        return {"ids": p + a, "prompt_len": len(p) + min(self._tag_len(a), len(a) - 1)}
+
+
+def encoder(cfg, tok) -> Encoder:
+    return Encoder(tok, cfg.tofu.max_length, cfg.tofu.template.to_dict())
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------
 
 class Scorer:
-    """Every TOFU metric of a model, inputs encoded once."""
+    """Every TOFU metric of a model, and SOUL's Table 1 columns (`soul_*`), inputs encoded once."""
 
     def __init__(self, cfg, tok, sets: dict, device):
         self.cfg, self.tok, self.sets, self.device = cfg, tok, sets, device
-        self.enc = Encoder(tok, cfg.tofu.max_length)
+        self.enc = encoder(cfg, tok)
         self.bs = cfg.tofu.eval_batch_size
+        self.eos = bool(cfg.tofu.score_eos)
         self._memo: dict | None = None
+        self._embedder = None
 
     @contextlib.contextmanager
     def same_model(self):
@@ -114,26 +140,41 @@ class Scorer:
             if not outer:
                 self._memo = None
 
-    def _logprobs(self, model, name: str, key: str) -> list[np.ndarray]:
-        """Answer-token log-probabilities of set `name`, row by row (k per row for a list of answers)."""
-        if self._memo is not None and (name, key) in self._memo:
-            return self._memo[(name, key)]
-        rows = self.sets[name]
-        if isinstance(rows[0][key], list):
-            k = min(len(r[key]) for r in rows)
-            pairs = [self.enc.pair(r["question"], a) for r in rows for a in r[key][:k]]
-        else:
-            pairs = [self.enc.pair(r["question"], r[key]) for r in rows]
-        lps = M.answer_logprobs(model, pairs, self.tok.pad_token_id, self.device, self.bs)
+    def _cached(self, key, compute):
+        if self._memo is not None and key in self._memo:
+            return self._memo[key]
+        value = compute()
         if self._memo is not None:
-            self._memo[(name, key)] = lps
-        return lps
+            self._memo[key] = value
+        return value
 
-    def _nll(self, model, name: str, key: str) -> np.ndarray:
+    def _logprobs(self, model, name: str, key: str, question: str = "question", eos: bool | None = None):
+        """Answer-token log-probabilities of set `name`, row by row (k per row for a list of answers), each
+        answer given the row's `question` key; eos: score the end-of-sequence token too (TOFU: yes)."""
+        eos = self.eos if eos is None else eos
+
+        def compute():
+            rows = self.sets[name]
+            if isinstance(rows[0][key], list):
+                k = min(len(r[key]) for r in rows)
+                pairs = [self.enc.pair(r[question], a, eos) for r in rows for a in r[key][:k]]
+            else:
+                pairs = [self.enc.pair(r[question], r[key], eos) for r in rows]
+            return M.answer_logprobs(model, pairs, self.tok.pad_token_id, self.device, self.bs)
+        return self._cached(("lp", name, key, question, eos), compute)
+
+    def _nll(self, model, name: str, key: str, question: str = "question", eos: bool | None = None) -> np.ndarray:
         """Answer NLL per row for a key holding one answer, or [rows, k] for a list of answers."""
-        nll = M.answer_nll(self._logprobs(model, name, key))
+        nll = M.answer_nll(self._logprobs(model, name, key, question, eos))
         rows = self.sets[name]
         return nll.reshape(len(rows), -1) if isinstance(rows[0][key], list) else nll
+
+    def _generations(self, model, name: str, question: str = "question") -> list[str]:
+        """Greedy answers to set `name`'s questions (`tofu.max_new_tokens` new tokens, TOFU's prompt)."""
+        rows = self.sets[name]
+        return self._cached(("gen", name, question), lambda: M.greedy_answers(
+            model, self.tok, [self.enc.prompt(r[question]) for r in rows], self.cfg.tofu.max_new_tokens,
+            self.device, self.bs))
 
     def forget_ratios(self, model) -> np.ndarray:
         return M.truth_ratios(self._nll(model, "forget", "paraphrased_answer"),
@@ -152,28 +193,27 @@ class Scorer:
         return out
 
     def mia(self, model) -> dict:
+        """TOFU / open-unlearning's attacks: forget (members) vs holdout (non-members), answer tokens."""
         k = self.cfg.tofu.min_k
         lps = {n: self._logprobs(model, n, "answer") for n in ("forget", "holdout")}
         return {"mia_loss_auc": M.auc([lp.mean() for lp in lps["forget"]], [lp.mean() for lp in lps["holdout"]]),
-                "mia_mink_auc": M.auc([M.min_k_score(lp, k) for lp in lps["forget"]],
-                                      [M.min_k_score(lp, k) for lp in lps["holdout"]])}
+                "mia_mink_auc": M.mink_auc(lps["forget"], lps["holdout"], k)}
 
     def full(self, model, retain_ratios) -> dict:
-        """Every Table 1 column plus TOFU's model utility."""
+        """TOFU's metrics and model utility, then SOUL's Table 1 columns."""
         with self.same_model():
-            return self._full(model, retain_ratios)
+            return {**self._tofu(model, retain_ratios), **self.soul(model)}
 
-    def _full(self, model, retain_ratios) -> dict:
+    def _tofu(self, model, retain_ratios) -> dict:
         out = self.light(model, retain_ratios) if retain_ratios is not None else {}
         utility = []
         for name in ("forget", "retain", "real_authors", "world_facts"):
-            rows = self.sets[name]
-            gens = M.greedy_answers(model, self.tok, [self.enc.prompt(r["question"]) for r in rows],
-                                    self.cfg.tofu.max_new_tokens, self.device, self.bs)
+            rows, gens = self.sets[name], self._generations(model, name)
             out[f"{name}_rouge"] = float(M.rouge_l_recall([r["answer"] for r in rows], gens).mean())
             if name == "forget":
                 out["example_generation"] = {"question": rows[0]["question"], "answer": rows[0]["answer"],
                                              "generated": gens[0]}
+                out["forget_truth"] = M.forget_truth_score(self.forget_ratios(model))
                 continue
             true, pert = self._nll(model, name, "answer"), self._nll(model, name, "perturbed_answer")
             out[f"{name}_acc"] = M.choice_accuracy(true, pert)
@@ -186,6 +226,48 @@ class Scorer:
             out.update(forget_acc=M.choice_accuracy(true, pert), forget_prob=M.answer_probability(true))
             out.update(self.mia(model))
         out["model_utility"] = M.model_utility(utility)
+        return out
+
+    # ---- SOUL's Table 1 (OPTML-Group/SOUL src/metrics/Tofu.py) ----------------------------------------------
+
+    def embedder(self) -> M.SentenceEmbedder:
+        if self._embedder is None:
+            self._embedder = M.SentenceEmbedder(self.cfg.tofu.soul.get("embedding_model"))
+        return self._embedder
+
+    def soul_ratios(self, model, name: str) -> np.ndarray:
+        """SOUL's ratios on set `name`: paraphrased questions as prompts, no end-of-sequence token."""
+        q = "paraphrased_question"
+        return M.soul_truth_ratios(self._nll(model, name, "paraphrased_answer", q, eos=False),
+                                   self._nll(model, name, "perturbed_answer", q, eos=False))
+
+    def soul_embedding_acc(self, model, name: str) -> float:
+        """Greedy answer to the paraphrased question, judged by the closest of paraphrased / perturbed answers."""
+        rows = self.sets[name]
+        k = min(len(r["perturbed_answer"]) for r in rows)
+        embed = self.embedder()
+        gen = embed(self._generations(model, name, "paraphrased_question"))
+        ref = embed([r["paraphrased_answer"] for r in rows])
+        alt = embed([a for r in rows for a in r["perturbed_answer"][:k]]).reshape(len(rows), k, -1)
+        return float(M.embedding_judge(gen, ref, alt).mean())
+
+    def soul_mia(self, model) -> float:
+        """Min-K% AUC on the whole QA text: forget (members) vs real authors + world facts (non-members)."""
+        texts = {n: [self.enc.question(r["question"]) + self.enc.pair(r["question"], r["answer"])[1]
+                     for r in self.sets[n]] for n in ("forget", "real_authors", "world_facts")}
+        lps = {n: M.token_logprobs(model, ids, self.tok.pad_token_id, self.device, self.bs) for n, ids in texts.items()}
+        return M.mink_auc(lps["forget"], lps["real_authors"] + lps["world_facts"], self.cfg.tofu.soul.min_k)
+
+    def soul(self, model) -> dict:
+        out = {"soul_forget_quality": M.forget_quality(self.soul_ratios(model, "forget"),
+                                                       self.soul_ratios(model, "retain")),
+               "soul_mia_auc": self.soul_mia(model)}
+        for name in ("forget", "retain"):
+            out[f"soul_{name}_acc"] = self.soul_embedding_acc(model, name)
+        for name in ("real_authors", "world_facts"):
+            rows = self.sets[name]
+            out[f"soul_{name}_acc"] = float(M.substring_match([r["answer"] for r in rows],
+                                                              self._generations(model, name)).mean())
         return out
 
 
@@ -208,7 +290,7 @@ def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker
     if which not in ("base", "retain"):
         raise ValueError(f"tofu-model --which must be base or retain, got {which!r}")
     model, tok, _, device = open_checkpoint(cfg, pretrained)
-    sets, enc = load_sets(cfg), Encoder(tok, cfg.tofu.max_length)
+    sets, enc = load_sets(cfg), encoder(cfg, tok)
     rows = sets["retain_train"] + (sets["forget"] if which == "base" else [])
     recipe = Recipe.from_config(cfg.tofu.finetune, cfg, seed=0)
     stats = train(model, [enc.item(r) for r in rows], recipe, pad_id=tok.pad_token_id, device=device,
@@ -260,7 +342,7 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
     impl = METHODS.get(method)
     model, tok, _, device = open_checkpoint(cfg, base)
     retain_ratios = np.array(read_json(Path(retain) / "meta.json")["forget_truth_ratios"])
-    sets, enc = load_sets(cfg), Encoder(tok, cfg.tofu.max_length)
+    sets, enc = load_sets(cfg), encoder(cfg, tok)
     scorer = Scorer(cfg, tok, sets, device)
     forget = [enc.item(r) for r in sets["forget"]]
     retain_items = [enc.item(r) for r in sets["retain_train"]]

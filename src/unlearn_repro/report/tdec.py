@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
-from unlearn_repro.pipeline.tdec import ablation_runs, table_configs  # noqa: E402
+from unlearn_repro.pipeline.tdec import ablation_runs, epoch_meaning, table_configs  # noqa: E402
 from unlearn_repro.report.figures import _save  # noqa: E402
 from unlearn_repro.report.paper_tables import FLORA_TABLE1  # noqa: E402
 from unlearn_repro.report.style import context  # noqa: E402
@@ -77,7 +77,7 @@ def table1(premises: dict, runs: dict, cfg) -> tuple[pd.DataFrame, pd.DataFrame]
             data.append({"model": model, "config": name, **a, "paper_size": PAPER_SIZE.get(model),
                          **{f"paper_{c}": v for c, v in zip(("params_pct", "epochs", "el", "ma", "reasoning",
                                                              "dialogue_f1", "ppl"), p)}})
-    return pd.DataFrame(rows), pd.DataFrame(data)
+    return pd.DataFrame(rows).rename(columns={COLUMNS[1]: f"{COLUMNS[1]} ({epoch_meaning(cfg)})"}), pd.DataFrame(data)
 
 
 def findings(agg: dict) -> dict:
@@ -142,7 +142,8 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
     runs = {k: read_json(f) for k, f in run_files.items()}
     n_sets, max_epochs = cfg.tdec.forget_sets, cfg.tdec.max_epochs
     note = (f"ours \\| paper (GPT-Neo {', '.join(sorted({PAPER_SIZE.get(m, '?') for m in premises}))}). Epochs: mean over "
-            f"the forget sets that met the criterion within {max_epochs} epochs, k✗ = sets that did not ({n_sets} sets "
+            f"the forget sets that met the criterion within {max_epochs} epochs, k✗ = sets that did not; an epoch: "
+            f"{epoch_meaning(cfg)} (knowledge-unlearning's code: 1 update, batch = forget set) ({n_sets} sets "
             "of {0} rows). EL10, MA on the forget set after unlearning (Before: before); Reasoning: mean accuracy over "
             "{1}; PPL on held-out TDEC validation rows (the paper: Pile validation); Dialogue F1 needs the hub's "
             "dialogue sets: not run offline. The paper's rows LoRA / + IHL / + FLoRA are LoRA+GD / LoRA+IHL / "
@@ -155,12 +156,16 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
     for m, p in premises.items():
         for k, s in enumerate(p["forget_sets"]):
             prem_rows.append({"model": m, "rows": f"forget set {k}", "EL10 (%)": 100 * s["el"], "MA (%)": 100 * s["ma"]})
-        prem_rows.append({"model": m, "rows": "held-out (threshold)", "EL10 (%)": 100 * p["heldout"]["el"],
+        prem_rows.append({"model": m, "rows": "TDEC validation rows", "EL10 (%)": 100 * p["heldout"]["el"],
                           "MA (%)": 100 * p["heldout"]["ma"]})
-    prem = pd.DataFrame(prem_rows)
-    write_table(prem.round(2), tables / "premise", "Premise: forget sets memorized, held-out rows not",
+        prem_rows.append({"model": m, "rows": "threshold", "EL10 (%)": 100 * p["threshold"]["el"],
+                          "MA (%)": 100 * p["threshold"]["ma"], "threshold source": p["threshold"]["source"]})
+    prem = pd.DataFrame(prem_rows).fillna("")
+    write_table(prem.round(2), tables / "premise", "Premise: forget sets memorized, above the forgetting threshold",
                 "Before unlearning. The criterion stops a run once the forget set's EL10 and MA are at or below the "
-                "held-out rows' values. Paper (GPT-Neo 125M, forget sets): EL10 30.9, MA 77.4.", data=prem)
+                "threshold: EL10 / MA on text the model has not seen (tdec.threshold; for a hub GPT-Neo the TDEC "
+                "validation rows are Pile text it saw). Paper (GPT-Neo 125M, forget sets): EL10 30.9, MA 77.4.",
+                data=prem)
 
     abl = ablation_runs(cfg)
     abl_rows = []
@@ -187,6 +192,7 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
         agg = {c: aggregate(runs[(m, c)]) for c in configs}
         summary[m] = {"premise": {"forget_el10": premises[m]["forget_mean"]["el"], "forget_ma": premises[m]["forget_mean"]["ma"],
                                   "heldout_el10": premises[m]["heldout"]["el"], "heldout_ma": premises[m]["heldout"]["ma"],
+                                  "threshold": premises[m]["threshold"],
                                   "holds": premises[m]["holds"]},
                       "configs": {c: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in a.items()}
                                   for c, a in agg.items()},

@@ -18,12 +18,27 @@ from unlearn_repro.report.figures import _save  # noqa: E402
 from unlearn_repro.report.style import method_style  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
-# Table 1 columns: (our metric key, header, paper column index below)
-COLUMNS = [("forget_quality", "Forget quality ↑"), ("forget_acc", "Forget acc ↓"), ("forget_rouge", "Forget Rouge-L ↓"),
-           ("mia_loss_auc", "MIA ↓"), ("retain_acc", "Retain acc ↑"), ("retain_rouge", "Retain Rouge-L ↑"),
-           ("real_authors_acc", "Real authors acc ↑"), ("real_authors_rouge", "Real authors Rouge-L ↑"),
-           ("world_facts_acc", "World facts acc ↑"), ("world_facts_rouge", "World facts Rouge-L ↑")]
-EXTRA = [("model_utility", "Model utility ↑"), ("mia_mink_auc", "MIA min-k% ↓")]
+# Table 1 as SOUL's code defines its columns: (metric key, header, paired with the paper's column). Each header
+# names its definition; "ours ‖ paper" only where the definitions agree (docs/like-for-like.md).
+COLUMNS = [("soul_forget_quality", "Forget quality (SOUL: KS own forget vs retain ratios) ↑", True),
+           ("soul_forget_acc", "Forget acc (SOUL: generated, embedding-judged) ↓", True),
+           ("forget_rouge", "Forget Rouge-L recall ↓", True),
+           # SOUL's code labels its 617 texts [0]*217 + [1]*400 in the order forget, real, world: its number is
+           # not the membership AUC it names, so ours (that AUC) is not set against it
+           ("soul_mia_auc", "MIA (Min-K% AUC, forget vs real+world) ↓", False),
+           ("soul_retain_acc", "Retain acc (SOUL: generated, embedding-judged) ↑", True),
+           ("retain_rouge", "Retain Rouge-L recall ↑", True),
+           ("soul_real_authors_acc", "Real authors acc (SOUL: substring) ↑", True),
+           ("real_authors_rouge", "Real authors Rouge-L recall ↑", True),
+           ("soul_world_facts_acc", "World facts acc (SOUL: substring) ↑", True),
+           ("world_facts_rouge", "World facts Rouge-L recall ↑", True)]
+# TOFU's (and open-unlearning's) definitions: SOUL's paper reports none of them
+TOFU_COLUMNS = [("forget_quality", "Forget quality (TOFU: KS vs retain model)"), ("model_utility", "Model utility (TOFU)"),
+                ("forget_prob", "Forget prob"), ("forget_truth", "Forget truth ratio"),
+                ("retain_prob", "Retain prob"), ("retain_truth", "Retain truth ratio"),
+                ("mia_mink_auc", "MIA Min-K% AUC (forget vs holdout)"), ("mia_loss_auc", "MIA loss AUC (forget vs holdout)"),
+                ("forget_acc", "Forget acc (ours: true answer likeliest)"),
+                ("retain_acc", "Retain acc (ours: true answer likeliest)")]
 # SOUL Table 1 (TOFU forget10, LLaMA2-7B-chat), in COLUMNS order; accuracies as fractions
 PAPER = {
     "Original": [0.36, 0.8525, 0.9796, 0.7894, 0.8575, 0.9825, 0.89, 0.9330, 0.8632, 0.8960],
@@ -42,7 +57,7 @@ FORGET_MARGIN = 0.05  # forget-accuracy gap below which FO and SO tie (2 questio
 
 def outputs(root: str) -> dict[str, list[str]]:
     t = f"{root}/tables"
-    return {"tables": [f"{t}/{n}.{e}" for n in ("table1", "premise", "verdicts") for e in TABLE_FORMATS],
+    return {"tables": [f"{t}/{n}.{e}" for n in ("table1", "table1_tofu", "premise", "verdicts") for e in TABLE_FORMATS],
             "figures": [f"{root}/figures/figure1.png"], "summary": [f"{root}/summary/metrics.json"]}
 
 
@@ -66,6 +81,24 @@ def _cell(values, paper=None) -> str:
     return ours if paper is None else f"{ours} \\| {paper:.3g}"
 
 
+def _rows(base: dict, retain: dict, runs: pd.DataFrame, methods, columns, paired=()) -> list[dict]:
+    """One row per model (base, retain, each method x kind): mean ± std over seeds, "ours ‖ paper" in the
+    column positions listed in `paired` (SOUL's Table 1 order)."""
+    def row(label, values, paper=None):
+        return {"Method": label, **{h: _cell(values(k), paper[i] if paper and i in paired else None)
+                                    for i, (k, h) in enumerate(columns)}}
+    out = [row("Original (base)", lambda k: [base["metrics"].get(k, np.nan)], PAPER["Original"]),
+           row("Retain model", lambda k: [retain["metrics"].get(k, np.nan)])]
+    for m in methods:
+        for kind in ("FO", "SO"):
+            sub = runs[(runs.method == m) & (runs.kind == kind)]
+            if not sub.empty:
+                out.append({**row(f"{kind}-{LABELS[m]}", lambda k: sub[k] if k in sub else [np.nan],
+                                  PAPER.get(f"{kind}-{m}")),
+                            "Sophia clip rate": _cell(sub["clip_rate"]) if kind == "SO" else "—"})
+    return out
+
+
 def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     out_root = Path(out_root)
     runs, curves = load_runs(run_files)
@@ -75,31 +108,34 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     base["metrics"]["forget_quality"] = forget_quality(base["forget_truth_ratios"], retain["forget_truth_ratios"])
     retain["metrics"]["forget_quality"] = 1.0
 
-    rows = [{"Method": "Original (base)", **{h: _cell([base["metrics"].get(k, np.nan)], PAPER["Original"][i])
-                                            for i, (k, h) in enumerate(COLUMNS)},
-             **{h: _cell([base["metrics"][k]]) for k, h in EXTRA}},
-            {"Method": "Retain model", **{h: _cell([retain["metrics"].get(k, np.nan)]) for k, h in COLUMNS + EXTRA}}]
-    for m in methods:
-        for kind in ("FO", "SO"):
-            sub = runs[(runs.method == m) & (runs.kind == kind)]
-            if sub.empty:
-                continue
-            paper = PAPER.get(f"{kind}-{m}")
-            rows.append({"Method": f"{kind}-{LABELS[m]}", **{h: _cell(sub[k], paper[i] if paper else None)
-                                                            for i, (k, h) in enumerate(COLUMNS)},
-                         **{h: _cell(sub[k]) for k, h in EXTRA}, "Sophia clip rate": _cell(sub["clip_rate"])
-                         if kind == "SO" else "—"})
+    columns = [(k, h) for k, h, _ in COLUMNS]
+    paired = [i for i, (_, _, p) in enumerate(COLUMNS) if p]
+    rows, tofu_rows = _rows(base, retain, runs, methods, columns, paired), _rows(base, retain, runs, methods, TOFU_COLUMNS)
     table = pd.DataFrame(rows).fillna("—")
     n_seeds = runs["seed"].nunique()
+    scale = (f"Ours: {cfg.tofu.model}, {cfg.tofu.forget_split} ({len(base['forget_truth_ratios'])} forget QA), "
+             f"mean ± std over {n_seeds} seed(s); greedy answers of {cfg.tofu.max_new_tokens} new tokens at most.")
     write_table(table, out_root / "tables" / "table1",
-                title="SOUL Table 1 on TOFU: ours ‖ paper (LLaMA2-7B-chat, forget10)",
-                note=f"Ours: {cfg.tofu.model}, {cfg.tofu.forget_split} ({len(base['forget_truth_ratios'])} forget QA), "
-                     f"mean ± std over {n_seeds} seed(s). Forget quality: KS p-value of the forget-set truth ratios "
-                     "vs the retain model's (the retain model's own row is 1 by definition). Accuracy: correct answer more likely than every perturbed "
-                     "answer. SO-GA has no paper row.", data=table)
+                title="SOUL Table 1 on TOFU, SOUL's definitions: ours ‖ paper (LLaMA2-7B-chat, forget10)",
+                note=f"{scale} Acc (forget / retain): the greedy answer to the paraphrased question is closest "
+                     f"(cosine, {cfg.tofu.soul.embedding_model or 'all-MiniLM-L6-v2'}) to the paraphrased answer rather "
+                     "than a perturbed one; real authors / world facts: the answer is a substring of the greedy answer. "
+                     "Forget quality: KS p-value of a model's own forget- vs retain-set ratios (mean P(perturbed) / "
+                     "P(paraphrased)). MIA: no paper value (SOUL's code mislabels its texts; docs/like-for-like.md). "
+                     "SO-GA has no paper row.", data=table)
+    tofu_table = pd.DataFrame(tofu_rows).fillna("—")
+    write_table(tofu_table, out_root / "tables" / "table1_tofu",
+                title="The same runs under TOFU's definitions (SOUL's paper reports none of these)",
+                note=f"{scale} Forget quality: KS p-value of the forget-set truth ratios vs the retain model's (the "
+                     "retain model's own row is 1 by definition); model utility: harmonic mean of prob, Rouge-L and "
+                     f"truth ratio on retain, real authors, world facts. Answers scored with eos: {cfg.tofu.score_eos}. "
+                     f"Min-K%: k = {cfg.tofu.min_k}, max(1, int(k T)) tokens. Acc (ours): the true answer likelier than "
+                     "every perturbed one.", data=tofu_table)
 
     premise = pd.DataFrame([{"Model": name, "Forget answer prob": meta["metrics"]["forget_prob"],
-                             "Forget Rouge-L": meta["metrics"]["forget_rouge"], "Forget acc": meta["metrics"]["forget_acc"],
+                             "Forget Rouge-L": meta["metrics"]["forget_rouge"],
+                             "Forget acc (likeliest)": meta["metrics"]["forget_acc"],
+                             "Forget acc (SOUL)": meta["metrics"].get("soul_forget_acc", np.nan),
                              "Retain answer prob": meta["metrics"]["retain_prob"],
                              "Retain Rouge-L": meta["metrics"]["retain_rouge"], "Model utility": meta["metrics"]["model_utility"],
                              "Final train loss": meta["train_stats"]["final_loss"], "Train QA": meta["n_train"]}
@@ -124,7 +160,7 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
         equal_utility = all(mean["SO"][k] >= mean["FO"][k] - UTILITY_TOLERANCE for k in ("model_utility", "retain_acc"))
         verdict = ("holds" if gap > noise and equal_utility else
                    "tie (within seed noise)" if abs(gap) <= noise and equal_utility else "does not hold")
-        verdicts.append({"Loss": LABELS[m], "Forget acc FO → SO": f"{mean['FO']['forget_acc']:.3f} → {mean['SO']['forget_acc']:.3f}",
+        verdicts.append({"Loss": LABELS[m], "Forget acc (likeliest) FO → SO": f"{mean['FO']['forget_acc']:.3f} → {mean['SO']['forget_acc']:.3f}",
                          "Forget quality FO → SO": f"{mean['FO']['forget_quality']:.3g} → {mean['SO']['forget_quality']:.3g}",
                          "Model utility FO → SO": f"{mean['FO']['model_utility']:.3f} → {mean['SO']['model_utility']:.3f}",
                          "Retain acc FO → SO": f"{mean['FO']['retain_acc']:.3f} → {mean['SO']['retain_acc']:.3f}",
@@ -145,7 +181,8 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
 def figure1(curves: pd.DataFrame, methods, out) -> None:
     """Forget and retain accuracy vs epoch; FO dashed, SO solid; mean over seeds."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for ax, key, title in ((axes[0], "forget_acc", "Forget accuracy ↓"), (axes[1], "retain_acc", "Retain accuracy ↑")):
+    for ax, key, title in ((axes[0], "forget_acc", "Forget acc (true answer likeliest) ↓"),
+                           (axes[1], "retain_acc", "Retain acc (true answer likeliest) ↑")):
         for m in methods:
             color = method_style(m).get("color")
             for kind, ls in (("FO", "--"), ("SO", "-")):
