@@ -25,6 +25,25 @@ for _warning in _LAYERED.warnings:
 CFG = _LAYERED.cfg
 
 
+# One job server per run: the jobs fork from a process that imported torch and transformers once
+# (src/unlearn_repro/jobserver.py; UNLEARN_JOBSERVER=off runs each job as its own process).
+from unlearn_repro.jobserver import Workflow as JobServer
+
+JOBSERVER = JobServer()
+
+
+onstart:
+    JOBSERVER.start()
+
+
+onsuccess:
+    JOBSERVER.stop()
+
+
+onerror:
+    JOBSERVER.stop()
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/base_models.smk"

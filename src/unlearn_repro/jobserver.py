@@ -1,0 +1,362 @@
+"""A fork server for the pipeline's jobs: torch, transformers and this package imported once per workflow run.
+
+Every job is a `python -m unlearn_repro <command>` process, and importing torch + transformers costs 3-5 s of
+CPU before its first model step: about a third of a `ci` run's CPU time. The workflow starts this server once
+(`onstart` in the Snakefile); each job's client (`python -m unlearn_repro.job ...`, stdlib only) hands it the
+command line, working directory, environment and its own stdin / stdout / stderr (SCM_RIGHTS), and the server
+forks a child that runs the command exactly as `python -m unlearn_repro` would, writing straight into the job's
+log. The child's exit status is the client's.
+
+Why a fork is the same computation: the parent only imports (no torch op runs, no thread pool or CUDA context
+exists before the fork); the child gets the job's environment and working directory before the command
+starts, sets its threads, seeds and device itself as a fresh process does, and CUDA is first touched in the
+child. Faults: the client that cannot reach a server runs the command in-process (the same code); a client
+that dies takes its child with it (the connection closes and the server kills the child's process group);
+a child whose server dies is killed by the kernel (PR_SET_PDEATHSIG); the server exits with its workflow
+(its parent's pid) or after `IDLE_S` without a job.
+"""
+from __future__ import annotations
+
+import array
+import ctypes
+import importlib
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+
+SOCKET_ENV = "UNLEARN_JOBSERVER"
+IDLE_S = 3600.0
+# imported before the first fork: what the jobs would otherwise each import
+PRELOAD = ("torch", "transformers", "runpy", "unlearn_repro.cli", "unlearn_repro.pipeline.base_models",
+           "unlearn_repro.pipeline.unlearning", "unlearn_repro.pipeline.evaluation", "unlearn_repro.pipeline.tdec",
+           "unlearn_repro.pipeline.tofu", "unlearn_repro.pipeline.memorization", "unlearn_repro.pipeline.privacy",
+           "unlearn_repro.pipeline.discussions")
+
+
+def _send_msg(sock: socket.socket, obj, fds=()) -> None:
+    data = json.dumps(obj).encode()
+    header = struct.pack("!I", len(data))
+    if fds:
+        socket.send_fds(sock, [header], list(fds))
+        sock.sendall(data)
+    else:
+        sock.sendall(header + data)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the other side closed the connection")
+        buf += chunk
+    return buf
+
+
+def _recv_request(sock: socket.socket) -> tuple[dict, list[int]]:
+    header, fds, _, _ = socket.recv_fds(sock, 4, 3)
+    if len(header) < 4:
+        header += _recv_exact(sock, 4 - len(header))
+    (n,) = struct.unpack("!I", header)
+    return json.loads(_recv_exact(sock, n)), fds
+
+
+# --- the server ------------------------------------------------------------------------------------------------
+def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> None:
+    """Preload, listen on the Unix socket `path`, fork a child per request until the parent exits or idles."""
+    _preload()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    listener.bind(tmp)
+    listener.listen(64)
+    os.replace(tmp, path)          # clients see the socket only when it accepts
+    sel = selectors.DefaultSelector()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sel.register(listener, selectors.EVENT_READ, "accept")
+    sel.register(wake_r, selectors.EVENT_READ, "child")
+    jobs: dict[int, socket.socket] = {}   # child pid -> its client's connection
+    last = time.monotonic()
+    try:
+        while True:
+            for key, _ in sel.select(timeout=5.0):
+                if key.data == "accept":
+                    conn, _ = listener.accept()
+                    pid = _start_job(conn, listener, jobs)
+                    if pid:
+                        jobs[pid] = conn
+                        sel.register(conn, selectors.EVENT_READ, pid)
+                elif key.data == "child":
+                    os.read(wake_r, 4096)
+                else:                      # a client spoke or went away: its job is abandoned
+                    sel.unregister(key.fileobj)
+                    _kill(key.data)
+            for pid, status in _reaped(jobs):
+                conn = jobs.pop(pid)
+                try:
+                    sel.unregister(conn)
+                except KeyError:           # abandoned: unregistered when its client went away
+                    pass
+                _finish(conn, status)
+            if jobs:
+                last = time.monotonic()
+            if (parent_pid and not _alive(parent_pid)) or (not jobs and time.monotonic() - last > idle_s):
+                return
+    finally:
+        for pid in jobs:
+            _kill(pid)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def _preload() -> None:
+    from unlearn_repro import numerics      # the pinned CPU code path, before torch is imported
+    numerics.pin()
+    for key in THREAD_ENV:                   # the libraries start with one thread; each job sets its own
+        os.environ[key] = "1"
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception as e:             # the job that needs it fails the same way, in its own log
+            print(f"[jobserver] preload {name}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+
+
+# read once at import by the preloaded libraries: a job whose value differs runs in its own process
+IMPORT_TIME_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "PYTORCH_", "MKL_", "ATEN_",
+                   "ONEDNN_", "DNNL_", "OMP_", "KMP_", "OPENBLAS_", "CUDA_", "PYTHON", "UNLEARN_NUMERICS")
+
+
+# Snakemake sets these per job from the rule's `threads`; the child applies them to the loaded libraries
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+              "NUMEXPR_NUM_THREADS", "GOTO_NUM_THREADS")
+
+
+def _env_mismatch(env: dict) -> str | None:
+    """The first import-time variable whose value in the job differs from the server's, if any."""
+    keys = {k for k in set(env) | set(os.environ) if k.startswith(IMPORT_TIME_ENV) and k not in THREAD_ENV}
+    return next((k for k in sorted(keys) if env.get(k) != os.environ.get(k)), None)
+
+
+def _start_job(conn: socket.socket, listener: socket.socket, jobs: dict) -> int | None:
+    try:
+        request, fds = _recv_request(conn)
+    except (ConnectionError, OSError, ValueError):
+        conn.close()
+        return None
+    if (key := _env_mismatch(request["env"])) is not None:
+        for fd in fds:
+            os.close(fd)
+        _send_msg(conn, {"fallback": f"{key} differs from the job server's"})
+        conn.close()
+        return None
+    pid = os.fork()
+    if pid == 0:
+        listener.close()
+        for other in jobs.values():
+            other.close()
+        _run_child(request, fds, conn)
+    for fd in fds:
+        os.close(fd)
+    return pid
+
+
+def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
+    """The job: its own session, its client's fds as 0/1/2, its environment and directory; then the CLI."""
+    code = 1
+    try:
+        conn.close()
+        os.setsid()
+        _die_with_parent()
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        for target, fd in zip((0, 1, 2), fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        os.chdir(request["cwd"])
+        os.umask(request["umask"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        _limit_threads(os.environ)
+        code = _run_module(request.get("module", "unlearn_repro"), request["argv"])
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        # Snakemake's benchmark files measure the client; the job's own CPU time and peak memory are here
+        print(f"[job] cpu {usage.ru_utime + usage.ru_stime:.1f} s, max rss {usage.ru_maxrss / 1024:.0f} MB "
+              "(forked by the job server)", file=sys.stderr)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+
+def _limit_threads(env) -> None:
+    """The job's thread count in the OpenMP and BLAS libraries the server loaded (a fresh process reads it from
+    its environment when they load); torch's own pool is set by the CLI from `threads`."""
+    n = next((env[k] for k in THREAD_ENV if env.get(k, "").isdigit()), None)
+    if n is not None:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=int(n))
+
+
+def _run_module(module: str, argv: list[str]) -> int:
+    """`python -m MODULE ARGV` in this process: its exit status as the interpreter would give it."""
+    import runpy
+    sys.argv = [module, *argv]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        print(e.code, file=sys.stderr)
+        return 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _reaped(jobs: dict) -> list[tuple[int, int]]:
+    done = []
+    for pid in list(jobs):
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            got, status = pid, 1 << 8
+        if got:
+            done.append((pid, os.waitstatus_to_exitcode(status)))
+    return done
+
+
+def _finish(conn: socket.socket, code: int) -> None:
+    try:
+        _send_msg(conn, {"exit": code if code >= 0 else 128 - code})
+    except OSError:
+        pass
+    conn.close()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+# --- the client ------------------------------------------------------------------------------------------------
+def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | None:
+    """Run `python -m MODULE ARGV` through the server at `path`: its exit status, or None when there is no
+    server to run it."""
+    from unlearn_repro import numerics      # the environment a fresh process gives torch (stdlib only)
+    numerics.pin()
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+    except OSError:
+        return None
+    umask = os.umask(0)
+    os.umask(umask)
+    with sock:
+        try:
+            _send_msg(sock, {"module": module, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
+                             "umask": umask},
+                      fds=array.array("i", [0, 1, 2]))
+        except OSError:
+            return None
+        try:
+            (n,) = struct.unpack("!I", _recv_exact(sock, 4))
+            reply = json.loads(_recv_exact(sock, n))
+        except (ConnectionError, OSError, ValueError):
+            print("error: the job server ended before this job did (rerun it)", file=sys.stderr, flush=True)
+            return 1
+    if "fallback" in reply:
+        print(f"[job] runs in its own process: {reply['fallback']}", file=sys.stderr, flush=True)
+        return None
+    return int(reply["exit"])
+
+
+class Workflow:
+    """The server of one workflow run: `start()` in Snakemake's onstart, `stop()` when it ends. The switch
+    UNLEARN_JOBSERVER=off runs every job as its own process (as on a cluster, where no server runs)."""
+
+    def __init__(self):
+        import tempfile
+        self.path = os.path.join(tempfile.gettempdir(), f"unlearn-jobs-{os.getpid()}-{os.urandom(4).hex()}.sock")
+        self.pid = None
+
+    def start(self) -> None:
+        if os.environ.get(SOCKET_ENV, "").strip().lower() in ("off", "0", "false", "no"):
+            return
+        self.pid = start(self.path, os.getpid())
+        if self.pid:
+            os.environ[SOCKET_ENV] = self.path
+            print(f"[jobserver] jobs fork from server {self.pid} ({self.path})", file=sys.stderr, flush=True)
+        else:
+            print("[jobserver] did not start: every job runs as its own process", file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        stop(self.pid, self.path)
+
+
+def start(path: str, parent_pid: int, wait_s: float = 120.0) -> int | None:
+    """Start a server for this workflow run and wait until it accepts: its pid, or None if it did not start
+    (the jobs then run as separate processes)."""
+    import subprocess
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if os.path.exists(path):
+        os.unlink(path)
+    proc = subprocess.Popen([sys.executable, "-m", "unlearn_repro.jobserver", path, str(parent_pid)],
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if os.path.exists(path):
+            return proc.pid
+        time.sleep(0.1)
+    proc.kill()
+    return None
+
+
+def stop(pid: int | None, path: str) -> None:
+    if pid:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None)

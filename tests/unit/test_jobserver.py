@@ -1,0 +1,93 @@
+"""The job server (jobserver.py): a job forked from it computes what a fresh `python -m` process computes,
+in the client's directory, environment and file descriptors, with the client's exit status; a killed client
+takes its job with it; a client without a usable server runs the job itself."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from unlearn_repro import jobserver
+from tests.conftest import ROOT
+
+MODULE = "tests.jobserver_job"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    env_before = dict(os.environ)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
+    path = str(tmp_path_factory.mktemp("js") / "server.sock")
+    pid = jobserver.start(path, os.getpid())
+    assert pid, "the job server did not start"
+    yield path
+    jobserver.stop(pid, path)
+    os.environ.clear()
+    os.environ.update(env_before)
+
+
+def _client(path, *argv, threads="1", mark="m", cwd=None, env=None):
+    code = (f"import sys; from unlearn_repro.jobserver import submit; r = submit({path!r}, {list(argv)!r}, "
+            f"{MODULE!r}); print('FALLBACK' if r is None else '', file=sys.stderr); sys.exit(r or 0)")
+    env = {**os.environ, "JOB_MARK": mark, "OMP_NUM_THREADS": threads, **(env or {})}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd or ROOT, env=env,
+                          timeout=120, preexec_fn=lambda: os.umask(0o027))
+
+
+def _fresh(*argv, threads="1", mark="m", cwd=None):
+    env = {**os.environ, "JOB_MARK": mark, "OMP_NUM_THREADS": threads}
+    return subprocess.run([sys.executable, "-m", MODULE, *argv], capture_output=True, text=True, cwd=cwd or ROOT,
+                          env=env, timeout=120, preexec_fn=lambda: os.umask(0o027))
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_forked_job_computes_what_a_fresh_process_computes(server, tmp_path, threads):
+    forked = _client(server, threads=threads, mark="a", cwd=tmp_path)
+    fresh = _fresh(threads=threads, mark="a", cwd=tmp_path)
+    assert forked.returncode == fresh.returncode == 0, forked.stderr + fresh.stderr
+    assert "FALLBACK" not in forked.stderr and "forked by the job server" in forked.stderr
+    assert forked.stdout == fresh.stdout                    # the same weights, to the bit
+    assert forked.stdout.splitlines()[1] == f"{tmp_path} a 0o27"   # the client's directory, environment, umask
+
+
+def test_exit_status_and_messages_are_the_clients(server):
+    r = _client(server, "exit", "boom: the job failed")
+    assert r.returncode == 1 and "boom: the job failed" in r.stderr and "FALLBACK" not in r.stderr
+
+
+def test_a_killed_client_takes_its_job_with_it(server, tmp_path):
+    pid_file = tmp_path / "pid"
+    code = (f"from unlearn_repro.jobserver import submit; submit({server!r}, ['sleep', {str(pid_file)!r}], "
+            f"{MODULE!r})")
+    client = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    for _ in range(300):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    job = int(pid_file.read_text())
+    client.send_signal(signal.SIGKILL)
+    client.wait()
+    for _ in range(100):
+        try:
+            os.kill(job, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"job {job} outlived its killed client")
+
+
+def test_without_a_usable_server_the_client_runs_the_job_itself(server, tmp_path):
+    assert jobserver.submit(str(tmp_path / "none.sock"), []) is None
+    # a variable the preloaded libraries read at import differs: the job needs a process of its own
+    r = _client(server, env={"HF_HUB_OFFLINE": "1" if os.environ.get("HF_HUB_OFFLINE") != "1" else "0"})
+    assert r.returncode == 0 and "FALLBACK" in r.stderr and "HF_HUB_OFFLINE differs" in r.stderr
+
+
+def test_the_workflow_runs_its_jobs_through_the_server():
+    """`python -m unlearn_repro.job` is every rule's command (rules/common.smk), and the Snakefile starts and
+    stops one server per run."""
+    assert 'CLI = "python -m unlearn_repro.job"' in (ROOT / "rules/common.smk").read_text()
+    snakefile = (ROOT / "Snakefile").read_text()
+    assert "JOBSERVER.start()" in snakefile and snakefile.count("JOBSERVER.stop()") == 2
