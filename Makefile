@@ -55,6 +55,7 @@ verify: $(STAMP)
 	git ls-files -z -co --exclude-standard | grep -zv -e '^results/' -e '^logs/' \
 	  | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$$ws/repo"; \
 	if [ -d ../shared ]; then ln -s "$$(cd ../shared && pwd)" "$$ws/shared"; fi; \
+	export UNLEARN_GIT_COMMIT="$$(git rev-parse HEAD)$$(git status --porcelain -- src | grep -q . && echo +dirty)"; \
 	( cd "$$ws/repo" && PYTHONPATH="$$ws/repo/src" PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/snakemake tdec \
 	  --cores $(CORES) --profile profiles/default --config profile=embedded > "$$ws/snakemake.log" 2>&1 ) \
 	  || { tail -n 30 "$$ws/snakemake.log"; echo "[verify] the rerun failed; log: $$ws/snakemake.log"; exit 1; }; \

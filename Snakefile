@@ -25,15 +25,16 @@ for _warning in _LAYERED.warnings:
 CFG = _LAYERED.cfg
 
 
-# One job server per run: the jobs fork from a process that imported torch and transformers once
-# (src/unlearn_repro/jobserver.py; UNLEARN_JOBSERVER=off runs each job as its own process).
+# One job server per local run: the jobs fork from a process that imported torch and transformers once
+# (src/unlearn_repro/jobserver.py; UNLEARN_JOBSERVER=off runs each job as its own process, as on a cluster).
 from unlearn_repro.jobserver import Workflow as JobServer
 
 JOBSERVER = JobServer()
 
 
 onstart:
-    JOBSERVER.start()
+    if workflow.local_exec:
+        JOBSERVER.start()
 
 
 onsuccess:

@@ -257,31 +257,50 @@ def read_params(path: str | Path) -> dict:
 
 
 def parse_overrides(values: Mapping | None) -> dict:
-    """--config values read as YAML: Snakemake parses a nested one (`fisher={chunk: 4}`) with YAML's base
-    loader, which leaves every scalar in it a string ('4')."""
-    def parse(v):
+    """--config values with their nested scalars read as YAML: Snakemake parses a nested value
+    (`fisher={chunk: 4}`) with YAML's base loader, which leaves every scalar in it a string ('4'). A top-level
+    value keeps what Snakemake made of it (int, float, bool, else the string as given)."""
+    def nested(v):
         if isinstance(v, Mapping):
-            return {k: parse(x) for k, x in v.items()}
+            return {k: nested(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):
-            return [parse(x) for x in v]
-        if isinstance(v, str):
+            return [nested(x) for x in v]
+        if isinstance(v, str) and v.strip():
             try:
-                return yaml.safe_load(v) if v.strip() else v
+                return yaml.safe_load(v)
             except yaml.YAMLError:
                 return v
         return v
-    return numbers(parse(dict(values or {})))
+    return numbers({k: nested(v) if isinstance(v, (Mapping, list, tuple)) else v
+                    for k, v in dict(values or {}).items()})
 
 
 def parse_config_args(args) -> dict:
-    """`KEY=VALUE` pairs (the CLI's --config, as Snakemake's) -> a mapping of YAML values."""
+    """`KEY=VALUE` pairs (the CLI's --config) read as Snakemake reads its own: int, float, true/false, a YAML
+    mapping or list, else the string as given."""
     out = {}
     for arg in args or ():
         key, sep, value = arg.partition("=")
         if not sep or not key:
             raise ConfigError(f"--config {arg!r}: expected KEY=VALUE")
-        out[key] = value
+        out[key] = _scalar(value)
     return parse_overrides(out)
+
+
+def _scalar(value: str):
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if value.lstrip()[:1] in ("{", "["):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            pass
+    return value
 
 
 def layers(params: str | Path = "params.yaml", configfiles=(), overrides: Mapping | None = None,
@@ -308,18 +327,33 @@ def check_profile_flag(argv, profile: str) -> None:
     """Refuse a run whose `--profile` folder selects a params profile the resolved config lost: a --config on
     Snakemake's command line replaces the profile's whole `config:` list (profile=paper with it), and the
     jobs would then quietly compute another profile."""
+    import os
     argv = list(argv)
     folders = [a.split("=", 1)[1] for a in argv if a.startswith("--profile=")]
     folders += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--profile"]
+    if not folders and os.environ.get("SNAKEMAKE_PROFILE"):
+        folders = [os.environ["SNAKEMAKE_PROFILE"]]
     for folder in folders:
-        path = Path(folder) / "config.yaml"
-        entries = (yaml.safe_load(path.read_text()) or {}).get("config") or [] if path.is_file() else []
+        path = _profile_file(folder)
+        entries = (yaml.safe_load(path.read_text()) or {}).get("config") or [] if path else []
         wanted = [e.split("=", 1)[1].strip() for e in entries if isinstance(e, str) and e.startswith("profile=")]
         if wanted and wanted[0] != profile:
             raise ConfigError(f"{path} selects params profile {wanted[0]!r} (its `config:`), but the resolved "
                               f"profile is {profile!r}: a --config on the command line replaces the profile's "
                               f"`config:` list; add profile={wanted[0]} to your --config, or put your values in "
                               "a --configfile")
+
+
+def _profile_file(name: str) -> Path | None:
+    """The config file of a Snakemake profile given by path or by name (searched as Snakemake does)."""
+    import os
+    roots = [Path(name)] + [Path(d).expanduser() / "snakemake" / name for d in
+                            (os.environ.get("XDG_CONFIG_HOME", "~/.config"), "/etc/xdg")]
+    for root in roots:
+        for file in ("config.v8+.yaml", "config.yaml"):
+            if (root / file).is_file():
+                return root / file
+    return None
 
 
 def _same_file(a, b) -> bool:

@@ -198,7 +198,10 @@ def file_hash(path: str | Path, algo: str = "sha256") -> str:
 
 
 def git_commit() -> str:
-    """The code version of an artifact: HEAD's hash, '+dirty' when src/ has uncommitted changes."""
+    """The code version of an artifact: HEAD's hash, '+dirty' when src/ has uncommitted changes; in a copy
+    without .git (make verify's workspace), the commit the copy was made from (UNLEARN_GIT_COMMIT)."""
+    if os.environ.get("UNLEARN_GIT_COMMIT"):
+        return os.environ["UNLEARN_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()

@@ -33,6 +33,7 @@ import traceback
 
 SOCKET_ENV = "UNLEARN_JOBSERVER"
 IDLE_S = 3600.0
+REQUEST_TIMEOUT_S = 10.0
 # imported before the first fork: what the jobs would otherwise each import
 PRELOAD = ("torch", "transformers", "runpy", "unlearn_repro.cli", "unlearn_repro.pipeline.base_models",
            "unlearn_repro.pipeline.unlearning", "unlearn_repro.pipeline.evaluation", "unlearn_repro.pipeline.tdec",
@@ -91,8 +92,7 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
         while True:
             for key, _ in sel.select(timeout=5.0):
                 if key.data == "accept":
-                    conn, _ = listener.accept()
-                    pid = _start_job(conn, listener, jobs)
+                    pid, conn = _accept(listener, jobs)
                     if pid:
                         jobs[pid] = conn
                         sel.register(conn, selectors.EVENT_READ, pid)
@@ -147,27 +147,47 @@ def _env_mismatch(env: dict) -> str | None:
     return next((k for k in sorted(keys) if env.get(k) != os.environ.get(k)), None)
 
 
-def _start_job(conn: socket.socket, listener: socket.socket, jobs: dict) -> int | None:
+def _accept(listener: socket.socket, jobs: dict) -> tuple[int | None, socket.socket | None]:
+    """Start the job a client asks for: (child pid, its connection), or (None, None) when it cannot be started
+    here. Nothing one client does (dying mid-request, a malformed request, a failed fork) stops the server or
+    the jobs of the others: a client that gets no reply runs its job itself."""
     try:
+        conn, _ = listener.accept()
+    except OSError as e:                         # out of descriptors: the client falls back
+        print(f"[jobserver] accept: {e}", file=sys.stderr, flush=True)
+        return None, None
+    fds: list[int] = []
+    try:
+        conn.settimeout(REQUEST_TIMEOUT_S)     # a stalled client must not hold up the others
         request, fds = _recv_request(conn)
-    except (ConnectionError, OSError, ValueError):
-        conn.close()
-        return None
-    if (key := _env_mismatch(request["env"])) is not None:
+        if (key := _env_mismatch(request["env"])) is not None:
+            _send_msg(conn, {"fallback": f"{key} differs from the job server's"})
+            raise _NoJob
+        pid = os.fork()
+    except Exception as e:
+        if not isinstance(e, _NoJob):
+            print(f"[jobserver] a request failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         for fd in fds:
             os.close(fd)
-        _send_msg(conn, {"fallback": f"{key} differs from the job server's"})
         conn.close()
-        return None
-    pid = os.fork()
+        return None, None
     if pid == 0:
         listener.close()
         for other in jobs.values():
             other.close()
         _run_child(request, fds, conn)
+    try:
+        os.setpgid(pid, pid)   # the job's own process group at once (the child sets it too): a kill reaches it
+    except OSError:            # already set by the child, or the child is gone
+        pass
     for fd in fds:
         os.close(fd)
-    return pid
+    conn.settimeout(None)
+    return pid, conn
+
+
+class _NoJob(Exception):
+    """The request was answered without starting a job."""
 
 
 def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
@@ -175,7 +195,7 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
     code = 1
     try:
         conn.close()
-        os.setsid()
+        os.setpgid(0, 0)         # its own process group: killing the job kills what it started
         _die_with_parent()
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
@@ -191,18 +211,36 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         _limit_threads(os.environ)
+        _fresh_random_state()
         code = _run_module(request.get("module", "unlearn_repro"), request["argv"])
         usage = resource.getrusage(resource.RUSAGE_SELF)
         # Snakemake's benchmark files measure the client; the job's own CPU time and peak memory are here
         print(f"[job] cpu {usage.ru_utime + usage.ru_stime:.1f} s, max rss {usage.ru_maxrss / 1024:.0f} MB "
               "(forked by the job server)", file=sys.stderr)
     finally:
+        try:
+            import atexit
+            atexit._run_exitfuncs()          # what the interpreter runs at a normal exit (os._exit skips it)
+        except BaseException:
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass
         os._exit(code)
+
+
+def _fresh_random_state() -> None:
+    """The random states a new process starts with: torch's default seed (a fresh process's first draws are
+    the same every run), numpy's global generator from the OS (as a fresh process's); Python's `random` is
+    reseeded at fork by the interpreter itself."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.random.default_generator.manual_seed(torch.initial_seed())
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
 
 
 def _limit_threads(env) -> None:
@@ -259,10 +297,12 @@ def _finish(conn: socket.socket, code: int) -> None:
 
 
 def _kill(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    for kill in (os.killpg, os.kill):        # the group; the child alone if its group is not set yet
+        try:
+            kill(pid, signal.SIGKILL)
+            return
+        except (ProcessLookupError, PermissionError):
+            continue
 
 
 def _alive(pid: int) -> bool:
@@ -308,8 +348,8 @@ def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | N
 
 
 class Workflow:
-    """The server of one workflow run: `start()` in Snakemake's onstart, `stop()` when it ends. The switch
-    UNLEARN_JOBSERVER=off runs every job as its own process (as on a cluster, where no server runs)."""
+    """The server of one local workflow run: `start()` in Snakemake's onstart (not for a cluster executor: its
+    jobs run elsewhere), `stop()` when it ends. UNLEARN_JOBSERVER=off runs every job as its own process."""
 
     def __init__(self):
         import tempfile

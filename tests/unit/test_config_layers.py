@@ -59,8 +59,11 @@ def test_nested_config_values_are_yaml_numbers():
     assert config.parse_overrides({"fisher": {"chunk": "4", "damping": "1e-3", "storage": "bf16"},
                                    "data": {"max_test": "null"}, "seeds": ["0", "1"]}) == {
         "fisher": {"chunk": 4, "damping": 1e-3, "storage": "bf16"}, "data": {"max_test": None}, "seeds": [0, 1]}
-    assert config.parse_config_args(["fisher={chunk: 4}", "device=cpu"]) == {"fisher": {"chunk": 4},
-                                                                            "device": "cpu"}
+    assert config.parse_config_args(["fisher={chunk: 4}", "device=cpu", "seeds=[0, 1]", "threads=2"]) == {
+        "fisher": {"chunk": 4}, "device": "cpu", "seeds": [0, 1], "threads": 2}
+    # a top-level string stays as given (YAML would read `no` as false, `1:30` as 90, `a #b` as 'a')
+    assert config.parse_config_args(["run=no", "t=1:30", "name=a #b"]) == {"run": "no", "t": "1:30", "name": "a #b"}
+    assert config.parse_overrides({"device": "null"}) == {"device": "null"}
     with pytest.raises(config.ConfigError, match="KEY=VALUE"):
         config.parse_config_args(["device"])
 

@@ -91,3 +91,20 @@ def test_the_workflow_runs_its_jobs_through_the_server():
     assert 'CLI = "python -m unlearn_repro.job"' in (ROOT / "rules/common.smk").read_text()
     snakefile = (ROOT / "Snakefile").read_text()
     assert "JOBSERVER.start()" in snakefile and snakefile.count("JOBSERVER.stop()") == 2
+
+
+def test_a_bad_or_vanished_client_leaves_the_server_and_other_jobs_running(server, tmp_path):
+    import json
+    import socket
+    import struct
+    for request in (b"\x00\x00\x00\x05nojson", b"\x00\x00\x00\x02{}"):     # malformed; no env
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(server)
+            s.sendall(request)
+    # a request the server answers with a fallback, from a client already gone (a broken pipe for the server)
+    body = json.dumps({"argv": [], "cwd": str(tmp_path), "umask": 18, "env": {"HF_HOME": "/elsewhere"}}).encode()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(server)
+        s.sendall(struct.pack("!I", len(body)) + body)
+    r = _client(server)
+    assert r.returncode == 0 and "FALLBACK" not in r.stderr and "forked by the job server" in r.stderr, r.stderr

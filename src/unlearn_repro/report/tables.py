@@ -44,14 +44,24 @@ def _diverged(df: pd.DataFrame) -> pd.Series:
     return df["diverged"].fillna(False).astype(bool)
 
 
+RUN_KEYS = ["dataset", "model", "method", "seed"]
+
+
 def converged(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows of runs that did not diverge: a diverged run's metrics are NaN; it is counted, never averaged."""
-    return df[~_diverged(df)]
+    """The rows (cycles) of runs none of whose cycles diverged: a diverged run is counted, never averaged, not
+    even its cycles before or after the one that diverged."""
+    bad = _diverged(df)
+    if not all(k in df for k in RUN_KEYS):
+        return df[~bad]
+    diverged = set(map(tuple, df.loc[bad, RUN_KEYS].astype(str).values))
+    keep = pd.Series([tuple(row) not in diverged for row in df[RUN_KEYS].astype(str).values], index=df.index,
+                     dtype=bool)
+    return df[keep]
 
 
 def diverged_runs(df: pd.DataFrame) -> int:
     """How many runs (not cycles) of `df` diverged."""
-    return int(df.loc[_diverged(df), ["dataset", "model", "method", "seed"]].drop_duplicates().shape[0])
+    return int(df.loc[_diverged(df), RUN_KEYS].drop_duplicates().shape[0])
 
 
 def mean_std(values: pd.Series) -> tuple[float, float]:
