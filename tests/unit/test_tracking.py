@@ -124,7 +124,7 @@ def test_a_moved_or_copied_workspace_uses_its_own_artifact_store(tmp_path, monke
     shutil.rmtree(first / "mlruns")                # the original's artifacts are gone: the copy must not need them
     monkeypatch.chdir(copy)
     new = MlflowTracker("sqlite:///mlflow.db", "test").log_run("b", {}, {}, {"stage": "x"}, artifacts=["run.json"])
-    client = MlflowClient("sqlite:///mlflow.db")
+    client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")   # absolute: MLflow caches stores per URI string
     for run in (old, new):
         assert [f.path for f in client.list_artifacts(run)] == ["run.json"]
         assert not client.get_run(run).info.artifact_uri.startswith("/")
