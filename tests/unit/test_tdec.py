@@ -102,21 +102,22 @@ def test_threshold_comes_from_the_published_constants_held_out_rows_or_a_named_f
 
     import unlearn_repro.pipeline.tdec as tdec
     paper = config.load(ROOT / "params.yaml", "paper")
-    t = tdec.threshold(paper, "gpt-neo-125m", None, None, {})
+    t = tdec.threshold(paper, "gpt-neo-125m", None, None, {}, {})
     assert (t["el"], t["ma"]) == (0.0499, 0.2994) and "knowledge-unlearning" in t["source"]
     with pytest.raises(ValueError, match="no entry for 'opt-125m'"):
-        tdec.threshold(paper, "opt-125m", None, None, {})
+        tdec.threshold(paper, "opt-125m", None, None, {}, {})
     monkeypatch.setattr(tdec, "extraction", lambda cfg, model, tok, rows: {"el": 0.01 * len(rows), "ma": 0.5})
     ci = config.load(ROOT / "params.yaml", "ci")
-    t = tdec.threshold(ci, "tiny-gpt-neo", None, None, {"heldout": [[1, 2]] * 3})
+    rows = {"heldout": [[1, 2]] * 3}   # the premise's held-out scores are the threshold: not decoded twice
+    t = tdec.threshold(ci, "tiny-gpt-neo", None, None, rows, tdec.extraction(ci, None, None, rows["heldout"]))
     assert t["el"] == pytest.approx(0.03) and t["source"].startswith("TDEC validation rows")
     from unlearn_repro.models.tokenizers import train_bpe
     tok = train_bpe(["one two three four five six seven eight nine ten"] * 20, 300)
     f = tmp_path / "unseen.jsonl"
     f.write_text("\n".join(json.dumps({"text": " ".join(["one two three four five six"] * 10)}) for _ in range(2)))
     named = _resolved("ci", threshold={"source": "file", "file": str(f)})
-    t = tdec.threshold(named, "tiny-gpt-neo", None, tok, {})
+    t = tdec.threshold(named, "tiny-gpt-neo", None, tok, {}, {})
     assert t["el"] == pytest.approx(0.02) and str(f) in t["source"]
     with pytest.raises(FileNotFoundError, match="tdec.threshold.file"):
         tdec.threshold(_resolved("ci", threshold={"source": "file", "file": str(tmp_path / "none.jsonl")}),
-                       "tiny-gpt-neo", None, tok, {})
+                       "tiny-gpt-neo", None, tok, {}, {})

@@ -181,8 +181,9 @@ def _text_rows(cfg, tok, path) -> list[list[int]]:
     return rows
 
 
-def threshold(cfg, model_name: str, model, tok, rows: dict) -> dict:
-    """The forgetting threshold {el, ma, source}: EL_n / MA on unseen text, as `tdec.threshold.source` says."""
+def threshold(cfg, model_name: str, model, tok, rows: dict, heldout: dict) -> dict:
+    """The forgetting threshold {el, ma, source}: EL_n / MA on unseen text, as `tdec.threshold.source` says
+    (`heldout`: the base model's scores on the held-out rows, already computed for the premise)."""
     t = cfg.tdec.threshold
     if t.source == "published":
         if model_name not in t.published:
@@ -192,15 +193,15 @@ def threshold(cfg, model_name: str, model, tok, rows: dict) -> dict:
             raise ValueError(f"tdec.threshold.published holds EL10 constants; tdec.n = {cfg.tdec.n}")
         c = t.published[model_name]
         return {"el": float(c["el"]), "ma": float(c["ma"]), "source": f"published: {c['source']}"}
-    if t.source == "file":
-        if not t.file:
-            raise ValueError("tdec.threshold.source is file but tdec.threshold.file is not set")
-        held, what = _text_rows(cfg, tok, t.file), f"file {t.file}"
-    elif t.source == "heldout":
-        held, what = rows["heldout"], "TDEC validation rows (never trained on here)"
-    else:
+    if t.source == "heldout":
+        return {**heldout, "source": f"TDEC validation rows (never trained on here): {len(rows['heldout'])} rows "
+                                     "scored before unlearning"}
+    if t.source != "file":
         raise ValueError(f"tdec.threshold.source must be published, heldout or file, got {t.source!r}")
-    return {**extraction(cfg, model, tok, held), "source": f"{what}: {len(held)} rows scored before unlearning"}
+    if not t.file:
+        raise ValueError("tdec.threshold.source is file but tdec.threshold.file is not set")
+    held = _text_rows(cfg, tok, t.file)
+    return {**extraction(cfg, model, tok, held), "source": f"file {t.file}: {len(held)} rows scored before unlearning"}
 
 
 def extraction(cfg, model, tok, rows) -> dict:
@@ -251,8 +252,8 @@ def base(cfg, model_name: str, pretrained, task_dirs: dict, out, tracker) -> dic
         mix = seen + rows["retain"][:m.wikitext_rows]
         stats = train(model, mix, Recipe.from_config(m, cfg, seed=0), pad_id=tok.pad_token_id, device=device,
                       resume_dir=Path(str(out) + ".resume"), desc=f"tdec memorize {model_name}")
-    premise = {"heldout": extraction(cfg, model, tok, rows["heldout"]),
-               "threshold": threshold(cfg, model_name, model, tok, rows),
+    heldout = extraction(cfg, model, tok, rows["heldout"])
+    premise = {"heldout": heldout, "threshold": threshold(cfg, model_name, model, tok, rows, heldout),
                "forget_sets": [extraction(cfg, model, tok, s) for s in rows["forget_sets"]],
                **utility(cfg, model, tok, rows, task_dirs), "memorize_stats": stats,
                "wall_time_s": time.perf_counter() - start}
