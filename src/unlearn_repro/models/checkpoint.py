@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from unlearn_repro import numerics as _numerics
+from unlearn_repro import numerics
 from unlearn_repro.io import atomic_dir, git_commit, read_json, write_json
 
 
@@ -41,14 +41,8 @@ def save(model, tokenizer, path: str | Path, meta: dict) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         meta = {**meta, "add_bos": bool(getattr(tokenizer, "_unlearn_add_bos", False)),
-                "git_commit": meta.get("git_commit", git_commit()), "numerics": numerics()}
+                "git_commit": meta.get("git_commit", git_commit()), "numerics": numerics.describe()}
         write_json(Path(tmp) / "meta.json", meta)
-
-
-def numerics() -> dict:
-    """This process's CPU, instruction sets and numeric code path (numerics.py): results made under other
-    settings may differ in the last bits, so every checkpoint and run records them."""
-    return _numerics.describe()
 
 
 def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):

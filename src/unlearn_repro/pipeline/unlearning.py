@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from unlearn_repro.data.encoding import split_sequences
+from unlearn_repro import numerics
 from unlearn_repro.io import DirLock, file_hash, git_commit, read_json, write_json
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.models import checkpoint
@@ -55,7 +56,8 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
             shutil.rmtree(final)
         (out_dir / "partial").replace(final)
         summary = {"dataset": dataset, "model": model_name, "method": method, "label": impl.label, "seed": seed,
-                   "n_cycles": n_cycles, "params": impl.params(cfg), "cycles": records, "numerics": checkpoint.numerics()}
+                   "n_cycles": n_cycles, "params": impl.params(cfg), "cycles": records,
+                   "numerics": numerics.describe()}
         write_json(out_dir / "run.json", summary)
         _log(tracker, impl.params(cfg), records, who, out_dir / "run.json")
     return summary
