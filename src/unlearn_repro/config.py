@@ -23,8 +23,9 @@ from typing import Any, Mapping
 import jsonschema
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "schemas" / "params.schema.yaml"
+from unlearn_repro.io import write_text
+
+from unlearn_repro.paths import ROOT, SCHEMA_PATH  # noqa: F401  (re-exported: config.ROOT)
 
 
 class ConfigError(ValueError):
@@ -469,7 +470,6 @@ def write_resolved(cfg: Frozen, folder: str | Path) -> Path:
     import hashlib
     import json
 
-    from unlearn_repro.io import write_text  # io imports this module: import it here
 
     text = json.dumps(cfg.to_dict(), sort_keys=True, indent=1)
     path = Path(folder) / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"

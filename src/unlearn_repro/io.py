@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from unlearn_repro.config import ROOT
+from unlearn_repro.paths import ROOT
 
 
 @contextlib.contextmanager

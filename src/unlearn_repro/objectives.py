@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from unlearn_repro.train import batch_order, collate, lm_loss
+from unlearn_repro.batches import batch_order, collate, lm_loss
 
 
 class RetainSampler:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from unlearn_repro.errors import HubError, one_line
 from unlearn_repro.registry import Registry
 
 KINDS = ("multiple_choice", "cloze", "text", "qa", "token_ids")
@@ -126,7 +127,6 @@ def hub_rows(path: str, config: str | None, split: str, revision: str | None = N
     hub's files stands in (see `local_hub_file`). A hub that cannot be reached raises HubError, one line."""
     import datasets  # heavy: imported only on the hub path
 
-    from unlearn_repro.hub import HubError, one_line
 
     local = Path(path)
     if local.is_dir():

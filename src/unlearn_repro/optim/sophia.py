@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from unlearn_repro.train import Hook
+from unlearn_repro.batches import Hook
 
 ESTIMATORS = ("gnb", "squared_grad")
 
