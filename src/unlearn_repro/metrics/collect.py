@@ -10,7 +10,7 @@ from unlearn_repro.metrics import accuracy
 from unlearn_repro.metrics.exposure import exposures_by_length
 from unlearn_repro.models.tokenizers import encode
 from unlearn_repro.progress import progress
-from unlearn_repro.train import collate
+from unlearn_repro.batches import collate
 
 
 @torch.no_grad()

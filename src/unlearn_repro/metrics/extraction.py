@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from unlearn_repro.train import collate, pad_left
+from unlearn_repro.batches import collate, pad_left
 
 
 def ngrams(seq: Sequence[int], n: int) -> list[tuple[int, ...]]:

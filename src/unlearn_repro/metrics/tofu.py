@@ -34,7 +34,7 @@ import scipy.stats
 import torch
 
 from unlearn_repro.metrics.collect import token_logprobs
-from unlearn_repro.train import pad_left
+from unlearn_repro.batches import pad_left
 
 
 # ---- pure functions -------------------------------------------------------------------------------------
