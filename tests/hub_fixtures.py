@@ -152,6 +152,29 @@ def local_model(folder: Path, family: str, vocab_texts: list[str], seed: int = 0
     return folder
 
 
+def local_llama(folder: Path, vocab_texts: list[str], seed: int = 0) -> Path:
+    """A two-layer Llama built from its config, saved as the hub lays out a Llama-2 chat checkpoint: config.json,
+    model.safetensors and a tokenizer with Llama's special tokens (<s> bos, </s> eos, <unk>, no pad token)."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(list(vocab_texts), vocab_size=400, min_frequency=2,
+                            special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
+                                  unk_token="<unk>")
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
 def hub_cache(hf_home: Path, repo_id: str, folder: Path, only: list[str] | None = None,
               revision: str = "main") -> Path:
     """Put a model folder into the Hugging Face cache as `download` leaves it (hub/models--org--name: refs/<revision>
