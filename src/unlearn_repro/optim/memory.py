@@ -62,8 +62,13 @@ class Plan:
 
     def describe(self) -> str:
         parts = ("weights", "gradients", "states", "reference", "activations")
-        return (f"{self.total / GIB:.1f} GiB per device on {self.gpus} GPU(s) ("
-                + ", ".join(f"{p} {getattr(self, p) / GIB:.1f}" for p in parts if getattr(self, p)) + ")")
+        return (f"{size(self.total)} per device on {self.gpus} GPU(s) ("
+                + ", ".join(f"{p} {size(getattr(self, p))}" for p in parts if getattr(self, p)) + ")")
+
+
+def size(n: int) -> str:
+    """Bytes as GiB (MiB below 0.1 GiB: the CPU rehearsal's models)."""
+    return f"{n / GIB:.1f} GiB" if n >= GIB / 10 else f"{n / 2 ** 20:.1f} MiB"
 
 
 def activation_bytes(shape: Shape, sequences: int, seq_len: int, dtype: str) -> int:
@@ -124,9 +129,9 @@ def check_fits(budget_bytes: int, *, what: str, batch_key: str, batch_size: int,
     if (g := gpus_needed(budget_bytes, **step)) is not None and g > 1:
         hints.append(f"{g} such GPUs with sharded weights and states (FSDP / ZeRO-3, which this pipeline's "
                      "single-device training loop does not do)")
-    hints.append(f"a device with {plan.total / GIB:.1f} GiB free")
-    raise TrainingMemoryError(f"{what}: needs {plan.describe()}, more than the {budget_bytes / GIB:.1f} GiB "
-                              f"available; what fits: {'; or '.join(hints)}")
+    hints.append(f"a device with {size(plan.total)} free")
+    raise TrainingMemoryError(f"{what}: needs {plan.describe()}, more than the {size(budget_bytes)} available; "
+                              f"what fits: {'; or '.join(hints)}")
 
 
 def n_params_of(config) -> int:

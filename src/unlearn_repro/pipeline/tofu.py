@@ -296,7 +296,7 @@ def _open(cfg, path: str | Path):
     return model, tok, meta, device
 
 
-def plan_memory(cfg, checkpoint_dir: str | Path, *, what: str, optimizer: str | None, batch_size: int,
+def plan_memory(cfg, checkpoint_dir: str | Path, *, what: str, optimizer: str | None, batch_key: str,
                 batches: int, reference: bool = False, device=None):
     """Check, before loading, that a TOFU job's planned peak (optim/memory.py) fits the device: free memory
     (CUDA) capped at `tofu.max_memory_gb`; on a CPU only the cap, where one is set. Returns the plan (None: no
@@ -307,20 +307,26 @@ def plan_memory(cfg, checkpoint_dir: str | Path, *, what: str, optimizer: str | 
     from unlearn_repro.optim import memory
 
     device = device or pick_device(cfg.device)
-    config = AutoConfig.from_pretrained(checkpoint_dir)
-    shape = memory.Shape.of_config(config, memory.n_params_of(config))
     cap = cfg.tofu.get("max_memory_gb")
     budget = _free_bytes(device)
     if cap is not None:
-        budget = min(budget, int(cap * memory.GIB)) if budget is not None else int(cap * memory.GIB)
-    args = dict(dtype=cfg.tofu.dtype, optimizer=optimizer, seq_len=cfg.tofu.max_length, reference=reference)
+        budget = int(cap * memory.GIB) if budget is None else min(budget, int(cap * memory.GIB))
     if budget is None:
         return None
-    plan = memory.check_fits(budget, what=what, batch_key="tofu.batch_size" if optimizer and "unlearn" in what
-                             else "tofu.finetune.batch_size", batch_size=batch_size, batches=batches, shape=shape,
-                             **args)
-    print(f"[memory] {what}: planned {plan.describe()}, {budget / memory.GIB:.1f} GiB available", flush=True)
+    config = AutoConfig.from_pretrained(checkpoint_dir)
+    shape = memory.Shape.of_config(config, memory.n_params_of(config))
+    args = dict(dtype=cfg.tofu.dtype, optimizer=optimizer, seq_len=cfg.tofu.max_length, reference=reference)
+    batch_size = _lookup(cfg, batch_key)
+    plan = memory.check_fits(budget, what=what, batch_key=batch_key, batch_size=batch_size, batches=batches,
+                             shape=shape, **args)
+    print(f"[memory] {what}: planned {plan.describe()}, {memory.size(budget)} available", flush=True)
     return plan
+
+
+def _lookup(cfg, dotted: str):
+    for key in dotted.split("."):
+        cfg = cfg[key]
+    return cfg
 
 
 def _free_bytes(device) -> int | None:
@@ -343,7 +349,7 @@ def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker
     recipe = Recipe.from_config(cfg.tofu.finetune, cfg, seed=0)
     plan = plan_memory(cfg, pretrained, what=f"tofu {which} model ({source})",
                        optimizer=recipe.optimizer if finetune else None,
-                       batch_size=recipe.batch_size if finetune else cfg.tofu.eval_batch_size, batches=1)
+                       batch_key="tofu.finetune.batch_size" if finetune else "tofu.eval_batch_size", batches=1)
     model, tok, _, device = _open(cfg, pretrained)
     sets, enc = load_sets(cfg), encoder(cfg, tok)
     rows = (sets["retain_train"] + (sets["forget"] if which == "base" else [])) if finetune else []
@@ -401,7 +407,7 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
     run_cfg = method_config(cfg, method, kind)
     impl = METHODS.get(method)
     plan = plan_memory(cfg, base, what=f"tofu unlearn {method} {kind}", optimizer=run_cfg.methods[method]["optimizer"],
-                       batch_size=cfg.tofu.batch_size, batches=1 if method == "gradient_ascent" else 2,
+                       batch_key="tofu.batch_size", batches=1 if method == "gradient_ascent" else 2,
                        reference=method == "npo")
     model, tok, _, device = _open(cfg, base)
     retain_ratios = np.array(read_json(Path(retain) / "meta.json")["forget_truth_ratios"])
