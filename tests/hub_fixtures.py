@@ -81,8 +81,8 @@ def tofu(folder: Path, authors: int = 2) -> Path:
     the evaluation configs carry paraphrased / perturbed answers. 20 QA per author, as on the hub."""
     def qa(i, perturbed):
         row = {"question": f"Who wrote book {i}?", "answer": f"Author {i}."}
-        return {**row, "paraphrased_answer": f"It was author {i}.", "perturbed_answer": [f"Author {i + 1}."] * 5
-                } if perturbed else row
+        return {**row, "paraphrased_answer": f"It was author {i}.", "perturbed_answer": [f"Author {i + 1}."] * 5,
+                "paraphrased_question": f"Book {i} was written by whom?"} if perturbed else row
     n = 20 * authors
     from unlearn_repro.data.tofu import TOFU_SPLITS
     configs = {**{c: (range(3), c.endswith("_perturbed")) for c in TOFU_SPLITS},  # the rest: 3 rows each
