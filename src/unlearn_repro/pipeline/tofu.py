@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import time
 from pathlib import Path
 
@@ -357,7 +358,7 @@ def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker
         stats = train(model, [enc.item(r) for r in rows], recipe, pad_id=tok.pad_token_id, device=device,
                       resume_dir=Path(str(out) + ".resume"), desc=f"tofu finetune {which}")
     else:
-        stats = {"epoch_losses": [], "final_loss": None, "wall_time_s": 0.0}
+        stats = {"steps": 0, "epoch_losses": [], "final_loss": math.nan, "wall_time_s": 0.0}  # as train() of nothing
         print(f"[tofu] {which} model: {source} is already fine-tuned on TOFU (released), not trained here",
               flush=True)
     scorer = Scorer(cfg, tok, sets, device)
