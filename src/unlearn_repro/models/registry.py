@@ -53,12 +53,14 @@ LLAMA2_CHAT = "llama2-7b-chat"
 TOFU_LLAMA2 = "tofu-llama2-7b-chat"
 _OU = "open-unlearning/tofu_Llama-2-7b-chat-hf"
 MODELS.register(LLAMA2_CHAT)(ModelSpec(LLAMA2_CHAT, "llama", "NousResearch/Llama-2-7b-chat-hf"))
+_RETAIN_SPLITS = ("retain90", "retain95", "retain99")
 MODELS.register(TOFU_LLAMA2)(ModelSpec(TOFU_LLAMA2, "llama", f"{_OU}_full", tofu_split="full",
                                        pretrained_from=LLAMA2_CHAT,
-                                       tofu_retain={s: f"{TOFU_LLAMA2}-{s}" for s in ("retain90", "retain95", "retain99")}))
-for _split in ("retain90", "retain95", "retain99"):
-    MODELS.register(f"{TOFU_LLAMA2}-{_split}")(ModelSpec(f"{TOFU_LLAMA2}-{_split}", "llama", f"{_OU}_{_split}",
-                                                         tofu_split=_split, pretrained_from=LLAMA2_CHAT))
+                                       tofu_retain={s: f"{TOFU_LLAMA2}-{s}" for s in _RETAIN_SPLITS}))
+for _split in _RETAIN_SPLITS:
+    _name = f"{TOFU_LLAMA2}-{_split}"
+    MODELS.register(_name)(ModelSpec(_name, "llama", f"{_OU}_{_split}", tofu_split=_split,
+                                     pretrained_from=LLAMA2_CHAT))
 
 
 def retain_split(forget_split: str) -> str:

@@ -86,7 +86,8 @@ def training_plan(shape: Shape, *, dtype: str, optimizer: str | None, sequences:
     states, activations of one forward's logits)."""
     if dtype not in DTYPE_BYTES or optimizer not in OPTIMIZER_STATES or gpus < 1:
         raise ValueError(f"memory plan: dtype must be one of {list(DTYPE_BYTES)}, optimizer one of "
-                         f"{[o for o in OPTIMIZER_STATES if o]} or None, gpus >= 1; got {dtype!r}, {optimizer!r}, {gpus}")
+                         f"{[o for o in OPTIMIZER_STATES if o]} or None, gpus >= 1; "
+                         f"got {dtype!r}, {optimizer!r}, {gpus}")
     d = shape.n_params * DTYPE_BYTES[dtype]
     shard = lambda n: -(-n // gpus)
     if optimizer is None:

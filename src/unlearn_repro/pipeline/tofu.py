@@ -358,7 +358,7 @@ def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker
         stats = train(model, [enc.item(r) for r in rows], recipe, pad_id=tok.pad_token_id, device=device,
                       resume_dir=Path(str(out) + ".resume"), desc=f"tofu finetune {which}")
     else:
-        stats = {"steps": 0, "epoch_losses": [], "final_loss": math.nan, "wall_time_s": 0.0}  # as train() of nothing
+        stats = {"steps": 0, "epoch_losses": [], "final_loss": math.nan, "wall_time_s": 0.0}  # train() of nothing
         print(f"[tofu] {which} model: {source} is already fine-tuned on TOFU (released), not trained here",
               flush=True)
     scorer = Scorer(cfg, tok, sets, device)
@@ -407,7 +407,8 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
     out = Path(out)
     run_cfg = method_config(cfg, method, kind)
     impl = METHODS.get(method)
-    plan = plan_memory(cfg, base, what=f"tofu unlearn {method} {kind}", optimizer=run_cfg.methods[method]["optimizer"],
+    plan = plan_memory(cfg, base, what=f"tofu unlearn {method} {kind}",
+                       optimizer=run_cfg.methods[method]["optimizer"],
                        batch_key="tofu.batch_size", batches=1 if method == "gradient_ascent" else 2,
                        reference=method == "npo")
     model, tok, _, device = _open(cfg, base)
@@ -428,7 +429,8 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
     steps_per_epoch = max(1, -(-len(forget) // cfg.tofu.batch_size))
     clip = curvature.clip_rates
     summary = {"method": method, "label": impl.label, "optimizer_kind": kind, "optimizer": run_cfg.methods[method]["optimizer"],
-               "seed": seed, **_provenance(None, True, plan), "params": run_cfg.methods[method].to_dict(), "optimizer_args": _plain(run_cfg.optimizers),
+               "seed": seed, **_provenance(None, True, plan),
+               "params": run_cfg.methods[method].to_dict(), "optimizer_args": _plain(run_cfg.optimizers),
                "train_stats": stats, "runtime_s": runtime, "epochs": epochs.records, "final": final,
                "clip_rate_per_epoch": [float(np.mean(clip[i:i + steps_per_epoch]))
                                        for i in range(0, len(clip), steps_per_epoch)] if clip else []}
