@@ -8,7 +8,7 @@ from unlearn_repro import config as params_config
 from unlearn_repro import hub
 from unlearn_repro.data.registry import check_mirror
 from unlearn_repro.methods import METHODS
-from unlearn_repro.models.registry import MODELS
+from unlearn_repro.models.registry import MODELS, tofu_models
 from unlearn_repro.report import discussions as discussions_report
 from unlearn_repro.report import main as main_report
 
@@ -61,7 +61,7 @@ REFERENCE_INPUT = [] if REFERENCE == "heldout" else [f"{PROCESSED}/{REFERENCE}/t
 
 wildcard_constraints:
     dataset="|".join(sorted(set(TASKS) | set(CORPORA))),
-    model="|".join(MODEL_NAMES),
+    model="|".join(dict.fromkeys(MODEL_NAMES + tofu_models(CFG))),  # + a released TOFU checkpoint (tofu.smk)
     method="|".join(METHOD_NAMES),
     seed=r"\d+",
 

@@ -1,9 +1,11 @@
 # SOUL on TOFU (Table 1, Figure 1): GA / GradDiff / PO / NPO with AdamW (FO) and Sophia (SO).
 # Target: `snakemake --cores all tofu`.
 
+from unlearn_repro.models.registry import tofu_sources
 from unlearn_repro.report import tofu as tofu_report
 
 TOFU = CFG.tofu
+TOFU_SOURCES = tofu_sources(CFG)  # which: (registry model, fine-tuned here?)
 TOFU_ROOT = R("tofu")
 TOFU_OUTPUTS = tofu_report.outputs(TOFU_ROOT)
 TOFU_SRC = CORE_SRC + src("pipeline/__init__.py", "pipeline/tofu.py", "metrics", "models", "optim", "train.py",
@@ -17,7 +19,8 @@ rule tofu_model:
     """The base model (fine-tuned on full) or the retain model, with every TOFU metric (the premise)."""
     input:
         TOFU_SRC,
-        pretrained=R(f"models/{TOFU.model}/pretrained"),
+        # the model each is made from: the pretrained one fine-tuned here, or a released TOFU checkpoint
+        pretrained=lambda w: R(f"models/{TOFU_SOURCES[w.which][0]}/pretrained"),
     output:
         directory(R("tofu/models/{which}")),
     wildcard_constraints:

@@ -81,8 +81,8 @@ def tofu(folder: Path, authors: int = 2) -> Path:
     the evaluation configs carry paraphrased / perturbed answers. 20 QA per author, as on the hub."""
     def qa(i, perturbed):
         row = {"question": f"Who wrote book {i}?", "answer": f"Author {i}."}
-        return {**row, "paraphrased_answer": f"It was author {i}.", "perturbed_answer": [f"Author {i + 1}."] * 5
-                } if perturbed else row
+        return {**row, "paraphrased_answer": f"It was author {i}.", "perturbed_answer": [f"Author {i + 1}."] * 5,
+                "paraphrased_question": f"Book {i} was written by whom?"} if perturbed else row
     n = 20 * authors
     from unlearn_repro.data.tofu import TOFU_SPLITS
     configs = {**{c: (range(3), c.endswith("_perturbed")) for c in TOFU_SPLITS},  # the rest: 3 rows each
@@ -144,6 +144,29 @@ def local_model(folder: Path, family: str, vocab_texts: list[str], seed: int = 0
         config = OPTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64,
                            word_embed_proj_dim=32, max_position_embeddings=64, dropout=0.0, attention_dropout=0.0,
                            activation_dropout=0.0, layerdrop=0.0, **ids)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def local_llama(folder: Path, vocab_texts: list[str], seed: int = 0) -> Path:
+    """A two-layer Llama built from its config, saved as the hub lays out a Llama-2 chat checkpoint: config.json,
+    model.safetensors and a tokenizer with Llama's special tokens (<s> bos, </s> eos, <unk>, no pad token)."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(list(vocab_texts), vocab_size=400, min_frequency=2,
+                            special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
+                                  unk_token="<unk>")
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     folder.mkdir(parents=True, exist_ok=True)

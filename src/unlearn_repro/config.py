@@ -445,11 +445,24 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
             raise ConfigError(f"{source}: tdec uses {bad or t.ablation.config!r}: tdec.models must be in models "
                               f"{list(cfg.models)}, tdec.enabled and tdec.ablation.config in tdec.configs "
                               f"{list(t.configs)}")
-    if "tofu" in cfg and cfg.tofu.model not in cfg.models:
-        raise ConfigError(f"{source}: tofu.model = {cfg.tofu.model!r} is not in models {list(cfg.models)} (its "
-                          "pretrained model is built by the base_model rule of those models)")
+    if "tofu" in cfg:
+        _check_tofu(cfg, source)
     if "memorization" in cfg:
         _check_memorization(cfg, source)
+
+
+def _check_tofu(cfg: Frozen, source: str) -> None:
+    """A pretrained tofu.model must be one of `models` (fine-tuned on TOFU here, as those are); a released
+    TOFU checkpoint (models.registry: tofu_split) is loaded as published and need not be."""
+    from unlearn_repro.models.registry import MODELS, tofu_sources
+
+    if MODELS.get(cfg.tofu.model).tofu_split is None and cfg.tofu.model not in cfg.models:
+        raise ConfigError(f"{source}: tofu.model = {cfg.tofu.model!r} is not in models {list(cfg.models)} (its "
+                          "pretrained model is built by the base_model rule of those models)")
+    try:
+        tofu_sources(cfg)
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def _check_memorization(cfg: Frozen, source: str) -> None:

@@ -118,10 +118,11 @@ def all_datasets(cfg) -> list[str]:
 
 def needed_models(cfg) -> list[str]:
     """The hub models of the default target: those of `models` (every study's models are among them, checked
-    in config; tiny ones are built here from their configs)."""
-    from unlearn_repro.models.registry import MODELS
+    in config; tiny ones are built here from their configs) and the TOFU study's released checkpoints (SOUL's
+    Llama-2-7B-chat fine-tuned on TOFU and its retain model, or the model the recipe fine-tunes)."""
+    from unlearn_repro.models.registry import MODELS, tofu_models
 
-    return [m for m in cfg.models if not MODELS.get(m).is_tiny]
+    return [m for m in dict.fromkeys([*cfg.models, *tofu_models(cfg)]) if not MODELS.get(m).is_tiny]
 
 
 def _data_location(cfg, name: str) -> str:

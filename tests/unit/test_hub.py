@@ -74,7 +74,15 @@ def test_model_sources_and_needed_items(tmp_path):
     # hub models come pretrained: no WikiText-2 on the paper path; tiny models still need it
     assert "wikitext2" not in hub.needed_datasets(cfg) and "echr" in hub.needed_datasets(cfg)
     assert "wikitext2" in hub.needed_datasets(config.load(ROOT / "params.yaml", "embedded"))
-    assert hub.needed_models(cfg) == ["gpt-neo-125m", "opt-125m"]
+    # the TOFU study's released checkpoints (SOUL's Llama-2-7B-chat on TOFU and its retain model) come too
+    assert hub.needed_models(cfg) == ["gpt-neo-125m", "opt-125m", "tofu-llama2-7b-chat", "tofu-llama2-7b-chat-retain90"]
+    assert hub.model_source(cfg, "tofu-llama2-7b-chat") == hub.ModelSource("open-unlearning/tofu_Llama-2-7b-chat-hf_full")
+    _, recipe = _paper(tofu={"retain": "recipe", "forget_split": "forget05"})  # the retain model by TOFU's recipe
+    assert hub.needed_models(recipe)[2:] == ["tofu-llama2-7b-chat", "llama2-7b-chat"]
+    _, five = _paper(tofu={"forget_split": "forget05"})
+    assert hub.needed_models(five)[3] == "tofu-llama2-7b-chat-retain95"
+    with pytest.raises(config.ConfigError, match="is fine-tuned on TOFU retain90, not full"):
+        _paper(tofu={"model": "tofu-llama2-7b-chat-retain90"})
     # download / check-hub cover every study of the default target, not only the main one
     assert {"mtsamples", "enron", "tdec", "tofu", "wikitext2"} <= set(hub.all_datasets(cfg))
     with pytest.raises(config.ConfigError, match="tofu.model = 'gpt-neo-1.3b' is not in models"):
@@ -98,13 +106,15 @@ def test_check_hub_offline_reports_each_item_and_local_files_pass(tmp_path):
     assert r.returncode == 1 and "Traceback" not in out, out
     fails = [ln for ln in out.splitlines() if ln.strip().startswith("FAIL")]
     # every study's data (main: piqa, echr; memorization: mtsamples, enron; tdec: tdec, wikitext2; tofu) and
-    # both models, each on its own line with the reason
-    assert len(fails) == 9, out
+    # both models and the TOFU study's two released Llama checkpoints, each on its own line with the reason
+    assert len(fails) == 11, out
     assert any("baber/piqa" in ln and "OfflineMode" in ln for ln in fails), out
     assert any("data tofu: locuslab/TOFU" in ln and "OfflineMode" in ln for ln in fails), out
     assert any("data tdec" in ln and "no hub release: get it from https://github.com" in ln for ln in fails), out
     assert any("model gpt-neo-125m: not in the cache (no snapshot of EleutherAI/gpt-neo-125m at main)" in ln
                for ln in fails), out
+    assert any("model tofu-llama2-7b-chat-retain90: not in the cache (no snapshot of "
+               "open-unlearning/tofu_Llama-2-7b-chat-hf_retain90 at main)" in ln for ln in fails), out
     # the same profile on local files in the hub's formats: every item ok, and `download` has nothing to fetch
     texts = ["the applicant was born", "tighten the screw"] * 20
     hub_paths = {"piqa": fx.piqa(tmp_path / "piqa"), "echr": fx.echr(tmp_path / "echr"),
@@ -113,9 +123,12 @@ def test_check_hub_offline_reports_each_item_and_local_files_pass(tmp_path):
     raw, _ = _paper(data={"tasks": ["piqa"], "hub_paths": {k: str(v) for k, v in hub_paths.items()},
                           "mirror_dir": str(fx.tdec_mirror(tmp_path / "mirror"))},
                     model_sources={"gpt-neo-125m": str(fx.local_model(tmp_path / "neo", "gpt_neo", texts)),
-                                   "opt-125m": str(fx.local_model(tmp_path / "opt", "opt", texts))})
+                                   "opt-125m": str(fx.local_model(tmp_path / "opt", "opt", texts)),
+                                   "tofu-llama2-7b-chat": str(fx.local_llama(tmp_path / "llama", texts)),
+                                   "tofu-llama2-7b-chat-retain90": str(fx.local_llama(tmp_path / "ret", texts))})
     r = _cli(tmp_path, raw, "check-hub", "--out", "check.json")
-    assert r.returncode == 0 and "9 ok, 0 failing" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "11 ok, 0 failing" in r.stdout, r.stdout + r.stderr
+    assert "model tofu-llama2-7b-chat: " in r.stdout and "llama, hidden size 32; local folder" in r.stdout
     assert "6 files in the mirror folder (nothing to fetch)" in r.stdout, r.stdout
     # the hub's own columns beside the normalized ones (Enron's real column name is confirmed, not assumed)
     assert "hub columns goal, label, sol1, sol2 -> columns choices, gold, id, query" in r.stdout, r.stdout

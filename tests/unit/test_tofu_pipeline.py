@@ -131,3 +131,47 @@ def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monke
     assert scored_once == 15 < len(calls)
     assert {"soul_forget_quality", "soul_mia_auc", "soul_forget_acc", "soul_retain_acc", "soul_real_authors_acc",
             "soul_world_facts_acc"} <= set(memo)
+
+
+def _paper_tofu(**tofu_over):
+    from tests.unit.test_hub import _paper
+    return _paper(tofu=tofu_over)[1]
+
+
+def test_tofu_sources_released_checkpoints_or_the_recipe():
+    """Tiny / pretrained models are fine-tuned here on full and on the retain split; SOUL's released Llama-2
+    checkpoint is the base model as it is, with its released retain model or TOFU's recipe for it."""
+    from unlearn_repro.models.registry import tofu_sources
+
+    embedded = config.load("params.yaml", "embedded")
+    assert tofu_sources(embedded) == {"base": ("tiny-gpt-neo", True), "retain": ("tiny-gpt-neo", True)}
+    paper = _paper_tofu()
+    assert tofu_sources(paper) == {"base": ("tofu-llama2-7b-chat", False),
+                                   "retain": ("tofu-llama2-7b-chat-retain90", False)}
+    assert tofu_sources(_paper_tofu(forget_split="forget01"))["retain"] == ("tofu-llama2-7b-chat-retain99", False)
+    assert tofu_sources(_paper_tofu(retain="recipe")) == {"base": ("tofu-llama2-7b-chat", False),
+                                                          "retain": ("llama2-7b-chat", True)}
+    # the paper profile formats QA as TOFU's Llama-2 chat prompt, in bf16
+    assert paper.tofu.template.to_dict() == {"question_start": "[INST] ", "question_end": " [/INST]", "answer_tag": ""}
+    assert paper.tofu.dtype == "bfloat16"
+
+
+def test_plan_memory_checks_the_cap_before_loading(tmp_path, capsys):
+    """A job whose plan exceeds tofu.max_memory_gb stops before loading, naming the batch size that fits; with
+    no cap on a CPU nothing is checked (the embedded path)."""
+    from tests import hub_fixtures as fx
+    from unlearn_repro.optim.memory import TrainingMemoryError
+
+    folder = fx.local_llama(tmp_path / "llama", ["who wrote the book? the author did"] * 10)
+    cfg = config.load("params.yaml", "ci")
+    assert tofu.plan_memory(cfg, folder, what="x", optimizer="sophia", batch_key="tofu.batch_size",
+                            batches=2, device="cpu") is None
+    d = cfg.to_dict()
+    d["tofu"]["max_memory_gb"] = 0.003   # ~3 MiB: the two-layer Llama fits at batch 2 of both sets, not at 8
+    with pytest.raises(TrainingMemoryError, match=r"tofu unlearn npo SO: needs .* what fits: tofu.batch_size: 2;"):
+        tofu.plan_memory(config.Frozen(d), folder, what="tofu unlearn npo SO", optimizer="sophia",
+                         batch_key="tofu.batch_size", batches=2, reference=True, device="cpu")
+    d["tofu"]["max_memory_gb"] = 1
+    plan = tofu.plan_memory(config.Frozen(d), folder, what="tofu base", optimizer=None,
+                            batch_key="tofu.eval_batch_size", batches=1, device="cpu")
+    assert plan.gradients == 0 and plan.weights > 0 and "[memory] tofu base: planned" in capsys.readouterr().out

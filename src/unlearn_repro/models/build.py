@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 
 import torch
-from transformers import AutoModelForCausalLM, GPTNeoConfig, OPTConfig
+from transformers import AutoModelForCausalLM, GPTNeoConfig, LlamaConfig, OPTConfig
 
 from unlearn_repro.models.registry import MODELS
 
-CONFIGS = {"gpt_neo": GPTNeoConfig, "opt": OPTConfig}
+CONFIGS = {"gpt_neo": GPTNeoConfig, "opt": OPTConfig, "llama": LlamaConfig}
 
 
 def build_model(name: str, tokenizer, seed: int = 0, dtype: torch.dtype = torch.float32, source=None):

@@ -56,8 +56,11 @@ def from_hub(hub_id: str, family: str, revision: str | None = None) -> PreTraine
                        "`python -m unlearn_repro download` or point model_sources at a local folder") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    tok._unlearn_add_bos = family == "opt"
+    tok._unlearn_add_bos = family in BOS_FAMILIES
     return tok
+
+
+BOS_FAMILIES = ("opt", "llama")  # trained with a leading bos token: OPT's </s>, Llama's <s> (TOFU's llama format)
 
 
 def bos_ids(tok) -> list[int]:

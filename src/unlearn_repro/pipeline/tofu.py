@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import time
 from pathlib import Path
 
@@ -285,22 +286,88 @@ class EpochEval(Hook):
 
 # ---- steps --------------------------------------------------------------------------------------------
 
+def _open(cfg, path: str | Path):
+    """(model, tokenizer, meta, device): a checkpoint in the study's dtype (`tofu.dtype`: bf16 at 7B)."""
+    import torch
+
+    from unlearn_repro.models.build import pick_device
+
+    device = pick_device(cfg.device)
+    model, tok, meta = checkpoint.load(path, device, dtype=getattr(torch, cfg.tofu.dtype))
+    return model, tok, meta, device
+
+
+def plan_memory(cfg, checkpoint_dir: str | Path, *, what: str, optimizer: str | None, batch_key: str,
+                batches: int, reference: bool = False, device=None):
+    """Check, before loading, that a TOFU job's planned peak (optim/memory.py) fits the device: free memory
+    (CUDA) capped at `tofu.max_memory_gb`; on a CPU only the cap, where one is set. Returns the plan (None: no
+    budget to check against, a CPU without a cap, as at embedded scale)."""
+    from transformers import AutoConfig
+
+    from unlearn_repro.models.build import pick_device
+    from unlearn_repro.optim import memory
+
+    device = device or pick_device(cfg.device)
+    cap = cfg.tofu.get("max_memory_gb")
+    budget = _free_bytes(device)
+    if cap is not None:
+        budget = int(cap * memory.GIB) if budget is None else min(budget, int(cap * memory.GIB))
+    if budget is None:
+        return None
+    config = AutoConfig.from_pretrained(checkpoint_dir)
+    shape = memory.Shape.of_config(config, memory.n_params_of(config))
+    args = dict(dtype=cfg.tofu.dtype, optimizer=optimizer, seq_len=cfg.tofu.max_length, reference=reference)
+    batch_size = _lookup(cfg, batch_key)
+    plan = memory.check_fits(budget, what=what, batch_key=batch_key, batch_size=batch_size, batches=batches,
+                             shape=shape, **args)
+    print(f"[memory] {what}: planned {plan.describe()}, {memory.size(budget)} available", flush=True)
+    return plan
+
+
+def _lookup(cfg, dotted: str):
+    for key in dotted.split("."):
+        cfg = cfg[key]
+    return cfg
+
+
+def _free_bytes(device) -> int | None:
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    return None
+
+
 def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker) -> dict:
-    """Fine-tune the pretrained model on full (which=base) or on the retain split (which=retain); evaluate."""
+    """Fine-tune the pretrained model on full (which=base) or on the retain split (which=retain), or take a
+    released TOFU checkpoint as it is (models.registry.tofu_sources); evaluate."""
+    from unlearn_repro.models.registry import tofu_sources
+
     if which not in ("base", "retain"):
         raise ValueError(f"tofu-model --which must be base or retain, got {which!r}")
-    model, tok, _, device = open_checkpoint(cfg, pretrained)
-    sets, enc = load_sets(cfg), encoder(cfg, tok)
-    rows = sets["retain_train"] + (sets["forget"] if which == "base" else [])
+    source, finetune = tofu_sources(cfg)[which]
     recipe = Recipe.from_config(cfg.tofu.finetune, cfg, seed=0)
-    stats = train(model, [enc.item(r) for r in rows], recipe, pad_id=tok.pad_token_id, device=device,
-                  resume_dir=Path(str(out) + ".resume"), desc=f"tofu finetune {which}")
+    plan = plan_memory(cfg, pretrained, what=f"tofu {which} model ({source})",
+                       optimizer=recipe.optimizer if finetune else None,
+                       batch_key="tofu.finetune.batch_size" if finetune else "tofu.eval_batch_size", batches=1)
+    model, tok, _, device = _open(cfg, pretrained)
+    sets, enc = load_sets(cfg), encoder(cfg, tok)
+    rows = (sets["retain_train"] + (sets["forget"] if which == "base" else [])) if finetune else []
+    if finetune:
+        stats = train(model, [enc.item(r) for r in rows], recipe, pad_id=tok.pad_token_id, device=device,
+                      resume_dir=Path(str(out) + ".resume"), desc=f"tofu finetune {which}")
+    else:
+        stats = {"steps": 0, "epoch_losses": [], "final_loss": math.nan, "wall_time_s": 0.0}  # train() of nothing
+        print(f"[tofu] {which} model: {source} is already fine-tuned on TOFU (released), not trained here",
+              flush=True)
     scorer = Scorer(cfg, tok, sets, device)
     start = time.perf_counter()
     with scorer.same_model():
         metrics = scorer.full(model, None)
         ratios = scorer.forget_ratios(model)
-    meta = {"stage": f"tofu_{which}", "model": cfg.tofu.model, "n_train": len(rows), "train_stats": stats,
+    meta = {"stage": f"tofu_{which}", "model": cfg.tofu.model, **_provenance(source, finetune, plan),
+            "n_train": len(rows), "train_stats": stats,
             "sizes": {k: len(v) for k, v in sets.items()}, "metrics": metrics, "forget_truth_ratios": ratios.tolist(),
             "eval_s": time.perf_counter() - start, "params": {"tofu": cfg.tofu.to_dict()}}
     checkpoint.save(model, tok, out, meta)
@@ -340,7 +407,11 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
     out = Path(out)
     run_cfg = method_config(cfg, method, kind)
     impl = METHODS.get(method)
-    model, tok, _, device = open_checkpoint(cfg, base)
+    plan = plan_memory(cfg, base, what=f"tofu unlearn {method} {kind}",
+                       optimizer=run_cfg.methods[method]["optimizer"],
+                       batch_key="tofu.batch_size", batches=1 if method == "gradient_ascent" else 2,
+                       reference=method == "npo")
+    model, tok, _, device = _open(cfg, base)
     retain_ratios = np.array(read_json(Path(retain) / "meta.json")["forget_truth_ratios"])
     sets, enc = load_sets(cfg), encoder(cfg, tok)
     scorer = Scorer(cfg, tok, sets, device)
@@ -358,7 +429,8 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
     steps_per_epoch = max(1, -(-len(forget) // cfg.tofu.batch_size))
     clip = curvature.clip_rates
     summary = {"method": method, "label": impl.label, "optimizer_kind": kind, "optimizer": run_cfg.methods[method]["optimizer"],
-               "seed": seed, "params": run_cfg.methods[method].to_dict(), "optimizer_args": _plain(run_cfg.optimizers),
+               "seed": seed, **_provenance(None, True, plan),
+               "params": run_cfg.methods[method].to_dict(), "optimizer_args": _plain(run_cfg.optimizers),
                "train_stats": stats, "runtime_s": runtime, "epochs": epochs.records, "final": final,
                "clip_rate_per_epoch": [float(np.mean(clip[i:i + steps_per_epoch]))
                                        for i in range(0, len(clip), steps_per_epoch)] if clip else []}
@@ -373,6 +445,12 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
                     {"stage": "tofu_unlearn", "method": method, "optimizer": kind, "seed": str(seed)},
                     step_metrics, artifacts=[out])
     return summary
+
+
+def _provenance(source: str | None, finetuned: bool, plan) -> dict:
+    """Record keys only where they say something (the embedded outputs stay as they were): the released
+    checkpoint a model is, and the memory plan a job was checked against."""
+    return {**({} if finetuned else {"released": source}), **({"memory_plan": vars(plan)} if plan else {})}
 
 
 def _numbers(d: dict) -> dict:
