@@ -1,5 +1,6 @@
 # unlearn-repro: the whole paper as one DAG. `snakemake --cores all` (embedded profile by default);
-# `snakemake --profile profiles/paper` for the hub models on GPUs. Rules live in rules/*.smk.
+# `snakemake --profile profiles/paper` for the hub models on GPUs. Rules live in rules/*.smk: the shared
+# steps included below by name, then every declared study's (src/unlearn_repro/studies/).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -50,22 +51,28 @@ include: "rules/data.smk"
 include: "rules/base_models.smk"
 include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
-include: "rules/main.smk"
-include: "rules/discussions.smk"
-include: "rules/memorization.smk"
-include: "rules/privacy.smk"
-include: "rules/verdicts.smk"
-include: "rules/tofu.smk"
-include: "rules/tdec.smk"
+
+# Every study: the rule file that its declaration (src/unlearn_repro/studies/<name>.py) names, and its
+# target rule's outputs (or inputs, when it has none) in the default target (docs/design.md, "Adding a study").
+from unlearn_repro.studies import STUDIES
+
+STUDY_LIST = [STUDIES.get(name) for name in STUDIES.names()]
+for _study in STUDY_LIST:
+    if not Path(workflow.basedir, _study.rule_file).is_file():
+        raise WorkflowError(f"study {_study.name!r} (src/unlearn_repro/studies/{_study.name}.py): its rule file "
+                            f"{_study.rule_file} is missing")
+    include: _study.rule_file
 
 
-rule all:  # every study
+def study_target(study):
+    """What the default target asks of a study: its target rule's outputs, or its inputs when it has none."""
+    if not hasattr(rules, study.target):
+        raise WorkflowError(f"study {study.name!r}: {study.rule_file} defines no target rule {study.target!r}")
+    target = getattr(rules, study.target)
+    return target.output or target.input
+
+
+rule all:  # every study's target
     default_target: True
     input:
-        rules.main.input,
-        rules.discussions.input,
-        rules.memorization.input,
-        rules.privacy.input,
-        rules.verdicts.output,
-        rules.tofu.input,
-        rules.tdec.input,
+        [study_target(study) for study in STUDY_LIST],
