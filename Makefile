@@ -8,7 +8,7 @@ CORES  ?= all
 PROFILE ?= $(shell sed -n 's/^profile:[[:space:]]*\([A-Za-z0-9_-]*\).*/\1/p' params.yaml)
 REPORT  ?= results/$(PROFILE)/report.html
 
-.PHONY: setup reproduce report test test-fast lint dag benchmark clean verify
+.PHONY: setup reproduce report test test-fast lint dag benchmark clean verify dvc-yaml
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -n --quiet
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
+
+# dvc.yaml's study stages and plots, from the study declarations (src/unlearn_repro/studies/)
+dvc-yaml: $(STAMP)
+	$(BIN)/python -m unlearn_repro.dvc_yaml
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_fisher.py

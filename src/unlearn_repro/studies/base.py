@@ -25,13 +25,12 @@ class DvcStage:
     outs: tuple = ()
     metrics: tuple = ()       # JSON folders git tracks (not cached): `dvc metrics show / diff`
     plots: tuple = ()         # folders of images only (`dvc plots show` draws them offline)
-    comment: str = ""         # one line after the stage name
 
 
 @dataclass(frozen=True)
 class Study:
     """name      rules/<name>.smk, results/<profile>/<name>/, its params block `<name>:` and its DVC stage
-    title     one line: what it reproduces (the Snakefile's and dvc.yaml's listing)
+    title     one line: what it reproduces (its DVC stage's comment)
     schema    JSON Schema of its params block (merged into schemas/params.schema.yaml), or None: no block
     required  the block must be in params.yaml
     target    the rule that the default target and the DVC stage ask for (default: the study's name);
