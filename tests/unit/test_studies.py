@@ -20,7 +20,8 @@ def test_every_rule_file_is_shared_or_a_declared_study():
     on_disk = {f"rules/{p.name}" for p in (ROOT / "rules").glob("*.smk")}
     assert not studies & _shared_rule_files(), "a study's rule file is also included by name in the Snakefile"
     shared = _shared_rule_files()
-    assert len(shared) == 5 and on_disk == studies | shared, f"rule files no one includes: {on_disk - studies - shared}"
+    assert len(shared) == 5, shared
+    assert on_disk == studies | shared, f"rule files no one includes: {on_disk - studies - shared}"
 
 
 def test_each_study_has_a_target_rule_in_its_rule_file():

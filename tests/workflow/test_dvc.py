@@ -125,4 +125,4 @@ def test_the_study_stages_and_plots_are_generated_from_the_declarations():
     """dvc.yaml below its MARK is what `make dvc-yaml` writes from src/unlearn_repro/studies/."""
     from unlearn_repro import dvc_yaml
     text = (ROOT / "dvc.yaml").read_text()
-    assert dvc_yaml.updated(text) == text, "dvc.yaml is out of step with the study declarations: run `make dvc-yaml`"
+    assert dvc_yaml.updated(text) == text, "dvc.yaml is out of step with the studies' declarations: `make dvc-yaml`"
