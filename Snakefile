@@ -53,21 +53,21 @@ include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
 
 # Every study: the rule file that its declaration (src/unlearn_repro/studies/<name>.py) names, and its
-# target rule's outputs (or inputs, when it has none) in the default target (docs/design.md, "Adding a study").
+# target rule's outputs (or inputs, when it has none) in the default target (docs/design.md: a study).
 from unlearn_repro.studies import STUDIES
 
 STUDY_LIST = [STUDIES.get(name) for name in STUDIES.names()]
 for _study in STUDY_LIST:
     if not Path(workflow.basedir, _study.rule_file).is_file():
-        raise WorkflowError(f"study {_study.name!r} (src/unlearn_repro/studies/{_study.name}.py): its rule file "
-                            f"{_study.rule_file} is missing")
+        raise WorkflowError(f"study {_study.name!r} (src/unlearn_repro/studies/{_study.name}.py): its rule "
+                            f"file {_study.rule_file} is missing")
     include: _study.rule_file
 
 
 def study_target(study):
     """What the default target asks of a study: its target rule's outputs, or its inputs when it has none."""
     if not hasattr(rules, study.target):
-        raise WorkflowError(f"study {study.name!r}: {study.rule_file} defines no target rule {study.target!r}")
+        raise WorkflowError(f"study {study.name!r}: {study.rule_file} has no target rule {study.target!r}")
     target = getattr(rules, study.target)
     return target.output or target.input
 
