@@ -56,23 +56,19 @@ include: "rules/evaluate.smk"
 # target rule's outputs (or inputs, when it has none) in the default target (docs/design.md: a study).
 from unlearn_repro.studies import STUDIES
 
-STUDY_LIST = [STUDIES.get(name) for name in STUDIES.names()]
-for _study in STUDY_LIST:
+STUDY_TARGETS = []
+for _study in map(STUDIES.get, STUDIES.names()):
     if not Path(workflow.basedir, _study.rule_file).is_file():
         raise WorkflowError(f"study {_study.name!r} (src/unlearn_repro/studies/{_study.name}.py): its rule "
                             f"file {_study.rule_file} is missing")
     include: _study.rule_file
-
-
-def study_target(study):
-    """What the default target asks of a study: its target rule's outputs, or its inputs when it has none."""
-    if not hasattr(rules, study.target):
-        raise WorkflowError(f"study {study.name!r}: {study.rule_file} has no target rule {study.target!r}")
-    target = getattr(rules, study.target)
-    return target.output or target.input
+    if not hasattr(rules, _study.target):
+        raise WorkflowError(f"study {_study.name!r}: {_study.rule_file} has no target rule {_study.target!r}")
+    _target = getattr(rules, _study.target)
+    STUDY_TARGETS.append(_target.output or _target.input)
 
 
 rule all:  # every study's target
     default_target: True
     input:
-        [study_target(study) for study in STUDY_LIST],
+        STUDY_TARGETS,
