@@ -62,9 +62,11 @@ for _study in map(STUDIES.get, STUDIES.names()):
         raise WorkflowError(f"study {_study.name!r} (src/unlearn_repro/studies/{_study.name}.py): its rule "
                             f"file {_study.rule_file} is missing")
     include: _study.rule_file
-    if not hasattr(rules, _study.target):
-        raise WorkflowError(f"study {_study.name!r}: {_study.rule_file} has no target rule {_study.target!r}")
-    _target = getattr(rules, _study.target)
+    try:
+        _target = getattr(rules, _study.target)
+    except WorkflowError:  # Snakemake's own message does not say which study
+        raise WorkflowError(f"study {_study.name!r}: {_study.rule_file} has no target rule "
+                            f"{_study.target!r}") from None
     STUDY_TARGETS.append(_target.output or _target.input)
 
 
