@@ -52,6 +52,11 @@ include: "rules/base_models.smk"
 include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
 
+# The Snakemake report's front page (`make report`): every study's tables and figures, by category, each
+# with its caption from report_captions/<study>/.
+report: "report_captions/workflow.rst"
+
+
 # Every study: the rule file that its declaration (src/unlearn_repro/studies/<name>.py) names, and its
 # target rule's outputs (or inputs, when it has none) in the default target (docs/design.md: a study).
 from unlearn_repro.studies import STUDIES
