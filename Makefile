@@ -40,10 +40,6 @@ lint: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -n --quiet
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
 
-# dvc.yaml's study stages and plots, from the study declarations (src/unlearn_repro/studies/)
-dvc-yaml: $(STAMP)
-	$(BIN)/python -m unlearn_repro.dvc_yaml
-
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_fisher.py
 	$(BIN)/python benchmarks/bench_second_order.py
@@ -71,3 +67,7 @@ verify: $(STAMP)
 
 clean:
 	rm -rf results logs .snakemake mlflow.db mlruns
+
+# dvc.yaml's study stages and plots, from the study declarations (src/unlearn_repro/studies/)
+dvc-yaml: $(STAMP)
+	$(BIN)/python -m unlearn_repro.dvc_yaml
