@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
+from typing import Callable
 
 import yaml
 
@@ -35,13 +36,15 @@ class Study:
     required  the block must be in params.yaml
     target    the rule that the default target and the DVC stage ask for (default: the study's name);
               the default target collects that rule's outputs, or its inputs when it has none
-    dvc       its DVC stage"""
+    dvc       its DVC stage
+    datasets  cfg -> the data sets it reads (what `download` fetches and `check-hub` checks), or None"""
     name: str
     title: str
     dvc: DvcStage
     schema: dict | None = None
     required: bool = False
     target: str = ""
+    datasets: Callable | None = None
 
     def __post_init__(self):
         if not self.target:

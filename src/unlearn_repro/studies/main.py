@@ -3,11 +3,19 @@ paper's numbers (rules/main.smk, report/main.py). Its unlearning and evaluation 
 from unlearn_repro.commands import command, opt
 from unlearn_repro.studies.base import DvcStage, Study, register
 
-register(Study("main", "the main study (§5): Tables 3-5, 7, 9, Figures 2 and 5", dvc=DvcStage(
+
+def _datasets(cfg) -> list[str]:
+    """Its tasks, the exposure reference corpus, and WikiText-2 where a tiny model is pretrained here."""
+    from unlearn_repro.hub import needed_datasets
+    return needed_datasets(cfg)
+
+
+DVC_STAGE = DvcStage(
     deps=("results/${profile}/metrics", "src/unlearn_repro/report", "rules/main.smk"),
-    params=("unlearn.table_cycles", "methods.enabled", "seeds", "models", "data.tasks", "profile",
-            "profiles"),
-    outs=("main/tables", "main/figures"), metrics=("main/summary",), plots=("main/figures",))))
+    params=("unlearn.table_cycles", "methods.enabled", "seeds", "models", "data.tasks", "profile", "profiles"),
+    outs=("main/tables", "main/figures"), metrics=("main/summary",), plots=("main/figures",))
+register(Study("main", "the main study (§5): Tables 3-5, 7, 9, Figures 2 and 5", dvc=DVC_STAGE,
+               datasets=_datasets))
 
 
 @command("collect", "gather per-run metrics.json files into one CSV", "out", options=[opt("metrics", nargs="+")])

@@ -3,7 +3,8 @@
 from unlearn_repro.commands import command, opt
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 
-register(Study("memorization", "the memorization case studies (§6): Tables 8 and 10", schema=block_schema("""
+register(Study("memorization", "the memorization case studies (§6): Tables 8 and 10",
+               datasets=lambda cfg: list(cfg.memorization.corpora), schema=block_schema("""
     type: object
     additionalProperties: false
     properties:
@@ -27,8 +28,8 @@ register(Study("memorization", "the memorization case studies (§6): Tables 8 an
       examples: {type: integer, minimum: 0}
 """), dvc=DvcStage(
     deps=("results/${profile}/models", "rules/memorization.smk", "src/unlearn_repro/data",
-          "src/unlearn_repro/methods", "src/unlearn_repro/fisher", "src/unlearn_repro/optim", "src/unlearn_repro/train.py",
-          "src/unlearn_repro/pipeline", "src/unlearn_repro/metrics/verbatim.py",
+          "src/unlearn_repro/methods", "src/unlearn_repro/fisher", "src/unlearn_repro/optim",
+          "src/unlearn_repro/train.py", "src/unlearn_repro/pipeline", "src/unlearn_repro/metrics/verbatim.py",
           "src/unlearn_repro/report/memorization.py"),
     # the study's own block, and every section the methods read (study_config maps memorization.train onto
     # finetune)

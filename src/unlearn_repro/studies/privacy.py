@@ -27,7 +27,8 @@ register(Study("privacy", "the privacy study (§7): Figure 3", schema=block_sche
             values: {type: array, items: {type: number}, minItems: 1}
 """), dvc=DvcStage(
     deps=("results/${profile}/models", "results/${profile}/splits", "rules/privacy.smk",
-          "src/unlearn_repro/dp.py", "src/unlearn_repro/pipeline/privacy.py", "src/unlearn_repro/report/privacy.py",
+          "src/unlearn_repro/dp.py", "src/unlearn_repro/pipeline/privacy.py",
+          "src/unlearn_repro/report/privacy.py",
           "src/unlearn_repro/train.py", "src/unlearn_repro/methods", "src/unlearn_repro/metrics"),
     params=("privacy", "finetune", "methods", "fisher", "optimizers", "unlearn", "evaluation", "seeds",
             "models", "data.tasks", "profile", "profiles"),

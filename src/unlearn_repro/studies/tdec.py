@@ -5,7 +5,15 @@ from pathlib import Path
 from unlearn_repro.commands import TASKS, command, opt, pairs
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 
-register(Study("tdec", "the FLoRA paper's TDEC study (Table 1, Figures 3-4)", schema=block_schema("""
+
+def _datasets(cfg) -> list[str]:
+    """TDEC, its retain set D_r (WikiText-2 at every scale) and the reasoning tasks of this run."""
+    from unlearn_repro.hub import PRETRAIN_CORPUS
+    return ["tdec", PRETRAIN_CORPUS] + [t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks]
+
+
+register(Study("tdec", "the FLoRA paper's TDEC study (Table 1, Figures 3-4)", datasets=_datasets,
+               schema=block_schema("""
     type: object
     additionalProperties: false
     properties:

@@ -3,7 +3,8 @@
 from unlearn_repro.commands import command, opt
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 
-register(Study("tofu", "SOUL on TOFU (Table 1, Figure 1): FO vs SO unlearning", schema=block_schema("""
+register(Study("tofu", "SOUL on TOFU (Table 1, Figure 1): FO vs SO unlearning", datasets=lambda cfg: ["tofu"],
+               schema=block_schema("""
     type: object
     additionalProperties: false
     properties:

@@ -5,7 +5,8 @@ from unlearn_repro.studies.base import DvcStage, Study, register
 
 register(Study("verdicts", "a verdict for every claim of the paper", dvc=DvcStage(
     deps=("results/${profile}/metrics", "results/${profile}/main/tables",
-          "results/${profile}/discussions/tables", "results/${profile}/memorization/tables", "results/${profile}/privacy/tables",
+          "results/${profile}/discussions/tables", "results/${profile}/memorization/tables",
+          "results/${profile}/privacy/tables",
           "src/unlearn_repro/report/verdicts.py", "rules/verdicts.smk"),
     params=("unlearn.table_cycles", "methods.enabled", "profile", "profiles"),
     outs=("verdicts.csv", "verdicts.md", "verdicts.html"))))
