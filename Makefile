@@ -8,7 +8,7 @@ CORES  ?= all
 PROFILE ?= $(shell sed -n 's/^profile:[[:space:]]*\([A-Za-z0-9_-]*\).*/\1/p' params.yaml)
 REPORT  ?= results/$(PROFILE)/report.html
 
-.PHONY: setup reproduce report test test-fast lint dag benchmark clean verify
+.PHONY: setup reproduce report test test-fast lint dag benchmark clean verify dvc-yaml
 
 setup: $(STAMP)
 
@@ -67,3 +67,7 @@ verify: $(STAMP)
 
 clean:
 	rm -rf results logs .snakemake mlflow.db mlruns
+
+# dvc.yaml's study stages and plots, from the study declarations (src/unlearn_repro/studies/)
+dvc-yaml: $(STAMP)
+	$(BIN)/python -m unlearn_repro.dvc_yaml

@@ -1,5 +1,6 @@
 # unlearn-repro: the whole paper as one DAG. `snakemake --cores all` (embedded profile by default);
-# `snakemake --profile profiles/paper` for the hub models on GPUs. Rules live in rules/*.smk.
+# `snakemake --profile profiles/paper` for the hub models on GPUs. Rules live in rules/*.smk: the shared
+# steps included below by name, then every declared study's (src/unlearn_repro/studies/).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -50,22 +51,31 @@ include: "rules/data.smk"
 include: "rules/base_models.smk"
 include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
-include: "rules/main.smk"
-include: "rules/discussions.smk"
-include: "rules/memorization.smk"
-include: "rules/privacy.smk"
-include: "rules/verdicts.smk"
-include: "rules/tofu.smk"
-include: "rules/tdec.smk"
+
+# The Snakemake report's front page (`make report`): every study's tables and figures, by category, each
+# with its caption from report_captions/<study>/.
+report: "report_captions/workflow.rst"
 
 
-rule all:  # every study
+# Every study: the rule file that its declaration (src/unlearn_repro/studies/<name>.py) names, and its
+# target rule's outputs (or inputs, when it has none) in the default target (docs/design.md: a study).
+from unlearn_repro.studies import STUDIES
+
+STUDY_TARGETS = []
+for _study in map(STUDIES.get, STUDIES.names()):
+    if not Path(workflow.basedir, _study.rule_file).is_file():
+        raise WorkflowError(f"study {_study.name!r} (src/unlearn_repro/studies/{_study.name}.py): its rule "
+                            f"file {_study.rule_file} is missing")
+    include: _study.rule_file
+    try:
+        _target = getattr(rules, _study.target)
+    except WorkflowError:  # Snakemake's own message does not say which study
+        raise WorkflowError(f"study {_study.name!r}: {_study.rule_file} has no target rule "
+                            f"{_study.target!r}") from None
+    STUDY_TARGETS.append(_target.output or _target.input)
+
+
+rule all:  # every study's target
     default_target: True
     input:
-        rules.main.input,
-        rules.discussions.input,
-        rules.memorization.input,
-        rules.privacy.input,
-        rules.verdicts.output,
-        rules.tofu.input,
-        rules.tdec.input,
+        STUDY_TARGETS,

@@ -6,11 +6,10 @@ from unlearn_repro.report import paper_tables
 MAIN_ROOT = R("main")
 MAIN_OUTPUTS = main_report.outputs(CFG, MAIN_ROOT)
 
-# The Snakemake report (`snakemake --report results/<profile>/report.html`, `make report`): every table and
-# figure of this study is a report item under the paper's table or figure it reproduces; its caption
-# (report_captions/main/*.rst) says what the paper shows and embeds the table itself, ours | paper.
-report: "../report_captions/workflow.rst"
-
+# The Snakemake report (`snakemake --report results/<profile>/report.html`, `make report`; its front page
+# is the Snakefile's): every table and figure of this study is a report item under the paper's table or
+# figure it reproduces; its caption (report_captions/main/*.rst) says what the paper shows and embeds the
+# table itself, ours | paper.
 
 MAIN_CATEGORY = "Main study (§5)"
 MAIN_PAPER = {  # file stem -> (subcategory: the paper's table or figure, caption file, what the file shows)

@@ -11,7 +11,10 @@ import os
 import sys
 import time
 
-from unlearn_repro.commands import COMMANDS, GPU_COMMANDS  # noqa: F401  (GPU_COMMANDS: the rules' tests read it)
+from unlearn_repro import studies  # noqa: F401  (registers every study's commands)
+from unlearn_repro.commands import COMMANDS
+
+GPU_COMMANDS = frozenset(name for name in COMMANDS.names() if COMMANDS.get(name).gpu)  # the rules' tests read it
 
 
 def _common(p: argparse.ArgumentParser, top: bool = False) -> None:

@@ -81,10 +81,12 @@ def deep_merge(base: dict, override: Mapping) -> dict:
 
 
 def load_schema() -> dict:
-    """schemas/params.schema.yaml completed from the registries: the method and optimizer names, and each
-    registered method's own params block (declared in its file), so a new method edits no schema."""
+    """schemas/params.schema.yaml completed from the registries: the method and optimizer names, each
+    registered method's own params block and each study's (declared in its file), so a new method or study
+    edits no schema."""
     from unlearn_repro.methods import METHODS
     from unlearn_repro.optim import OPTIMIZERS
+    from unlearn_repro.studies import STUDIES
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     schema["$defs"]["method"] = {"enum": METHODS.names()}
@@ -92,7 +94,20 @@ def load_schema() -> dict:
     blocks = schema["properties"]["methods"]["properties"]
     for name in METHODS.names():
         blocks[name] = METHODS.get(name).schema
+    for study in map(STUDIES.get, STUDIES.names()):
+        _add_block(schema, study.name, study.schema, study.required)
     return schema
+
+
+def _add_block(schema: dict, name: str, block: dict | None, required: bool) -> None:
+    """A study's params block `name:` into the top-level schema (a name the schema already has is refused)."""
+    if block is None:
+        return
+    if name in schema["properties"]:
+        raise ConfigError(f"study {name!r} declares a params block, but {SCHEMA_PATH} already has a key {name!r}")
+    schema["properties"][name] = block
+    if required:
+        schema["required"].append(name)
 
 
 def _subschema(schema: dict, root: dict, path) -> dict:

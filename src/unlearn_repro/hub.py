@@ -102,13 +102,12 @@ def needed_datasets(cfg) -> list[str]:
 
 
 def study_datasets(cfg) -> dict[str, list[str]]:
-    """The data sets each study of the default target reads (discussions and privacy read the main study's
-    tasks; TDEC's retain set D_r is WikiText-2 at every scale; its reasoning tasks are the main tasks')."""
-    tasks = list(cfg.data.tasks)
-    return {"main": needed_datasets(cfg),
-            "memorization": list(cfg.memorization.corpora),
-            "tdec": ["tdec", PRETRAIN_CORPUS] + [t for t in cfg.tdec.reasoning_tasks if t in tasks],
-            "tofu": ["tofu"]}
+    """The data sets each study of the default target reads, as its declaration says (studies/<name>.py
+    `datasets`; discussions and privacy read the main study's tasks and declare none)."""
+    from unlearn_repro.studies import STUDIES
+
+    studies = [STUDIES.get(name) for name in STUDIES.names()]
+    return {s.name: list(s.datasets(cfg)) for s in studies if s.datasets is not None}
 
 
 def all_datasets(cfg) -> list[str]:

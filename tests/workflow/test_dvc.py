@@ -119,3 +119,10 @@ def test_dvc_metrics_show_and_diff_against_the_last_commit(tmp_path):
     assert r.returncode == 0, r.stderr
     diff = json.loads(r.stdout)[summaries[0]]
     assert diff == {"npo.cycle1.delta_exp": {"old": -0.5, "new": -0.75, "diff": -0.25}}
+
+
+def test_the_study_stages_and_plots_are_generated_from_the_declarations():
+    """dvc.yaml below its MARK is what `make dvc-yaml` writes from src/unlearn_repro/studies/."""
+    from unlearn_repro import dvc_yaml
+    text = (ROOT / "dvc.yaml").read_text()
+    assert dvc_yaml.updated(text) == text, "dvc.yaml is out of step with the studies' declarations: `make dvc-yaml`"
