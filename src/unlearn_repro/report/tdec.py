@@ -17,6 +17,7 @@ from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.pipeline.tdec import ablation_runs, epoch_meaning, table_configs  # noqa: E402
 from unlearn_repro.report.figures import _save  # noqa: E402
 from unlearn_repro.report.paper_tables import FLORA_TABLE1  # noqa: E402
+from unlearn_repro.report.stats import ours_paper  # noqa: E402
 from unlearn_repro.report.style import context  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
@@ -54,7 +55,7 @@ def aggregate(run: dict) -> dict:
 
 
 def _cell(ours: str, paper) -> str:
-    return f"{ours} \\| {'—' if paper is None else _num(paper)}"
+    return ours_paper(ours, paper, "{:.1f}")
 
 
 def table1(premises: dict, runs: dict, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -141,7 +142,7 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
     premises = {m: read_json(f)["premise"] for m, f in premise_files.items()}
     runs = {k: read_json(f) for k, f in run_files.items()}
     n_sets, max_epochs = cfg.tdec.forget_sets, cfg.tdec.max_epochs
-    note = (f"ours \\| paper (GPT-Neo {', '.join(sorted({PAPER_SIZE.get(m, '?') for m in premises}))}). Epochs: mean over "
+    note = (f"ours ‖ paper (GPT-Neo {', '.join(sorted({PAPER_SIZE.get(m, '?') for m in premises}))}). Epochs: mean over "
             f"the forget sets that met the criterion within {max_epochs} epochs, k✗ = sets that did not; an epoch: "
             f"{epoch_meaning(cfg)} (knowledge-unlearning's code: 1 update, batch = forget set) ({n_sets} sets "
             "of {0} rows). EL10, MA on the forget set after unlearning (Before: before); Reasoning: mean accuracy over "

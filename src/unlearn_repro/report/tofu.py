@@ -1,4 +1,4 @@
-"""SOUL's TOFU study report: Table 1 (ours ‖ paper, mean ± std over seeds), Figure 1 (forget and retain
+"""SOUL's TOFU study report: Table 1 (ours ‖ paper, mean and 95 % t interval over seeds), Figure 1 (forget and retain
 accuracy per epoch, FO vs SO), the premise (base vs retain model on the forget set) and the per-loss
 verdict "SO forgets more than FO at equal utility". Writes exactly the files `outputs` names."""
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.metrics.tofu import forget_quality  # noqa: E402
 from unlearn_repro.report.figures import _save  # noqa: E402
+from unlearn_repro.report.stats import ESTIMATOR, cell, ours_paper  # noqa: E402
 from unlearn_repro.report.style import method_style  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
@@ -74,15 +75,12 @@ def load_runs(files) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _cell(values, paper=None) -> str:
-    v = np.asarray(values, dtype=float)
-    if not np.isfinite(v).any():
-        return "n/a"
-    ours = f"{np.nanmean(v):.3f}" + (f" ± {np.nanstd(v, ddof=1):.3f}" if len(v) > 1 else "")
-    return ours if paper is None else f"{ours} \\| {paper:.3g}"
+    ours = cell(values, 3, signed=False)
+    return ours if paper is None else ours_paper(ours, paper, "{:.3g}")
 
 
 def _rows(base: dict, retain: dict, runs: pd.DataFrame, methods, columns, paired=()) -> list[dict]:
-    """One row per model (base, retain, each method x kind): mean ± std over seeds, "ours ‖ paper" in the
+    """One row per model (base, retain, each method x kind): mean ± 95 % t half-width over seeds, "ours ‖ paper" in the
     column positions listed in `paired` (SOUL's Table 1 order)."""
     def row(label, values, paper=None):
         return {"Method": label, **{h: _cell(values(k), paper[i] if paper and i in paired else None)
@@ -114,7 +112,7 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     table = pd.DataFrame(rows).fillna("—")
     n_seeds = runs["seed"].nunique()
     scale = (f"Ours: {cfg.tofu.model}, {cfg.tofu.forget_split} ({len(base['forget_truth_ratios'])} forget QA), "
-             f"mean ± std over {n_seeds} seed(s); greedy answers of {cfg.tofu.max_new_tokens} new tokens at most.")
+             f"mean ± half-width of the {ESTIMATOR} ({n_seeds} seed(s)); greedy answers of {cfg.tofu.max_new_tokens} new tokens at most.")
     write_table(table, out_root / "tables" / "table1",
                 title="SOUL Table 1 on TOFU, SOUL's definitions: ours ‖ paper (LLaMA2-7B-chat, forget10)",
                 note=f"{scale} Acc (forget / retain): the greedy answer to the paraphrased question is closest "
