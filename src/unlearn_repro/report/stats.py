@@ -99,6 +99,15 @@ def compare(a, b, tolerance: float = 0.0) -> str:
     return "less" if d.mean < 0 else "greater"
 
 
+def compare_to(values, reference: float, tolerance: float = 0.0) -> str:
+    """'less' / 'greater' when the values' 95 % interval lies wholly below / above `reference` (and the mean is
+    farther than `tolerance` from it), else 'tie'. One value has no interval: its side of reference ± tolerance."""
+    iv = t_interval(values)
+    if iv.n == 0 or abs(iv.mean - reference) <= tolerance or iv.contains(reference):
+        return TIE
+    return "less" if iv.mean < reference else "greater"
+
+
 def fmt_interval(iv: Interval, digits: int = 2, signed: bool = True) -> str:
     """'+0.12 ± 0.05' (± = the interval's half-width); one seed: '+0.12 (1 seed)'; none: 'n/a'."""
     if iv.n == 0 or not math.isfinite(iv.mean):
