@@ -47,6 +47,11 @@ def test_findings_rules():
     f = findings(agg)
     assert f["gd_beats_ga"]["holds"] and f["lora_gd_often_fails"]["holds"]
     assert f["flora_ihl_fewer_epochs_best_utility"]["holds"]
+    agg["flora_gd"] = aggregate({"sets": [_set(True, 1, 10)]})        # faster and better: not a named row
+    assert findings(agg)["flora_ihl_fewer_epochs_best_utility"]["holds"]
+    agg["lora_gd"] = aggregate({"sets": [_set(True, 1, 200)]})        # a named row forgets faster
+    assert not findings(agg)["flora_ihl_fewer_epochs_best_utility"]["holds"]
+    agg["lora_gd"] = aggregate({"sets": [_set(False, None, 300), _set(True, 9, 200)]})
     agg["gd"] = aggregate({"sets": [_set(False, None, 100)]})          # a failure ranks behind any success
     agg["lora_ihl"] = aggregate({"sets": [_set(True, 8, 50)]})         # lower PPL than FLoRA + IHL
     f = findings(agg)

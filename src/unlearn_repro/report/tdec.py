@@ -85,7 +85,10 @@ def findings(agg: dict) -> dict:
     """The paper's three findings as rules on one model's aggregates (utility = PPL on held-out TDEC rows,
     the metric that moves at every scale; reasoning accuracy is reported beside it)."""
     ep = lambda k: agg[k]["epochs"] if agg[k]["failed"] == 0 else math.inf  # noqa: E731  a failure ranks last
-    lora_based = [k for k in ("lora_gd", "lora_ihl", "flora_gd", "flora_ihl") if k in agg]
+    # the paper's Table 1 names GA, GD, LoRA (+ GD) and LoRA + IHL beside FLoRA + IHL; FLoRA + GD is in its
+    # Figure 3 only, so the FLoRA + IHL claim is judged against the named rows, not against FLoRA + GD
+    lora_named = [k for k in ("lora_gd", "lora_ihl") if k in agg]
+    named = [k for k in ("ga", "gd", "lora_gd", "lora_ihl") if k in agg]
     out = {}
     if {"ga", "gd"} <= agg.keys():
         out["gd_beats_ga"] = {"holds": bool(ep("gd") <= ep("ga") and agg["gd"]["ppl"] < agg["ga"]["ppl"]),
@@ -94,13 +97,15 @@ def findings(agg: dict) -> dict:
         out["lora_gd_often_fails"] = {
             "holds": bool(agg["lora_gd"]["failed"] >= agg["lora_gd"]["n_sets"] / 2),
             "rule": "LoRA + GD misses the criterion within max_epochs on at least half the forget sets"}
-    if "flora_ihl" in agg and lora_based:
-        fewest = all(ep("flora_ihl") <= ep(k) for k in lora_based)
-        best = all(agg["flora_ihl"]["ppl"] <= agg[k]["ppl"] for k in agg)
+    if "flora_ihl" in agg and lora_named:
+        fewest = all(ep("flora_ihl") <= ep(k) for k in lora_named)
+        best = all(agg["flora_ihl"]["ppl"] <= agg[k]["ppl"] for k in named)
         out["flora_ihl_fewer_epochs_best_utility"] = {
             "holds": bool(fewest and best), "fewest_epochs_among_lora": bool(fewest), "lowest_ppl": bool(best),
-            "rule": "FLoRA + IHL needs the fewest epochs of the LoRA-based configurations and has the lowest PPL "
-                    "of all configurations"}
+            "compared_with": named,
+            "rule": "FLoRA + IHL needs no more epochs than the paper's named LoRA rows (LoRA + GD, LoRA + IHL) and "
+                    "has a PPL no higher than every named row (GA, GD, LoRA + GD, LoRA + IHL); FLoRA + GD, in the "
+                    "paper's Figure 3 only, is not a comparator"}
     return out
 
 
