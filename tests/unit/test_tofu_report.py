@@ -34,3 +34,14 @@ def test_tofu_definitions_table_has_no_paper_values_and_missing_keys_show_na():
     assert fo["Forget quality (TOFU: KS vs retain model)"] == "0.300 (1 seed)" and fo["Model utility (TOFU)"] == "n/a"
     assert all(" ‖ " not in str(v) for r in rows for v in r.values())
     assert all("SOUL" not in h for _, h in report.TOFU_COLUMNS)
+
+
+def test_so_beats_fo_rule_holds_fails_and_ties_inside_the_interval():
+    def runs(forget, utility=0.5):
+        return pd.DataFrame({"forget_acc": forget, "model_utility": utility, "retain_acc": utility})
+    fo = runs([0.60, 0.62, 0.58])
+    assert report.so_beats_fo(fo, runs([0.20, 0.22, 0.18])) == "holds"
+    assert report.so_beats_fo(fo, runs([0.80, 0.82, 0.78])) == "does not hold"
+    assert report.so_beats_fo(fo, runs([0.30, 0.90, 0.50])) == "tie"           # the interval spans 0
+    assert report.so_beats_fo(fo, runs([0.58, 0.60, 0.56])) == "tie"           # 0.02 < FORGET_MARGIN
+    assert report.so_beats_fo(fo, runs([0.20, 0.22, 0.18], utility=0.3)) == "does not hold"   # utility lost
