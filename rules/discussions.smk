@@ -119,12 +119,46 @@ rule onion:
         "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} > {log} 2>&1"
 
 
+rule onion_control:
+    """The onion effect's control: remove a random set of the same size, retrain, rescore the rest."""
+    input:
+        CORE_SRC + src("pipeline", "metrics", "train.py", "optim", "data/encoding.py"),
+        base=R("discussions/snapshots/base.npz"),
+        pretrained=R(f"models/{DISC.model}/pretrained"),
+        **DISC_COMMON,
+    output:
+        R("discussions/onion_control.npz"),
+    params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
+        reference=REFERENCE_ARG,
+        onion={k: DISC[k] for k in ("onion_threshold", "onion_top_fraction")},
+        seed=DISC.seed,
+        dataset=DISC.dataset,
+        model=DISC.model,
+        finetune=CFG.finetune.to_dict(),
+    threads: MODEL_THREADS
+    resources:
+        gpu=gpu_resources,
+    log:
+        L("discussions/onion_control.log"),
+    benchmark:
+        L("benchmarks/discussions/onion_control.tsv")
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} onion --base {input.base} --pretrained {input.pretrained} --data {params.data_dir} "
+        "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} --control "
+        "> {log} 2>&1"
+
+
 rule discussions_report:
     input:
         CORE_SRC + src("report", "metrics/weights.py"),
         snapshots=expand(R("discussions/snapshots/{method}.npz"), method=METHOD_NAMES),
         base=R("discussions/snapshots/base.npz"),
         onion=R("discussions/onion.npz"),
+        onion_control=R("discussions/onion_control.npz"),
     output:
         tables=[disc_report_item(p) for p in DISC_OUTPUTS["tables"]],
         figures=[disc_report_item(p) for p in DISC_OUTPUTS["figures"]],
@@ -143,6 +177,7 @@ rule discussions_report:
         ENV_FILE
     shell:
         "{params.cli} discussions-report --out {params.root} --base {input.base} --onion {input.onion} "
+        "--onion-control {input.onion_control} "
         "{params.pairs} > {log} 2>&1"
 
 

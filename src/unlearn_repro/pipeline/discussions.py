@@ -42,9 +42,12 @@ def snapshot(cfg, model_dir, data_dir, reference, split_file, out, *, base: bool
     return {"layer": name, "n_weights": int(weights.size), "n_scored": len(idx)}
 
 
-def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, dataset, model_name) -> dict:
+def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, dataset, model_name,
+          control: bool = False) -> dict:
     """Remove the samples above the exposure threshold (or the top fraction), retrain the pre-fine-tuning
-    model on the rest with the fine-tuning recipe, and rescore the rest (paper §9.3, Figure 6)."""
+    model on the rest with the fine-tuning recipe, and rescore the rest (paper §9.3, Figure 6). control: remove
+    a random set of the same size instead (seeded by discussions.seed), which shows what removing and retraining
+    alone does to the rest's exposure."""
     d = cfg.discussions
     before = np.load(base_snapshot)
     exposure = before["exposure"]
@@ -59,6 +62,9 @@ def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, 
     if len(removed) == 0 or len(kept) == 0:
         raise ValueError(f"discussions: exposure threshold {threshold:.3f} removes {len(removed)} of {len(exposure)} "
                          "samples; set discussions.onion_threshold or onion_top_fraction so that some go and some stay")
+    if control:
+        removed = np.sort(np.random.default_rng(d.seed).choice(len(exposure), size=len(removed), replace=False))
+        kept = np.setdiff1d(np.arange(len(exposure)), removed)
     start = time.perf_counter()
     model, tok, _, device = open_checkpoint(cfg, pretrained)
     inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))  # the same encoding trains and scores
@@ -69,6 +75,6 @@ def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, 
     result = {"threshold": threshold, "removed": int(len(removed)), "kept": int(len(kept)),
               "rose": int((after > exposure[kept]).sum()), "crossed": int((after > threshold).sum()),
               "retrain_s": time.perf_counter() - start, "final_loss": stats["final_loss"]}
-    tracker.log_run(f"onion/{dataset}/{model_name}", {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
-                    result, {"stage": "onion", "dataset": dataset, "model": model_name})
+    tracker.log_run(f"onion{'_control' if control else ''}/{dataset}/{model_name}", {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
+                    result, {"stage": "onion_control" if control else "onion", "dataset": dataset, "model": model_name})
     return result

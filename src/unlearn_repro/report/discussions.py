@@ -16,6 +16,7 @@ from scipy import stats  # noqa: E402
 from unlearn_repro.io import write_json  # noqa: E402
 from unlearn_repro.metrics.weights import histogram, kl_divergence, shared_edges  # noqa: E402
 from unlearn_repro.report.figures import _save, method_label  # noqa: E402
+from unlearn_repro.report.stats import ESTIMATOR, t_interval  # noqa: E402
 from unlearn_repro.report.style import method_style  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
@@ -31,18 +32,23 @@ def outputs(root: str) -> dict[str, list[str]]:
             "summary": [f"{root}/summary/metrics.json"]}
 
 
-def build_report(cfg, snapshots: dict[str, str], base: str, onion_file: str, out_root: str | Path) -> None:
-    """snapshots: method -> its cycle-1 snapshot (.npz); base: the fine-tuned model's snapshot."""
+def build_report(cfg, snapshots: dict[str, str], base: str, onion_file: str, out_root: str | Path,
+                 control_file: str | None = None) -> None:
+    """snapshots: method -> its cycle-1 snapshot (.npz); base: the fine-tuned model's snapshot; control_file:
+    the onion run's random-removal control."""
     out_root = Path(out_root)
     tables, figures = out_root / "tables", out_root / "figures"
     snaps = {m: np.load(f) for m, f in snapshots.items()}
     base_snap = np.load(base)
     kl = weight_kl(cfg, snaps, tables, figures)
     shift = exposure_shift(snaps, base_snap, tables, figures)
-    onion_row = onion_effect(np.load(onion_file), tables, figures)
+    onion_row = onion_effect(np.load(onion_file), tables, figures,
+                             control=np.load(control_file) if control_file else None)
     summary = {"weight_kl": {r["method"]: r["kl"] for r in kl.to_dict("records") if r["kl"] is not None},
                "exposure_ks_p": {r["method"]: r["ks_p"] for r in shift.to_dict("records")},
-               "onion": {k: onion_row[k] for k in ("removed", "rose", "crossed", "wilcoxon_p")}}
+               "onion": {k: onion_row[k] for k in ("removed", "rose", "crossed", "wilcoxon_p", "shift_mean",
+                                                   "control_shift_mean", "difference_low", "difference_high")
+                         if k in onion_row}}
     write_json(out_root / "summary" / "metrics.json", summary)
 
 
@@ -109,19 +115,44 @@ def exposure_shift(snaps, base_snap, tables, figures) -> pd.DataFrame:
     return table
 
 
-def onion_effect(o, tables, figures) -> dict:
+def versus_control(o, control) -> dict:
+    """The onion effect against its control, on the samples both removals kept: their mean exposure shift after
+    the top removal and after the random one, and the paired 95 % t interval (over those samples) of the
+    difference of their exposures after the two retrainings (the exposures before cancel). One retraining
+    each: the interval does not include retraining's own seed-to-seed spread."""
+    top = dict(zip(o["kept"].tolist(), zip(o["before"].tolist(), o["after"].tolist())))
+    ctrl = dict(zip(control["kept"].tolist(), control["after"].tolist()))
+    common = sorted(set(top) & set(ctrl))
+    before = np.array([top[i][0] for i in common])
+    after_top, after_ctrl = np.array([top[i][1] for i in common]), np.array([ctrl[i] for i in common])
+    diff = t_interval(after_top - after_ctrl)
+    return {"common_kept": len(common), "shift_mean": float((after_top - before).mean()),
+            "control_shift_mean": float((after_ctrl - before).mean()), "difference_low": diff.low,
+            "difference_high": diff.high}
+
+
+def onion_effect(o, tables, figures, control=None) -> dict:
     """Figure 6: exposure of the kept samples before and after removing the most exposed ones and retraining;
-    one-sided Wilcoxon signed-rank test of 'the safe samples became more exposed'."""
+    one-sided Wilcoxon signed-rank test of 'the safe samples became more exposed', and the comparison with a
+    random removal of the same size (the control)."""
     before, after, threshold = o["before"], o["after"], float(o["threshold"])
     test = stats.wilcoxon(after, before, alternative="greater")
     row = {"threshold": threshold, "removed": int(len(o["removed"])), "kept": int(len(o["kept"])),
            "rose": int((after > before).sum()), "crossed": int(((after > threshold) & (before <= threshold)).sum()),
            "mean_before": float(before.mean()), "mean_after": float(after.mean()),
+           "shift_mean": float((after - before).mean()),
            "wilcoxon_statistic": float(test.statistic), "wilcoxon_p": float(test.pvalue),
            "onion_effect": bool(test.pvalue < ALPHA or ((after > threshold) & (before <= threshold)).any())}
+    if control is not None:
+        row.update(versus_control(o, control))
     write_table(pd.DataFrame([row]), tables / "onion", "The onion effect (paper §9.3, Figure 6)",
                 "Kept samples' exposure after removing those above the threshold and retraining: `rose` = higher than "
-                "before, `crossed` = now above the threshold; one-sided Wilcoxon signed-rank test (after > before).")
+                "before, `crossed` = now above the threshold; one-sided Wilcoxon signed-rank test (after > before). "
+                "Control: a random set of the same size removed and the model retrained the same way; on the samples "
+                "both kept (`common_kept`): `shift_mean` (top removal) vs `control_shift_mean`, and the paired "
+                f"{ESTIMATOR.replace('seeds', 'kept samples')} of their difference (`difference_low`, "
+                "`difference_high`; one retraining each, so retraining's own seed-to-seed spread is not in it). "
+                "Per-sample exposures: discussions/onion.npz and onion_control.npz.")
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     ax.scatter(before, after, s=6, alpha=0.6, color="0.3")
     lo, hi = min(before.min(), after.min()), max(before.max(), after.max())
