@@ -336,8 +336,8 @@ def kl_order(s: Studies) -> Verdict | None:
 
 @claim("onion", "§9.3, Fig. 6", "The onion effect: removing the most exposed samples exposes others",
        "the kept samples' mean exposure shift after removing the most exposed and retraining is above the shift "
-       "after removing a random set of the same size and retraining (control); Welch 95 % interval of the "
-       "difference over kept samples; containing 0: a tie", "onion")
+       "after removing a random set of the same size and retraining (control); the 95 % interval of the "
+       "difference (paired t over the samples both removals kept); containing 0: a tie", "onion")
 def onion_effect(s: Studies) -> Verdict | None:
     o = s.onion.iloc[0]
     prem = premise(float(o["threshold"]) > EXPOSURE_UNSEEN,
