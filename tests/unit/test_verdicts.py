@@ -1,5 +1,6 @@
 """Each registered claim's rule on hand-made numbers: holds, does not hold, tie (a difference inside its
 95 % interval or tolerance) and premise not met; a missing study is 'not run'."""
+
 import math
 
 import pandas as pd
@@ -10,21 +11,39 @@ from unlearn_repro.report.verdicts import CLAIMS, PAPER_METHODS, Studies, judge,
 
 SEEDS = (0, 1, 2)
 DATASETS = ("arc_easy", "piqa", "mathqa", "lambada")
-DEFAULTS = {"delta_exp": -0.5, "delta_acc": -1.0, "delta_retain_acc": -0.01, "runtime_s": 1.0, "delta_test_nll": 0.1}
+DEFAULTS = {
+    "delta_exp": -0.5,
+    "delta_acc": -1.0,
+    "delta_retain_acc": -0.01,
+    "runtime_s": 1.0,
+    "delta_test_nll": 0.1,
+}
 
 
 def _main(spec=None, *, datasets=DATASETS, base_accuracy=0.6, base_exposure=3.0, cycles=(1,), **columns):
-    """Main-study rows of the paper's five methods on one tiny GPT-Neo model. spec: method -> column -> a value,
-    a list (one per seed) or a dict (data set -> value or list)."""
+    """Main-study rows of the paper's five methods on one tiny GPT-Neo model. spec: method -> column -> a
+    value, a list (one per seed) or a dict (data set -> value or list)."""
     spec = spec or {}
     rows = []
     for d in datasets:
         for m in PAPER_METHODS:
             for i, seed in enumerate(SEEDS):
                 for c in cycles:
-                    row = {"dataset": d, "model": "tiny-gpt-neo", "family": "neo", "size": "tiny", "method": m,
-                           "seed": seed, "cycle": c, "n_forgotten": 16 * c, "base_accuracy": base_accuracy,
-                           "base_exposure": base_exposure, "diverged": False, **DEFAULTS, **columns}
+                    row = {
+                        "dataset": d,
+                        "model": "tiny-gpt-neo",
+                        "family": "neo",
+                        "size": "tiny",
+                        "method": m,
+                        "seed": seed,
+                        "cycle": c,
+                        "n_forgotten": 16 * c,
+                        "base_accuracy": base_accuracy,
+                        "base_exposure": base_exposure,
+                        "diverged": False,
+                        **DEFAULTS,
+                        **columns,
+                    }
                     for col, v in spec.get(m, {}).items():
                         v = v.get(d, DEFAULTS.get(col)) if isinstance(v, dict) else v
                         row[col] = v[i] if isinstance(v, (list, tuple)) else v
@@ -52,26 +71,40 @@ def test_every_row_has_a_premise_and_a_source_and_missing_studies_are_not_run():
     assert kl["verdict"] == "not run" and kl["source"] == "—"
 
 
-# --- efficacy -------------------------------------------------------------------------------------------------
+# --- efficacy -----------------------------------------------------------------------------------------------
 def test_efficacy_holds_fails_ties_and_needs_exposed_forget_sets():
-    holds = _main({"fisher_removal": {"delta_exp": [-2.0, -2.1, -1.9]}, "retrain": {"delta_exp": [-1.0, -1.1, -0.9]}})
+    holds = _main(
+        {"fisher_removal": {"delta_exp": [-2.0, -2.1, -1.9]}, "retrain": {"delta_exp": [-1.0, -1.1, -0.9]}}
+    )
     assert _verdict("efficacy", main=holds)["verdict"] == "holds"
-    fails = _main({"fisher_removal": {"delta_exp": [-1.0, -1.1, -0.9]}, "retrain": {"delta_exp": [-2.0, -2.1, -1.9]}})
+    fails = _main(
+        {"fisher_removal": {"delta_exp": [-1.0, -1.1, -0.9]}, "retrain": {"delta_exp": [-2.0, -2.1, -1.9]}}
+    )
     assert _verdict("efficacy", main=fails)["verdict"] == "does not hold"
-    tie = _main({"fisher_removal": {"delta_exp": [-2.0, -1.0, -3.0]}, "retrain": {"delta_exp": [-1.5, -2.5, -1.8]}})
+    tie = _main(
+        {"fisher_removal": {"delta_exp": [-2.0, -1.0, -3.0]}, "retrain": {"delta_exp": [-1.5, -2.5, -1.8]}}
+    )
     assert _verdict("efficacy", main=tie)["verdict"] == "tie"
     row = _verdict("efficacy", main=_main(base_exposure=0.5))
-    assert row["verdict"] == "premise not met" and row["premise"].startswith("not met: ") and "0.50" in row["premise"]
+    assert (
+        row["verdict"] == "premise not met"
+        and row["premise"].startswith("not met: ")
+        and "0.50" in row["premise"]
+    )
 
 
-# --- fidelity: gradient ascent least robust --------------------------------------------------------------------
-SWINGS = {"arc_easy": -10.0, "piqa": 0.0, "mathqa": -10.0, "lambada": 0.0}   # rank 5, 1, 5, 1 by |Δacc|
+# --- fidelity: gradient ascent least robust -----------------------------------------------------------------
+SWINGS = {"arc_easy": -10.0, "piqa": 0.0, "mathqa": -10.0, "lambada": 0.0}  # rank 5, 1, 5, 1 by |Δacc|
 
 
 def test_fidelity_rank_is_by_closeness_so_a_rise_is_no_better_than_a_fall():
     up = _main({"gradient_ascent": {"delta_acc": {d: -v for d, v in SWINGS.items()}}})
     down = _main({"gradient_ascent": {"delta_acc": SWINGS}})
-    assert _verdict("stability_acc", main=up)["verdict"] == _verdict("stability_acc", main=down)["verdict"] == "holds"
+    assert (
+        _verdict("stability_acc", main=up)["verdict"]
+        == _verdict("stability_acc", main=down)["verdict"]
+        == "holds"
+    )
 
 
 def test_gradient_ascent_least_robust_fails_ties_and_needs_informative_accuracy():
@@ -79,7 +112,7 @@ def test_gradient_ascent_least_robust_fails_ties_and_needs_informative_accuracy(
     assert _verdict("stability_acc", main=fails)["verdict"] == "does not hold"
     tie = _main({"fisher_removal": {"delta_acc": SWINGS}, "gradient_ascent": {"delta_acc": SWINGS}})
     assert _verdict("stability_acc", main=tie)["verdict"] == "tie"
-    at_chance = _main({"gradient_ascent": {"delta_acc": SWINGS}}, base_accuracy=0.3)   # chance 0.25/0.5/0.25/0
+    at_chance = _main({"gradient_ascent": {"delta_acc": SWINGS}}, base_accuracy=0.3)  # chance 0.25/0.5/0.25/0
     row = _verdict("stability_acc", main=at_chance)
     assert row["verdict"] == "premise not met" and "+0.0" in row["premise"]
 
@@ -87,29 +120,45 @@ def test_gradient_ascent_least_robust_fails_ties_and_needs_informative_accuracy(
 def test_retain_accuracy_that_no_method_moves_is_premise_not_met_not_holds():
     frozen = _main({"gradient_ascent": {"delta_retain_acc": 0.0}}, delta_retain_acc=0.0)
     row = _verdict("stability_retain", main=frozen)
-    assert row["verdict"] == "premise not met" and row["premise"] == \
-        "not met: largest |change| of retain accuracy over all runs 0 (needs > 0)"
+    assert (
+        row["verdict"] == "premise not met"
+        and row["premise"] == "not met: largest |change| of retain accuracy over all runs 0 (needs > 0)"
+    )
     moving = _main({"gradient_ascent": {"delta_retain_acc": {d: v / 100 for d, v in SWINGS.items()}}})
     assert _verdict("stability_retain", main=moving)["verdict"] == "holds"
 
 
-# --- finetuning -----------------------------------------------------------------------------------------------
+# --- finetuning ---------------------------------------------------------------------------------------------
 def test_finetuning_does_not_erase():
-    assert _verdict("finetuning", main=_main({"finetune": {"delta_exp": [0.1, 0.2, 0.15]}}))["verdict"] == "holds"
+    assert (
+        _verdict("finetuning", main=_main({"finetune": {"delta_exp": [0.1, 0.2, 0.15]}}))["verdict"]
+        == "holds"
+    )
     # an interval that contains 0: finetuning's erasure is indistinguishable from none, so the claim holds
-    assert _verdict("finetuning", main=_main({"finetune": {"delta_exp": [0.1, -0.2, 0.05]}}))["verdict"] == "holds"
-    assert _verdict("finetuning", main=_main({"finetune": {"delta_exp": [-1.0, -1.2, -0.9]}}))["verdict"] \
+    assert (
+        _verdict("finetuning", main=_main({"finetune": {"delta_exp": [0.1, -0.2, 0.05]}}))["verdict"]
+        == "holds"
+    )
+    assert (
+        _verdict("finetuning", main=_main({"finetune": {"delta_exp": [-1.0, -1.2, -0.9]}}))["verdict"]
         == "does not hold"
+    )
     assert _verdict("finetuning", main=_main(base_exposure=0.9))["verdict"] == "premise not met"
 
 
-# --- runtime at the paper's m and corpus sizes ------------------------------------------------------------------
+# --- runtime at the paper's m and corpus sizes --------------------------------------------------------------
 def _timed(fisher_per_pass, retrain_per_pass=0.002, recorded=True):
     """First cycles at m = 64: a Fisher method's 2 rebuilds x 64 gradients + 16 forget samples = 144 passes;
     retraining 5 epochs over 80 D+ rows = 400 passes. Runtimes = seconds per pass x passes."""
     per_pass = {m: fisher_per_pass for m in V.SECOND_ORDER} | {"retrain": [retrain_per_pass] * 3}
-    spec = {m: {"runtime_s": [p * (400 if m == "retrain" else 144) for p in (v if isinstance(v, list) else [v] * 3)]}
-            for m, v in per_pass.items()}
+    spec = {
+        m: {
+            "runtime_s": [
+                p * (400 if m == "retrain" else 144) for p in (v if isinstance(v, list) else [v] * 3)
+            ]
+        }
+        for m, v in per_pass.items()
+    }
     extra = {"n_retain": 80, "fisher_rebuilds": 2} if recorded else {}
     return _main(spec, **extra)
 
@@ -121,7 +170,7 @@ def _ratio_to_per_pass(ratio, dataset="piqa"):
 
 def test_runtime_is_judged_at_the_papers_m_and_corpus_sizes():
     s = dict(num_grads=64, retrain_epochs=5)
-    assert _verdict("runtime", main=_timed(0.001), **s)["verdict"] == "holds"   # 4224 passes vs 79925 on PIQA
+    assert _verdict("runtime", main=_timed(0.001), **s)["verdict"] == "holds"  # 4224 passes vs 79925 on PIQA
     # per cycle at m = 64 the Fisher method is cheaper (0.14 s vs 0.8 s), but at m = 1024 it is dearer
     row = _verdict("runtime", main=_timed(_ratio_to_per_pass(3.0, "mathqa")), **s)
     assert row["verdict"] == "does not hold" and "m = 1024" in row["evidence"]
@@ -131,15 +180,19 @@ def test_runtime_is_judged_at_the_papers_m_and_corpus_sizes():
     assert row["verdict"] == "not testable at m = 64" and row["premise"].startswith("not met")
 
 
-# --- Figure 5: extended cycles, with a tolerance -------------------------------------------------------------------
+# --- Figure 5: extended cycles, with a tolerance ------------------------------------------------------------
 def _extended(ff_nll, other_nll, ff_acc=0.0, other_acc=0.0, retain=0.01):
-    """Three cycles on LAMBADA; at the last one each method's test NLL and accuracy changes (from 5.0 and 0.5)."""
+    """Three cycles on LAMBADA; at the last one each method's test NLL and accuracy change (from 5.0, 0.5)."""
     spec = {}
     for m in PAPER_METHODS:
         nll, acc = (ff_nll, ff_acc) if m == "fisher_forgetting" else (other_nll, other_acc)
         nll = nll if isinstance(nll, list) else [nll] * 3
-        spec[m] = {"test_nll": [5.0 + x for x in nll], "delta_test_nll": nll, "accuracy": 0.5 + acc,
-                   "retain_accuracy": 0.5 + retain}
+        spec[m] = {
+            "test_nll": [5.0 + x for x in nll],
+            "delta_test_nll": nll,
+            "accuracy": 0.5 + acc,
+            "retain_accuracy": 0.5 + retain,
+        }
     return _main(spec, datasets=("lambada",), cycles=(3,), base_accuracy=0.6, base_retain_accuracy=0.5)
 
 
@@ -154,20 +207,37 @@ def test_figure5_holds_fails_and_ties_within_its_tolerance():
 def test_figure5_needs_a_metric_that_moves():
     row = _verdict("extended_retain_accuracy", main=_extended(0.1, 0.5, retain=0.0))
     assert row["verdict"] == "premise not met"
-    assert _verdict("extended_retain_accuracy", main=_extended(0.1, 0.5, retain=0.02))["verdict"] == "tie"  # all equal
+    assert (
+        _verdict("extended_retain_accuracy", main=_extended(0.1, 0.5, retain=0.02))["verdict"] == "tie"
+    )  # all equal
 
 
-# --- §9 -------------------------------------------------------------------------------------------------------
+# --- §9 -----------------------------------------------------------------------------------------------------
 def test_kl_order():
-    kl = pd.DataFrame({"method": ["gradient_ascent", "fisher_removal", "fisher_forgetting"], "kl": [5.0, 0.1, 0.3]})
+    kl = pd.DataFrame(
+        {"method": ["gradient_ascent", "fisher_removal", "fisher_forgetting"], "kl": [5.0, 0.1, 0.3]}
+    )
     assert _verdict("kl", kl=kl)["verdict"] == "holds"
     assert _verdict("kl", kl=kl.assign(kl=[0.2, 0.1, 0.3]))["verdict"] == "does not hold"
-    assert _verdict("kl", kl=kl.assign(kl=math.nan))["verdict"] == "premise not met"   # no retraining reference
+    assert (
+        _verdict("kl", kl=kl.assign(kl=math.nan))["verdict"] == "premise not met"
+    )  # no retraining reference
 
 
 def _onion(low, high, threshold=4.0, control=0.05):
-    return pd.DataFrame([{"threshold": threshold, "rose": 30, "kept": 76, "shift_mean": control + (low + high) / 2,
-                          "control_shift_mean": control, "difference_low": low, "difference_high": high}])
+    return pd.DataFrame(
+        [
+            {
+                "threshold": threshold,
+                "rose": 30,
+                "kept": 76,
+                "shift_mean": control + (low + high) / 2,
+                "control_shift_mean": control,
+                "difference_low": low,
+                "difference_high": high,
+            }
+        ]
+    )
 
 
 def test_onion_effect_is_compared_with_a_random_removal_control():
@@ -180,68 +250,127 @@ def test_onion_effect_is_compared_with_a_random_removal_control():
 
 
 def test_exposure_distribution_shift():
-    shift = pd.DataFrame({"method": ["gradient_ascent", "retrain", "npo"], "ks_p": [0.5, 0.4, 0.01],
-                          "distribution_shifted": [False, False, True], "n_retained": [80, 80, 80]})
-    assert _verdict("exposure_shift", shift=shift)["verdict"] == "holds"            # npo is not the paper's
-    assert _verdict("exposure_shift", shift=shift.assign(distribution_shifted=True))["verdict"] == "does not hold"
+    shift = pd.DataFrame(
+        {
+            "method": ["gradient_ascent", "retrain", "npo"],
+            "ks_p": [0.5, 0.4, 0.01],
+            "distribution_shifted": [False, False, True],
+            "n_retained": [80, 80, 80],
+        }
+    )
+    assert _verdict("exposure_shift", shift=shift)["verdict"] == "holds"  # npo is not the paper's
+    assert (
+        _verdict("exposure_shift", shift=shift.assign(distribution_shifted=True))["verdict"]
+        == "does not hold"
+    )
     assert _verdict("exposure_shift", shift=shift.assign(n_retained=5))["verdict"] == "premise not met"
 
 
-# --- §6, §7 -----------------------------------------------------------------------------------------------------
+# --- §6, §7 -------------------------------------------------------------------------------------------------
 def _counts(**over):
-    paper = {"none": 16, "retrain": 0, "finetune": 16, "gradient_ascent": 8, "fisher_removal": 4,
-             "fisher_forgetting": 8, **over}
-    return pd.DataFrame([{"dataset": c, "family": f, "method": m, "seed": s, "memorized": v + s}
-                         for c in ("mtsamples", "enron") for f in ("neo", "opt") for m, v in paper.items()
-                         for s in SEEDS])
+    paper = {
+        "none": 16,
+        "retrain": 0,
+        "finetune": 16,
+        "gradient_ascent": 8,
+        "fisher_removal": 4,
+        "fisher_forgetting": 8,
+        **over,
+    }
+    return pd.DataFrame(
+        [
+            {"dataset": c, "family": f, "method": m, "seed": s, "memorized": v + s}
+            for c in ("mtsamples", "enron")
+            for f in ("neo", "opt")
+            for m, v in paper.items()
+            for s in SEEDS
+        ]
+    )
 
 
 def test_table8_ordering():
     assert _verdict("table8", memorization=_counts())["verdict"] == "holds"
     assert _verdict("table8", memorization=_counts(fisher_removal=12))["verdict"] == "does not hold"
-    none = _counts().assign(memorized=0)   # the base models memorize nothing
+    none = _counts().assign(memorized=0)  # the base models memorize nothing
     assert _verdict("table8", memorization=none)["verdict"] == "premise not met"
-    assert _verdict("table8", memorization=_counts()[lambda d: d["method"] != "retrain"])["verdict"] == "not run"
+    assert (
+        _verdict("table8", memorization=_counts()[lambda d: d["method"] != "retrain"])["verdict"] == "not run"
+    )
 
 
 def _privacy(dp_lambada_best=True, slowdown=3.0):
-    """Figure 3 points: on LAMBADA the DP models sit on the Pareto front, on PIQA gradient ascent beats each DP
-    model on both axes."""
+    """Figure 3 points: on LAMBADA the DP models sit on the Pareto front, on PIQA gradient ascent beats each
+    DP model on both axes."""
     rows = []
     for d in ("lambada", "piqa"):
         for model, extra in (("tiny-gpt-neo", 0.0), ("tiny-opt", 0.1)):
-            rows.append({"dataset": d, "model": model, "method": "dp_sgd", "value": math.inf, "exposure": 5.0,
-                         "test_nll": 3.0, "slowdown": None})
+            rows.append(
+                {
+                    "dataset": d,
+                    "model": model,
+                    "method": "dp_sgd",
+                    "value": math.inf,
+                    "exposure": 5.0,
+                    "test_nll": 3.0,
+                    "slowdown": None,
+                }
+            )
             for eps, (x, y) in zip((1.0, 8.0), ((1.0, 4.0), (2.0, 3.5))):
-                rows.append({"dataset": d, "model": model, "method": "dp_sgd", "value": eps, "exposure": x,
-                             "test_nll": y, "slowdown": slowdown + extra if d == "lambada" else slowdown - extra})
+                rows.append(
+                    {
+                        "dataset": d,
+                        "model": model,
+                        "method": "dp_sgd",
+                        "value": eps,
+                        "exposure": x,
+                        "test_nll": y,
+                        "slowdown": slowdown + extra if d == "lambada" else slowdown - extra,
+                    }
+                )
             better = d == "piqa" or not dp_lambada_best
-            for lr, (x, y) in zip((1e-3, 3e-3), ((0.5, 3.4), (0.8, 3.2)) if better else ((4.0, 3.6), (4.5, 3.3))):
-                rows.append({"dataset": d, "model": model, "method": "gradient_ascent", "value": lr, "exposure": x,
-                             "test_nll": y, "slowdown": None})
+            for lr, (x, y) in zip(
+                (1e-3, 3e-3), ((0.5, 3.4), (0.8, 3.2)) if better else ((4.0, 3.6), (4.5, 3.3))
+            ):
+                rows.append(
+                    {
+                        "dataset": d,
+                        "model": model,
+                        "method": "gradient_ascent",
+                        "value": lr,
+                        "exposure": x,
+                        "test_nll": y,
+                        "slowdown": None,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_dp_trade_off_differs_between_data_sets():
     from unlearn_repro.report.privacy import pareto_share
+
     pts = _privacy()
     assert pareto_share(pts[(pts["dataset"] == "lambada") & (pts["model"] == "tiny-opt")]) == 1.0
     assert pareto_share(pts[(pts["dataset"] == "piqa") & (pts["model"] == "tiny-opt")]) == 0.0
     assert _verdict("dp_datasets", privacy=pts)["verdict"] == "holds"
     assert _verdict("dp_datasets", privacy=_privacy(dp_lambada_best=False))["verdict"] == "does not hold"
-    assert _verdict("dp_datasets", privacy=pts[pts["dataset"] == "lambada"])["verdict"] == \
-        "not testable at this scale"
+    assert (
+        _verdict("dp_datasets", privacy=pts[pts["dataset"] == "lambada"])["verdict"]
+        == "not testable at this scale"
+    )
 
 
 def test_dp_costs_more_with_a_tie_around_one():
     assert _verdict("dp_cost", privacy=_privacy(slowdown=3.0))["verdict"] == "holds"
     assert _verdict("dp_cost", privacy=_privacy(slowdown=0.5))["verdict"] == "does not hold"
-    assert _verdict("dp_cost", privacy=_privacy(slowdown=1.0))["verdict"] == "tie"    # 0.9 .. 1.1 across pairs
+    assert _verdict("dp_cost", privacy=_privacy(slowdown=1.0))["verdict"] == "tie"  # 0.9 .. 1.1 across pairs
     assert _verdict("dp_cost", privacy=_privacy().assign(slowdown=None))["verdict"] == "premise not met"
 
 
 def test_diverged_runs_are_left_out_and_counted():
     df = _main({"fisher_removal": {"delta_exp": [-2.0, -2.1, -1.9]}})
-    df.loc[(df["method"] == "retrain") & (df["seed"] == 0), ["diverged", "delta_exp"]] = [True, -99.0]  # 4 data sets
+    df.loc[(df["method"] == "retrain") & (df["seed"] == 0), ["diverged", "delta_exp"]] = [
+        True,
+        -99.0,
+    ]  # 4 data sets
     row = _verdict("efficacy", main=df)
     assert row["verdict"] == "holds" and "(4 diverged run(s) left out)" in row["evidence"]

@@ -100,8 +100,9 @@ def compare(a, b, tolerance: float = 0.0) -> str:
 
 
 def compare_to(values, reference: float, tolerance: float = 0.0) -> str:
-    """'less' / 'greater' when the values' 95 % interval lies wholly below / above `reference` (and the mean is
-    farther than `tolerance` from it), else 'tie'. One value has no interval: its side of reference ± tolerance."""
+    """'less' / 'greater' when the values' 95 % interval lies wholly below / above `reference` (and the mean
+    is farther than `tolerance` from it), else 'tie'. One value has no interval: its side of reference ±
+    tolerance decides."""
     iv = t_interval(values)
     if iv.n == 0 or abs(iv.mean - reference) <= tolerance or iv.contains(reference):
         return TIE

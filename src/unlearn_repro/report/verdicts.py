@@ -82,7 +82,8 @@ class Claim:
 CLAIMS: dict[str, Claim] = {}
 STUDY_NAMES = {"main": "the main study", "kl": "the discussions study (with retraining enabled)",
                "onion": "the discussions study", "shift": "the discussions study",
-               "memorization": "the memorization study with the paper's five methods", "privacy": "the privacy study"}
+               "memorization": "the memorization study with the paper's five methods",
+               "privacy": "the privacy study"}
 
 
 def claim(key: str, section: str, text: str, rule: str, study: str):
@@ -95,7 +96,7 @@ def claim(key: str, section: str, text: str, rule: str, study: str):
     return deco
 
 
-# --- helpers -------------------------------------------------------------------------------------------------
+# --- helpers ------------------------------------------------------------------------------------------------
 def _fmt(values: dict, fmt="{:.2f}") -> str:
     return ", ".join(f"{method_label(m)} {fmt.format(v)}" for m, v in values.items())
 
@@ -153,7 +154,7 @@ def moves_premise(values: pd.Series, what: str) -> str:
     return premise(largest > 0, f"largest |change| of {what} over all runs {largest:.3g} (needs > 0)")
 
 
-# --- §5: the main study ----------------------------------------------------------------------------------------
+# --- §5: the main study -------------------------------------------------------------------------------------
 @claim("efficacy", "§5.1.4", "Fisher Removal has the strongest efficacy",
        "Fisher Removal's Δexp (per seed: mean over scenarios) is below that of the best other method of the "
        "paper's five; a difference inside its 95 % t interval is a tie", "main")
@@ -164,8 +165,9 @@ def fisher_removal_strongest(s: Studies) -> Verdict | None:
     seeds = {m: per_seed_mean(main, m, "delta_exp") for m in dict.fromkeys(main["method"])}
     rival = min((m for m in seeds if m != "fisher_removal"), key=lambda m: seeds[m].mean())
     ranks = rank_methods(main, SCENARIO).groupby("method")["efficacy"].mean()
-    evidence = (f"Δexp (bits): Fisher Removal {fmt_interval(t_interval(seeds['fisher_removal']))}, best other "
-                f"{method_label(rival)} {fmt_interval(t_interval(seeds[rival]))}; mean efficacy ranks: "
+    evidence = (f"Δexp (bits): Fisher Removal {fmt_interval(t_interval(seeds['fisher_removal']))}, "
+                f"best other {method_label(rival)} {fmt_interval(t_interval(seeds[rival]))}; "
+                "mean efficacy ranks: "
                 + _fmt(ranks.to_dict()))
     return decide(OUTCOME[compare(seeds["fisher_removal"], seeds[rival])], exposure_premise(main), evidence)
 
@@ -192,19 +194,23 @@ def _least_stable(s: Studies, column: str, premise_of: Callable[[pd.DataFrame], 
 
 @claim("stability_acc", "§5.1.2, §5.1.4", "Gradient ascent is the least robust in fidelity (|Δacc|)",
        "gradient ascent's rank by |Δacc| (closeness to the model before unlearning, §4.2.2) varies most over "
-       "scenarios: its std of ranks (per seed) is above every other method's; inside the interval: a tie", "main")
+       "scenarios: its std of ranks (per seed) is above every other method's; inside the interval: a tie",
+       "main")
 def gradient_ascent_least_stable_acc(s: Studies) -> Verdict | None:
     return _least_stable(s, "delta_acc", accuracy_premise)
 
 
-@claim("stability_retain", "§5.1.2, §5.1.4", "Gradient ascent is the least robust in fidelity (|Δ retain accuracy|)",
+@claim("stability_retain", "§5.1.2, §5.1.4",
+       "Gradient ascent is the least robust in fidelity (|Δ retain accuracy|)",
        "as above, by |Δ retain accuracy| (D+ rows, which move where test accuracy sits at chance)", "main")
 def gradient_ascent_least_stable_retain(s: Studies) -> Verdict | None:
-    return _least_stable(s, "delta_retain_acc", lambda df: moves_premise(df["delta_retain_acc"], "retain accuracy"))
+    return _least_stable(s, "delta_retain_acc",
+                         lambda df: moves_premise(df["delta_retain_acc"], "retain accuracy"))
 
 
 @claim("finetuning", "§5.1.1, §5.1.4", "Finetuning does not erase",
-       "finetuning's Δexp (per seed: mean over scenarios) is not below 0: its 95 % interval reaches 0 or above", "main")
+       "finetuning's Δexp (per seed: mean over scenarios) is not below 0: its 95 % interval reaches 0 or "
+       "above", "main")
 def finetuning_does_not_erase(s: Studies) -> Verdict | None:
     main = s.main[s.main["cycle"].isin(s.cycles)]
     if not has(main, "finetune"):
@@ -224,15 +230,16 @@ def sample_passes(df: pd.DataFrame, num_grads: int, retrain_epochs: int) -> pd.S
 
 
 def paper_passes(method: str, dataset: str) -> float:
-    """The same count in the paper's setting: m = 1024, 128 forget samples in batches of 32, 5 epochs over D+."""
+    """The same count in the paper's setting: m = 1024, 128 forget samples in batches of 32, 5 epochs over
+    D+."""
     if method == "retrain":
         return PAPER_RETRAIN_EPOCHS * (PAPER_TRAIN[dataset] - PAPER_CACHE)
     return math.ceil(PAPER_CACHE / PAPER_FORGET_BATCH) * PAPER_M + PAPER_CACHE
 
 
 def projected_ratios(df: pd.DataFrame, s: Studies) -> dict[tuple[str, str], pd.Series]:
-    """(second-order method, paper data set) -> per seed: its projected cycle time over retraining's, from each
-    method's measured seconds per sample pass on the first cycle of the smallest GPT-Neo model."""
+    """(second-order method, paper data set) -> per seed: its projected cycle time over retraining's, from
+    each method's measured seconds per sample pass on the first cycle of the smallest GPT-Neo model."""
     first = df[df["cycle"] == 1].copy()
     neo = first[first["family"] == "neo"]
     first = first[first["model"] == sorted(set(neo["model"] if not neo.empty else first["model"]))[0]]
@@ -248,9 +255,9 @@ def projected_ratios(df: pd.DataFrame, s: Studies) -> dict[tuple[str, str], pd.S
 
 
 @claim("runtime", "§5.1.3, Fig. 2", "Second-order methods are cheaper than retraining on large data sets",
-       "at the paper's m = 1024 and corpus sizes (projected from each method's measured seconds per sample pass): "
-       "Fisher Removal's and Fisher Forgetting's cycle time over retraining's is below 1 on PIQA and MathQA "
-       "(95 % interval over seeds); an interval containing 1 is a tie", "main")
+       "at the paper's m = 1024 and corpus sizes (projected from each method's measured seconds per sample "
+       "pass): Fisher Removal's and Fisher Forgetting's cycle time over retraining's is below 1 on PIQA and "
+       "MathQA (95 % interval over seeds); an interval containing 1 is a tie", "main")
 def second_order_cheaper(s: Studies) -> Verdict | None:
     main = s.main
     if not has(main, "retrain") or not any(m in set(main["method"]) for m in SECOND_ORDER):
@@ -258,14 +265,17 @@ def second_order_cheaper(s: Studies) -> Verdict | None:
     rows = main[main["method"].isin(("retrain",) + SECOND_ORDER) & (main["cycle"] == 1)]
     measured = rows.groupby("method")["runtime_s"].mean()
     at_ours = f"measured at m = {s.num_grads}, s per cycle: " + _fmt(measured.to_dict(), "{:.2f}")
-    recorded = {"n_retain", "fisher_rebuilds"} <= set(rows) and rows[["n_retain", "fisher_rebuilds"]].notna().any().all()
+    passes = ["n_retain", "fisher_rebuilds"]
+    recorded = set(passes) <= set(rows) and rows[passes].notna().any().all()
     if not recorded:
         return Verdict(f"not testable at m = {s.num_grads}", at_ours,
-                       premise(False, "the runs record no D+ size / Fisher rebuilds (run.json): no sample passes"))
+                       premise(False, "the runs record no D+ size / Fisher rebuilds (run.json): no sample "
+                                      "passes"))
     ratios = projected_ratios(main, s)
     outcomes = {k: compare_to(v, 1.0) for k, v in ratios.items() if k[1] in LARGE}
     evidence = at_ours + "; projected time / retraining's at m = 1024: " + ", ".join(
-        f"{method_label(m)} on {d} {fmt_interval(t_interval(v), signed=False)}" for (m, d), v in ratios.items())
+        f"{method_label(m)} on {d} {fmt_interval(t_interval(v), signed=False)}"
+        for (m, d), v in ratios.items())
     verdict = FAILS if "greater" in outcomes.values() else TIE if TIE in outcomes.values() else HOLDS
     return decide(verdict, premise(True, f"sample passes recorded for {len(rows)} first cycles"), evidence)
 
@@ -298,12 +308,13 @@ def _keeps_utility(s: Studies, metric: str) -> Verdict | None:
 
 
 def _fig5_rule(what: str, metric: str) -> str:
-    return (f"retraining aside, no method's {what} change from before unlearning to the last cycle is better than "
-            f"Fisher Forgetting's by more than both the 95 % interval and {FIG5_TOLERANCE[metric]:g}; a method "
-            "within them ties (the verdict is then 'tie')")
+    return (f"retraining aside, no method's {what} change from before unlearning to the last cycle is better "
+            f"than Fisher Forgetting's by more than both the 95 % interval and {FIG5_TOLERANCE[metric]:g}; a "
+            "method within them ties (the verdict is then 'tie')")
 
 
-@claim("extended_accuracy", "§9.2, Fig. 5", "Fisher Forgetting keeps utility best over extended cycles (test accuracy)",
+@claim("extended_accuracy", "§9.2, Fig. 5",
+       "Fisher Forgetting keeps utility best over extended cycles (test accuracy)",
        _fig5_rule("test accuracy", "accuracy"), "main")
 def fisher_forgetting_keeps_accuracy(s: Studies) -> Verdict | None:
     return _keeps_utility(s, "accuracy")
@@ -316,33 +327,39 @@ def fisher_forgetting_keeps_retain_accuracy(s: Studies) -> Verdict | None:
     return _keeps_utility(s, "retain_accuracy")
 
 
-@claim("extended_test_nll", "§9.2, Fig. 5", "Fisher Forgetting keeps utility best over extended cycles (test NLL)",
+@claim("extended_test_nll", "§9.2, Fig. 5",
+       "Fisher Forgetting keeps utility best over extended cycles (test NLL)",
        _fig5_rule("test NLL", "test_nll"), "main")
 def fisher_forgetting_keeps_test_nll(s: Studies) -> Verdict | None:
     return _keeps_utility(s, "test_nll")
 
 
-# --- §9: the discussion studies --------------------------------------------------------------------------------
-@claim("kl", "§9.1, Fig. 4", "Second-order methods keep the weights far closer to retraining than gradient ascent",
+# --- §9: the discussion studies -----------------------------------------------------------------------------
+@claim("kl", "§9.1, Fig. 4",
+       "Second-order methods keep the weights far closer to retraining than gradient ascent",
        "KL of Fisher Removal and of Fisher Forgetting to retraining are both below gradient ascent's", "kl")
 def kl_order(s: Studies) -> Verdict | None:
     k = s.kl.set_index("method")["kl"].dropna()
-    prem = premise(not k.empty, f"KL to retraining computed for {len(k)} method(s) (needs retraining enabled)")
+    prem = premise(not k.empty, f"KL to retraining computed for {len(k)} method(s) (needs retraining "
+                                "enabled)")
     if "gradient_ascent" not in k.index:
         return Verdict(PREMISE_NOT_MET if k.empty else NOT_RUN, "no KL for gradient ascent", prem)
     ok = all(k[m] < k["gradient_ascent"] for m in SECOND_ORDER if m in k.index)
-    return decide(HOLDS if ok else FAILS, prem, "KL(P_method ‖ P_retrain), nats: " + _fmt(k.to_dict(), "{:.3g}"))
+    evidence = "KL(P_method ‖ P_retrain), nats: " + _fmt(k.to_dict(), "{:.3g}")
+    return decide(HOLDS if ok else FAILS, prem, evidence)
 
 
 @claim("onion", "§9.3, Fig. 6", "The onion effect: removing the most exposed samples exposes others",
-       "the kept samples' mean exposure shift after removing the most exposed and retraining is above the shift "
-       "after removing a random set of the same size and retraining (control); the 95 % interval of the "
-       "difference (paired t over the samples both removals kept); containing 0: a tie", "onion")
+       "the kept samples' mean exposure shift after removing the most exposed and retraining is above the "
+       "shift after removing a random set of the same size and retraining (control); the 95 % interval of "
+       "the difference (paired t over the samples both removals kept); containing 0: a tie", "onion")
 def onion_effect(s: Studies) -> Verdict | None:
     o = s.onion.iloc[0]
     prem = premise(float(o["threshold"]) > EXPOSURE_UNSEEN,
-                   f"removed samples' exposure ≥ {o['threshold']:.2f} bits (needs > {EXPOSURE_UNSEEN:g}: outliers)")
-    top = f"top removal: kept samples' shift {o['shift_mean']:+.3f} bits, {int(o['rose'])} of {int(o['kept'])} rose"
+                   f"removed samples' exposure ≥ {o['threshold']:.2f} bits (needs > {EXPOSURE_UNSEEN:g}: "
+                   "outliers)")
+    top = (f"top removal: kept samples' shift {o['shift_mean']:+.3f} bits, {int(o['rose'])} of "
+           f"{int(o['kept'])} rose")
     if "control_shift_mean" not in o or pd.isna(o.get("control_shift_mean")):
         return Verdict(UNTESTABLE, top + "; no random-removal control in this run", prem)
     low, high = float(o["difference_low"]), float(o["difference_high"])
@@ -361,15 +378,18 @@ def exposure_stable(s: Studies) -> Verdict | None:
         return None
     n = int(shift["n_retained"].min()) if "n_retained" in shift else 0
     shifted = shift[shift["distribution_shifted"].astype(bool)]
-    return decide(HOLDS if shifted.empty else FAILS, premise(n >= 20, f"{n} retained samples per method (needs ≥ 20)"),
-                  "KS p per method: " + _fmt(shift.set_index("method")["ks_p"].to_dict(), "{:.2g}"))
+    prem = premise(n >= 20, f"{n} retained samples per method (needs ≥ 20)")
+    evidence = "KS p per method: " + _fmt(shift.set_index("method")["ks_p"].to_dict(), "{:.2g}")
+    return decide(HOLDS if shifted.empty else FAILS, prem, evidence)
 
 
-# --- §6, §7: memorization and privacy --------------------------------------------------------------------------
-@claim("table8", "§6.3, Table 8", "Table 8 ordering: retraining (0) < Fisher Removal < gradient ascent ≈ Fisher "
-       "Forgetting < finetuning = no unlearning",
-       "on mean memorized targets per corpus and family: retraining ≤ Fisher Removal ≤ min(gradient ascent, Fisher "
-       "Forgetting), max of those ≤ finetuning ≤ No unlearning, Fisher Removal < No unlearning; in every scenario",
+# --- §6, §7: memorization and privacy -----------------------------------------------------------------------
+@claim("table8", "§6.3, Table 8",
+       "Table 8 ordering: retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting < finetuning "
+       "= no unlearning",
+       "on mean memorized targets per corpus and family: retraining ≤ Fisher Removal ≤ min(gradient ascent, "
+       "Fisher Forgetting), max of those ≤ finetuning ≤ No unlearning, Fisher Removal < No unlearning; in "
+       "every scenario",
        "memorization")
 def memorization_order(s: Studies) -> Verdict | None:
     mem = s.memorization
@@ -381,15 +401,17 @@ def memorization_order(s: Studies) -> Verdict | None:
         f"{c} {f.upper()}: " + ", ".join(f"{label(m)} {v:.1f}" for m, v in counts.items())
         for (c, f), counts in scenarios.items())
     least = min(counts.get(NONE, 0) for counts in scenarios.values())
-    prem = premise(least > 0, f"the memorized models reproduce ≥ {least:g} targets in every scenario (needs > 0)")
+    prem = premise(least > 0, f"the memorized models reproduce ≥ {least:g} targets in every scenario "
+                              "(needs > 0)")
     ok = all(ordering_holds(counts) for counts in scenarios.values())
     return decide(HOLDS if ok else FAILS, prem, evidence)
 
 
-@claim("dp_datasets", "§7.2, Fig. 3", "DP-SGD's privacy–utility trade-off is not equally good on every data set "
-       "(it almost dominates on LAMBADA, not on PIQA)",
-       "DP-SGD's share of Pareto-optimal points (lower exposure, lower test NLL; mean over models) is ≥ 1/2 on "
-       "LAMBADA and < 1/2 on PIQA", "privacy")
+@claim("dp_datasets", "§7.2, Fig. 3",
+       "DP-SGD's privacy–utility trade-off is not equally good on every data set (it almost dominates on "
+       "LAMBADA, not on PIQA)",
+       "DP-SGD's share of Pareto-optimal points (lower exposure, lower test NLL; mean over models) is ≥ 1/2 "
+       "on LAMBADA and < 1/2 on PIQA", "privacy")
 def dp_not_equally_good(s: Studies) -> Verdict | None:
     from unlearn_repro.report.privacy import pareto_share
     p = s.privacy
@@ -405,29 +427,32 @@ def dp_not_equally_good(s: Studies) -> Verdict | None:
 
 
 @claim("dp_cost", "§7.2", "DP-SGD makes training more expensive",
-       "measured DP fine-tuning time per epoch over the ordinary fine-tuning's (per data set and model: mean over "
-       "ε) is above 1: its 95 % interval over (data set, model) lies above 1; containing 1: a tie", "privacy")
+       "measured DP fine-tuning time per epoch over the ordinary fine-tuning's (per data set and model: mean "
+       "over ε) is above 1: its 95 % interval over (data set, model) lies above 1; containing 1: a tie",
+       "privacy")
 def dp_costs_more(s: Studies) -> Verdict | None:
     p = s.privacy
     sd = p[(p["method"] == "dp_sgd") & np.isfinite(p["value"].astype(float))]
     sd = sd.groupby(["dataset", "model"])["slowdown"].mean().dropna()
     prem = premise(len(sd) > 0, f"slowdown measured for {len(sd)} (data set, model) pair(s)")
-    evidence = f"DP / ordinary fine-tuning time per epoch: {fmt_interval(t_interval(sd), signed=False)}x (" + \
+    evidence = "DP / ordinary fine-tuning time per epoch: " + \
+        f"{fmt_interval(t_interval(sd), signed=False)}x (" + \
         ", ".join(f"{d} {m} {v:.2f}x" for (d, m), v in sd.items()) + ")"
     return decide({"greater": HOLDS, "less": FAILS, TIE: TIE}[compare_to(sd, 1.0)], prem, evidence)
 
 
-# --- the table -------------------------------------------------------------------------------------------------
+# --- the table ----------------------------------------------------------------------------------------------
 def judge(key: str, s: Studies) -> dict:
-    """One claim's row: its verdict, or 'not run' when its study is absent or lacks what the claim compares."""
+    """One claim's row: its verdict, or 'not run' when its study is absent or lacks what the claim
+    compares."""
     c = CLAIMS[key]
     data = getattr(s, c.study)
     v = c.judge(s) if data is not None else None
     if v is None:
         v = Verdict(NOT_RUN, f"needs {STUDY_NAMES[c.study]}")
-    evidence = v.evidence + (f" ({s.left_out} diverged run(s) left out)" if c.study == "main" and s.left_out else "")
-    return {"section": c.section, "claim": c.text, "verdict": v.verdict, "evidence": evidence, "premise": v.premise,
-            "source": s.sources.get(c.study, "—"), "rule": c.rule}
+    left_out = f" ({s.left_out} diverged run(s) left out)" if c.study == "main" and s.left_out else ""
+    return {"section": c.section, "claim": c.text, "verdict": v.verdict, "evidence": v.evidence + left_out,
+            "premise": v.premise, "source": s.sources.get(c.study, "—"), "rule": c.rule}
 
 
 def judge_all(s: Studies) -> list[dict]:
@@ -450,9 +475,10 @@ def build_verdicts(cfg, collected: list[str], curves_file, kl_file, onion_file, 
                 sources={k: str(v) for k, v in sources.items() if v})
     table = pd.DataFrame(judge_all(s))
     write_table(table, out_base, f"The paper's claims at the `{cfg.profile}` scale",
-                "Each verdict is computed by a registered function of `src/unlearn_repro/report/verdicts.py` from "
-                f"this run's outputs with the rule shown; intervals: the {ESTIMATOR}. 'tie': the difference lies "
-                "inside its interval (or the rule's tolerance), so the run cannot tell the two apart; 'premise not "
-                "met': the premise column's number says the comparison carries no signal here; 'not run': the study "
-                "that tests it was not built or not part of this run. `source`: the file(s) the numbers come from.")
+                "Each verdict is computed by a registered function of `src/unlearn_repro/report/verdicts.py` "
+                f"from this run's outputs with the rule shown; intervals: the {ESTIMATOR}. 'tie': the "
+                "difference lies inside its interval (or the rule's tolerance), so the run cannot tell the "
+                "two apart; 'premise not met': the premise column's number says the comparison carries no "
+                "signal here; 'not run': the study that tests it was not built or not part of this run. "
+                "`source`: the file(s) the numbers come from.")
     return table
