@@ -172,8 +172,8 @@ def _discussion_snapshot(a, cfg, tracker):
          options=[opt("--control", action="store_true", help="remove a random set of the same size instead")])
 def _onion(a, cfg, tracker):
     from unlearn_repro.pipeline.discussions import onion
-    onion(cfg, a.base, a.pretrained, a.data, a.reference, a.out, tracker, dataset=a.dataset, model_name=a.model,
-          control=a.control)
+    onion(cfg, a.base, a.pretrained, a.data, a.reference, a.out, tracker, dataset=a.dataset,
+          model_name=a.model, control=a.control)
 
 
 @command("discussions-report", "the discussion studies' tables and figures (§9)", "out", "base", "onion",

@@ -45,9 +45,9 @@ def snapshot(cfg, model_dir, data_dir, reference, split_file, out, *, base: bool
 def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, dataset, model_name,
           control: bool = False) -> dict:
     """Remove the samples above the exposure threshold (or the top fraction), retrain the pre-fine-tuning
-    model on the rest with the fine-tuning recipe, and rescore the rest (paper §9.3, Figure 6). control: remove
-    a random set of the same size instead (seeded by discussions.seed), which shows what removing and retraining
-    alone does to the rest's exposure."""
+    model on the rest with the fine-tuning recipe, and rescore the rest (paper §9.3, Figure 6). control:
+    remove a random set of the same size instead (seeded by discussions.seed), which shows what removing and
+    retraining alone does to the rest's exposure."""
     d = cfg.discussions
     before = np.load(base_snapshot)
     exposure = before["exposure"]
@@ -63,7 +63,8 @@ def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, 
         raise ValueError(f"discussions: exposure threshold {threshold:.3f} removes {len(removed)} of {len(exposure)} "
                          "samples; set discussions.onion_threshold or onion_top_fraction so that some go and some stay")
     if control:
-        removed = np.sort(np.random.default_rng(d.seed).choice(len(exposure), size=len(removed), replace=False))
+        drawn = np.random.default_rng(d.seed).choice(len(exposure), size=len(removed), replace=False)
+        removed = np.sort(drawn)
         kept = np.setdiff1d(np.arange(len(exposure)), removed)
     start = time.perf_counter()
     model, tok, _, device = open_checkpoint(cfg, pretrained)
@@ -75,6 +76,8 @@ def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, 
     result = {"threshold": threshold, "removed": int(len(removed)), "kept": int(len(kept)),
               "rose": int((after > exposure[kept]).sum()), "crossed": int((after > threshold).sum()),
               "retrain_s": time.perf_counter() - start, "final_loss": stats["final_loss"]}
-    tracker.log_run(f"onion{'_control' if control else ''}/{dataset}/{model_name}", {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
-                    result, {"stage": "onion_control" if control else "onion", "dataset": dataset, "model": model_name})
+    stage = "onion_control" if control else "onion"
+    tracker.log_run(f"{stage}/{dataset}/{model_name}",
+                    {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
+                    result, {"stage": stage, "dataset": dataset, "model": model_name})
     return result

@@ -116,8 +116,8 @@ def exposure_shift(snaps, base_snap, tables, figures) -> pd.DataFrame:
 
 
 def versus_control(o, control) -> dict:
-    """The onion effect against its control, on the samples both removals kept: their mean exposure shift after
-    the top removal and after the random one, and the paired 95 % t interval (over those samples) of the
+    """The onion effect against its control, on the samples both removals kept: their mean exposure shift
+    after the top removal and after the random one, and the paired 95 % t interval (over those samples) of the
     difference of their exposures after the two retrainings (the exposures before cancel). One retraining
     each: the interval does not include retraining's own seed-to-seed spread."""
     top = dict(zip(o["kept"].tolist(), zip(o["before"].tolist(), o["after"].tolist())))
@@ -147,11 +147,13 @@ def onion_effect(o, tables, figures, control=None) -> dict:
         row.update(versus_control(o, control))
     write_table(pd.DataFrame([row]), tables / "onion", "The onion effect (paper §9.3, Figure 6)",
                 "Kept samples' exposure after removing those above the threshold and retraining: `rose` = higher than "
-                "before, `crossed` = now above the threshold; one-sided Wilcoxon signed-rank test (after > before). "
-                "Control: a random set of the same size removed and the model retrained the same way; on the samples "
-                "both kept (`common_kept`): `shift_mean` (top removal) vs `control_shift_mean`, and the paired "
+                "before, `crossed` = now above the threshold; one-sided Wilcoxon signed-rank test (after > "
+                "before). Control: a random set of the same size removed and the model retrained the same "
+                "way; on the samples both kept (`common_kept`): `shift_mean` (top removal) vs "
+                "`control_shift_mean`, and the paired "
                 f"{ESTIMATOR.replace('seeds', 'kept samples')} of their difference (`difference_low`, "
-                "`difference_high`; one retraining each, so retraining's own seed-to-seed spread is not in it). "
+                "`difference_high`; one retraining each, so retraining's own seed-to-seed spread is not in "
+                "it). "
                 "Per-sample exposures: discussions/onion.npz and onion_control.npz.")
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     ax.scatter(before, after, s=6, alpha=0.6, color="0.3")

@@ -48,7 +48,8 @@ def _legend(fig, axes, n: int) -> None:
 
 
 def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
-    """Grouped bars: mean runtime (s, log scale) of each method on each data set, error bars = 95 % t interval over seeds.
+    """Grouped bars: mean runtime (s, log scale) of each method on each data set, error bars = 95 % t interval
+    over seeds.
     Returns the Figure (already saved and closed)."""
     datasets, methods = list(dict.fromkeys(rt["dataset"])), style.order(rt["method"])
     with style.context():

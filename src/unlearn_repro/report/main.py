@@ -12,7 +12,8 @@ from unlearn_repro.io import write_json, write_text
 from unlearn_repro.report import paper_tables
 from unlearn_repro.report.figures import cycles_figure, method_label, runtime_figure
 from unlearn_repro.report.stats import ESTIMATOR, cell, interval_columns, ours_paper, per_seed, t_interval
-from unlearn_repro.report.tables import TABLE_FORMATS, converged, diverged_runs, rank_methods, write_html, write_table
+from unlearn_repro.report.tables import (TABLE_FORMATS, converged, diverged_runs, rank_methods, write_html,
+                                         write_table)
 
 PAPER_SIZE = {"tiny": "125M"}  # the tiny models are compared with the paper's smallest models
 METRIC_LABEL = {"delta_acc": "Δacc", "delta_exp": "Δexp"}
@@ -79,9 +80,11 @@ def main_table(df, dataset, cycles, methods, cycle_size, out_dir) -> None:
     write_text(base.with_suffix(".csv"), pd.DataFrame(long_rows).to_csv(index=False))
     n = paper_tables.TABLE_NUMBER.get(dataset, "?")
     note = ("Cells: ours (mean ± half-width of the %s) ‖ paper (Table %s; tiny models are compared with the "
-            "paper's 125M row); the CSV keeps every seed's value (`per_seed`) and the bounds. Δacc in accuracy points, Δexp in bits; lower Δexp = stronger erasure. The CSV also has "
+            "paper's 125M row); the CSV keeps every seed's value (`per_seed`) and the bounds. Δacc in "
+            "accuracy points, Δexp in bits; lower Δexp = stronger erasure. The CSV also has "
             "Δ retain accuracy (D+ rows, points) and Δ test NLL (nats/token), which move where accuracy sits at chance. "
-            "Runs that diverged are counted in a cell (\"k diverged\", CSV `diverged_runs`) and left out of its mean."
+            "Runs that diverged are counted in a cell (\"k diverged\", CSV `diverged_runs`) and left out of "
+            "its mean."
             % (ESTIMATOR, n))
     if dataset == "arc_easy":
         note += " The paper's ARC table is garbled in the source text: its cells are in extracted order."
@@ -112,10 +115,10 @@ def ranking_table(df, methods, out_dir) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     write_table(table[["family", "method", "efficacy", "fidelity", "efficiency", "scenarios"]],
                 Path(out_dir) / "ranking", "Overall ranking (paper Table 7)",
-                "Cells: ours ‖ paper, mean ± std of ranks (1 = best) over scenarios (the paper's statistic: a "
-                "spread of ranks, not an interval). Efficacy: Δexp (lower better); fidelity: |Δacc|, closeness of "
-                "accuracy to the model before unlearning (§4.2.2; lower better; |Δ test NLL| beside it in "
-                "ranking_numeric.csv); efficiency: runtime (lower better). Ours ranks all "
+                "Cells: ours ‖ paper, mean ± std of ranks (1 = best) over scenarios (the paper's statistic: "
+                "a spread of ranks, not an interval). Efficacy: Δexp (lower better); fidelity: |Δacc|, "
+                "closeness of accuracy to the model before unlearning (§4.2.2; lower better; |Δ test NLL| "
+                "beside it in ranking_numeric.csv); efficiency: runtime (lower better). Ours ranks all "
                 "enabled methods; the paper ranked its five, so with more methods our ranks are not directly comparable.")
     write_text(Path(out_dir) / "ranking_numeric.csv", table.to_csv(index=False))
     return ranks
@@ -126,7 +129,8 @@ def runtime_table(df, methods, tables, figures) -> pd.DataFrame:
     neo = df[df["family"] == "neo"]
     model = sorted(set(neo["model"]))[0] if not neo.empty else sorted(set(df["model"]))[0]
     sub = df[(df["model"] == model) & (df["cycle"] == 1)]
-    rt = sub.groupby(["dataset", "method"], as_index=False, sort=False).apply(_runtime_row, include_groups=False)
+    rt = sub.groupby(["dataset", "method"], as_index=False, sort=False).apply(_runtime_row,
+                                                                               include_groups=False)
     rt["method"] = pd.Categorical(rt["method"], methods, ordered=True)
     rt = rt.sort_values(["dataset", "method"])
     rt["method"] = rt["method"].astype(str)
@@ -152,7 +156,8 @@ def extended_cycles(df, cfg, methods, tables, figures) -> pd.DataFrame:
     u = cfg.unlearn
     sub = df[df["dataset"].isin(u.extended_datasets) & df["model"].isin(u.extended_models)]
     curves = sub.groupby(["model", "dataset", "method", "cycle", "n_forgotten"], as_index=False, sort=False).agg(
-        accuracy_mean=("accuracy", "mean"), accuracy_half=("accuracy", _half), delta_acc_mean=("delta_acc", "mean"),
+        accuracy_mean=("accuracy", "mean"), accuracy_half=("accuracy", _half),
+        delta_acc_mean=("delta_acc", "mean"),
         test_nll_mean=("test_nll", "mean"), test_nll_half=("test_nll", _half),
         retain_accuracy_mean=("retain_accuracy", "mean"), retain_accuracy_half=("retain_accuracy", _half),
         n_seeds=("seed", "nunique"))
@@ -161,11 +166,13 @@ def extended_cycles(df, cfg, methods, tables, figures) -> pd.DataFrame:
         ["model", "dataset", "method"], as_index=False, sort=False).agg(
         accuracy_mean=("base_accuracy", "mean"), test_nll_mean=("base_nll", "mean"),
         retain_accuracy_mean=("base_retain_accuracy", "mean"))
-    start = start.assign(cycle=0, n_forgotten=0, accuracy_half=0.0, test_nll_half=0.0, retain_accuracy_half=0.0,
-                         delta_acc_mean=0.0)
+    start = start.assign(cycle=0, n_forgotten=0, accuracy_half=0.0, test_nll_half=0.0,
+                         retain_accuracy_half=0.0, delta_acc_mean=0.0)
     curves = pd.concat([start, curves], ignore_index=True).sort_values(["model", "dataset", "method", "cycle"])
-    write_table(curves, Path(tables) / "extended_cycles", "Accuracy over extended unlearning cycles (paper Figure 5)",
-                f"*_half: half-width of the {ESTIMATOR} (empty for one seed); cycle 0: the model before unlearning. "
+    write_table(curves, Path(tables) / "extended_cycles",
+                "Accuracy over extended unlearning cycles (paper Figure 5)",
+                f"*_half: half-width of the {ESTIMATOR} (empty for one seed); cycle 0: the model before "
+                "unlearning. "
                 "Per-seed values: the collected metrics CSV (one row per run and cycle).")
     for model in curves["model"].unique():
         cycles_figure(curves[curves["model"] == model], Path(figures) / f"extended_cycles_{model}.png", model)

@@ -86,7 +86,8 @@ def table8(runs: pd.DataFrame, corpus: str, methods: list[str], out_base) -> pd.
     table = pd.DataFrame(rows)
     seeds = sorted(int(x) for x in sub["seed"].unique())
     write_table(table, out_base, f"Table 8 ({CORPUS_LABEL.get(corpus, corpus)}): memorized targets and unlearning runtime",
-                f"ours (mean ± half-width of the {ESTIMATOR}; seeds {seeds}; per-seed counts: counts.csv) ‖ paper. Ours: {n} targets per seed, memorized = some sample "
+                f"ours (mean ± half-width of the {ESTIMATOR}; seeds {seeds}; per-seed counts: counts.csv) ‖ "
+                f"paper. Ours: {n} targets per seed, memorized = some sample "
                 "reproduces the next L tokens exactly (settings in params `memorization`); paper: 128 targets, "
                 "125M models. Runtime: one unlearning of all targets.", data=table)
     return table
@@ -158,8 +159,10 @@ def figure(runs: pd.DataFrame, methods: list[str], out) -> plt.Figure:
             sub = runs[runs["dataset"] == corpus]
             fams = list(dict.fromkeys(sub["family"]))
             for j, m in enumerate(order):
-                agg = sub[sub["method"] == m].groupby("family")["memorized"].agg(["mean", _half]).reindex(fams)
-                bars = ax.bar([i + j * width for i in range(len(fams))], agg["mean"], width, yerr=agg["_half"].fillna(0),
+                agg = sub[sub["method"] == m].groupby("family")["memorized"].agg(["mean", _half])
+                agg = agg.reindex(fams)
+                bars = ax.bar([i + j * width for i in range(len(fams))], agg["mean"], width,
+                              yerr=agg["_half"].fillna(0),
                               label=label(m), error_kw={"ecolor": style.EDGE, "elinewidth": 0.8}, **style.bar_style(m))
                 for patch in bars:
                     patch.set_gid(m)

@@ -12,8 +12,8 @@ from unlearn_repro.models.registry import MODELS
 
 COLUMNS = ["dataset", "model", "family", "size", "method", "seed", "cycle", "n_forgotten", "accuracy",
            "base_accuracy", "delta_acc", "exposure", "base_exposure", "delta_exp", "test_nll", "delta_test_nll",
-           "retain_accuracy", "base_retain_accuracy", "delta_retain_acc", "runtime_s", "diverged", "fisher_deviation",
-           "n_retain", "fisher_rebuilds"]
+           "retain_accuracy", "base_retain_accuracy", "delta_retain_acc", "runtime_s", "diverged",
+           "fisher_deviation", "n_retain", "fisher_rebuilds"]
 RUN_COLUMNS = ("n_retain", "fisher_rebuilds")  # from the run's own record (run.json beside metrics.json)
 
 
@@ -79,12 +79,14 @@ def diverged_runs(df: pd.DataFrame) -> int:
 
 def rank_methods(df: pd.DataFrame, group_cols: list[str]) -> pd.DataFrame:
     """Rank methods within each scenario (1 = best): efficacy by mean Δexp (lower is better), fidelity by mean
-    |Δacc| (the paper's §4.2.2: accuracy stays close to the model before unlearning, so a rise is no better than
-    a fall), `fidelity_nll` by mean |Δ test NLL| beside it, efficiency by mean runtime; ties share the lower rank."""
+    |Δacc| (the paper's §4.2.2: accuracy stays close to the model before unlearning, so a rise is no better
+    than a fall), `fidelity_nll` by mean |Δ test NLL| beside it, efficiency by mean runtime; ties share the
+    lower rank."""
     nll = df["delta_test_nll"] if "delta_test_nll" in df else pd.Series(np.nan, index=df.index)
     df = df.assign(abs_delta_acc=df["delta_acc"].abs(), abs_delta_test_nll=nll.abs())
     agg = df.groupby(group_cols + ["method"], as_index=False).agg(
-        delta_exp=("delta_exp", "mean"), delta_acc=("delta_acc", "mean"), abs_delta_acc=("abs_delta_acc", "mean"),
+        delta_exp=("delta_exp", "mean"), delta_acc=("delta_acc", "mean"),
+        abs_delta_acc=("abs_delta_acc", "mean"),
         abs_delta_test_nll=("abs_delta_test_nll", "mean"), runtime_s=("runtime_s", "mean"))
     g = agg.groupby(group_cols)
     agg["efficacy"] = g["delta_exp"].rank(method="min", ascending=True)

@@ -103,9 +103,9 @@ def findings(agg: dict) -> dict:
         out["flora_ihl_fewer_epochs_best_utility"] = {
             "holds": bool(fewest and best), "fewest_epochs_among_lora": bool(fewest), "lowest_ppl": bool(best),
             "compared_with": named,
-            "rule": "FLoRA + IHL needs no more epochs than the paper's named LoRA rows (LoRA + GD, LoRA + IHL) and "
-                    "has a PPL no higher than every named row (GA, GD, LoRA + GD, LoRA + IHL); FLoRA + GD, in the "
-                    "paper's Figure 3 only, is not a comparator"}
+            "rule": "FLoRA + IHL needs no more epochs than the paper's named LoRA rows (LoRA + GD, LoRA + "
+                    "IHL) and has a PPL no higher than every named row (GA, GD, LoRA + GD, LoRA + IHL); "
+                    "FLoRA + GD, in the paper's Figure 3 only, is not a comparator"}
     return out
 
 

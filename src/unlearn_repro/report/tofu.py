@@ -1,4 +1,5 @@
-"""SOUL's TOFU study report: Table 1 (ours ‖ paper, mean and 95 % t interval over seeds), Figure 1 (forget and retain
+"""SOUL's TOFU study report: Table 1 (ours ‖ paper, mean and 95 % t interval over seeds), Figure 1 (forget and
+retain
 accuracy per epoch, FO vs SO), the premise (base vs retain model on the forget set) and the per-loss
 verdict "SO forgets more than FO at equal utility". Writes exactly the files `outputs` names."""
 from __future__ import annotations
@@ -80,7 +81,8 @@ def _cell(values, paper=None) -> str:
 
 
 def _rows(base: dict, retain: dict, runs: pd.DataFrame, methods, columns, paired=()) -> list[dict]:
-    """One row per model (base, retain, each method x kind): mean ± 95 % t half-width over seeds, "ours ‖ paper" in the
+    """One row per model (base, retain, each method x kind): mean ± 95 % t half-width over seeds, "ours ‖
+    paper" in the
     column positions listed in `paired` (SOUL's Table 1 order)."""
     def row(label, values, paper=None):
         return {"Method": label, **{h: _cell(values(k), paper[i] if paper and i in paired else None)
@@ -112,7 +114,8 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     table = pd.DataFrame(rows).fillna("—")
     n_seeds = runs["seed"].nunique()
     scale = (f"Ours: {cfg.tofu.model}, {cfg.tofu.forget_split} ({len(base['forget_truth_ratios'])} forget QA), "
-             f"mean ± half-width of the {ESTIMATOR} ({n_seeds} seed(s)); greedy answers of {cfg.tofu.max_new_tokens} new tokens at most.")
+             f"mean ± half-width of the {ESTIMATOR} ({n_seeds} seed(s)); greedy answers of "
+             f"{cfg.tofu.max_new_tokens} new tokens at most.")
     write_table(table, out_root / "tables" / "table1",
                 title="SOUL Table 1 on TOFU, SOUL's definitions: ours ‖ paper (LLaMA2-7B-chat, forget10)",
                 note=f"{scale} Acc (forget / retain): the greedy answer to the paraphrased question is closest "
@@ -164,8 +167,9 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
                 summary[f"{m}.{k}.{col}"] = float(v)
     write_table(pd.DataFrame(verdicts), out_root / "tables" / "verdicts",
                 title="Does second-order unlearning beat first-order at equal utility? (per loss)",
-                note=f"Holds when SO's forget accuracy is below FO's by more than both the {ESTIMATOR} of the "
-                     f"difference (Welch) and {FORGET_MARGIN} (else a tie) while its model utility and retain "
+                note=f"Holds when SO's forget accuracy is below FO's by more than both the {ESTIMATOR} of "
+                     f"the difference (Welch) and {FORGET_MARGIN} (else a tie) while its model utility and "
+                     "retain "
                      f"accuracy are each at most {UTILITY_TOLERANCE} below FO's.")
     figure1(curves, methods, out_root / "figures" / "figure1.png")
     write_json(out_root / "summary" / "metrics.json", summary)
@@ -173,9 +177,10 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
 
 def so_beats_fo(fo: pd.DataFrame, so: pd.DataFrame) -> str:
     """SO forgets more than FO (lower forget accuracy, per seed) at equal utility. A gap inside its 95 % t
-    interval or below FORGET_MARGIN is a tie; utility is equal when SO's mean model utility and retain accuracy
-    are each at most UTILITY_TOLERANCE below FO's."""
-    equal_utility = all(so[k].mean() >= fo[k].mean() - UTILITY_TOLERANCE for k in ("model_utility", "retain_acc"))
+    interval or below FORGET_MARGIN is a tie; utility is equal when SO's mean model utility and retain
+    accuracy are each at most UTILITY_TOLERANCE below FO's."""
+    utility = ("model_utility", "retain_acc")
+    equal_utility = all(so[k].mean() >= fo[k].mean() - UTILITY_TOLERANCE for k in utility)
     outcome = compare(so["forget_acc"], fo["forget_acc"], FORGET_MARGIN)
     if not equal_utility or outcome == "greater":
         return FAILS
