@@ -240,7 +240,7 @@ def paper_passes(method: str, dataset: str) -> float:
 def projected_ratios(df: pd.DataFrame, s: Studies) -> dict[tuple[str, str], pd.Series]:
     """(second-order method, paper data set) -> per seed: its projected cycle time over retraining's, from
     each method's measured seconds per sample pass on the first cycle of the smallest GPT-Neo model."""
-    first = df[df["cycle"] == 1].copy()
+    first = df[(df["cycle"] == 1) & df["method"].isin(("retrain",) + SECOND_ORDER)].copy()
     neo = first[first["family"] == "neo"]
     first = first[first["model"] == sorted(set(neo["model"] if not neo.empty else first["model"]))[0]]
     first["passes"] = sample_passes(first, s.num_grads, s.retrain_epochs)
@@ -303,7 +303,8 @@ def _keeps_utility(s: Studies, metric: str) -> Verdict | None:
         f"{method_label(m)} {fmt_interval(t_interval(runs.loc[runs['method'] == m, 'change']), 3)}"
         for m in ["fisher_forgetting"] + others) + f"; tolerance {tol:g}")
     verdict = FAILS if "greater" in outcomes.values() else TIE if TIE in outcomes.values() else HOLDS
-    prem = accuracy_premise(main) if metric == "accuracy" else moves_premise(runs["change"], metric)
+    prem = accuracy_premise(main) if metric == "accuracy" else \
+        moves_premise(runs["change"], metric.replace("_", " "))
     return decide(verdict, prem, evidence)
 
 
