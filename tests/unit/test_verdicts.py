@@ -374,3 +374,11 @@ def test_diverged_runs_are_left_out_and_counted():
     ]  # 4 data sets
     row = _verdict("efficacy", main=df)
     assert row["verdict"] == "holds" and "(4 diverged run(s) left out)" in row["evidence"]
+
+
+def test_a_claim_without_the_methods_it_compares_is_not_run():
+    alone = _main()[lambda d: d["method"] == "gradient_ascent"]
+    assert _verdict("stability_acc", main=alone)["verdict"] == "not run"
+    assert _verdict("efficacy", main=alone)["verdict"] == "not run"
+    only_ff = _extended(0.1, 0.5)[lambda d: d["method"].isin(["fisher_forgetting", "retrain"])]
+    assert _verdict("extended_test_nll", main=only_ff)["verdict"] == "not run"

@@ -181,7 +181,8 @@ def _rank_spread(df: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def _least_stable(s: Studies, column: str, premise_of: Callable[[pd.DataFrame], str]) -> Verdict | None:
     main = s.main[s.main["cycle"].isin(s.cycles)]
-    if not has(main, "gradient_ascent") or column not in main or main[column].isna().all():
+    if not has(main, "gradient_ascent") or main["method"].nunique() < 2 or column not in main \
+            or main[column].isna().all():
         return None
     spread = _rank_spread(main, column)
     rival = max((m for m in spread if m != "gradient_ascent"), key=lambda m: spread[m].mean())
@@ -298,6 +299,8 @@ def _keeps_utility(s: Studies, metric: str) -> Verdict | None:
     tol = FIG5_TOLERANCE[metric]
     ff = runs.loc[runs["method"] == "fisher_forgetting", "change"]
     others = [m for m in dict.fromkeys(runs["method"]) if m not in ("retrain", "fisher_forgetting")]
+    if not others:
+        return None
     outcomes = {m: compare(runs.loc[runs["method"] == m, "change"], ff, tol) for m in others}
     evidence = (f"{metric} change (higher = kept more) after {int(main['cycle'].max())} cycles: " + ", ".join(
         f"{method_label(m)} {fmt_interval(t_interval(runs.loc[runs['method'] == m, 'change']), 3)}"
