@@ -73,8 +73,8 @@ def test_discussions_and_verdicts(pipeline):
         assert (d / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     verdicts = pd.read_csv(pipeline / "results/ci/verdicts.csv")
     assert {"§5.1.4", "§9.1, Fig. 4", "§9.3, Fig. 6", "§9.3, Fig. 7", "§6.3, Table 8", "§7.2, Fig. 3"} <= set(verdicts["section"])
-    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "tie", "premise not met", "not testable at this scale",
-                                        "not testable at m = 8", "not run"}
+    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "tie", "premise not met",
+                                        "not testable at this scale", "not testable at m = 8", "not run"}
     assert verdicts["premise"].notna().all() and verdicts["source"].notna().all()
     assert {"shift_mean", "control_shift_mean", "difference_low", "difference_high"} <= set(onion.index)
     assert (verdicts.loc[verdicts["section"].str.startswith("§9"), "verdict"] != "not run").all()
@@ -88,8 +88,8 @@ def test_mlflow_runs(pipeline):
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
     # + memorization (1 corpus x 1 model), TOFU (base and retain models, 2 methods x {FO, SO}), TDEC (base, 2 configurations)
-    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1, "onion_control": 1,
-                      "memorize": 1, "memorization_unlearn": 5, "memorization": 6,
+    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1,
+                      "onion_control": 1, "memorize": 1, "memorization_unlearn": 5, "memorization": 6,
                       "tofu_base": 1, "tofu_retain": 1, "tofu_unlearn": 4, "tdec_base": 1, "tdec_unlearn": 2}
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
