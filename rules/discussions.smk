@@ -1,5 +1,6 @@
 # The discussion studies (paper §9): weight distributions (Figure 4), the onion effect (Figure 6) and
-# exposure distributions (Figure 7), on the main study's runs of one (data set, model, seed).
+# exposure distributions (Figure 7), on the main study's runs of one (data set, model, seed); the onion
+# effect and its random-removal control retrain once per seed of `seeds` (their 95 % interval is over those).
 # Target: `snakemake --cores all discussions`.
 
 DISC = CFG.discussions
@@ -96,7 +97,7 @@ rule onion:
         pretrained=R(f"models/{DISC.model}/pretrained"),
         **DISC_COMMON,
     output:
-        R("discussions/onion.npz"),
+        R("discussions/onion/seed{seed}.npz"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
@@ -109,14 +110,15 @@ rule onion:
     resources:
         gpu=gpu_resources,
     log:
-        L("discussions/onion.log"),
+        L("discussions/onion_seed{seed}.log"),
     benchmark:
-        L("benchmarks/discussions/onion.tsv")
+        L("benchmarks/discussions/onion_seed{seed}.tsv")
     conda:
         ENV_FILE
     shell:
         "{params.cli} onion --base {input.base} --pretrained {input.pretrained} --data {params.data_dir} "
-        "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} > {log} 2>&1"
+        "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} "
+        "--seed {wildcards.seed} > {log} 2>&1"
 
 
 rule onion_control:
@@ -127,13 +129,12 @@ rule onion_control:
         pretrained=R(f"models/{DISC.model}/pretrained"),
         **DISC_COMMON,
     output:
-        R("discussions/onion_control.npz"),
+        R("discussions/onion_control/seed{seed}.npz"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
         reference=REFERENCE_ARG,
         onion={k: DISC[k] for k in ("onion_threshold", "onion_top_fraction")},
-        seed=DISC.seed,
         dataset=DISC.dataset,
         model=DISC.model,
         finetune=CFG.finetune.to_dict(),
@@ -141,15 +142,15 @@ rule onion_control:
     resources:
         gpu=gpu_resources,
     log:
-        L("discussions/onion_control.log"),
+        L("discussions/onion_control_seed{seed}.log"),
     benchmark:
-        L("benchmarks/discussions/onion_control.tsv")
+        L("benchmarks/discussions/onion_control_seed{seed}.tsv")
     conda:
         ENV_FILE
     shell:
         "{params.cli} onion --base {input.base} --pretrained {input.pretrained} --data {params.data_dir} "
         "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} --control "
-        "> {log} 2>&1"
+        "--seed {wildcards.seed} > {log} 2>&1"
 
 
 rule discussions_report:
@@ -157,8 +158,8 @@ rule discussions_report:
         CORE_SRC + src("report", "metrics/weights.py"),
         snapshots=expand(R("discussions/snapshots/{method}.npz"), method=METHOD_NAMES),
         base=R("discussions/snapshots/base.npz"),
-        onion=R("discussions/onion.npz"),
-        onion_control=R("discussions/onion_control.npz"),
+        onion=expand(R("discussions/onion/seed{seed}.npz"), seed=SEEDS),
+        onion_control=expand(R("discussions/onion_control/seed{seed}.npz"), seed=SEEDS),
     output:
         tables=[disc_report_item(p) for p in DISC_OUTPUTS["tables"]],
         figures=[disc_report_item(p) for p in DISC_OUTPUTS["figures"]],
@@ -176,9 +177,8 @@ rule discussions_report:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} discussions-report --out {params.root} --base {input.base} --onion {input.onion} "
-        "--onion-control {input.onion_control} "
-        "{params.pairs} > {log} 2>&1"
+        "{params.cli} discussions-report {params.pairs} --out {params.root} --base {input.base} "
+        "--onion {input.onion} --onion-control {input.onion_control} > {log} 2>&1"
 
 
 rule discussions:

@@ -1,19 +1,15 @@
 """The onion effect against its random-removal control (report/discussions.py) on hand-made exposures."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from unlearn_repro.report.discussions import onion_effect, versus_control
 
 
 def _run(kept, before, after, threshold=4.0, removed=(0,)):
-    return {
-        "kept": np.array(kept),
-        "removed": np.array(removed),
-        "before": np.array(before, dtype=float),
-        "after": np.array(after, dtype=float),
-        "threshold": np.array(threshold),
-    }
+    return {"kept": np.array(kept), "removed": np.array(removed), "before": np.array(before, dtype=float),
+            "after": np.array(after, dtype=float), "threshold": np.array(threshold)}
 
 
 def test_control_is_compared_on_the_samples_both_removals_kept():
@@ -23,15 +19,32 @@ def test_control_is_compared_on_the_samples_both_removals_kept():
     assert c["common_kept"] == 3  # samples 2, 3, 4
     assert c["shift_mean"] == pytest.approx(np.mean([0.6, 0.4, 0.6]))
     assert c["control_shift_mean"] == pytest.approx(np.mean([0.1, 0.0, 0.1]))
-    assert 0 < c["difference_low"] < c["difference_high"]  # 0.5, 0.4, 0.5: the top removal raised more
+    assert c["difference_mean"] == pytest.approx(np.mean([0.5, 0.4, 0.5]))
+    assert 0 < c["difference_low"] < c["difference_high"]  # the top removal raised the kept samples more
 
 
-def test_onion_table_carries_the_control(tmp_path):
-    before = np.linspace(0.0, 3.0, 12)
-    top = _run(np.arange(1, 13), before, before + 0.5, removed=(0,))
-    control = _run(
-        np.r_[0, np.arange(2, 13)], np.r_[5.0, before[1:]], np.r_[5.0, before[1:] + 0.5], removed=(1,)
-    )
-    row = onion_effect(top, tmp_path, tmp_path, control=control)
-    assert row["common_kept"] == 11 and row["difference_low"] == row["difference_high"] == pytest.approx(0.0)
-    assert "control_shift_mean" not in onion_effect(top, tmp_path, tmp_path)
+def _seed(rise, control_rise, n=12):
+    """One seed's pair of runs on samples 1..n (sample 0 removed by the top removal, 1 by the control)."""
+    before = np.linspace(0.0, 3.0, n)
+    top = _run(np.arange(1, n + 1), before, before + rise + np.linspace(-0.1, 0.1, n))
+    control = _run(np.r_[0, np.arange(2, n + 1)], np.r_[5.0, before[1:]],
+                   np.r_[5.0, before[1:] + control_rise], removed=(1,))
+    return top, control
+
+
+def test_the_summary_row_takes_its_interval_over_the_seeds(tmp_path):
+    runs = [(s, *_seed(rise, 0.1)) for s, rise in ((0, 0.5), (1, 0.6), (2, 0.4))]
+    summary = onion_effect(runs, tmp_path, tmp_path)
+    table = pd.read_csv(tmp_path / "onion.csv")
+    assert list(table["seed"].astype(str)) == ["0", "1", "2", "all"]
+    assert summary["interval_over"] == "seeds (3)"
+    assert summary["difference_mean"] == pytest.approx(0.4, abs=0.01)
+    assert 0 < summary["difference_low"] < 0.4 < summary["difference_high"]
+    # one seed: its interval over the kept samples stands in, and says so
+    one = onion_effect(runs[:1], tmp_path, tmp_path)
+    assert one["interval_over"] == "kept samples" and one["difference_low"] < 0.4 < one["difference_high"]
+
+
+def test_without_a_control_the_table_has_no_comparison(tmp_path):
+    top, _ = _seed(0.5, 0.1)
+    assert "control_shift_mean" not in onion_effect([(0, top, None)], tmp_path, tmp_path)

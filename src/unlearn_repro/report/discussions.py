@@ -32,24 +32,37 @@ def outputs(root: str) -> dict[str, list[str]]:
             "summary": [f"{root}/summary/metrics.json"]}
 
 
-def build_report(cfg, snapshots: dict[str, str], base: str, onion_file: str, out_root: str | Path,
-                 control_file: str | None = None) -> None:
-    """snapshots: method -> its cycle-1 snapshot (.npz); base: the fine-tuned model's snapshot; control_file:
-    the onion run's random-removal control."""
+def build_report(cfg, snapshots: dict[str, str], base: str, onion_files: list[str], out_root: str | Path,
+                 control_files: list[str] = ()) -> None:
+    """snapshots: method -> its cycle-1 snapshot (.npz); base: the fine-tuned model's snapshot; onion_files:
+    one onion run per seed (.../seed<k>.npz), control_files: their random-removal controls in the same
+    order."""
     out_root = Path(out_root)
     tables, figures = out_root / "tables", out_root / "figures"
     snaps = {m: np.load(f) for m, f in snapshots.items()}
     base_snap = np.load(base)
     kl = weight_kl(cfg, snaps, tables, figures)
     shift = exposure_shift(snaps, base_snap, tables, figures)
-    onion_row = onion_effect(np.load(onion_file), tables, figures,
-                             control=np.load(control_file) if control_file else None)
+    controls = [np.load(f) for f in control_files] or [None] * len(onion_files)
+    runs = [(_seed_of(f), np.load(f), c) for f, c in zip(onion_files, controls, strict=True)]
+    onion_row = onion_effect(runs, tables, figures)
     summary = {"weight_kl": {r["method"]: r["kl"] for r in kl.to_dict("records") if r["kl"] is not None},
                "exposure_ks_p": {r["method"]: r["ks_p"] for r in shift.to_dict("records")},
-               "onion": {k: onion_row[k] for k in ("removed", "rose", "crossed", "wilcoxon_p", "shift_mean",
-                                                   "control_shift_mean", "difference_low", "difference_high")
-                         if k in onion_row}}
+               "onion": {k: _finite(onion_row[k]) for k in ("removed", "rose", "crossed", "shift_mean",
+                                                            "control_shift_mean", "difference_low",
+                                                            "difference_high") if k in onion_row}}
     write_json(out_root / "summary" / "metrics.json", summary)
+
+
+def _finite(value):
+    """NaN (an interval of one value) as null: the summary is strict JSON."""
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def _seed_of(path) -> str:
+    """The seed in an onion run's file name (seed<k>.npz), or the file's stem."""
+    stem = Path(path).stem
+    return stem[4:] if stem.startswith("seed") else stem
 
 
 def weight_kl(cfg, snaps, tables, figures) -> pd.DataFrame:
@@ -116,10 +129,9 @@ def exposure_shift(snaps, base_snap, tables, figures) -> pd.DataFrame:
 
 
 def versus_control(o, control) -> dict:
-    """The onion effect against its control, on the samples both removals kept: their mean exposure shift
-    after the top removal and after the random one, and the paired 95 % t interval (over those samples) of the
-    difference of their exposures after the two retrainings (the exposures before cancel). One retraining
-    each: the interval does not include retraining's own seed-to-seed spread."""
+    """One seed's onion run against its control, on the samples both removals kept: their mean exposure shift
+    after the top removal and after the random one, and the mean difference of their exposures after the two
+    retrainings (the exposures before cancel) with its paired 95 % t interval over those samples."""
     top = dict(zip(o["kept"].tolist(), zip(o["before"].tolist(), o["after"].tolist())))
     ctrl = dict(zip(control["kept"].tolist(), control["after"].tolist()))
     common = sorted(set(top) & set(ctrl))
@@ -127,34 +139,62 @@ def versus_control(o, control) -> dict:
     after_top, after_ctrl = np.array([top[i][1] for i in common]), np.array([ctrl[i] for i in common])
     diff = t_interval(after_top - after_ctrl)
     return {"common_kept": len(common), "shift_mean": float((after_top - before).mean()),
-            "control_shift_mean": float((after_ctrl - before).mean()), "difference_low": diff.low,
-            "difference_high": diff.high}
+            "control_shift_mean": float((after_ctrl - before).mean()), "difference_mean": diff.mean,
+            "difference_low": diff.low, "difference_high": diff.high}
 
 
-def onion_effect(o, tables, figures, control=None) -> dict:
-    """Figure 6: exposure of the kept samples before and after removing the most exposed ones and retraining;
-    one-sided Wilcoxon signed-rank test of 'the safe samples became more exposed', and the comparison with a
-    random removal of the same size (the control)."""
+def onion_row(seed, o, control=None) -> dict:
+    """One seed's onion run: how many kept samples rose or crossed the threshold, a one-sided Wilcoxon
+    signed-rank test of 'the safe samples became more exposed', and the comparison with its control."""
     before, after, threshold = o["before"], o["after"], float(o["threshold"])
     test = stats.wilcoxon(after, before, alternative="greater")
-    row = {"threshold": threshold, "removed": int(len(o["removed"])), "kept": int(len(o["kept"])),
-           "rose": int((after > before).sum()), "crossed": int(((after > threshold) & (before <= threshold)).sum()),
+    crossed = (after > threshold) & (before <= threshold)
+    row = {"seed": str(seed), "threshold": threshold, "removed": int(len(o["removed"])),
+           "kept": int(len(o["kept"])),
+           "rose": int((after > before).sum()), "crossed": int(crossed.sum()),
            "mean_before": float(before.mean()), "mean_after": float(after.mean()),
            "shift_mean": float((after - before).mean()),
            "wilcoxon_statistic": float(test.statistic), "wilcoxon_p": float(test.pvalue),
-           "onion_effect": bool(test.pvalue < ALPHA or ((after > threshold) & (before <= threshold)).any())}
+           "onion_effect": bool(test.pvalue < ALPHA or crossed.any()), "interval_over": "kept samples"}
     if control is not None:
         row.update(versus_control(o, control))
-    write_table(pd.DataFrame([row]), tables / "onion", "The onion effect (paper §9.3, Figure 6)",
-                "Kept samples' exposure after removing those above the threshold and retraining: `rose` = higher than "
-                "before, `crossed` = now above the threshold; one-sided Wilcoxon signed-rank test (after > "
-                "before). Control: a random set of the same size removed and the model retrained the same "
-                "way; on the samples both kept (`common_kept`): `shift_mean` (top removal) vs "
-                "`control_shift_mean`, and the paired "
-                f"{ESTIMATOR.replace('seeds', 'kept samples')} of their difference (`difference_low`, "
-                "`difference_high`; one retraining each, so retraining's own seed-to-seed spread is not in "
-                "it). "
-                "Per-sample exposures: discussions/onion.npz and onion_control.npz.")
+    return row
+
+
+def across_seeds(rows: list[dict]) -> dict:
+    """The row the verdict reads: means over the seeds, and the difference's 95 % t interval over the seeds'
+    mean differences (with one seed: that seed's interval over its kept samples, which leaves out
+    retraining's own seed-to-seed spread; `interval_over` says which)."""
+    df = pd.DataFrame(rows)
+    out = {k: (float(df[k].mean()) if pd.api.types.is_numeric_dtype(df[k]) else df[k].iloc[0]) for k in df}
+    out.update(seed="all", wilcoxon_statistic=np.nan, wilcoxon_p=np.nan,
+               onion_effect=bool(df["onion_effect"].all()))
+    if "difference_mean" in df and len(df) >= 2:
+        iv = t_interval(df["difference_mean"])
+        out.update(difference_low=iv.low, difference_high=iv.high, interval_over=f"seeds ({iv.n})")
+    elif len(df) == 1:
+        out.update({k: rows[0][k] for k in ("difference_low", "difference_high") if k in rows[0]})
+    return out
+
+
+def onion_effect(runs, tables, figures) -> dict:
+    """Figure 6 and its table: runs = [(seed, onion run, its control or None)]; a row per seed and the
+    summary row ("all") the verdict reads. The figure shows the first seed."""
+    rows = [onion_row(seed, o, control) for seed, o, control in runs]
+    summary = across_seeds(rows)
+    write_table(pd.DataFrame(rows + [summary]), tables / "onion", "The onion effect (paper §9.3, Figure 6)",
+                "Kept samples' exposure after removing those above the threshold and retraining, one row "
+                "per retraining seed: `rose` = higher than before, `crossed` = now above the threshold; "
+                "one-sided Wilcoxon signed-rank test (after > before). Control: a random set of the same "
+                "size removed and the model retrained the same way; on the samples both kept "
+                "(`common_kept`): `shift_mean` (top removal) vs `control_shift_mean`, their mean difference "
+                "after retraining (`difference_mean`) and its 95 % t interval (`difference_low`, "
+                "`difference_high`): per seed over the kept samples; in the row `all` over the seeds' mean "
+                "differences (`interval_over`). Per-sample exposures: discussions/onion/seed*.npz and "
+                "onion_control/seed*.npz.")
+    _, o, _ = runs[0]
+    row = rows[0]
+    before, after, threshold = o["before"], o["after"], float(o["threshold"])
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     ax.scatter(before, after, s=6, alpha=0.6, color="0.3")
     lo, hi = min(before.min(), after.min()), max(before.max(), after.max())
@@ -162,8 +202,8 @@ def onion_effect(o, tables, figures, control=None) -> dict:
     ax.axhline(threshold, color="#D55E00", lw=0.8, ls="--", label=f"threshold {threshold:.2f}")
     ax.set_xlabel("exposure before (bits)")
     ax.set_ylabel("exposure after removal + retraining (bits)")
-    ax.set_title(f"{row['rose']} of {row['kept']} rose, {row['crossed']} crossed\nWilcoxon p = {row['wilcoxon_p']:.2g}",
-                 fontsize=8)
+    ax.set_title(f"seed {row['seed']}: {row['rose']} of {row['kept']} rose, {row['crossed']} crossed\n"
+                 f"Wilcoxon p = {row['wilcoxon_p']:.2g}", fontsize=8)
     ax.legend(fontsize=7)
     _save(fig, figures / "onion.png")
-    return row
+    return summary
