@@ -1,10 +1,11 @@
 # The discussion studies (paper §9): weight distributions (Figure 4), the onion effect (Figure 6) and
-# exposure distributions (Figure 7), on the main study's runs of one (data set, model, seed); the onion
-# effect and its random-removal control retrain once per seed of `seeds` (their 95 % interval is over those).
+# exposure distributions (Figure 7), on the main study's runs of one (data set, model) for every seed of
+# `seeds` (their 95 % intervals are over those); the onion effect and its random-removal control retrain once
+# per seed. discussions.seed: the seed whose models the figures show.
 # Target: `snakemake --cores all discussions`.
 
 DISC = CFG.discussions
-DISC_RUN = R(f"runs/{{method}}/{DISC.dataset}/{DISC.model}/seed{DISC.seed}")
+DISC_RUN = R(f"runs/{{method}}/{DISC.dataset}/{DISC.model}/seed{{seed}}")
 DISC_ROOT = R("discussions")
 DISC_OUTPUTS = discussions_report.outputs(DISC_ROOT)
 DISC_PAPER = {  # file stem -> (subcategory: the paper's figure, caption file)
@@ -19,7 +20,7 @@ disc_report_item = lambda path: report(
 DISC_COMMON = dict(
     data=data_files(DISC.dataset),
     reference=REFERENCE_INPUT,
-    split=R(f"splits/{DISC.dataset}/seed{DISC.seed}.json"),
+    split=R(f"splits/{DISC.dataset}/seed{{seed}}.json"),
 )
 
 
@@ -29,12 +30,12 @@ rule discussion_checkpoint:
     input:
         checkpoints=f"{DISC_RUN}/checkpoints",
     output:
-        directory(R("discussions/checkpoints/{method}")),
+        directory(R("discussions/checkpoints/seed{seed}/{method}")),
     resources:
         mem_mb=cpu_mem_mb("small"),
         runtime=cpu_runtime("small"),
     log:
-        L("discussions/checkpoint_{method}.log"),
+        L("discussions/checkpoint_{method}_seed{seed}.log"),
     conda:
         ENV_FILE
     shell:
@@ -45,10 +46,10 @@ rule discussion_snapshot:
     """A method's cycle-1 model: its last-block weights and its retained samples' exposures."""
     input:
         CORE_SRC + src("pipeline", "metrics", "data/encoding.py"),
-        model=R("discussions/checkpoints/{method}"),
+        model=R("discussions/checkpoints/seed{seed}/{method}"),
         **DISC_COMMON,
     output:
-        R("discussions/snapshots/{method}.npz"),
+        R("discussions/snapshots/seed{seed}/{method}.npz"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
@@ -58,7 +59,7 @@ rule discussion_snapshot:
     resources:
         gpu=gpu_resources,
     log:
-        L("discussions/snapshot_{method}.log"),
+        L("discussions/snapshot_{method}_seed{seed}.log"),
     conda:
         ENV_FILE
     shell:
@@ -72,7 +73,7 @@ rule discussion_base_snapshot:
         finetuned=R(f"models/{DISC.model}/{DISC.dataset}/finetuned"),
         **DISC_COMMON,
     output:
-        R("discussions/snapshots/base.npz"),
+        R("discussions/snapshots/seed{seed}/base.npz"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
@@ -82,7 +83,7 @@ rule discussion_base_snapshot:
     resources:
         gpu=gpu_resources,
     log:
-        L("discussions/snapshot_base.log"),
+        L("discussions/snapshot_base_seed{seed}.log"),
     conda:
         ENV_FILE
     shell:
@@ -93,7 +94,7 @@ rule discussion_base_snapshot:
 rule onion:
     input:
         CORE_SRC + src("pipeline", "metrics", "train.py", "optim", "data/encoding.py"),
-        base=R("discussions/snapshots/base.npz"),
+        base=R("discussions/snapshots/seed{seed}/base.npz"),
         pretrained=R(f"models/{DISC.model}/pretrained"),
         **DISC_COMMON,
     output:
@@ -125,7 +126,7 @@ rule onion_control:
     """The onion effect's control: remove a random set of the same size, retrain, rescore the rest."""
     input:
         CORE_SRC + src("pipeline", "metrics", "train.py", "optim", "data/encoding.py"),
-        base=R("discussions/snapshots/base.npz"),
+        base=R("discussions/snapshots/seed{seed}/base.npz"),
         pretrained=R(f"models/{DISC.model}/pretrained"),
         **DISC_COMMON,
     output:
@@ -156,8 +157,8 @@ rule onion_control:
 rule discussions_report:
     input:
         CORE_SRC + src("report", "metrics/weights.py"),
-        snapshots=expand(R("discussions/snapshots/{method}.npz"), method=METHOD_NAMES),
-        base=R("discussions/snapshots/base.npz"),
+        snapshots=expand(R("discussions/snapshots/seed{seed}/{method}.npz"), seed=SEEDS, method=METHOD_NAMES),
+        base=expand(R("discussions/snapshots/seed{seed}/base.npz"), seed=SEEDS),
         onion=expand(R("discussions/onion/seed{seed}.npz"), seed=SEEDS),
         onion_control=expand(R("discussions/onion_control/seed{seed}.npz"), seed=SEEDS),
     output:
@@ -167,7 +168,9 @@ rule discussions_report:
     params:
         cli=CLI,
         root=lambda w, output: str(Path(output.summary[0]).parent.parent),
-        pairs=lambda w, input: " ".join(f"{m}={f}" for m, f in zip(METHOD_NAMES, input.snapshots)),
+        pairs=lambda w, input: " ".join(f"{m}@{s}={f}" for (s, m), f in
+                                        zip([(s, m) for s in SEEDS for m in METHOD_NAMES], input.snapshots)),
+        bases=lambda w, input: " ".join(f"{s}={f}" for s, f in zip(SEEDS, input.base)),
         bins={k: DISC[k] for k in ("bins", "kl_epsilon")},
     resources:
         mem_mb=cpu_mem_mb("weights"),
@@ -177,7 +180,7 @@ rule discussions_report:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} discussions-report {params.pairs} --out {params.root} --base {input.base} "
+        "{params.cli} discussions-report {params.pairs} --out {params.root} --base {params.bases} "
         "--onion {input.onion} --onion-control {input.onion_control} > {log} 2>&1"
 
 

@@ -177,15 +177,17 @@ def _onion(a, cfg, tracker):
           model_name=a.model, control=a.control, seed=a.seed)
 
 
-@command("discussions-report", "the discussion studies' tables and figures (§9)", "out", "base",
-         options=[opt("--onion", nargs="+", required=True, help="the onion runs, one per seed"),
+@command("discussions-report", "the discussion studies' tables and figures (§9)", "out",
+         options=[opt("--base", nargs="+", required=True, help="SEED=PATH: the fine-tuned model's snapshots"),
+                  opt("--onion", nargs="+", required=True, help="the onion runs, one per seed"),
                   opt("--onion-control", nargs="*", default=(),
                       help="their random-removal controls, in the same order"),
-                  opt("snapshots", nargs="+", help="METHOD=PATH of each method's cycle-1 snapshot")])
+                  opt("snapshots", nargs="+", help="METHOD@SEED=PATH of each method's cycle-1 snapshots")])
 def _discussions_report(a, cfg, tracker):
     from unlearn_repro.report import discussions
     from unlearn_repro.tracking import log_report
-    discussions.build_report(cfg, pairs(a.snapshots), a.base, a.onion, a.out, control_files=a.onion_control)
+    discussions.build_report(cfg, pairs(a.snapshots), pairs(a.base), a.onion, a.out,
+                             control_files=a.onion_control)
     log_report(tracker, "discussions", discussions.outputs(a.out), {"discussions": cfg.discussions.to_dict()})
 
 

@@ -48,3 +48,29 @@ def test_the_summary_row_takes_its_interval_over_the_seeds(tmp_path):
 def test_without_a_control_the_table_has_no_comparison(tmp_path):
     top, _ = _seed(0.5, 0.1)
     assert "control_shift_mean" not in onion_effect([(0, top, None)], tmp_path, tmp_path)
+
+
+def _snap(weights, exposure):
+    return {"weights": np.asarray(weights, dtype=float), "exposure": np.asarray(exposure, dtype=float),
+            "index": np.arange(len(exposure)), "layer": np.array("h.3")}
+
+
+def test_kl_and_ks_are_per_seed_and_summarized_over_the_seeds(tmp_path):
+    from types import SimpleNamespace
+
+    from unlearn_repro.report.discussions import exposure_shift, weight_kl
+
+    cfg = SimpleNamespace(discussions=SimpleNamespace(bins=10, kl_epsilon=1e-6))
+    rng = np.random.default_rng(0)
+    base = np.linspace(0, 5, 40)
+    snaps = {str(s): {"retrain": _snap(rng.normal(0, 1, 500), base),
+                      "gradient_ascent": _snap(rng.normal(s + 1, 1, 500), base + 3.0)} for s in (0, 1, 2)}
+    kl = weight_kl(cfg, snaps, "0", tmp_path, tmp_path).set_index("method")
+    assert kl.loc["gradient_ascent", "n_seeds"] == 3 and kl.loc["gradient_ascent", "per_seed"].count(":") == 3
+    ga = kl.loc["gradient_ascent"]
+    assert ga["kl_ci_low"] < ga["kl"] < ga["kl_ci_high"]
+    bases = {s: _snap([0.0], base) for s in snaps}
+    shift = exposure_shift(snaps, bases, "0", tmp_path, tmp_path).set_index("method")
+    assert shift.loc["gradient_ascent", "distribution_shifted"]
+    assert shift.loc["gradient_ascent", "shifted_seeds"] == 3
+    assert not shift.loc["retrain", "distribution_shifted"] and shift.loc["retrain", "ks_p"] == 1.0

@@ -5,7 +5,8 @@ import math
 import pytest
 from scipy import stats
 
-from unlearn_repro.report.stats import cell, compare, compare_to, difference, ours_paper, per_seed, t_interval
+from unlearn_repro.report.stats import (cell, compare, compare_to, difference, ours_paper, parse_per_seed,
+                                        per_seed, t_interval)
 
 
 def test_t_interval_is_mean_plus_minus_t_times_standard_error():
@@ -47,3 +48,5 @@ def test_one_separator_for_ours_and_paper():
 
 def test_per_seed_values_are_kept_sorted_by_seed():
     assert per_seed([2, 0, 1], [0.3, 0.1, 0.2]) == "0:0.1;1:0.2;2:0.3"
+    assert parse_per_seed(per_seed([1, 0], [2.5e-05, 0.125])) == [0.125, 2.5e-05]
+    assert parse_per_seed(float("nan")) == [] and parse_per_seed("") == []

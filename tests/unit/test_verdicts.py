@@ -222,6 +222,10 @@ def test_kl_order():
     assert (
         _verdict("kl", kl=kl.assign(kl=math.nan))["verdict"] == "premise not met"
     )  # no retraining reference
+    seeds = kl.assign(per_seed=["0:5;1:6;2:4", "0:0.1;1:0.2;2:0.1", "0:0.3;1:0.2;2:0.4"])
+    assert _verdict("kl", kl=seeds)["verdict"] == "holds"
+    overlapping = seeds.assign(per_seed=["0:0.5;1:0.1;2:0.3", "0:0.1;1:0.4;2:0.2", "0:0.3;1:0.2;2:0.4"])
+    assert _verdict("kl", kl=overlapping)["verdict"] == "tie"  # per-seed values whose interval spans 0
 
 
 def _onion(low, high, threshold=4.0, control=0.05):

@@ -135,10 +135,17 @@ def ours_paper(ours: str, paper=None, paper_fmt: str = "{:+.2f}") -> str:
     return f"{ours}{SEP}{theirs}"
 
 
-def per_seed(seeds, values, digits: int = 4) -> str:
+def per_seed(seeds, values, digits: int = 6) -> str:
     """Per-seed values kept in one CSV field: 'seed:value;seed:value' (sorted by seed)."""
     pairs = sorted(zip(pd_values(seeds), pd_values(values)))
     return ";".join(f"{int(s)}:{v:.{digits}g}" for s, v in pairs if math.isfinite(s))
+
+
+def parse_per_seed(text) -> list[float]:
+    """The values of a `per_seed` field ('seed:value;...'); an empty or missing field gives none."""
+    if not isinstance(text, str) or not text:
+        return []
+    return [float(pair.split(":", 1)[1]) for pair in text.split(";")]
 
 
 def interval_columns(values, prefix: str = "") -> dict:
