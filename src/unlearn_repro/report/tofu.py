@@ -59,7 +59,8 @@ FORGET_MARGIN = 0.05  # forget-accuracy gap below which FO and SO tie (2 questio
 
 def outputs(root: str) -> dict[str, list[str]]:
     t = f"{root}/tables"
-    return {"tables": [f"{t}/{n}.{e}" for n in ("table1", "table1_tofu", "premise", "verdicts") for e in TABLE_FORMATS],
+    names = ("table1", "table1_tofu", "premise", "verdicts", "runs")
+    return {"tables": [f"{t}/{n}.{e}" for n in names for e in TABLE_FORMATS],
             "figures": [f"{root}/figures/figure1.png"], "summary": [f"{root}/summary/metrics.json"]}
 
 
@@ -171,6 +172,9 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
                      f"the difference (Welch) and {FORGET_MARGIN} (else a tie) while its model utility and "
                      "retain "
                      f"accuracy are each at most {UTILITY_TOLERANCE} below FO's.")
+    write_table(runs.sort_values(["method", "kind", "seed"]).round(4), out_root / "tables" / "runs",
+                title="Every run's final metrics (one row per method, optimizer kind and seed)",
+                note="The per-seed values behind Table 1's means and intervals.")
     figure1(curves, methods, out_root / "figures" / "figure1.png")
     write_json(out_root / "summary" / "metrics.json", summary)
 
