@@ -126,3 +126,9 @@ def test_threshold_comes_from_the_published_constants_held_out_rows_or_a_named_f
     with pytest.raises(FileNotFoundError, match="tdec.threshold.file"):
         tdec.threshold(_resolved("ci", threshold={"source": "file", "file": str(tmp_path / "none.jsonl")}),
                        "tiny-gpt-neo", None, tok, {}, {})
+
+
+def test_aggregate_keeps_each_forget_set_and_the_interval_over_them():
+    a = aggregate({"sets": [_set(True, 2, 10), _set(True, 4, 20), _set(False, None, 30)]})
+    assert a["ppl_per_set"] == "0:10;1:20;2:30" and a["ppl_half"] > 0
+    assert math.isnan(aggregate({"sets": [_set(True, 2, 10)]})["ppl_half"])   # one set: no interval

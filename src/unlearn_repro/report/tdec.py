@@ -17,7 +17,7 @@ from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.pipeline.tdec import ablation_runs, epoch_meaning, table_configs  # noqa: E402
 from unlearn_repro.report.figures import _save  # noqa: E402
 from unlearn_repro.report.paper_tables import FLORA_TABLE1  # noqa: E402
-from unlearn_repro.report.stats import ours_paper  # noqa: E402
+from unlearn_repro.report.stats import ESTIMATOR, ours_paper, per_seed, t_interval  # noqa: E402
 from unlearn_repro.report.style import context  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
@@ -49,9 +49,21 @@ def aggregate(run: dict) -> dict:
     sets = run["sets"]
     ok = [s for s in sets if s["forgotten"]]
     mean = lambda k: float(np.mean([s[k] for s in sets]))  # noqa: E731
-    return {"params_pct": mean("params_pct"), "epochs": float(np.mean([s["epochs"] for s in ok])) if ok else math.nan,
-            "failed": len(sets) - len(ok), "n_sets": len(sets), "el": 100 * mean("el"), "ma": 100 * mean("ma"),
-            "reasoning": 100 * mean("reasoning"), "ppl": mean("ppl")}
+    epochs = float(np.mean([s["epochs"] for s in ok])) if ok else math.nan
+    out = {"params_pct": mean("params_pct"), "epochs": epochs,
+           "failed": len(sets) - len(ok), "n_sets": len(sets), "el": 100 * mean("el"), "ma": 100 * mean("ma"),
+           "reasoning": 100 * mean("reasoning"), "ppl": mean("ppl")}
+    for k, scale in (("el", 100), ("ma", 100), ("reasoning", 100), ("ppl", 1)):  # the spread over forget sets
+        values = [scale * s[k] for s in sets]
+        out[f"{k}_half"] = t_interval(values).half
+        out[f"{k}_per_set"] = per_seed(range(len(values)), values)
+    return out
+
+
+def _num_half(a: dict, key: str) -> str:
+    """'mean ± half-width' over the forget sets where there is an interval, else the mean alone."""
+    half = a.get(f"{key}_half")
+    return _num(a[key]) + (f" ± {_num(half)}" if half is not None and np.isfinite(half) else "")
 
 
 def _cell(ours: str, paper) -> str:
@@ -72,9 +84,11 @@ def table1(premises: dict, runs: dict, cfg) -> tuple[pd.DataFrame, pd.DataFrame]
                 f"{_num(a['epochs'])}" + (f" ({a['failed']}✗ of {a['n_sets']})" if a["failed"] else ""))
             rows.append({"model": model, "method": LABELS.get(name, name),
                          COLUMNS[0]: _cell(_num(a["params_pct"], 2), p[0]), COLUMNS[1]: _cell(epochs, p[1]),
-                         COLUMNS[2]: _cell(_num(a["el"]), p[2]), COLUMNS[3]: _cell(_num(a["ma"]), p[3]),
-                         COLUMNS[4]: _cell(_num(a["reasoning"]), p[4]), COLUMNS[5]: _cell("not run", p[5]),
-                         COLUMNS[6]: _cell(_num(a["ppl"]), p[6])})
+                         COLUMNS[2]: _cell(_num_half(a, "el"), p[2]),
+                         COLUMNS[3]: _cell(_num_half(a, "ma"), p[3]),
+                         COLUMNS[4]: _cell(_num_half(a, "reasoning"), p[4]),
+                         COLUMNS[5]: _cell("not run", p[5]),
+                         COLUMNS[6]: _cell(_num_half(a, "ppl"), p[6])})
             data.append({"model": model, "config": name, **a, "paper_size": PAPER_SIZE.get(model),
                          **{f"paper_{c}": v for c, v in zip(("params_pct", "epochs", "el", "ma", "reasoning",
                                                              "dialogue_f1", "ppl"), p)}})
@@ -155,6 +169,9 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
             "dialogue sets: not run offline. The paper's rows LoRA / + IHL / + FLoRA are LoRA+GD / LoRA+IHL / "
             "FLoRA+IHL; FLoRA+GD appears only in its Figure 3.").format(cfg.tdec.forget_size,
                                                                          ", ".join(t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks) or "no task")
+    note += (f" EL10, MA, Reasoning, PPL after unlearning: mean ± half-width of the "
+             f"{ESTIMATOR.replace('seeds', 'forget sets')} (each set's value: the CSV's *_per_set "
+             "columns).")
     shown, data = table1(premises, runs, cfg)
     write_table(shown, tables / "table1", "Table 1: unlearning TDEC forget sets", note, data=data)
 
