@@ -386,3 +386,8 @@ def test_a_claim_without_the_methods_it_compares_is_not_run():
     assert _verdict("efficacy", main=alone)["verdict"] == "not run"
     only_ff = _extended(0.1, 0.5)[lambda d: d["method"].isin(["fisher_forgetting", "retrain"])]
     assert _verdict("extended_test_nll", main=only_ff)["verdict"] == "not run"
+
+
+def test_the_main_studys_source_names_its_folder():
+    assert V.files_source(["r/ci/metrics/a.csv", "r/ci/metrics/b.csv"]) == "r/ci/metrics/*.csv (2 files)"
+    assert V.files_source(["r/ci/metrics/a.csv"]) == "r/ci/metrics/a.csv" and V.files_source([]) == "—"

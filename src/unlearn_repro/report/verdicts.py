@@ -472,12 +472,21 @@ def judge_all(s: Studies) -> list[dict]:
     return [judge(key, s) for key in CLAIMS]
 
 
+def files_source(files: list[str]) -> str:
+    """Where the per-run metrics come from, short: one folder's CSVs as '<folder>/*.csv (n files)'."""
+    if not files:
+        return "—"
+    parents = {str(Path(f).parent) for f in files}
+    return f"{parents.pop()}/*.csv ({len(files)} files)" if len(parents) == 1 and len(files) > 1 else \
+        ", ".join(str(f) for f in files)
+
+
 def build_verdicts(cfg, collected: list[str], curves_file, kl_file, onion_file, shift_file, out_base,
                    memorization_file=None, privacy_file=None) -> pd.DataFrame:
     """The verdict table of this run. `curves_file` (Figure 5's means) is named as a source beside the
     per-run metrics the Figure 5 rules read (they need every seed)."""
     df = pd.concat([pd.read_csv(f) for f in collected], ignore_index=True) if collected else None
-    main_source = ", ".join(str(f) for f in collected) if collected else "—"
+    main_source = files_source(collected)
     sources = {"main": main_source + (f" (Figure 5 means: {curves_file})" if curves_file else ""),
                "kl": kl_file, "onion": onion_file, "shift": shift_file, "memorization": memorization_file,
                "privacy": privacy_file}
