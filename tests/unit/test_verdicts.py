@@ -391,3 +391,9 @@ def test_a_claim_without_the_methods_it_compares_is_not_run():
 def test_the_main_studys_source_names_its_folder():
     assert V.files_source(["r/ci/metrics/a.csv", "r/ci/metrics/b.csv"]) == "r/ci/metrics/*.csv (2 files)"
     assert V.files_source(["r/ci/metrics/a.csv"]) == "r/ci/metrics/a.csv" and V.files_source([]) == "—"
+
+
+def test_figure5_without_the_metric_before_unlearning_is_not_run():
+    runs = _extended(0.1, 0.5).drop(columns=["base_retain_accuracy", "delta_test_nll"])
+    assert _verdict("extended_retain_accuracy", main=runs)["verdict"] == "not run"
+    assert _verdict("extended_test_nll", main=runs)["verdict"] == "not run"

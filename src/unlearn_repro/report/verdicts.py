@@ -285,15 +285,18 @@ def utility_change(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per extended run (the runs that reach the last cycle): its utility change from before unlearning to the
     last cycle, signed so that higher = kept more utility (test NLL: a fall is good)."""
     last = df[df["cycle"] == df["cycle"].max()]
-    base = {"accuracy": last["base_accuracy"], "retain_accuracy": last.get("base_retain_accuracy"),
-            "test_nll": last["test_nll"] - last["delta_test_nll"]}[metric]
+    if metric == "test_nll":
+        base = last["test_nll"] - last["delta_test_nll"]
+    else:
+        base = last[f"base_{metric}"]
     change = last[metric] - base
     return last.assign(change=-change if metric == "test_nll" else change)
 
 
 def _keeps_utility(s: Studies, metric: str) -> Verdict | None:
     main = s.main
-    if not has(main, "fisher_forgetting") or metric not in main or main[metric].isna().all():
+    before = "delta_test_nll" if metric == "test_nll" else f"base_{metric}"
+    if not has(main, "fisher_forgetting") or not {metric, before} <= set(main) or main[metric].isna().all():
         return None
     runs = utility_change(main, metric)
     tol = FIG5_TOLERANCE[metric]
