@@ -1,9 +1,11 @@
 # The discussion studies (paper §9): weight distributions (Figure 4), the onion effect (Figure 6) and
-# exposure distributions (Figure 7), on the main study's runs of one (data set, model, seed).
+# exposure distributions (Figure 7), on the main study's runs of one (data set, model) for every seed of
+# `seeds` (their 95 % intervals are over those); the onion effect and its random-removal control retrain once
+# per seed. discussions.seed: the seed whose models the figures show.
 # Target: `snakemake --cores all discussions`.
 
 DISC = CFG.discussions
-DISC_RUN = R(f"runs/{{method}}/{DISC.dataset}/{DISC.model}/seed{DISC.seed}")
+DISC_RUN = R(f"runs/{{method}}/{DISC.dataset}/{DISC.model}/seed{{seed}}")
 DISC_ROOT = R("discussions")
 DISC_OUTPUTS = discussions_report.outputs(DISC_ROOT)
 DISC_PAPER = {  # file stem -> (subcategory: the paper's figure, caption file)
@@ -18,7 +20,7 @@ disc_report_item = lambda path: report(
 DISC_COMMON = dict(
     data=data_files(DISC.dataset),
     reference=REFERENCE_INPUT,
-    split=R(f"splits/{DISC.dataset}/seed{DISC.seed}.json"),
+    split=R(f"splits/{DISC.dataset}/seed{{seed}}.json"),
 )
 
 
@@ -28,12 +30,12 @@ rule discussion_checkpoint:
     input:
         checkpoints=f"{DISC_RUN}/checkpoints",
     output:
-        directory(R("discussions/checkpoints/{method}")),
+        directory(R("discussions/checkpoints/seed{seed}/{method}")),
     resources:
         mem_mb=cpu_mem_mb("small"),
         runtime=cpu_runtime("small"),
     log:
-        L("discussions/checkpoint_{method}.log"),
+        L("discussions/checkpoint_{method}_seed{seed}.log"),
     conda:
         ENV_FILE
     shell:
@@ -44,10 +46,10 @@ rule discussion_snapshot:
     """A method's cycle-1 model: its last-block weights and its retained samples' exposures."""
     input:
         CORE_SRC + src("pipeline", "metrics", "data/encoding.py"),
-        model=R("discussions/checkpoints/{method}"),
+        model=R("discussions/checkpoints/seed{seed}/{method}"),
         **DISC_COMMON,
     output:
-        R("discussions/snapshots/{method}.npz"),
+        R("discussions/snapshots/seed{seed}/{method}.npz"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
@@ -57,7 +59,7 @@ rule discussion_snapshot:
     resources:
         gpu=gpu_resources,
     log:
-        L("discussions/snapshot_{method}.log"),
+        L("discussions/snapshot_{method}_seed{seed}.log"),
     conda:
         ENV_FILE
     shell:
@@ -71,7 +73,7 @@ rule discussion_base_snapshot:
         finetuned=R(f"models/{DISC.model}/{DISC.dataset}/finetuned"),
         **DISC_COMMON,
     output:
-        R("discussions/snapshots/base.npz"),
+        R("discussions/snapshots/seed{seed}/base.npz"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
@@ -81,7 +83,7 @@ rule discussion_base_snapshot:
     resources:
         gpu=gpu_resources,
     log:
-        L("discussions/snapshot_base.log"),
+        L("discussions/snapshot_base_seed{seed}.log"),
     conda:
         ENV_FILE
     shell:
@@ -92,11 +94,11 @@ rule discussion_base_snapshot:
 rule onion:
     input:
         CORE_SRC + src("pipeline", "metrics", "train.py", "optim", "data/encoding.py"),
-        base=R("discussions/snapshots/base.npz"),
+        base=R("discussions/snapshots/seed{seed}/base.npz"),
         pretrained=R(f"models/{DISC.model}/pretrained"),
         **DISC_COMMON,
     output:
-        R("discussions/onion.npz"),
+        R("discussions/onion/seed{seed}.npz"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
@@ -109,22 +111,56 @@ rule onion:
     resources:
         gpu=gpu_resources,
     log:
-        L("discussions/onion.log"),
+        L("discussions/onion_seed{seed}.log"),
     benchmark:
-        L("benchmarks/discussions/onion.tsv")
+        L("benchmarks/discussions/onion_seed{seed}.tsv")
     conda:
         ENV_FILE
     shell:
         "{params.cli} onion --base {input.base} --pretrained {input.pretrained} --data {params.data_dir} "
-        "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} > {log} 2>&1"
+        "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} "
+        "--seed {wildcards.seed} > {log} 2>&1"
+
+
+rule onion_control:
+    """The onion effect's control: remove a random set of the same size, retrain, rescore the rest."""
+    input:
+        CORE_SRC + src("pipeline", "metrics", "train.py", "optim", "data/encoding.py"),
+        base=R("discussions/snapshots/seed{seed}/base.npz"),
+        pretrained=R(f"models/{DISC.model}/pretrained"),
+        **DISC_COMMON,
+    output:
+        R("discussions/onion_control/seed{seed}.npz"),
+    params:
+        cli=CLI,
+        data_dir=lambda w: f"{PROCESSED}/{DISC.dataset}",
+        reference=REFERENCE_ARG,
+        onion={k: DISC[k] for k in ("onion_threshold", "onion_top_fraction")},
+        dataset=DISC.dataset,
+        model=DISC.model,
+        finetune=CFG.finetune.to_dict(),
+    threads: MODEL_THREADS
+    resources:
+        gpu=gpu_resources,
+    log:
+        L("discussions/onion_control_seed{seed}.log"),
+    benchmark:
+        L("benchmarks/discussions/onion_control_seed{seed}.tsv")
+    conda:
+        ENV_FILE
+    shell:
+        "{params.cli} onion --base {input.base} --pretrained {input.pretrained} --data {params.data_dir} "
+        "--reference {params.reference} --dataset {params.dataset} --model {params.model} --out {output} --control "
+        "--seed {wildcards.seed} > {log} 2>&1"
 
 
 rule discussions_report:
     input:
         CORE_SRC + src("report", "metrics/weights.py"),
-        snapshots=expand(R("discussions/snapshots/{method}.npz"), method=METHOD_NAMES),
-        base=R("discussions/snapshots/base.npz"),
-        onion=R("discussions/onion.npz"),
+        snapshots=expand(R("discussions/snapshots/seed{seed}/{method}.npz"), seed=SEEDS, method=METHOD_NAMES),
+        base=expand(R("discussions/snapshots/seed{seed}/base.npz"), seed=SEEDS),
+        onion=expand(R("discussions/onion/seed{seed}.npz"), seed=SEEDS),
+        onion_control=expand(R("discussions/onion_control/seed{seed}.npz"), seed=SEEDS),
     output:
         tables=[disc_report_item(p) for p in DISC_OUTPUTS["tables"]],
         figures=[disc_report_item(p) for p in DISC_OUTPUTS["figures"]],
@@ -132,7 +168,9 @@ rule discussions_report:
     params:
         cli=CLI,
         root=lambda w, output: str(Path(output.summary[0]).parent.parent),
-        pairs=lambda w, input: " ".join(f"{m}={f}" for m, f in zip(METHOD_NAMES, input.snapshots)),
+        pairs=lambda w, input: " ".join(f"{m}@{s}={f}" for (s, m), f in
+                                        zip([(s, m) for s in SEEDS for m in METHOD_NAMES], input.snapshots)),
+        bases=lambda w, input: " ".join(f"{s}={f}" for s, f in zip(SEEDS, input.base)),
         bins={k: DISC[k] for k in ("bins", "kl_epsilon")},
     resources:
         mem_mb=cpu_mem_mb("weights"),
@@ -142,8 +180,8 @@ rule discussions_report:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} discussions-report --out {params.root} --base {input.base} --onion {input.onion} "
-        "{params.pairs} > {log} 2>&1"
+        "{params.cli} discussions-report {params.pairs} --out {params.root} --base {params.bases} "
+        "--onion {input.onion} --onion-control {input.onion_control} > {log} 2>&1"
 
 
 rule discussions:

@@ -16,7 +16,7 @@ from unlearn_repro.models.build import build_model
 from unlearn_repro.pipeline import evaluation, unlearning
 from unlearn_repro.report import main as main_report
 from unlearn_repro.report.tables import collect
-from unlearn_repro.report.verdicts import claims
+from unlearn_repro.report.verdicts import Studies, judge_all
 from unlearn_repro.tracking import NullTracker
 
 
@@ -66,5 +66,5 @@ def test_a_diverged_run_is_evaluated_and_reported(diverged_run):
     assert summary["diverged_runs"] == 1 and summary["cycle1"]["delta_exp"] == -0.5   # runs, not cycles
     runtime = pd.read_csv(tmp / "report/tables/runtime.csv")
     assert runtime["runtime_mean"].item() == pytest.approx(df.loc[~df["diverged"], "runtime_s"].iloc[0])
-    verdicts = pd.DataFrame(claims(df, None, None, None, None, [1, 2]))
+    verdicts = pd.DataFrame(judge_all(Studies(main=df, cycles=[1, 2])))
     assert verdicts["evidence"].str.contains("diverged").any()

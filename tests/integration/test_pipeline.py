@@ -73,7 +73,10 @@ def test_discussions_and_verdicts(pipeline):
         assert (d / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     verdicts = pd.read_csv(pipeline / "results/ci/verdicts.csv")
     assert {"§5.1.4", "§9.1, Fig. 4", "§9.3, Fig. 6", "§9.3, Fig. 7", "§6.3, Table 8", "§7.2, Fig. 3"} <= set(verdicts["section"])
-    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "not testable at this scale", "not run"}
+    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "tie", "premise not met",
+                                        "not testable at this scale", "not testable at m = 8", "not run"}
+    assert verdicts["premise"].notna().all() and verdicts["source"].notna().all()
+    assert {"shift_mean", "control_shift_mean", "difference_low", "difference_high"} <= set(onion.index)
     assert (verdicts.loc[verdicts["section"].str.startswith("§9"), "verdict"] != "not run").all()
     assert (verdicts.loc[verdicts["section"] == "§6.3, Table 8", "verdict"] != "not run").all()   # the memorization study
 
@@ -86,7 +89,7 @@ def test_mlflow_runs(pipeline):
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
     # + memorization (1 corpus x 1 model), TOFU (base and retain models, 2 methods x {FO, SO}), TDEC (base, 2 configurations)
     assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1,
-                      "memorize": 1, "memorization_unlearn": 5, "memorization": 6,
+                      "onion_control": 1, "memorize": 1, "memorization_unlearn": 5, "memorization": 6,
                       "tofu_base": 1, "tofu_retain": 1, "tofu_unlearn": 4, "tdec_base": 1, "tdec_unlearn": 2}
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
@@ -262,11 +265,11 @@ def test_tofu_study_outputs(pipeline):
     table = pd.read_csv(root / "tables" / "table1.csv")
     assert {"FO-GradDiff", "SO-GradDiff", "FO-NPO", "SO-NPO", "Original (base)", "Retain model"} <= set(table["Method"])
     fq = [c for c in table.columns if c.startswith("Forget quality (SOUL")][0]   # headers name their definition
-    assert table.loc[table["Method"] == "SO-GradDiff", fq].iloc[0].endswith("\\| 1")
+    assert table.loc[table["Method"] == "SO-GradDiff", fq].iloc[0].endswith(" ‖ 1")
     mia = [c for c in table.columns if c.startswith("MIA")][0]                     # no paper value: definitions differ
-    assert not table[mia].astype(str).str.contains("\\|", regex=False).any()
+    assert not table[mia].astype(str).str.contains(" ‖ ", regex=False).any()
     tofu_table = pd.read_csv(root / "tables" / "table1_tofu.csv")
-    assert not tofu_table.astype(str).apply(lambda c: c.str.contains("\\|", regex=False)).any().any()
+    assert not tofu_table.astype(str).apply(lambda c: c.str.contains(" ‖ ", regex=False)).any().any()
     premise = pd.read_csv(root / "tables" / "premise.csv")
     assert premise["Forget answer prob"].between(0, 1).all()
     run = json.loads((root / "runs" / "npo" / "SO" / "seed0.json").read_text())
@@ -284,7 +287,7 @@ def test_tdec_table1_figures_and_criterion(pipeline):
     assert list(t1["config"]) == ["before", "lora_gd", "flora_ihl"]
     assert t1.loc[t1["config"] == "lora_gd", "paper_epochs"].item() == 8.6     # GPT-Neo 125M, the paper's row
     assert 0 < t1.loc[t1["config"] == "lora_gd", "params_pct"].item() < 100
-    assert "\\| 30.9" in (d / "tables/table1.md").read_text()                 # ours | paper, Before EL10
+    assert " ‖ 30.9" in (d / "tables/table1.md").read_text()                 # ours | paper, Before EL10
     premise = pd.read_csv(d / "tables/premise.csv")
     assert set(premise["rows"]) == {"forget set 0", "TDEC validation rows", "threshold"}
     assert premise.loc[premise["rows"] == "threshold", "threshold source"].item().startswith("TDEC validation rows")

@@ -53,7 +53,7 @@ def test_unknown_method_style_is_deterministic_across_processes():
 def _runtime(methods, datasets=("lambada", "piqa")):
     rng = np.random.default_rng(0)
     return pd.DataFrame([{"dataset": d, "method": m, "runtime_mean": float(rng.uniform(1, 50)),
-                          "runtime_std": float(rng.uniform(0, 1))} for d in datasets for m in methods])
+                          "runtime_half": float(rng.uniform(0, 1))} for d in datasets for m in methods])
 
 
 def _curves(methods, datasets=("lambada", "piqa"), flat_accuracy=(), flat_nll=()):
@@ -65,8 +65,8 @@ def _curves(methods, datasets=("lambada", "piqa"), flat_accuracy=(), flat_nll=()
                 acc = 0.0 if d in flat_accuracy else 0.6 - 0.01 * j * c
                 nll = 4.0 if d in flat_nll else 4.4 + 0.1 * j * c
                 rows.append({"model": "tiny-gpt-neo", "dataset": d, "method": m, "cycle": c, "n_forgotten": 16 * c,
-                             "accuracy_mean": acc, "accuracy_std": 0.01, "test_nll_mean": nll,
-                             "test_nll_std": 0.05, "delta_acc_mean": 0.0})
+                             "accuracy_mean": acc, "accuracy_half": 0.01, "test_nll_mean": nll,
+                             "test_nll_half": 0.05, "delta_acc_mean": 0.0})
     return pd.DataFrame(rows)
 
 

@@ -47,6 +47,11 @@ def test_findings_rules():
     f = findings(agg)
     assert f["gd_beats_ga"]["holds"] and f["lora_gd_often_fails"]["holds"]
     assert f["flora_ihl_fewer_epochs_best_utility"]["holds"]
+    agg["flora_gd"] = aggregate({"sets": [_set(True, 1, 10)]})        # faster and better: not a named row
+    assert findings(agg)["flora_ihl_fewer_epochs_best_utility"]["holds"]
+    agg["lora_gd"] = aggregate({"sets": [_set(True, 1, 200)]})        # a named row forgets faster
+    assert not findings(agg)["flora_ihl_fewer_epochs_best_utility"]["holds"]
+    agg["lora_gd"] = aggregate({"sets": [_set(False, None, 300), _set(True, 9, 200)]})
     agg["gd"] = aggregate({"sets": [_set(False, None, 100)]})          # a failure ranks behind any success
     agg["lora_ihl"] = aggregate({"sets": [_set(True, 8, 50)]})         # lower PPL than FLoRA + IHL
     f = findings(agg)
@@ -121,3 +126,9 @@ def test_threshold_comes_from_the_published_constants_held_out_rows_or_a_named_f
     with pytest.raises(FileNotFoundError, match="tdec.threshold.file"):
         tdec.threshold(_resolved("ci", threshold={"source": "file", "file": str(tmp_path / "none.jsonl")}),
                        "tiny-gpt-neo", None, tok, {}, {})
+
+
+def test_aggregate_keeps_each_forget_set_and_the_interval_over_them():
+    a = aggregate({"sets": [_set(True, 2, 10), _set(True, 4, 20), _set(False, None, 30)]})
+    assert a["ppl_per_set"] == "0:10;1:20;2:30" and a["ppl_half"] > 0
+    assert math.isnan(aggregate({"sets": [_set(True, 2, 10)]})["ppl_half"])   # one set: no interval

@@ -42,9 +42,12 @@ def snapshot(cfg, model_dir, data_dir, reference, split_file, out, *, base: bool
     return {"layer": name, "n_weights": int(weights.size), "n_scored": len(idx)}
 
 
-def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, dataset, model_name) -> dict:
+def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, dataset, model_name,
+          control: bool = False, seed: int = 0) -> dict:
     """Remove the samples above the exposure threshold (or the top fraction), retrain the pre-fine-tuning
-    model on the rest with the fine-tuning recipe, and rescore the rest (paper §9.3, Figure 6)."""
+    model on the rest with the fine-tuning recipe, and rescore the rest (paper §9.3, Figure 6). control:
+    remove a random set of the same size instead, which shows what removing and retraining alone does to the
+    rest's exposure. seed: the retraining's (and the control's draw); one run per seed gives the interval."""
     d = cfg.discussions
     before = np.load(base_snapshot)
     exposure = before["exposure"]
@@ -59,16 +62,23 @@ def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, 
     if len(removed) == 0 or len(kept) == 0:
         raise ValueError(f"discussions: exposure threshold {threshold:.3f} removes {len(removed)} of {len(exposure)} "
                          "samples; set discussions.onion_threshold or onion_top_fraction so that some go and some stay")
+    if control:
+        drawn = np.random.default_rng(seed).choice(len(exposure), size=len(removed), replace=False)
+        removed = np.sort(drawn)
+        kept = np.setdiff1d(np.arange(len(exposure)), removed)
     start = time.perf_counter()
     model, tok, _, device = open_checkpoint(cfg, pretrained)
     inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))  # the same encoding trains and scores
-    stats = train(model, [inputs["train_seqs"][i] for i in kept], Recipe.from_config(cfg.finetune, cfg, seed=0),
+    recipe = Recipe.from_config(cfg.finetune, cfg, seed=seed)
+    stats = train(model, [inputs["train_seqs"][i] for i in kept], recipe,
                   pad_id=tok.pad_token_id, device=device, desc=f"onion retrain {model_name} on {dataset}")
     after = np.array(score(["exposure"], model, tok, inputs, kept.tolist(), cfg)["exposure"])
     _save_npz(out, kept=kept, removed=removed, before=exposure[kept], after=after, threshold=np.array(threshold))
     result = {"threshold": threshold, "removed": int(len(removed)), "kept": int(len(kept)),
               "rose": int((after > exposure[kept]).sum()), "crossed": int((after > threshold).sum()),
               "retrain_s": time.perf_counter() - start, "final_loss": stats["final_loss"]}
-    tracker.log_run(f"onion/{dataset}/{model_name}", {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
-                    result, {"stage": "onion", "dataset": dataset, "model": model_name})
+    stage = "onion_control" if control else "onion"
+    tracker.log_run(f"{stage}/{dataset}/{model_name}/seed{seed}",
+                    {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
+                    result, {"stage": stage, "dataset": dataset, "model": model_name, "seed": seed})
     return result

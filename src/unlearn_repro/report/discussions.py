@@ -16,6 +16,7 @@ from scipy import stats  # noqa: E402
 from unlearn_repro.io import write_json  # noqa: E402
 from unlearn_repro.metrics.weights import histogram, kl_divergence, shared_edges  # noqa: E402
 from unlearn_repro.report.figures import _save, method_label  # noqa: E402
+from unlearn_repro.report.stats import ESTIMATOR, per_seed, t_interval  # noqa: E402
 from unlearn_repro.report.style import method_style  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
@@ -31,97 +32,228 @@ def outputs(root: str) -> dict[str, list[str]]:
             "summary": [f"{root}/summary/metrics.json"]}
 
 
-def build_report(cfg, snapshots: dict[str, str], base: str, onion_file: str, out_root: str | Path) -> None:
-    """snapshots: method -> its cycle-1 snapshot (.npz); base: the fine-tuned model's snapshot."""
+def build_report(cfg, snapshots: dict[str, str], bases: dict[str, str], onion_files: list[str],
+                 out_root: str | Path, control_files: list[str] = ()) -> None:
+    """snapshots: "method@seed" -> that cycle-1 snapshot (.npz); bases: seed -> the fine-tuned model's
+    snapshot with that seed's split; onion_files: one onion run per seed (.../seed<k>.npz), control_files:
+    their random-removal controls in the same order."""
     out_root = Path(out_root)
     tables, figures = out_root / "tables", out_root / "figures"
-    snaps = {m: np.load(f) for m, f in snapshots.items()}
-    base_snap = np.load(base)
-    kl = weight_kl(cfg, snaps, tables, figures)
-    shift = exposure_shift(snaps, base_snap, tables, figures)
-    onion_row = onion_effect(np.load(onion_file), tables, figures)
+    snaps = by_seed({k: np.load(f) for k, f in snapshots.items()})
+    bases = {str(seed): np.load(f) for seed, f in bases.items()}
+    fig_seed = str(cfg.discussions.seed) if str(cfg.discussions.seed) in snaps else sorted(snaps)[0]
+    kl = weight_kl(cfg, snaps, fig_seed, tables, figures)
+    shift = exposure_shift(snaps, bases, fig_seed, tables, figures)
+    controls = [np.load(f) for f in control_files] or [None] * len(onion_files)
+    runs = [(_seed_of(f), np.load(f), c) for f, c in zip(onion_files, controls, strict=True)]
+    onion_row = onion_effect(runs, tables, figures)
     summary = {"weight_kl": {r["method"]: r["kl"] for r in kl.to_dict("records") if r["kl"] is not None},
                "exposure_ks_p": {r["method"]: r["ks_p"] for r in shift.to_dict("records")},
-               "onion": {k: onion_row[k] for k in ("removed", "rose", "crossed", "wilcoxon_p")}}
+               "onion": {k: _finite(onion_row[k]) for k in ("removed", "rose", "crossed", "shift_mean",
+                                                            "control_shift_mean", "difference_low",
+                                                            "difference_high") if k in onion_row}}
     write_json(out_root / "summary" / "metrics.json", summary)
 
 
-def weight_kl(cfg, snaps, tables, figures) -> pd.DataFrame:
-    """Figure 4 + KL(P_method || P_retrain) on shared bins (d.bins over all methods' weight range)."""
+def by_seed(items: dict) -> dict[str, dict]:
+    """{"method@seed": x} as {seed: {method: x}}."""
+    out: dict[str, dict] = {}
+    for key, x in items.items():
+        method, _, seed = key.partition("@")
+        out.setdefault(seed, {})[method] = x
+    return out
+
+
+def _finite(value):
+    """NaN (an interval of one value) as null: the summary is strict JSON."""
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def _seed_of(path) -> str:
+    """The seed in an onion run's file name (seed<k>.npz), or the file's stem."""
+    stem = Path(path).stem
+    return stem[4:] if stem.startswith("seed") else stem
+
+
+def kl_to_retraining(cfg, snaps) -> dict[str, float | None]:
+    """One seed: KL(P_method || P_retrain) of the last block's weights on bins shared by all its methods."""
     d = cfg.discussions
-    methods = [m for m in snaps if m != REFERENCE]
     edges = shared_edges([s["weights"] for s in snaps.values()], d.bins)
     hists = {m: histogram(s["weights"], edges) for m, s in snaps.items()}
+    return {m: kl_divergence(hists[m], hists[REFERENCE], d.kl_epsilon) if REFERENCE in hists else None
+            for m in snaps if m != REFERENCE}
+
+
+def weight_kl(cfg, snaps_by_seed, fig_seed, tables, figures) -> pd.DataFrame:
+    """Figure 4 (the models of `fig_seed`) and the KL of each method to retraining: mean and 95 % t interval
+    over the seeds, every seed's value kept."""
+    d = cfg.discussions
+    kl = {seed: kl_to_retraining(cfg, snaps) for seed, snaps in snaps_by_seed.items()}
+    snaps = snaps_by_seed[fig_seed]
     rows = []
-    for m in methods:
-        value = kl_divergence(hists[m], hists[REFERENCE], d.kl_epsilon) if REFERENCE in hists else None
-        rows.append({"method": m, "label": method_label(m), "kl": value, "paper": PAPER_KL.get(m),
-                     "bins": d.bins, "epsilon": d.kl_epsilon, "layer": str(snaps[m]["layer"])})
+    for m in [m for m in snaps if m != REFERENCE]:
+        values = [kl[seed][m] for seed in kl if kl[seed].get(m) is not None]
+        seeds = [seed for seed in kl if kl[seed].get(m) is not None]
+        iv = t_interval(values)
+        rows.append({"method": m, "label": method_label(m), "kl": iv.mean if values else None,
+                     "kl_ci_low": iv.low, "kl_ci_high": iv.high, "n_seeds": iv.n,
+                     "per_seed": per_seed(seeds, values), "paper": PAPER_KL.get(m), "bins": d.bins,
+                     "epsilon": d.kl_epsilon, "layer": str(snaps[m]["layer"])})
     table = pd.DataFrame(rows)
     write_table(table, tables / "weight_kl", "Weight distributions: KL(P_method ‖ P_retrain) (paper §9.1, Figure 4)",
                 f"Histograms of the last transformer block's weights after cycle 1 on {d.bins} bins shared by all "
-                f"methods, ε = {d.kl_epsilon} added per bin, KL in nats. The paper's values (GPT-Neo-125M, 40k bins) are "
-                "far larger than any KL of normalized histograms can be on these bins; they are likely unnormalized, "
-                "so compare the order of methods, not the magnitudes."
+                f"methods, ε = {d.kl_epsilon} added per bin, KL in nats; `kl`: mean over the seeds, with the "
+                f"{ESTIMATOR} (`kl_ci_low`, `kl_ci_high`) and every seed's value (`per_seed`). The paper's "
+                "values (GPT-Neo-125M, 40k bins) are far larger than any KL of normalized histograms can be "
+                "on these bins; they are likely unnormalized, so compare the order of methods, not the "
+                "magnitudes."
                 + ("" if REFERENCE in snaps else " Retraining is not enabled: no reference, no KL."))
+    _weights_figure(cfg, snaps, kl[fig_seed], figures / "weights.png")
+    return table
+
+
+def _weights_figure(cfg, snaps, kl, path) -> None:
+    methods = [m for m in snaps if m != REFERENCE]
+    edges = shared_edges([s["weights"] for s in snaps.values()], cfg.discussions.bins)
+    hists = {m: histogram(s["weights"], edges) for m, s in snaps.items()}
     fig, axes = plt.subplots(1, max(len(methods), 1), figsize=(3.2 * max(len(methods), 1), 3.0), squeeze=False)
     centers = (edges[:-1] + edges[1:]) / 2
     for ax, m in zip(axes[0], methods):
         if REFERENCE in hists:
             ax.plot(centers, hists[REFERENCE] / hists[REFERENCE].sum(), color=method_style(REFERENCE)["color"],
                     lw=1.0, label=method_label(REFERENCE))
-        ax.plot(centers, hists[m] / hists[m].sum(), color=method_style(m)["color"], lw=1.0, ls="--", label=method_label(m))
-        kl = table.set_index("method").loc[m, "kl"]
-        ax.set_title(f"{method_label(m)}" + (f"\nKL = {kl:.2e}" if kl is not None and np.isfinite(kl) else ""), fontsize=8)
+        ax.plot(centers, hists[m] / hists[m].sum(), color=method_style(m)["color"], lw=1.0, ls="--",
+                label=method_label(m))
+        value = kl.get(m)
+        ax.set_title(f"{method_label(m)}" + (f"\nKL = {value:.2e}" if value is not None and np.isfinite(value)
+                                              else ""), fontsize=8)
         ax.set_yscale("log")
         ax.set_xlabel("weight")
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("share of weights")
     fig.tight_layout()
-    _save(fig, figures / "weights.png")
+    _save(fig, path)
+
+
+def ks_per_method(snaps, base_snap) -> dict[str, tuple]:
+    """One seed: (before, after, KS result) of the retained samples' exposures for each method."""
+    before_all = dict(zip(base_snap["index"].tolist(), base_snap["exposure"].tolist()))
+    out = {}
+    for m, snap in snaps.items():
+        before = np.array([before_all[i] for i in snap["index"].tolist()])
+        out[m] = (before, snap["exposure"], stats.ks_2samp(before, snap["exposure"]))
+    return out
+
+
+def exposure_shift(snaps_by_seed, bases_by_seed, fig_seed, tables, figures) -> pd.DataFrame:
+    """Figure 7 (the models of `fig_seed`): exposure of the retained samples before (fine-tuned model) and
+    after each method; a KS test per seed, combined over the seeds by Fisher's method."""
+    ks = {seed: ks_per_method(snaps, bases_by_seed[seed]) for seed, snaps in snaps_by_seed.items()}
+    rows = []
+    for m in snaps_by_seed[fig_seed]:
+        runs = [ks[seed][m] for seed in ks if m in ks[seed]]
+        p = [float(r[2].pvalue) for r in runs]
+        combined = float(stats.combine_pvalues(p, method="fisher").pvalue) if len(p) > 1 else p[0]
+        rows.append({"method": m, "label": method_label(m), "n_retained": min(len(r[0]) for r in runs),
+                     "mean_before": float(np.mean([r[0].mean() for r in runs])),
+                     "mean_after": float(np.mean([r[1].mean() for r in runs])),
+                     "ks_statistic": float(np.mean([r[2].statistic for r in runs])), "ks_p": combined,
+                     "shifted_seeds": int(sum(x < ALPHA for x in p)), "n_seeds": len(p),
+                     "per_seed": per_seed([seed for seed in ks if m in ks[seed]], p),
+                     "distribution_shifted": bool(combined < ALPHA)})
+    _exposure_figure(ks[fig_seed], figures / "exposure_distributions.png")
+    table = pd.DataFrame(rows)
+    write_table(table, tables / "exposure_shift",
+                "Exposure distributions before / after unlearning (paper §9.3, Figure 7)",
+                "Retained samples (D+ after the random cycle-1 forget set); a two-sample KS test per seed "
+                f"(`per_seed` p-values, `shifted_seeds` with p < {ALPHA}), combined over the seeds by "
+                f"Fisher's method (`ks_p`); shifted = combined p < {ALPHA}.")
     return table
 
 
-def exposure_shift(snaps, base_snap, tables, figures) -> pd.DataFrame:
-    """Figure 7: exposure of the retained samples before (fine-tuned model) and after each method, KS test."""
-    before_all = dict(zip(base_snap["index"].tolist(), base_snap["exposure"].tolist()))
-    rows, methods = [], list(snaps)
+def _exposure_figure(ks, path) -> None:
+    methods = list(ks)
     fig, axes = plt.subplots(1, len(methods), figsize=(3.0 * len(methods), 2.8), squeeze=False)
     for ax, m in zip(axes[0], methods):
-        idx, after = snaps[m]["index"].tolist(), snaps[m]["exposure"]
-        before = np.array([before_all[i] for i in idx])
-        ks = stats.ks_2samp(before, after)
-        rows.append({"method": m, "label": method_label(m), "n_retained": len(idx), "mean_before": float(before.mean()),
-                     "mean_after": float(after.mean()), "ks_statistic": float(ks.statistic), "ks_p": float(ks.pvalue),
-                     "distribution_shifted": bool(ks.pvalue < ALPHA)})
+        before, after, test = ks[m]
         bins = np.linspace(min(before.min(), after.min()), max(before.max(), after.max()), 30)
         ax.hist(before, bins=bins, alpha=0.5, color="0.5", label="before")
         ax.hist(after, bins=bins, histtype="step", color=method_style(m)["color"], lw=1.5, label="after")
-        ax.set_title(f"{method_label(m)}\nKS p = {ks.pvalue:.2g}", fontsize=8)
+        ax.set_title(f"{method_label(m)}\nKS p = {test.pvalue:.2g}", fontsize=8)
         ax.set_xlabel("exposure (bits)")
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("retained samples")
     fig.tight_layout()
-    _save(fig, figures / "exposure_distributions.png")
-    table = pd.DataFrame(rows)
-    write_table(table, tables / "exposure_shift", "Exposure distributions before / after unlearning (paper §9.3, Figure 7)",
-                f"Retained samples (D+ after the random cycle-1 forget set); two-sample KS test, shifted = p < {ALPHA}.")
-    return table
+    _save(fig, path)
 
 
-def onion_effect(o, tables, figures) -> dict:
-    """Figure 6: exposure of the kept samples before and after removing the most exposed ones and retraining;
-    one-sided Wilcoxon signed-rank test of 'the safe samples became more exposed'."""
+def versus_control(o, control) -> dict:
+    """One seed's onion run against its control, on the samples both removals kept: their mean exposure shift
+    after the top removal and after the random one, and the mean difference of their exposures after the two
+    retrainings (the exposures before cancel) with its paired 95 % t interval over those samples."""
+    top = dict(zip(o["kept"].tolist(), zip(o["before"].tolist(), o["after"].tolist())))
+    ctrl = dict(zip(control["kept"].tolist(), control["after"].tolist()))
+    common = sorted(set(top) & set(ctrl))
+    before = np.array([top[i][0] for i in common])
+    after_top, after_ctrl = np.array([top[i][1] for i in common]), np.array([ctrl[i] for i in common])
+    diff = t_interval(after_top - after_ctrl)
+    return {"common_kept": len(common), "shift_mean": float((after_top - before).mean()),
+            "control_shift_mean": float((after_ctrl - before).mean()), "difference_mean": diff.mean,
+            "difference_low": diff.low, "difference_high": diff.high}
+
+
+def onion_row(seed, o, control=None) -> dict:
+    """One seed's onion run: how many kept samples rose or crossed the threshold, a one-sided Wilcoxon
+    signed-rank test of 'the safe samples became more exposed', and the comparison with its control."""
     before, after, threshold = o["before"], o["after"], float(o["threshold"])
     test = stats.wilcoxon(after, before, alternative="greater")
-    row = {"threshold": threshold, "removed": int(len(o["removed"])), "kept": int(len(o["kept"])),
-           "rose": int((after > before).sum()), "crossed": int(((after > threshold) & (before <= threshold)).sum()),
+    crossed = (after > threshold) & (before <= threshold)
+    row = {"seed": str(seed), "threshold": threshold, "removed": int(len(o["removed"])),
+           "kept": int(len(o["kept"])),
+           "rose": int((after > before).sum()), "crossed": int(crossed.sum()),
            "mean_before": float(before.mean()), "mean_after": float(after.mean()),
+           "shift_mean": float((after - before).mean()),
            "wilcoxon_statistic": float(test.statistic), "wilcoxon_p": float(test.pvalue),
-           "onion_effect": bool(test.pvalue < ALPHA or ((after > threshold) & (before <= threshold)).any())}
-    write_table(pd.DataFrame([row]), tables / "onion", "The onion effect (paper §9.3, Figure 6)",
-                "Kept samples' exposure after removing those above the threshold and retraining: `rose` = higher than "
-                "before, `crossed` = now above the threshold; one-sided Wilcoxon signed-rank test (after > before).")
+           "onion_effect": bool(test.pvalue < ALPHA or crossed.any()), "interval_over": "kept samples"}
+    if control is not None:
+        row.update(versus_control(o, control))
+    return row
+
+
+def across_seeds(rows: list[dict]) -> dict:
+    """The row the verdict reads: means over the seeds, and the difference's 95 % t interval over the seeds'
+    mean differences (with one seed: that seed's interval over its kept samples, which leaves out
+    retraining's own seed-to-seed spread; `interval_over` says which)."""
+    df = pd.DataFrame(rows)
+    out = {k: (float(df[k].mean()) if pd.api.types.is_numeric_dtype(df[k]) else df[k].iloc[0]) for k in df}
+    out.update(seed="all", wilcoxon_statistic=np.nan, wilcoxon_p=np.nan,
+               onion_effect=bool(df["onion_effect"].all()))
+    if "difference_mean" in df and len(df) >= 2:
+        iv = t_interval(df["difference_mean"])
+        out.update(difference_low=iv.low, difference_high=iv.high, interval_over=f"seeds ({iv.n})")
+    elif len(df) == 1:
+        out.update({k: rows[0][k] for k in ("difference_low", "difference_high") if k in rows[0]})
+    return out
+
+
+def onion_effect(runs, tables, figures) -> dict:
+    """Figure 6 and its table: runs = [(seed, onion run, its control or None)]; a row per seed and the
+    summary row ("all") the verdict reads. The figure shows the first seed."""
+    rows = [onion_row(seed, o, control) for seed, o, control in runs]
+    summary = across_seeds(rows)
+    write_table(pd.DataFrame(rows + [summary]), tables / "onion", "The onion effect (paper §9.3, Figure 6)",
+                "Kept samples' exposure after removing those above the threshold and retraining, one row "
+                "per retraining seed: `rose` = higher than before, `crossed` = now above the threshold; "
+                "one-sided Wilcoxon signed-rank test (after > before). Control: a random set of the same "
+                "size removed and the model retrained the same way; on the samples both kept "
+                "(`common_kept`): `shift_mean` (top removal) vs `control_shift_mean`, their mean difference "
+                "after retraining (`difference_mean`) and its 95 % t interval (`difference_low`, "
+                "`difference_high`): per seed over the kept samples; in the row `all` over the seeds' mean "
+                "differences (`interval_over`). Per-sample exposures: discussions/onion/seed*.npz and "
+                "onion_control/seed*.npz.")
+    _, o, _ = runs[0]
+    row = rows[0]
+    before, after, threshold = o["before"], o["after"], float(o["threshold"])
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     ax.scatter(before, after, s=6, alpha=0.6, color="0.3")
     lo, hi = min(before.min(), after.min()), max(before.max(), after.max())
@@ -129,8 +261,8 @@ def onion_effect(o, tables, figures) -> dict:
     ax.axhline(threshold, color="#D55E00", lw=0.8, ls="--", label=f"threshold {threshold:.2f}")
     ax.set_xlabel("exposure before (bits)")
     ax.set_ylabel("exposure after removal + retraining (bits)")
-    ax.set_title(f"{row['rose']} of {row['kept']} rose, {row['crossed']} crossed\nWilcoxon p = {row['wilcoxon_p']:.2g}",
-                 fontsize=8)
+    ax.set_title(f"seed {row['seed']}: {row['rose']} of {row['kept']} rose, {row['crossed']} crossed\n"
+                 f"Wilcoxon p = {row['wilcoxon_p']:.2g}", fontsize=8)
     ax.legend(fontsize=7)
     _save(fig, figures / "onion.png")
-    return row
+    return summary

@@ -48,7 +48,8 @@ def _legend(fig, axes, n: int) -> None:
 
 
 def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
-    """Grouped bars: mean runtime (s, log scale) of each method on each data set, error bars = std.
+    """Grouped bars: mean runtime (s, log scale) of each method on each data set, error bars = 95 % t interval
+    over seeds.
     Returns the Figure (already saved and closed)."""
     datasets, methods = list(dict.fromkeys(rt["dataset"])), style.order(rt["method"])
     with style.context():
@@ -57,7 +58,7 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
         for j, m in enumerate(methods):
             sub = rt[rt["method"] == m].set_index("dataset").reindex(datasets)
             bars = ax.bar([i + j * width for i in range(len(datasets))], sub["runtime_mean"], width,
-                          yerr=sub["runtime_std"], label=method_label(m), gid=m,
+                          yerr=sub["runtime_half"].fillna(0.0), label=method_label(m), gid=m,
                           error_kw={"ecolor": style.EDGE, "elinewidth": 0.8}, **style.bar_style(m))
             for patch in bars:
                 patch.set_gid(m)
@@ -124,7 +125,7 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
                     g = sub[sub["method"] == m].sort_values("n_forgotten")
                     if g.empty:
                         continue
-                    mean, std = scale * g[f"{metric}_mean"], scale * g[f"{metric}_std"].fillna(0.0)
+                    mean, std = scale * g[f"{metric}_mean"], scale * g[f"{metric}_half"].fillna(0.0)
                     kw = style.line_kwargs(m)
                     ax.plot(g["n_forgotten"], mean, label=method_label(m), gid=m, **kw)
                     ax.fill_between(g["n_forgotten"], mean - std, mean + std, color=kw["color"], alpha=0.1,

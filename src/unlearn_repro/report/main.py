@@ -11,8 +11,9 @@ import pandas as pd
 from unlearn_repro.io import write_json, write_text
 from unlearn_repro.report import paper_tables
 from unlearn_repro.report.figures import cycles_figure, method_label, runtime_figure
-from unlearn_repro.report.tables import (TABLE_FORMATS, converged, diverged_runs, fmt, mean_std, rank_methods,
-                                         write_html, write_table)
+from unlearn_repro.report.stats import ESTIMATOR, cell, interval_columns, ours_paper, per_seed, t_interval
+from unlearn_repro.report.tables import (TABLE_FORMATS, converged, diverged_runs, rank_methods, write_html,
+                                         write_table)
 
 PAPER_SIZE = {"tiny": "125M"}  # the tiny models are compared with the paper's smallest models
 METRIC_LABEL = {"delta_acc": "Δacc", "delta_exp": "Δexp"}
@@ -62,25 +63,29 @@ def main_table(df, dataset, cycles, methods, cycle_size, out_dir) -> None:
                     sub = df[(df["size"] == size) & (df["method"] == method) & (df["family"] == family) & (df["cycle"] == k)]
                     # the paper's two metrics (also in the Markdown), then utility that moves at small scale
                     for metric in ("delta_acc", "delta_exp", "delta_retain_acc", "delta_test_nll"):
-                        mean, std = mean_std(converged(sub)[metric])
+                        kept = converged(sub)
                         paper = paper_tables.main_value(dataset, PAPER_SIZE.get(size, size), method, family, k, metric)
                         n_div = diverged_runs(sub)
                         long_rows.append({"dataset": dataset, "size": size, "method": method, "family": family,
-                                          "samples": k * cycle_size, "metric": metric, "mean": mean, "std": std,
-                                          "n_seeds": int(converged(sub)[metric].notna().sum()), "paper": paper,
+                                          "samples": k * cycle_size, "metric": metric,
+                                          **interval_columns(kept[metric]),
+                                          "per_seed": per_seed(kept["seed"], kept[metric]), "paper": paper,
                                           "diverged_runs": n_div})
                         if metric in METRIC_LABEL:
                             col = f"{family.upper()} {k * cycle_size} {METRIC_LABEL[metric]}"
-                            ours = fmt(mean, std) + (f" ({n_div} diverged)" if n_div else "")
-                            wide[col] = f"{ours} \\| {fmt(paper) if paper is not None else '—'}"
+                            ours = cell(kept[metric]) + (f" ({n_div} diverged)" if n_div else "")
+                            wide[col] = ours_paper(ours, paper)
             wide_rows.append(wide)
     base = Path(out_dir) / f"main_{dataset}"
     write_text(base.with_suffix(".csv"), pd.DataFrame(long_rows).to_csv(index=False))
     n = paper_tables.TABLE_NUMBER.get(dataset, "?")
-    note = ("Cells: ours (mean ± std over seeds) \\| paper (Table %s; tiny models are compared with the paper's "
-            "125M row). Δacc in accuracy points, Δexp in bits; lower Δexp = stronger erasure. The CSV also has "
+    note = ("Cells: ours (mean ± half-width of the %s) ‖ paper (Table %s; tiny models are compared with the "
+            "paper's 125M row); the CSV keeps every seed's value (`per_seed`) and the bounds. Δacc in "
+            "accuracy points, Δexp in bits; lower Δexp = stronger erasure. The CSV also has "
             "Δ retain accuracy (D+ rows, points) and Δ test NLL (nats/token), which move where accuracy sits at chance. "
-            "Runs that diverged are counted in a cell (\"k diverged\", CSV `diverged_runs`) and left out of its mean." % n)
+            "Runs that diverged are counted in a cell (\"k diverged\", CSV `diverged_runs`) and left out of "
+            "its mean."
+            % (ESTIMATOR, n))
     if dataset == "arc_easy":
         note += " The paper's ARC table is garbled in the source text: its cells are in extracted order."
     title = f"Unlearning results on {dataset} (paper Table {n})"
@@ -101,16 +106,19 @@ def ranking_table(df, methods, out_dir) -> pd.DataFrame:
             paper = paper_tables.RANKS[family].get(m)  # None: a method the paper did not rank
             for i, dim in enumerate(("efficacy", "fidelity", "efficiency")):
                 mean, std = float(r[dim].mean()), float(r[dim].std(ddof=0))
-                cell = f"{paper[i][0]:.2f} ± {paper[i][1]:.2f}" if paper else "—"
-                row[dim] = f"{mean:.2f} ± {std:.2f} \\| {cell}"
+                theirs = f"{paper[i][0]:.2f} ± {paper[i][1]:.2f}" if paper else None
+                row[dim] = ours_paper(f"{mean:.2f} ± {std:.2f}", theirs)
                 row[f"{dim}_mean"], row[f"{dim}_std"] = mean, std
+            row["fidelity_nll_mean"] = float(r["fidelity_nll"].mean())  # |Δ test NLL| rank, beside |Δacc|
             row["scenarios"] = len(r)
             rows.append(row)
     table = pd.DataFrame(rows)
     write_table(table[["family", "method", "efficacy", "fidelity", "efficiency", "scenarios"]],
                 Path(out_dir) / "ranking", "Overall ranking (paper Table 7)",
-                "Cells: ours \\| paper, mean ± std of ranks (1 = best) over scenarios. Efficacy: Δexp "
-                "(lower better); fidelity: Δacc (higher better); efficiency: runtime (lower better). Ours ranks all "
+                "Cells: ours ‖ paper, mean ± std of ranks (1 = best) over scenarios (the paper's statistic: "
+                "a spread of ranks, not an interval). Efficacy: Δexp (lower better); fidelity: |Δacc|, "
+                "closeness of accuracy to the model before unlearning (§4.2.2; lower better; |Δ test NLL| "
+                "beside it in ranking_numeric.csv); efficiency: runtime (lower better). Ours ranks all "
                 "enabled methods; the paper ranked its five, so with more methods our ranks are not directly comparable.")
     write_text(Path(out_dir) / "ranking_numeric.csv", table.to_csv(index=False))
     return ranks
@@ -121,15 +129,26 @@ def runtime_table(df, methods, tables, figures) -> pd.DataFrame:
     neo = df[df["family"] == "neo"]
     model = sorted(set(neo["model"]))[0] if not neo.empty else sorted(set(df["model"]))[0]
     sub = df[(df["model"] == model) & (df["cycle"] == 1)]
-    rt = sub.groupby(["dataset", "method"], as_index=False, sort=False).agg(
-        runtime_mean=("runtime_s", "mean"), runtime_std=("runtime_s", "std"))
-    rt["runtime_std"] = rt["runtime_std"].fillna(0.0)
+    rt = sub.groupby(["dataset", "method"], as_index=False, sort=False).apply(_runtime_row,
+                                                                               include_groups=False)
     rt["method"] = pd.Categorical(rt["method"], methods, ordered=True)
     rt = rt.sort_values(["dataset", "method"])
     rt["method"] = rt["method"].astype(str)
-    write_table(rt, Path(tables) / "runtime", f"Runtime of one unlearning cycle on {model} (paper Figure 2)")
+    write_table(rt, Path(tables) / "runtime", f"Runtime of one unlearning cycle on {model} (paper Figure 2)",
+                f"runtime_half: half-width of the {ESTIMATOR}; per_seed: each seed's seconds.")
     runtime_figure(rt, Path(figures) / "runtime.png", f"Runtime per cycle, {model}")
     return rt
+
+
+def _runtime_row(g: pd.DataFrame) -> pd.Series:
+    iv = t_interval(g["runtime_s"])
+    return pd.Series({"runtime_mean": iv.mean, "runtime_half": iv.half, "n_seeds": iv.n,
+                      "per_seed": per_seed(g["seed"], g["runtime_s"])})
+
+
+def _half(values) -> float:
+    """Half-width of the 95 % t interval over seeds (NaN for one seed)."""
+    return t_interval(values).half
 
 
 def extended_cycles(df, cfg, methods, tables, figures) -> pd.DataFrame:
@@ -137,18 +156,24 @@ def extended_cycles(df, cfg, methods, tables, figures) -> pd.DataFrame:
     u = cfg.unlearn
     sub = df[df["dataset"].isin(u.extended_datasets) & df["model"].isin(u.extended_models)]
     curves = sub.groupby(["model", "dataset", "method", "cycle", "n_forgotten"], as_index=False, sort=False).agg(
-        accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"), delta_acc_mean=("delta_acc", "mean"),
-        test_nll_mean=("test_nll", "mean"), test_nll_std=("test_nll", "std"),
-        retain_accuracy_mean=("retain_accuracy", "mean"))
-    curves[["accuracy_std", "test_nll_std"]] = curves[["accuracy_std", "test_nll_std"]].fillna(0.0)
+        accuracy_mean=("accuracy", "mean"), accuracy_half=("accuracy", _half),
+        delta_acc_mean=("delta_acc", "mean"),
+        test_nll_mean=("test_nll", "mean"), test_nll_half=("test_nll", _half),
+        retain_accuracy_mean=("retain_accuracy", "mean"), retain_accuracy_half=("retain_accuracy", _half),
+        n_seeds=("seed", "nunique"))
     # the starting point: the fine-tuned model before any unlearning
     start = sub[sub["cycle"] == 1].assign(base_nll=sub["test_nll"] - sub["delta_test_nll"]).groupby(
         ["model", "dataset", "method"], as_index=False, sort=False).agg(
         accuracy_mean=("base_accuracy", "mean"), test_nll_mean=("base_nll", "mean"),
         retain_accuracy_mean=("base_retain_accuracy", "mean"))
-    start = start.assign(cycle=0, n_forgotten=0, accuracy_std=0.0, test_nll_std=0.0, delta_acc_mean=0.0)
+    start = start.assign(cycle=0, n_forgotten=0, accuracy_half=0.0, test_nll_half=0.0,
+                         retain_accuracy_half=0.0, delta_acc_mean=0.0)
     curves = pd.concat([start, curves], ignore_index=True).sort_values(["model", "dataset", "method", "cycle"])
-    write_table(curves, Path(tables) / "extended_cycles", "Accuracy over extended unlearning cycles (paper Figure 5)")
+    write_table(curves, Path(tables) / "extended_cycles",
+                "Accuracy over extended unlearning cycles (paper Figure 5)",
+                f"*_half: half-width of the {ESTIMATOR} (empty for one seed); cycle 0: the model before "
+                "unlearning. "
+                "Per-seed values: the collected metrics CSV (one row per run and cycle).")
     for model in curves["model"].unique():
         cycles_figure(curves[curves["model"] == model], Path(figures) / f"extended_cycles_{model}.png", model)
     return curves

@@ -17,7 +17,7 @@ from unlearn_repro.io import read_json, write_json, write_text  # noqa: E402
 from unlearn_repro.report import style  # noqa: E402
 from unlearn_repro.report.figures import _legend, _save, method_label  # noqa: E402
 from unlearn_repro.report.paper_tables import MEMORIZATION as PAPER  # noqa: E402
-from unlearn_repro.report.tables import mean_std  # noqa: E402
+from unlearn_repro.report.stats import ESTIMATOR, cell, ours_paper, t_interval  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, model_family, write_table  # noqa: E402
 
 NONE = "none"
@@ -67,10 +67,8 @@ def ordering_holds(mean_counts: dict[str, float]) -> bool:
 
 
 def _cell(values: pd.Series, paper, digits=1) -> str:
-    mean, std = mean_std(values)
-    ours = "—" if not np.isfinite(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
-    theirs = "—" if paper is None else (f"{paper:.3g}" if isinstance(paper, float) else str(paper))
-    return f"{ours} ‖ {theirs}"
+    paper_fmt = "{:.3g}" if isinstance(paper, float) else "{}"
+    return ours_paper(cell(values, digits, signed=False), paper, paper_fmt)
 
 
 def table8(runs: pd.DataFrame, corpus: str, methods: list[str], out_base) -> pd.DataFrame:
@@ -80,15 +78,16 @@ def table8(runs: pd.DataFrame, corpus: str, methods: list[str], out_base) -> pd.
     for m in [NONE] + methods:
         row = {"method": label(m)}
         for fam in dict.fromkeys(sub["family"]):
-            cell = sub[(sub["method"] == m) & (sub["family"] == fam)]
+            runs_of = sub[(sub["method"] == m) & (sub["family"] == fam)]
             paper = PAPER.get(corpus, {}).get(m, {}).get(fam, (None, None))
-            row[f"{fam.upper()} # mem (of {n} ‖ 128)"] = _cell(cell["memorized"], paper[0])
-            row[f"{fam.upper()} runtime (s)"] = "—" if m == NONE else _cell(cell["runtime_s"], paper[1], 2)
+            row[f"{fam.upper()} # mem (of {n} ‖ 128)"] = _cell(runs_of["memorized"], paper[0])
+            row[f"{fam.upper()} runtime (s)"] = "—" if m == NONE else _cell(runs_of["runtime_s"], paper[1], 2)
         rows.append(row)
     table = pd.DataFrame(rows)
     seeds = sorted(int(x) for x in sub["seed"].unique())
     write_table(table, out_base, f"Table 8 ({CORPUS_LABEL.get(corpus, corpus)}): memorized targets and unlearning runtime",
-                f"ours (mean ± std over seeds {seeds}) ‖ paper. Ours: {n} targets per seed, memorized = some sample "
+                f"ours (mean ± half-width of the {ESTIMATOR}; seeds {seeds}; per-seed counts: counts.csv) ‖ "
+                f"paper. Ours: {n} targets per seed, memorized = some sample "
                 "reproduces the next L tokens exactly (settings in params `memorization`); paper: 128 targets, "
                 "125M models. Runtime: one unlearning of all targets.", data=table)
     return table
@@ -143,9 +142,13 @@ def table10(base: list[dict], per_target: pd.DataFrame, methods: list[str], tabl
     return table
 
 
+def _half(values) -> float:
+    return t_interval(values).half
+
+
 def figure(runs: pd.DataFrame, methods: list[str], out) -> plt.Figure:
     """Bars: mean memorized targets per method (No unlearning first), one group per model family, one
-    panel per corpus; error bars = std over seeds."""
+    panel per corpus; error bars = the 95 % t interval over seeds."""
     corpora = list(dict.fromkeys(runs["dataset"]))
     order = [NONE] + methods
     with style.context():
@@ -156,8 +159,10 @@ def figure(runs: pd.DataFrame, methods: list[str], out) -> plt.Figure:
             sub = runs[runs["dataset"] == corpus]
             fams = list(dict.fromkeys(sub["family"]))
             for j, m in enumerate(order):
-                agg = sub[sub["method"] == m].groupby("family")["memorized"].agg(["mean", "std"]).reindex(fams)
-                bars = ax.bar([i + j * width for i in range(len(fams))], agg["mean"], width, yerr=agg["std"].fillna(0),
+                agg = sub[sub["method"] == m].groupby("family")["memorized"].agg(["mean", _half])
+                agg = agg.reindex(fams)
+                bars = ax.bar([i + j * width for i in range(len(fams))], agg["mean"], width,
+                              yerr=agg["_half"].fillna(0),
                               label=label(m), error_kw={"ecolor": style.EDGE, "elinewidth": 0.8}, **style.bar_style(m))
                 for patch in bars:
                     patch.set_gid(m)

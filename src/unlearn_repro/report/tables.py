@@ -12,7 +12,9 @@ from unlearn_repro.models.registry import MODELS
 
 COLUMNS = ["dataset", "model", "family", "size", "method", "seed", "cycle", "n_forgotten", "accuracy",
            "base_accuracy", "delta_acc", "exposure", "base_exposure", "delta_exp", "test_nll", "delta_test_nll",
-           "retain_accuracy", "base_retain_accuracy", "delta_retain_acc", "runtime_s", "diverged", "fisher_deviation"]
+           "retain_accuracy", "base_retain_accuracy", "delta_retain_acc", "runtime_s", "diverged",
+           "fisher_deviation", "n_retain", "fisher_rebuilds"]
+RUN_COLUMNS = ("n_retain", "fisher_rebuilds")  # from the run's own record (run.json beside metrics.json)
 
 
 def model_family(model: str) -> str:
@@ -29,13 +31,24 @@ def collect(metric_files: list[str], out: str | Path) -> pd.DataFrame:
     rows = []
     for f in metric_files:
         m = read_json(f)
+        run = _run_record(f)
         for c in m["cycles"]:
             rows.append({"dataset": m["dataset"], "model": m["model"], "family": model_family(m["model"]),
                          "size": model_size(m["model"]), "method": m["method"], "seed": m["seed"],
-                         **{k: c.get(k) for k in COLUMNS if k in c}})
+                         **{k: c.get(k) for k in COLUMNS if k in c},
+                         **{k: run.get(c["cycle"], {}).get(k) for k in RUN_COLUMNS}})
     df = pd.DataFrame(rows, columns=COLUMNS)
     write_text(out, df.to_csv(index=False))
     return df
+
+
+def _run_record(metrics_file) -> dict[int, dict]:
+    """Cycle -> the run's own record of it (D+ size, Fisher rebuilds), which the runtime verdict turns into
+    sample passes; empty when run.json is not beside metrics.json."""
+    path = Path(metrics_file).with_name("run.json")
+    if not path.exists():
+        return {}
+    return {c["cycle"]: c for c in read_json(path).get("cycles", [])}
 
 
 def _diverged(df: pd.DataFrame) -> pd.Series:
@@ -64,28 +77,21 @@ def diverged_runs(df: pd.DataFrame) -> int:
     return int(df.loc[_diverged(df), RUN_KEYS].drop_duplicates().shape[0])
 
 
-def mean_std(values: pd.Series) -> tuple[float, float]:
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    if v.empty:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std(ddof=0))
-
-
-def fmt(mean: float, std: float | None = None, digits: int = 2) -> str:
-    if mean is None or not np.isfinite(mean):
-        return "n/a"
-    s = f"{mean:+.{digits}f}"
-    return s + (f" ± {std:.{digits}f}" if std is not None and np.isfinite(std) else "")
-
-
 def rank_methods(df: pd.DataFrame, group_cols: list[str]) -> pd.DataFrame:
-    """Rank methods within each scenario (1 = best): efficacy by mean Δexp (lower is better), fidelity by
-    mean Δacc (higher is better), efficiency by mean runtime (lower is better); ties share the lower rank."""
+    """Rank methods within each scenario (1 = best): efficacy by mean Δexp (lower is better), fidelity by mean
+    |Δacc| (the paper's §4.2.2: accuracy stays close to the model before unlearning, so a rise is no better
+    than a fall), `fidelity_nll` by mean |Δ test NLL| beside it, efficiency by mean runtime; ties share the
+    lower rank."""
+    nll = df["delta_test_nll"] if "delta_test_nll" in df else pd.Series(np.nan, index=df.index)
+    df = df.assign(abs_delta_acc=df["delta_acc"].abs(), abs_delta_test_nll=nll.abs())
     agg = df.groupby(group_cols + ["method"], as_index=False).agg(
-        delta_exp=("delta_exp", "mean"), delta_acc=("delta_acc", "mean"), runtime_s=("runtime_s", "mean"))
+        delta_exp=("delta_exp", "mean"), delta_acc=("delta_acc", "mean"),
+        abs_delta_acc=("abs_delta_acc", "mean"),
+        abs_delta_test_nll=("abs_delta_test_nll", "mean"), runtime_s=("runtime_s", "mean"))
     g = agg.groupby(group_cols)
     agg["efficacy"] = g["delta_exp"].rank(method="min", ascending=True)
-    agg["fidelity"] = g["delta_acc"].rank(method="min", ascending=False)
+    agg["fidelity"] = g["abs_delta_acc"].rank(method="min", ascending=True)
+    agg["fidelity_nll"] = g["abs_delta_test_nll"].rank(method="min", ascending=True)
     agg["efficiency"] = g["runtime_s"].rank(method="min", ascending=True)
     return agg
 
@@ -105,8 +111,6 @@ def write_table(df: pd.DataFrame, out_base: str | Path, title: str = "", note: s
 def write_html(path: str | Path, df: pd.DataFrame, title: str = "", note: str = "") -> None:
     """A small standalone page (Snakemake's report shows HTML inline; CSV and Markdown only download)."""
     import html
-    df = df.replace(r"\\\|", "‖", regex=True)  # Markdown's escaped "ours \| paper" separator
-    note = note.replace("\\|", "‖")
     table = df.to_html(index=False, border=0, na_rep="—", float_format=lambda v: f"{v:.4g}", escape=True)
     head = "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}" \
            "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style>"

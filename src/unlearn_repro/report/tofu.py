@@ -1,4 +1,5 @@
-"""SOUL's TOFU study report: Table 1 (ours ‖ paper, mean ± std over seeds), Figure 1 (forget and retain
+"""SOUL's TOFU study report: Table 1 (ours ‖ paper, mean and 95 % t interval over seeds), Figure 1 (forget and
+retain
 accuracy per epoch, FO vs SO), the premise (base vs retain model on the forget set) and the per-loss
 verdict "SO forgets more than FO at equal utility". Writes exactly the files `outputs` names."""
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd  # noqa: E402
 from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.metrics.tofu import forget_quality  # noqa: E402
 from unlearn_repro.report.figures import _save  # noqa: E402
+from unlearn_repro.report.stats import ESTIMATOR, FAILS, HOLDS, TIE, cell, compare, ours_paper  # noqa: E402
 from unlearn_repro.report.style import method_style  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
@@ -57,7 +59,8 @@ FORGET_MARGIN = 0.05  # forget-accuracy gap below which FO and SO tie (2 questio
 
 def outputs(root: str) -> dict[str, list[str]]:
     t = f"{root}/tables"
-    return {"tables": [f"{t}/{n}.{e}" for n in ("table1", "table1_tofu", "premise", "verdicts") for e in TABLE_FORMATS],
+    names = ("table1", "table1_tofu", "premise", "verdicts", "runs")
+    return {"tables": [f"{t}/{n}.{e}" for n in names for e in TABLE_FORMATS],
             "figures": [f"{root}/figures/figure1.png"], "summary": [f"{root}/summary/metrics.json"]}
 
 
@@ -74,15 +77,13 @@ def load_runs(files) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _cell(values, paper=None) -> str:
-    v = np.asarray(values, dtype=float)
-    if not np.isfinite(v).any():
-        return "n/a"
-    ours = f"{np.nanmean(v):.3f}" + (f" ± {np.nanstd(v, ddof=1):.3f}" if len(v) > 1 else "")
-    return ours if paper is None else f"{ours} \\| {paper:.3g}"
+    ours = cell(values, 3, signed=False)
+    return ours if paper is None else ours_paper(ours, paper, "{:.3g}")
 
 
 def _rows(base: dict, retain: dict, runs: pd.DataFrame, methods, columns, paired=()) -> list[dict]:
-    """One row per model (base, retain, each method x kind): mean ± std over seeds, "ours ‖ paper" in the
+    """One row per model (base, retain, each method x kind): mean ± 95 % t half-width over seeds, "ours ‖
+    paper" in the
     column positions listed in `paired` (SOUL's Table 1 order)."""
     def row(label, values, paper=None):
         return {"Method": label, **{h: _cell(values(k), paper[i] if paper and i in paired else None)
@@ -114,7 +115,8 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     table = pd.DataFrame(rows).fillna("—")
     n_seeds = runs["seed"].nunique()
     scale = (f"Ours: {cfg.tofu.model}, {cfg.tofu.forget_split} ({len(base['forget_truth_ratios'])} forget QA), "
-             f"mean ± std over {n_seeds} seed(s); greedy answers of {cfg.tofu.max_new_tokens} new tokens at most.")
+             f"mean ± half-width of the {ESTIMATOR} ({n_seeds} seed(s)); greedy answers of "
+             f"{cfg.tofu.max_new_tokens} new tokens at most.")
     write_table(table, out_root / "tables" / "table1",
                 title="SOUL Table 1 on TOFU, SOUL's definitions: ours ‖ paper (LLaMA2-7B-chat, forget10)",
                 note=f"{scale} Acc (forget / retain): the greedy answer to the paraphrased question is closest "
@@ -154,12 +156,7 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
             continue
         mean = {k: g[k][["forget_acc", "forget_quality", "forget_rouge", "model_utility", "retain_acc"]].mean()
                 for k in g}
-        # a gap inside the seeds' spread (or below FORGET_MARGIN) is a tie, not a win
-        noise = max(FORGET_MARGIN, *(float(g[k]["forget_acc"].std(ddof=0)) for k in g))
-        gap = mean["FO"]["forget_acc"] - mean["SO"]["forget_acc"]
-        equal_utility = all(mean["SO"][k] >= mean["FO"][k] - UTILITY_TOLERANCE for k in ("model_utility", "retain_acc"))
-        verdict = ("holds" if gap > noise and equal_utility else
-                   "tie (within seed noise)" if abs(gap) <= noise and equal_utility else "does not hold")
+        verdict = so_beats_fo(g["FO"], g["SO"])
         verdicts.append({"Loss": LABELS[m], "Forget acc (likeliest) FO → SO": f"{mean['FO']['forget_acc']:.3f} → {mean['SO']['forget_acc']:.3f}",
                          "Forget quality FO → SO": f"{mean['FO']['forget_quality']:.3g} → {mean['SO']['forget_quality']:.3g}",
                          "Model utility FO → SO": f"{mean['FO']['model_utility']:.3f} → {mean['SO']['model_utility']:.3f}",
@@ -171,11 +168,27 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
                 summary[f"{m}.{k}.{col}"] = float(v)
     write_table(pd.DataFrame(verdicts), out_root / "tables" / "verdicts",
                 title="Does second-order unlearning beat first-order at equal utility? (per loss)",
-                note=f"Holds when SO's mean forget accuracy is below FO's by more than the larger of "
-                     f"{FORGET_MARGIN} and either side's std over seeds (else a tie) while its model utility and retain "
+                note=f"Holds when SO's forget accuracy is below FO's by more than both the {ESTIMATOR} of "
+                     f"the difference (Welch) and {FORGET_MARGIN} (else a tie) while its model utility and "
+                     "retain "
                      f"accuracy are each at most {UTILITY_TOLERANCE} below FO's.")
+    write_table(runs.sort_values(["method", "kind", "seed"]).round(4), out_root / "tables" / "runs",
+                title="Every run's final metrics (one row per method, optimizer kind and seed)",
+                note="The per-seed values behind Table 1's means and intervals.")
     figure1(curves, methods, out_root / "figures" / "figure1.png")
     write_json(out_root / "summary" / "metrics.json", summary)
+
+
+def so_beats_fo(fo: pd.DataFrame, so: pd.DataFrame) -> str:
+    """SO forgets more than FO (lower forget accuracy, per seed) at equal utility. A gap inside its 95 % t
+    interval or below FORGET_MARGIN is a tie; utility is equal when SO's mean model utility and retain
+    accuracy are each at most UTILITY_TOLERANCE below FO's."""
+    utility = ("model_utility", "retain_acc")
+    equal_utility = all(so[k].mean() >= fo[k].mean() - UTILITY_TOLERANCE for k in utility)
+    outcome = compare(so["forget_acc"], fo["forget_acc"], FORGET_MARGIN)
+    if not equal_utility or outcome == "greater":
+        return FAILS
+    return HOLDS if outcome == "less" else TIE
 
 
 def figure1(curves: pd.DataFrame, methods, out) -> None:

@@ -21,7 +21,8 @@ register(Study("discussions", "the discussions (§9): Figures 4, 6, 7", required
           "src/unlearn_repro/metrics/weights.py"),
     params=("discussions", "evaluation", "finetune", "methods.enabled", "seeds", "models", "data.tasks",
             "profile", "profiles"),
-    outs=("discussions/checkpoints", "discussions/snapshots", "discussions/onion.npz", "discussions/tables",
+    outs=("discussions/checkpoints", "discussions/snapshots", "discussions/onion",
+          "discussions/onion_control", "discussions/tables",
           "discussions/figures"),
     metrics=("discussions/summary",), plots=("discussions/figures",))))
 
@@ -35,16 +36,24 @@ def _discussion_snapshot(a, cfg, tracker):
 
 
 @command("onion", "remove the most exposed samples, retrain, rescore (§9.3)", "base", "pretrained", "data",
-         "reference", "dataset", "model", "out", gpu=True)
+         "reference", "dataset", "model", "out", gpu=True,
+         options=[opt("--control", action="store_true", help="remove a random set of the same size instead"),
+                  opt("--seed", type=int, default=0, help="the retraining's seed (and the control's draw)")])
 def _onion(a, cfg, tracker):
     from unlearn_repro.pipeline.discussions import onion
-    onion(cfg, a.base, a.pretrained, a.data, a.reference, a.out, tracker, dataset=a.dataset, model_name=a.model)
+    onion(cfg, a.base, a.pretrained, a.data, a.reference, a.out, tracker, dataset=a.dataset,
+          model_name=a.model, control=a.control, seed=a.seed)
 
 
-@command("discussions-report", "the discussion studies' tables and figures (§9)", "out", "base", "onion",
-         options=[opt("snapshots", nargs="+", help="METHOD=PATH of each method's cycle-1 snapshot")])
+@command("discussions-report", "the discussion studies' tables and figures (§9)", "out",
+         options=[opt("--base", nargs="+", required=True, help="SEED=PATH: the fine-tuned model's snapshots"),
+                  opt("--onion", nargs="+", required=True, help="the onion runs, one per seed"),
+                  opt("--onion-control", nargs="*", default=(),
+                      help="their random-removal controls, in the same order"),
+                  opt("snapshots", nargs="+", help="METHOD@SEED=PATH of each method's cycle-1 snapshots")])
 def _discussions_report(a, cfg, tracker):
     from unlearn_repro.report import discussions
     from unlearn_repro.tracking import log_report
-    discussions.build_report(cfg, pairs(a.snapshots), a.base, a.onion, a.out)
+    discussions.build_report(cfg, pairs(a.snapshots), pairs(a.base), a.onion, a.out,
+                             control_files=a.onion_control)
     log_report(tracker, "discussions", discussions.outputs(a.out), {"discussions": cfg.discussions.to_dict()})
