@@ -34,6 +34,9 @@ rule collect:
         CORE_SRC + src("report/tables.py"),
         metrics=lambda w: expand(R(f"runs/{w.method}/{{dataset}}/{{model}}/seed{{seed}}/metrics.json"),
                                  dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),
+        # each run's own record beside its metrics (retain-set size, Fisher rebuilds: report/tables.RUN_COLUMNS)
+        runs=lambda w: expand(R(f"runs/{w.method}/{{dataset}}/{{model}}/seed{{seed}}/run.json"),
+                              dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),
     output:
         R("metrics/{method}.csv"),
     params:
