@@ -79,14 +79,22 @@ def deep_merge(base: dict, override: Mapping) -> dict:
     return out
 
 
+def overlay(cfg: Frozen, over: Mapping) -> Frozen:
+    """cfg with a study's values merged over it: the one way a study overrides the shared params (its
+    methods' blocks, unlearn, data, ...) for the code it shares with the main study."""
+    return Frozen(deep_merge(cfg.to_dict(), over))
+
+
 def load_schema() -> dict:
     """schemas/params.schema.yaml completed from the registries: the method and optimizer names, and each
     registered method's own params block (declared in its file), so a new method edits no schema."""
     from unlearn_repro.methods import METHODS
+    from unlearn_repro.methods.base import loss_based_names
     from unlearn_repro.optim import OPTIMIZERS
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     schema["$defs"]["method"] = {"enum": METHODS.names()}
+    schema["$defs"]["loss_method"] = {"enum": loss_based_names()}
     schema["$defs"]["optimizer"] = {"enum": OPTIMIZERS.names()}
     blocks = schema["properties"]["methods"]["properties"]
     for name in METHODS.names():

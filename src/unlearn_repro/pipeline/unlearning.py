@@ -77,9 +77,7 @@ def _run_cycles(impl, ctx, model, seqs, cycles, partial: Path, fingerprint: dict
         forget = [seqs[i] for i in cycle]
         retain = [s for i, s in enumerate(seqs) if i not in removed]
         start = time.perf_counter()
-        model = impl.prepare(ctx, model, forget, retain, k)  # where a study or method wraps the model (LoRA)
-        model, stats = impl.unlearn(ctx, model, forget, retain, k)
-        model = checkpoint.unwrap(model)  # adapters merged: the next cycle (and a resumed run) starts plain
+        model, stats = impl.unlearn_cycle(ctx, model, forget, retain, k)  # prepare (LoRA...), unlearn, merge
         stats = {**stats, "cycle": k, "n_forget": len(forget), "n_retain": len(retain),
                  "runtime_s": time.perf_counter() - start}
         records.append(stats)
