@@ -51,11 +51,19 @@ def check(cfg) -> None:
     for m in methods(cfg):
         if m not in p.grids:
             raise ConfigError(f"params.yaml: privacy.grids has no grid for method {m!r} (in privacy.methods)")
+        if "keys" not in p.grids[m] and METHODS.get(m).step_key is None:
+            raise ConfigError(f"params.yaml: privacy.grids.{m} needs `keys`: method {m!r} declares no step size")
         known = set(cfg.methods[m]) if m in cfg.methods else set()
-        unknown = [k for k in p.grids[m]["keys"] if k not in known]
+        unknown = [k for k in grid_keys(cfg, m) if k not in known]
         if unknown:
             raise ConfigError(f"params.yaml: privacy.grids.{m}.keys {unknown} are not keys of methods.{m} "
                               f"({sorted(known)})")
+
+
+def grid_keys(cfg, method: str) -> list[str]:
+    """The params the method's grid sets: its `keys`, else the method's declared step size (`step_key`)."""
+    grid = cfg.privacy.grids[method]
+    return list(grid["keys"]) if "keys" in grid else [METHODS.get(method).step_key]
 
 
 def methods(cfg) -> list[str]:
@@ -159,14 +167,14 @@ def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretra
     """Each value of the method's grid: unlearn cycle 1 (the 128 samples) with the main pipeline, audit."""
     from unlearn_repro.pipeline.unlearning import run
 
-    grid = cfg.privacy.grids[method]
+    grid, keys = cfg.privacy.grids[method], grid_keys(cfg, method)
     forget_idx = _forget_idx(split_file)
     work = Path(out).with_suffix(".work")
     points, inputs = [], None
     for value in grid["values"]:
         t0 = time.perf_counter()
         run_dir = work / f"{value:g}"
-        summary = run(point_config(cfg, method, grid["keys"], value), dataset=dataset, model_name=model_name,
+        summary = run(point_config(cfg, method, keys, value), dataset=dataset, model_name=model_name,
                       method=method, seed=cfg.privacy.seed, finetuned=finetuned, pretrained=pretrained,
                       data_dir=data_dir, split_file=split_file, out_dir=run_dir,
                       tracker=StudyTracker(tracker, "privacy", study_tags))
@@ -176,7 +184,7 @@ def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretra
         cycle = summary["cycles"][0]
         diverged = bool(cycle.get("diverged")) or not all(torch.isfinite(q).all() for q in model.parameters())
         audit = _audit(cfg, model, tok, inputs, forget_idx)
-        point = {"method": method, "coefficient": "=".join(grid["keys"]), "value": float(value),
+        point = {"method": method, "coefficient": "=".join(keys), "value": float(value),
                  "runtime_s": cycle["runtime_s"], "diverged": diverged, **audit}
         points.append(point)
         tracker.log_run(f"privacy/point/{method}/{dataset}/{model_name}/{value:g}",
