@@ -61,7 +61,8 @@ class StudyTracker:
 
     def log_run(self, name, params, metrics, tags, *args, **kwargs):
         kwargs.pop("link_to", None)
-        return self.inner.log_run(f"{self.study}/{name}", params, metrics, self.retag(dict(tags)), *args, **kwargs)
+        return self.inner.log_run(f"{self.study}/{name}", params, metrics, self.retag(dict(tags)), *args,
+                                  **kwargs)
 
 
 def _flatten(d: Mapping, prefix: str = "") -> dict:

@@ -257,7 +257,8 @@ def test_unlearn_cycle_prepares_unlearns_then_merges(monkeypatch, tmp_path):
     monkeypatch.setattr(checkpoint, "unwrap", lambda m: calls.append(("merge", m)) or "plain")
     ctx = Context(cfg=None, device="cpu", pad_id=0, seed=0, pretrained_path=tmp_path, work_dir=tmp_path,
                   wrappers=(wrap,))
-    model, stats = Recording().unlearn_cycle(ctx, "m", [], [], 1, on_prepared=lambda m: calls.append(("seen", m)),
+    model, stats = Recording().unlearn_cycle(ctx, "m", [], [], 1,
+                                             on_prepared=lambda m: calls.append(("seen", m)),
                                              on_unlearned=lambda m: calls.append(("trained", m)))
     assert (model, stats) == ("plain", {"diverged": False})
     assert calls == [("wrap", "m"), ("seen", "m+wrapped"), ("unlearn", "m+wrapped"),

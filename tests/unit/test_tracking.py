@@ -132,7 +132,7 @@ def test_a_moved_or_copied_workspace_uses_its_own_artifact_store(tmp_path, monke
 
 
 def test_a_study_tracker_names_and_tags_the_shared_code_s_runs_as_the_study_s():
-    """privacy and memorization run pipeline.unlearning.run: its MLflow run must not look like the main study's."""
+    """privacy and memorization run pipeline.unlearning.run: its runs must not pass for the main study's."""
     from unlearn_repro.tracking import StudyTracker
     logged = []
 
@@ -145,6 +145,6 @@ def test_a_study_tracker_names_and_tags_the_shared_code_s_runs_as_the_study_s():
     tags = {"stage": "unlearn", "method": "npo"}
     assert study.log_run("unlearn/npo/x", {}, {}, tags, {"loss": [1.0]}, artifacts=["a"],
                          link_to={"stage": "evaluate"}) == "id"
-    assert logged == [("privacy/unlearn/npo/x", {"stage": "privacy_unlearn", "method": "npo"}, ({"loss": [1.0]},),
-                       {"artifacts": ["a"]})]
+    assert logged == [("privacy/unlearn/npo/x", {"stage": "privacy_unlearn", "method": "npo"},
+                       ({"loss": [1.0]},), {"artifacts": ["a"]})]
     assert tags == {"stage": "unlearn", "method": "npo"}  # the caller's tags are left as they were

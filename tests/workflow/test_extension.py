@@ -31,7 +31,7 @@ class Throwaway(Method):
 '''
 
 
-HALF_ASCENT = '''"""A throw-away loss-based method: half of gradient ascent's forget term plus a retain term."""
+HALF_ASCENT = '''"""A throw-away loss-based method: half gradient ascent's forget term, plus a retain term."""
 from unlearn_repro.methods.base import register
 from unlearn_repro.methods.loss_based import GAMMA, LossMethod, loss_schema
 from unlearn_repro.train import negated_lm_loss
@@ -116,7 +116,7 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
 def test_a_new_loss_based_method_reaches_every_study_it_fits(tmp_path, mirror):
     """Its file and its params block are the only edits: the schema's study lists come from the registry, and
     each study gives it what its declaration asks for. The studies pick it like any other method (a user's
-    config file here), with TOFU's learning rates, a TDEC configuration and a privacy grid of its step size."""
+    config file here): TOFU's learning rates, a TDEC configuration, a privacy grid of its step size."""
     ws = pipeline_workspace(tmp_path, mirror, copy_src=True)
     (ws / "src/unlearn_repro/methods/half_ascent.py").write_text(HALF_ASCENT)
     params = yaml.safe_load((ws / "params.yaml").read_text())
@@ -126,14 +126,15 @@ def test_a_new_loss_based_method_reaches_every_study_it_fits(tmp_path, mirror):
     studies = {"tofu": {"methods": ["half_ascent"], "lr": {"half_ascent": {"FO": 1.0e-3, "SO": 1.0e-3}}},
                "tdec": {"enabled": ["flora_ihl", "half_lora"],
                         "configs": {"half_lora": {"method": "half_ascent", "adapter": "lora", "lr": 4.0e-3}}},
-               "privacy": {"methods": ["half_ascent"], "grids": {"half_ascent": {"values": [1.0e-3, 3.0e-3]}}},
+               "privacy": {"methods": ["half_ascent"], "grids": {"half_ascent": {"values": [1e-3, 3e-3]}}},
                "memorization": {"methods": ["half_ascent"]}}
     (ws / "studies.yaml").write_text(yaml.safe_dump({"profiles": {"ci": studies}}))
     dry = _run(ws, str(BIN / "snakemake"), "-n", "--printshellcmds", "--cores", "1",
                "--configfile", "params.yaml", "studies.yaml")
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-3000:]
-    for job in ("unlearn --method half_ascent --dataset arc_easy", "tofu-unlearn --method half_ascent --kind SO",
+    for job in ("unlearn --method half_ascent --dataset arc_easy",
+                "tofu-unlearn --method half_ascent --kind SO",
                 "tdec-run --model tiny-gpt-neo --run half_lora", "privacy-unlearn --method half_ascent",
                 "memorization-unlearn --method half_ascent"):
         assert job in out, f"no job `{job}` in the plan:\n{out[-3000:]}"

@@ -57,7 +57,7 @@ class Method:
     def prepare(self, ctx: Context, model, forget, retain, cycle: int):
         """The one point between loading a model and unlearning a cycle where the model may be wrapped
         (LoRA adapters, a private-training wrapper): a study's `ctx.wrappers`, then the method's own. Called
-        at the start of every cycle on a plain model; after the cycle the pipeline merges the wrapper back
+        at the start of every cycle on a plain model; after the cycle unlearn_cycle merges the wrapper back
         (models.checkpoint.unwrap), so a resumed run and an uninterrupted one see the same models."""
         for wrap in ctx.wrappers:
             model = wrap(ctx, model, forget, retain, cycle)
@@ -76,22 +76,23 @@ class Method:
         `on_unlearned(model)` the unlearned one before its adapters merge (TDEC scores it as trained)."""
         from unlearn_repro.models import checkpoint
 
-        model = self.prepare(ctx, model, forget, retain, cycle)  # where a study or method wraps the model (LoRA)
+        model = self.prepare(ctx, model, forget, retain, cycle)  # where a study or method wraps it (LoRA)
         if on_prepared is not None:
             on_prepared(model)
         model, stats = self.unlearn(ctx, model, forget, retain, cycle)
         if on_unlearned is not None:
             on_unlearned(model)
-        return checkpoint.unwrap(model), stats  # adapters merged: the next cycle (and a resumed run) starts plain
+        return checkpoint.unwrap(model), stats  # merged: the next cycle (and a resumed run) starts plain
 
-    def study_block(self, cfg, values: Mapping = (), *, step=None, retain_weight=None, reference_beta=None) -> dict:
-        """Its params block as a study runs it: the study's `values` of its keys (optimizer, epochs, ...), `step`
-        on its step_key, `retain_weight` on gamma only if it needs retain batches and `reference_beta` on beta
-        only if it needs a reference model (None: its own value stays)."""
+    def study_block(self, cfg, values: Mapping = (), *, step=None, retain_weight=None,
+                    reference_beta=None) -> dict:
+        """Its params block as a study runs it: the study's `values` of its keys (optimizer, epochs, ...),
+        `step` on its step_key, `retain_weight` on gamma only if it needs retain batches and
+        `reference_beta` on beta only if it needs a reference model (None: its own value stays)."""
         block = {**_plain(self.hp(cfg)), **dict(values)}
         if step is not None:
             if self.step_key is None:
-                raise ValueError(f"method {self.name!r} declares no step_key: a study cannot set its step size")
+                raise ValueError(f"method {self.name!r} declares no step_key: a study cannot set its step")
             block[self.step_key] = step
         if self.needs_retain and retain_weight is not None:
             block["gamma"] = retain_weight

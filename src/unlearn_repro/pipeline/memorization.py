@@ -28,9 +28,9 @@ def study_config(cfg) -> Frozen:
     m = cfg.memorization
     repeats = {name: {METHODS.get(name).base_epochs_key: m.train.epochs} for name in METHODS.names()
                if METHODS.get(name).base_epochs_key}
-    return overlay(cfg, {"data": {"max_length": m.max_length}, "finetune": m.train.to_dict(), "methods": repeats,
-                         "unlearn": {"table_cycles": [1], "max_cycles": 1, "extended_datasets": [],
-                                     "extended_models": []}})
+    one_cycle = {"table_cycles": [1], "max_cycles": 1, "extended_datasets": [], "extended_models": []}
+    return overlay(cfg, {"data": {"max_length": m.max_length}, "finetune": m.train.to_dict(),
+                         "methods": repeats, "unlearn": one_cycle})
 
 
 def prepare(cfg, corpus: str, out: str | Path) -> dict:

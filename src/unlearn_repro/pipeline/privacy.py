@@ -52,7 +52,8 @@ def check(cfg) -> None:
         if m not in p.grids:
             raise ConfigError(f"params.yaml: privacy.grids has no grid for method {m!r} (in privacy.methods)")
         if "keys" not in p.grids[m] and METHODS.get(m).step_key is None:
-            raise ConfigError(f"params.yaml: privacy.grids.{m} needs `keys`: method {m!r} declares no step size")
+            raise ConfigError(f"params.yaml: privacy.grids.{m} needs `keys`: method {m!r} declares no "
+                              "step size (step_key)")
         known = set(cfg.methods[m]) if m in cfg.methods else set()
         unknown = [k for k in grid_keys(cfg, m) if k not in known]
         if unknown:

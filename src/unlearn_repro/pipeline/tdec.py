@@ -311,7 +311,7 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
         hook = ForgettingCriterion(cfg, tok, forget, limit)
         ctx = Context(cfg=mcfg, device=device, pad_id=tok.pad_token_id, seed=k, pretrained_path=Path(base_dir),
                       work_dir=work / f"set{k}", tokenizer=tok, hooks=(hook,), wrappers=wrappers)
-        seen = {}  # the adapted model's trainable share, and EL / MA of the model as trained (adapters unmerged)
+        seen = {}  # the adapted model's trainable share; EL / MA of the model as trained (adapters unmerged)
         model, stats = impl.unlearn_cycle(ctx, model, forget, rows["retain"], 1,
                                           on_prepared=lambda m: seen.update(share=trainable_share(m)),
                                           on_unlearned=lambda m: seen.update(final=hook.finish(m)))

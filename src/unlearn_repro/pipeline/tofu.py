@@ -315,14 +315,15 @@ def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker
 
 def method_config(cfg, method: str, kind: str) -> Frozen:
     """The params with `methods.<method>` set to this study's recipe for optimizer kind FO or SO: the step
-    size on the method's step key, the retain weight and NPO-style beta where its declaration asks for them."""
+    size on the method's step key, the retain weight and beta where its declaration asks for them."""
     if kind not in OPTIMIZER_KINDS:
         raise ValueError(f"optimizer kind must be one of {OPTIMIZER_KINDS}, got {kind!r}")
     T, impl = cfg.tofu, METHODS.get(method)
     if method not in T.lr or kind not in T.lr[method]:
-        raise ValueError(f"tofu.lr.{method}.{kind} is not set: the study's step size for {method} with {kind}")
-    block = impl.study_block(cfg, {"optimizer": T.optimizers[kind], "epochs": T.epochs, "weight_decay": T.weight_decay},
-                             step=T.lr[method][kind], retain_weight=T.gamma, reference_beta=T.npo_beta)
+        raise ValueError(f"tofu.lr.{method}.{kind} is not set: this study's step size for {method}, {kind}")
+    recipe = {"optimizer": T.optimizers[kind], "epochs": T.epochs, "weight_decay": T.weight_decay}
+    block = impl.study_block(cfg, recipe, step=T.lr[method][kind], retain_weight=T.gamma,
+                             reference_beta=T.npo_beta)
     sections = {"unlearn": {"forget_batch_size": T.batch_size}, "data": {"max_length": T.max_length}}
     if "sophia" in T:  # this study's re-pick of Sophia's arguments (rho, hessian_every, ...)
         sections["optimizers"] = {"sophia": T.sophia.to_dict()}
