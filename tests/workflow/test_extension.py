@@ -59,8 +59,11 @@ def _run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
     return r
 
 
+RECORDED_CYCLE_SIZE = 10  # not the ci profile's unlearn.cycle_size (16): the report must read the runs' record
+
+
 def _fake_metrics(path: Path, method: str, dataset: str, model: str, cycles: int, shift: float) -> None:
-    rows = [{"cycle": k, "n_forgotten": 16 * k, "runtime_s": 1.0 + shift, "diverged": False, "fisher_deviation": None,
+    rows = [{"cycle": k, "n_forgotten": RECORDED_CYCLE_SIZE * k, "runtime_s": 1.0 + shift, "diverged": False, "fisher_deviation": None,
              "accuracy": 0.5, "base_accuracy": 0.5, "delta_acc": -shift * k, "test_nll": 4 + shift * k,
              "delta_test_nll": shift * k, "exposure": 3.0, "base_exposure": 3.5, "delta_exp": -0.1 * k - shift}
             for k in range(1, cycles + 1)]
@@ -109,7 +112,8 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
     assert r.returncode == 0, r.stderr[-3000:]
     ranking = (ws / "results/main/tables/ranking.md").read_text()
     assert "Throw-Away Shrink" in ranking and "Gradient Ascent" in ranking
-    assert "Throw-Away Shrink" in (ws / "results/main/tables/main_arc_easy.md").read_text()
+    main_table = (ws / "results/main/tables/main_arc_easy.md").read_text()
+    assert "Throw-Away Shrink" in main_table and "NEO 20 Δacc" in main_table   # cycle 2: 2 x 10 samples
     assert (ws / "results/main/figures/runtime.png").read_bytes()[:4] == b"\x89PNG"
 
 
