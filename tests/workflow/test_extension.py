@@ -59,11 +59,12 @@ def _run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
     return r
 
 
-RECORDED_CYCLE_SIZE = 10  # not the ci profile's unlearn.cycle_size (16): the report must read the runs' record
+RECORDED_CYCLE_SIZE = 10  # not the ci profile's unlearn.cycle_size (16): the report reads the runs' record
 
 
 def _fake_metrics(path: Path, method: str, dataset: str, model: str, cycles: int, shift: float) -> None:
-    rows = [{"cycle": k, "n_forgotten": RECORDED_CYCLE_SIZE * k, "runtime_s": 1.0 + shift, "diverged": False, "fisher_deviation": None,
+    rows = [{"cycle": k, "n_forgotten": RECORDED_CYCLE_SIZE * k, "runtime_s": 1.0 + shift, "diverged": False,
+             "fisher_deviation": None,
              "accuracy": 0.5, "base_accuracy": 0.5, "delta_acc": -shift * k, "test_nll": 4 + shift * k,
              "delta_test_nll": shift * k, "exposure": 3.0, "base_exposure": 3.5, "delta_exp": -0.1 * k - shift}
             for k in range(1, cycles + 1)]
