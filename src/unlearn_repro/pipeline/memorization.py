@@ -14,8 +14,6 @@ import numpy as np
 
 from unlearn_repro.config import Frozen, overlay
 from unlearn_repro.io import file_hash, read_json, write_json
-from unlearn_repro.methods import METHODS
-from unlearn_repro.tracking import StudyTracker
 
 NO_UNLEARNING = "none"  # the method name of the memorized model's own row (Table 8: "No unlearning")
 
@@ -25,6 +23,8 @@ def study_config(cfg) -> Frozen:
     (a method that repeats the base model's training, retraining, takes its epochs; the finetuning baseline
     uses its rate), sequences are `max_length` tokens, and unlearning is one cycle (no extended cycles) of
     the targets split (targets), which records how many targets it holds."""
+    from unlearn_repro.methods import METHODS
+
     m = cfg.memorization
     repeats = {name: {METHODS.get(name).base_epochs_key: m.train.epochs} for name in METHODS.names()
                if METHODS.get(name).base_epochs_key}
@@ -223,6 +223,7 @@ def unlearn_extraction(cfg, method: str, corpus: str, model_name: str, seed: int
                        split_file, out_dir, tracker) -> dict:
     """Unlearn the targets once with `method` (D+ = every other segment), then the extraction test."""
     from unlearn_repro.pipeline.unlearning import run
+    from unlearn_repro.tracking import StudyTracker
 
     out_dir = Path(out_dir)
     summary = run(study_config(cfg), dataset=corpus, model_name=model_name, method=method, seed=seed,
