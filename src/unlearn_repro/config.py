@@ -455,6 +455,12 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
     if "tofu" in cfg and cfg.tofu.model not in cfg.models:
         raise ConfigError(f"{source}: tofu.model = {cfg.tofu.model!r} is not in models {list(cfg.models)} (its "
                           "pretrained model is built by the base_model rule of those models)")
+    if "tofu" in cfg:  # a method joins TOFU with its step sizes: tofu.lr.<method>.<kind> for each kind
+        lr = cfg.tofu.lr
+        unset = [f"tofu.lr.{m}.{k}" for m in cfg.tofu.methods for k in cfg.tofu.optimizers
+                 if k not in lr.get(m, {})]
+        if unset:
+            raise ConfigError(f"{source}: {', '.join(unset)} not set (the step sizes of tofu.methods)")
     if "memorization" in cfg:
         _check_memorization(cfg, source)
 

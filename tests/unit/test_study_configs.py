@@ -17,7 +17,7 @@ def _ci(drop_grid_keys=(), **over):
 
 
 def test_tofu_gives_any_loss_based_method_its_recipe_by_declaration():
-    cfg = _ci(tofu={"methods": ["inverted_hinge"], "gamma": 0.5, "npo_beta": 0.7,
+    cfg = _ci(tofu={"methods": ["npo"], "gamma": 0.5, "npo_beta": 0.7,
                     "lr": {"inverted_hinge": {"SO": 2e-4}}})
     ihl = tofu.method_config(cfg, "inverted_hinge", "SO").methods.inverted_hinge
     assert (ihl.lr, ihl.optimizer, ihl.epochs, ihl.gamma) == (2e-4, "sophia", cfg.tofu.epochs, 0.5)
@@ -62,3 +62,8 @@ def test_memorization_repeats_its_base_training_where_a_method_asks_and_keeps_un
     assert scfg.methods.finetune == cfg.methods.finetune
     assert scfg.unlearn.cycle_size == cfg.unlearn.cycle_size != 3
     assert list(scfg.unlearn.table_cycles) == [1] and scfg.unlearn.max_cycles == 1
+
+
+def test_a_tofu_method_without_its_step_sizes_is_refused_when_the_config_is_read():
+    with pytest.raises(config.ConfigError, match=r"tofu.lr.inverted_hinge.FO, tofu.lr.inverted_hinge.SO not"):
+        _ci(tofu={"methods": ["npo", "inverted_hinge"]})
