@@ -80,16 +80,24 @@ def deep_merge(base: dict, override: Mapping) -> dict:
     return out
 
 
+def overlay(cfg: Frozen, over: Mapping) -> Frozen:
+    """cfg with a study's values merged over it: the one way a study overrides the shared params (its
+    methods' blocks, unlearn, data, ...) for the code it shares with the main study."""
+    return Frozen(deep_merge(cfg.to_dict(), over))
+
+
 def load_schema() -> dict:
     """schemas/params.schema.yaml completed from the registries: the method and optimizer names, each
     registered method's own params block and each study's (declared in its file), so a new method or study
     edits no schema."""
     from unlearn_repro.methods import METHODS
+    from unlearn_repro.methods.base import loss_based_names
     from unlearn_repro.optim import OPTIMIZERS
     from unlearn_repro.studies import STUDIES
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     schema["$defs"]["method"] = {"enum": METHODS.names()}
+    schema["$defs"]["loss_method"] = {"enum": loss_based_names()}
     schema["$defs"]["optimizer"] = {"enum": OPTIMIZERS.names()}
     blocks = schema["properties"]["methods"]["properties"]
     for name in METHODS.names():
@@ -468,7 +476,8 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
 
 def _check_tofu(cfg: Frozen, source: str) -> None:
     """A pretrained tofu.model must be one of `models` (fine-tuned on TOFU here, as those are); a released
-    TOFU checkpoint (models.registry: tofu_split) is loaded as published and need not be."""
+    TOFU checkpoint (models.registry: tofu_split) is loaded as published and need not be. Every method of
+    tofu.methods needs its step sizes."""
     from unlearn_repro.models.registry import MODELS, tofu_sources
 
     if MODELS.get(cfg.tofu.model).tofu_split is None and cfg.tofu.model not in cfg.models:
@@ -478,6 +487,11 @@ def _check_tofu(cfg: Frozen, source: str) -> None:
         tofu_sources(cfg)
     except ValueError as e:
         raise ConfigError(f"{source}: {e}") from None
+    # a method joins TOFU with its step sizes: tofu.lr.<method>.<kind> for each kind
+    unset = [f"tofu.lr.{m}.{k}" for m in cfg.tofu.methods for k in cfg.tofu.optimizers
+             if k not in cfg.tofu.lr.get(m, {})]
+    if unset:
+        raise ConfigError(f"{source}: {', '.join(unset)} not set (the step sizes of tofu.methods)")
 
 
 def _check_memorization(cfg: Frozen, source: str) -> None:

@@ -22,7 +22,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Iterable, Mapping, Protocol, Union
+from typing import Callable, Iterable, Mapping, Protocol, Union
 
 from unlearn_repro import numerics
 from unlearn_repro.io import git_commit
@@ -49,6 +49,20 @@ class Tracker(Protocol):
 class NullTracker:
     def log_run(self, name, params, metrics, tags, step_metrics=None, **_) -> None:
         return None
+
+
+class StudyTracker:
+    """A study's view of a tracker for the code it shares with the main study (pipeline.unlearning.run):
+    each run named `<study>/<name>` and its tags passed through `retag`, so that it never counts as the main
+    study's run; links to other runs are dropped (those would be the main study's)."""
+
+    def __init__(self, inner: Tracker, study: str, retag: Callable[[dict], dict]):
+        self.inner, self.study, self.retag = inner, study, retag
+
+    def log_run(self, name, params, metrics, tags, *args, **kwargs):
+        kwargs.pop("link_to", None)
+        return self.inner.log_run(f"{self.study}/{name}", params, metrics, self.retag(dict(tags)), *args,
+                                  **kwargs)
 
 
 def _flatten(d: Mapping, prefix: str = "") -> dict:

@@ -128,3 +128,22 @@ def test_check_config_survives_a_closed_pipe():
     r = subprocess.run(f"{sys.executable} -m unlearn_repro check-config | head -1", shell=True, cwd=ROOT,
                        capture_output=True, text=True)
     assert r.stdout.startswith("profile:") and "BrokenPipe" not in r.stderr
+
+
+def test_the_loss_based_studies_accept_exactly_the_registry_s_loss_based_methods(raw_params):
+    """TOFU's and TDEC's method lists are the registry's loss-based methods: a new one needs no schema edit,
+    and a method those studies cannot run (no training recipe) is refused by name."""
+    loss = [n for n in METHODS.names() if METHODS.get(n).loss_based]
+    assert config.load_schema()["$defs"]["loss_method"]["enum"] == loss
+    assert {"gradient_ascent", "npo", "inverted_hinge"} <= set(loss) and "fisher_removal" not in loss
+    raw_params["tdec"]["configs"]["npo_full"] = {"method": "npo", "adapter": "full", "lr": 1e-4}
+    raw_params["tofu"]["methods"] = ["inverted_hinge"]
+    raw_params["tofu"]["lr"]["inverted_hinge"] = {"FO": 1e-5, "SO": 1e-5}
+    config.resolve(raw_params)
+    raw_params["tofu"]["methods"] = ["fisher_removal"]
+    msg = _error(raw_params)
+    assert "'tofu.methods.0'" in msg and "'fisher_removal'" in msg
+    assert "valid choices: " + ", ".join(loss) in msg
+    raw_params["tofu"]["methods"] = ["npo"]
+    raw_params["tdec"]["configs"]["fr"] = {"method": "fisher_removal", "adapter": "full", "lr": 1e-4}
+    assert "'tdec.configs.fr.method'" in _error(raw_params)

@@ -202,3 +202,64 @@ def test_a_wrapped_model_saves_as_merged_plain_weights(tiny_model_and_batches, t
     assert meta["merged_from"].startswith("PeftModel") and type(loaded).__name__ == "GPTNeoForCausalLM"
     with torch.no_grad():
         assert torch.allclose(loaded(input_ids=ids).logits, expected, atol=1e-5)
+
+
+def test_each_method_declares_what_its_block_lets_a_study_set():
+    """A study reads the declaration, never the name: so the declaration must match the block it describes
+    (a loss-based method's step is its lr, a retain weight is its gamma, a reference temperature its beta)."""
+    from unlearn_repro.methods.loss_based import LossMethod
+    for name in METHODS.names():
+        impl = METHODS.get(name)
+        keys = set(impl.schema["properties"])
+        assert impl.loss_based == isinstance(impl, LossMethod), name
+        assert impl.step_key is None or impl.step_key in keys, name
+        if impl.loss_based:
+            assert impl.step_key == "lr" and impl.needs_retain == ("gamma" in keys), name
+            assert impl.needs_reference == ("beta" in keys), name
+        else:
+            assert not (impl.needs_retain or impl.needs_reference), name
+        assert impl.base_epochs_key is None or impl.base_epochs_key in keys, name
+    assert [n for n in METHODS.names() if METHODS.get(n).needs_reference] == ["npo"]
+    assert [n for n in METHODS.names() if METHODS.get(n).base_epochs_key] == ["retrain"]
+
+
+def test_study_block_sets_only_what_the_declaration_asks_for():
+    cfg = load(ROOT / "params.yaml", "ci")
+    study = dict(step=0.5, retain_weight=2.0, reference_beta=0.3)
+    ga = METHODS.get("gradient_ascent").study_block(cfg, {"optimizer": "sophia", "epochs": 4}, **study)
+    assert ga == {**cfg.methods.gradient_ascent.to_dict(), "optimizer": "sophia", "epochs": 4, "lr": 0.5}
+    npo = METHODS.get("npo").study_block(cfg, {"optimizer": "sophia"}, **study)
+    assert (npo["lr"], npo["gamma"], npo["beta"], npo["optimizer"]) == (0.5, 2.0, 0.3, "sophia")
+    assert METHODS.get("npo").study_block(cfg)["beta"] == cfg.methods.npo.beta   # None: its own value stays
+    with pytest.raises(ValueError, match="'fisher_forgetting' declares no step_key"):
+        METHODS.get("fisher_forgetting").study_block(cfg, step=0.1)
+    run = METHODS.get("gradient_difference").study_config(cfg, {"lr": 0.25}, unlearn={"forget_batch_size": 3})
+    assert run.methods.gradient_difference.lr == 0.25 and run.unlearn.forget_batch_size == 3
+    assert run.methods.gradient_difference.gamma == cfg.methods.gradient_difference.gamma
+    assert run.unlearn.cycle_size == cfg.unlearn.cycle_size and run.methods.npo == cfg.methods.npo
+
+
+def test_unlearn_cycle_prepares_unlearns_then_merges(monkeypatch, tmp_path):
+    """Every study's one cycle: the study's wrappers, the method, the callbacks in between, the merge last."""
+    from unlearn_repro.methods.base import Method
+    from unlearn_repro.models import checkpoint
+    calls = []
+
+    class Recording(Method):
+        def unlearn(self, ctx, model, forget, retain, cycle):
+            calls.append(("unlearn", model))
+            return model + "+unlearned", {"diverged": False}
+
+    def wrap(ctx, model, forget, retain, cycle):
+        calls.append(("wrap", model))
+        return model + "+wrapped"
+
+    monkeypatch.setattr(checkpoint, "unwrap", lambda m: calls.append(("merge", m)) or "plain")
+    ctx = Context(cfg=None, device="cpu", pad_id=0, seed=0, pretrained_path=tmp_path, work_dir=tmp_path,
+                  wrappers=(wrap,))
+    model, stats = Recording().unlearn_cycle(ctx, "m", [], [], 1,
+                                             on_prepared=lambda m: calls.append(("seen", m)),
+                                             on_unlearned=lambda m: calls.append(("trained", m)))
+    assert (model, stats) == ("plain", {"diverged": False})
+    assert calls == [("wrap", "m"), ("seen", "m+wrapped"), ("unlearn", "m+wrapped"),
+                     ("trained", "m+wrapped+unlearned"), ("merge", "m+wrapped+unlearned")]

@@ -95,7 +95,7 @@ def test_batch_rule_defaults_to_one_update_per_epoch_on_the_whole_forget_set():
     assert paper.tdec.batch_size == "forget_set" and tdec.forget_batch(paper) == paper.tdec.forget_size == 32
     assert tdec.epoch_meaning(paper) == "1 update each, batch = forget set (32)"
     spec = tdec.runs(paper)["gd"]
-    assert tdec._method_cfg(paper, spec).unlearn.forget_batch_size == 32
+    assert tdec.method_config(paper, spec).unlearn.forget_batch_size == 32
     embedded = config.load(ROOT / "params.yaml", "embedded")
     assert tdec.forget_batch(embedded) == 8 and tdec.epoch_meaning(embedded) == "4 updates each, batch 8 of 32"
     with pytest.raises(config.ConfigError):

@@ -129,3 +129,22 @@ def test_a_moved_or_copied_workspace_uses_its_own_artifact_store(tmp_path, monke
         assert [f.path for f in client.list_artifacts(run)] == ["run.json"]
         assert not client.get_run(run).info.artifact_uri.startswith("/")
     assert (copy / f"mlruns/1/{new}/artifacts/run.json").exists() and not (first / "mlruns").exists()
+
+
+def test_a_study_tracker_names_and_tags_the_shared_code_s_runs_as_the_study_s():
+    """privacy and memorization run pipeline.unlearning.run: its runs must not pass for the main study's."""
+    from unlearn_repro.tracking import StudyTracker
+    logged = []
+
+    class Recorder:
+        def log_run(self, name, params, metrics, tags, *args, **kwargs):
+            logged.append((name, tags, args, kwargs))
+            return "id"
+
+    study = StudyTracker(Recorder(), "privacy", lambda tags: {**tags, "stage": "privacy_" + tags["stage"]})
+    tags = {"stage": "unlearn", "method": "npo"}
+    assert study.log_run("unlearn/npo/x", {}, {}, tags, {"loss": [1.0]}, artifacts=["a"],
+                         link_to={"stage": "evaluate"}) == "id"
+    assert logged == [("privacy/unlearn/npo/x", {"stage": "privacy_unlearn", "method": "npo"},
+                       ({"loss": [1.0]},), {"artifacts": ["a"]})]
+    assert tags == {"stage": "unlearn", "method": "npo"}  # the caller's tags are left as they were

@@ -101,3 +101,14 @@ def test_training_resume_state_must_match_the_recipe(tiny_tokenizer, tmp_path, c
     fresh = build_model("tiny-opt", tiny_tokenizer, seed=0)
     stats = train(fresh, seqs, other, pad_id=0, device="cpu", resume_dir=tmp_path)
     assert stats["steps"] == 12 and "starting over" in capsys.readouterr().out
+
+
+def test_a_run_records_the_cycle_size_its_split_holds_not_the_config_s():
+    """A study's split (memorization's targets) has its own size: run.json records what was unlearned."""
+    cfg = load(ROOT / "params.yaml", "ci")
+    impl = METHODS.get("gradient_ascent")
+    params = unlearning.used_params(impl, cfg, [[4, 8, 15], [16, 23, 42]])
+    assert params["unlearn"] == {**cfg.unlearn.to_dict(), "cycle_size": 3} and cfg.unlearn.cycle_size != 3
+    assert list(params["unlearn"]) == list(cfg.unlearn)                    # the key keeps its place
+    assert {k: v for k, v in params.items() if k != "unlearn"} == {
+        k: v for k, v in impl.params(cfg).items() if k != "unlearn"}

@@ -1,5 +1,6 @@
-"""The pipeline is open: a method is one file plus one params block, and the jobs compute with exactly the
-config Snakemake resolved (--configfile and --config included)."""
+"""The pipeline is open: a method is one file plus one params block (a loss-based one then fits TOFU, TDEC,
+privacy and memorization as well as the main study), and the jobs compute with exactly the config Snakemake
+resolved (--configfile and --config included)."""
 import json
 import subprocess
 import sys
@@ -30,6 +31,27 @@ class Throwaway(Method):
 '''
 
 
+HALF_ASCENT = '''"""A throw-away loss-based method: half gradient ascent's forget term, plus a retain term."""
+from unlearn_repro.methods.base import register
+from unlearn_repro.methods.loss_based import GAMMA, LossMethod, loss_schema
+from unlearn_repro.train import negated_lm_loss
+
+
+def _half(model, batch):
+    return 0.5 * negated_lm_loss(model, batch)
+
+
+@register
+class HalfAscent(LossMethod):
+    name, label = "half_ascent", "Half Ascent"
+    schema = loss_schema(**GAMMA)
+    needs_retain = True
+
+    def forget_term(self, ctx, model):
+        return _half
+'''
+
+
 def _run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
     env = {**ENV, "PYTHONPATH": str(ws / "src")}
     env.pop("UNLEARN_CONFIG", None)
@@ -37,8 +59,12 @@ def _run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
     return r
 
 
+RECORDED_CYCLE_SIZE = 10  # not the ci profile's unlearn.cycle_size (16): the report reads the runs' record
+
+
 def _fake_metrics(path: Path, method: str, dataset: str, model: str, cycles: int, shift: float) -> None:
-    rows = [{"cycle": k, "n_forgotten": 16 * k, "runtime_s": 1.0 + shift, "diverged": False, "fisher_deviation": None,
+    rows = [{"cycle": k, "n_forgotten": RECORDED_CYCLE_SIZE * k, "runtime_s": 1.0 + shift, "diverged": False,
+             "fisher_deviation": None,
              "accuracy": 0.5, "base_accuracy": 0.5, "delta_acc": -shift * k, "test_nll": 4 + shift * k,
              "delta_test_nll": shift * k, "exposure": 3.0, "base_exposure": 3.5, "delta_exp": -0.1 * k - shift}
             for k in range(1, cycles + 1)]
@@ -87,8 +113,36 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
     assert r.returncode == 0, r.stderr[-3000:]
     ranking = (ws / "results/main/tables/ranking.md").read_text()
     assert "Throw-Away Shrink" in ranking and "Gradient Ascent" in ranking
-    assert "Throw-Away Shrink" in (ws / "results/main/tables/main_arc_easy.md").read_text()
+    main_table = (ws / "results/main/tables/main_arc_easy.md").read_text()
+    assert "Throw-Away Shrink" in main_table and "NEO 20 Δacc" in main_table   # cycle 2: 2 x 10 samples
     assert (ws / "results/main/figures/runtime.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_new_loss_based_method_reaches_every_study_it_fits(tmp_path, mirror):
+    """Its file and its params block are the only edits: the schema's study lists come from the registry, and
+    each study gives it what its declaration asks for. The studies pick it like any other method (a user's
+    config file here): TOFU's learning rates, a TDEC configuration, a privacy grid of its step size."""
+    ws = pipeline_workspace(tmp_path, mirror, copy_src=True)
+    (ws / "src/unlearn_repro/methods/half_ascent.py").write_text(HALF_ASCENT)
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params["methods"]["half_ascent"] = {"lr": 1.0e-3, "optimizer": "adamw", "gamma": 1.0}
+    params["profiles"]["ci"]["methods"]["enabled"] = ["gradient_ascent", "half_ascent"]
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    studies = {"tofu": {"methods": ["half_ascent"], "lr": {"half_ascent": {"FO": 1.0e-3, "SO": 1.0e-3}}},
+               "tdec": {"enabled": ["flora_ihl", "half_lora"],
+                        "configs": {"half_lora": {"method": "half_ascent", "adapter": "lora", "lr": 4.0e-3}}},
+               "privacy": {"methods": ["half_ascent"], "grids": {"half_ascent": {"values": [1e-3, 3e-3]}}},
+               "memorization": {"methods": ["half_ascent"]}}
+    (ws / "studies.yaml").write_text(yaml.safe_dump({"profiles": {"ci": studies}}))
+    dry = _run(ws, str(BIN / "snakemake"), "-n", "--printshellcmds", "--cores", "1",
+               "--configfile", "params.yaml", "studies.yaml")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-3000:]
+    for job in ("unlearn --method half_ascent --dataset arc_easy",
+                "tofu-unlearn --method half_ascent --kind SO",
+                "tdec-run --model tiny-gpt-neo --run half_lora", "privacy-unlearn --method half_ascent",
+                "memorization-unlearn --method half_ascent"):
+        assert job in out, f"no job `{job}` in the plan:\n{out[-3000:]}"
 
 
 def test_configfile_values_reach_the_jobs_and_trigger_reruns(tmp_path, mirror):

@@ -1,12 +1,14 @@
-"""What every unlearning method declares (name, label, params) and gets (Context) and provides
-(Method.prepare, Method.unlearn). The declaration is the one place a method's name is branched on: the
-Snakemake rerun triggers, the DVC stage params, MLflow params, run.json and report labels all read it."""
+"""What every unlearning method declares (name, label, params, what a study must give it) and gets
+(Context) and provides (Method.prepare, Method.unlearn). The declaration is the one place a method's name is
+branched on: the Snakemake rerun triggers, the DVC stage params, MLflow params, run.json, report labels, the
+schema's method lists and each study's choice of the values it passes (Method.study_config) all read it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
+from unlearn_repro.config import overlay
 from unlearn_repro.registry import Registry
 
 
@@ -30,16 +32,32 @@ class Method:
     label      how tables and figures name it
     sections   other params sections its runs depend on (e.g. `fisher`); `unlearn` always counts
     schema     JSON Schema of its params block (config validation merges it into params.schema.yaml)
+
+    What a study asks of it (so that no study branches on its name):
+    loss_based       it trains with the shared loop (train.train) over the forget set, with the recipe of its
+                     block (optimizer, lr, epochs, weight_decay) and a study's hooks: the studies that set
+                     such a recipe (TOFU, TDEC) can run it, and their schema lists name exactly these methods
+    step_key         the key of its block that a study's step size sets (TOFU's / TDEC's learning rate, the
+                     privacy grid's default); None: it has none
+    needs_retain     it draws D+ batches weighed by its block's `gamma` (a study sets its retain weight there)
+    needs_reference  it compares with a frozen reference model at inverse temperature `beta` (of its block)
+    base_epochs_key  the key of its block a study that trains its own base model sets to that training's
+                     epochs (retraining repeats the base model's training); None: none
     """
     name = "method"
     label = "Method"
     sections: tuple[str, ...] = ()
     schema: dict = {"type": "object", "additionalProperties": False, "properties": {}}
+    loss_based = False
+    step_key: str | None = None
+    needs_retain = False
+    needs_reference = False
+    base_epochs_key: str | None = None
 
     def prepare(self, ctx: Context, model, forget, retain, cycle: int):
         """The one point between loading a model and unlearning a cycle where the model may be wrapped
         (LoRA adapters, a private-training wrapper): a study's `ctx.wrappers`, then the method's own. Called
-        at the start of every cycle on a plain model; after the cycle the pipeline merges the wrapper back
+        at the start of every cycle on a plain model; after the cycle unlearn_cycle merges the wrapper back
         (models.checkpoint.unwrap), so a resumed run and an uninterrupted one see the same models."""
         for wrap in ctx.wrappers:
             model = wrap(ctx, model, forget, retain, cycle)
@@ -50,6 +68,45 @@ class Method:
         """Remove `forget` (this cycle's D-) from `model`, knowing `retain` (D+ after this cycle);
         return (model, stats). May return a different model object."""
         raise NotImplementedError
+
+    def unlearn_cycle(self, ctx: Context, model, forget, retain, cycle: int, *,
+                      on_prepared: Callable | None = None, on_unlearned: Callable | None = None):
+        """prepare -> unlearn -> merge, the one way every study runs a cycle: returns (plain model, stats).
+        `on_prepared(model)` sees the wrapped model before unlearning (TDEC: its trainable share),
+        `on_unlearned(model)` the unlearned one before its adapters merge (TDEC scores it as trained)."""
+        from unlearn_repro.models import checkpoint
+
+        model = self.prepare(ctx, model, forget, retain, cycle)  # where a study or method wraps it (LoRA)
+        if on_prepared is not None:
+            on_prepared(model)
+        model, stats = self.unlearn(ctx, model, forget, retain, cycle)
+        if on_unlearned is not None:
+            on_unlearned(model)
+        return checkpoint.unwrap(model), stats  # merged: the next cycle (and a resumed run) starts plain
+
+    def study_block(self, cfg, values: Mapping = (), *, step=None, retain_weight=None,
+                    reference_beta=None) -> dict:
+        """Its params block as a study runs it: the study's `values` of its keys (optimizer, epochs, ...),
+        `step` on its step_key, `retain_weight` on gamma only if it needs retain batches and
+        `reference_beta` on beta only if it needs a reference model (None: its own value stays)."""
+        block = {**_plain(self.hp(cfg)), **dict(values)}
+        if step is not None:
+            if self.step_key is None:
+                raise ValueError(f"method {self.name!r} declares no step_key: a study cannot set its step")
+            block[self.step_key] = step
+        if self.needs_retain and retain_weight is not None:
+            block["gamma"] = retain_weight
+        if self.needs_reference and reference_beta is not None:
+            block["beta"] = reference_beta
+        return block
+
+    def study_config(self, cfg, block: Mapping | None = None, **sections):
+        """The params this method runs with in a study: `block` (see study_block) as its params block and
+        the study's other `sections` (unlearn, data, optimizers, ...) merged over cfg."""
+        over = dict(sections)
+        if block is not None:
+            over["methods"] = {**over.get("methods", {}), self.name: dict(block)}
+        return overlay(cfg, over)
 
     def hp(self, cfg):
         """This method's own params block (`methods.<name>`)."""
@@ -66,6 +123,11 @@ class Method:
 
 def _plain(v):
     return v.to_dict() if hasattr(v, "to_dict") else dict(v)
+
+
+def loss_based_names() -> list[str]:
+    """The registered methods the loss-based studies (TOFU, TDEC) can run (their schema lists)."""
+    return [n for n in METHODS.names() if METHODS.get(n).loss_based]
 
 
 METHODS: Registry[Method] = Registry("unlearning method")

@@ -12,3 +12,4 @@ class GradientDifference(GradientAscent):
     """Gradient ascent's forget term; its `gamma` switches on LossMethod's retain term."""
     name, label = "gradient_difference", "Gradient Difference"
     schema = loss_schema(**GAMMA)
+    needs_retain = True

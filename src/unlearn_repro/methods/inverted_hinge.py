@@ -17,6 +17,7 @@ def _ihl(model, batch):
 class InvertedHinge(LossMethod):
     name, label = "inverted_hinge", "Inverted Hinge"
     schema = loss_schema(**GAMMA)
+    needs_retain = True
 
     def forget_term(self, ctx, model):
         return _ihl

@@ -25,6 +25,7 @@ GAMMA = {"gamma": {**NONNEG_NUM, "description": "weight of the retain term gamma
 class LossMethod(Method):
     sections = ("optimizers",)
     schema = loss_schema()
+    loss_based, step_key = True, "lr"
 
     def forget_term(self, ctx: Context, model) -> Callable[[torch.nn.Module, dict], torch.Tensor]:
         raise NotImplementedError

@@ -28,6 +28,7 @@ class _NPOTerm:
 class NPO(LossMethod):
     name, label = "npo", "NPO"
     schema = loss_schema(beta=POS_NUM, **GAMMA)
+    needs_retain = needs_reference = True
 
     def forget_term(self, ctx, model):
         reference = copy.deepcopy(model).eval().requires_grad_(False)

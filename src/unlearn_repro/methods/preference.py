@@ -39,6 +39,7 @@ def refusal_items(tokenizer, forget, prompt_fraction: float, max_length: int, se
 class Preference(LossMethod):
     name, label = "preference", "PO"
     schema = loss_schema(prompt_fraction={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, **GAMMA)
+    needs_retain = True
 
     def forget_term(self, ctx, model):
         return lm_loss

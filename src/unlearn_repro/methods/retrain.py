@@ -11,6 +11,7 @@ class Retrain(Method):
     name, label = "retrain", "Retraining"
     sections = ("finetune", "optimizers")
     schema = object_schema(epochs=POS_INT)
+    base_epochs_key = "epochs"  # retraining repeats the base model's training (a study's own base included)
 
     def unlearn(self, ctx, model, forget, retain, cycle):
         fresh, _, _ = checkpoint.load(ctx.pretrained_path, ctx.device)

@@ -3,7 +3,7 @@ until it memorizes, pick long training texts as targets, unlearn them once with 
 (D+ = the rest of the corpus, through pipeline.unlearning.run) and count how many targets each model
 still reproduces from a 10-token prefix (Table 8). The study's settings live in params `memorization`;
 `study_config` maps them onto the keys the shared code reads (training recipe, sequence length, one
-cycle of `n_targets`), so the methods run unchanged."""
+cycle: the targets split, which records its own size), so the methods run unchanged."""
 from __future__ import annotations
 
 import shutil
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn_repro.config import Frozen, deep_merge
+from unlearn_repro.config import Frozen, overlay
 from unlearn_repro.io import file_hash, read_json, write_json
 
 NO_UNLEARNING = "none"  # the method name of the memorized model's own row (Table 8: "No unlearning")
@@ -20,15 +20,17 @@ NO_UNLEARNING = "none"  # the method name of the memorized model's own row (Tabl
 
 def study_config(cfg) -> Frozen:
     """The params the shared code sees in this study: the memorization recipe is the base model's recipe
-    (retraining repeats it on D+, the finetuning baseline uses its rate), sequences are `max_length`
-    tokens, and unlearning is one cycle of the targets (no extended cycles)."""
+    (a method that repeats the base model's training, retraining, takes its epochs; the finetuning baseline
+    uses its rate), sequences are `max_length` tokens, and unlearning is one cycle (no extended cycles) of
+    the targets split (targets), which records how many targets it holds."""
+    from unlearn_repro.methods import METHODS
+
     m = cfg.memorization
-    over = {"data": {"max_length": m.max_length},
-            "finetune": m.train.to_dict(),
-            "methods": {"retrain": {"epochs": m.train.epochs}},
-            "unlearn": {"cycle_size": m.n_targets, "table_cycles": [1], "max_cycles": 1,
-                        "extended_datasets": [], "extended_models": []}}
-    return Frozen(deep_merge(cfg.to_dict(), over))
+    repeats = {name: {METHODS.get(name).base_epochs_key: m.train.epochs} for name in METHODS.names()
+               if METHODS.get(name).base_epochs_key}
+    one_cycle = {"table_cycles": [1], "max_cycles": 1, "extended_datasets": [], "extended_models": []}
+    return overlay(cfg, {"data": {"max_length": m.max_length}, "finetune": m.train.to_dict(),
+                         "methods": repeats, "unlearn": one_cycle})
 
 
 def prepare(cfg, corpus: str, out: str | Path) -> dict:
@@ -221,11 +223,12 @@ def unlearn_extraction(cfg, method: str, corpus: str, model_name: str, seed: int
                        split_file, out_dir, tracker) -> dict:
     """Unlearn the targets once with `method` (D+ = every other segment), then the extraction test."""
     from unlearn_repro.pipeline.unlearning import run
+    from unlearn_repro.tracking import StudyTracker
 
     out_dir = Path(out_dir)
     summary = run(study_config(cfg), dataset=corpus, model_name=model_name, method=method, seed=seed,
                   finetuned=memorized, pretrained=pretrained, data_dir=data_dir, split_file=split_file,
-                  out_dir=out_dir, tracker=_StudyTracker(tracker))
+                  out_dir=out_dir, tracker=StudyTracker(tracker, "memorization", _unlearn_tags))
     runtime = summary["cycles"][0]["runtime_s"]
     result = _extract_and_write(cfg, _open(cfg, out_dir / "checkpoints" / "cycle1", data_dir), split_file,
                                 out_dir / "extraction.json", seed,
@@ -235,13 +238,7 @@ def unlearn_extraction(cfg, method: str, corpus: str, model_name: str, seed: int
     return result
 
 
-class _StudyTracker:
-    """The unlearning run's MLflow record, tagged as this study's (stage `memorization_unlearn`), so the
-    main study's runs (stage `unlearn`) stay exactly the main study's."""
-
-    def __init__(self, tracker):
-        self.tracker = tracker
-
-    def log_run(self, name, params, metrics, tags, *args, **kwargs):
-        return self.tracker.log_run(f"memorization/{name}", params, metrics, {**tags, "stage": "memorization_unlearn"},
-                                    *args, **kwargs)
+def _unlearn_tags(tags: dict) -> dict:
+    """The unlearning run's MLflow tags as this study's (stage `memorization_unlearn`), so the main study's
+    runs (stage `unlearn`) stay exactly the main study's."""
+    return {**tags, "stage": "memorization_unlearn"}

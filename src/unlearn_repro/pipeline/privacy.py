@@ -20,14 +20,16 @@ import numpy as np
 import torch
 
 from unlearn_repro import dp
-from unlearn_repro.config import ConfigError, Frozen, deep_merge
+from unlearn_repro.config import ConfigError, Frozen
 from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro.io import read_json, write_json
+from unlearn_repro.methods import METHODS
 from unlearn_repro.metrics.scores import score
 from unlearn_repro.models import checkpoint
 from unlearn_repro.optim import make_optimizer
 from unlearn_repro.pipeline import open_checkpoint
 from unlearn_repro.pipeline.evaluation import task_inputs
+from unlearn_repro.tracking import StudyTracker
 from unlearn_repro.train import Recipe, train
 
 AUDIT = ("exposure", "accuracy", "test_nll")
@@ -49,11 +51,20 @@ def check(cfg) -> None:
     for m in methods(cfg):
         if m not in p.grids:
             raise ConfigError(f"params.yaml: privacy.grids has no grid for method {m!r} (in privacy.methods)")
+        if "keys" not in p.grids[m] and METHODS.get(m).step_key is None:
+            raise ConfigError(f"params.yaml: privacy.grids.{m} needs `keys`: method {m!r} declares no "
+                              "step size (step_key)")
         known = set(cfg.methods[m]) if m in cfg.methods else set()
-        unknown = [k for k in p.grids[m]["keys"] if k not in known]
+        unknown = [k for k in grid_keys(cfg, m) if k not in known]
         if unknown:
             raise ConfigError(f"params.yaml: privacy.grids.{m}.keys {unknown} are not keys of methods.{m} "
                               f"({sorted(known)})")
+
+
+def grid_keys(cfg, method: str) -> list[str]:
+    """The params the method's grid sets: its `keys`, else the method's declared step size (`step_key`)."""
+    grid = cfg.privacy.grids[method]
+    return list(grid["keys"]) if "keys" in grid else [METHODS.get(method).step_key]
 
 
 def methods(cfg) -> list[str]:
@@ -65,17 +76,6 @@ def study_tags(tags: dict) -> dict:
     """This study's MLflow tags: `study=privacy` and `privacy_stage` in place of `stage` (which names the
     main pipeline's per-model jobs), so its runs never count as the main study's."""
     return {**{k: v for k, v in tags.items() if k != "stage"}, "study": "privacy", "privacy_stage": tags["stage"]}
-
-
-class _StudyTracker:
-    """The main pipeline's MLflow logging (unlearning.run's), named and tagged as this study's."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def log_run(self, name, params, metrics, tags, *args, **kwargs):
-        kwargs.pop("link_to", None)
-        return self.inner.log_run(f"privacy/{name}", params, metrics, study_tags(tags), *args, **kwargs)
 
 
 def _forget_idx(split_file) -> list[int]:
@@ -156,10 +156,11 @@ def ordinary_epoch_s(cfg, pretrained, seqs, recipe: Recipe, pad_id: int) -> floa
     return stats["wall_time_s"]
 
 
-def override(cfg, method: str, keys, value: float) -> Frozen:
+def point_config(cfg, method: str, keys, value: float) -> Frozen:
     """The config with the method's coefficient(s) set to `value` and unlearning stopped after cycle 1."""
-    return Frozen(deep_merge(cfg.to_dict(), {"methods": {method: {k: value for k in keys}},
-                                             "unlearn": {"table_cycles": [1], "extended_datasets": []}}))
+    impl = METHODS.get(method)
+    block = impl.study_block(cfg, {k: value for k in keys})
+    return impl.study_config(cfg, block, unlearn={"table_cycles": [1], "extended_datasets": []})
 
 
 def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretrained, finetuned, data_dir, reference,
@@ -167,23 +168,24 @@ def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretra
     """Each value of the method's grid: unlearn cycle 1 (the 128 samples) with the main pipeline, audit."""
     from unlearn_repro.pipeline.unlearning import run
 
-    grid = cfg.privacy.grids[method]
+    grid, keys = cfg.privacy.grids[method], grid_keys(cfg, method)
     forget_idx = _forget_idx(split_file)
     work = Path(out).with_suffix(".work")
     points, inputs = [], None
     for value in grid["values"]:
         t0 = time.perf_counter()
         run_dir = work / f"{value:g}"
-        summary = run(override(cfg, method, grid["keys"], value), dataset=dataset, model_name=model_name,
+        summary = run(point_config(cfg, method, keys, value), dataset=dataset, model_name=model_name,
                       method=method, seed=cfg.privacy.seed, finetuned=finetuned, pretrained=pretrained,
-                      data_dir=data_dir, split_file=split_file, out_dir=run_dir, tracker=_StudyTracker(tracker))
+                      data_dir=data_dir, split_file=split_file, out_dir=run_dir,
+                      tracker=StudyTracker(tracker, "privacy", study_tags))
         model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / "cycle1")
         if inputs is None:
             inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))
         cycle = summary["cycles"][0]
         diverged = bool(cycle.get("diverged")) or not all(torch.isfinite(q).all() for q in model.parameters())
         audit = _audit(cfg, model, tok, inputs, forget_idx)
-        point = {"method": method, "coefficient": "=".join(grid["keys"]), "value": float(value),
+        point = {"method": method, "coefficient": "=".join(keys), "value": float(value),
                  "runtime_s": cycle["runtime_s"], "diverged": diverged, **audit}
         points.append(point)
         tracker.log_run(f"privacy/point/{method}/{dataset}/{model_name}/{value:g}",

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn_repro.config import Frozen, deep_merge
+from unlearn_repro.config import Frozen
 from unlearn_repro.data.registry import choose_source, load_split
 from unlearn_repro.io import read_json, read_jsonl, write_json
+from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.metrics.collect import mean_token_nll
 from unlearn_repro.metrics.extraction import extraction_scores, forgotten
 from unlearn_repro.models import checkpoint, tokenizers
@@ -278,21 +279,18 @@ def base(cfg, model_name: str, pretrained, task_dirs: dict, out, tracker) -> dic
     return premise
 
 
-def _method_cfg(cfg, spec: dict) -> Frozen:
-    """The config a method reads for one configuration: its block with this run's lr, optimizer, max epochs
-    (and the retain weight for GD / IHL), and the study's batch rule (`forget_batch`)."""
-    t = cfg.tdec
-    block = {"lr": spec["lr"], "optimizer": t.optimizer, "epochs": t.max_epochs}
-    if spec["method"] != "gradient_ascent":
-        block["gamma"] = float(t.gamma)
-    return Frozen(deep_merge(cfg.to_dict(), {"methods": {spec["method"]: block},
-                                             "unlearn": {"forget_batch_size": forget_batch(cfg)}}))
+def method_config(cfg, spec: dict) -> Frozen:
+    """The config a method reads for one configuration: its block with this run's step size, optimizer, max
+    epochs (and the retain weight where the method draws retain batches), and the study's batch rule."""
+    t, impl = cfg.tdec, METHODS.get(spec["method"])
+    block = impl.study_block(cfg, {"optimizer": t.optimizer, "epochs": t.max_epochs}, step=spec["lr"],
+                             retain_weight=float(t.gamma))
+    return impl.study_config(cfg, block, unlearn={"forget_batch_size": forget_batch(cfg)})
 
 
 def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tracker) -> dict:
     """One configuration on every forget set: unlearn until the criterion (or max_epochs), then evaluate."""
     from unlearn_repro.lora.adapters import lora_wrapper, trainable_share
-    from unlearn_repro.methods import METHODS, Context
 
     spec = runs(cfg)[run_name]
     t, impl = cfg.tdec, METHODS.get(spec["method"])
@@ -301,7 +299,7 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
     if "threshold" not in premise:
         raise ValueError(f"{base_dir}/meta.json has no premise.threshold: rebuild the base (tdec_base) with this code")
     limit = premise["threshold"]
-    mcfg = _method_cfg(cfg, spec)
+    mcfg = method_config(cfg, spec)
     wrappers = () if spec["adapter"] == "full" else (
         lora_wrapper(spec["adapter"], spec["targets"], t.lora.rank, t.lora.alpha, t.lora.fisher_eps,
                      t.lora.fisher_retain_rows),)
@@ -313,11 +311,11 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
         hook = ForgettingCriterion(cfg, tok, forget, limit)
         ctx = Context(cfg=mcfg, device=device, pad_id=tok.pad_token_id, seed=k, pretrained_path=Path(base_dir),
                       work_dir=work / f"set{k}", tokenizer=tok, hooks=(hook,), wrappers=wrappers)
-        model = impl.prepare(ctx, model, forget, rows["retain"], 1)
-        share = trainable_share(model)
-        model, stats = impl.unlearn(ctx, model, forget, rows["retain"], 1)
-        final = hook.finish(model)
-        model = checkpoint.unwrap(model)
+        seen = {}  # the adapted model's trainable share; EL / MA of the model as trained (adapters unmerged)
+        model, stats = impl.unlearn_cycle(ctx, model, forget, rows["retain"], 1,
+                                          on_prepared=lambda m: seen.update(share=trainable_share(m)),
+                                          on_unlearned=lambda m: seen.update(final=hook.finish(m)))
+        share, final = seen["share"], seen["final"]
         epochs = stats["stopped_after_epoch"]
         res = {"set": k, "forgotten": epochs is not None, "epochs": epochs, "epochs_run": len(hook.history),
                "el": final["el"], "ma": final["ma"], "curve": hook.history, "params_pct": share, "diverged": stats["diverged"],

@@ -25,6 +25,7 @@ import numpy as np
 from unlearn_repro.config import Frozen
 from unlearn_repro.data.registry import choose_source, load_split
 from unlearn_repro.io import read_json, write_json
+from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.metrics import tofu as M
 from unlearn_repro.models import checkpoint, tokenizers
 from unlearn_repro.optim import CurvatureHook
@@ -380,30 +381,25 @@ def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker
 
 
 def method_config(cfg, method: str, kind: str) -> Frozen:
-    """The params with `methods.<method>` set to this study's recipe for optimizer kind FO or SO."""
+    """The params with `methods.<method>` set to this study's recipe for optimizer kind FO or SO: the step
+    size on the method's step key, the retain weight and beta where its declaration asks for them."""
     if kind not in OPTIMIZER_KINDS:
         raise ValueError(f"optimizer kind must be one of {OPTIMIZER_KINDS}, got {kind!r}")
-    T = cfg.tofu
-    block = dict(cfg.methods[method].to_dict()) if method in cfg.methods else {}
-    block.update(optimizer=T.optimizers[kind], lr=T.lr[method][kind], epochs=T.epochs, weight_decay=T.weight_decay)
-    if method != "gradient_ascent":
-        block["gamma"] = T.gamma
-    if method == "npo":
-        block["beta"] = T.npo_beta
-    d = cfg.to_dict()
-    d["methods"][method] = block
-    d["unlearn"]["forget_batch_size"] = T.batch_size
+    T, impl = cfg.tofu, METHODS.get(method)
+    if method not in T.lr or kind not in T.lr[method]:
+        raise ValueError(f"tofu.lr.{method}.{kind} is not set: this study's step size for {method}, {kind}")
+    recipe = {"optimizer": T.optimizers[kind], "epochs": T.epochs, "weight_decay": T.weight_decay}
+    block = impl.study_block(cfg, recipe, step=T.lr[method][kind], retain_weight=T.gamma,
+                             reference_beta=T.npo_beta)
+    sections = {"unlearn": {"forget_batch_size": T.batch_size}, "data": {"max_length": T.max_length}}
     if "sophia" in T:  # this study's re-pick of Sophia's arguments (rho, hessian_every, ...)
-        d["optimizers"]["sophia"] = {**d["optimizers"].get("sophia", {}), **T.sophia.to_dict()}
-    d["data"]["max_length"] = T.max_length
-    return Frozen(d)
+        sections["optimizers"] = {"sophia": T.sophia.to_dict()}
+    return impl.study_config(cfg, block, **sections)
 
 
 def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retain: str | Path, out: str | Path,
                  tracker) -> dict:
     """Unlearn the forget set from the base model with one method and optimizer kind; per-epoch and final metrics."""
-    from unlearn_repro.methods import METHODS, Context
-
     out = Path(out)
     run_cfg = method_config(cfg, method, kind)
     impl = METHODS.get(method)
@@ -423,9 +419,9 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
     ctx = Context(cfg=run_cfg, device=device, pad_id=tok.pad_token_id, seed=seed, pretrained_path=Path(base),
                   work_dir=out.parent / f".{out.name}.resume", tokenizer=tok, hooks=(curvature, epochs))
     start = time.perf_counter()
-    model, stats = impl.unlearn(ctx, impl.prepare(ctx, model, forget, retain_items, 1), forget, retain_items, 1)
+    model, stats = impl.unlearn_cycle(ctx, model, forget, retain_items, 1)
     runtime = time.perf_counter() - start
-    final = scorer.full(checkpoint.unwrap(model), retain_ratios)
+    final = scorer.full(model, retain_ratios)
     steps_per_epoch = max(1, -(-len(forget) // cfg.tofu.batch_size))
     clip = curvature.clip_rates
     summary = {"method": method, "label": impl.label, "optimizer_kind": kind, "optimizer": run_cfg.methods[method]["optimizer"],

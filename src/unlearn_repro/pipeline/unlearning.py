@@ -44,7 +44,8 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
         ctx = Context(cfg=cfg, device=device, pad_id=tok.pad_token_id, seed=seed, pretrained_path=Path(pretrained),
                       work_dir=out_dir / "resume", tokenizer=tok, hooks=tuple(hooks), wrappers=tuple(wrappers))
         # finished cycles are reused only if made with these exact settings, data, split and code
-        fingerprint = {"params": impl.params(cfg), "max_length": cfg.data.max_length, "git_commit": git_commit(),
+        params = used_params(impl, cfg, cycles[:n_cycles])
+        fingerprint = {"params": params, "max_length": cfg.data.max_length, "git_commit": git_commit(),
                        "split": file_hash(split_file), "finetuned": file_hash(Path(finetuned) / "meta.json")}
         who = {"dataset": dataset, "model": model_name, "method": method, "seed": seed}
         records = _run_cycles(impl, ctx, model, seqs, cycles[:n_cycles], out_dir / "partial", fingerprint, lock, who)
@@ -56,11 +57,20 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
             shutil.rmtree(final)
         (out_dir / "partial").replace(final)
         summary = {"dataset": dataset, "model": model_name, "method": method, "label": impl.label, "seed": seed,
-                   "n_cycles": n_cycles, "params": impl.params(cfg), "cycles": records,
+                   "n_cycles": n_cycles, "params": params, "cycles": records,
                    "numerics": numerics.describe()}
         write_json(out_dir / "run.json", summary)
-        _log(tracker, impl.params(cfg), records, who, out_dir / "run.json")
+        _log(tracker, params, records, who, out_dir / "run.json")
     return summary
+
+
+def used_params(impl, cfg, cycles) -> dict:
+    """The params this run used, by params path (recorded in run.json, checkpoints and MLflow): the method's
+    declared ones, with unlearn.cycle_size as the split's cycles hold it: the split decides it (a study's
+    targets split has its own size), and the config's value is read where the split is made."""
+    params = impl.params(cfg)
+    params["unlearn"] = {**params["unlearn"], "cycle_size": len(cycles[0])}
+    return params
 
 
 def _run_cycles(impl, ctx, model, seqs, cycles, partial: Path, fingerprint: dict, lock, who: dict) -> list[dict]:
@@ -77,15 +87,14 @@ def _run_cycles(impl, ctx, model, seqs, cycles, partial: Path, fingerprint: dict
         forget = [seqs[i] for i in cycle]
         retain = [s for i, s in enumerate(seqs) if i not in removed]
         start = time.perf_counter()
-        model = impl.prepare(ctx, model, forget, retain, k)  # where a study or method wraps the model (LoRA)
-        model, stats = impl.unlearn(ctx, model, forget, retain, k)
-        model = checkpoint.unwrap(model)  # adapters merged: the next cycle (and a resumed run) starts plain
+        model, stats = impl.unlearn_cycle(ctx, model, forget, retain, k)  # prepare (LoRA...), unlearn, merge
         stats = {**stats, "cycle": k, "n_forget": len(forget), "n_retain": len(retain),
                  "runtime_s": time.perf_counter() - start}
         records.append(stats)
         lock.check()
         checkpoint.save(model, ctx.tokenizer, partial / f"cycle{k}", {**who, "cycle": k, "cycle_stats": stats,
-                                                                      "params": impl.params(ctx.cfg), "fingerprint": fingerprint})
+                                                                      "params": fingerprint["params"],
+                                                                      "fingerprint": fingerprint})
         print(f"[unlearn] {who['method']} {who['dataset']} {who['model']} seed {who['seed']}: cycle {k}/{len(cycles)} "
               f"in {stats['runtime_s']:.1f}s{' (DIVERGED)' if stats.get('diverged') else ''}", flush=True)
     return records

@@ -38,8 +38,9 @@ def build_report(cfg, collected: list[str], out_root: str | Path) -> None:
         raise ValueError(f"no metrics in {collected}")
     cycles = list(cfg.unlearn.table_cycles)
     methods = [m for m in cfg.methods.enabled if m in set(df["method"])]
+    cycle_size = int(max(df["n_forgotten"] // df["cycle"]))  # forget samples per cycle, as the runs recorded
     for dataset in [d for d in cfg.data.tasks if d in set(df["dataset"])]:
-        main_table(df[df["dataset"] == dataset], dataset, cycles, methods, cfg.unlearn.cycle_size, tables)
+        main_table(df[df["dataset"] == dataset], dataset, cycles, methods, cycle_size, tables)
     ok = converged(df)  # diverged runs: counted in the main tables and summaries, left out of every mean
     ranking_table(ok[ok["cycle"].isin(cycles)], methods, tables)
     runtime_table(ok, methods, tables, figures)

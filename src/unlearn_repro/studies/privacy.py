@@ -21,9 +21,9 @@ register(Study("privacy", "the privacy study (§7): Figure 3", schema=block_sche
         additionalProperties:
           type: object
           additionalProperties: false
-          required: [keys, values]
+          required: [values]
           properties:
-            keys: {type: array, items: {type: string}, minItems: 1}
+            keys: {type: array, items: {type: string}, minItems: 1}  # default: the method's step_key
             values: {type: array, items: {type: number}, minItems: 1}
 """), dvc=DvcStage(
     deps=("results/${profile}/models", "results/${profile}/splits", "rules/privacy.smk",

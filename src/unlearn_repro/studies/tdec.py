@@ -77,7 +77,7 @@ register(Study("tdec", "the FLoRA paper's TDEC study (Table 1, Figures 3-4)", da
           additionalProperties: false
           required: [method, adapter, lr]
           properties:
-            method: {enum: [gradient_ascent, gradient_difference, inverted_hinge]}
+            method: {$ref: "#/$defs/loss_method"}
             adapter: {enum: [full, lora, flora]}
             lr: {$ref: "#/$defs/pos_num"}
       ablation:

@@ -22,7 +22,7 @@ register(Study("tofu", "SOUL on TOFU (Table 1, Figure 1): FO vs SO unlearning", 
         type: array
         minItems: 1
         uniqueItems: true
-        items: {enum: [gradient_ascent, gradient_difference, preference, npo]}
+        items: {$ref: "#/$defs/loss_method"}
       optimizers:
         type: object
         additionalProperties: false
@@ -30,7 +30,7 @@ register(Study("tofu", "SOUL on TOFU (Table 1, Figure 1): FO vs SO unlearning", 
         properties: {FO: {$ref: "#/$defs/optimizer"}, SO: {$ref: "#/$defs/optimizer"}}
       lr:
         type: object
-        propertyNames: {enum: [gradient_ascent, gradient_difference, preference, npo]}
+        propertyNames: {$ref: "#/$defs/loss_method"}
         additionalProperties:
           type: object
           additionalProperties: false
