@@ -128,6 +128,7 @@ def _log(tracker, params: dict, records: list[dict], who: dict, run_json: Path) 
         for key, v in (r.get("fisher_deviation") or {}).items():
             metrics[f"fisher_deviation_cycle{r['cycle']}/{key}"] = v
         metrics.update({f"fisher_layout_cycle{r['cycle']}/{k}": v for k, v in (r.get("fisher_layout") or {}).items()})
+        metrics.update({f"curvature_cycle{r['cycle']}/{k}": v for k, v in (r.get("curvature") or {}).items()})
     tracker.log_run(f"unlearn/{who['method']}/{who['dataset']}/{who['model']}/seed{who['seed']}",
                     {**params, "n_cycles": len(records)}, metrics,
                     {"stage": "unlearn", **{k: str(v) for k, v in who.items()}, "cycles": str(len(records))},
