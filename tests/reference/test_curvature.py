@@ -150,3 +150,24 @@ def test_fisher_forgetting_run_reports_the_spread(tiny_model_and_batches, tmp_pa
     c = stats["curvature"]
     assert c["spread"] > 0.1 and c["noise_cosine"] == pytest.approx(1 / math.sqrt(1 + c["spread"] ** 2), rel=1e-6)
     assert 0 < c["sampled_noise_cosine"] < 1
+
+
+def test_regime_rules_pick_by_the_written_rule():
+    from unlearn_repro.metrics.curvature import select_kappa, select_rho, select_step, step_candidates
+    rows = [{"kappa": 0.01, "cosine": 0.5, "noise_cosine": 0.8}, {"kappa": 0.1, "cosine": 0.85, "noise_cosine": 0.94},
+            {"kappa": 1.0, "cosine": 0.88, "noise_cosine": 0.97}, {"kappa": 10.0, "cosine": 0.93, "noise_cosine": 0.99}]
+    assert select_kappa(rows) == (0.1, True)            # kappa 1 fails on the noise, 10 on the margin
+    assert select_kappa(rows[2:]) == (1.0, False)       # no kappa shapes the noise: Fisher Removal's alone
+    assert select_kappa(rows[3:]) == (None, False)
+    assert list(step_candidates(decades=1)) == [1e-3, 5e-4, 2.5e-4, 1e-4, 5e-5, 2.5e-5, 1e-5]
+    seen = []
+
+    def measure(step):                                  # Delta NLL grows with the step: 2e3 * step
+        seen.append(step)
+        return {"delta_test_nll": 2e3 * step}
+    chosen, out = select_step(measure, bound=0.1)
+    assert chosen == 5e-5 and seen == [1e-3, 5e-4, 2.5e-4, 1e-4, 5e-5]  # stops at the first
+    assert select_step(lambda s: {"delta_test_nll": math.nan}, decades=0)[0] is None
+    clip = [{"rho": 0.04, "clip_rate": 1.0}, {"rho": 1, "clip_rate": 0.7}, {"rho": 10, "clip_rate": 0.45},
+            {"rho": 100, "clip_rate": 0.05}]
+    assert select_rho(clip) == 10 and select_rho(clip[:1]) is None

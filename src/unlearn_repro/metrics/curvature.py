@@ -20,6 +20,7 @@ import math
 import torch
 
 COSINE_MAX = 0.95      # above: the second-order step points where the first-order one does
+COSINE_SELECT = 0.9    # the regime rule picks damping with this margin below COSINE_MAX
 CLIP_MAX = 0.9         # above: Sophia is sign-momentum descent (rho h plays no part)
 CLIP_BAND = (0.1, 0.9)  # the regime rule's target for Sophia's clip rate (docs/curvature.md)
 QUARTER = 0.25         # Fisher Forgetting's power of F^-1
@@ -86,3 +87,53 @@ def sophia_summary(clip_rates: list[float], unclipped: list[float], steps_per_ep
     premise = {"clip_rate": sum(clip_rates) / len(clip_rates), "unclipped_share": sum(unclipped) / len(unclipped)}
     return {"clip_rate_per_epoch": per_epoch(clip_rates), "unclipped_share_per_epoch": per_epoch(unclipped),
             "curvature": {**premise, "verdict": verdict("sophia", premise)}}
+
+
+# -- the regime rule (docs/curvature.md): damping on the Fisher's scale, steps from the paper's grid -----------
+PAPER_GRID = (1.0e-4, 2.5e-4, 5.0e-4, 1.0e-3)   # gamma, mu = sigma: the paper's grid search range [1e-4, 1e-3]
+NLL_BOUND = 0.1                                   # nats per test token a chosen step may cost (test PPL +10.5 %)
+
+
+def select_kappa(rows: list[dict], limit: float = COSINE_SELECT) -> tuple[float | None, bool]:
+    """(kappa, whether Fisher Forgetting's noise is shaped too). The largest kappa (the most damped, most
+    stable F^-1) at which Fisher Removal's cosine is at most `limit` (a margin below the verdict's COSINE_MAX:
+    other batches and cycles vary) and Fisher Forgetting's expected noise cosine at most COSINE_MAX; if no
+    kappa shapes the noise, the largest meeting Fisher Removal's condition alone (Fisher Forgetting is then
+    curvature-degenerate at every kappa, and the table says so). None if no kappa bends the step."""
+    removal = [r for r in rows if r["cosine"] <= limit]
+    both = [r["kappa"] for r in removal if r["noise_cosine"] <= COSINE_MAX]
+    if both:
+        return max(both), True
+    return (max(r["kappa"] for r in removal) if removal else None), False
+
+
+def step_candidates(grid=PAPER_GRID, decades: int = 4):
+    """The grid, largest first, then the grid a decade lower, and so on (`decades` times): under a damping
+    far below the paper's lambda = 1 the paper's steps may all be too large, and the rule goes down, never up."""
+    seen = set()
+    for k in range(decades + 1):
+        for v in sorted(grid, reverse=True):
+            step = float(f"{v * 10.0 ** -k:.3g}")
+            if step not in seen:
+                seen.add(step)
+                yield step
+
+
+def select_step(measure, bound: float = NLL_BOUND, grid=PAPER_GRID, decades: int = 4) -> tuple[float | None, list]:
+    """The largest step of `step_candidates` whose measured Delta test NLL (`measure(step) -> dict` with
+    'delta_test_nll') is at most `bound`; scanning stops at the first such step. (chosen or None, every row)."""
+    rows = []
+    for step in step_candidates(grid, decades):
+        row = {"step": step, **measure(step)}
+        rows.append(row)
+        d = row["delta_test_nll"]
+        if d is not None and math.isfinite(d) and d <= bound:
+            return step, rows
+    return None, rows
+
+
+def select_rho(rows: list[dict], band: tuple[float, float] = CLIP_BAND) -> float | None:
+    """Of the rhos measured, the one whose clip rate lies in `band` and nearest its middle (None if none does)."""
+    mid = sum(band) / 2
+    ok = [r for r in rows if band[0] <= r["clip_rate"] <= band[1]]
+    return min(ok, key=lambda r: abs(r["clip_rate"] - mid))["rho"] if ok else None

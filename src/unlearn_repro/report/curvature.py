@@ -12,7 +12,8 @@ from unlearn_repro.metrics.curvature import CLIP_MAX, COSINE_MAX, verdict
 
 NEWTON = ("fisher_removal", "fisher_forgetting")
 COLUMNS = ["study", "method", "dataset", "model", "seed", "cycle", "damping", "diag_mean", "cosine", "cosine_max",
-           "norm_ratio", "spread", "noise_cosine", "clip_rate", "unclipped_share", "verdict"]
+           "norm_ratio", "spread", "noise_cosine", "noise_norm_ratio", "sampled_noise_cosine", "clip_rate",
+           "unclipped_share", "verdict"]
 RULE = (f"curvature-degenerate: Fisher Removal cos(F^-1 g, g) > {COSINE_MAX}; Fisher Forgetting expected cos"
         f"(F^-1/4 M, M) = 1/sqrt(1 + spread^2) > {COSINE_MAX}; Sophia clip rate > {CLIP_MAX}")
 
@@ -40,13 +41,43 @@ def sophia_rows(study: str, summary: dict, model: str | None = None) -> list[dic
              "unclipped_share": premise["unclipped_share"], "verdict": verdict("sophia", premise)}]
 
 
+def privacy_rows(study: str, result: dict) -> list[dict]:
+    """One row per grid point of a privacy-study method (its coefficient value in the `cycle` column)."""
+    if result.get("method") not in NEWTON:
+        return []
+    return [{"study": study, "method": f"{result['method']} ({p['coefficient']}={p['value']:g})",
+             "dataset": result.get("dataset"), "model": result.get("model"), "seed": result.get("seed"), "cycle": 1,
+             **(p.get("curvature") or {}), "verdict": verdict(result["method"], p.get("curvature") or {})}
+            for p in result.get("points", [])]
+
+
 def premise_table(study: str, files: list[str | Path], model: str | None = None) -> pd.DataFrame:
-    """The premise table of a study from its run.json files (unlearning.run) or TOFU run summaries."""
+    """The premise table of a study from its run.json files (unlearning.run), privacy results or TOFU run
+    summaries."""
     rows = []
     for f in files:
         rec = read_json(f)
-        rows += sophia_rows(study, rec, model) if "optimizer_kind" in rec else newton_rows(study, rec)
+        rows += (sophia_rows(study, rec, model) if "optimizer_kind" in rec else
+                 privacy_rows(study, rec) if "points" in rec else newton_rows(study, rec))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+STUDY_FILES = {"main": "runs/fisher_*/*/*/seed*/run.json", "memorization": "memorization/runs/fisher_*/*/*/seed*/run.json",
+               "privacy": "privacy/unlearn/fisher_*/*/*.json", "tofu": "tofu/runs/*/SO/seed*.json"}
+
+
+def study_tables(results: str | Path, out_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    """The premise table of every study with runs under `results` (results/<profile>), written to
+    `out_dir` (default results/<profile>/curvature) as premise_<study>.md / .csv."""
+    results = Path(results)
+    out_dir = Path(out_dir) if out_dir else results / "curvature"
+    tables = {}
+    for study, pattern in STUDY_FILES.items():
+        files = sorted(results.glob(pattern))
+        if files:
+            tables[study] = t = premise_table(study, files)
+            write(t, out_dir / f"premise_{study}.md", out_dir / f"premise_{study}.csv")
+    return tables
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -78,3 +109,9 @@ def is_degenerate(table: pd.DataFrame) -> bool:
     v = table["verdict"]
     measured = v[v != "not measured"]
     return bool(len(measured)) and bool((measured == "curvature-degenerate").all())
+
+
+if __name__ == "__main__":  # python -m unlearn_repro.report.curvature results/<profile> [out_dir]
+    import sys
+    for name, table in study_tables(*sys.argv[1:3]).items():
+        print(f"{name}: {len(table)} rows, {int((table['verdict'] == 'curvature-degenerate').sum())} curvature-degenerate")
