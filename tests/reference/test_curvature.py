@@ -171,3 +171,13 @@ def test_regime_rules_pick_by_the_written_rule():
     clip = [{"rho": 0.04, "clip_rate": 1.0}, {"rho": 1, "clip_rate": 0.7}, {"rho": 10, "clip_rate": 0.45},
             {"rho": 100, "clip_rate": 0.05}]
     assert select_rho(clip) == 10 and select_rho(clip[:1]) is None
+
+
+def test_sophia_summary_means_per_epoch_and_verdict():
+    from unlearn_repro.metrics.curvature import sophia_summary
+    s = sophia_summary([1.0, 0.9, 0.5, 0.3, 0.2], [0.0, 0.1, 0.4, 0.6, 0.8], steps_per_epoch=2)
+    assert s["clip_rate_per_epoch"] == pytest.approx([0.95, 0.4, 0.2])
+    assert s["unclipped_share_per_epoch"] == pytest.approx([0.05, 0.5, 0.8])
+    assert s["curvature"]["clip_rate"] == pytest.approx(0.58) and s["curvature"]["verdict"] == "met"
+    assert sophia_summary([1.0, 0.99], [0.0, 0.0], 1)["curvature"]["verdict"] == "curvature-degenerate"
+    assert sophia_summary([], [], 3) == {}
