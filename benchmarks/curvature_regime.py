@@ -97,7 +97,7 @@ def newton_regime(cfg, finetuned: Path, data_dir: Path) -> dict:
            "fisher": cfg.fisher.to_dict(), "bound_delta_test_nll": C.NLL_BOUND, "kappa_scan": None}
     out["kappa_scan"] = scan = kappa_scan(cfg, model, forget, retain, pad, device)
     kappa = scan["kappa"]
-    run = lambda c, m: one_cycle(c, m, model, forget, retain, pad, device, test, base)  # noqa: E731
+    run = lambda c, m: one_cycle(c, m, model, forget, retain, pad, device, test, base)
     old = cfg  # the embedded profile as it was: absolute lambda = 1e-3, gamma 3e-4, mu = sigma = 1e-4
     old = with_(old, fisher__damping=1e-3, fisher__damping_mode="absolute", methods__fisher_removal__gamma=3e-4,
                 methods__fisher_forgetting__mu=1e-4, methods__fisher_forgetting__sigma=1e-4)

@@ -10,7 +10,12 @@ import torch
 from unlearn_repro.fisher import EmpiricalFisherInverse
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.methods.newton import flat_grad, relative_damping, retain_stream
-from unlearn_repro.metrics.curvature import newton_premise, power_spread, sophia_clip, verdict
+from unlearn_repro.metrics.curvature import (
+    newton_premise,
+    power_spread,
+    sophia_clip,
+    verdict,
+)
 from unlearn_repro.optim import Sophia
 
 
@@ -45,7 +50,7 @@ def _model_grads(tiny_model_and_batches, n: int):
 
 def test_premise_numbers_match_the_dense_fisher(tiny_model_and_batches):
     """cosine, norm ratio and F^-1/4 spread from the Woodbury blocks equal those of the dense inverse."""
-    _, seqs, _, grads = _model_grads(tiny_model_and_batches, 5)
+    grads = _model_grads(tiny_model_and_batches, 5)[3]
     g_plus, g = grads[:4], grads[4]
     d, block, m, lam = g_plus.shape[1], 20, 4, 1e-4            # 384 = 19 blocks of 20 + 4: padding
     fisher = EmpiricalFisherInverse(d, block, lam, m, dtype=torch.float64)
@@ -113,8 +118,8 @@ def test_sophia_clip_rate_and_unclipped_share_by_hand():
 
 
 def _ctx(tmp_path, **fisher):
-    from unlearn_repro.config import Frozen, load
     from tests.conftest import ROOT
+    from unlearn_repro.config import Frozen, load
     raw = load(ROOT / "params.yaml", "ci").to_dict()
     raw["fisher"].update(fisher)
     raw["unlearn"]["forget_batch_size"] = 2
@@ -153,7 +158,12 @@ def test_fisher_forgetting_run_reports_the_spread(tiny_model_and_batches, tmp_pa
 
 
 def test_regime_rules_pick_by_the_written_rule():
-    from unlearn_repro.metrics.curvature import select_kappa, select_rho, select_step, step_candidates
+    from unlearn_repro.metrics.curvature import (
+        select_kappa,
+        select_rho,
+        select_step,
+        step_candidates,
+    )
     rows = [{"kappa": 0.01, "cosine": 0.5, "noise_cosine": 0.8}, {"kappa": 0.1, "cosine": 0.85, "noise_cosine": 0.94},
             {"kappa": 1.0, "cosine": 0.88, "noise_cosine": 0.97}, {"kappa": 10.0, "cosine": 0.93, "noise_cosine": 0.99}]
     assert select_kappa(rows) == (0.1, True)            # kappa 1 fails on the noise, 10 on the margin
@@ -165,7 +175,7 @@ def test_regime_rules_pick_by_the_written_rule():
     def measure(step):                                  # Delta NLL grows with the step: 2e3 * step
         seen.append(step)
         return {"delta_test_nll": 2e3 * step}
-    chosen, out = select_step(measure, bound=0.1)
+    chosen, _ = select_step(measure, bound=0.1)
     assert chosen == 5e-5 and seen == [1e-3, 5e-4, 2.5e-4, 1e-4, 5e-5]  # stops at the first
     assert select_step(lambda s: {"delta_test_nll": math.nan}, decades=0)[0] is None
     clip = [{"rho": 0.04, "clip_rate": 1.0}, {"rho": 1, "clip_rate": 0.7}, {"rho": 10, "clip_rate": 0.45},

@@ -82,7 +82,7 @@ def sophia_summary(clip_rates: list[float], unclipped: list[float], steps_per_ep
     the verdict (empty for a run without Sophia)."""
     if not clip_rates:
         return {}
-    per_epoch = lambda xs: [sum(xs[i:i + steps_per_epoch]) / len(xs[i:i + steps_per_epoch])  # noqa: E731
+    per_epoch = lambda xs: [sum(xs[i:i + steps_per_epoch]) / len(xs[i:i + steps_per_epoch])
                             for i in range(0, len(xs), steps_per_epoch)]
     premise = {"clip_rate": sum(clip_rates) / len(clip_rates), "unclipped_share": sum(unclipped) / len(unclipped)}
     return {"clip_rate_per_epoch": per_epoch(clip_rates), "unclipped_share_per_epoch": per_epoch(unclipped),
