@@ -99,7 +99,10 @@ def write(table: pd.DataFrame, out_md: str | Path, out_csv: str | Path | None = 
     if out_csv:
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out_csv, index=False)
-    fmt = lambda df: df.to_markdown(index=False, floatfmt=".4g") if not df.empty else "(no second-order runs)"
+    def fmt(df):
+        if df.empty:
+            return "(no second-order runs)"
+        return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="—")
     write_text(out_md, f"# Curvature premise\n\n{RULE}\n\n## Summary\n\n{fmt(summarize(table))}\n\n"
                        f"## Runs\n\n{fmt(table.dropna(axis=1, how='all'))}\n")
 
