@@ -144,6 +144,7 @@ def test_fisher_removal_run_reports_its_premise(tiny_model_and_batches, tmp_path
     assert c["damping"] == pytest.approx(lam, rel=1e-6)
     assert c["cosine"] == pytest.approx(float(ref @ g / (ref.norm() * g.norm())), rel=1e-4)
     assert c["norm_ratio"] == pytest.approx(float(lam * ref.norm() / g.norm()), rel=1e-4)
+    assert stats["curvature_steps"]["cosine"] == [pytest.approx(c["cosine"])]   # one forget batch: one step
 
 
 def test_fisher_forgetting_run_reports_the_spread(tiny_model_and_batches, tmp_path):

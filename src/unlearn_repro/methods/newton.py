@@ -130,7 +130,7 @@ class NewtonMethod(Method):
         forget_batches = [[forget[i] for i in idx]
                           for idx in batch_order(len(forget), ctx.cfg.unlearn.forget_batch_size, ctx.seed, cycle)]
         t0, fisher_time, deviations, update_norms = time.perf_counter(), 0.0, [], []  # norms: one per batch
-        premises = []                                                 # one per rebuild and one per step
+        premises, steps = [], []                                      # per rebuild and step; per step
         fisher, layouts, width = None, [], max(len(per_sample._ids(s)) for s in retain)
         for b, batch in enumerate(forget_batches):
             if fisher is None or fcfg.rebuild == "per_batch":
@@ -145,6 +145,7 @@ class NewtonMethod(Method):
                 premises.append(self.rebuild_premise(fisher))
             delta, premise = self.step(ctx, model, fisher, batch, generator)
             premises.append(premise)
+            steps.append(premise)
             if not torch.isfinite(delta).all():
                 return model, {"diverged": True, "wall_time_s": time.perf_counter() - t0,
                                "diverged_reason": f"non-finite Newton update in forget batch {b + 1}",
@@ -156,6 +157,7 @@ class NewtonMethod(Method):
                        "fisher_deviation": _mean_dicts(deviations),
                        "update_norm_mean": sum(update_norms) / len(update_norms),
                        "curvature": mean_premise(premises),
+                       "curvature_steps": _per_step(steps),
                        "fisher_layout": _largest(layouts), "diverged": False}
 
 
@@ -174,6 +176,11 @@ def _layer_segments(model) -> dict[str, tuple[int, int]]:
 def _largest(layouts: list[dict]) -> dict:
     """The cycle's layout with the highest planned peak (rebuilds normally all choose the same one)."""
     return max(layouts, key=lambda x: x["planned_peak_gib"]) if layouts else {}
+
+
+def _per_step(steps: list[dict]) -> dict[str, list[float]]:
+    """The step premises as one series per number (MLflow step metrics)."""
+    return {k: [p.get(k, math.nan) for p in steps] for k in (steps[0] if steps else {})}
 
 
 def _mean_dicts(ds: list[dict]) -> dict:
