@@ -149,7 +149,7 @@ class NewtonMethod(Method):
             if not torch.isfinite(delta).all():
                 return model, {"diverged": True, "wall_time_s": time.perf_counter() - t0,
                                "diverged_reason": f"non-finite Newton update in forget batch {b + 1}",
-                               "fisher_layout": _largest(layouts)}
+                               "fisher_layout": _largest(layouts), "curvature": mean_premise(premises)}
             add_to_params(model, delta)
             update_norms.append(float(delta.norm()))
         return model, {"wall_time_s": time.perf_counter() - t0, "fisher_time_s": fisher_time,
