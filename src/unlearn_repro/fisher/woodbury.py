@@ -252,6 +252,7 @@ class EmpiricalFisherInverse:
                        for dev, (lo, hi) in zip(self.devices, self.ranges)]   # F^-1, or F while accumulating
         self._holds_fisher = False
         self.count = 0
+        self.sq_norm_sum = 0.0  # sum of ||g||^2 over the gradients added: trace(G^T G), the Fisher's scale
         self._eig = None
 
     # -- layout --------------------------------------------------------------------------------------
@@ -305,6 +306,7 @@ class EmpiricalFisherInverse:
         """One step of Eq. 8: F^-1 <- F^-1 - (F^-1 g)(F^-1 g)^T / (m + g^T F^-1 g), per block, in place."""
         self._check(grad)
         self.finalize()
+        self._scale(grad)
         for part, s, e, first in self._slices():
             inv, write_back = self._edit(part, s, e)
             g = self._vec_blocks(grad, first, e - s, part.device)     # [n, B]
@@ -323,6 +325,7 @@ class EmpiricalFisherInverse:
             grads = grads.unsqueeze(0)
         self._check(grads)
         self.finalize()
+        self._scale(grads)
         for part, s, e, first in self._slices():
             inv, write_back = self._edit(part, s, e)
             for chunk in grads.split(self.block_size):
@@ -341,6 +344,7 @@ class EmpiricalFisherInverse:
         if grads.dim() == 1:
             grads = grads.unsqueeze(0)
         self._check(grads)
+        self._scale(grads)
         if not self._holds_fisher:                                     # switch to holding F (exact for the prior)
             for part, s, e, _ in self._slices():
                 if self.count == 0:
@@ -359,6 +363,43 @@ class EmpiricalFisherInverse:
         self.count += n_new
         self._eig = None
 
+    def _scale(self, grads: torch.Tensor) -> None:
+        self.sq_norm_sum += float(grads.double().pow(2).sum())
+
+    def diag_mean(self) -> float:
+        """Mean of diag((1/m) G^T G) over all d coordinates, the damping left out: the Fisher's own scale
+        (the blocks keep the full diagonal, so it is also the block-diagonal Fisher's)."""
+        return self.sq_norm_sum / (self.num_grads * self.dim)
+
+    def set_damping(self, damping: float) -> None:
+        """Replace lambda by adding (lambda' - lambda) I to the held Fisher blocks: exact, but only before
+        the inversion (the accumulate path, or nothing added yet), since F^-1 itself cannot be re-damped."""
+        if damping <= 0:
+            raise ValueError(f"damping must be > 0, got {damping}")
+        if self.count and not self._holds_fisher:
+            raise ValueError("set_damping: F^-1 was already formed (re-damping needs fisher.update: accumulate)")
+        shift, self.damping = float(damping) - self.damping, float(damping)
+        for part, s, e, _ in self._slices():
+            if self._holds_fisher:
+                part[s:e].diagonal(dim1=1, dim2=2).add_(shift)
+            else:                                                      # still the prior I / lambda
+                part[s:e].copy_(torch.eye(self.block_size, dtype=part.dtype, device=part.device) / self.damping)
+        self._eig = None
+
+    def eigenvalues(self) -> torch.Tensor:
+        """The d eigenvalues of F^-1 (all blocks'), from the cached decomposition. The zero-padded end of
+        the last block adds `pad` eigenvalues 1/lambda that are no coordinate's: those are dropped."""
+        self._decompose()
+        w = torch.cat([w.reshape(-1).cpu() for w, _ in self._eig]).double()
+        pad = self.n_blocks * self.block_size - self.dim
+        if pad:
+            last = w[-self.block_size:]
+            drop = (last - 1.0 / self.damping).abs().argsort()[:pad]
+            keep = torch.ones(self.block_size, dtype=torch.bool)
+            keep[drop] = False
+            w = torch.cat([w[:-self.block_size], last[keep]])
+        return w
+
     # -- using ---------------------------------------------------------------------------------------
     def _apply(self, v: torch.Tensor, fn) -> torch.Tensor:
         """Concatenate fn(slice index, slice, x) over the slices, x = v's blocks on the slice's device."""
@@ -374,14 +415,18 @@ class EmpiricalFisherInverse:
         """F^-1 v for a vector of shape [dim]."""
         return self._apply(v, lambda i, blk, x: torch.bmm(blk.to(self.work_dtype), x))
 
-    def power_matmul(self, v: torch.Tensor, p: float) -> torch.Tensor:
-        """(F^-1)^p v per block, through one batched eigendecomposition (cached until the next update)."""
+    def _decompose(self) -> None:
+        """Per-block eigendecomposition of F^-1, cached until the next update."""
         self.finalize()
         if self._eig is None:
             self._eig = []
             for part, s, e, _ in self._slices():
                 w, q = batched_eigh(part[s:e].to(self.work_dtype))
                 self._eig.append((w.clamp_min(torch.finfo(w.dtype).tiny), q.to(self.dtype)))
+
+    def power_matmul(self, v: torch.Tensor, p: float) -> torch.Tensor:
+        """(F^-1)^p v per block, through one batched eigendecomposition (cached until the next update)."""
+        self._decompose()
 
         def apply(i, blk, x):
             w, q = self._eig[i]

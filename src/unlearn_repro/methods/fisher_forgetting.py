@@ -8,6 +8,7 @@ import torch
 
 from unlearn_repro.methods.base import POS_NUM, object_schema, register
 from unlearn_repro.methods.newton import NewtonMethod
+from unlearn_repro.metrics.curvature import QUARTER, newton_premise, power_spread
 
 
 @register
@@ -19,4 +20,10 @@ class FisherForgetting(NewtonMethod):
     def step(self, ctx, model, fisher, forget_batch, generator):
         p = ctx.cfg.methods.fisher_forgetting
         noise = torch.randn(fisher.dim, generator=generator).to(fisher.device)
-        return (p.mu * p.sigma ** 2) ** 0.25 * fisher.power_matmul(noise, 0.25)
+        shaped = fisher.power_matmul(noise, QUARTER)
+        drawn = newton_premise(shaped, noise, fisher.damping ** QUARTER)  # this draw's cosine with M
+        return (p.mu * p.sigma ** 2) ** 0.25 * shaped, {"sampled_noise_cosine": drawn["cosine"]}
+
+    def rebuild_premise(self, fisher):
+        """The spread of F^-1/4's eigenvalues (from the decomposition power_matmul caches anyway)."""
+        return {**super().rebuild_premise(fisher), **power_spread(fisher.eigenvalues(), fisher.damping)}

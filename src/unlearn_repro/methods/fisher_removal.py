@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from unlearn_repro.methods.base import POS_NUM, object_schema, register
 from unlearn_repro.methods.newton import NewtonMethod, flat_grad
+from unlearn_repro.metrics.curvature import newton_premise
 
 
 @register
@@ -12,5 +13,6 @@ class FisherRemoval(NewtonMethod):
     schema = object_schema(gamma=POS_NUM)
 
     def step(self, ctx, model, fisher, forget_batch, generator):
-        delta = flat_grad(model, forget_batch, ctx.pad_id, ctx.device).float()
-        return ctx.cfg.methods.fisher_removal.gamma * fisher.matmul(delta)
+        grad = flat_grad(model, forget_batch, ctx.pad_id, ctx.device).float()
+        direction = fisher.matmul(grad)
+        return ctx.cfg.methods.fisher_removal.gamma * direction, newton_premise(direction, grad, fisher.damping)

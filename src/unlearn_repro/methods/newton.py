@@ -13,6 +13,7 @@ from unlearn_repro.fisher import EmpiricalFisherInverse, per_sample, plan_layout
 from unlearn_repro.fisher.per_sample import flat_grad  # noqa: F401 (the forget-batch gradient of the methods)
 from unlearn_repro.fisher.woodbury import layout_line, layout_record
 from unlearn_repro.methods.base import Method
+from unlearn_repro.metrics.curvature import mean_premise
 from unlearn_repro.objectives import RetainSampler
 from unlearn_repro.progress import progress
 from unlearn_repro.train import batch_order
@@ -71,6 +72,10 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher",
                                               shards=fcfg.shards, max_bytes=int(fcfg.max_memory_gb * 2**30),
                                               chunk=fcfg.chunk, grad_row_bytes=row, model_bytes=model_bytes(model),
                                               power=power)
+    relative = fcfg.get("damping_mode", "absolute") == "relative"
+    if relative and fcfg.update != "accumulate":
+        raise ValueError("fisher.damping_mode: relative sets lambda from the accumulated Fisher before inverting "
+                         f"it: it needs fisher.update: accumulate (got {fcfg.update})")
     fisher = EmpiricalFisherInverse(dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, dtype=dtype, devices=devices)
     fisher.layout = layout_record(devices, dtype, chunk, plan, fcfg.chunk)
     _log_layout(fisher.layout)
@@ -80,8 +85,17 @@ def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher",
     for grads in progress(chunks, total=math.ceil(fcfg.num_grads / chunk), desc=desc, every_s=30):
         add(grads)
         del grads
+    if relative:
+        fisher.set_damping(relative_damping(fisher.diag_mean(), fcfg.kappa, fcfg.damping))
     fisher.finalize()  # the inversion counts in the Fisher step's time
     return fisher
+
+
+def relative_damping(diag_mean: float, kappa: float, fallback: float) -> float:
+    """lambda = kappa * mean(diag F_hat): damping on the Fisher's own scale, so that lambda neither swamps the
+    curvature (F^-1 ~ I/lambda) nor vanishes under it whatever the model's gradient scale. A Fisher of zero
+    gradients has no scale: the absolute fisher.damping then."""
+    return kappa * diag_mean if diag_mean > 0 else fallback
 
 
 _logged_layout: dict | None = None
@@ -101,8 +115,13 @@ class NewtonMethod(Method):
     sections = ("fisher",)
     powers = False  # uses F^-1 powers (an eigendecomposition cached beside F^-1: counted in the memory plan)
 
-    def step(self, ctx, model, fisher: EmpiricalFisherInverse, forget_batch, generator) -> torch.Tensor:
+    def step(self, ctx, model, fisher: EmpiricalFisherInverse, forget_batch, generator) -> tuple[torch.Tensor, dict]:
+        """(the parameter update, its curvature premise: metrics.curvature)."""
         raise NotImplementedError
+
+    def rebuild_premise(self, fisher: EmpiricalFisherInverse) -> dict:
+        """Premise numbers of a new F^-1 itself (not of a step): its damping and scale, and a method's own."""
+        return {"damping": fisher.damping, "diag_mean": fisher.diag_mean()}
 
     def unlearn(self, ctx, model, forget, retain, cycle):
         fcfg = ctx.cfg.fisher
@@ -111,6 +130,7 @@ class NewtonMethod(Method):
         forget_batches = [[forget[i] for i in idx]
                           for idx in batch_order(len(forget), ctx.cfg.unlearn.forget_batch_size, ctx.seed, cycle)]
         t0, fisher_time, deviations, update_norms = time.perf_counter(), 0.0, [], []  # norms: one per batch
+        premises, steps = [], []                                      # per rebuild and step; per step
         fisher, layouts, width = None, [], max(len(per_sample._ids(s)) for s in retain)
         for b, batch in enumerate(forget_batches):
             if fisher is None or fcfg.rebuild == "per_batch":
@@ -122,17 +142,22 @@ class NewtonMethod(Method):
                 fisher_time += time.perf_counter() - t1
                 deviations.append(fisher.deviation_from_prior(_layer_segments(model)))
                 layouts.append(fisher.layout)
-            delta = self.step(ctx, model, fisher, batch, generator)
+                premises.append(self.rebuild_premise(fisher))
+            delta, premise = self.step(ctx, model, fisher, batch, generator)
+            premises.append(premise)
+            steps.append(premise)
             if not torch.isfinite(delta).all():
                 return model, {"diverged": True, "wall_time_s": time.perf_counter() - t0,
                                "diverged_reason": f"non-finite Newton update in forget batch {b + 1}",
-                               "fisher_layout": _largest(layouts)}
+                               "fisher_layout": _largest(layouts), "curvature": mean_premise(premises)}
             add_to_params(model, delta)
             update_norms.append(float(delta.norm()))
         return model, {"wall_time_s": time.perf_counter() - t0, "fisher_time_s": fisher_time,
                        "fisher_rebuilds": len(deviations), "forget_batches": len(forget_batches),
                        "fisher_deviation": _mean_dicts(deviations),
                        "update_norm_mean": sum(update_norms) / len(update_norms),
+                       "curvature": mean_premise(premises),
+                       "curvature_steps": _per_step(steps),
                        "fisher_layout": _largest(layouts), "diverged": False}
 
 
@@ -151,6 +176,11 @@ def _layer_segments(model) -> dict[str, tuple[int, int]]:
 def _largest(layouts: list[dict]) -> dict:
     """The cycle's layout with the highest planned peak (rebuilds normally all choose the same one)."""
     return max(layouts, key=lambda x: x["planned_peak_gib"]) if layouts else {}
+
+
+def _per_step(steps: list[dict]) -> dict[str, list[float]]:
+    """The step premises as one series per number (MLflow step metrics)."""
+    return {k: [p.get(k, math.nan) for p in steps] for k in (steps[0] if steps else {})}
 
 
 def _mean_dicts(ds: list[dict]) -> dict:

@@ -46,6 +46,7 @@ class Sophia(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), rho=rho, weight_decay=weight_decay, eps=eps,
                                       estimator=estimator, hessian_every=hessian_every))
         self.clip_rate = math.nan  # share of coordinates whose step was clipped in the last step()
+        self.unclipped_share = math.nan  # share of the last step's L1 mass from unclipped (curvature-scaled) ones
 
     def _state(self, p):
         st = self.state[p]
@@ -70,7 +71,7 @@ class Sophia(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        clipped, total = 0, 0
+        sums, total = [], 0                                     # per tensor: clipped, unclipped mass, mass
         for group in self.param_groups:
             lr, (b1, _), rho, wd, eps = group["lr"], group["betas"], group["rho"], group["weight_decay"], group["eps"]
             for p in group["params"]:
@@ -81,10 +82,14 @@ class Sophia(torch.optim.Optimizer):
                 p.mul_(1 - lr * wd)
                 m = st["exp_avg"].mul_(b1).add_(p.grad, alpha=1 - b1)
                 ratio = m.abs() / torch.clamp(rho * st["hessian"], min=eps)
-                clipped = clipped + (ratio >= 1).sum()          # a tensor: one host sync per step, below
+                free = ratio < 1
                 total += ratio.numel()
-                p.addcmul_(m.sign(), ratio.clamp_(max=1.0), value=-lr)
-        self.clip_rate = int(clipped) / total if total else math.nan
+                ratio.clamp_(max=1.0)
+                sums.append(torch.stack([(~free).sum().double(), (ratio * free).sum().double(), ratio.sum().double()]))
+                p.addcmul_(m.sign(), ratio, value=-lr)
+        clipped, free_mass, mass = torch.stack(sums).sum(0).tolist() if sums else (0, 0.0, 0.0)  # one host sync
+        self.clip_rate = clipped / total if total else math.nan
+        self.unclipped_share = free_mass / mass if mass else math.nan
         return loss
 
 
@@ -103,11 +108,13 @@ class CurvatureHook(Hook):
         self.sampler = RetainSampler(list(items), batch_size, seed, pad_id, device) if items else None
         self.seed = seed
         self.clip_rates: list[float] = []
+        self.unclipped_shares: list[float] = []
 
     def on_step_end(self, step, model, optimizer, loss):
         if not isinstance(optimizer, Sophia):
             return
         self.clip_rates.append(optimizer.clip_rate)
+        self.unclipped_shares.append(optimizer.unclipped_share)
         group = optimizer.param_groups[0]
         if group["estimator"] == "squared_grad":
             optimizer.update_hessian()  # p.grad still holds this step's unlearning gradient

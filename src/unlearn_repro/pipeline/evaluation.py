@@ -101,7 +101,8 @@ def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, o
         k = rec["cycle"]
         forget_idx = [i for c in cycles[:k] for i in c]
         row = {"cycle": k, "n_forgotten": len(forget_idx), "runtime_s": rec["runtime_s"],
-               "fisher_deviation": (rec.get("fisher_deviation") or {}).get("all")}
+               "fisher_deviation": (rec.get("fisher_deviation") or {}).get("all"),
+               "curvature": rec.get("curvature")}  # metrics.curvature: the second-order premise
         s = None
         if not rec.get("diverged"):
             model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / f"cycle{k}")

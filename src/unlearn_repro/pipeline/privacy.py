@@ -186,7 +186,8 @@ def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretra
         diverged = bool(cycle.get("diverged")) or not all(torch.isfinite(q).all() for q in model.parameters())
         audit = _audit(cfg, model, tok, inputs, forget_idx)
         point = {"method": method, "coefficient": "=".join(keys), "value": float(value),
-                 "runtime_s": cycle["runtime_s"], "diverged": diverged, **audit}
+                 "runtime_s": cycle["runtime_s"], "diverged": diverged, **audit,
+                 "curvature": cycle.get("curvature")}  # metrics.curvature (second-order methods)
         points.append(point)
         tracker.log_run(f"privacy/point/{method}/{dataset}/{model_name}/{value:g}",
                         {"method": method, "coefficient": point["coefficient"], "value": value},

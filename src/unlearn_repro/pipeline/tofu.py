@@ -27,6 +27,7 @@ from unlearn_repro.data.registry import choose_source, load_split
 from unlearn_repro.io import read_json, write_json
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.metrics import tofu as M
+from unlearn_repro.metrics.curvature import sophia_summary
 from unlearn_repro.models import checkpoint, tokenizers
 from unlearn_repro.optim import CurvatureHook
 from unlearn_repro.pipeline import open_checkpoint
@@ -428,16 +429,17 @@ def tofu_unlearn(cfg, method: str, kind: str, seed: int, base: str | Path, retai
                "seed": seed, **_provenance(None, True, plan),
                "params": run_cfg.methods[method].to_dict(), "optimizer_args": _plain(run_cfg.optimizers),
                "train_stats": stats, "runtime_s": runtime, "epochs": epochs.records, "final": final,
-               "clip_rate_per_epoch": [float(np.mean(clip[i:i + steps_per_epoch]))
-                                       for i in range(0, len(clip), steps_per_epoch)] if clip else []}
+               "clip_rate_per_epoch": [], **sophia_summary(clip, curvature.unclipped_shares, steps_per_epoch)}
     write_json(out, summary)
     step_metrics = {k: [r[k] for r in epochs.records] for k in epochs.records[0] if k != "epoch"}
     if clip:
         step_metrics["clip_rate"] = clip
         step_metrics["clip_rate_epoch"] = summary["clip_rate_per_epoch"]
+        step_metrics["unclipped_share"] = curvature.unclipped_shares
+    premise = {f"curvature/{k}": v for k, v in summary.get("curvature", {}).items() if k != "verdict"}
     tracker.log_run(f"tofu/unlearn/{method}/{kind}/seed{seed}", {f"methods.{method}": summary["params"],
                                                                   "optimizers": summary["optimizer_args"]},
-                    {**_numbers(final), "runtime_s": runtime},
+                    {**_numbers(final), "runtime_s": runtime, **premise},
                     {"stage": "tofu_unlearn", "method": method, "optimizer": kind, "seed": str(seed)},
                     step_metrics, artifacts=[out])
     return summary

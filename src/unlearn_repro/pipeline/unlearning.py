@@ -137,7 +137,18 @@ def _log(tracker, params: dict, records: list[dict], who: dict, run_json: Path) 
         for key, v in (r.get("fisher_deviation") or {}).items():
             metrics[f"fisher_deviation_cycle{r['cycle']}/{key}"] = v
         metrics.update({f"fisher_layout_cycle{r['cycle']}/{k}": v for k, v in (r.get("fisher_layout") or {}).items()})
+        metrics.update({f"curvature_cycle{r['cycle']}/{k}": v for k, v in (r.get("curvature") or {}).items()})
     tracker.log_run(f"unlearn/{who['method']}/{who['dataset']}/{who['model']}/seed{who['seed']}",
                     {**params, "n_cycles": len(records)}, metrics,
                     {"stage": "unlearn", **{k: str(v) for k, v in who.items()}, "cycles": str(len(records))},
-                    {"cycle_runtime_s": [r["runtime_s"] for r in records]}, artifacts=[run_json])
+                    {"cycle_runtime_s": [r["runtime_s"] for r in records], **_step_premise(records)},
+                    artifacts=[run_json])
+
+
+def _step_premise(records: list[dict]) -> dict:
+    """Each second-order step's premise (metrics.curvature) as a step metric over all cycles' steps."""
+    out: dict[str, list] = {}
+    for r in records:
+        for k, v in (r.get("curvature_steps") or {}).items():
+            out.setdefault(f"curvature/{k}", []).extend(v)
+    return out
