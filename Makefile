@@ -8,7 +8,7 @@ CORES  ?= all
 PROFILE ?= $(shell sed -n 's/^profile:[[:space:]]*\([A-Za-z0-9_-]*\).*/\1/p' params.yaml)
 REPORT  ?= results/$(PROFILE)/report.html
 
-.PHONY: setup reproduce report test test-fast lint dag benchmark clean verify dvc-yaml
+.PHONY: setup reproduce report test test-fast lint format dag benchmark clean verify dvc-yaml
 
 setup: $(STAMP)
 
@@ -36,9 +36,20 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -m "not integration"
 
+# the style gate (run by .ci/run): ruff's formatter and linter with the rules of pyproject.toml [tool.ruff],
+# params.yaml in block style within 110 characters a line, then the workflow's own checks
+LINT_PY := src tests benchmarks tools
 lint: $(STAMP)
+	$(BIN)/ruff format --check $(LINT_PY)
+	$(BIN)/ruff check $(LINT_PY)
+	$(BIN)/python tools/check_params_style.py params.yaml
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -n --quiet
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
+
+# `make format`: what `make lint` checks, applied (the formatter and ruff's safe fixes)
+format: $(STAMP)
+	$(BIN)/ruff format $(LINT_PY)
+	$(BIN)/ruff check --fix $(LINT_PY)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_fisher.py

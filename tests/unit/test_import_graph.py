@@ -1,0 +1,128 @@
+"""The import graph of src/unlearn_repro (module- and function-level imports, read with ast): no circles,
+and no arrow from a lower layer to a higher one. The layers are the design's (docs/design.md, "Layers");
+a new top-level module must be given one here."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "src" / "unlearn_repro"
+LAYERS = [  # lowest first: a module may import its own layer and those below
+    ["paths", "errors", "registry", "progress"],
+    ["io", "numerics", "batches", "gpus"],
+    ["config", "models", "data", "losses", "objectives", "optim", "fisher", "lora", "metrics", "hub",
+     "tracking"],
+    ["train", "dp"],
+    ["methods"],
+    ["studies", "pipeline", "report"],
+    ["commands", "cli", "job", "jobserver", "__main__", "__init__"],
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imported(node: ast.AST, package: str, known: dict) -> list[str]:
+    """The project modules an import statement reaches (`from pkg import mod` reaches pkg.mod, not pkg)."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+            base = ".".join(parts + ([base] if base else []))
+        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+    out = []
+    for name in names:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        if name.startswith("unlearn_repro"):
+            out.append(name)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    edges = {}
+    for name, path in known.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges[name] = {
+            target
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for target in imported(node, package, known)
+            if target != name
+        }
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in edges:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def layer(module: str) -> int:
+    top = (module.split(".")[1:] or ["__init__"])[0]
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"module {module} has no layer: add {top!r} to LAYERS in {Path(__file__).name}")
+
+
+def test_no_import_circles():
+    assert cycles(graph()) == []
+
+
+def test_no_arrow_from_a_lower_layer_to_a_higher_one():
+    up = [f"{a} -> {b}" for a, outs in graph().items() for b in outs if layer(b) > layer(a)]
+    assert up == []
+
+
+@pytest.mark.parametrize(
+    "edges, expected",
+    [({"a": {"b"}, "b": {"c"}, "c": set()}, []), ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, [["a", "b", "c"]])],
+)
+def test_the_cycle_finder_finds_a_planted_circle(edges, expected):
+    assert cycles(edges) == expected
+
+
+def test_imports_are_resolved_to_modules_not_packages():
+    known = {"unlearn_repro.report": None, "unlearn_repro.report.tdec": None}
+    node = ast.parse("from unlearn_repro.report import tdec").body[0]
+    assert imported(node, "unlearn_repro.pipeline", known) == ["unlearn_repro.report.tdec"]
+    relative = ast.parse("from .tdec import x").body[0]
+    assert imported(relative, "unlearn_repro.report", known) == ["unlearn_repro.report.tdec"]
