@@ -204,8 +204,8 @@ def markdown(rows: list[dict], jobs: list[Job], path_s: float, chain: list[Job])
            *map(_rule_line, rows),
            f"| **all** | | {len(jobs)} | {_fmt(wall)} | {_fmt(cpu)} | | {total_share} | {len(chain)} |",
            "",
-           (f"Run: {len(jobs)} jobs from {first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S}: {_fmt(span)} s of wall "
-           f"time, {_fmt(wall)} s of summed job wall time. Critical path: {_fmt(path_s)} s "
+           (f"Run: {len(jobs)} jobs from {first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S}: {_fmt(span)} s "
+           f"of wall time, {_fmt(wall)} s of summed job wall time. Critical path: {_fmt(path_s)} s "
            f"({_pct(path_s / span if span else None)} of the run), {len(chain)} jobs:"),
            ""]
     out += [f"{i}. {j.rule} ({', '.join(j.wildcards) or '-'}): {_fmt(j.wall_s)} s"
@@ -223,7 +223,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def job_rows(jobs: list[Job], on_path: set[str]) -> list[dict]:
     return [{"jobid": j.jobid, "rule": j.rule, "wildcards": ", ".join(j.wildcards),
              "start": j.start.isoformat(), "end": j.end.isoformat(), "wall_s": j.wall_s, "cpu_s": j.cpu_s,
-             "max_rss_mb": j.rss_mb, "first_step_s": j.first_step_s, "on_critical_path": j.jobid in on_path} for j in jobs]
+             "max_rss_mb": j.rss_mb, "first_step_s": j.first_step_s, "on_critical_path": j.jobid in on_path}
+            for j in jobs]
 
 
 def report(log: Path, root: Path, out: Path, rules_dir: Path) -> str:
