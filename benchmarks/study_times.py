@@ -255,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     log = args.log.resolve()
     root = args.root or (log.parents[2] if log.parent.name == "log" else Path("."))
     print(report(args.log, root, args.out, args.rules_dir or root / "rules"), end="")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import doc_tables                      # the docs' copies of the result files, refreshed
+    print(f"refreshed in {doc_tables.DOC.name}: {', '.join(doc_tables.refresh()) or 'nothing'}")
 
 
 if __name__ == "__main__":
