@@ -174,6 +174,20 @@ def rule_rows(jobs: list[Job], study_of: dict[str, str], on_path: set[str]) -> l
     return sorted(rows, key=lambda r: -r["wall_s"])
 
 
+def study_lines(jobs: list[Job], study_of: dict[str, str]) -> list[str]:
+    """Each study's jobs, summed job wall time and span (first start to last end; spans overlap), in the
+    order the studies started."""
+    per = defaultdict(list)
+    for job in jobs:
+        per[study_of.get(job.rule, "other")].append(job)
+    out = ["| study | jobs | summed job wall time | span |", "|:--|--:|--:|--:|"]
+    for study, group in sorted(per.items(), key=lambda kv: min(j.start for j in kv[1])):
+        span = (max(j.end for j in group) - min(j.start for j in group)).total_seconds()
+        busy = sum(j.wall_s for j in group)
+        out.append(f"| {study} | {len(group)} | {busy / 60:.1f} min | {span / 60:.1f} min |")
+    return out
+
+
 def _fmt(value, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -190,8 +204,9 @@ def _rule_line(r: dict) -> str:
             f"{_fmt(r['max_rss_mb'], 0)} | {share} | {r['on_critical_path']} |")
 
 
-def markdown(rows: list[dict], jobs: list[Job], path_s: float, chain: list[Job]) -> str:
-    """The per-rule table with its totals, the run's span and the critical path, as Markdown."""
+def markdown(rows: list[dict], jobs: list[Job], path_s: float, chain: list[Job],
+             study_of: dict[str, str]) -> str:
+    """The per-rule table with its totals, the run's span, the critical path and the per-study table."""
     first, last = min(j.start for j in jobs), max(j.end for j in jobs)
     span = (last - first).total_seconds()
     wall, cpu = sum(j.wall_s for j in jobs), _total(j.cpu_s for j in jobs)
@@ -210,7 +225,7 @@ def markdown(rows: list[dict], jobs: list[Job], path_s: float, chain: list[Job])
            ""]
     out += [f"{i}. {j.rule} ({', '.join(j.wildcards) or '-'}): {_fmt(j.wall_s)} s"
             for i, j in enumerate(chain, 1)]
-    return "\n".join(out) + "\n"
+    return "\n".join([*out, "", *study_lines(jobs, study_of)]) + "\n"
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -235,8 +250,9 @@ def report(log: Path, root: Path, out: Path, rules_dir: Path) -> str:
     measure(jobs, root)
     path_s, chain = critical_path(jobs, dependencies(jobs))
     on_path = {j.jobid for j in chain}
-    rows = rule_rows(jobs, rule_studies(rules_dir), on_path)
-    md = markdown(rows, jobs, path_s, chain)
+    study_of = rule_studies(rules_dir)
+    rows = rule_rows(jobs, study_of, on_path)
+    md = markdown(rows, jobs, path_s, chain, study_of)
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_csv(out.with_suffix(".csv"), rows)
     _write_csv(out.with_suffix(".jobs.csv"), job_rows(jobs, on_path))

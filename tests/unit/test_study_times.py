@@ -133,6 +133,7 @@ def test_report_writes_per_rule_tables(run, tmp_path):
     assert "Critical path: 16.5 s (97 % of the run), 4 jobs" in md  # the run spans 23:10:00-23:10:17
     assert "| b | main | 1 | 9.5 | 8.0 | 500 | 25 % (2.4 s, 1 jobs) | 1 |" in md
     assert len((root / "out" / "times.jobs.csv").read_text().splitlines()) == 6
+    assert "| main | 2 | 0.2 min | 0.2 min |" in md and "| other | 2 | 0.1 min | 0.1 min |" in md
 
 
 def test_progress_logs_the_first_model_step_once_in_the_format_read_here(monkeypatch, capsys):
