@@ -10,7 +10,8 @@ Sources, per job (every job is `python -m unlearn_repro.job`, forked from the jo
     (1 s resolution);
   * CPU, peak RSS: the job's last log line `[job] cpu X s, max rss Y MB` (jobserver.py), else the benchmark
     file's (a job that ran as its own process);
-  * before the first model step: `[job] first model step X s after the job started` (progress.py), in jobs
+  * before the first model step: `[job] first model step X s (cpu Y s) after the job started` (progress.py:
+    wall time since the job's client started, the job process's CPU time), in jobs
     that have a model loop (training, unlearning, scoring); other jobs have none;
   * the DAG: a job depends on the jobs whose outputs (files, or directories above its inputs) it reads.
 The critical path is the longest chain of dependent jobs by wall time: the run's length with unlimited cores.
@@ -31,7 +32,7 @@ from pathlib import Path
 MAIN_FILES = {"base_models", "data", "evaluate", "unlearn", "main", "common"}
 STAMP = re.compile(r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]")
 JOB_LINE = re.compile(r"\[job\] cpu ([\d.]+) s, max rss ([\d.]+) MB")
-FIRST_STEP = re.compile(r"\[job\] first model step ([\d.]+) s after the job started")
+FIRST_STEP = re.compile(r"\[job\] first model step ([\d.]+) s(?: \(cpu ([\d.]+) s\))? after the job started")
 FIELDS = ("input", "output", "log", "benchmark", "wildcards")
 
 
@@ -51,6 +52,7 @@ class Job:
     cpu_s: float | None = None
     rss_mb: float | None = None
     first_step_s: float | None = None
+    first_step_cpu_s: float | None = None
 
 
 def rule_studies(rules_dir: Path) -> dict[str, str]:
@@ -87,16 +89,18 @@ def parse_log(text: str) -> list[Job]:
     return done
 
 
-def read_job_log(path: Path) -> tuple[float | None, float | None, float | None]:
-    """(CPU s, peak RSS MB, seconds before the first model step) from a job's own log."""
-    cpu = rss = first = None
+def read_job_log(path: Path) -> dict[str, float]:
+    """cpu_s, rss_mb, first_step_s and first_step_cpu_s from a job's own log (absent: not in it)."""
+    out = {}
     if path.is_file():
         for line in path.read_text(errors="replace").splitlines():
             if m := JOB_LINE.search(line):
-                cpu, rss = float(m.group(1)), float(m.group(2))
-            elif (m := FIRST_STEP.search(line)) and first is None:
-                first = float(m.group(1))
-    return cpu, rss, first
+                out.update(cpu_s=float(m.group(1)), rss_mb=float(m.group(2)))
+            elif (m := FIRST_STEP.search(line)) and "first_step_s" not in out:
+                out["first_step_s"] = float(m.group(1))
+                if m.group(2) is not None:
+                    out["first_step_cpu_s"] = float(m.group(2))
+    return out
 
 
 def read_benchmark(path: Path) -> dict[str, float]:
@@ -111,11 +115,13 @@ def measure(jobs: list[Job], root: Path) -> None:
     """Fill each job's wall, CPU, RSS and first-step time from its files under `root`."""
     for job in jobs:
         bench = read_benchmark(root / job.benchmark[0]) if job.benchmark else {}
-        cpu, rss, first = read_job_log(root / job.log[0]) if job.log else (None, None, None)
+        own = read_job_log(root / job.log[0]) if job.log else {}
         job.wall_s = bench.get("s", (job.end - job.start).total_seconds())
-        job.cpu_s = cpu if cpu is not None else bench.get("cpu_time")
-        job.rss_mb = rss if rss is not None else bench.get("max_rss")
-        job.first_step_s = None if first is None else min(first, job.wall_s)
+        job.cpu_s = own.get("cpu_s", bench.get("cpu_time"))
+        job.rss_mb = own.get("rss_mb", bench.get("max_rss"))
+        if "first_step_s" in own:
+            job.first_step_s = min(own["first_step_s"], job.wall_s)
+            job.first_step_cpu_s = own.get("first_step_cpu_s")
 
 
 def dependencies(jobs: list[Job]) -> dict[str, set[str]]:
@@ -156,6 +162,19 @@ def _total(values) -> float | None:
     return sum(values) if values else None
 
 
+def before_first_step(jobs: list[Job]) -> dict:
+    """Of the jobs that logged a first model step: how many, the wall and CPU time before it, and their
+    shares of those jobs' wall and CPU time."""
+    stepped = [j for j in jobs if j.first_step_s is not None]
+    wall, before = sum(j.wall_s for j in stepped), sum(j.first_step_s for j in stepped)
+    timed = [j for j in stepped if j.first_step_cpu_s is not None and j.cpu_s]
+    cpu, before_cpu = sum(j.cpu_s for j in timed), sum(j.first_step_cpu_s for j in timed)
+    return {"jobs_with_model_step": len(stepped), "before_first_step_s": before if stepped else None,
+            "before_first_step_share": before / wall if wall > 0 else None,
+            "before_first_step_cpu_s": before_cpu if timed else None,
+            "before_first_step_cpu_share": before_cpu / cpu if cpu > 0 else None}
+
+
 def rule_rows(jobs: list[Job], study_of: dict[str, str], on_path: set[str]) -> list[dict]:
     """One row per rule, the rules with the most wall time first."""
     per = defaultdict(list)
@@ -163,14 +182,10 @@ def rule_rows(jobs: list[Job], study_of: dict[str, str], on_path: set[str]) -> l
         per[job.rule].append(job)
     rows = []
     for rule, group in per.items():
-        stepped = [j for j in group if j.first_step_s is not None]
-        wall, before = sum(j.wall_s for j in stepped), sum(j.first_step_s for j in stepped)
         rows.append({"rule": rule, "study": study_of.get(rule, "other"), "jobs": len(group),
                      "wall_s": sum(j.wall_s for j in group), "cpu_s": _total(j.cpu_s for j in group),
                      "max_rss_mb": max((j.rss_mb for j in group if j.rss_mb is not None), default=None),
-                     "jobs_with_model_step": len(stepped), "before_first_step_s": before if stepped else None,
-                     "before_first_step_share": before / wall if stepped and wall > 0 else None,
-                     "on_critical_path": sum(j.jobid in on_path for j in group)})
+                     **before_first_step(group), "on_critical_path": sum(j.jobid in on_path for j in group)})
     return sorted(rows, key=lambda r: -r["wall_s"])
 
 
@@ -196,12 +211,16 @@ def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.0f} %"
 
 
+def _before_cell(b: dict) -> str:
+    if not b["jobs_with_model_step"]:
+        return "–"
+    return (f"{_pct(b['before_first_step_share'])} / {_pct(b['before_first_step_cpu_share'])} "
+            f"({_fmt(b['before_first_step_s'])} s / {_fmt(b['before_first_step_cpu_s'])} s)")
+
+
 def _rule_line(r: dict) -> str:
-    share = "–" if not r["jobs_with_model_step"] else (
-        f"{_pct(r['before_first_step_share'])} ({_fmt(r['before_first_step_s'])} s, "
-        f"{r['jobs_with_model_step']} jobs)")
     return (f"| {r['rule']} | {r['study']} | {r['jobs']} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} | "
-            f"{_fmt(r['max_rss_mb'], 0)} | {share} | {r['on_critical_path']} |")
+            f"{_fmt(r['max_rss_mb'], 0)} | {_before_cell(r)} | {r['on_critical_path']} |")
 
 
 def markdown(rows: list[dict], jobs: list[Job], path_s: float, chain: list[Job],
@@ -210,14 +229,12 @@ def markdown(rows: list[dict], jobs: list[Job], path_s: float, chain: list[Job],
     first, last = min(j.start for j in jobs), max(j.end for j in jobs)
     span = (last - first).total_seconds()
     wall, cpu = sum(j.wall_s for j in jobs), _total(j.cpu_s for j in jobs)
-    stepped = [j for j in jobs if j.first_step_s is not None]
-    before, stepped_wall = sum(j.first_step_s for j in stepped), sum(j.wall_s for j in stepped)
-    total_share = f"{_pct(before / stepped_wall)} ({_fmt(before)} s)" if stepped_wall else "–"
-    out = [("| rule | study | jobs | wall (s) | CPU (s) | max RSS (MB) | before first model step "
-           "| jobs on critical path |"),
+    out = [("| rule | study | jobs | wall (s) | CPU (s) | max RSS (MB) | before the first model step: "
+            "wall / CPU | jobs on critical path |"),
            "|:--|:--|--:|--:|--:|--:|--:|--:|",
            *map(_rule_line, rows),
-           f"| **all** | | {len(jobs)} | {_fmt(wall)} | {_fmt(cpu)} | | {total_share} | {len(chain)} |",
+           (f"| **all** | | {len(jobs)} | {_fmt(wall)} | {_fmt(cpu)} | | "
+            f"{_before_cell(before_first_step(jobs))} | {len(chain)} |"),
            "",
            (f"Run: {len(jobs)} jobs from {first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S}: {_fmt(span)} s "
            f"of wall time, {_fmt(wall)} s of summed job wall time. Critical path: {_fmt(path_s)} s "
@@ -238,7 +255,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def job_rows(jobs: list[Job], on_path: set[str]) -> list[dict]:
     return [{"jobid": j.jobid, "rule": j.rule, "wildcards": ", ".join(j.wildcards),
              "start": j.start.isoformat(), "end": j.end.isoformat(), "wall_s": j.wall_s, "cpu_s": j.cpu_s,
-             "max_rss_mb": j.rss_mb, "first_step_s": j.first_step_s, "on_critical_path": j.jobid in on_path}
+             "max_rss_mb": j.rss_mb, "first_step_s": j.first_step_s,
+             "first_step_cpu_s": j.first_step_cpu_s, "on_critical_path": j.jobid in on_path}
             for j in jobs]
 
 

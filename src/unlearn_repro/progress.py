@@ -42,12 +42,15 @@ def progress(items: Iterable[T], total: int, desc: str, every_s: float = 15.0) -
 
 
 def first_step(desc: str) -> None:
-    """Log, once per job, when its first model loop starts: what came before (process start, imports, model
-    and data loading) is the job's fixed cost, which benchmarks/study_times.py reports per rule."""
+    """Log, once per job, when its first model loop starts (wall time since the job's client started, this
+    process's CPU time: a job forked by the job server counts from the fork): what came before (process
+    start, imports, model and data loading) is the job's fixed cost, reported per rule by
+    benchmarks/study_times.py."""
     global _first_step_logged
     start = os.environ.get(START_ENV)
     if _first_step_logged or not start:
         return
     _first_step_logged = True
-    print(f"[job] first model step {time.time() - float(start):.2f} s after the job started ({desc})",
+    wall, cpu = time.time() - float(start), time.process_time()
+    print(f"[job] first model step {wall:.2f} s (cpu {cpu:.2f} s) after the job started ({desc})",
           file=sys.stderr, flush=True)

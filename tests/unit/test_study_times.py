@@ -76,10 +76,11 @@ def run(tmp_path):
     (tmp_path / "run.log").write_text(LOG)
     (tmp_path / "bench" / "b.tsv").write_text(BENCH)
     (tmp_path / "logs" / "b.log").write_text(
-        "[config] ...\n[job] first model step 2.38 s after the job started (train)\n[train] 6/6 (100%)\n"
+        "[config] ...\n[job] first model step 2.38 s (cpu 1.90 s) after the job started (train)\n[train] 6/6\n"
         "[job] first model step 7.00 s after the job started (score)\n"
         "[job] cpu 8.0 s, max rss 500 MB (forked by the job server)\n")
     (tmp_path / "logs" / "d.log").write_text("[job] cpu 11.5 s, max rss 300 MB (forked by the job server)\n")
+    (tmp_path / "logs" / "a.log").write_text("[job] first model step 0.50 s after the job started (older format)\n")
     jobs = study_times.parse_log(LOG)
     study_times.measure(jobs, tmp_path)
     return tmp_path, {j.rule: j for j in jobs}
@@ -100,6 +101,7 @@ def test_wall_cpu_and_first_step_come_from_the_right_file(run):
     assert j["b"].wall_s == 9.5                                      # the benchmark file, not the log's 10 s
     assert j["d"].wall_s == 12.0 and j["e"].wall_s == 1.0            # the log's timestamps
     assert (j["b"].cpu_s, j["b"].rss_mb, j["b"].first_step_s) == (8.0, 500.0, 2.38)   # the first of two
+    assert j["b"].first_step_cpu_s == 1.9 and (j["a"].first_step_s, j["a"].first_step_cpu_s) == (0.5, None)
     assert (j["d"].cpu_s, j["d"].first_step_s) == (11.5, None)
     assert j["c"].cpu_s is None                                      # no log, no benchmark
 
@@ -131,7 +133,10 @@ def test_report_writes_per_rule_tables(run, tmp_path):
     assert rows["d"]["before_first_step_share"] == "" and rows["e"]["on_critical_path"] == "1"
     assert list(rows) == ["d", "b", "c", "a", "e"]                   # most wall time first
     assert "Critical path: 16.5 s (97 % of the run), 4 jobs" in md  # the run spans 23:10:00-23:10:17
-    assert "| b | main | 1 | 9.5 | 8.0 | 500 | 25 % (2.4 s, 1 jobs) | 1 |" in md
+    assert float(rows["b"]["before_first_step_cpu_share"]) == pytest.approx(1.9 / 8.0)
+    assert rows["a"]["before_first_step_share"] == str(0.5 / 2) and rows["a"]["before_first_step_cpu_s"] == ""
+    assert "| b | main | 1 | 9.5 | 8.0 | 500 | 25 % / 24 % (2.4 s / 1.9 s) | 1 |" in md
+    assert "| **all** | | 5 | 28.5 | 19.5 | | 25 % / 24 % (2.9 s / 1.9 s) | 4 |" in md   # b's CPU only
     assert len((root / "out" / "times.jobs.csv").read_text().splitlines()) == 6
     assert "| main | 2 | 0.2 min | 0.2 min |" in md and "| other | 2 | 0.1 min | 0.1 min |" in md
 
@@ -146,7 +151,8 @@ def test_progress_logs_the_first_model_step_once_in_the_format_read_here(monkeyp
     list(progress_mod.progress(range(2), 2, "score"))
     lines = [x for x in capsys.readouterr().err.splitlines() if "first model step" in x]
     assert len(lines) == 1 and lines[0].endswith("(train)")
-    assert 3.0 <= float(study_times.FIRST_STEP.search(lines[0]).group(1)) < 60
+    wall, cpu = map(float, study_times.FIRST_STEP.search(lines[0]).groups())
+    assert 3.0 <= wall < 60 and 0 < cpu
 
 
 def test_rules_map_to_their_study():
