@@ -15,7 +15,8 @@ Sources, per job (every job is `python -m unlearn_repro.job`, forked from the jo
     that have a model loop (training, unlearning, scoring); other jobs have none;
   * the DAG: a job depends on the jobs whose outputs (files, or directories above its inputs) it reads.
 The critical path is the longest chain of dependent jobs by wall time: the run's length with unlimited cores.
-A job's study is the rule file that defines its rule (base_models, data, evaluate, unlearn and main: `main`).
+A job's study is the rule file that defines its rule (base_models, data, evaluate, unlearn and main: `main`;
+the Snakefile's `all`: `workflow`).
 """
 from __future__ import annotations
 
@@ -56,9 +57,12 @@ class Job:
 
 
 def rule_studies(rules_dir: Path) -> dict[str, str]:
+    """rule -> its study: the rule file's name (the main study's files: `main`; the Snakefile: `workflow`)."""
     out = {}
-    for f in sorted(rules_dir.glob("*.smk")):
-        study = "main" if f.stem in MAIN_FILES else f.stem
+    for f in [*sorted(rules_dir.glob("*.smk")), rules_dir.parent / "Snakefile"]:
+        if not f.is_file():
+            continue
+        study = "main" if f.stem in MAIN_FILES else "workflow" if f.name == "Snakefile" else f.stem
         for name in re.findall(r"^(?:rule|checkpoint) (\w+):", f.read_text(), flags=re.MULTILINE):
             out[name] = study
     return out

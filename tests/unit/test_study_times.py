@@ -159,3 +159,4 @@ def test_rules_map_to_their_study():
     studies = study_times.rule_studies(ROOT / "rules")
     assert studies["unlearn"] == studies["tokenizer"] == "main"
     assert studies["tofu_model"] == "tofu" and studies["onion"] == "discussions"
+    assert studies["all"] == "workflow"
