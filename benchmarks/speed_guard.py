@@ -10,6 +10,7 @@ before writing them counts as a FAIL, and an old file is never read (it is delet
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -45,9 +46,12 @@ def run(name: str, quick: bool, scripts: Path, out_dir: Path) -> tuple[list[dict
 
 
 def git_commit() -> str:
+    """The checkout's commit, `+dirty` when the benchmarks or src/ differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=True).stdout
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        dirty = git("status", "--porcelain", "--", str(HERE), str(HERE.parent / "src")).strip()
+        return git("rev-parse", "--short", "HEAD").strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -59,14 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = OUT / "quick" if args.quick else OUT         # a smoke run leaves the committed results alone
     out.mkdir(parents=True, exist_ok=True)
+    commit, load = git_commit(), os.getloadavg()[0]
     rows, took = [], {}
     for name in args.only:
         got, took[name] = run(name, args.quick, HERE, out)
         rows += got
     failed = sum(r["verdict"] != "PASS" for r in rows)
-    summary = (f"{len(rows) - failed} of {len(rows)} targets pass; at {git_commit()}"
-               f"{' (--quick)' if args.quick else ''}, "
-               + ", ".join(f"{name} {s:.0f} s" for name, s in took.items()) + ", CPU, 1 thread.")
+    times = ", ".join(f"{name} {s:.0f} s" for name, s in took.items())
+    summary = (f"{len(rows) - failed} of {len(rows)} targets pass; at {commit}"
+               f"{' (--quick)' if args.quick else ''}, {times}, CPU, 1 thread; load average {load:.1f} at the "
+               f"start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores.")
     md = targets.markdown(rows) + "\n" + summary + "\n"
     targets.write_rows(rows, out / "speed_guard.csv")
     (out / "speed_guard.md").write_text(md)
