@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(r["verdict"] != "PASS" for r in rows)
     times = ", ".join(f"{name} {s:.0f} s" for name, s in took.items())
     summary = (f"{len(rows) - failed} of {len(rows)} targets pass; at {commit}"
-               f"{' (--quick)' if args.quick else ''}, {times}, CPU, 1 thread; load average {load:.1f} at the "
-               f"start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores.")
+               f"{' (--quick)' if args.quick else ''}, {times}, CPU, 1 thread; load average "
+               f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores.")
     md = targets.markdown(rows) + "\n" + summary + "\n"
     targets.write_rows(rows, out / "speed_guard.csv")
     (out / "speed_guard.md").write_text(md)
