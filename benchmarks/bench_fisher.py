@@ -1,7 +1,9 @@
 """Speed and memory of the inverse empirical Fisher: the three ways of adding gradients (one Fisher Removal
 cycle against retraining is in bench_second_order.py). Not a test: run `make benchmark` (or this file).
 
-Targets (PASS/FAIL, also in results/targets_fisher_<device>.csv for speed_guard.py; exit status 1 on a FAIL):
+Times are the process's CPU time on CPU (targets.timer: a busy shared machine inflates them far less than wall
+time), wall time on a GPU. Targets (PASS/FAIL, also in results/targets_fisher_<device>.csv for speed_guard.py;
+exit status 1 on a FAIL):
   * accumulate-then-invert (fisher.update's path) >= 5x faster per gradient than the rank-1 recursion at
     B = 48, for the paper's m = 1024 gradients: the median of 5 interleaved repeats at each d decides (one
     pass at m = 96, the table's, read 3.8-7.4x across runs: the one inversion weighs 10x more per gradient
@@ -31,6 +33,7 @@ from unlearn_repro.fisher import EmpiricalFisherInverse, fisher_bytes  # noqa: E
 import targets  # noqa: E402  (benchmarks/targets.py, beside this file)
 
 OUT = Path(__file__).resolve().parent / "results"
+CLOCK = targets.timer("cpu")   # main() sets the device's: CPU time on CPU, wall time on a GPU
 
 
 def _sync(device):
@@ -47,31 +50,31 @@ def bench_update(dim: int, block: int, device, n_grads: int = 96, chunk: int = 4
     one = EmpiricalFisherInverse(dim, block, 1.0, n_grads, device=device)
     steps = min(n_grads, 24)
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for row in g[:steps]:
         one.update(row)
     _sync(device)
-    rank1 = (time.perf_counter() - t0) / steps
+    rank1 = (CLOCK() - t0) / steps
     many = EmpiricalFisherInverse(dim, block, 1.0, n_grads, device=device)
     many.update_batch(g[:chunk])  # warm-up (and the same first chunk as `one` gets below)
     many = EmpiricalFisherInverse(dim, block, 1.0, n_grads, device=device)
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for c in g.split(chunk):
         many.update_batch(c)
     _sync(device)
-    batched = (time.perf_counter() - t0) / n_grads
+    batched = (CLOCK() - t0) / n_grads
     acc = EmpiricalFisherInverse(dim, block, 1.0, n_grads, device=device)
     acc.accumulate(g[:chunk])
     acc.inv  # warm-up, then a fresh one timed including the final inversion
     acc = EmpiricalFisherInverse(dim, block, 1.0, n_grads, device=device)
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for c in g.split(chunk):
         acc.accumulate(c)
     acc.inv
     _sync(device)
-    accumulated = (time.perf_counter() - t0) / n_grads
+    accumulated = (CLOCK() - t0) / n_grads
     for row in g[steps:]:
         one.update(row)
     # F^-1's own storage, and on CUDA the peak while updating (temporaries included)
@@ -91,10 +94,10 @@ def bench_update(dim: int, block: int, device, n_grads: int = 96, chunk: int = 4
 
 def _timed(fn, device) -> float:
     _sync(device)
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     fn()
     _sync(device)
-    return time.perf_counter() - t0
+    return CLOCK() - t0
 
 
 def speedup_at_paper_m(dim: int, device, block: int = 48, m: int = 1024, repeats: int = 5,
@@ -156,6 +159,8 @@ def main() -> None:
     out = args.out_dir
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
+    global CLOCK
+    CLOCK = targets.timer(device.type)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for dim in args.dims:

@@ -3,7 +3,8 @@ inversion, one Fisher Removal cycle at m = 1024 against retraining / finetuning,
 GPT-Neo-125M / 1.3B / 2.7B. Not a test: `make benchmark` runs it; all ratios come from one run, 1 thread.
 
 Targets (PASS/FAIL, also in results/targets_second_order_<device>.csv for speed_guard.py; exit status 1 on a
-FAIL), each a ratio of timings interleaved in this run, the median over repeats deciding:
+FAIL), each a ratio of timings interleaved in this run, the median over repeats deciding; on CPU every time is
+the process's CPU time (targets.timer), on a GPU wall time:
   * per-sample gradients (hooks, fisher.grads' default) within 1.3x of one batched training pass per sample
   * Fisher Removal at m = 1024 (per_batch and per_cycle) within 1.2x of its flop floor: the method's own
     arithmetic (a training sample pass per gradient plus the 2 d B flops of adding it to F), in units of
@@ -69,14 +70,17 @@ def _sync():
         torch.cuda.synchronize()
 
 
+CLOCK = targets.timer("cpu")   # main() sets the device's: CPU time on CPU, wall time on a GPU
+
+
 def _best(fn, repeats):
     times = []
     for _ in range(repeats):
         _sync()
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         fn()
         _sync()
-        times.append(time.perf_counter() - t0)
+        times.append(CLOCK() - t0)
     return min(times)
 
 
@@ -139,7 +143,8 @@ def bench_per_sample(names, quick: bool, device: str = "cpu") -> pd.DataFrame:
                 for _ in per_sample.stream(model, iter(groups), n, chunk, 0, device, method=method):
                     pass
             return consume
-        (_, hooks_ratio), raw = targets.paired_median([training_pass, chunked("hooks")], paired, _sync)
+        (_, hooks_ratio), raw = targets.paired_median([training_pass, chunked("hooks")], paired, _sync,
+                                                        CLOCK)
         t = {"loop": _best(chunked("loop"), repeats), "vmap": _best(chunked("vmap"), repeats),
              "hooks": min(r[1] for r in raw), "training_pass": min(r[0] for r in raw)}
         ref = per_sample.loop_grads(model, groups[:2], 0, device)
@@ -220,10 +225,10 @@ def bench_cycle(m: int, repeats: int = 3, device: str = "cpu") -> pd.DataFrame:
                       pretrained_path=pretrained, work_dir=work_dir)
         work = checkpoint.load(pretrained, device)[0]
         _sync()
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         _, stats[name, mm, rebuild] = METHODS.get(name).unlearn(ctx, work, forget, retain, cycle=1)
         _sync()
-        return time.perf_counter() - t0
+        return CLOCK() - t0
 
     for r in range(repeats):          # interleaved: a slow spell of the machine hits retraining and Fisher alike
         for run in runs:
@@ -324,7 +329,7 @@ def _write(df: pd.DataFrame, stem: str) -> None:
 
 
 def main() -> None:
-    global OUT
+    global OUT, CLOCK
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, m = 256, small inversion")
     ap.add_argument("--skip-100m", action="store_true")
@@ -332,6 +337,7 @@ def main() -> None:
     ap.add_argument("--out-dir", type=Path, default=OUT, help="folder of the result tables")
     args = ap.parse_args()
     OUT, dev, tag = args.out_dir, args.device, "" if args.device == "cpu" else f"_{args.device}"
+    CLOCK = targets.timer(dev)
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     names = ["tiny-gpt-neo", "tiny-opt"] + ([] if args.skip_100m else ["neo-100m"])

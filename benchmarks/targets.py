@@ -38,8 +38,15 @@ class Target:
         return {**asdict(self), "verdict": "PASS" if self.passed else "FAIL"}
 
 
-def paired_median(fns: Sequence[Callable[[], object]], repeats: int,
-                  sync: Callable[[], None] = lambda: None) -> tuple[list[float], list[list[float]]]:
+def timer(device: str = "cpu") -> Callable[[], float]:
+    """The clock to time with: on CPU (one thread) the process's CPU time, which a busy shared machine
+    inflates far less than wall time (waiting for a core is not in it: in a run at load 9 on 2 cores, wall
+    times of the same retraining moved by 2x); on a GPU wall time (CPU time misses the device's work)."""
+    return time.process_time if device == "cpu" else time.perf_counter
+
+
+def paired_median(fns: Sequence[Callable[[], object]], repeats: int, sync: Callable[[], None] = lambda: None,
+                  clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], list[list[float]]]:
     """Time each of `fns` once per repeat, interleaved (a slow spell of the machine hits all of them):
     (the median over repeats of each fn's time divided by the first fn's, the raw times per repeat)."""
     times = []
@@ -47,10 +54,10 @@ def paired_median(fns: Sequence[Callable[[], object]], repeats: int,
         row = []
         for fn in fns:
             sync()
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             sync()
-            row.append(time.perf_counter() - t0)
+            row.append(clock() - t0)
         times.append(row)
     ratios = [statistics.median(r[i] / r[0] for r in times) for i in range(len(fns))]
     return ratios, times

@@ -33,7 +33,7 @@ def test_unknown_comparison_is_an_error():
         targets.Target("b", "t", 1.0, "<", 2.0).passed
 
 
-def test_paired_median_divides_within_each_repeat(monkeypatch):
+def test_paired_median_divides_within_each_repeat():
     # repeat 1: a 1 s, b 3 s; repeat 2 (a slow spell): a 4 s, b 8 s; repeat 3: a 1 s, b 2.5 s
     durations = iter([1, 3, 4, 8, 1, 2.5])
     clock = {"t": 0.0}
@@ -45,8 +45,7 @@ def test_paired_median_divides_within_each_repeat(monkeypatch):
         def fn():
             clock["t"] += next(durations)
         return fn
-    monkeypatch.setattr(targets.time, "perf_counter", perf_counter)
-    ratios, raw = targets.paired_median([make(), make()], 3)
+    ratios, raw = targets.paired_median([make(), make()], 3, clock=perf_counter)
     assert raw == [[1, 3], [4, 8], [1, 2.5]]
     assert ratios == [1.0, 2.5]                 # median of 3, 2, 2.5; the ratio of the sums would be 2.25
 
@@ -95,3 +94,8 @@ def test_the_docs_generated_tables_equal_their_result_files():
     assert found, "docs/speed-and-memory.md has no generated tables"
     for path, text in found:
         assert (ROOT / path).read_text() == text, f"{path} changed: run python benchmarks/doc_tables.py"
+
+
+def test_cpu_benchmarks_time_cpu_not_waiting():
+    assert targets.timer("cpu") is targets.time.process_time
+    assert targets.timer("cuda") is targets.time.perf_counter
