@@ -18,7 +18,6 @@ import argparse
 import gc
 import statistics
 import sys
-import time
 from functools import partial
 from pathlib import Path
 

@@ -46,11 +46,11 @@ def run(name: str, quick: bool, scripts: Path, out_dir: Path) -> tuple[list[dict
 
 
 def git_commit() -> str:
-    """The checkout's commit, `+dirty` when the benchmarks or src/ differ from it."""
+    """The checkout's commit, `+dirty` when the benchmarks' or src/'s code differs from it (not their results)."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=True).stdout
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=True).stdout
     try:
-        dirty = git("status", "--porcelain", "--", str(HERE), str(HERE.parent / "src")).strip()
+        dirty = git("status", "--porcelain", "--", ":(glob)benchmarks/*.py", "src").strip()
         return git("rev-parse", "--short", "HEAD").strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
