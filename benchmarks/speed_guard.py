@@ -46,9 +46,10 @@ def run(name: str, quick: bool, scripts: Path, out_dir: Path) -> tuple[list[dict
 
 
 def git_commit() -> str:
-    """The checkout's commit, `+dirty` when the benchmarks' or src/'s code differs from it (not their results)."""
+    """The checkout's commit, `+dirty` when the code (benchmarks/*.py, src/) differs from it, not the results."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=True)
+        return out.stdout
     try:
         dirty = git("status", "--porcelain", "--", ":(glob)benchmarks/*.py", "src").strip()
         return git("rev-parse", "--short", "HEAD").strip() + ("+dirty" if dirty else "")
