@@ -46,7 +46,7 @@ def run(name: str, quick: bool, scripts: Path, out_dir: Path) -> tuple[list[dict
 
 
 def git_commit() -> str:
-    """The checkout's commit, `+dirty` when the code (benchmarks/*.py, src/) differs from it, not the results."""
+    """The checkout's commit, `+dirty` when the code (benchmarks/*.py, src/) differs from it."""
     def git(*args):
         out = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=True)
         return out.stdout
