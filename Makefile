@@ -51,9 +51,10 @@ format: $(STAMP)
 	$(BIN)/ruff format $(LINT_PY)
 	$(BIN)/ruff check --fix $(LINT_PY)
 
+# `make benchmark`: the speed guard (benchmarks/speed_guard.py): every target a ratio of timings taken side by
+# side in one run, printed with PASS / FAIL and written to benchmarks/results/speed_guard.md; exits 1 on a FAIL
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/bench_fisher.py
-	$(BIN)/python benchmarks/bench_second_order.py
+	$(BIN)/python benchmarks/speed_guard.py
 
 # `make verify`: the TDEC study rerun from scratch in a temp workspace (a copy of this checkout without its
 # results: a fresh clone's committed state) and its summary compared with the published one, bit for bit

@@ -4,9 +4,11 @@ forked by the run's job server (jobserver.py) when there is one, else in this pr
 import os
 import runpy
 import sys
+import time
 
 
 def main() -> None:
+    os.environ["UNLEARN_JOB_START"] = repr(time.time())   # progress.py logs the first model step against it
     path = os.environ.get("UNLEARN_JOBSERVER", "")
     if path.startswith("/"):
         from unlearn_repro.jobserver import submit
