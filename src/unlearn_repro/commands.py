@@ -62,9 +62,9 @@ def _check_config(a, cfg, tracker):
 
 
 def _hub(a, cfg, run, title: str) -> None:
-    from unlearn_repro import hub
+    from unlearn_repro import hub_check
     results = run(cfg)
-    print(hub.report(results, title), flush=True)
+    print(hub_check.report(results, title), flush=True)
     if a.out:
         from unlearn_repro.io import write_json
         write_json(a.out, [{"item": i, "ok": ok, "detail": d} for i, ok, d in results])
@@ -75,14 +75,14 @@ def _hub(a, cfg, run, title: str) -> None:
 @command("download", "fetch every hub model and data set the profile needs into the cache ($HF_HOME); on a "
          "cluster whose compute nodes are offline, run it on a login node", tracked=False, options=[OUT_JSON])
 def _download(a, cfg, tracker):
-    from unlearn_repro.hub import download
+    from unlearn_repro.hub_check import download
     _hub(a, cfg, download, "download")
 
 
 @command("check-hub", "check that every file a job will load is there: ok / failing, and why", tracked=False,
          options=[OUT_JSON])
 def _check_hub(a, cfg, tracker):
-    from unlearn_repro.hub import check_hub
+    from unlearn_repro.hub_check import check_hub
     _hub(a, cfg, check_hub, "check-hub")
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from unlearn_repro.config import ROOT
+from unlearn_repro.paths import ROOT
 from unlearn_repro.studies import STUDIES, DvcStage, Study
 from unlearn_repro.studies.base import DVC_CMD
 

@@ -9,7 +9,7 @@ import yaml
 
 from tests import hub_fixtures as fx
 from tests.conftest import ROOT
-from unlearn_repro import config, gpus, hub
+from unlearn_repro import config, gpus, hub, hub_check
 from unlearn_repro.data.registry import DATASETS, load_split
 
 
@@ -84,7 +84,7 @@ def test_model_sources_and_needed_items(tmp_path):
     with pytest.raises(config.ConfigError, match="is fine-tuned on TOFU retain90, not full"):
         _paper(tofu={"model": "tofu-llama2-7b-chat-retain90"})
     # download / check-hub cover every study of the default target, not only the main one
-    assert {"mtsamples", "enron", "tdec", "tofu", "wikitext2"} <= set(hub.all_datasets(cfg))
+    assert {"mtsamples", "enron", "tdec", "tofu", "wikitext2"} <= set(hub_check.all_datasets(cfg))
     with pytest.raises(config.ConfigError, match="tofu.model = 'gpt-neo-1.3b' is not in models"):
         _paper(tofu={"model": "gpt-neo-1.3b"})  # every study's model is one of `models`: needed_models lists them
 

@@ -10,14 +10,15 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "src" / "unlearn_repro"
 LAYERS = [  # lowest first: a module may import its own layer and those below
-    ["paths", "errors", "registry", "progress"],
+    ["paths", "errors", "registry", "progress", "frozen"],
     ["io", "numerics", "batches", "gpus"],
-    ["config", "models", "data", "losses", "objectives", "optim", "fisher", "lora", "metrics", "hub",
-     "tracking"],
+    ["models", "data", "losses", "objectives", "optim", "fisher", "lora", "metrics", "hub", "tracking"],
     ["train", "dp"],
     ["methods"],
-    ["studies", "pipeline", "report"],
-    ["commands", "cli", "job", "jobserver", "__main__", "__init__"],
+    # the composition layer: config validates against every registry (methods, optimizers, studies), the
+    # studies declare their commands, hub_check gathers every study's data sets
+    ["config", "commands", "studies", "dvc_yaml", "hub_check", "pipeline", "report"],
+    ["cli", "job", "jobserver", "__main__", "__init__"],
 ]
 
 

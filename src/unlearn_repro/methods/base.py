@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from unlearn_repro.config import overlay
+from unlearn_repro.frozen import overlay
 from unlearn_repro.registry import Registry
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn_repro.config import Frozen, overlay
+from unlearn_repro.frozen import Frozen, overlay
 from unlearn_repro.io import file_hash, read_json, write_json
 
 NO_UNLEARNING = "none"  # the method name of the memorized model's own row (Table 8: "No unlearning")

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from unlearn_repro import dp
-from unlearn_repro.config import ConfigError, Frozen
+from unlearn_repro.config import ConfigError
+from unlearn_repro.frozen import Frozen
 from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro.io import read_json, write_json
 from unlearn_repro.methods import METHODS

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn_repro.config import Frozen
+from unlearn_repro.frozen import Frozen
 from unlearn_repro.data.registry import choose_source, load_split
 from unlearn_repro.io import read_json, write_json
 from unlearn_repro.methods import METHODS, Context
