@@ -11,8 +11,15 @@ import os
 import sys
 import time
 
-from unlearn_repro import studies  # noqa: F401  (registers every study's commands)
+from unlearn_repro import (
+    config,
+    studies,  # noqa: F401  (registers every study's commands)
+)
 from unlearn_repro.commands import COMMANDS
+from unlearn_repro.errors import DeviceError, HubError, one_line
+from unlearn_repro.gpus import pin_gpu
+from unlearn_repro.hub import cache_dir
+from unlearn_repro.tracking import make_tracker
 
 GPU_COMMANDS = frozenset(name for name in COMMANDS.names() if COMMANDS.get(name).gpu)  # the rules' tests read it
 
@@ -53,11 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg, source = _load_config(args)
     print(f"[config] {source}, profile {cfg.profile}", file=sys.stderr, flush=True)
     if command.gpu and cfg.device != "cpu":  # before torch touches CUDA
-        from unlearn_repro.gpus import pin_gpu
         slot = pin_gpu()
         if slot is not None:
             print(f"[gpu] this job runs on GPU {slot} (CUDA_VISIBLE_DEVICES={slot})", file=sys.stderr, flush=True)
-    import torch
+    import torch  # heavy: after the parse and the config, so `--help` and a config error never wait for it
 
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -65,27 +71,21 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tracker = None
         if command.tracked:
-            from unlearn_repro.tracking import make_tracker
             tracker = make_tracker(cfg, start_time=started)
         command.handler(args, cfg, tracker)
     except (FileNotFoundError, KeyError, ValueError, MemoryError) as e:
         sys.exit(f"error ({args.command}): {e}")
     except RuntimeError as e:
-        from unlearn_repro.hub import HubError
-        from unlearn_repro.models.build import DeviceError
         if not isinstance(e, (HubError, DeviceError)):
             raise
         sys.exit(f"error ({args.command}): {e}")
     except (ConnectionError, OSError) as e:  # the network, a missing cache entry: one line, not a traceback
-        from unlearn_repro.hub import cache_dir, one_line
         sys.exit(f"error ({args.command}): {one_line(e)} (network or Hugging Face cache {cache_dir()}; "
                  "fetch first with `python -m unlearn_repro download`)")
 
 
 def _load_config(args):
     """The resolved config (Snakemake's, or the layers named by the options) and where it came from."""
-    from unlearn_repro import config
-
     resolved = os.environ.get("UNLEARN_CONFIG")
     given = [args.params, args.profile, args.configfile, args.config]
     try:

@@ -11,21 +11,24 @@ Snakefile and every `python -m unlearn_repro` command resolve the same layers; e
 """
 from __future__ import annotations
 
-import copy
 import difflib
+import hashlib
+import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import jsonschema
 import yaml
 
-from unlearn_repro.io import write_text
 from unlearn_repro.frozen import Frozen, deep_merge
+from unlearn_repro.io import write_text
+from unlearn_repro.models.registry import MODELS, tofu_sources
 from unlearn_repro.paths import SCHEMA_PATH
+from unlearn_repro.studies import STUDIES
 
 
 class ConfigError(ValueError):
@@ -36,10 +39,10 @@ def load_schema() -> dict:
     """schemas/params.schema.yaml completed from the registries: the method and optimizer names, each
     registered method's own params block and each study's (declared in its file), so a new method or study
     edits no schema."""
+    # heavy: the methods and optimizers import torch, and the CLI loads config before any command runs
     from unlearn_repro.methods import METHODS
     from unlearn_repro.methods.base import loss_based_names
     from unlearn_repro.optim import OPTIMIZERS
-    from unlearn_repro.studies import STUDIES
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     schema["$defs"]["method"] = {"enum": METHODS.names()}
@@ -297,7 +300,6 @@ def check_profile_flag(argv, profile: str) -> None:
     """Refuse a run whose `--profile` folder selects a params profile the resolved config lost: a --config on
     Snakemake's command line replaces the profile's whole `config:` list (profile=paper with it), and the
     jobs would then quietly compute another profile."""
-    import os
     argv = list(argv)
     folders = [a.split("=", 1)[1] for a in argv if a.startswith("--profile=")]
     folders += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--profile"]
@@ -316,7 +318,6 @@ def check_profile_flag(argv, profile: str) -> None:
 
 def _profile_file(name: str) -> Path | None:
     """The config file of a Snakemake profile given by path or by name (searched as Snakemake does)."""
-    import os
     roots = [Path(name)] + [Path(d).expanduser() / "snakemake" / name for d in
                             (os.environ.get("XDG_CONFIG_HOME", "~/.config"), "/etc/xdg")]
     for root in roots:
@@ -394,6 +395,7 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
     bad = [d for d in u.extended_datasets if d not in cfg.data.tasks]
     if bad:
         raise ConfigError(f"{source}: unlearn.extended_datasets has {bad} not in data.tasks {list(cfg.data.tasks)}")
+    # heavy: the methods and optimizers import torch, and the CLI loads config before any command runs
     from unlearn_repro.methods import METHODS
     for m in cfg.methods.enabled:
         missing = [k for k in METHODS.get(m).schema.get("required", []) if k not in cfg.methods.get(m, {})]
@@ -424,8 +426,6 @@ def _check_tofu(cfg: Frozen, source: str) -> None:
     """A pretrained tofu.model must be one of `models` (fine-tuned on TOFU here, as those are); a released
     TOFU checkpoint (models.registry: tofu_split) is loaded as published and need not be. Every method of
     tofu.methods needs its step sizes."""
-    from unlearn_repro.models.registry import MODELS, tofu_sources
-
     if MODELS.get(cfg.tofu.model).tofu_split is None and cfg.tofu.model not in cfg.models:
         raise ConfigError(f"{source}: tofu.model = {cfg.tofu.model!r} is not in models {list(cfg.models)} (its "
                           "pretrained model is built by the base_model rule of those models)")
@@ -455,9 +455,6 @@ def _check_memorization(cfg: Frozen, source: str) -> None:
 def write_resolved(cfg: Frozen, folder: str | Path) -> Path:
     """The resolved config as `<folder>/<content hash>.json`: what the Snakefile hands its jobs, so that a
     job computes with exactly the values Snakemake resolved (profile, --configfile, --config included)."""
-    import hashlib
-    import json
-
 
     text = json.dumps(cfg.to_dict(), sort_keys=True, indent=1)
     path = Path(folder) / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
@@ -468,8 +465,6 @@ def write_resolved(cfg: Frozen, folder: str | Path) -> Path:
 
 def load_resolved(path: str | Path) -> Frozen:
     """A config written by `write_resolved` (already validated and merged by the Snakefile)."""
-    import json
-
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: resolved config missing (UNLEARN_CONFIG); rerun snakemake to rewrite it")

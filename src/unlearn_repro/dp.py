@@ -25,8 +25,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from unlearn_repro import losses
+from unlearn_repro.models.checkpoint import unwrap
+from unlearn_repro.train import batch_order
 
 POSITIONAL = ("wpe", "embed_positions")        # GPT-Neo, OPT learned positional embeddings
 TOKEN_EMBEDDINGS = ("wte", "embed_tokens")     # tied with lm_head in both families
@@ -73,6 +76,7 @@ _FOLDED: dict[type, type] = {}
 def _folded_class(base: type) -> type:
     """`base` with opacus's own per-sample rule, whose per-token gradients are summed per sequence."""
     if base not in _FOLDED:
+        # heavy: only the DP path needs opacus (the Snakefile imports pipeline.privacy, so this module)
         from opacus.grad_sample import GradSampleModule
         from opacus.grad_sample.utils import register_grad_sampler
         rule = GradSampleModule.GRAD_SAMPLERS[base]
@@ -138,7 +142,6 @@ def _set_sequences(model, args, kwargs):
 
 def release(model):
     """The plain HF model back (OPT's Linears as nn.Linear, every parameter trainable): what is saved."""
-    from unlearn_repro.models.checkpoint import unwrap
     model = unwrap(model)
     for m in model.modules():
         if isinstance(m, TokenFlattened):
@@ -198,8 +201,8 @@ def make_private(model, optimizer, n: int, *, batch_size: int, epochs: int, max_
     """Wrap model and optimizer with opacus: noise calibrated to (epsilon, delta) over `epochs` by the
     accountant (make_private_with_epsilon), or a given noise multiplier (tests: 0). The returned plan
     samples at the same rate the accountant assumes."""
+    # heavy: only the DP path needs opacus (the Snakefile imports pipeline.privacy, so this module)
     from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
 
     if (epsilon is None) == (noise_multiplier is None):
         raise ValueError("DP-SGD: give exactly one of epsilon and noise_multiplier")
@@ -215,7 +218,6 @@ def make_private(model, optimizer, n: int, *, batch_size: int, epochs: int, max_
                                                                epochs=epochs, **common)
         else:
             pmodel, popt, _ = engine.make_private(noise_multiplier=noise_multiplier, **common)
-    from unlearn_repro.train import batch_order
     plan = poisson_batches(n, q, steps, seed) if poisson else (lambda e: batch_order(n, batch_size, seed, e))
     return Private(pmodel, popt, plan, engine, float(popt.noise_multiplier), float(max_grad_norm), float(delta), q,
                    steps * epochs)

@@ -11,9 +11,9 @@ from pathlib import Path
 from unlearn_repro.data.registry import DATASETS, check_mirror, choose_source, hub_rows
 from unlearn_repro.hub import (
     HubError,
-    model_config,
     cache_dir,
     go_offline,
+    model_config,
     model_files,
     model_source,
     needed_models,
@@ -130,6 +130,7 @@ def download(cfg) -> list[tuple[str, bool, str]]:
         if src.is_local:
             model_config(cfg, name)
             return "local folder (nothing to fetch)"
+        # heavy: imported only on the hub path
         from huggingface_hub import snapshot_download
         try:
             path = snapshot_download(src.path, revision=src.revision,

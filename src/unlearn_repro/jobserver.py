@@ -18,18 +18,24 @@ a child whose server dies is killed by the kernel (PR_SET_PDEATHSIG); the server
 from __future__ import annotations
 
 import array
+import atexit
 import ctypes
 import importlib
 import json
 import os
 import resource
+import runpy
 import selectors
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
+
+from unlearn_repro import numerics  # stdlib only: the client (job.py) imports this module
 
 SOCKET_ENV = "UNLEARN_JOBSERVER"
 IDLE_S = 3600.0
@@ -120,8 +126,7 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
 
 
 def _preload() -> None:
-    from unlearn_repro import numerics      # the pinned CPU code path, before torch is imported
-    numerics.pin()
+    numerics.pin()                           # the pinned CPU code path, before torch is imported
     for key in THREAD_ENV:                   # the libraries start with one thread; each job sets its own
         os.environ[key] = "1"
     for name in PRELOAD:
@@ -219,7 +224,6 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
               "(forked by the job server)", file=sys.stderr)
     finally:
         try:
-            import atexit
             atexit._run_exitfuncs()          # what the interpreter runs at a normal exit (os._exit skips it)
         except BaseException:
             pass
@@ -248,13 +252,13 @@ def _limit_threads(env) -> None:
     its environment when they load); torch's own pool is set by the CLI from `threads`."""
     n = next((env[k] for k in THREAD_ENV if env.get(k, "").isdigit()), None)
     if n is not None:
+        # not stdlib: the job client (job.py) imports this module, stdlib only
         from threadpoolctl import threadpool_limits
         threadpool_limits(limits=int(n))
 
 
 def _run_module(module: str, argv: list[str]) -> int:
     """`python -m MODULE ARGV` in this process: its exit status as the interpreter would give it."""
-    import runpy
     sys.argv = [module, *argv]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -319,8 +323,7 @@ def _alive(pid: int) -> bool:
 def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | None:
     """Run `python -m MODULE ARGV` through the server at `path`: its exit status, or None when there is no
     server to run it."""
-    from unlearn_repro import numerics      # the environment a fresh process gives torch (stdlib only)
-    numerics.pin()
+    numerics.pin()                           # the environment a fresh process gives torch
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
@@ -352,7 +355,6 @@ class Workflow:
     jobs run elsewhere), `stop()` when it ends. UNLEARN_JOBSERVER=off runs every job as its own process."""
 
     def __init__(self):
-        import tempfile
         self.path = os.path.join(tempfile.gettempdir(), f"unlearn-jobs-{os.getpid()}-{os.urandom(4).hex()}.sock")
         self.pid = None
 
@@ -373,7 +375,6 @@ class Workflow:
 def start(path: str, parent_pid: int, wait_s: float = 120.0) -> int | None:
     """Start a server for this workflow run and wait until it accepts: its pid, or None if it did not start
     (the jobs then run as separate processes)."""
-    import subprocess
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)

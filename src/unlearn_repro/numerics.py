@@ -13,6 +13,8 @@ NVIDIA GPU is visible; the pipeline sets it from the profile's `device`). This m
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import sys
@@ -175,9 +177,6 @@ def bitwise_promised(published: dict, rerun: dict) -> bool:
 def provenance(checkpoint_dir: str | Path, summary: str | Path) -> dict:
     """What a published summary was computed with: the numerics of the checkpoint that made it, the commit,
     and the summary's hash (so the pair cannot drift apart unnoticed)."""
-    import hashlib
-    import json
-
     meta = json.loads((Path(checkpoint_dir) / "meta.json").read_text())
     return {"summary": Path(summary).name, "summary_sha256": hashlib.sha256(Path(summary).read_bytes()).hexdigest(),
             "git_commit": meta.get("git_commit"), "numerics": meta.get("numerics", {})}
@@ -190,11 +189,8 @@ def _fmt(v) -> str:
 def verify(published_dir: str | Path, rerun_dir: str | Path) -> int:
     """Compare a rerun's summary (and provenance) with the published ones; print every differing number.
     Returns the number of differences (0: verified)."""
-    import json
-
     pub, new = Path(published_dir), Path(rerun_dir)
     p_prov, r_prov = (json.loads((d / "provenance.json").read_text()) for d in (pub, new))
-    import hashlib
 
     if hashlib.sha256((pub / p_prov["summary"]).read_bytes()).hexdigest() != p_prov.get("summary_sha256"):
         print(f"[verify] warning: {pub / p_prov['summary']} changed since its provenance.json was written: the "
@@ -223,8 +219,6 @@ def verify(published_dir: str | Path, rerun_dir: str | Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m unlearn_repro.numerics provenance CKPT SUMMARY OUT` | `verify PUBLISHED_DIR RERUN_DIR`."""
-    import json
-
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["provenance"] and len(args) == 4:
         Path(args[3]).write_text(json.dumps(provenance(args[1], args[2]), indent=2, sort_keys=True) + "\n")

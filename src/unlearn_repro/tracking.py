@@ -20,12 +20,15 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Protocol, Union
 
+from filelock import FileLock
+
 from unlearn_repro import numerics
-from unlearn_repro.io import git_commit
+from unlearn_repro.io import git_commit, read_json
 
 # files logged at the artifact root, or {artifact folder: files} ("" = the root)
 Artifacts = Union[Iterable[Union[str, Path]], Mapping[str, Iterable[Union[str, Path]]]]
@@ -85,6 +88,7 @@ def _finite(v) -> bool:
 
 def _metric_list(metrics: Mapping | None, steps: Mapping | None, ms: int) -> list:
     """MLflow Metric entities: plain metrics (step 0) and per-step series (steps 1..n); non-finite dropped."""
+    # heavy: the CLI imports this module before any command runs
     from mlflow.entities import Metric
 
     out = [Metric(k, float(v), ms, 0) for k, v in (metrics or {}).items() if _finite(v)]
@@ -117,7 +121,7 @@ class MlflowTracker:
 
     def log_run(self, name, params, metrics, tags, step_metrics=None, *, artifacts=(), start_time=None,
                 end_time=None, link_to=None, link_metrics=None, link_step_metrics=None) -> str:
-        from filelock import FileLock
+        # heavy: the CLI imports this module before any command runs
         import mlflow
         from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
@@ -179,7 +183,6 @@ def _artifacts_beside_store(uri: str, exp_id: str) -> None:
     file (relative: to the workspace), wherever MLflow put them (absolute, possibly another workspace's)."""
     if not uri.startswith("sqlite:///"):
         return  # a server or file store manages its own artifact locations
-    import sqlite3
 
     db = uri[len("sqlite:///"):].split("?")[0]
     root = (Path(db).parent / "mlruns" / str(exp_id)).as_posix()
@@ -194,6 +197,7 @@ def _system_tags(tags: dict) -> dict:
     """The tags mlflow.start_run would add (user, source, ...) under ours: runs made with create_run lack them."""
     tags = {**numerics.tags(), **tags}  # the CPU code path: docs/determinism.md
     try:
+        # heavy: the CLI imports this module before any command runs
         from mlflow.tracking.context.registry import resolve_tags
         return resolve_tags(tags)
     except Exception:  # a private MLflow helper: do without it rather than fail
@@ -215,8 +219,6 @@ def log_report(tracker: Tracker, study: str, files: Mapping[str, Iterable[str | 
     """A study's report as one run, tagged `report=<study>` (not `stage`: that names the per-model jobs).
     files: {artifact folder: files}, e.g. its tables, figures, summary and the collected metrics CSVs; the
     numbers of its summary/*.json files are its metrics too, `<file stem>.<key>` (a metrics.json: `<key>`)."""
-    from unlearn_repro.io import read_json
-
     metrics = {}
     for f in map(Path, files.get("summary", [])):
         if f.suffix == ".json" and f.is_file():

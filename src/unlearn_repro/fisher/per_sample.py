@@ -29,6 +29,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 from torch.func import functional_call, grad, vmap
 
+from unlearn_repro.batches import collate, lm_loss
+
 Group = Sequence  # one gradient's sequences (token id lists or {"ids", "prompt_len"} items)
 
 
@@ -225,7 +227,6 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device, out: torch.T
 def flat_grad(model, seqs: Sequence, pad_id: int, device) -> torch.Tensor:
     """Gradient of the mean LM loss on `seqs` (the ordinary training loss on `collate(seqs)`), flattened
     over the trainable parameters."""
-    from unlearn_repro.batches import collate, lm_loss
     params = list(trainable_named(model).values())
     grads = torch.autograd.grad(lm_loss(model, collate(seqs, pad_id, device)), params, allow_unused=True)
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])

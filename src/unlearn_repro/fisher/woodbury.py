@@ -21,9 +21,10 @@ the gradient chunk, the model and its gradient) and `plan_layout` picks shards /
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import torch
-
 
 SLICE_BLOCKS = 1024     # blocks per fp32 work slice: bounds the factorization workspace (5 * 1024 * 48^2 * 4 B = 45 MiB)
 STORAGE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
@@ -123,7 +124,6 @@ def batched_eigh(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if len(parts) == 1:
         w, q = torch.linalg.eigh(parts[0])
     else:
-        from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(len(parts)) as pool:
             done = list(pool.map(torch.linalg.eigh, parts))
         w, q = torch.cat([d[0] for d in done]), torch.cat([d[1] for d in done])
@@ -134,7 +134,6 @@ def _available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free
-    import psutil
     return psutil.virtual_memory().available
 
 

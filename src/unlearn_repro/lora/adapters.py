@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from peft import LoraConfig, get_peft_model
 
+from unlearn_repro.lora.flora import flora_init
+
 # The module names of each group in the Hugging Face implementations (GPT-Neo's attention output is
 # `out_proj`; its FFN is `mlp.c_fc`, `mlp.c_proj`; OPT's FFN is `fc1`, `fc2`).
 TARGET_NAMES = {
@@ -52,7 +54,6 @@ def lora_wrapper(kind: str, groups: Sequence[str], rank: int, alpha: float, fish
         torch.manual_seed(1000 * (ctx.seed if ctx is not None else 0) + cycle)
         peft_model = add_lora(model, groups, rank, alpha)
         if kind == "flora":
-            from unlearn_repro.lora.flora import flora_init
             flora_init(peft_model, forget, list(retain)[:fisher_retain] if fisher_retain else retain, fisher_eps)
         return peft_model
 

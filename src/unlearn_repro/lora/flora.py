@@ -4,6 +4,7 @@ the directions that matter to D_f but not to D_r. The base weight becomes W - BA
 from __future__ import annotations
 
 import torch
+from peft.tuners.lora import LoraLayer
 
 from unlearn_repro.fisher.diagonal import diagonal_fisher
 
@@ -49,7 +50,6 @@ def _factors(weight: torch.Tensor, d: torch.Tensor, rank: int):
 
 def lora_layers(peft_model, adapter: str = "default") -> dict:
     """{module name: peft LoRA layer} of a peft model."""
-    from peft.tuners.lora import LoraLayer
     return {n: m for n, m in peft_model.named_modules() if isinstance(m, LoraLayer) and adapter in m.lora_A}
 
 

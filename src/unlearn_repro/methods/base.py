@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from unlearn_repro.frozen import overlay
+from unlearn_repro.models import checkpoint
 from unlearn_repro.registry import Registry
 
 
@@ -74,8 +75,6 @@ class Method:
         """prepare -> unlearn -> merge, the one way every study runs a cycle: returns (plain model, stats).
         `on_prepared(model)` sees the wrapped model before unlearning (TDEC: its trainable share),
         `on_unlearned(model)` the unlearned one before its adapters merge (TDEC scores it as trained)."""
-        from unlearn_repro.models import checkpoint
-
         model = self.prepare(ctx, model, forget, retain, cycle)  # where a study or method wraps it (LoRA)
         if on_prepared is not None:
             on_prepared(model)

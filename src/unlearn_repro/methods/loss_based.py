@@ -9,12 +9,12 @@ import torch
 
 from unlearn_repro.methods.base import NONNEG_NUM, POS_INT, POS_NUM, Context, Method, object_schema
 from unlearn_repro.objectives import RetainRegularized, RetainSampler
+from unlearn_repro.optim import OPTIMIZERS
 from unlearn_repro.train import Recipe, train
 
 
 def loss_schema(**extra) -> dict:
     """The params block of a loss-based method: its recipe plus its own keys."""
-    from unlearn_repro.optim import OPTIMIZERS
     return object_schema(optional=("epochs", "weight_decay"), lr=POS_NUM, epochs=POS_INT,
                          optimizer={"enum": OPTIMIZERS.names()}, weight_decay=NONNEG_NUM, **extra)
 

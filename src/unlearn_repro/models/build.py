@@ -6,6 +6,8 @@ import os
 import torch
 from transformers import AutoModelForCausalLM, GPTNeoConfig, LlamaConfig, OPTConfig
 
+from unlearn_repro.errors import DeviceError, HubError, one_line
+from unlearn_repro.hub import ModelSource
 from unlearn_repro.models.registry import MODELS
 
 CONFIGS = {"gpt_neo": GPTNeoConfig, "opt": OPTConfig, "llama": LlamaConfig}
@@ -21,7 +23,6 @@ def build_model(name: str, tokenizer, seed: int = 0, dtype: torch.dtype = torch.
                                       **spec.config)
         torch.manual_seed(seed)
         return AutoModelForCausalLM.from_config(config, dtype=dtype)
-    from unlearn_repro.hub import HubError, ModelSource, one_line
 
     source = source or ModelSource(spec.hub_id)
     try:
@@ -29,10 +30,6 @@ def build_model(name: str, tokenizer, seed: int = 0, dtype: torch.dtype = torch.
     except OSError as e:  # not in the cache while offline, unreachable hub, unknown repo or revision
         raise HubError(f"model {name} ({source}): {one_line(e)}; fetch it first with `python -m unlearn_repro "
                        f"download` (cache: $HF_HOME) or set model_sources.{name} to a local folder") from None
-
-
-class DeviceError(RuntimeError):
-    """The configured device does not exist here (one line, no traceback)."""
 
 
 def pick_device(setting: str) -> torch.device:

@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from tokenizers import ByteLevelBPETokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from unlearn_repro.errors import HubError, one_line
 
 EOS = "<|endoftext|>"
 PAD = "<pad>"
@@ -14,8 +17,6 @@ PAD = "<pad>"
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE fit on `texts`; the same texts and vocab size give the same tokenizer."""
-    from tokenizers import ByteLevelBPETokenizer
-
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(list(texts), vocab_size=vocab_size, min_frequency=2,
                             special_tokens=[EOS, PAD], show_progress=False)
@@ -25,8 +26,6 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
 
 def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast:
     """GPT-2 (GPT-Neo) or OPT tokenizer from a vocab.json + merges.txt pair (the offline mirror's format)."""
-    from tokenizers import ByteLevelBPETokenizer
-
     folder = Path(folder)
     vocab, merges = folder / "vocab.json", folder / "merges.txt"
     for f in (vocab, merges):
@@ -47,8 +46,6 @@ def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast
 
 def from_hub(hub_id: str, family: str, revision: str | None = None) -> PreTrainedTokenizerFast:
     """The model's own tokenizer from the hub (or the cache), or from a local folder in the hub's layout."""
-    from unlearn_repro.hub import HubError, one_line
-
     try:
         tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
     except OSError as e:  # not cached while offline, unreachable hub

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+from transformers import AutoModelForCausalLM
+
 GIB = 1024 ** 3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 OPTIMIZER_STATES = {"sophia": 2, "adamw": 2, "sgd": 0, None: 0}  # d-sized tensors per parameter
@@ -137,9 +140,6 @@ def check_fits(budget_bytes: int, *, what: str, batch_key: str, batch_size: int,
 
 def n_params_of(config) -> int:
     """The parameter count of a Hugging Face causal LM config, built on the meta device (no memory)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())

@@ -24,6 +24,7 @@ import math
 import torch
 
 from unlearn_repro.batches import Hook
+from unlearn_repro.objectives import RetainSampler
 
 ESTIMATORS = ("gnb", "squared_grad")
 
@@ -104,7 +105,6 @@ class CurvatureHook(Hook):
     """
 
     def __init__(self, items, batch_size: int, pad_id: int, device, seed: int):
-        from unlearn_repro.objectives import RetainSampler
         self.sampler = RetainSampler(list(items), batch_size, seed, pad_id, device) if items else None
         self.seed = seed
         self.clip_rates: list[float] = []

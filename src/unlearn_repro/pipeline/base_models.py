@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from transformers import AutoTokenizer
+
 from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro.hub import model_source
 from unlearn_repro.io import atomic_dir, file_hash, read_jsonl
-from unlearn_repro.pipeline import open_checkpoint
 from unlearn_repro.models import checkpoint, tokenizers
 from unlearn_repro.models.build import build_model, n_params, pick_device
 from unlearn_repro.models.registry import MODELS
+from unlearn_repro.pipeline import open_checkpoint
 from unlearn_repro.train import Recipe, train
 
 
@@ -27,7 +29,6 @@ def load_tokenizer(cfg, model_name: str, tokenizer_dir: str | Path | None):
     spec = MODELS.get(model_name)
     if spec.is_tiny:
         if cfg.tokenizer.kind == "trained":
-            from transformers import AutoTokenizer
             return AutoTokenizer.from_pretrained(tokenizer_dir)
         folder = Path(cfg.data.mirror_dir) / "tokenizers" / ("opt" if spec.family == "opt" else "gpt2")
         return tokenizers.from_vocab_files(folder, spec.family)

@@ -11,9 +11,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from unlearn_repro.data.encoding import split_sequences
+from unlearn_repro.data.segments import prepare_segmented
 from unlearn_repro.frozen import Frozen, overlay
-from unlearn_repro.io import file_hash, read_json, write_json
+from unlearn_repro.io import file_hash, read_json, read_jsonl, write_json
+from unlearn_repro.methods import METHODS
+from unlearn_repro.metrics.verbatim import score_samples, shared_ngram_counts
+from unlearn_repro.models import checkpoint
+from unlearn_repro.models.checkpoint import tokenizer_of
+from unlearn_repro.models.tokenizers import encode
+from unlearn_repro.pipeline import open_checkpoint
+from unlearn_repro.pipeline.unlearning import run
+from unlearn_repro.progress import progress
+from unlearn_repro.tracking import StudyTracker
+from unlearn_repro.train import Recipe, train
 
 NO_UNLEARNING = "none"  # the method name of the memorized model's own row (Table 8: "No unlearning")
 
@@ -23,8 +36,6 @@ def study_config(cfg) -> Frozen:
     (a method that repeats the base model's training, retraining, takes its epochs; the finetuning baseline
     uses its rate), sequences are `max_length` tokens, and unlearning is one cycle (no extended cycles) of
     the targets split (targets), which records how many targets it holds."""
-    from unlearn_repro.methods import METHODS
-
     m = cfg.memorization
     repeats = {name: {METHODS.get(name).base_epochs_key: m.train.epochs} for name in METHODS.names()
                if METHODS.get(name).base_epochs_key}
@@ -34,15 +45,11 @@ def study_config(cfg) -> Frozen:
 
 
 def prepare(cfg, corpus: str, out: str | Path) -> dict:
-    from unlearn_repro.data.segments import prepare_segmented
-
     m = cfg.memorization
     return prepare_segmented(corpus, cfg, m.max_texts, m.segment_words, out, m.max_segments)
 
 
 def _sequences(scfg, tok, data_dir):
-    from unlearn_repro.data.encoding import split_sequences
-
     return split_sequences(tok, data_dir, "train", scfg.data.max_length)
 
 
@@ -50,10 +57,6 @@ def memorize(cfg, model_name: str, corpus: str, pretrained: str | Path, data_dir
              tracker) -> dict:
     """The memorizing base model: the pretrained model trained `memorization.train.epochs` more epochs on
     every segment of the corpus (paper: 15 extra epochs)."""
-    from unlearn_repro.models import checkpoint
-    from unlearn_repro.pipeline import open_checkpoint
-    from unlearn_repro.train import Recipe, train
-
     scfg = study_config(cfg)
     model, tok, _, device = open_checkpoint(scfg, pretrained)
     seqs = _sequences(scfg, tok, data_dir)
@@ -81,8 +84,6 @@ def choose_targets(lengths, n: int, min_tokens: int, seed: int) -> list[int]:
 
 def targets(cfg, corpus: str, model_dir: str | Path, data_dir: str | Path, seed: int, out: str | Path) -> dict:
     """The seed's target texts as a one-cycle split file (pipeline.unlearning reads `cycles`)."""
-    from unlearn_repro.models.checkpoint import tokenizer_of
-
     m = cfg.memorization
     scfg = study_config(cfg)
     tok, _ = tokenizer_of(model_dir)
@@ -98,8 +99,6 @@ def targets(cfg, corpus: str, model_dir: str | Path, data_dir: str | Path, seed:
     if len(chosen) < m.n_targets:
         print(f"[targets] only {len(chosen)} segments are longer than {m.min_target_tokens} tokens "
               f"(asked for {m.n_targets})", flush=True)
-    from unlearn_repro.io import read_jsonl
-    from unlearn_repro.models.tokenizers import encode
 
     # segments over the input limit lose their start (data.encoding keeps a row's end): say how many
     truncated = sum(len(encode(tok, r["text"])) > scfg.data.max_length for r in read_jsonl(Path(data_dir) / "train.jsonl"))
@@ -116,11 +115,6 @@ def extract(model, tok, seqs, target_ids: list[int], m, seed: int, device) -> li
     """The extraction test: each target's first `prefix_tokens` tokens, `samples` top-k samples of
     `suffix_tokens` tokens each, scored against the true continuation. One `generate` call per batch of
     prefixes (every prefix has the same length: no padding), seeded."""
-    import torch
-
-    from unlearn_repro.metrics.verbatim import score_samples
-    from unlearn_repro.progress import progress
-
     p, L = m.prefix_tokens, m.suffix_tokens
     torch.manual_seed(seed)
     model.eval()
@@ -147,8 +141,6 @@ def _summary(rows: list[dict]) -> dict:
 
 def _open(cfg, model_dir, data_dir):
     """(model, tokenizer, device, encoded segments) of a checkpoint and the corpus."""
-    from unlearn_repro.pipeline import open_checkpoint
-
     scfg = study_config(cfg)
     model, tok, _, device = open_checkpoint(scfg, model_dir)
     return model, tok, device, _sequences(scfg, tok, data_dir)
@@ -182,8 +174,6 @@ def near_duplicates(cfg, tok, seqs, target_ids: list[int], source_of: list[str])
     """§6.4: for each target's extracted window (prefix + L tokens), how many other segments share an
     n-gram of `memorization.ngram` tokens with it (other texts' segments, and all), and its closest other
     segment (most shared n-grams) as text, for Table 10."""
-    from unlearn_repro.metrics.verbatim import shared_ngram_counts
-
     m = cfg.memorization
     windows = [seqs[i][:m.prefix_tokens + m.suffix_tokens] for i in target_ids]
     counts = shared_ngram_counts(windows, seqs, m.ngram)
@@ -205,8 +195,6 @@ def near_duplicates(cfg, tok, seqs, target_ids: list[int], source_of: list[str])
 def base_extraction(cfg, corpus: str, model_name: str, seed: int, model_dir, data_dir, split_file, out, tracker) -> dict:
     """Table 8's "No unlearning" row: the memorized model itself (the premise), with each target's
     near-duplicates in the corpus (Table 10)."""
-    from unlearn_repro.io import read_jsonl
-
     sources = [r.get("source", r["id"]) for r in read_jsonl(Path(data_dir) / "train.jsonl")]
 
     def with_duplicates(tok, seqs, rows):
@@ -222,9 +210,6 @@ def base_extraction(cfg, corpus: str, model_name: str, seed: int, model_dir, dat
 def unlearn_extraction(cfg, method: str, corpus: str, model_name: str, seed: int, memorized, pretrained, data_dir,
                        split_file, out_dir, tracker) -> dict:
     """Unlearn the targets once with `method` (D+ = every other segment), then the extraction test."""
-    from unlearn_repro.pipeline.unlearning import run
-    from unlearn_repro.tracking import StudyTracker
-
     out_dir = Path(out_dir)
     summary = run(study_config(cfg), dataset=corpus, model_name=model_name, method=method, seed=seed,
                   finetuned=memorized, pretrained=pretrained, data_dir=data_dir, split_file=split_file,

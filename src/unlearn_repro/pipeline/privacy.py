@@ -21,8 +21,8 @@ import torch
 
 from unlearn_repro import dp
 from unlearn_repro.config import ConfigError
-from unlearn_repro.frozen import Frozen
 from unlearn_repro.data.encoding import split_sequences
+from unlearn_repro.frozen import Frozen
 from unlearn_repro.io import read_json, write_json
 from unlearn_repro.methods import METHODS
 from unlearn_repro.metrics.scores import score
@@ -30,6 +30,7 @@ from unlearn_repro.models import checkpoint
 from unlearn_repro.optim import make_optimizer
 from unlearn_repro.pipeline import open_checkpoint
 from unlearn_repro.pipeline.evaluation import task_inputs
+from unlearn_repro.pipeline.unlearning import run
 from unlearn_repro.tracking import StudyTracker
 from unlearn_repro.train import Recipe, train
 
@@ -167,8 +168,6 @@ def point_config(cfg, method: str, keys, value: float) -> Frozen:
 def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretrained, finetuned, data_dir, reference,
                       split_file, out, tracker) -> dict:
     """Each value of the method's grid: unlearn cycle 1 (the 128 samples) with the main pipeline, audit."""
-    from unlearn_repro.pipeline.unlearning import run
-
     grid, keys = cfg.privacy.grids[method], grid_keys(cfg, method)
     forget_idx = _forget_idx(split_file)
     work = Path(out).with_suffix(".work")

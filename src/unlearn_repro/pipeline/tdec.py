@@ -23,15 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn_repro.frozen import Frozen
+from unlearn_repro.data.encoding import data_kind
 from unlearn_repro.data.registry import choose_source, load_split
+from unlearn_repro.frozen import Frozen
 from unlearn_repro.io import read_json, read_jsonl, write_json
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.metrics.collect import mean_token_nll
 from unlearn_repro.metrics.extraction import extraction_scores, forgotten
+from unlearn_repro.metrics.scores import score
 from unlearn_repro.models import checkpoint, tokenizers
 from unlearn_repro.models.registry import MODELS
 from unlearn_repro.pipeline import open_checkpoint
+from unlearn_repro.pipeline.base_models import _chunk_corpus
 from unlearn_repro.train import Hook, Recipe, train
 
 ROWS_SEED = 20240310  # forget sets and held-out rows: the same for every configuration
@@ -97,7 +100,6 @@ def _in_model_tokens(cfg, tok, model_name: str, rows: list[list[int]]) -> list[l
 
 def _wikitext_chunks(cfg, tok, n: int) -> list[list[int]]:
     """D_r: WikiText-2 validation as one token stream cut into row_length sequences (the first n)."""
-    from unlearn_repro.pipeline.base_models import _chunk_corpus
     d = cfg.data
     rows = load_split("wikitext2", "validation", choose_source(d.source, d.mirror_dir), d.mirror_dir,
                       d.hub_paths.get("wikitext2"))
@@ -132,8 +134,6 @@ def make_rows(cfg, tok, model_name: str) -> dict:
 # ---------------------------------------------------------------------------------------------- metrics
 def reasoning_accuracy(cfg, model, tok, task_dirs: dict) -> dict:
     """Accuracy on each task's test rows (the mirror's tasks offline; the paper's nine at paper scale)."""
-    from unlearn_repro.metrics.scores import score
-    from unlearn_repro.data.encoding import data_kind
     out = {}
     for task, folder in task_dirs.items():
         inputs = {"test": read_jsonl(Path(folder) / "test.jsonl"), "kind": data_kind(folder)}
@@ -290,6 +290,7 @@ def method_config(cfg, spec: dict) -> Frozen:
 
 def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tracker) -> dict:
     """One configuration on every forget set: unlearn until the criterion (or max_epochs), then evaluate."""
+    # heavy (peft): only the LoRA runs need it (the Snakefile imports this module)
     from unlearn_repro.lora.adapters import lora_wrapper, trainable_share
 
     spec = runs(cfg)[run_name]

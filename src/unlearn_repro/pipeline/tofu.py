@@ -21,16 +21,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers import AutoConfig
 
-from unlearn_repro.frozen import Frozen
 from unlearn_repro.data.registry import choose_source, load_split
+from unlearn_repro.frozen import Frozen
 from unlearn_repro.io import read_json, write_json
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.metrics import tofu as M
 from unlearn_repro.metrics.curvature import sophia_summary
 from unlearn_repro.models import checkpoint, tokenizers
-from unlearn_repro.optim import CurvatureHook
-from unlearn_repro.pipeline import open_checkpoint
+from unlearn_repro.models.build import pick_device
+from unlearn_repro.models.registry import tofu_sources
+from unlearn_repro.optim import CurvatureHook, memory
 from unlearn_repro.train import Hook, Recipe, train
 
 QA_PER_AUTHOR = 20
@@ -290,10 +293,6 @@ class EpochEval(Hook):
 
 def _open(cfg, path: str | Path):
     """(model, tokenizer, meta, device): a checkpoint in the study's dtype (`tofu.dtype`: bf16 at 7B)."""
-    import torch
-
-    from unlearn_repro.models.build import pick_device
-
     device = pick_device(cfg.device)
     model, tok, meta = checkpoint.load(path, device, dtype=getattr(torch, cfg.tofu.dtype))
     return model, tok, meta, device
@@ -304,11 +303,6 @@ def plan_memory(cfg, checkpoint_dir: str | Path, *, what: str, optimizer: str | 
     """Check, before loading, that a TOFU job's planned peak (optim/memory.py) fits the device: free memory
     (CUDA) capped at `tofu.max_memory_gb`; on a CPU only the cap, where one is set. Returns the plan (None: no
     budget to check against, a CPU without a cap, as at embedded scale)."""
-    from transformers import AutoConfig
-
-    from unlearn_repro.models.build import pick_device
-    from unlearn_repro.optim import memory
-
     device = device or pick_device(cfg.device)
     cap = cfg.tofu.get("max_memory_gb")
     budget = _free_bytes(device)
@@ -333,8 +327,6 @@ def _lookup(cfg, dotted: str):
 
 
 def _free_bytes(device) -> int | None:
-    import torch
-
     if getattr(device, "type", str(device)) == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free
@@ -344,8 +336,6 @@ def _free_bytes(device) -> int | None:
 def tofu_model(cfg, which: str, pretrained: str | Path, out: str | Path, tracker) -> dict:
     """Fine-tune the pretrained model on full (which=base) or on the retain split (which=retain), or take a
     released TOFU checkpoint as it is (models.registry.tofu_sources); evaluate."""
-    from unlearn_repro.models.registry import tofu_sources
-
     if which not in ("base", "retain"):
         raise ValueError(f"tofu-model --which must be base or retain, got {which!r}")
     source, finetune = tofu_sources(cfg)[which]

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
+from unlearn_repro.methods import METHODS
 from unlearn_repro.report import style  # noqa: E402
 
 # the rows of the extended-cycles figure: column stem, scale, axis label, name and unit in a "constant" note
@@ -24,7 +25,6 @@ CYCLE_METRICS = (("accuracy", 100, "accuracy (%)", "accuracy", "%"),
 
 def method_label(method: str) -> str:
     """A method's display label, as its file declares it (the bare name for an unregistered one)."""
-    from unlearn_repro.methods import METHODS
     return METHODS.get(method).label if method in METHODS else method
 
 

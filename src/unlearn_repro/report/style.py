@@ -101,6 +101,7 @@ def bar_style(name: str) -> dict:
 @contextmanager
 def context():
     """Figures drawn inside share fonts, grid and dpi, without touching the global rcParams."""
+    # pyplot only when drawing: the report modules pick the Agg backend first, a notebook keeps its own
     import matplotlib.pyplot as plt
     with plt.rc_context(RC):
         yield
@@ -108,5 +109,6 @@ def context():
 
 def apply() -> None:
     """Set the shared fonts, grid and dpi globally (for notebooks and ad-hoc plots)."""
+    # only when called: the report modules pick the Agg backend first, a notebook keeps its own
     import matplotlib as mpl
     mpl.rcParams.update(RC)

@@ -2,6 +2,7 @@
 write every table as CSV + Markdown."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,6 @@ def write_table(df: pd.DataFrame, out_base: str | Path, title: str = "", note: s
 
 def write_html(path: str | Path, df: pd.DataFrame, title: str = "", note: str = "") -> None:
     """A small standalone page (Snakemake's report shows HTML inline; CSV and Markdown only download)."""
-    import html
     table = df.to_html(index=False, border=0, na_rep="—", float_format=lambda v: f"{v:.4g}", escape=True)
     head = "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}" \
            "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style>"

@@ -18,8 +18,18 @@ import pandas as pd
 
 from unlearn_repro.report.figures import method_label
 from unlearn_repro.report.memorization import NONE, ORDER_METHODS, label, ordering_holds
-from unlearn_repro.report.stats import (ESTIMATOR, FAILS, HOLDS, TIE, compare, compare_to, fmt_interval,
-                                        parse_per_seed, t_interval)
+from unlearn_repro.report.privacy import pareto_share
+from unlearn_repro.report.stats import (
+    ESTIMATOR,
+    FAILS,
+    HOLDS,
+    TIE,
+    compare,
+    compare_to,
+    fmt_interval,
+    parse_per_seed,
+    t_interval,
+)
 from unlearn_repro.report.tables import converged, diverged_runs, rank_methods, write_table
 
 PAPER_METHODS = ("retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting")
@@ -429,7 +439,6 @@ def memorization_order(s: Studies) -> Verdict | None:
        "DP-SGD's share of Pareto-optimal points (lower exposure, lower test NLL; mean over models) is ≥ 1/2 "
        "on LAMBADA and < 1/2 on PIQA", "privacy")
 def dp_not_equally_good(s: Studies) -> Verdict | None:
-    from unlearn_repro.report.privacy import pareto_share
     p = s.privacy
     share = {d: float(np.nanmean([pareto_share(g) for _, g in p[p["dataset"] == d].groupby("model")]))
              for d in sorted(set(p["dataset"]))}
