@@ -1,6 +1,7 @@
 """The resolved config's shape: a read-only nested mapping with attribute access, and the merge every
 layer and study overlay uses. Below config (which validates against every registry), so the methods and
 pipelines can build and overlay configs without importing it."""
+
 from __future__ import annotations
 
 import copy
@@ -33,8 +34,10 @@ class Frozen(Mapping):
         return f"Frozen({dict(self._data)!r})"
 
     def to_dict(self) -> dict:
-        return {k: (v.to_dict() if isinstance(v, Frozen) else list(v) if isinstance(v, tuple) else v)
-                for k, v in self._data.items()}
+        return {
+            k: (v.to_dict() if isinstance(v, Frozen) else list(v) if isinstance(v, tuple) else v)
+            for k, v in self._data.items()
+        }
 
 
 def _freeze(v: Any) -> Any:

@@ -2,6 +2,7 @@
 local folder in the hub's file layout or `org/name@revision`, else its registry hub id), the files a job loads
 from it, the data sets and models the main target needs, and the hub's reachability and cache. The
 `download` and `check-hub` commands, which gather every study's needs, are hub_check.py's."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,10 @@ def probe_hub(timeout_s: float = 5.0) -> str | None:
 def go_offline(reason: str) -> None:
     """Read the cache only from now on (as HF_HUB_OFFLINE=1), in this process and the libraries it loaded."""
     os.environ["HF_HUB_OFFLINE"] = "1"
-    for module, attrs in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
-                          ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
+    for module, attrs in (
+        ("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+        ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")),
+    ):
         if module in sys.modules:
             for attr in attrs:
                 setattr(sys.modules[module], attr, True)
@@ -54,6 +57,7 @@ def cache_dir() -> str:
 @dataclass(frozen=True)
 class ModelSource:
     """What `from_pretrained` is given for one model: a hub id (+ revision) or a local folder."""
+
     path: str
     revision: str | None = None
 
@@ -115,7 +119,9 @@ def _model_folder(src: ModelSource) -> Path | None:
         return Path(snapshot_download(src.path, revision=src.revision, local_files_only=True))
     except Exception:  # noqa: BLE001 (not cached: LocalEntryNotFoundError, or a revision the cache lacks)
         if offline():
-            raise HubError(f"not in the cache (no snapshot of {src.path} at {src.revision or 'main'})") from None
+            raise HubError(
+                f"not in the cache (no snapshot of {src.path} at {src.revision or 'main'})"
+            ) from None
         return None
 
 
@@ -137,12 +143,16 @@ def _weight_files(files: set[str], folder: Path | None) -> list[str]:
         if index in files:
             if folder is None:  # the hub lists the index: its shards come with it
                 stem, ext = name.split(".")
-                return [index] + sorted(f for f in files if f.startswith(stem + "-") and f.endswith("." + ext))
+                return [index] + sorted(
+                    f for f in files if f.startswith(stem + "-") and f.endswith("." + ext)
+                )
             shards = sorted(set(json.loads((folder / index).read_text())["weight_map"].values()))
             missing = [f for f in shards if f not in files]
             if missing:
-                raise HubError(f"missing {missing[0]} (weights shard {shards.index(missing[0]) + 1} of "
-                               f"{len(shards)} in {index})")
+                raise HubError(
+                    f"missing {missing[0]} (weights shard {shards.index(missing[0]) + 1} of "
+                    f"{len(shards)} in {index})"
+                )
             return [index] + shards
     raise HubError(f"missing {WEIGHTS[0]} (no weights: neither {' nor '.join(WEIGHTS)}, sharded or not)")
 
@@ -151,7 +161,9 @@ def _tokenizer_files(files: set[str]) -> list[str]:
     for group in TOKENIZER:
         if set(group) <= files:
             return list(group)
-    raise HubError(f"missing tokenizer.json (no tokenizer files: {' or '.join(' + '.join(g) for g in TOKENIZER)})")
+    raise HubError(
+        f"missing tokenizer.json (no tokenizer files: {' or '.join(' + '.join(g) for g in TOKENIZER)})"
+    )
 
 
 def model_files(src: ModelSource) -> tuple[str, list[str]]:

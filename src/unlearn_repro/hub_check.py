@@ -4,6 +4,7 @@ and `check-hub` (load one row of each data set, showing its hub columns beside t
 each model's config, weights and tokenizer files where a job would load them; say per item ok / failing and
 why, before any job starts). They gather what every study of the default target needs (its declaration's
 `datasets`), so this module sits above the studies; where one model or data set comes from is hub.py's."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,11 @@ def _data_location(cfg, name: str) -> str:
         return f"{Path(cfg.data.mirror_dir) / spec.mirror_folder} (no hub release: data.mirror_dir)"
     if local:
         return f"{local} (data.hub_paths)"
-    return spec.hub_id + (f" [{spec.hub_config}]" if spec.hub_config else "") + (
-        f"@{spec.hub_revision}" if spec.hub_revision else "")
+    return (
+        spec.hub_id
+        + (f" [{spec.hub_config}]" if spec.hub_config else "")
+        + (f"@{spec.hub_revision}" if spec.hub_revision else "")
+    )
 
 
 def _without_hub(cfg, name: str) -> str:
@@ -63,8 +67,14 @@ def _first_row(cfg, name: str) -> tuple[dict, dict]:
     spec = DATASETS.get(name)
     split = next(iter(spec.hub_splits))
     config, hub_split = spec.hub_location(split)
-    rows = hub_rows(cfg.data.hub_paths.get(name) or spec.hub_id, config, hub_split, spec.hub_revision,
-                    spec.hub_data_dir, streaming=True)
+    rows = hub_rows(
+        cfg.data.hub_paths.get(name) or spec.hub_id,
+        config,
+        hub_split,
+        spec.hub_revision,
+        spec.hub_data_dir,
+        streaming=True,
+    )
     for i, raw in enumerate(rows):
         out = spec.from_hub(dict(raw), i)
         if out:
@@ -86,11 +96,14 @@ def _each_item(cfg, data_detail, model_detail) -> list[tuple[str, bool, str]]:
             results.append((item, True, detail()))
         except Exception as e:  # noqa: BLE001 (a report, not a crash: every item gets its line)
             results.append((failed_item or item, False, one_line(e)))
+
     if choose_source(cfg.data.source, cfg.data.mirror_dir) == "hub":
         for name in all_datasets(cfg):
             spec = DATASETS.get(name)
-            one(f"data {name}: {_data_location(cfg, name)}",
-                lambda: _without_hub(cfg, spec.name) if spec.hub_id is None else data_detail(spec))
+            one(
+                f"data {name}: {_data_location(cfg, name)}",
+                lambda: _without_hub(cfg, spec.name) if spec.hub_id is None else data_detail(spec),
+            )
     for name in needed_models(cfg):
         try:
             src = model_source(cfg, name)
@@ -104,6 +117,7 @@ def _each_item(cfg, data_detail, model_detail) -> list[tuple[str, bool, str]]:
 def check_hub(cfg) -> list[tuple[str, bool, str]]:
     """(item, ok, detail) for every data set and model the profile needs: each data set's first row (its hub
     columns and the normalized ones), each model's files as a job loads them (config, weights, tokenizer)."""
+
     def data(spec):
         raw, normalized = _first_row(cfg, spec.name)
         return f"hub columns {', '.join(sorted(raw))} -> columns {', '.join(sorted(normalized))}"
@@ -111,19 +125,30 @@ def check_hub(cfg) -> list[tuple[str, bool, str]]:
     def model(name, src):
         where, files = model_files(src)
         conf = model_config(cfg, name)
-        return f"{conf.model_type}, hidden size {getattr(conf, 'hidden_size', '?')}; {where}: {', '.join(files)}"
+        return (
+            f"{conf.model_type}, hidden size {getattr(conf, 'hidden_size', '?')}; {where}: {', '.join(files)}"
+        )
+
     return _each_item(cfg, data, model)
 
 
 def download(cfg) -> list[tuple[str, bool, str]]:
     """Fetch every hub model (config, safetensors weights, tokenizer files) and data set the profile needs
     into the cache ($HF_HOME); local folders are only checked. (item, ok, detail) per item."""
+
     def data(spec):
         n = 0
         for split in spec.hub_splits:
             config, hub_split = spec.hub_location(split)
-            n += len(hub_rows(cfg.data.hub_paths.get(spec.name) or spec.hub_id, config, hub_split,
-                              spec.hub_revision, spec.hub_data_dir))
+            n += len(
+                hub_rows(
+                    cfg.data.hub_paths.get(spec.name) or spec.hub_id,
+                    config,
+                    hub_split,
+                    spec.hub_revision,
+                    spec.hub_data_dir,
+                )
+            )
         return f"{n} rows in {len(spec.hub_splits)} split(s)"
 
     def model(name, src):
@@ -132,12 +157,17 @@ def download(cfg) -> list[tuple[str, bool, str]]:
             return "local folder (nothing to fetch)"
         # heavy: imported only on the hub path
         from huggingface_hub import snapshot_download
+
         try:
-            path = snapshot_download(src.path, revision=src.revision,
-                                     allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+            path = snapshot_download(
+                src.path,
+                revision=src.revision,
+                allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"],
+            )
         except Exception as e:  # noqa: BLE001 (offline, unreachable, unknown repo: one line)
             raise HubError(one_line(e)) from None
         return f"in {path}"
+
     return _each_item(cfg, data, model)
 
 
@@ -145,7 +175,13 @@ def report(results: list[tuple[str, bool, str]], title: str) -> str:
     lines = [f"[{title}] cache: {cache_dir()}{' (HF_HUB_OFFLINE=1)' if offline() else ''}"]
     lines += [f"  {'ok  ' if ok else 'FAIL'}  {item}: {detail}" for item, ok, detail in results]
     bad = sum(not ok for _, ok, _ in results)
-    lines.append(f"[{title}] {len(results) - bad} ok, {bad} failing" + (
-        "" if not bad else " (on an offline compute node: run `python -m unlearn_repro download --profile "
-        "<profile>` on a login node with the same HF_HOME, or point model_sources / data.hub_paths at local files)"))
+    lines.append(
+        f"[{title}] {len(results) - bad} ok, {bad} failing"
+        + (
+            ""
+            if not bad
+            else " (on an offline compute node: run `python -m unlearn_repro download --profile "
+            "<profile>` on a login node with the same HF_HOME, or point model_sources / data.hub_paths at local files)"
+        )
+    )
     return "\n".join(lines)

@@ -15,6 +15,7 @@ that dies takes its child with it (the connection closes and the server kills th
 a child whose server dies is killed by the kernel (PR_SET_PDEATHSIG); the server exits with its workflow
 (its parent's pid) or after `IDLE_S` without a job.
 """
+
 from __future__ import annotations
 
 import array
@@ -41,10 +42,20 @@ SOCKET_ENV = "UNLEARN_JOBSERVER"
 IDLE_S = 3600.0
 REQUEST_TIMEOUT_S = 10.0
 # imported before the first fork: what the jobs would otherwise each import
-PRELOAD = ("torch", "transformers", "runpy", "unlearn_repro.cli", "unlearn_repro.pipeline.base_models",
-           "unlearn_repro.pipeline.unlearning", "unlearn_repro.pipeline.evaluation", "unlearn_repro.pipeline.tdec",
-           "unlearn_repro.pipeline.tofu", "unlearn_repro.pipeline.memorization", "unlearn_repro.pipeline.privacy",
-           "unlearn_repro.pipeline.discussions")
+PRELOAD = (
+    "torch",
+    "transformers",
+    "runpy",
+    "unlearn_repro.cli",
+    "unlearn_repro.pipeline.base_models",
+    "unlearn_repro.pipeline.unlearning",
+    "unlearn_repro.pipeline.evaluation",
+    "unlearn_repro.pipeline.tdec",
+    "unlearn_repro.pipeline.tofu",
+    "unlearn_repro.pipeline.memorization",
+    "unlearn_repro.pipeline.privacy",
+    "unlearn_repro.pipeline.discussions",
+)
 
 
 def _send_msg(sock: socket.socket, obj, fds=()) -> None:
@@ -83,7 +94,7 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
     tmp = f"{path}.{os.getpid()}.tmp"
     listener.bind(tmp)
     listener.listen(64)
-    os.replace(tmp, path)          # clients see the socket only when it accepts
+    os.replace(tmp, path)  # clients see the socket only when it accepts
     sel = selectors.DefaultSelector()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -92,7 +103,7 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(wake_r, selectors.EVENT_READ, "child")
-    jobs: dict[int, socket.socket] = {}   # child pid -> its client's connection
+    jobs: dict[int, socket.socket] = {}  # child pid -> its client's connection
     last = time.monotonic()
     try:
         while True:
@@ -104,14 +115,14 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
                         sel.register(conn, selectors.EVENT_READ, pid)
                 elif key.data == "child":
                     os.read(wake_r, 4096)
-                else:                      # a client spoke or went away: its job is abandoned
+                else:  # a client spoke or went away: its job is abandoned
                     sel.unregister(key.fileobj)
                     _kill(key.data)
             for pid, status in _reaped(jobs):
                 conn = jobs.pop(pid)
                 try:
                     sel.unregister(conn)
-                except KeyError:           # abandoned: unregistered when its client went away
+                except KeyError:  # abandoned: unregistered when its client went away
                     pass
                 _finish(conn, status)
             if jobs:
@@ -126,24 +137,46 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
 
 
 def _preload() -> None:
-    numerics.pin()                           # the pinned CPU code path, before torch is imported
-    for key in THREAD_ENV:                   # the libraries start with one thread; each job sets its own
+    numerics.pin()  # the pinned CPU code path, before torch is imported
+    for key in THREAD_ENV:  # the libraries start with one thread; each job sets its own
         os.environ[key] = "1"
     for name in PRELOAD:
         try:
             importlib.import_module(name)
-        except Exception as e:             # the job that needs it fails the same way, in its own log
+        except Exception as e:  # the job that needs it fails the same way, in its own log
             print(f"[jobserver] preload {name}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
 
 # read once at import by the preloaded libraries: a job whose value differs runs in its own process
-IMPORT_TIME_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "PYTORCH_", "MKL_", "ATEN_",
-                   "ONEDNN_", "DNNL_", "OMP_", "KMP_", "OPENBLAS_", "CUDA_", "PYTHON", "UNLEARN_NUMERICS")
+IMPORT_TIME_ENV = (
+    "HF_",
+    "HUGGINGFACE_",
+    "TRANSFORMERS_",
+    "TOKENIZERS_",
+    "TORCH",
+    "PYTORCH_",
+    "MKL_",
+    "ATEN_",
+    "ONEDNN_",
+    "DNNL_",
+    "OMP_",
+    "KMP_",
+    "OPENBLAS_",
+    "CUDA_",
+    "PYTHON",
+    "UNLEARN_NUMERICS",
+)
 
 
 # Snakemake sets these per job from the rule's `threads`; the child applies them to the loaded libraries
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-              "NUMEXPR_NUM_THREADS", "GOTO_NUM_THREADS")
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+)
 
 
 def _env_mismatch(env: dict) -> str | None:
@@ -158,12 +191,12 @@ def _accept(listener: socket.socket, jobs: dict) -> tuple[int | None, socket.soc
     the jobs of the others: a client that gets no reply runs its job itself."""
     try:
         conn, _ = listener.accept()
-    except OSError as e:                         # out of descriptors: the client falls back
+    except OSError as e:  # out of descriptors: the client falls back
         print(f"[jobserver] accept: {e}", file=sys.stderr, flush=True)
         return None, None
     fds: list[int] = []
     try:
-        conn.settimeout(REQUEST_TIMEOUT_S)     # a stalled client must not hold up the others
+        conn.settimeout(REQUEST_TIMEOUT_S)  # a stalled client must not hold up the others
         request, fds = _recv_request(conn)
         if (key := _env_mismatch(request["env"])) is not None:
             _send_msg(conn, {"fallback": f"{key} differs from the job server's"})
@@ -182,8 +215,8 @@ def _accept(listener: socket.socket, jobs: dict) -> tuple[int | None, socket.soc
             other.close()
         _run_child(request, fds, conn)
     try:
-        os.setpgid(pid, pid)   # the job's own process group at once (the child sets it too): a kill reaches it
-    except OSError:            # already set by the child, or the child is gone
+        os.setpgid(pid, pid)  # the job's own process group at once (the child sets it too): a kill reaches it
+    except OSError:  # already set by the child, or the child is gone
         pass
     for fd in fds:
         os.close(fd)
@@ -200,7 +233,7 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
     code = 1
     try:
         conn.close()
-        os.setpgid(0, 0)         # its own process group: killing the job kills what it started
+        os.setpgid(0, 0)  # its own process group: killing the job kills what it started
         _die_with_parent()
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
@@ -220,11 +253,14 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
         code = _run_module(request.get("module", "unlearn_repro"), request["argv"])
         usage = resource.getrusage(resource.RUSAGE_SELF)
         # Snakemake's benchmark files measure the client; the job's own CPU time and peak memory are here
-        print(f"[job] cpu {usage.ru_utime + usage.ru_stime:.1f} s, max rss {usage.ru_maxrss / 1024:.0f} MB "
-              "(forked by the job server)", file=sys.stderr)
+        print(
+            f"[job] cpu {usage.ru_utime + usage.ru_stime:.1f} s, max rss {usage.ru_maxrss / 1024:.0f} MB "
+            "(forked by the job server)",
+            file=sys.stderr,
+        )
     finally:
         try:
-            atexit._run_exitfuncs()          # what the interpreter runs at a normal exit (os._exit skips it)
+            atexit._run_exitfuncs()  # what the interpreter runs at a normal exit (os._exit skips it)
         except BaseException:
             pass
         for stream in (sys.stdout, sys.stderr):
@@ -254,6 +290,7 @@ def _limit_threads(env) -> None:
     if n is not None:
         # not stdlib: the job client (job.py) imports this module, stdlib only
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(limits=int(n))
 
 
@@ -275,7 +312,7 @@ def _run_module(module: str, argv: list[str]) -> int:
 
 def _die_with_parent() -> None:
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -301,7 +338,7 @@ def _finish(conn: socket.socket, code: int) -> None:
 
 
 def _kill(pid: int) -> None:
-    for kill in (os.killpg, os.kill):        # the group; the child alone if its group is not set yet
+    for kill in (os.killpg, os.kill):  # the group; the child alone if its group is not set yet
         try:
             kill(pid, signal.SIGKILL)
             return
@@ -323,7 +360,7 @@ def _alive(pid: int) -> bool:
 def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | None:
     """Run `python -m MODULE ARGV` through the server at `path`: its exit status, or None when there is no
     server to run it."""
-    numerics.pin()                           # the environment a fresh process gives torch
+    numerics.pin()  # the environment a fresh process gives torch
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
@@ -333,9 +370,11 @@ def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | N
     os.umask(umask)
     with sock:
         try:
-            _send_msg(sock, {"module": module, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
-                             "umask": umask},
-                      fds=array.array("i", [0, 1, 2]))
+            _send_msg(
+                sock,
+                {"module": module, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask},
+                fds=array.array("i", [0, 1, 2]),
+            )
         except OSError:
             return None
         try:
@@ -355,7 +394,9 @@ class Workflow:
     jobs run elsewhere), `stop()` when it ends. UNLEARN_JOBSERVER=off runs every job as its own process."""
 
     def __init__(self):
-        self.path = os.path.join(tempfile.gettempdir(), f"unlearn-jobs-{os.getpid()}-{os.urandom(4).hex()}.sock")
+        self.path = os.path.join(
+            tempfile.gettempdir(), f"unlearn-jobs-{os.getpid()}-{os.urandom(4).hex()}.sock"
+        )
         self.pid = None
 
     def start(self) -> None:
@@ -378,8 +419,11 @@ def start(path: str, parent_pid: int, wait_s: float = 120.0) -> int | None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)
-    proc = subprocess.Popen([sys.executable, "-m", "unlearn_repro.jobserver", path, str(parent_pid)],
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unlearn_repro.jobserver", path, str(parent_pid)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and proc.poll() is None:
         if os.path.exists(path):

@@ -5,6 +5,7 @@ Conventions follow a Hugging Face causal LM: logits ``[N, T, V]`` and labels ``[
 -100 is ignored. Softmax math runs in at least float32 so half-precision logits don't lose the small
 probabilities that the losses depend on.
 """
+
 from __future__ import annotations
 
 import torch
@@ -65,4 +66,3 @@ def npo(nll_theta: Tensor, nll_ref: Tensor, beta: float = 0.1) -> Tensor:
     """
     delta = nll_theta - nll_ref.detach()
     return (-2.0 / beta * F.logsigmoid(beta * delta)).mean()
-

@@ -1,4 +1,5 @@
 """A tiny name -> object registry: `@REG.register("name")`; unknown names list the valid ones."""
+
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
@@ -17,6 +18,7 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = obj
             return obj
+
         return deco
 
     def get(self, name: str) -> T:

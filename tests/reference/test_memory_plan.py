@@ -2,6 +2,7 @@
 memory of a child process (Linux VmHWM, reset through /proc/self/clear_refs just before the step) above
 its resident memory with the model loaded, after a warm-up step (library code and one-time buffers
 paged in) whose freed memory is handed back to the OS (malloc_trim)."""
+
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-CHILD = r'''
+CHILD = r"""
 import ctypes, gc, json, sys, torch
 torch.set_num_threads(1)
 from unlearn_repro.config import Frozen
@@ -44,17 +45,22 @@ peak = rss("VmHWM:") - base
 plan = memory_plan(fisher.dim, 48, chunk=fcfg.chunk, grad_row_bytes=per_sample.row_bytes(model, width, 1, sys.argv[2]),
                    model_bytes=newton.model_bytes(model))[0]
 print(json.dumps({"measured": peak, **plan}))
-'''
+"""
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
-@pytest.mark.parametrize("grads", ["hooks", "vmap"])   # each way's own row size
+@pytest.mark.parametrize("grads", ["hooks", "vmap"])  # each way's own row size
 @pytest.mark.parametrize("chunk", [8, 32])
 def test_memory_plan_is_within_25_percent_of_the_measured_peak(chunk, grads):
-    out = subprocess.run([sys.executable, "-c", CHILD, str(chunk), grads], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(chunk), grads],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["grad_chunk"] > 0 and r["fisher"] > 0
-    planned = r["peak"] - r["model"]                   # the model is resident before the step
+    planned = r["peak"] - r["model"]  # the model is resident before the step
     print(chunk, r["measured"] / 2**20, planned / 2**20, r)
     assert abs(planned - r["measured"]) <= 0.25 * r["measured"], r

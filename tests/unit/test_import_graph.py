@@ -1,6 +1,7 @@
 """The import graph of src/unlearn_repro (module- and function-level imports, read with ast): no circles,
 and no arrow from a lower layer to a higher one. The layers are the design's (docs/design.md, "Layers");
 a new top-level module must be given one here."""
+
 import ast
 import os
 import subprocess
@@ -132,15 +133,31 @@ def test_imports_are_resolved_to_modules_not_packages():
     assert imported(relative, "unlearn_repro.report", known) == ["unlearn_repro.report.tdec"]
 
 
-HEAVY = ("torch", "transformers", "datasets", "opacus", "peft", "sentence_transformers", "mlflow", "matplotlib",
-         "huggingface_hub")
+HEAVY = (
+    "torch",
+    "transformers",
+    "datasets",
+    "opacus",
+    "peft",
+    "sentence_transformers",
+    "mlflow",
+    "matplotlib",
+    "huggingface_hub",
+)
 
 
 def test_the_cli_config_and_study_declarations_start_light():
     """`--help`, a config error and the study declarations never wait for the heavy libraries: those are
     imported inside the functions that need them (each such import says why)."""
-    code = ("import sys, unlearn_repro.cli, unlearn_repro.config, unlearn_repro.studies, unlearn_repro.hub; "
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)}).stdout
+    code = (
+        "import sys, unlearn_repro.cli, unlearn_repro.config, unlearn_repro.studies, unlearn_repro.hub; "
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+    ).stdout
     assert out.strip() == "[]"

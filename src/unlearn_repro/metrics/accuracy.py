@@ -1,4 +1,5 @@
 """Task accuracy from per-token log-probabilities (pure functions; collect.py computes the inputs)."""
+
 from __future__ import annotations
 
 from typing import Sequence

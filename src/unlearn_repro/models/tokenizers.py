@@ -1,6 +1,7 @@
 """Tokenizers: the real GPT-2/GPT-Neo and OPT BPEs (hub or local vocab/merges files) and a small
 byte-level BPE trained deterministically on WikiText-2 for the tiny models (a 50k vocabulary would make
 the embedding most of a tiny model and slow it ~8x on a CPU)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,10 +19,12 @@ PAD = "<pad>"
 def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE fit on `texts`; the same texts and vocab size give the same tokenizer."""
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(list(texts), vocab_size=vocab_size, min_frequency=2,
-                            special_tokens=[EOS, PAD], show_progress=False)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS,
-                                   unk_token=EOS, pad_token=PAD)
+    bpe.train_from_iterator(
+        list(texts), vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD], show_progress=False
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD
+    )
 
 
 def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast:
@@ -35,11 +38,18 @@ def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast
     if family == "opt":
         # OPT: RoBERTa ids, </s> is bos and eos; madeupword0000..0002 pad the vocabulary to 50265
         bpe.add_tokens([f"madeupword{i:04d}" for i in range(3)])
-        tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="</s>", eos_token="</s>",
-                                      unk_token="<unk>", pad_token="<pad>")
+        tok = PreTrainedTokenizerFast(
+            tokenizer_object=bpe._tokenizer,
+            bos_token="</s>",
+            eos_token="</s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+        )
         tok._unlearn_add_bos = True
         return tok
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS
+    )
     tok.pad_token = EOS
     return tok
 
@@ -49,15 +59,20 @@ def from_hub(hub_id: str, family: str, revision: str | None = None) -> PreTraine
     try:
         tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
     except OSError as e:  # not cached while offline, unreachable hub
-        raise HubError(f"tokenizer {hub_id}{'@' + revision if revision else ''}: {one_line(e)}; fetch it first with "
-                       "`python -m unlearn_repro download` or point model_sources at a local folder") from None
+        raise HubError(
+            f"tokenizer {hub_id}{'@' + revision if revision else ''}: {one_line(e)}; fetch it first with "
+            "`python -m unlearn_repro download` or point model_sources at a local folder"
+        ) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok._unlearn_add_bos = family in BOS_FAMILIES
     return tok
 
 
-BOS_FAMILIES = ("opt", "llama")  # trained with a leading bos token: OPT's </s>, Llama's <s> (TOFU's llama format)
+BOS_FAMILIES = (
+    "opt",
+    "llama",
+)  # trained with a leading bos token: OPT's </s>, Llama's <s> (TOFU's llama format)
 
 
 def bos_ids(tok) -> list[int]:

@@ -1,4 +1,5 @@
 """The pipeline's steps, one function per Snakemake rule; cli.py parses arguments and calls them."""
+
 from __future__ import annotations
 
 from pathlib import Path
