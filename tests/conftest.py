@@ -58,6 +58,7 @@ def tiny_tokenizer():
 def tiny_model_and_batches(tiny_tokenizer):
     """A 4-layer tiny GPT-Neo (random init) and a few short token batches."""
     import torch
+
     from unlearn_repro.models.build import build_model
     from unlearn_repro.models.tokenizers import encode
 

@@ -5,8 +5,9 @@ pipelines can build and overlay configs without importing it."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 
 class Frozen(Mapping):

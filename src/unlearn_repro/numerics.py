@@ -19,8 +19,8 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import Mapping, MutableMapping
 
 SWITCH = "UNLEARN_NUMERICS"  # pinned | native | auto (default)
 MODES = ("auto", "pinned", "native")

@@ -5,8 +5,8 @@ on a batch that the objective draws itself from a seeded sampler (gradient diffe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 

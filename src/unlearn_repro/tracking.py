@@ -23,8 +23,9 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Protocol, Union
+from typing import Protocol, Union
 
 from filelock import FileLock
 
@@ -32,7 +33,7 @@ from unlearn_repro import numerics
 from unlearn_repro.io import git_commit, read_json
 
 # files logged at the artifact root, or {artifact folder: files} ("" = the root)
-Artifacts = Union[Iterable[Union[str, Path]], Mapping[str, Iterable[Union[str, Path]]]]
+Artifacts = Union[Iterable[str | Path], Mapping[str, Iterable[str | Path]]]
 
 
 class Tracker(Protocol):

@@ -20,9 +20,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ class Recipe:
     checkpoint_every: int = 200  # optimizer steps between resume checkpoints (with resume_dir)
 
     @classmethod
-    def from_config(cls, section, cfg=None, **overrides) -> "Recipe":
+    def from_config(cls, section, cfg=None, **overrides) -> Recipe:
         """A recipe from a params section (epochs, lr, batch_size, weight_decay, optimizer); the optimizer's
         arguments come from cfg.optimizers.<name> when cfg is given."""
         keys = ("epochs", "lr", "batch_size", "weight_decay", "optimizer")

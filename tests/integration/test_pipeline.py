@@ -364,6 +364,7 @@ def test_privacy_study(pipeline):
 def test_tofu_study_outputs(pipeline):
     """SOUL on TOFU: Table 1 (ours | paper) per method x {FO, SO}, the premise, Figure 1, the verdicts."""
     import pandas as pd
+
     from unlearn_repro.report.tofu import outputs
 
     root = pipeline / "results" / "ci" / "tofu"

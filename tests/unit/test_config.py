@@ -1,11 +1,11 @@
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from unlearn_repro import config
 from unlearn_repro.data import DATASETS
 from unlearn_repro.methods import METHODS
 from unlearn_repro.models.registry import MODELS
-from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("profile", ["embedded", "paper", "ci"])

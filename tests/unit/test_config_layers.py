@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 
-from unlearn_repro import config
 from tests.conftest import BIN, ENV, ROOT
+from unlearn_repro import config
 
 PARAMS = ROOT / "params.yaml"
 

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
+from tests.conftest import ROOT
 from unlearn_repro.config import load
 from unlearn_repro.data import load_split, training_text
 from unlearn_repro.data.registry import DATASETS, choose_source
 from unlearn_repro.data.splits import prepare_task
 from unlearn_repro.io import read_json, read_jsonl
-from tests.conftest import ROOT
 
 ARC_AI2 = {
     "id": "q1",

@@ -15,6 +15,7 @@ def test_a_cycle_is_diverged_when_its_run_says_so_or_its_scores_are_nan():
 
 def test_a_run_with_one_diverged_cycle_is_left_out_of_every_mean_whole():
     import pandas as pd
+
     from unlearn_repro.report.tables import converged, diverged_runs
 
     rows = [

@@ -3,13 +3,13 @@ and MLflow: a user sees that chunk 48 became 24 or that storage fell back to bf1
 
 import pytest
 
+from tests.conftest import ROOT
 from unlearn_repro.config import Frozen, load
 from unlearn_repro.fisher.woodbury import layout_line, layout_record, plan_layout
 from unlearn_repro.io import read_json
 from unlearn_repro.models import checkpoint
 from unlearn_repro.models.build import build_model
 from unlearn_repro.pipeline import unlearning
-from tests.conftest import ROOT
 
 
 def test_a_halved_chunk_and_bf16_storage_are_named():

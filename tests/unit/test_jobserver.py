@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from unlearn_repro import jobserver
 from tests.conftest import ROOT
+from unlearn_repro import jobserver
 
 MODULE = "tests.jobserver_job"
 

@@ -3,7 +3,6 @@ the closed-form gradients (IHL paper Appendix A; NPO derived by hand) and finite
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
 

@@ -5,11 +5,11 @@ import copy
 import pytest
 import torch
 
+from tests.conftest import ROOT
 from unlearn_repro.config import load
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.methods.newton import flat_grad, segments, trainable
 from unlearn_repro.train import collate
-from tests.conftest import ROOT
 
 
 def _ctx(tmp_path, **fisher):
@@ -236,6 +236,7 @@ def test_preference_trains_refusals_after_forget_prompts(tiny_model_and_batches,
 def test_a_wrapped_model_saves_as_merged_plain_weights(tiny_model_and_batches, tiny_tokenizer, tmp_path):
     """LoRA adapters (peft) are merged on save: the checkpoint loads as an ordinary model, same outputs."""
     from peft import LoraConfig, get_peft_model
+
     from unlearn_repro.models import checkpoint
 
     model, batches, pad = tiny_model_and_batches

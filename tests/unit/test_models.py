@@ -6,7 +6,7 @@ import torch
 
 from unlearn_repro.models import checkpoint
 from unlearn_repro.models.build import build_model, n_params
-from unlearn_repro.models.registry import MODELS, ModelSpec
+from unlearn_repro.models.registry import MODELS
 from unlearn_repro.models.tokenizers import from_hub
 
 

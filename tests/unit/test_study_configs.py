@@ -4,9 +4,9 @@ study_config): what a method receives depends on what it declares, never on its 
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from unlearn_repro import config
 from unlearn_repro.pipeline import memorization, privacy, tdec, tofu
-from tests.conftest import ROOT
 
 
 def _ci(drop_grid_keys=(), **over):

@@ -5,10 +5,10 @@ import math
 
 import pytest
 
+from tests.conftest import ROOT
 from unlearn_repro import config
 from unlearn_repro.pipeline.tdec import ForgettingCriterion, ablation_runs, runs, target_groups
 from unlearn_repro.report.tdec import aggregate, findings
-from tests.conftest import ROOT
 
 
 def test_target_groups():

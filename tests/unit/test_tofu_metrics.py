@@ -62,6 +62,7 @@ def test_rouge_l_recall_by_hand():
 
 def _tiny_model_and_tokenizer():
     from transformers import GPT2Config, GPT2LMHeadModel
+
     from unlearn_repro.models.tokenizers import train_bpe
 
     tok = train_bpe(["the quick brown fox jumps over the lazy dog " * 5, "question answer author book"], 300)

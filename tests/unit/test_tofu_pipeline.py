@@ -79,6 +79,7 @@ def test_load_sets_subsets_by_author_and_matches_retain_rows():
 def test_load_sets_reads_the_hub_format(tmp_path):
     """At paper scale TOFU comes from the hub (one config per split): the same sets, perturbed answers kept."""
     import yaml
+
     from tests import hub_fixtures as fx
 
     raw = yaml.safe_load(open("params.yaml"))
@@ -119,6 +120,7 @@ def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monke
     import numpy as np
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
+
     from unlearn_repro.metrics import tofu as M
 
     cfg = config.load("params.yaml", "ci")

@@ -147,7 +147,9 @@ def test_a_moved_or_copied_workspace_uses_its_own_artifact_store(tmp_path, monke
     """Artifact locations are relative to the workspace (the URI `sqlite:///mlflow.db` is): a copy reads its
     own artifacts and writes new ones into its own mlruns/ (with absolute locations it wrote into the original)."""
     import shutil
+
     from mlflow.tracking import MlflowClient
+
     from unlearn_repro.tracking import MlflowTracker
 
     first, copy, elsewhere = tmp_path / "first", tmp_path / "copy", tmp_path / "elsewhere"

@@ -1,6 +1,5 @@
-import torch
-
 import pytest
+import torch
 
 from unlearn_repro.objectives import RetainRegularized, RetainSampler
 from unlearn_repro.train import Hook, Recipe, collate, lm_loss, negated_lm_loss, train
@@ -105,8 +104,8 @@ def test_an_epoch_hook_stops_training_and_step_hooks_see_every_step(tiny_tokeniz
 
 
 def test_optimizers_come_from_the_registry_with_their_params_arguments(tiny_tokenizer):
-    from unlearn_repro.config import load
     from tests.conftest import ROOT
+    from unlearn_repro.config import load
     from unlearn_repro.optim import make_optimizer
 
     cfg = load(ROOT / "params.yaml", "ci")

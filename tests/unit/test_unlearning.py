@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.conftest import ROOT
 from unlearn_repro.config import load
 from unlearn_repro.io import read_json, write_json, write_jsonl
 from unlearn_repro.methods import METHODS
@@ -9,7 +10,6 @@ from unlearn_repro.models import checkpoint
 from unlearn_repro.models.build import build_model
 from unlearn_repro.pipeline import unlearning
 from unlearn_repro.tracking import NullTracker
-from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -93,6 +93,7 @@ def test_resume_never_mixes_settings(setup, monkeypatch, capsys):
 
 def test_training_resume_state_must_match_the_recipe(tiny_tokenizer, tmp_path, capsys):
     import torch
+
     from unlearn_repro.train import Recipe, train
 
     seqs = [[1, 5, 9, 12], [3, 4, 5, 6], [8, 9, 10, 11]] * 4

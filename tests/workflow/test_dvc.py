@@ -30,8 +30,9 @@ STUDIES_WITH_OUTPUTS = ("discussions", "tofu", "tdec", "privacy")  # report modu
 
 def _main_outputs(profile=None):
     """The named outputs of every study with DVC plots and metrics (main and the STUDIES_WITH_OUTPUTS)."""
-    from unlearn_repro.config import load
     from importlib import import_module
+
+    from unlearn_repro.config import load
 
     cfg = load(ROOT / "params.yaml", profile)
     outs = [import_module("unlearn_repro.report.main").outputs(cfg, f"results/{cfg.profile}/main")]

@@ -116,8 +116,8 @@ def test_each_job_goes_to_its_partition_with_its_resources(paper_jobs):
 
 def test_the_plugin_refuses_gres_in_slurm_extra(paper_jobs):
     """The validator the test above runs is live: the old profile's GRES in slurm_extra is refused."""
-    from snakemake_interface_common.exceptions import WorkflowError
     from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
+    from snakemake_interface_common.exceptions import WorkflowError
 
     with pytest.raises(WorkflowError, match="not allowed in the 'slurm_extra'"):
         validate_slurm_extra(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from unlearn_repro.errors import HubError, one_line
 from unlearn_repro.registry import Registry

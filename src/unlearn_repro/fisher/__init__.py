@@ -1,6 +1,7 @@
 """Second-order information: the block-diagonal inverse empirical Fisher (Woodbury / Sherman-Morrison),
 sharded and planned in memory, and the per-sample gradients of D+ it is built from."""
 
+from unlearn_repro.fisher import per_sample  # noqa: F401,E402
 from unlearn_repro.fisher.woodbury import (  # noqa: F401
     STORAGE,
     EmpiricalFisherInverse,
@@ -13,4 +14,3 @@ from unlearn_repro.fisher.woodbury import (  # noqa: F401
     propose,
     shard_ranges,
 )
-from unlearn_repro.fisher import per_sample  # noqa: F401,E402

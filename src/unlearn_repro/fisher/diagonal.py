@@ -4,7 +4,7 @@ the mean, not the mean of the squares), computed in batched chunks by `fisher.pe
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch.func import functional_call, grad, vmap

@@ -3,7 +3,7 @@ and a study wrapper (`Method.prepare`'s `ctx.wrappers`) that adds plain LoRA or 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from peft import LoraConfig, get_peft_model

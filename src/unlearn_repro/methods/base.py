@@ -5,9 +5,9 @@ schema's method lists and each study's choice of the values it passes (Method.st
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from unlearn_repro.frozen import overlay
 from unlearn_repro.models import checkpoint

@@ -4,7 +4,7 @@ supplies only its forget term (and, for PO, the forget items it trains on)."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from unlearn_repro.batches import collate
 from unlearn_repro.metrics import accuracy
 from unlearn_repro.metrics.exposure import exposures_by_length
 from unlearn_repro.models.tokenizers import encode
 from unlearn_repro.progress import progress
-from unlearn_repro.batches import collate
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ pairs at once, left-padded, with the KV cache (no per-prefix `generate` loop).""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

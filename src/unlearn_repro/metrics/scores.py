@@ -4,7 +4,7 @@ run), so a study adds its metrics here or in its own module without touching the
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from unlearn_repro.metrics.collect import exposures, mean_token_nll, task_accuracy
 from unlearn_repro.registry import Registry

@@ -6,7 +6,7 @@ sharing an n-gram of tokens with a text."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

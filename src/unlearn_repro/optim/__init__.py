@@ -3,7 +3,7 @@ registered factory plus its arguments under `optimizers.<name>` in params.yaml."
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -45,7 +45,7 @@ class Shape:
     vocab: int
 
     @classmethod
-    def of_config(cls, config, n_params: int) -> "Shape":
+    def of_config(cls, config, n_params: int) -> Shape:
         get = lambda *names: next(getattr(config, n) for n in names if getattr(config, n, None) is not None)
         return cls(
             n_params,

@@ -11,8 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
-from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro import numerics
+from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro.io import DirLock, file_hash, git_commit, read_json, write_json
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.models import checkpoint

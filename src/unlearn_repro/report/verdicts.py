@@ -10,9 +10,9 @@ claim's stated tolerance: see report/stats.py) / premise not met / not testable 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd

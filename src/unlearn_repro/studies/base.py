@@ -7,8 +7,8 @@ run), so `--help`, a config error and the Snakefile's set-up never wait for torc
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import yaml
 
