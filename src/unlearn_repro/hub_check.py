@@ -102,7 +102,7 @@ def _each_item(cfg, data_detail, model_detail) -> list[tuple[str, bool, str]]:
             spec = DATASETS.get(name)
             one(
                 f"data {name}: {_data_location(cfg, name)}",
-                lambda: _without_hub(cfg, spec.name) if spec.hub_id is None else data_detail(spec),
+                lambda spec=spec: _without_hub(cfg, spec.name) if spec.hub_id is None else data_detail(spec),
             )
     for name in needed_models(cfg):
         try:
@@ -110,7 +110,11 @@ def _each_item(cfg, data_detail, model_detail) -> list[tuple[str, bool, str]]:
         except Exception as e:  # noqa: BLE001
             results.append((f"model {name}", False, one_line(e)))
             continue
-        one(f"model {name}: {src}", lambda: model_detail(name, src), failed_item=f"model {name}")
+        one(
+            f"model {name}: {src}",
+            lambda name=name, src=src: model_detail(name, src),
+            failed_item=f"model {name}",
+        )
     return results
 
 

@@ -25,7 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Protocol, Union
+from typing import Protocol
 
 from filelock import FileLock
 
@@ -33,7 +33,7 @@ from unlearn_repro import numerics
 from unlearn_repro.io import git_commit, read_json
 
 # files logged at the artifact root, or {artifact folder: files} ("" = the root)
-Artifacts = Union[Iterable[str | Path], Mapping[str, Iterable[str | Path]]]
+Artifacts = Iterable[str | Path] | Mapping[str, Iterable[str | Path]]
 
 
 class Tracker(Protocol):

@@ -32,7 +32,7 @@ def test_config_is_frozen():
     with pytest.raises(TypeError):
         cfg.fisher["block_size"] = 3
     with pytest.raises(AttributeError, match="no key 'blok'"):
-        cfg.fisher.blok
+        _ = cfg.fisher.blok
 
 
 def _error(raw, **kw) -> str:

@@ -42,7 +42,10 @@ def test_encoder_follows_tofu_s_template_and_scores_the_answer_tag():
     mask covers the question only); generation starts after 'Answer:', its space going with the answer."""
     tok = _tok()
     enc = tofu.Encoder(tok, 64)
-    ids = lambda t: tok(t, add_special_tokens=False)["input_ids"]
+
+    def ids(t):
+        return tok(t, add_special_tokens=False)["input_ids"]
+
     p, a = enc.pair("who wrote it?", "the author", eos=True)
     assert p == enc.bos + ids("Question: who wrote it?\n") and a == ids("Answer: the author") + [
         tok.eos_token_id

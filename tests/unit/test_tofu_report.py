@@ -28,7 +28,7 @@ def test_paper_values_appear_only_in_columns_whose_definitions_agree():
     paired = [i for i, (_, _, p) in enumerate(report.COLUMNS) if p]
     rows = report._rows(_meta(0.25), _meta(1.0), runs, ["npo"], columns, paired)
     so_npo = next(r for r in rows if r["Method"] == "SO-NPO")
-    for i, (key, header, agrees) in enumerate(report.COLUMNS):
+    for i, (_key, header, agrees) in enumerate(report.COLUMNS):
         assert (" ‖ " in so_npo[header]) == agrees, header
         if agrees:
             assert so_npo[header] == f"0.500 ± 0.000 ‖ {report.PAPER['SO-npo'][i]:.3g}"

@@ -52,7 +52,10 @@ def test_plan_counts_what_a_sophia_step_allocates(dtype):
     model(input_ids=ids, labels=ids).loss.backward()
     opt.update_hessian()
     opt.step()
-    nbytes = lambda ts: sum(t.numel() * t.element_size() for t in ts)
+
+    def nbytes(ts):
+        return sum(t.numel() * t.element_size() for t in ts)
+
     params = list(model.parameters())
     states = [v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)]
     name = str(dtype).removeprefix("torch.")

@@ -86,10 +86,13 @@ def sophia_summary(clip_rates: list[float], unclipped: list[float], steps_per_ep
     the verdict (empty for a run without Sophia)."""
     if not clip_rates:
         return {}
-    per_epoch = lambda xs: [
-        sum(xs[i : i + steps_per_epoch]) / len(xs[i : i + steps_per_epoch])
-        for i in range(0, len(xs), steps_per_epoch)
-    ]
+
+    def per_epoch(xs):
+        return [
+            sum(xs[i : i + steps_per_epoch]) / len(xs[i : i + steps_per_epoch])
+            for i in range(0, len(xs), steps_per_epoch)
+        ]
+
     premise = {
         "clip_rate": sum(clip_rates) / len(clip_rates),
         "unclipped_share": sum(unclipped) / len(unclipped),

@@ -46,7 +46,9 @@ class Shape:
 
     @classmethod
     def of_config(cls, config, n_params: int) -> Shape:
-        get = lambda *names: next(getattr(config, n) for n in names if getattr(config, n, None) is not None)
+        def get(*names):
+            return next(getattr(config, n) for n in names if getattr(config, n, None) is not None)
+
         return cls(
             n_params,
             get("hidden_size", "n_embd"),
@@ -113,7 +115,10 @@ def training_plan(
             f"got {dtype!r}, {optimizer!r}, {gpus}"
         )
     d = shape.n_params * DTYPE_BYTES[dtype]
-    shard = lambda n: -(-n // gpus)
+
+    def shard(n):
+        return -(-n // gpus)
+
     if optimizer is None:
         acts = sequences * seq_len * shape.vocab * (DTYPE_BYTES[dtype] + 8)
         return Plan(shard(d), 0, 0, shard(d) if reference else 0, acts, gpus)

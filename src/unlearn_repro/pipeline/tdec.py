@@ -429,8 +429,8 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
             forget,
             rows["retain"],
             1,
-            on_prepared=lambda m: seen.update(share=trainable_share(m)),
-            on_unlearned=lambda m: seen.update(final=hook.finish(m)),
+            on_prepared=lambda m, seen=seen: seen.update(share=trainable_share(m)),
+            on_unlearned=lambda m, seen=seen, hook=hook: seen.update(final=hook.finish(m)),
         )
         share, final = seen["share"], seen["final"]
         epochs = stats["stopped_after_epoch"]

@@ -109,12 +109,12 @@ def main_table(df, dataset, cycles, methods, cycle_size, out_dir) -> None:
     write_text(base.with_suffix(".csv"), pd.DataFrame(long_rows).to_csv(index=False))
     n = paper_tables.TABLE_NUMBER.get(dataset, "?")
     note = (
-        "Cells: ours (mean ± half-width of the %s) ‖ paper (Table %s; tiny models are compared with the "
-        "paper's 125M row); the CSV keeps every seed's value (`per_seed`) and the bounds. Δacc in "
-        "accuracy points, Δexp in bits; lower Δexp = stronger erasure. The CSV also has "
-        "Δ retain accuracy (D+ rows, points) and Δ test NLL (nats/token), which move where accuracy sits at chance. "
+        f"Cells: ours (mean ± half-width of the {ESTIMATOR}) ‖ paper (Table {n}; tiny models are compared "
+        "with the paper's 125M row); the CSV keeps every seed's value (`per_seed`) and the bounds. Δacc in "
+        "accuracy points, Δexp in bits; lower Δexp = stronger erasure. The CSV also has Δ retain accuracy "
+        "(D+ rows, points) and Δ test NLL (nats/token), which move where accuracy sits at chance. "
         'Runs that diverged are counted in a cell ("k diverged", CSV `diverged_runs`) and left out of '
-        "its mean." % (ESTIMATOR, n)
+        "its mean."
     )
     if dataset == "arc_easy":
         note += " The paper's ARC table is garbled in the source text: its cells are in extracted order."

@@ -126,7 +126,7 @@ def _rows(base: dict, retain: dict, runs: pd.DataFrame, methods, columns, paired
                     {
                         **row(
                             f"{kind}-{LABELS[m]}",
-                            lambda k: sub[k] if k in sub else [np.nan],
+                            lambda k, sub=sub: sub[k] if k in sub else [np.nan],
                             PAPER.get(f"{kind}-{m}"),
                         ),
                         "Sophia clip rate": _cell(sub["clip_rate"]) if kind == "SO" else "—",
