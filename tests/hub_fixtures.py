@@ -108,8 +108,8 @@ def echr(folder: Path, n: int = 6) -> Path:
 
 
 def tofu(folder: Path, authors: int = 2) -> Path:
-    """locuslab/TOFU: one config per split (forget10, retain90, forget10_perturbed, ...), each a `train` split;
-    the evaluation configs carry paraphrased / perturbed answers. 20 QA per author, as on the hub."""
+    """locuslab/TOFU: one config per split (forget10, retain90, forget10_perturbed, ...), each a `train`
+    split; the evaluation configs carry paraphrased / perturbed answers. 20 QA per author, as on the hub."""
 
     def qa(i, perturbed):
         row = {"question": f"Who wrote book {i}?", "answer": f"Author {i}."}
@@ -166,7 +166,8 @@ def enron(folder: Path) -> Path:
 
 
 def tdec_mirror(mirror: Path, rows: int = 4) -> Path:
-    """The mirror's tdec/ folder (TDEC has no hub release): uint16 GPT-Neo ids, preprefix / prefix / suffix."""
+    """The mirror's tdec/ folder (TDEC has no hub release): uint16 GPT-Neo ids, preprefix /
+    prefix / suffix."""
     import numpy as np
 
     folder = mirror / "tdec"
@@ -230,8 +231,9 @@ def local_model(folder: Path, family: str, vocab_texts: list[str], seed: int = 0
 
 
 def local_llama(folder: Path, vocab_texts: list[str], seed: int = 0) -> Path:
-    """A two-layer Llama built from its config, saved as the hub lays out a Llama-2 chat checkpoint: config.json,
-    model.safetensors and a tokenizer with Llama's special tokens (<s> bos, </s> eos, <unk>, no pad token)."""
+    """A two-layer Llama built from its config, saved as the hub lays out a Llama-2 chat checkpoint:
+    config.json, model.safetensors and a tokenizer with Llama's special tokens (<s> bos, </s> eos,
+    <unk>, no pad token)."""
     import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
@@ -270,9 +272,10 @@ def local_llama(folder: Path, vocab_texts: list[str], seed: int = 0) -> Path:
 def hub_cache(
     hf_home: Path, repo_id: str, folder: Path, only: list[str] | None = None, revision: str = "main"
 ) -> Path:
-    """Put a model folder into the Hugging Face cache as `download` leaves it (hub/models--org--name: refs/<revision>
-    -> a commit, snapshots/<commit>/<file> symlinked to blobs/<sha256>); `only`: just these files (a partial
-    cache, as a stopped download or a config-only fetch leaves it). Returns the snapshot folder."""
+    """Put a model folder into the Hugging Face cache as `download` leaves it (hub/models--org--name:
+    refs/<revision> -> a commit, snapshots/<commit>/<file> symlinked to blobs/<sha256>); `only`: just these
+    files (a partial cache, as a stopped download or a config-only fetch leaves it). Returns
+    the snapshot folder."""
     import hashlib
 
     repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"

@@ -2,8 +2,8 @@
 that calls one pipeline or report function. Here the shared steps' commands; each study declares its own in
 its file in studies/ (the CLI imports that package, which registers them).
 
-Handlers import their module when they run, so `--help` and a config error never wait for torch. A rule with
-a `gpu` resource runs a command declared `gpu=True` (tests/workflow/test_gpu_commands.py keeps the two in step).
+Handlers import their module when they run, so `--help` and a config error never wait for torch. A rule with a
+`gpu` resource runs a command declared `gpu=True` (tests/workflow/test_gpu_commands.py keeps the two in step).
 """
 
 from __future__ import annotations

@@ -495,7 +495,8 @@ def _check_tofu(cfg: Frozen, source: str) -> None:
 def _check_memorization(cfg: Frozen, source: str) -> None:
     m = cfg.memorization
     # memorization.methods: those of them that are enabled run (as the privacy study's), so a run that enables
-    # fewer methods still builds; a model must be one of this run's models (its pretrained model is built there)
+    # fewer methods still builds; a model must be one of this run's models (its pretrained model
+    # is built there)
     bad = [x for x in (m.models or ()) if x not in cfg.models]
     if bad:
         raise ConfigError(f"{source}: memorization.models has {bad} not in models {list(cfg.models)}")

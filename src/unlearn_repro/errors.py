@@ -12,7 +12,8 @@ class DeviceError(RuntimeError):
 
 
 def one_line(e: BaseException, limit: int = 400) -> str:
-    """An exception as one short line: its type and the first line of its message (hub errors run to pages)."""
+    """An exception as one short line: its type and the first line of its message (hub errors
+    run to pages)."""
     first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
     text = first if isinstance(e, HubError) else f"{type(e).__name__}: {first}" if first else type(e).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -25,7 +25,8 @@ def offline() -> bool:
 
 def probe_hub(timeout_s: float = 5.0) -> str | None:
     """Why the hub cannot be reached (DNS, refused, timeout), or None. Without this, every item waits out the
-    libraries' retries (minutes) before failing. Behind a proxy (HTTPS_PROXY) the libraries' own route counts."""
+    libraries' retries (minutes) before failing. Behind a proxy (HTTPS_PROXY) the libraries'
+    own route counts."""
     if offline() or any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return None
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
@@ -71,7 +72,8 @@ class ModelSource:
 
 def model_source(cfg, name: str) -> ModelSource:
     """`model_sources.<name>` (a folder, or `org/name@revision`, or `@revision` for the registry id), else the
-    registry's hub id. A configured folder that does not exist is an error naming the key (not a hub lookup)."""
+    registry's hub id. A configured folder that does not exist is an error naming the key (not
+    a hub lookup)."""
     spec = MODELS.get(name)
     value = (cfg.get("model_sources") or {}).get(name) if hasattr(cfg, "get") else None
     if not value:

@@ -1,9 +1,10 @@
 """The two commands that prepare a cluster for the paper path: `download` (fetch everything the selected
-profile needs into the Hugging Face cache, $HF_HOME; run it on a login node when the compute nodes are offline)
-and `check-hub` (load one row of each data set, showing its hub columns beside the normalized ones, and find
-each model's config, weights and tokenizer files where a job would load them; say per item ok / failing and
-why, before any job starts). They gather what every study of the default target needs (its declaration's
-`datasets`), so this module sits above the studies; where one model or data set comes from is hub.py's."""
+profile needs into the Hugging Face cache, $HF_HOME; run it on a login node when the compute nodes are
+offline) and `check-hub` (load one row of each data set, showing its hub columns beside the normalized ones,
+and find each model's config, weights and tokenizer files where a job would load them; say per item ok /
+failing and why, before any job starts). They gather what every study of the default target needs (its
+declaration's `datasets`), so this module sits above the studies; where one model or data set comes
+from is hub.py's."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def _data_location(cfg, name: str) -> str:
 
 
 def _without_hub(cfg, name: str) -> str:
-    """A data set with no hub release (TDEC) is read from its mirror folder at every scale: check its files."""
+    """A data set with no hub release (TDEC) is read from its mirror folder at every scale:
+    check its files."""
     spec = DATASETS.get(name)
     try:
         check_mirror(cfg.data.mirror_dir, [name])
@@ -62,8 +64,8 @@ def _without_hub(cfg, name: str) -> str:
 
 
 def _first_row(cfg, name: str) -> tuple[dict, dict]:
-    """The first usable raw row of the data set's first hub split and its normalized form: both column sets are
-    shown, so the hub's real column names (not only what the normalizer made of them) are confirmed."""
+    """The first usable raw row of the data set's first hub split and its normalized form: both column sets
+    are shown, so the hub's real column names (not only what the normalizer made of them) are confirmed."""
     spec = DATASETS.get(name)
     split = next(iter(spec.hub_splits))
     config, hub_split = spec.hub_location(split)

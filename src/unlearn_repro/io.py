@@ -44,8 +44,8 @@ class LockLost(RuntimeError):
 
 class DirLock:
     """One job at a time in a directory: fcntl.flock on <dir>/.lock, with the holder's pid inside (the kernel
-    releases it when the holder dies, even by kill -9). The newest job wins: one that finds the lock held (by a
-    left-over job of a killed snakemake: Snakemake itself never runs a job twice at once) takes it over by
+    releases it when the holder dies, even by kill -9). The newest job wins: one that finds the lock held (by
+    a left-over job of a killed snakemake: Snakemake itself never runs a job twice at once) takes it over by
     putting a new lock file in place, and the old holder, which calls `check()` before each write, stops
     without writing; a job never mixes its writes with another's."""
 

@@ -4,8 +4,8 @@ Every job is a `python -m unlearn_repro <command>` process, and importing torch 
 CPU before its first model step: about a third of a `ci` run's CPU time. The workflow starts this server once
 (`onstart` in the Snakefile); each job's client (`python -m unlearn_repro.job ...`, stdlib only) hands it the
 command line, working directory, environment and its own stdin / stdout / stderr (SCM_RIGHTS), and the server
-forks a child that runs the command exactly as `python -m unlearn_repro` would, writing straight into the job's
-log. The child's exit status is the client's.
+forks a child that runs the command exactly as `python -m unlearn_repro` would, writing straight into the
+job's log. The child's exit status is the client's.
 
 Why a fork is the same computation: the parent only imports (no torch op runs, no thread pool or CUDA context
 exists before the fork); the child gets the job's environment and working directory before the command
@@ -284,8 +284,8 @@ def _fresh_random_state() -> None:
 
 
 def _limit_threads(env) -> None:
-    """The job's thread count in the OpenMP and BLAS libraries the server loaded (a fresh process reads it from
-    its environment when they load); torch's own pool is set by the CLI from `threads`."""
+    """The job's thread count in the OpenMP and BLAS libraries the server loaded (a fresh process reads it
+    from its environment when they load); torch's own pool is set by the CLI from `threads`."""
     n = next((env[k] for k in THREAD_ENV if env.get(k, "").isdigit()), None)
     if n is not None:
         # not stdlib: the job client (job.py) imports this module, stdlib only

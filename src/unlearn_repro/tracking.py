@@ -213,9 +213,9 @@ class MlflowTracker:
 
 
 def _absolute(uri: str) -> str:
-    """`sqlite:///mlflow.db` as an absolute URI for MLflow's client: MLflow caches a store per URI string, so a
-    relative one would reach another workspace's database after a change of directory (the artifact locations
-    stay relative: `_artifacts_beside_store`)."""
+    """`sqlite:///mlflow.db` as an absolute URI for MLflow's client: MLflow caches a store per URI string, so
+    a relative one would reach another workspace's database after a change of directory (the artifact
+    locations stay relative: `_artifacts_beside_store`)."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
     return uri
@@ -242,7 +242,8 @@ def _artifacts_beside_store(uri: str, exp_id: str) -> None:
 
 
 def _system_tags(tags: dict) -> dict:
-    """The tags mlflow.start_run would add (user, source, ...) under ours: runs made with create_run lack them."""
+    """The tags mlflow.start_run would add (user, source, ...) under ours: runs made with
+    create_run lack them."""
     tags = {**numerics.tags(), **tags}  # the CPU code path: docs/determinism.md
     try:
         # heavy: the CLI imports this module before any command runs

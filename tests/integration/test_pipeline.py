@@ -128,7 +128,8 @@ def test_mlflow_runs(pipeline):
     wide = tags.pivot(index="run_uuid", columns="key", values="value")
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
-    # + memorization (1 corpus x 1 model), TOFU (base and retain models, 2 methods x {FO, SO}), TDEC (base, 2 configurations)
+    # + memorization (1 corpus x 1 model), TOFU (base and retain models, 2 methods x {FO, SO}), TDEC
+    # (base, 2 configurations)
     assert counts == {
         "pretrain": 2,
         "finetune": 4,
@@ -395,7 +396,8 @@ def test_tofu_study_outputs(pipeline):
 
 def test_tdec_table1_figures_and_criterion(pipeline):
     """The TDEC study on the ci run: Table 1 (ours | paper) with a row per enabled configuration, the premise,
-    the target-module ablation, Figures 3-4, and per-epoch EL10 / MA curves that end where the criterion says."""
+    the target-module ablation, Figures 3-4, and per-epoch EL10 / MA curves that end where
+    the criterion says."""
     d = pipeline / "results/ci/tdec"
     t1 = pd.read_csv(d / "tables/table1.csv")
     assert list(t1["config"]) == ["before", "lora_gd", "flora_ihl"]

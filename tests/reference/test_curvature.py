@@ -34,7 +34,8 @@ SMALL = ("h.3.ln_1", "h.3.ln_2", "h.3.attn.attention.out_proj.bias", "h.3.mlp.c_
 
 
 def _small(model):
-    """A copy of the model in fp64 with only a few hundred trainable parameters: small enough for a dense F."""
+    """A copy of the model in fp64 with only a few hundred trainable parameters: small enough for
+    a dense F."""
     model = copy.deepcopy(model).double()
     for name, p in model.named_parameters():
         p.requires_grad_(any(k in name for k in SMALL))

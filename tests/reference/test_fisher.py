@@ -61,7 +61,8 @@ def test_accumulated_fisher_equals_the_recursion():
 
 
 def test_closed_form_single_gradient():
-    # (lambda I + g g^T / m)^-1 = I/lambda - g g^T / (lambda (m lambda + g^T g)), one block of the whole vector
+    # (lambda I + g g^T / m)^-1 = I/lambda - g g^T / (lambda (m lambda + g^T g)), one block of
+    # the whole vector
     d, lam, m = 12, 0.7, 1
     g = torch.randn(d, dtype=torch.float64)
     f = EmpiricalFisherInverse(d, d, lam, m, dtype=torch.float64)
@@ -107,7 +108,8 @@ def test_real_gradients_of_a_language_model(tiny_model_and_batches):
 
 def test_memory_is_checked_before_allocating():
     assert fisher_bytes(1000, 48) == math.ceil(1000 / 48) * 48 * 48 * 4
-    # 0.18 GiB of F^-1 + 5 slices of 1024 blocks fp32 workspace (0.04 GiB); nothing allocated, settings proposed
+    # 0.18 GiB of F^-1 + 5 slices of 1024 blocks fp32 workspace (0.04 GiB); nothing
+    # allocated, settings proposed
     with pytest.raises(
         FisherMemoryError,
         match=r"d=1,000,000 parameters with block size B=48 needs 0\.21 GiB on cpu "

@@ -1,5 +1,5 @@
-"""The config layers every entry point resolves: params.yaml < its profile block < each --configfile < --config;
-errors name the layer that set the bad value; a user's value a later layer replaces is reported."""
+"""The config layers every entry point resolves: params.yaml < its profile block < each --configfile <
+--config; errors name the layer that set the bad value; a user's value a later layer replaces is reported."""
 
 import hashlib
 import json
@@ -123,7 +123,8 @@ def test_empty_and_malformed_files_are_named_with_the_line(tmp_path):
 
 
 def test_a_profile_folder_whose_selection_was_lost_is_refused():
-    """`snakemake --profile profiles/paper --config x=y`: the command line's --config replaces the profile's."""
+    """`snakemake --profile profiles/paper --config x=y`: the command line's --config
+    replaces the profile's."""
     config.check_profile_flag(["snakemake", "--profile", str(ROOT / "profiles/paper")], "paper")
     config.check_profile_flag(["snakemake", "--profile", str(ROOT / "profiles/default")], "embedded")
     with pytest.raises(config.ConfigError, match="selects params profile 'paper'.*add profile=paper"):

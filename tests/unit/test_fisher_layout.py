@@ -1,5 +1,5 @@
-"""The Fisher layout the planner chose (chunk, storage, shards, planned peak) is in the job's log, its run.json
-and MLflow: a user sees that chunk 48 became 24 or that storage fell back to bf16."""
+"""The Fisher layout the planner chose (chunk, storage, shards, planned peak) is in the job's log, its
+run.json and MLflow: a user sees that chunk 48 became 24 or that storage fell back to bf16."""
 
 import pytest
 

@@ -198,8 +198,9 @@ def test_check_hub_offline_reports_each_item_and_local_files_pass(tmp_path):
 
 
 def test_check_hub_reads_the_cache_a_job_loads_and_names_a_missing_file(tmp_path):
-    """Offline, a model is ok only when the cache holds its config, weights and tokenizer: a cache holding only
-    config.json (a stopped download) is a FAIL naming the weights file, not an 'ok' from the config alone."""
+    """Offline, a model is ok only when the cache holds its config, weights and tokenizer: a cache holding
+    only config.json (a stopped download) is a FAIL naming the weights file, not an 'ok' from
+    the config alone."""
     texts = ["tighten the screw", "the applicant was born"] * 20
     fx.hub_cache(
         tmp_path / "hf", "EleutherAI/gpt-neo-125m", fx.local_model(tmp_path / "neo", "gpt_neo", texts)
@@ -340,7 +341,8 @@ def test_each_gpu_job_takes_its_own_slot(tmp_path, monkeypatch):
 
 
 def test_an_unreachable_hub_is_found_at_once(monkeypatch):
-    """check-hub / download probe the hub first: offline they read the cache only, instead of minutes of retries."""
+    """check-hub / download probe the hub first: offline they read the cache only, instead of
+    minutes of retries."""
     for k in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")  # .invalid never resolves (RFC 2606)

@@ -17,7 +17,8 @@ def _logits_from_probs(rows, offset=5.0):
 
 
 def _random_case(seed, shape=(3, 7, 11), scale=3.0):
-    """Random double logits and labels with some -100s and some positions where the true token is the argmax."""
+    """Random double logits and labels with some -100s and some positions where the true token
+    is the argmax."""
     g = torch.Generator().manual_seed(seed)
     n, t, v = shape
     logits = scale * torch.randn(n, t, v, generator=g, dtype=torch.float64)
@@ -175,7 +176,8 @@ def test_npo_value_and_gradients():
     hand = (4 * math.log(1 + math.exp(-0.5)) + 4 * math.log(1 + math.exp(0.5))) / 2
     assert abs(loss.item() - hand) < 1e-12
     loss.backward()
-    # d/dl [-(2/beta) log sigmoid(beta (l - r))] = -(2/beta) (1 - sigmoid(beta delta)) beta = -2 sigmoid(-beta delta)
+    # d/dl [-(2/beta) log sigmoid(beta (l - r))] = -(2/beta) (1 - sigmoid(beta delta)) beta =
+    # -2 sigmoid(-beta delta)
     sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
     closed = torch.tensor([-2 * sig(-0.5) / 2, -2 * sig(0.5) / 2], dtype=torch.float64)
     assert torch.allclose(nll_theta.grad, closed, atol=1e-12)

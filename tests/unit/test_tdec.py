@@ -111,7 +111,8 @@ def _resolved(profile: str, **tdec):
 
 
 def test_batch_rule_defaults_to_one_update_per_epoch_on_the_whole_forget_set():
-    """knowledge-unlearning: effective batch = forget set size, so an epoch is one update (the paper profile)."""
+    """knowledge-unlearning: effective batch = forget set size, so an epoch is one update
+    (the paper profile)."""
     import unlearn_repro.pipeline.tdec as tdec
 
     paper = config.load(ROOT / "params.yaml", "paper")

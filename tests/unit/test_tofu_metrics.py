@@ -104,7 +104,8 @@ def test_batched_greedy_answers_equal_one_at_a_time_and_answer_nll_matches_a_dir
 
 
 def test_min_k_counts_int_of_k_t_at_least_one():
-    """Shi et al. / open-unlearning / SOUL: max(1, int(k T)), not ceil: 7 tokens at k = 0.2 average 1, not 2."""
+    """Shi et al. / open-unlearning / SOUL: max(1, int(k T)), not ceil: 7 tokens at k = 0.2 average
+    1, not 2."""
     assert [M.min_k_count(t, 0.2) for t in (1, 4, 5, 7, 10, 14)] == [1, 1, 1, 1, 2, 2]
     assert M.min_k_score([-1.0, -5.0, -2.0, -0.1, -3.0, -0.5, -0.2], 0.2) == -5.0
 

@@ -80,7 +80,8 @@ def test_load_sets_subsets_by_author_and_matches_retain_rows():
 
 
 def test_load_sets_reads_the_hub_format(tmp_path):
-    """At paper scale TOFU comes from the hub (one config per split): the same sets, perturbed answers kept."""
+    """At paper scale TOFU comes from the hub (one config per split): the same sets,
+    perturbed answers kept."""
     import yaml
 
     from tests import hub_fixtures as fx

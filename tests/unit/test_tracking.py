@@ -145,7 +145,8 @@ def test_report_run_carries_its_files_and_summary(tmp_path, store):
 
 def test_a_moved_or_copied_workspace_uses_its_own_artifact_store(tmp_path, monkeypatch):
     """Artifact locations are relative to the workspace (the URI `sqlite:///mlflow.db` is): a copy reads its
-    own artifacts and writes new ones into its own mlruns/ (with absolute locations it wrote into the original)."""
+    own artifacts and writes new ones into its own mlruns/ (with absolute locations it wrote
+    into the original)."""
     import shutil
 
     from mlflow.tracking import MlflowClient

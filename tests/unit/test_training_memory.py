@@ -12,8 +12,8 @@ SMALL = M.Shape(n_params=1000, hidden=8, heads=2, layers=3, vocab=50)
 
 def test_plan_matches_hand_counted_bytes():
     # bf16: weights, grads 1000 x 2; Sophia's m and h 2 x 1000 x 2; NPO's reference 1000 x 2
-    # activations per layer: s b h (34 + 5 a s / h) = 16 * 4 * 8 * (34 + 5 * 2 * 16 / 8) = 512 * 54 = 27648 (16 bits)
-    # x 3 layers = 82944; logits b s V (2 + 8) = 4 * 16 * 50 * 10 = 32000
+    # activations per layer: s b h (34 + 5 a s / h) = 16 * 4 * 8 * (34 + 5 * 2 * 16 / 8) = 512 * 54 = 27648
+    # (16 bits) x 3 layers = 82944; logits b s V (2 + 8) = 4 * 16 * 50 * 10 = 32000
     p = M.training_plan(SMALL, dtype="bfloat16", optimizer="sophia", sequences=4, seq_len=16, reference=True)
     assert (p.weights, p.gradients, p.states, p.reference, p.activations) == (2000, 2000, 4000, 2000, 114944)
     assert p.total == 124944

@@ -35,8 +35,9 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
         f"How do I fix loose screw number {i}? Tighten screw {i} with a screwdriver. The applicant"
         for i in range(40)
     ]
-    # a user's configfile with top-level keys, as docs/paper-scale.md shows: they win over params.yaml's `paper`
-    # block (which sets device: cuda and fisher.max_memory_gb: 72; a lost key would fail this run on a CPU)
+    # a user's configfile with top-level keys, as docs/paper-scale.md shows: they win over params.yaml's
+    # `paper` block (which sets device: cuda and fisher.max_memory_gb: 72; a lost key would fail this run
+    # on a CPU)
     overrides = {
         # auto: cuda where there is one; here the CPU, yet each GPU job still takes its own slot (gpus.py)
         "device": "auto",

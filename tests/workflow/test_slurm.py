@@ -27,7 +27,8 @@ def _value(v: str):
 
 
 def _planned_jobs(*targets: str) -> dict[str, dict]:
-    """rule -> the resources of its first planned job in `snakemake --profile profiles/slurm -n` (the paper DAG)."""
+    """rule -> the resources of its first planned job in `snakemake --profile profiles/slurm -n`
+    (the paper DAG)."""
     r = subprocess.run(
         [str(BIN / "snakemake"), "--profile", "profiles/slurm", "-n", *targets],
         cwd=ROOT,
@@ -88,7 +89,8 @@ def _sbatch(res: dict) -> str:
 
 def test_each_job_goes_to_its_partition_with_its_resources(paper_jobs):
     """GPU rules (gpu=1 in the paper profile: they run a model) on the GPU partition with --gpus=1; the
-    CPU-only ones (data, splits, collects, reports) on the CPU partition, sized per kind (rules/common.smk)."""
+    CPU-only ones (data, splits, collects, reports) on the CPU partition, sized per kind
+    (rules/common.smk)."""
     from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
 
     gpu_partition, cpu_partition = _partitions()
@@ -138,7 +140,8 @@ RUN_KEYS = {
 
 
 def _args(*argv):
-    """The options Snakemake itself resolves from its profiles for this command line (run in the repo root)."""
+    """The options Snakemake itself resolves from its profiles for this command line (run in
+    the repo root)."""
     from snakemake.cli import parse_args
 
     return parse_args(list(argv))[1]

@@ -1,7 +1,8 @@
-"""A CPU rehearsal of the paper profile's TOFU study as SOUL ran it: Llama-2-7B-chat fine-tuned on TOFU and its
-retain model, here two-layer Llamas built from a LlamaConfig and saved in the hub's layout (`model_sources`),
-TOFU in the hub's format (`data.hub_paths`), the cache offline; bf16, TOFU's Llama-2 chat format, and the
-memory plan checked against `tofu.max_memory_gb` before each job loads. One NPO + Sophia run through Snakemake."""
+"""A CPU rehearsal of the paper profile's TOFU study as SOUL ran it: Llama-2-7B-chat fine-tuned on TOFU and
+its retain model, here two-layer Llamas built from a LlamaConfig and saved in the hub's layout
+(`model_sources`), TOFU in the hub's format (`data.hub_paths`), the cache offline; bf16, TOFU's Llama-2 chat
+format, and the memory plan checked against `tofu.max_memory_gb` before each job loads. One NPO + Sophia run
+through Snakemake."""
 
 import json
 import subprocess

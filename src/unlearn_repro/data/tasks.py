@@ -76,8 +76,8 @@ register(
         "multiple_choice",
         "piqa",
         {"validation": lambda f: _fewshot_mirror(f, "validation.jsonl", "piqa")},
-        # ybisk/piqa is a loading script (datasets 4+ refuses it); baber/piqa is its parquet copy (goal, sol1, sol2,
-        # label; train + validation), the one lm-evaluation-harness reads since March 2025
+        # ybisk/piqa is a loading script (datasets 4+ refuses it); baber/piqa is its parquet copy (goal, sol1,
+        # sol2, label; train + validation), the one lm-evaluation-harness reads since March 2025
         "baber/piqa",
         None,
         {"train": "train", "validation": "validation"},

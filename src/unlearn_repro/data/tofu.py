@@ -71,7 +71,8 @@ register(
         "qa",
         "tofu",
         {s: _mirror(s) for s in TOFU_SPLITS},
-        # on the hub each TOFU split is a config with one `train` split: load_dataset("locuslab/TOFU", "forget10")
+        # on the hub each TOFU split is a config with one `train`
+        # split: load_dataset("locuslab/TOFU", "forget10")
         "locuslab/TOFU",
         None,
         {s: f"{s}:train" for s in TOFU_SPLITS},

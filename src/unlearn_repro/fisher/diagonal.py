@@ -14,8 +14,8 @@ CHUNK_BYTES = 1 << 30  # per-sample gradients held at once (4 bytes per entry)
 
 
 def diagonal_fisher(model, seqs: Sequence[Sequence[int]], params: Mapping[str, torch.nn.Parameter]) -> dict:
-    """{name: mean over `seqs` of (d CE(x) / d param)^2}, CE = the model's mean next-token loss of one sequence.
-    Gradients flow to `params` only; the model's requires_grad flags are restored afterwards."""
+    """{name: mean over `seqs` of (d CE(x) / d param)^2}, CE = the model's mean next-token loss of one
+    sequence. Gradients flow to `params` only; the model's requires_grad flags are restored afterwards."""
     if not seqs:
         raise ValueError("diagonal_fisher: no sequences")
     device = next(model.parameters()).device

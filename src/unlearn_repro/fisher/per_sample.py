@@ -8,9 +8,9 @@ backward passes (`fisher.grads`):
   written straight into the result. Fastest here (benchmarks/results/per_sample_cpu.md).
 * `vmap` (`batched_grads`): `torch.func.vmap(grad(loss))` over a functional call of the model; any
   module, slower.
-Each gradient is that of the mean next-token loss over the real tokens of its group of sequences (a group
-of one sequence = a per-sample gradient; `fisher.grad_batch_size` > 1 = the gradient of a small D+ batch, as `lm_loss` on
-`collate(group)` computes it). Only trainable parameters are differentiated (LoRA: the adapters).
+Each gradient is that of the mean next-token loss over the real tokens of its group of sequences (a group of
+one sequence = a per-sample gradient; `fisher.grad_batch_size` > 1 = the gradient of a small D+ batch, as
+`lm_loss` on `collate(group)` computes it). Only trainable parameters are differentiated (LoRA: the adapters).
 
 Padding: sequences are right-padded and the model is causal, so a real token never attends to a pad;
 the padded positions only get label -100. No attention mask is passed (inside vmap the mask path of the
@@ -236,7 +236,8 @@ def hook_grads(
         offset += p.numel()
     written: set = set()
     with torch.no_grad():
-        # last module first: a tied embedding's output-layer part (a bmm) is written, the lookup's scatter added
+        # last module first: a tied embedding's output-layer part (a bmm) is written, the
+        # lookup's scatter added
         for (mod, x, _, _), go in reversed(list(zip(seen, grads_out))):
             if go is not None:
                 _write_module_grads(mod, x.detach(), go, k, views, written)

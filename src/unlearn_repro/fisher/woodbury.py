@@ -172,11 +172,11 @@ def propose(
 
 
 def batched_eigh(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.linalg.eigh of a batch of symmetric blocks, fast where torch's own is not. On CUDA torch loops over
-    blocks larger than 32x32 one at a time, and on a CPU it runs LAPACK block after block on one thread
-    (measured on an H200 machine, 8192 blocks of 48x48: 5.8 s on the GPU, 1.3 s on the CPU whatever the
-    thread count). So blocks go to the CPU and are split over `torch.get_num_threads()` threads (LAPACK
-    releases the GIL); each block's result is the same as alone. cuSOLVER's batched Jacobi keeps blocks <= 32."""
+    """torch.linalg.eigh of a batch of symmetric blocks, fast where torch's own is not. On CUDA torch loops
+    over blocks larger than 32x32 one at a time, and on a CPU it runs LAPACK block after block on one thread
+    (measured on an H200 machine, 8192 blocks of 48x48: 5.8 s on the GPU, 1.3 s on the CPU whatever the thread
+    count). So blocks go to the CPU and are split over `torch.get_num_threads()` threads (LAPACK releases the
+    GIL); each block's result is the same as alone. cuSOLVER's batched Jacobi keeps blocks <= 32."""
     if a.is_cuda and a.shape[-1] <= 32:
         return torch.linalg.eigh(a)
     parts = a.cpu().chunk(max(1, min(torch.get_num_threads(), a.shape[0])))
@@ -270,7 +270,8 @@ def plan_layout(
 
 def layout_record(devices, dtype: torch.dtype, chunk: int, plan: list[dict], asked_chunk: int) -> dict:
     """What `plan_layout` chose, as the run's record keeps it: without it a user cannot see that the chunk was
-    halved or the storage fell back to bf16. Numbers stay numbers (MLflow metrics); storage also as its bytes."""
+    halved or the storage fell back to bf16. Numbers stay numbers (MLflow metrics); storage also
+    as its bytes."""
     return {
         "chunk": chunk,
         "chunk_asked": asked_chunk,
@@ -308,7 +309,8 @@ def _memory_error(
 
 
 def _device_limits(devs, plan, max_bytes) -> list[int]:
-    """Per shard, its share of its device's free memory (shards on one device split it), capped by max_bytes."""
+    """Per shard, its share of its device's free memory (shards on one device split it),
+    capped by max_bytes."""
     out = []
     for dev, row in zip(devs, plan):
         same = [r["peak"] for d, r in zip(devs, plan) if d == dev]
@@ -422,7 +424,8 @@ class EmpiricalFisherInverse:
 
     @property
     def inv(self) -> torch.Tensor:
-        """The [n_blocks, B, B] inverse blocks (all shards gathered on the first device: small models only)."""
+        """The [n_blocks, B, B] inverse blocks (all shards gathered on the first device:
+        small models only)."""
         self.finalize()
         return (
             self._parts[0] if len(self._parts) == 1 else torch.cat([p.to(self.device) for p in self._parts])

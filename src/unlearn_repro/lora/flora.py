@@ -27,8 +27,8 @@ def fisher_weighted_init(
     eps: float = 1e-8,
 ):
     """(A [rank, d_in], B [d_out, rank], residual [d_out, d_in]) for a weight W [d_out, d_in]: the rank-r SVD
-    diag(d) W ~ U S V^T gives B = diag(d)^-1 U S^1/2, A = S^1/2 V^T (Eq. 4's closed form), so diag(d) B A is the
-    best rank-r approximation of diag(d) W; residual = W - B A."""
+    diag(d) W ~ U S V^T gives B = diag(d)^-1 U S^1/2, A = S^1/2 V^T (Eq. 4's closed form), so diag(d) B A is
+    the best rank-r approximation of diag(d) W; residual = W - B A."""
     _check(weight, fisher_forget, fisher_retain, rank)
     return _factors(weight, row_weights(fisher_forget, fisher_retain, eps), rank)
 

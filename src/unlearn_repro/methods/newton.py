@@ -53,7 +53,8 @@ def retain_stream(retain: Sequence[Sequence[int]], batch_size: int, seed: int):
 
 
 def model_bytes(model) -> int:
-    """The model's parameters and buffers, plus one flat gradient of the trainable ones (the forget step's)."""
+    """The model's parameters and buffers, plus one flat gradient of the trainable ones
+    (the forget step's)."""
     held = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
     return held + 4 * sum(p.numel() for p in trainable(model))
 
@@ -61,12 +62,12 @@ def model_bytes(model) -> int:
 def estimate_inverse_fisher(
     model, batches, fcfg, pad_id, device, desc="fisher", width: int = 0, power: bool = False
 ) -> EmpiricalFisherInverse:
-    """F^-1 from `fcfg.num_grads` D+ gradients: rank-1 Eq. 8, batched rank-k Woodbury, or accumulated
-    block Fisher inverted once (fisher.update); all three give the same matrix. The gradients come in
-    chunks of `fcfg.chunk` from one batched pass each (fisher.grads: hooks or vmap) or one backward each (loop);
-    the layout of F^-1 (shards, storage precision) is planned before anything is allocated, counting
-    F^-1, its inversion workspace, the gradient chunk (`width`: longest D+ sequence) and the model; a
-    smaller chunk than `fcfg.chunk` is taken when that is what fits (same matrix, slower)."""
+    """F^-1 from `fcfg.num_grads` D+ gradients: rank-1 Eq. 8, batched rank-k Woodbury, or accumulated block
+    Fisher inverted once (fisher.update); all three give the same matrix. The gradients come in chunks of
+    `fcfg.chunk` from one batched pass each (fisher.grads: hooks or vmap) or one backward each (loop); the
+    layout of F^-1 (shards, storage precision) is planned before anything is allocated, counting F^-1, its
+    inversion workspace, the gradient chunk (`width`: longest D+ sequence) and the model; a smaller chunk than
+    `fcfg.chunk` is taken when that is what fits (same matrix, slower)."""
     model.eval()
     dim = per_sample.grad_dim(model)
     row = per_sample.row_bytes(

@@ -123,8 +123,8 @@ def select_kappa(rows: list[dict], limit: float = COSINE_SELECT) -> tuple[float 
 
 
 def step_candidates(grid=PAPER_GRID, decades: int = 4):
-    """The grid, largest first, then the grid a decade lower, and so on (`decades` times): under a damping
-    far below the paper's lambda = 1 the paper's steps may all be too large, and the rule goes down, never up."""
+    """The grid, largest first, then the grid a decade lower, and so on (`decades` times): under a damping far
+    below the paper's lambda = 1 the paper's steps may all be too large, and the rule goes down, never up."""
     seen = set()
     for k in range(decades + 1):
         for v in sorted(grid, reverse=True):
@@ -138,7 +138,8 @@ def select_step(
     measure, bound: float = NLL_BOUND, grid=PAPER_GRID, decades: int = 4
 ) -> tuple[float | None, list]:
     """The largest step of `step_candidates` whose measured Delta test NLL (`measure(step) -> dict` with
-    'delta_test_nll') is at most `bound`; scanning stops at the first such step. (chosen or None, every row)."""
+    'delta_test_nll') is at most `bound`; scanning stops at the first such step. (chosen or
+    None, every row)."""
     rows = []
     for step in step_candidates(grid, decades):
         row = {"step": step, **measure(step)}
@@ -150,7 +151,8 @@ def select_step(
 
 
 def select_rho(rows: list[dict], band: tuple[float, float] = CLIP_BAND) -> float | None:
-    """Of the rhos measured, the one whose clip rate lies in `band` and nearest its middle (None if none does)."""
+    """Of the rhos measured, the one whose clip rate lies in `band` and nearest its middle (None
+    if none does)."""
     mid = sum(band) / 2
     ok = [r for r in rows if band[0] <= r["clip_rate"] <= band[1]]
     return min(ok, key=lambda r: abs(r["clip_rate"] - mid))["rho"] if ok else None

@@ -66,7 +66,8 @@ def _device(model):
 def greedy_predictions(
     model, rows: Sequence[Sequence[int]], pad_id: int, batch_size: int = 64
 ) -> list[list[int]]:
-    """Teacher-forced argmax next tokens of every row: out[i][j] follows rows[i][:j+1] (right-padded batches)."""
+    """Teacher-forced argmax next tokens of every row: out[i][j] follows
+    rows[i][:j+1] (right-padded batches)."""
     was_training, out, dev = model.training, [], _device(model)
     model.eval()
     for s in range(0, len(rows), batch_size):

@@ -64,12 +64,14 @@ def truth_ratios(paraphrased_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.n
 
 
 def truth_score(ratios: np.ndarray) -> float:
-    """TOFU's utility-side truth ratio: mean of max(0, 1 - 1/ratio) (1 = paraphrase far above perturbations)."""
+    """TOFU's utility-side truth ratio: mean of max(0, 1 - 1/ratio) (1 = paraphrase
+    far above perturbations)."""
     return float(np.mean(np.maximum(0.0, 1.0 - 1.0 / np.asarray(ratios, dtype=float))))
 
 
 def forget_truth_score(ratios: np.ndarray) -> float:
-    """TOFU's forget-side truth ratio: mean of min(ratio, 1/ratio) (1 = paraphrase and perturbations alike)."""
+    """TOFU's forget-side truth ratio: mean of min(ratio, 1/ratio) (1 = paraphrase
+    and perturbations alike)."""
     r = np.asarray(ratios, dtype=float)
     return float(np.mean(np.minimum(r, 1.0 / r)))
 
@@ -124,15 +126,16 @@ def rouge_l_recall(references: Sequence[str], generations: Sequence[str]) -> np.
 
 
 def soul_truth_ratios(paraphrased_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.ndarray:
-    """SOUL's per-question ratio: mean_j P(pert_j) / (P(para) + 1e-12), each P length-normalized (an arithmetic
-    mean, perturbed over paraphrased: not TOFU's geometric-mean ratio)."""
+    """SOUL's per-question ratio: mean_j P(pert_j) / (P(para) + 1e-12), each P length-normalized (an
+    arithmetic mean, perturbed over paraphrased: not TOFU's geometric-mean ratio)."""
     para = np.exp(-np.asarray(paraphrased_nll, dtype=float))
     return np.exp(-np.asarray(perturbed_nll, dtype=float)).mean(axis=1) / (para + 1e-12)
 
 
 def embedding_judge(generated: np.ndarray, reference: np.ndarray, alternatives: np.ndarray) -> np.ndarray:
     """Per question: is the generated answer's embedding at least as close (cosine) to the reference's as to
-    every alternative's? generated, reference [n, d]; alternatives [n, k, d]. SOUL: max(scores) == scores[0]."""
+    every alternative's? generated, reference [n, d]; alternatives [n, k, d]. SOUL:
+    max(scores) == scores[0]."""
 
     def unit(x):
         x = np.asarray(x, dtype=float)

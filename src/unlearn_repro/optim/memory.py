@@ -36,7 +36,8 @@ class TrainingMemoryError(MemoryError):
 
 @dataclass(frozen=True)
 class Shape:
-    """What the activation estimate needs of a causal LM's config (hidden size h, heads a, layers, vocab V)."""
+    """What the activation estimate needs of a causal LM's config (hidden size h, heads a,
+    layers, vocab V)."""
 
     n_params: int
     hidden: int

@@ -122,8 +122,9 @@ def _cycle_metrics(s: dict, base: dict, before: np.ndarray) -> dict:
 
 
 def evaluate_run(cfg, run_dir, base_eval, data_dir, reference_dir, split_file, out, tracker) -> dict:
-    """Per cycle k: Δacc vs the base model and Δexp over D-_k = the samples of cycles 1..k (Eq. 10-11). A cycle
-    that diverged is not scored (or its NaN scores are dropped): its metrics are null, with the reason."""
+    """Per cycle k: Δacc vs the base model and Δexp over D-_k = the samples of cycles 1..k (Eq. 10-11). A
+    cycle that diverged is not scored (or its NaN scores are dropped): its metrics are null,
+    with the reason."""
     run_dir = Path(run_dir)
     run = read_json(run_dir / "run.json")
     base = read_json(base_eval)

@@ -211,8 +211,8 @@ def _open(cfg, model_dir, data_dir):
 def _extract_and_write(
     cfg, opened, split_file, out, seed: int, info: dict, tracker, runtime_s=None, extra=None
 ) -> dict:
-    """The extraction test of the split's targets on an opened model; `extra(tok, seqs, rows)` returns the result's
-    `targets` with more columns (and any other keys) before the one write."""
+    """The extraction test of the split's targets on an opened model; `extra(tok, seqs, rows)` returns the
+    result's `targets` with more columns (and any other keys) before the one write."""
     m = cfg.memorization
     model, tok, device, seqs = opened
     target_ids = read_json(split_file)["cycles"][0]

@@ -120,7 +120,8 @@ def dp_models(
     out_dir,
     tracker,
 ) -> dict:
-    """DP-SGD fine-tune the pretrained model at each ε, save, audit; plus the ordinary model's point (ε = ∞)."""
+    """DP-SGD fine-tune the pretrained model at each ε, save, audit; plus the ordinary model's point
+    (ε = ∞)."""
     p, out_dir = cfg.privacy, Path(out_dir)
     forget_idx = _forget_idx(split_file)
     recipe = dp_recipe(cfg)

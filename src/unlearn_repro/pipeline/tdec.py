@@ -1,4 +1,5 @@
-"""Knowledge unlearning on the Training Data Extraction Challenge (FLoRA paper §4.1-4.2, Table 1, Figures 3-4).
+"""Knowledge unlearning on the Training Data Extraction Challenge (FLoRA paper §4.1-4.2,
+Table 1, Figures 3-4).
 
 * rows: TDEC rows (GPT-Neo token ids) in the model's own tokens, cut to `tdec.row_length`; seeded disjoint
   forget sets of `forget_size` training rows, held-out validation rows, PPL rows (validation rows too,
@@ -8,8 +9,9 @@
   file of held-out text the user names); a tiny model trained here never saw TDEC: its held-out rows serve.
 * batches (`tdec.batch_size`): `forget_set` = knowledge-unlearning's rule, one update per epoch on the whole
   forget set (its README: effective batch = train set size); an integer = that many rows per update.
-* base: hub models as published (they saw TDEC in the Pile); a tiny model is trained here on its forget-set rows
-  mixed with WikiText until they are memorized (the premise: MA / EL10 of the forget sets vs held-out rows).
+* base: hub models as published (they saw TDEC in the Pile); a tiny model is trained here on its
+  forget-set rows mixed with WikiText until they are memorized (the premise: MA / EL10 of the forget sets
+  vs held-out rows).
 * run: one configuration (method x full / LoRA / FLoRA x target modules) on every forget set, each stopped by
   the forgetting criterion after the first epoch where EL10 and MA are at or below the held-out values.
 """
@@ -58,7 +60,8 @@ def table_configs(cfg) -> list[str]:
 
 def runs(cfg) -> dict:
     """Every configuration this study runs, by name: Table 1's (tdec.configs) and Figure 4's target-module
-    ablation (`<config>-<targets>`; the ablation entry equal to the default targets reuses the Table 1 run)."""
+    ablation (`<config>-<targets>`; the ablation entry equal to the default targets reuses the
+    Table 1 run)."""
     t = cfg.tdec
     out = {}
     for name in table_configs(cfg):
@@ -203,7 +206,8 @@ def epoch_meaning(cfg) -> str:
 
 
 def _text_rows(cfg, tok, path) -> list[list[int]]:
-    """A user-named held-out file: JSON lines with a "text" field, in the model's tokens, rows of row_length."""
+    """A user-named held-out file: JSON lines with a "text" field, in the model's tokens,
+    rows of row_length."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tdec.threshold.file: {path} does not exist")
@@ -299,7 +303,8 @@ class ForgettingCriterion(Hook):
 
 # ---------------------------------------------------------------------------------------------- steps
 def base(cfg, model_name: str, pretrained, task_dirs: dict, out, tracker) -> dict:
-    """The model unlearning starts from, its rows and the premise (MA / EL of forget sets vs held-out rows)."""
+    """The model unlearning starts from, its rows and the premise (MA / EL of forget sets
+    vs held-out rows)."""
     start = time.perf_counter()
     model, tok, meta, device = open_checkpoint(cfg, pretrained)
     rows = make_rows(cfg, tok, model_name)

@@ -99,10 +99,11 @@ TOFU_TEMPLATE = {
 
 
 class Encoder:
-    """TOFU's QA format (locuslab/tofu data_module): question_start + q + question_end is the prompt; the answer
-    tag + a (+ eos) is the answer, scored with it, since TOFU's label mask covers the question only. The answer
-    is tokenized with its tag, as in TOFU's one-piece tokenization (a tag's trailing space goes with the answer's
-    first token, so generation starts after the tag without it); the pair is cut to max_length tokens."""
+    """TOFU's QA format (locuslab/tofu data_module): question_start + q + question_end is the prompt; the
+    answer tag + a (+ eos) is the answer, scored with it, since TOFU's label mask covers the question only.
+    The answer is tokenized with its tag, as in TOFU's one-piece tokenization (a tag's trailing space goes
+    with the answer's first token, so generation starts after the tag without it); the pair is cut to
+    max_length tokens."""
 
     def __init__(self, tok, max_length: int, template: dict | None = None):
         t = {**TOFU_TEMPLATE, **(dict(template) if template else {})}
@@ -156,7 +157,8 @@ class Scorer:
 
     @contextlib.contextmanager
     def same_model(self):
-        """Within this block the model does not change: each (set, answer key) is scored once, not per metric."""
+        """Within this block the model does not change: each (set, answer key) is scored once,
+        not per metric."""
         outer = self._memo is not None
         if not outer:
             self._memo = {}
@@ -287,7 +289,8 @@ class Scorer:
         )
 
     def soul_embedding_acc(self, model, name: str) -> float:
-        """Greedy answer to the paraphrased question, judged by the closest of paraphrased / perturbed answers."""
+        """Greedy answer to the paraphrased question, judged by the closest of paraphrased
+        / perturbed answers."""
         rows = self.sets[name]
         k = min(len(r["perturbed_answer"]) for r in rows)
         embed = self.embedder()
@@ -489,7 +492,8 @@ def method_config(cfg, method: str, kind: str) -> Frozen:
 def tofu_unlearn(
     cfg, method: str, kind: str, seed: int, base: str | Path, retain: str | Path, out: str | Path, tracker
 ) -> dict:
-    """Unlearn the forget set from the base model with one method and optimizer kind; per-epoch and final metrics."""
+    """Unlearn the forget set from the base model with one method and optimizer kind; per-epoch
+    and final metrics."""
     out = Path(out)
     run_cfg = method_config(cfg, method, kind)
     impl = METHODS.get(method)

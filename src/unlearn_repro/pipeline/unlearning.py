@@ -45,7 +45,8 @@ def run(
 ) -> dict:
     """Unlearn every cycle of one (method, data set, model, seed). A study passes its train.Hook objects
     (`hooks`) and its model wrappers (`wrappers`, see Method.prepare). The job holds its run directory's lock
-    throughout: a job left over from a killed snakemake loses it to the rerun and stops before its next write."""
+    throughout: a job left over from a killed snakemake loses it to the rerun and stops before
+    its next write."""
     out_dir = Path(out_dir)
     impl = METHODS.get(method)
     cycles = read_json(split_file)["cycles"]
@@ -181,7 +182,8 @@ def _reuse(partial: Path, k: int, fingerprint: dict, device, lock):
 
 
 def _check_fingerprints(partial: Path, fingerprint: dict) -> None:
-    """Every finished cycle in `partial` was made with this fingerprint (none written since by another job)."""
+    """Every finished cycle in `partial` was made with this fingerprint (none written since
+    by another job)."""
     want = json.loads(json.dumps(fingerprint))
     other = [
         m.parent.name

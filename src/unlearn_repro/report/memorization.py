@@ -23,7 +23,8 @@ from unlearn_repro.report.tables import TABLE_FORMATS, model_family, write_table
 
 NONE = "none"
 CORPUS_LABEL = {"mtsamples": "MT", "enron": "Enron"}
-# the paper's ordering (§6.3): retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting < finetuning = none
+# the paper's ordering (§6.3): retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting <
+# finetuning = none
 ORDER_METHODS = ("retrain", "fisher_removal", "gradient_ascent", "fisher_forgetting", "finetune")
 
 
@@ -180,7 +181,8 @@ def table10(
         "`memorization.ngram` tokens) with the target's prefix + L tokens; closest: n-grams shared with the "
         "most similar other segment. The paper's explanation of indelible texts is duplication.",
     )
-    # the examples: the targets most often indelible across the approximate methods, with their closest segment
+    # the examples: the targets most often indelible across the approximate methods, with
+    # their closest segment
     approx = after[~after["method"].isin(["retrain", "finetune"])]
     lines = ["## Table 10: indelible memorizations (examples)", ""]
     counts = approx[approx["memorized"]].groupby(key).size().sort_values(ascending=False, kind="stable")

@@ -56,7 +56,8 @@ def _num(v, digits=1) -> str:
 
 
 def aggregate(run: dict) -> dict:
-    """One configuration over its forget sets: epochs averaged over the sets it forgot, x = sets it did not."""
+    """One configuration over its forget sets: epochs averaged over the sets it forgot, x = sets
+    it did not."""
     sets = run["sets"]
     ok = [s for s in sets if s["forgotten"]]
     mean = lambda k: float(np.mean([s[k] for s in sets]))  # noqa: E731
@@ -223,7 +224,8 @@ def _utility_panels(fig_path, models, per_model, before, title, xlabels):
 
 
 def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path) -> dict:
-    """premise_files: model -> premise json (the base checkpoint's meta.json); run_files: (model, run) -> json."""
+    """premise_files: model -> premise json (the base checkpoint's meta.json); run_files: (model,
+    run) -> json."""
     out_root = Path(out_root)
     tables, figures = out_root / "tables", out_root / "figures"
     premises = {m: read_json(f)["premise"] for m, f in premise_files.items()}

@@ -21,8 +21,8 @@ from unlearn_repro.report.stats import ESTIMATOR, FAILS, HOLDS, TIE, cell, compa
 from unlearn_repro.report.style import method_style  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
-# Table 1 as SOUL's code defines its columns: (metric key, header, paired with the paper's column). Each header
-# names its definition; "ours ‖ paper" only where the definitions agree (docs/like-for-like.md).
+# Table 1 as SOUL's code defines its columns: (metric key, header, paired with the paper's column). Each
+# header names its definition; "ours ‖ paper" only where the definitions agree (docs/like-for-like.md).
 COLUMNS = [
     ("soul_forget_quality", "Forget quality (SOUL: KS own forget vs retain ratios) ↑", True),
     ("soul_forget_acc", "Forget acc (SOUL: generated, embedding-judged) ↓", True),

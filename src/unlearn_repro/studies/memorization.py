@@ -45,8 +45,8 @@ register(
                 "src/unlearn_repro/metrics/verbatim.py",
                 "src/unlearn_repro/report/memorization.py",
             ),
-            # the study's own block, and every section the methods read (study_config maps memorization.train onto
-            # finetune)
+            # the study's own block, and every section the methods read (study_config
+            # maps memorization.train onto finetune)
             params=(
                 "memorization",
                 "methods",
