@@ -187,7 +187,8 @@ def report(results: list[tuple[str, bool, str]], title: str) -> str:
             ""
             if not bad
             else " (on an offline compute node: run `python -m unlearn_repro download --profile "
-            "<profile>` on a login node with the same HF_HOME, or point model_sources / data.hub_paths at local files)"
+            "<profile>` on a login node with the same HF_HOME, or point model_sources / data.hub_paths at "
+            "local files)"
         )
     )
     return "\n".join(lines)

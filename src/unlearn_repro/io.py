@@ -64,8 +64,8 @@ class DirLock:
             os.close(fd)
             fd = self._take_over()
             print(
-                f"[lock] {self.dir}: took over from job pid {holder} (left over from a killed snakemake?); it "
-                "stops before its next write (docs/faults.md)",
+                f"[lock] {self.dir}: took over from job pid {holder} (left over from a killed snakemake?); "
+                "it stops before its next write (docs/faults.md)",
                 flush=True,
             )
         os.ftruncate(fd, 0)

@@ -86,7 +86,7 @@ def _recv_request(sock: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(_recv_exact(sock, n)), fds
 
 
-# --- the server ------------------------------------------------------------------------------------------------
+# --- the server --------------------------------------------------------------------------------------------
 def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> None:
     """Preload, listen on the Unix socket `path`, fork a child per request until the parent exits or idles."""
     _preload()
@@ -356,7 +356,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
-# --- the client ------------------------------------------------------------------------------------------------
+# --- the client --------------------------------------------------------------------------------------------
 def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | None:
     """Run `python -m MODULE ARGV` through the server at `path`: its exit status, or None when there is no
     server to run it."""

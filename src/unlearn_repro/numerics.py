@@ -243,7 +243,8 @@ def verify(published_dir: str | Path, rerun_dir: str | Path) -> int:
     how = (
         "bit for bit (both pinned on the same code path)"
         if exact
-        else f"within relative {rtol} (the pin does not cover both runs: only statistical stability is promised)"
+        else f"within relative {rtol} (the pin does not cover both runs: only statistical stability is "
+        "promised)"
     )
     print(f"[verify] comparing {how}")
     diffs = differences(

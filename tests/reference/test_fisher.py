@@ -108,13 +108,14 @@ def test_real_gradients_of_a_language_model(tiny_model_and_batches):
 
 def test_memory_is_checked_before_allocating():
     assert fisher_bytes(1000, 48) == math.ceil(1000 / 48) * 48 * 48 * 4
-    # 0.18 GiB of F^-1 + 5 slices of 1024 blocks fp32 workspace (0.04 GiB); nothing
-    # allocated, settings proposed
+    # 0.18 GiB of F^-1 + 5 slices of 1024 blocks fp32 workspace (0.04 GiB); nothing allocated,
+    # settings proposed
     with pytest.raises(
         FisherMemoryError,
         match=r"d=1,000,000 parameters with block size B=48 needs 0\.21 GiB on cpu "
         r"\(F\^-1 0\.18 GiB in float32, factorization workspace 0\.04\).*"
-        r"Settings that fit: block_size=32, storage=float32, shards=1.*block_size=48, storage=bfloat16, shards=1.*"
+        r"Settings that fit: block_size=32, storage=float32, shards=1.*"
+        r"block_size=48, storage=bfloat16, shards=1.*"
         r"block_size=48, storage=float32, shards=2",
     ):
         EmpiricalFisherInverse(1_000_000, 48, max_bytes=int(0.15 * 2**30))

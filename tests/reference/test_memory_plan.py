@@ -29,7 +29,8 @@ class Tok:
 
 model = build_model("tiny-gpt-neo", Tok())
 g = torch.Generator().manual_seed(0)
-retain = [torch.randint(3, 4096, (int(n),), generator=g).tolist() for n in torch.randint(24, 49, (256,), generator=g)]
+lengths = torch.randint(24, 49, (256,), generator=g)
+retain = [torch.randint(3, 4096, (int(n),), generator=g).tolist() for n in lengths]
 fcfg = Frozen(dict(block_size=48, damping=1.0, num_grads=64, grad_batch_size=1, rebuild="per_cycle",
                    update="accumulate", chunk=int(sys.argv[1]), max_memory_gb=16, grads=sys.argv[2],
                    storage="float32", shards=1))
@@ -40,9 +41,11 @@ gc.collect()
 ctypes.CDLL("libc.so.6").malloc_trim(0)
 base = rss("VmRSS:")
 open("/proc/self/clear_refs", "w").write("5")          # reset the peak (VmHWM) to the current RSS
-fisher = newton.estimate_inverse_fisher(model, newton.retain_stream(retain, 1, 0), fcfg, 0, "cpu", width=width)
+fisher = newton.estimate_inverse_fisher(model, newton.retain_stream(retain, 1, 0), fcfg, 0, "cpu",
+                                        width=width)
 peak = rss("VmHWM:") - base
-plan = memory_plan(fisher.dim, 48, chunk=fcfg.chunk, grad_row_bytes=per_sample.row_bytes(model, width, 1, sys.argv[2]),
+row_bytes = per_sample.row_bytes(model, width, 1, sys.argv[2])
+plan = memory_plan(fisher.dim, 48, chunk=fcfg.chunk, grad_row_bytes=row_bytes,
                    model_bytes=newton.model_bytes(model))[0]
 print(json.dumps({"measured": peak, **plan}))
 """

@@ -40,7 +40,7 @@ register(
         mirror_files=tuple(
             f"{s}_{part}.npy" for s in ("train", "val") for part in ("preprefix", "prefix", "suffix")
         ),
-        release="https://github.com/google-research/lm-extraction-benchmark (datasets/train_dataset.npy; split it into "
-        "train_/val_ preprefix, prefix, suffix .npy as the mirror's tdec/ folder holds them)",
+        release="https://github.com/google-research/lm-extraction-benchmark (datasets/train_dataset.npy; "
+        "split it into train_/val_ preprefix, prefix, suffix .npy as the mirror's tdec/ folder holds them)",
     )
 )

@@ -303,7 +303,8 @@ def _memory_error(
     """What did not fit where, its breakdown, and settings that fit."""
     return FisherMemoryError(
         f"inverse Fisher for d={dim:,} parameters with block size B={block_size} needs "
-        f"{row['peak'] / 2**30:.2f} GiB on {device} ({_breakdown(row, dtype)}), over the {max(limit, 0) / 2**30:.2f} GiB "
+        f"{row['peak'] / 2**30:.2f} GiB on {device} ({_breakdown(row, dtype)}), "
+        f"over the {max(limit, 0) / 2**30:.2f} GiB "
         f"allowed (fisher.max_memory_gb or free memory){why}. Settings that fit: {settings}"
     )
 
@@ -353,7 +354,7 @@ class EmpiricalFisherInverse:
     ):
         if dim < 1 or block_size < 1 or num_grads < 1 or damping <= 0 or slice_blocks < 1:
             raise ValueError(
-                f"EmpiricalFisherInverse needs dim, block_size, num_grads, slice_blocks >= 1 and damping > 0; "
+                "EmpiricalFisherInverse needs dim, block_size, num_grads, slice_blocks >= 1 and damping > 0; "
                 f"got dim={dim}, block_size={block_size}, num_grads={num_grads}, damping={damping}"
             )
         self.dim, self.block_size, self.damping, self.num_grads = dim, block_size, float(damping), num_grads

@@ -104,7 +104,7 @@ def sophia_summary(clip_rates: list[float], unclipped: list[float], steps_per_ep
     }
 
 
-# -- the regime rule (docs/curvature.md): damping on the Fisher's scale, steps from the paper's grid -----------
+# -- the regime rule (docs/curvature.md): damping on the Fisher's scale, steps from the paper's grid -------
 PAPER_GRID = (1.0e-4, 2.5e-4, 5.0e-4, 1.0e-3)  # gamma, mu = sigma: the paper's grid search range [1e-4, 1e-3]
 NLL_BOUND = 0.1  # nats per test token a chosen step may cost (test PPL +10.5 %)
 

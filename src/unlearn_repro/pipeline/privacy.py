@@ -211,8 +211,9 @@ def dp_models(
         )
         points.append(point)
         print(
-            f"[privacy] {model_name} {dataset}: eps {eps} -> spent {spent:.3f}, sigma {priv.noise_multiplier:.3f}, "
-            f"exposure {point['exposure']:.3f}, test NLL {point['test_nll']:.3f}, slowdown {point['slowdown']:.2f}x",
+            f"[privacy] {model_name} {dataset}: eps {eps} -> spent {spent:.3f}, "
+            f"sigma {priv.noise_multiplier:.3f}, exposure {point['exposure']:.3f}, "
+            f"test NLL {point['test_nll']:.3f}, slowdown {point['slowdown']:.2f}x",
             flush=True,
         )
         tracker.log_run(

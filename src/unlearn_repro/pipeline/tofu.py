@@ -273,7 +273,7 @@ class Scorer:
         out["model_utility"] = M.model_utility(utility)
         return out
 
-    # ---- SOUL's Table 1 (OPTML-Group/SOUL src/metrics/Tofu.py) ----------------------------------------------
+    # ---- SOUL's Table 1 (OPTML-Group/SOUL src/metrics/Tofu.py) ------------------------------------------
 
     def embedder(self) -> M.SentenceEmbedder:
         if self._embedder is None:

@@ -151,7 +151,8 @@ def _run_cycles(
             },
         )
         print(
-            f"[unlearn] {who['method']} {who['dataset']} {who['model']} seed {who['seed']}: cycle {k}/{len(cycles)} "
+            f"[unlearn] {who['method']} {who['dataset']} {who['model']} seed {who['seed']}: "
+            f"cycle {k}/{len(cycles)} "
             f"in {stats['runtime_s']:.1f}s{' (DIVERGED)' if stats.get('diverged') else ''}",
             flush=True,
         )
@@ -171,8 +172,8 @@ def _reuse(partial: Path, k: int, fingerprint: dict, device, lock):
     lock.check()
     stale = [d for d in partial.glob("cycle*") if int(d.name[len("cycle") :]) >= k]
     print(
-        f"[unlearn] finished cycle(s) {', '.join(sorted(d.name for d in stale))} in {partial} were made with other "
-        f"settings, data or code: starting over from cycle {k}",
+        f"[unlearn] finished cycle(s) {', '.join(sorted(d.name for d in stale))} in {partial} were made "
+        f"with other settings, data or code: starting over from cycle {k}",
         flush=True,
     )
     for d in stale:

@@ -186,5 +186,6 @@ if __name__ == "__main__":  # python -m unlearn_repro.report.curvature results/<
 
     for name, table in study_tables(*sys.argv[1:3]).items():
         print(
-            f"{name}: {len(table)} rows, {int((table['verdict'] == 'curvature-degenerate').sum())} curvature-degenerate"
+            f"{name}: {len(table)} rows, "
+            f"{int((table['verdict'] == 'curvature-degenerate').sum())} curvature-degenerate"
         )

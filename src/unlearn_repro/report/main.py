@@ -154,7 +154,8 @@ def ranking_table(df, methods, out_dir) -> pd.DataFrame:
         "a spread of ranks, not an interval). Efficacy: Δexp (lower better); fidelity: |Δacc|, "
         "closeness of accuracy to the model before unlearning (§4.2.2; lower better; |Δ test NLL| "
         "beside it in ranking_numeric.csv); efficiency: runtime (lower better). Ours ranks all "
-        "enabled methods; the paper ranked its five, so with more methods our ranks are not directly comparable.",
+        "enabled methods; the paper ranked its five, so with more methods our ranks are not directly "
+        "comparable.",
     )
     write_text(Path(out_dir) / "ranking_numeric.csv", table.to_csv(index=False))
     return ranks

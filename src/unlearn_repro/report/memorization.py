@@ -197,14 +197,15 @@ def table10(
     for k, times in ((tuple(row[c] for c in key), row[0]) for _, row in picked.iterrows()):
         r = by_key[k]
         lines += [
-            f"**{CORPUS_LABEL.get(k[0], k[0])}, {k[1]}, seed {k[2]}, segment {k[3]}** — still memorized after "
-            f"{times} of {approx['method'].nunique()} approximate methods; {r['near_duplicates_other_texts']} "
-            f"near-duplicate segments in other texts",
+            f"**{CORPUS_LABEL.get(k[0], k[0])}, {k[1]}, seed {k[2]}, segment {k[3]}** — "
+            f"still memorized after {times} of {approx['method'].nunique()} approximate methods; "
+            f"{r['near_duplicates_other_texts']} near-duplicate segments in other texts",
             "",
             f"> {r['text']!s}".replace("\n", " "),
             "",
             (
-                f"closest other segment ({r['closest_shared_ngrams']} shared n-grams): {r['closest_text'][:400]!s}"
+                f"closest other segment ({r['closest_shared_ngrams']} shared n-grams): "
+                f"{r['closest_text'][:400]!s}"
                 if r["closest_shared_ngrams"]
                 else "no other segment shares an n-gram with it"
             ).replace("\n", " "),

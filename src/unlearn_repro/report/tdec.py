@@ -232,13 +232,14 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
     runs = {k: read_json(f) for k, f in run_files.items()}
     n_sets, max_epochs = cfg.tdec.forget_sets, cfg.tdec.max_epochs
     note = (
-        f"ours ‖ paper (GPT-Neo {', '.join(sorted({PAPER_SIZE.get(m, '?') for m in premises}))}). Epochs: mean over "
-        f"the forget sets that met the criterion within {max_epochs} epochs, k✗ = sets that did not; an epoch: "
-        f"{epoch_meaning(cfg)} (knowledge-unlearning's code: 1 update, batch = forget set) ({n_sets} sets "
-        "of {0} rows). EL10, MA on the forget set after unlearning (Before: before); Reasoning: mean accuracy over "
-        "{1}; PPL on held-out TDEC validation rows (the paper: Pile validation); Dialogue F1 needs the hub's "
-        "dialogue sets: not run offline. The paper's rows LoRA / + IHL / + FLoRA are LoRA+GD / LoRA+IHL / "
-        "FLoRA+IHL; FLoRA+GD appears only in its Figure 3."
+        f"ours ‖ paper (GPT-Neo {', '.join(sorted({PAPER_SIZE.get(m, '?') for m in premises}))}). "
+        f"Epochs: mean over the forget sets that met the criterion within {max_epochs} epochs, k✗ = sets "
+        f"that did not; an epoch: {epoch_meaning(cfg)} (knowledge-unlearning's code: 1 update, batch = "
+        f"forget set) ({n_sets} sets "
+        "of {0} rows). EL10, MA on the forget set after unlearning (Before: before); Reasoning: mean "
+        "accuracy over {1}; PPL on held-out TDEC validation rows (the paper: Pile validation); Dialogue F1 "
+        "needs the hub's dialogue sets: not run offline. The paper's rows LoRA / + IHL / + FLoRA are "
+        "LoRA+GD / LoRA+IHL / FLoRA+IHL; FLoRA+GD appears only in its Figure 3."
     ).format(
         cfg.tdec.forget_size,
         ", ".join(t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks) or "no task",

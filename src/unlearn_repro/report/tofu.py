@@ -135,6 +135,11 @@ def _rows(base: dict, retain: dict, runs: pd.DataFrame, methods, columns, paired
     return out
 
 
+def _fo_to_so(mean: dict, key: str, fmt: str) -> str:
+    """One metric's FO and SO means as `FO → SO`."""
+    return f"{mean['FO'][key]:{fmt}} → {mean['SO'][key]:{fmt}}"
+
+
 def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     out_root = Path(out_root)
     runs, curves = load_runs(run_files)
@@ -232,10 +237,10 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
         verdicts.append(
             {
                 "Loss": LABELS[m],
-                "Forget acc (likeliest) FO → SO": f"{mean['FO']['forget_acc']:.3f} → {mean['SO']['forget_acc']:.3f}",
-                "Forget quality FO → SO": f"{mean['FO']['forget_quality']:.3g} → {mean['SO']['forget_quality']:.3g}",
-                "Model utility FO → SO": f"{mean['FO']['model_utility']:.3f} → {mean['SO']['model_utility']:.3f}",
-                "Retain acc FO → SO": f"{mean['FO']['retain_acc']:.3f} → {mean['SO']['retain_acc']:.3f}",
+                "Forget acc (likeliest) FO → SO": _fo_to_so(mean, "forget_acc", ".3f"),
+                "Forget quality FO → SO": _fo_to_so(mean, "forget_quality", ".3g"),
+                "Model utility FO → SO": _fo_to_so(mean, "model_utility", ".3f"),
+                "Retain acc FO → SO": _fo_to_so(mean, "retain_acc", ".3f"),
                 "SO beats FO at equal utility": verdict,
             }
         )

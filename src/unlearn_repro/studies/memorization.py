@@ -14,8 +14,14 @@ register(
     additionalProperties: false
     properties:
       corpora: {type: array, items: {enum: [mtsamples, enron]}, minItems: 1, uniqueItems: true}
-      models: {oneOf: [{type: "null"}, {type: array, items: {$ref: "#/$defs/model"}, minItems: 1, uniqueItems: true}]}
-      methods: {oneOf: [{type: "null"}, {type: array, items: {$ref: "#/$defs/method"}, minItems: 1, uniqueItems: true}]}
+      models:
+        oneOf:
+          - {type: "null"}
+          - {type: array, items: {$ref: "#/$defs/model"}, minItems: 1, uniqueItems: true}
+      methods:
+        oneOf:
+          - {type: "null"}
+          - {type: array, items: {$ref: "#/$defs/method"}, minItems: 1, uniqueItems: true}
       max_texts: {oneOf: [{type: "null"}, {$ref: "#/$defs/pos_int"}]}
       max_segments: {oneOf: [{type: "null"}, {$ref: "#/$defs/pos_int"}]}
       segment_words: {$ref: "#/$defs/pos_int"}

@@ -91,7 +91,11 @@ register(
         additionalProperties: false
         properties:
           config: {type: string}
-          targets: {type: array, minItems: 1, uniqueItems: true, items: {type: string, pattern: "^(q|k|v|o|ffn)+$"}}
+          targets:
+            type: array
+            minItems: 1
+            uniqueItems: true
+            items: {type: string, pattern: "^(q|k|v|o|ffn)+$"}
 """),
         dvc=DvcStage(
             deps=(

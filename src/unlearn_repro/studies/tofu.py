@@ -45,14 +45,19 @@ register(
       weight_decay: {type: number, minimum: 0}
       gamma: {type: number, minimum: 0}
       npo_beta: {$ref: "#/$defs/pos_num"}
-      sophia:                 # overrides of optimizers.sophia for this study (e.g. the embedded re-pick of rho)
+      # overrides of optimizers.sophia for this study (e.g. the embedded re-pick of rho)
+      sophia:
         type: object
         additionalProperties: false
         properties:
           rho: {$ref: "#/$defs/pos_num"}
           hessian_every: {$ref: "#/$defs/pos_int"}
           estimator: {enum: [gnb, squared_grad]}
-          betas: {type: array, items: {type: number, minimum: 0, exclusiveMaximum: 1}, minItems: 2, maxItems: 2}
+          betas:
+            type: array
+            items: {type: number, minimum: 0, exclusiveMaximum: 1}
+            minItems: 2
+            maxItems: 2
           eps: {$ref: "#/$defs/pos_num"}
       min_k: {type: number, exclusiveMinimum: 0, maximum: 1}
       max_new_tokens: {$ref: "#/$defs/pos_int"}
