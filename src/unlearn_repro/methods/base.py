@@ -16,7 +16,7 @@ from unlearn_repro.registry import Registry
 
 @dataclass
 class Context:
-    cfg: object  # the resolved params (unlearn_repro.config.Frozen)
+    cfg: object  # the resolved params (unlearn_repro.frozen.Frozen)
     device: object
     pad_id: int
     seed: int
