@@ -5,7 +5,7 @@ import uuid
 from pathlib import Path
 
 from unlearn_repro import config as params_config
-from unlearn_repro import hub
+from unlearn_repro import hub, hub_check
 from unlearn_repro.data.registry import check_mirror
 from unlearn_repro.methods import METHODS
 from unlearn_repro.models.registry import MODELS, tofu_models
@@ -75,7 +75,7 @@ def src(*parts):
     return files
 
 
-CORE_SRC = src("config.py", "io.py", "cli.py", "tracking.py", "registry.py", "progress.py", "hub.py", "gpus.py")
+CORE_SRC = src("config.py", "frozen.py", "io.py", "cli.py", "tracking.py", "registry.py", "progress.py", "hub.py", "gpus.py")
 
 
 def needs_tokenizer(model):

@@ -73,13 +73,13 @@ rule splits:
 rule download:  # `snakemake download` on a login node: every hub model and data set of the profile in $HF_HOME
     localrule: True
     input:
-        CORE_SRC + src("data"),
+        CORE_SRC + src("data", "hub_check.py"),
     output:
         R("hub/download.json"),
     params:
         cli=CLI,
         models=hub.needed_models(CFG),
-        datasets=hub.all_datasets(CFG),  # every study's, not only the main one's
+        datasets=hub_check.all_datasets(CFG),  # every study's, not only the main one's
         sources=dict(CFG.get("model_sources") or {}),
     log:
         L("download.log"),

@@ -9,7 +9,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 MIRROR = (ROOT / PARAMS["data"]["mirror_dir"]).resolve()
-BIN = Path(sys.executable).parent                     # snakemake, dvc of this environment
+BIN = Path(sys.executable).parent  # snakemake, dvc of this environment
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
 
 
@@ -27,6 +27,7 @@ def pipeline_workspace(tmp: Path, mirror: Path, copy_src: bool = False) -> Path:
     params["data"]["mirror_dir"] = str(mirror)
     (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return tmp
+
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -46,7 +47,10 @@ def raw_params() -> dict:
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     from unlearn_repro.models.tokenizers import train_bpe
-    texts = ["the quick brown fox jumps over the lazy dog"] * 50 + ["unlearning removes data from models"] * 50
+
+    texts = ["the quick brown fox jumps over the lazy dog"] * 50 + [
+        "unlearning removes data from models"
+    ] * 50
     return train_bpe(texts, 300)
 
 
@@ -54,10 +58,20 @@ def tiny_tokenizer():
 def tiny_model_and_batches(tiny_tokenizer):
     """A 4-layer tiny GPT-Neo (random init) and a few short token batches."""
     import torch
+
     from unlearn_repro.models.build import build_model
     from unlearn_repro.models.tokenizers import encode
+
     torch.manual_seed(0)
     model = build_model("tiny-gpt-neo", tiny_tokenizer, seed=0)
-    seqs = [encode(tiny_tokenizer, t) for t in ["the quick brown fox", "unlearning removes data",
-                                                "the lazy dog jumps", "models forget data", "brown dog"]]
+    seqs = [
+        encode(tiny_tokenizer, t)
+        for t in [
+            "the quick brown fox",
+            "unlearning removes data",
+            "the lazy dog jumps",
+            "models forget data",
+            "brown dog",
+        ]
+    ]
     return model, [[s] for s in seqs], tiny_tokenizer.pad_token_id

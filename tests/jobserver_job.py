@@ -1,6 +1,7 @@
 """A job for tests/unit/test_jobserver.py: a small seeded GPT-Neo training run that prints the hash of its
 weights, where it ran and the environment mark it saw; `exit MESSAGE` ends with sys.exit(MESSAGE) and
 `sleep FILE` writes its pid to FILE and sleeps (a job whose client is killed)."""
+
 import hashlib
 import os
 import sys
@@ -19,8 +20,16 @@ if sys.argv[1:2] == ["sleep"]:
     time.sleep(120)
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 torch.manual_seed(0)
-config = GPTNeoConfig(vocab_size=64, max_position_embeddings=32, hidden_size=32, num_layers=2, num_heads=2,
-                      attention_types=[[["global", "local"], 1]], intermediate_size=64, window_size=8)
+config = GPTNeoConfig(
+    vocab_size=64,
+    max_position_embeddings=32,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    attention_types=[[["global", "local"], 1]],
+    intermediate_size=64,
+    window_size=8,
+)
 model = GPTNeoForCausalLM(config)
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
 tokens = torch.randint(0, 64, (4, 16))

@@ -2,9 +2,11 @@
 or left-padded prompts for generation), the seeded batch order, the plain LM losses and the Hook interface.
 Kept apart from train.py so that the optimizers (optim/) and objectives, which the loop imports, can use
 them without importing the loop."""
+
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import torch
 
@@ -35,12 +37,12 @@ def collate(items: Sequence[Item], pad_id: int, device) -> dict:
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[i, :len(s)] = 1
+        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
     labels = ids.masked_fill(mask == 0, -100)
     for i, it in enumerate(items):
         if isinstance(it, Mapping):
-            labels[i, :it.get("prompt_len", 0)] = -100
+            labels[i, : it.get("prompt_len", 0)] = -100
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
@@ -50,7 +52,7 @@ def pad_left(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[tor
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for i, p in enumerate(prompts):
-        ids[i, width - len(p):], mask[i, width - len(p):] = torch.as_tensor(list(p), dtype=torch.long), 1
+        ids[i, width - len(p) :], mask[i, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long), 1
     return ids.to(device), mask.to(device)
 
 
@@ -67,4 +69,4 @@ def negated_lm_loss(model, batch, step: int = 0) -> torch.Tensor:
 def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     perm = torch.randperm(n, generator=g).tolist()
-    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]

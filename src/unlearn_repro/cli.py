@@ -4,6 +4,7 @@ The config: under Snakemake, the resolved config the Snakefile wrote (env UNLEAR
 option is given; else the same layers as the Snakefile resolves (config.resolve_layers): --params (default
 params.yaml) < its --profile block < each --configfile < --config.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,23 +12,51 @@ import os
 import sys
 import time
 
-from unlearn_repro import studies  # noqa: F401  (registers every study's commands)
+from unlearn_repro import (
+    config,
+    studies,  # noqa: F401  (registers every study's commands)
+)
 from unlearn_repro.commands import COMMANDS
+from unlearn_repro.errors import DeviceError, HubError, one_line
+from unlearn_repro.gpus import pin_gpu
+from unlearn_repro.hub import cache_dir
+from unlearn_repro.tracking import make_tracker
 
-GPU_COMMANDS = frozenset(name for name in COMMANDS.names() if COMMANDS.get(name).gpu)  # the rules' tests read it
+GPU_COMMANDS = frozenset(
+    name for name in COMMANDS.names() if COMMANDS.get(name).gpu
+)  # the rules' tests read it
 
 
 def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
     """The config options (as Snakemake's), accepted before or after the command."""
     default = None if top else argparse.SUPPRESS
-    p.add_argument("--params", default=default,
-                   help="params file (default: $UNLEARN_CONFIG under Snakemake, else params.yaml)")
-    p.add_argument("--profile", default=default,
-                   help="profile of params.yaml to apply (default: the last layer's `profile`)")
-    p.add_argument("--configfile", "--configfiles", nargs="+", action="extend", default=default,
-                   metavar="FILE", help="your params files over params.yaml and its profile, in order")
-    p.add_argument("--config", nargs="+", action="extend", default=default, metavar="KEY=VALUE",
-                   help="values over everything else (YAML: fisher='{chunk: 4}')")
+    p.add_argument(
+        "--params",
+        default=default,
+        help="params file (default: $UNLEARN_CONFIG under Snakemake, else params.yaml)",
+    )
+    p.add_argument(
+        "--profile",
+        default=default,
+        help="profile of params.yaml to apply (default: the last layer's `profile`)",
+    )
+    p.add_argument(
+        "--configfile",
+        "--configfiles",
+        nargs="+",
+        action="extend",
+        default=default,
+        metavar="FILE",
+        help="your params files over params.yaml and its profile, in order",
+    )
+    p.add_argument(
+        "--config",
+        nargs="+",
+        action="extend",
+        default=default,
+        metavar="KEY=VALUE",
+        help="values over everything else (YAML: fisher='{chunk: 4}')",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,11 +82,14 @@ def main(argv: list[str] | None = None) -> None:
     cfg, source = _load_config(args)
     print(f"[config] {source}, profile {cfg.profile}", file=sys.stderr, flush=True)
     if command.gpu and cfg.device != "cpu":  # before torch touches CUDA
-        from unlearn_repro.gpus import pin_gpu
         slot = pin_gpu()
         if slot is not None:
-            print(f"[gpu] this job runs on GPU {slot} (CUDA_VISIBLE_DEVICES={slot})", file=sys.stderr, flush=True)
-    import torch
+            print(
+                f"[gpu] this job runs on GPU {slot} (CUDA_VISIBLE_DEVICES={slot})",
+                file=sys.stderr,
+                flush=True,
+            )
+    import torch  # heavy: after the parse and the config, so `--help` and a config error never wait for it
 
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -65,34 +97,34 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tracker = None
         if command.tracked:
-            from unlearn_repro.tracking import make_tracker
             tracker = make_tracker(cfg, start_time=started)
         command.handler(args, cfg, tracker)
     except (FileNotFoundError, KeyError, ValueError, MemoryError) as e:
         sys.exit(f"error ({args.command}): {e}")
     except RuntimeError as e:
-        from unlearn_repro.hub import HubError
-        from unlearn_repro.models.build import DeviceError
         if not isinstance(e, (HubError, DeviceError)):
             raise
         sys.exit(f"error ({args.command}): {e}")
     except (ConnectionError, OSError) as e:  # the network, a missing cache entry: one line, not a traceback
-        from unlearn_repro.hub import cache_dir, one_line
-        sys.exit(f"error ({args.command}): {one_line(e)} (network or Hugging Face cache {cache_dir()}; "
-                 "fetch first with `python -m unlearn_repro download`)")
+        sys.exit(
+            f"error ({args.command}): {one_line(e)} (network or Hugging Face cache {cache_dir()}; "
+            "fetch first with `python -m unlearn_repro download`)"
+        )
 
 
 def _load_config(args):
     """The resolved config (Snakemake's, or the layers named by the options) and where it came from."""
-    from unlearn_repro import config
-
     resolved = os.environ.get("UNLEARN_CONFIG")
     given = [args.params, args.profile, args.configfile, args.config]
     try:
         if resolved and all(x is None for x in given):
             return config.load_resolved(resolved), f"{resolved} (resolved by Snakemake)"
-        layered = config.resolve_layers(args.params or "params.yaml", args.configfile or (),
-                                        config.parse_config_args(args.config), args.profile)
+        layered = config.resolve_layers(
+            args.params or "params.yaml",
+            args.configfile or (),
+            config.parse_config_args(args.config),
+            args.profile,
+        )
     except config.ConfigError as e:
         sys.exit(f"error: {e}")
     for warning in layered.warnings:

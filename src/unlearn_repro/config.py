@@ -9,91 +9,42 @@ valid names). A config is built from layers, each later one winning (docs/config
 Snakefile and every `python -m unlearn_repro` command resolve the same layers; errors name the layer (file or
 --config) that set the bad value, and a user's value that a later layer replaces is reported.
 """
+
 from __future__ import annotations
 
-import copy
 import difflib
+import hashlib
+import json
 import math
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 import yaml
 
+from unlearn_repro.frozen import Frozen, deep_merge
 from unlearn_repro.io import write_text
-
-from unlearn_repro.paths import ROOT, SCHEMA_PATH  # noqa: F401  (re-exported: config.ROOT)
+from unlearn_repro.models.registry import MODELS, tofu_sources
+from unlearn_repro.paths import SCHEMA_PATH
+from unlearn_repro.studies import STUDIES
 
 
 class ConfigError(ValueError):
     """A params.yaml problem, with the file and the key in the message."""
 
 
-class Frozen(Mapping):
-    """Read-only nested mapping with attribute access (cfg.fisher.block_size)."""
-
-    def __init__(self, data: Mapping[str, Any]):
-        self._data = MappingProxyType({k: _freeze(v) for k, v in data.items()})
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._data[key]
-        except KeyError:
-            raise AttributeError(f"config has no key {key!r}; keys: {sorted(self._data)}") from None
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self):
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"Frozen({dict(self._data)!r})"
-
-    def to_dict(self) -> dict:
-        return {k: (v.to_dict() if isinstance(v, Frozen) else list(v) if isinstance(v, tuple) else v)
-                for k, v in self._data.items()}
-
-
-def _freeze(v: Any) -> Any:
-    if isinstance(v, Mapping):
-        return Frozen(v)
-    if isinstance(v, list):
-        return tuple(_freeze(x) for x in v)
-    return v
-
-
-def deep_merge(base: dict, override: Mapping) -> dict:
-    """Return base with override merged in (dicts recursively, everything else replaced)."""
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def overlay(cfg: Frozen, over: Mapping) -> Frozen:
-    """cfg with a study's values merged over it: the one way a study overrides the shared params (its
-    methods' blocks, unlearn, data, ...) for the code it shares with the main study."""
-    return Frozen(deep_merge(cfg.to_dict(), over))
-
-
 def load_schema() -> dict:
     """schemas/params.schema.yaml completed from the registries: the method and optimizer names, each
     registered method's own params block and each study's (declared in its file), so a new method or study
     edits no schema."""
+    # heavy: the methods and optimizers import torch, and the CLI loads config before any command runs
     from unlearn_repro.methods import METHODS
     from unlearn_repro.methods.base import loss_based_names
     from unlearn_repro.optim import OPTIMIZERS
-    from unlearn_repro.studies import STUDIES
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     schema["$defs"]["method"] = {"enum": METHODS.names()}
@@ -112,7 +63,9 @@ def _add_block(schema: dict, name: str, block: dict | None, required: bool) -> N
     if block is None:
         return
     if name in schema["properties"]:
-        raise ConfigError(f"study {name!r} declares a params block, but {SCHEMA_PATH} already has a key {name!r}")
+        raise ConfigError(
+            f"study {name!r} declares a params block, but {SCHEMA_PATH} already has a key {name!r}"
+        )
     schema["properties"][name] = block
     if required:
         schema["required"].append(name)
@@ -148,13 +101,17 @@ def _describe(error: jsonschema.ValidationError, schema: dict, source) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(_subschema(schema, schema, list(error.absolute_path)).get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
-        hints = [f"{e!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(e, allowed, 1)) else repr(e)
-                 for e in extra]
+        hints = [
+            f"{e!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(e, allowed, 1)) else repr(e)
+            for e in extra
+        ]
         where = key if error.absolute_path else "the top level"
         return f"{source}: unknown key {', '.join(hints)} under {where}; valid keys: {', '.join(allowed)}"
     if error.validator == "enum":
-        return (f"{source}: key '{key}' has invalid value {error.instance!r}; valid choices: "
-                f"{', '.join(map(str, error.validator_value))}")
+        return (
+            f"{source}: key '{key}' has invalid value {error.instance!r}; valid choices: "
+            f"{', '.join(map(str, error.validator_value))}"
+        )
     if error.validator == "propertyNames":
         return f"{source}: key '{key}' has an invalid name: {error.message}"
     if error.validator == "required":
@@ -187,7 +144,8 @@ def _non_finite(value) -> bool:
 # the schema's `number` is a finite one: a rate of .nan or .inf is refused by name, not trained with
 _Validator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_number))
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_number),
+)
 
 
 def validate(raw: Mapping, source: str = "params.yaml") -> None:
@@ -245,6 +203,7 @@ def resolve(raw: Mapping, profile: str | None = None, source: str = "params.yaml
 class Layer:
     """The values one source sets: params.yaml, its profile block, a user's --configfile (or its profile
     block), or --config. `user`: set by the person running it, so replacing it is worth a warning."""
+
     source: str
     values: dict
     user: bool = False
@@ -253,6 +212,7 @@ class Layer:
 @dataclass
 class Layered:
     """A resolved config, where each key came from, and the user's values a later layer replaced."""
+
     cfg: Frozen
     origin: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
@@ -284,6 +244,7 @@ def parse_overrides(values: Mapping | None) -> dict:
     """--config values with their nested scalars read as YAML: Snakemake parses a nested value
     (`fisher={chunk: 4}`) with YAML's base loader, which leaves every scalar in it a string ('4'). A top-level
     value keeps what Snakemake made of it (int, float, bool, else the string as given)."""
+
     def nested(v):
         if isinstance(v, Mapping):
             return {k: nested(x) for k, x in v.items()}
@@ -295,8 +256,10 @@ def parse_overrides(values: Mapping | None) -> dict:
             except yaml.YAMLError:
                 return v
         return v
-    return numbers({k: nested(v) if isinstance(v, (Mapping, list, tuple)) else v
-                    for k, v in dict(values or {}).items()})
+
+    return numbers(
+        {k: nested(v) if isinstance(v, (Mapping, list, tuple)) else v for k, v in dict(values or {}).items()}
+    )
 
 
 def parse_config_args(args) -> dict:
@@ -327,19 +290,29 @@ def _scalar(value: str):
     return value
 
 
-def layers(params: str | Path = "params.yaml", configfiles=(), overrides: Mapping | None = None,
-           profile: str | None = None) -> list[Layer]:
+def layers(
+    params: str | Path = "params.yaml",
+    configfiles=(),
+    overrides: Mapping | None = None,
+    profile: str | None = None,
+) -> list[Layer]:
     """params.yaml < its profile block < each user file (its top level, then its profile block) < --config.
     params.yaml given again as a --configfile is the base, not a user layer."""
     base = read_params(params)
     validate(base, str(params))
     users = [(str(f), read_params(f)) for f in configfiles if not _same_file(f, params)]
     cli = parse_overrides(overrides)
-    name = profile or cli.get("profile") or next(
-        (u["profile"] for _, u in reversed(users) if "profile" in u), None) or base["profile"]
+    name = (
+        profile
+        or cli.get("profile")
+        or next((u["profile"] for _, u in reversed(users) if "profile" in u), None)
+        or base["profile"]
+    )
     defined = set(base.get("profiles") or {}) | {n for _, u in users for n in (u.get("profiles") or {})}
     if name not in defined and name != base["profile"]:
-        raise ConfigError(f"{params}: profile {name!r} is not defined; valid choices: {', '.join(sorted(defined))}")
+        raise ConfigError(
+            f"{params}: profile {name!r} is not defined; valid choices: {', '.join(sorted(defined))}"
+        )
     out = [Layer(str(params), _top(base)), Layer(f"{params} (profile {name!r})", _block(base, name))]
     for f, u in users:
         out += [Layer(f, _top(u), True), Layer(f"{f} (profile {name!r})", _block(u, name), True)]
@@ -351,7 +324,6 @@ def check_profile_flag(argv, profile: str) -> None:
     """Refuse a run whose `--profile` folder selects a params profile the resolved config lost: a --config on
     Snakemake's command line replaces the profile's whole `config:` list (profile=paper with it), and the
     jobs would then quietly compute another profile."""
-    import os
     argv = list(argv)
     folders = [a.split("=", 1)[1] for a in argv if a.startswith("--profile=")]
     folders += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--profile"]
@@ -360,19 +332,24 @@ def check_profile_flag(argv, profile: str) -> None:
     for folder in folders:
         path = _profile_file(folder)
         entries = (yaml.safe_load(path.read_text()) or {}).get("config") or [] if path else []
-        wanted = [e.split("=", 1)[1].strip() for e in entries if isinstance(e, str) and e.startswith("profile=")]
+        wanted = [
+            e.split("=", 1)[1].strip() for e in entries if isinstance(e, str) and e.startswith("profile=")
+        ]
         if wanted and wanted[0] != profile:
-            raise ConfigError(f"{path} selects params profile {wanted[0]!r} (its `config:`), but the resolved "
-                              f"profile is {profile!r}: a --config on the command line replaces the profile's "
-                              f"`config:` list; add profile={wanted[0]} to your --config, or put your values in "
-                              "a --configfile")
+            raise ConfigError(
+                f"{path} selects params profile {wanted[0]!r} (its `config:`), but the resolved "
+                f"profile is {profile!r}: a --config on the command line replaces the profile's "
+                f"`config:` list; add profile={wanted[0]} to your --config, or put your values in "
+                "a --configfile"
+            )
 
 
 def _profile_file(name: str) -> Path | None:
     """The config file of a Snakemake profile given by path or by name (searched as Snakemake does)."""
-    import os
-    roots = [Path(name)] + [Path(d).expanduser() / "snakemake" / name for d in
-                            (os.environ.get("XDG_CONFIG_HOME", "~/.config"), "/etc/xdg")]
+    roots = [Path(name)] + [
+        Path(d).expanduser() / "snakemake" / name
+        for d in (os.environ.get("XDG_CONFIG_HOME", "~/.config"), "/etc/xdg")
+    ]
     for root in roots:
         for file in ("config.v8+.yaml", "config.yaml"):
             if (root / file).is_file():
@@ -407,15 +384,21 @@ def merge(layer_list: list[Layer]) -> tuple[dict, dict, list[str]]:
         for path, value in _leaves(layer.values):
             before = origin.get(path)
             if before is not None and before.user and before is not layer and _get(merged, path) != value:
-                warnings.append(f"key '{'.'.join(map(str, path))}' = {_get(merged, path)!r} from {before.source} "
-                                f"is overridden by {value!r} from {layer.source}")
+                warnings.append(
+                    f"key '{'.'.join(map(str, path))}' = {_get(merged, path)!r} from {before.source} "
+                    f"is overridden by {value!r} from {layer.source}"
+                )
             origin[path] = layer
         merged = deep_merge(merged, layer.values)
     return merged, origin, warnings
 
 
-def resolve_layers(params: str | Path = "params.yaml", configfiles=(), overrides: Mapping | None = None,
-                   profile: str | None = None) -> Layered:
+def resolve_layers(
+    params: str | Path = "params.yaml",
+    configfiles=(),
+    overrides: Mapping | None = None,
+    profile: str | None = None,
+) -> Layered:
     """The one resolution every entry point uses (Snakefile, check-hub, download, check-config): layers
     merged, validated with each error naming the layer that set the key, then the cross-key checks."""
     layer_list = layers(params, configfiles, overrides, profile)
@@ -440,23 +423,32 @@ def resolve_layers(params: str | Path = "params.yaml", configfiles=(), overrides
 def _check_consistency(cfg: Frozen, source: str) -> None:
     u = cfg.unlearn
     if max(u.table_cycles) > u.max_cycles:
-        raise ConfigError(f"{source}: unlearn.table_cycles {list(u.table_cycles)} exceeds "
-                          f"unlearn.max_cycles={u.max_cycles}")
+        raise ConfigError(
+            f"{source}: unlearn.table_cycles {list(u.table_cycles)} exceeds unlearn.max_cycles={u.max_cycles}"
+        )
     if cfg.data.max_train is not None and u.max_cycles * u.cycle_size >= cfg.data.max_train:
-        raise ConfigError(f"{source}: unlearn.max_cycles * unlearn.cycle_size = {u.max_cycles * u.cycle_size} "
-                          f"leaves no retain set in data.max_train = {cfg.data.max_train}")
+        raise ConfigError(
+            f"{source}: unlearn.max_cycles * unlearn.cycle_size = {u.max_cycles * u.cycle_size} "
+            f"leaves no retain set in data.max_train = {cfg.data.max_train}"
+        )
     bad = [d for d in u.extended_datasets if d not in cfg.data.tasks]
     if bad:
-        raise ConfigError(f"{source}: unlearn.extended_datasets has {bad} not in data.tasks {list(cfg.data.tasks)}")
+        raise ConfigError(
+            f"{source}: unlearn.extended_datasets has {bad} not in data.tasks {list(cfg.data.tasks)}"
+        )
+    # heavy: the methods and optimizers import torch, and the CLI loads config before any command runs
     from unlearn_repro.methods import METHODS
+
     for m in cfg.methods.enabled:
         missing = [k for k in METHODS.get(m).schema.get("required", []) if k not in cfg.methods.get(m, {})]
         if missing:
             raise ConfigError(f"{source}: methods.{m} needs {', '.join(missing)} (method {m!r} is enabled)")
     d = cfg.discussions
     if d.model not in cfg.models or d.dataset not in cfg.data.tasks or d.seed not in cfg.seeds:
-        raise ConfigError(f"{source}: discussions uses model {d.model!r}, data set {d.dataset!r}, seed {d.seed}: each must "
-                          f"be one of models {list(cfg.models)}, data.tasks {list(cfg.data.tasks)}, seeds {list(cfg.seeds)}")
+        raise ConfigError(
+            f"{source}: discussions uses model {d.model!r}, data set {d.dataset!r}, seed {d.seed}: each must "
+            f"be one of models {list(cfg.models)}, data.tasks {list(cfg.data.tasks)}, seeds {list(cfg.seeds)}"
+        )
     bad = [m for m in u.extended_models if m not in cfg.models]
     if bad:
         raise ConfigError(f"{source}: unlearn.extended_models has {bad} not in models {list(cfg.models)}")
@@ -465,9 +457,11 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
         # tdec.reasoning_tasks are scored where this run prepares them (those in data.tasks): not checked
         bad = [m for m in t.models if m not in cfg.models] + [c for c in t.enabled if c not in t.configs]
         if bad or t.ablation.config not in t.configs:
-            raise ConfigError(f"{source}: tdec uses {bad or t.ablation.config!r}: tdec.models must be in models "
-                              f"{list(cfg.models)}, tdec.enabled and tdec.ablation.config in tdec.configs "
-                              f"{list(t.configs)}")
+            raise ConfigError(
+                f"{source}: tdec uses {bad or t.ablation.config!r}: tdec.models must be in models "
+                f"{list(cfg.models)}, tdec.enabled and tdec.ablation.config in tdec.configs "
+                f"{list(t.configs)}"
+            )
     if "tofu" in cfg:
         _check_tofu(cfg, source)
     if "memorization" in cfg:
@@ -478,18 +472,22 @@ def _check_tofu(cfg: Frozen, source: str) -> None:
     """A pretrained tofu.model must be one of `models` (fine-tuned on TOFU here, as those are); a released
     TOFU checkpoint (models.registry: tofu_split) is loaded as published and need not be. Every method of
     tofu.methods needs its step sizes."""
-    from unlearn_repro.models.registry import MODELS, tofu_sources
-
     if MODELS.get(cfg.tofu.model).tofu_split is None and cfg.tofu.model not in cfg.models:
-        raise ConfigError(f"{source}: tofu.model = {cfg.tofu.model!r} is not in models {list(cfg.models)} (its "
-                          "pretrained model is built by the base_model rule of those models)")
+        raise ConfigError(
+            f"{source}: tofu.model = {cfg.tofu.model!r} is not in models {list(cfg.models)} (its "
+            "pretrained model is built by the base_model rule of those models)"
+        )
     try:
         tofu_sources(cfg)
     except ValueError as e:
         raise ConfigError(f"{source}: {e}") from None
     # a method joins TOFU with its step sizes: tofu.lr.<method>.<kind> for each kind
-    unset = [f"tofu.lr.{m}.{k}" for m in cfg.tofu.methods for k in cfg.tofu.optimizers
-             if k not in cfg.tofu.lr.get(m, {})]
+    unset = [
+        f"tofu.lr.{m}.{k}"
+        for m in cfg.tofu.methods
+        for k in cfg.tofu.optimizers
+        if k not in cfg.tofu.lr.get(m, {})
+    ]
     if unset:
         raise ConfigError(f"{source}: {', '.join(unset)} not set (the step sizes of tofu.methods)")
 
@@ -497,21 +495,21 @@ def _check_tofu(cfg: Frozen, source: str) -> None:
 def _check_memorization(cfg: Frozen, source: str) -> None:
     m = cfg.memorization
     # memorization.methods: those of them that are enabled run (as the privacy study's), so a run that enables
-    # fewer methods still builds; a model must be one of this run's models (its pretrained model is built there)
+    # fewer methods still builds; a model must be one of this run's models (its pretrained model
+    # is built there)
     bad = [x for x in (m.models or ()) if x not in cfg.models]
     if bad:
         raise ConfigError(f"{source}: memorization.models has {bad} not in models {list(cfg.models)}")
     if not m.prefix_tokens + m.suffix_tokens <= m.min_target_tokens < m.max_length:
-        raise ConfigError(f"{source}: memorization needs prefix_tokens + suffix_tokens ({m.prefix_tokens} + "
-                          f"{m.suffix_tokens}) <= min_target_tokens ({m.min_target_tokens}) < max_length ({m.max_length})")
+        raise ConfigError(
+            f"{source}: memorization needs prefix_tokens + suffix_tokens ({m.prefix_tokens} + "
+            f"{m.suffix_tokens}) <= min_target_tokens ({m.min_target_tokens}) < max_length ({m.max_length})"
+        )
 
 
 def write_resolved(cfg: Frozen, folder: str | Path) -> Path:
     """The resolved config as `<folder>/<content hash>.json`: what the Snakefile hands its jobs, so that a
     job computes with exactly the values Snakemake resolved (profile, --configfile, --config included)."""
-    import hashlib
-    import json
-
 
     text = json.dumps(cfg.to_dict(), sort_keys=True, indent=1)
     path = Path(folder) / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
@@ -522,8 +520,6 @@ def write_resolved(cfg: Frozen, folder: str | Path) -> Path:
 
 def load_resolved(path: str | Path) -> Frozen:
     """A config written by `write_resolved` (already validated and merged by the Snakefile)."""
-    import json
-
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: resolved config missing (UNLEARN_CONFIG); rerun snakemake to rewrite it")

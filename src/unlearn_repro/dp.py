@@ -17,6 +17,7 @@ The pitfalls of Hugging Face causal LMs under opacus, each handled (and tested i
   seeded (a pure function of seed and epoch, like train.batch_order); an empty draw is refused.
 * `_module.` prefixes: checkpoints.save unwraps the GradSampleModule; `release` puts OPT's layers back.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,11 +26,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from unlearn_repro import losses
+from unlearn_repro.models.checkpoint import unwrap
+from unlearn_repro.train import batch_order
 
-POSITIONAL = ("wpe", "embed_positions")        # GPT-Neo, OPT learned positional embeddings
-TOKEN_EMBEDDINGS = ("wte", "embed_tokens")     # tied with lm_head in both families
+POSITIONAL = ("wpe", "embed_positions")  # GPT-Neo, OPT learned positional embeddings
+TOKEN_EMBEDDINGS = ("wte", "embed_tokens")  # tied with lm_head in both families
 
 
 def per_sequence_lm_loss(model, batch, step: int = 0) -> torch.Tensor:
@@ -45,8 +49,9 @@ def freeze_embeddings(model, train_token_embeddings: bool = False) -> list[str]:
     train them); return the frozen parameter names."""
     frozen = []
     for name, p in model.named_parameters():
-        if any(k in name.split(".") for k in POSITIONAL) or \
-                (not train_token_embeddings and any(k in name.split(".") for k in TOKEN_EMBEDDINGS)):
+        if any(k in name.split(".") for k in POSITIONAL) or (
+            not train_token_embeddings and any(k in name.split(".") for k in TOKEN_EMBEDDINGS)
+        ):
             p.requires_grad_(False)
             frozen.append(name)
     return frozen
@@ -54,16 +59,23 @@ def freeze_embeddings(model, train_token_embeddings: bool = False) -> list[str]:
 
 def check_trainable(model) -> None:
     """Refuse layers opacus computes wrong or no per-sample gradients for (see the module doc)."""
-    bad = [n for n, p in model.named_parameters() if p.requires_grad and any(k in n.split(".") for k in POSITIONAL)]
+    bad = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and any(k in n.split(".") for k in POSITIONAL)
+    ]
     if bad:
-        raise ValueError(f"DP-SGD: trainable learned positional embeddings {bad}: opacus has no per-sample rule for "
-                         "them in GPT-Neo / OPT (position ids are shared by the batch); freeze them "
-                         "(dp.freeze_embeddings)")
+        raise ValueError(
+            f"DP-SGD: trainable learned positional embeddings {bad}: opacus has no per-sample rule for "
+            "them in GPT-Neo / OPT (position ids are shared by the batch); freeze them "
+            "(dp.freeze_embeddings)"
+        )
 
 
 class TokenFlattened:
     """Mixin for a layer called on [batch*time, features] (OPT's fc1, fc2 and final_layer_norm): `sequences`
     (set before each forward by a hook on the model) says how many samples the rows belong to."""
+
     sequences: int = 0
 
 
@@ -73,16 +85,21 @@ _FOLDED: dict[type, type] = {}
 def _folded_class(base: type) -> type:
     """`base` with opacus's own per-sample rule, whose per-token gradients are summed per sequence."""
     if base not in _FOLDED:
+        # heavy: only the DP path needs opacus (the Snakefile imports pipeline.privacy, so this module)
         from opacus.grad_sample import GradSampleModule
         from opacus.grad_sample.utils import register_grad_sampler
+
         rule = GradSampleModule.GRAD_SAMPLERS[base]
         cls = type(f"TokenFlattened{base.__name__}", (TokenFlattened, base), {})
 
         def folded(layer, activations, backprops):
             if isinstance(layer, nn.Linear):  # direct: never materialize the per-token outer products
                 return _linear_per_sequence(layer, activations[0], backprops)
-            return {p: g.reshape(layer.sequences, -1, *g.shape[1:]).sum(1)
-                    for p, g in rule(layer, activations, backprops).items()}
+            return {
+                p: g.reshape(layer.sequences, -1, *g.shape[1:]).sum(1)
+                for p, g in rule(layer, activations, backprops).items()
+            }
+
         register_grad_sampler(cls)(folded)
         _FOLDED[base] = cls
     return _FOLDED[base]
@@ -104,8 +121,12 @@ def flattened_layers(model) -> list[nn.Module]:
 
     def record(module, args):  # returns None: the input passes unchanged
         seen.setdefault(module, args[0].shape[0])
-    hooks = [m.register_forward_pre_hook(record)
-             for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+
+    hooks = [
+        m.register_forward_pre_hook(record)
+        for m in model.modules()
+        if any(p.requires_grad for p in m.parameters(recurse=False))
+    ]
     try:
         with torch.no_grad():
             model(input_ids=torch.zeros(2, 3, dtype=torch.long, device=next(model.parameters()).device))
@@ -138,7 +159,6 @@ def _set_sequences(model, args, kwargs):
 
 def release(model):
     """The plain HF model back (OPT's Linears as nn.Linear, every parameter trainable): what is saved."""
-    from unlearn_repro.models.checkpoint import unwrap
     model = unwrap(model)
     for m in model.modules():
         if isinstance(m, TokenFlattened):
@@ -163,23 +183,28 @@ def sampling(n: int, batch_size: int) -> tuple[float, int]:
 def poisson_batches(n: int, sample_rate: float, steps: int, seed: int):
     """Epoch -> Poisson-sampled batches: each sample in each step independently with probability q (the
     sampling the accountant assumes), seeded like train.batch_order."""
+
     def plan(epoch: int) -> list[list[int]]:
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)
         draws = torch.rand(steps, n, generator=g) < sample_rate
         batches = [torch.nonzero(row).flatten().tolist() for row in draws]
         if any(not b for b in batches):
-            raise ValueError(f"DP-SGD: Poisson sampling drew an empty batch (expected size {n * sample_rate:.1f} of "
-                             f"{n} samples); raise the batch size")
+            raise ValueError(
+                f"DP-SGD: Poisson sampling drew an empty batch (expected size {n * sample_rate:.1f} of "
+                f"{n} samples); raise the batch size"
+            )
         return batches
+
     return plan
 
 
 @dataclass
 class Private:
     """What DP fine-tuning hands the loop, and what it reports afterwards."""
+
     model: object
     optimizer: object
-    batches: object              # epoch -> index lists (train.train's `batches`)
+    batches: object  # epoch -> index lists (train.train's `batches`)
     engine: object
     noise_multiplier: float
     max_grad_norm: float
@@ -192,30 +217,58 @@ class Private:
         return float(self.engine.get_epsilon(self.delta)) if self.noise_multiplier > 0 else math.inf
 
 
-def make_private(model, optimizer, n: int, *, batch_size: int, epochs: int, max_grad_norm: float, delta: float,
-                 seed: int, epsilon: float | None = None, noise_multiplier: float | None = None,
-                 accountant: str = "rdp", poisson: bool = True) -> Private:
+def make_private(
+    model,
+    optimizer,
+    n: int,
+    *,
+    batch_size: int,
+    epochs: int,
+    max_grad_norm: float,
+    delta: float,
+    seed: int,
+    epsilon: float | None = None,
+    noise_multiplier: float | None = None,
+    accountant: str = "rdp",
+    poisson: bool = True,
+) -> Private:
     """Wrap model and optimizer with opacus: noise calibrated to (epsilon, delta) over `epochs` by the
     accountant (make_private_with_epsilon), or a given noise multiplier (tests: 0). The returned plan
     samples at the same rate the accountant assumes."""
+    # heavy: only the DP path needs opacus (the Snakefile imports pipeline.privacy, so this module)
     from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
 
     if (epsilon is None) == (noise_multiplier is None):
         raise ValueError("DP-SGD: give exactly one of epsilon and noise_multiplier")
     q, steps = sampling(n, batch_size)
     loader = DataLoader(TensorDataset(torch.arange(n)), batch_size=batch_size)  # tells opacus n and q only
-    common = dict(module=model, optimizer=optimizer, data_loader=loader, max_grad_norm=max_grad_norm,
-                  poisson_sampling=poisson, noise_generator=torch.Generator().manual_seed(seed), loss_reduction="mean")
+    common = dict(
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        max_grad_norm=max_grad_norm,
+        poisson_sampling=poisson,
+        noise_generator=torch.Generator().manual_seed(seed),
+        loss_reduction="mean",
+    )
     with warnings.catch_warnings():  # seeded noise on purpose (reproducible runs), not opacus's secure RNG
         warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
         engine = PrivacyEngine(accountant=accountant)
         if epsilon is not None:
-            pmodel, popt, _ = engine.make_private_with_epsilon(target_epsilon=epsilon, target_delta=delta,
-                                                               epochs=epochs, **common)
+            pmodel, popt, _ = engine.make_private_with_epsilon(
+                target_epsilon=epsilon, target_delta=delta, epochs=epochs, **common
+            )
         else:
             pmodel, popt, _ = engine.make_private(noise_multiplier=noise_multiplier, **common)
-    from unlearn_repro.train import batch_order
     plan = poisson_batches(n, q, steps, seed) if poisson else (lambda e: batch_order(n, batch_size, seed, e))
-    return Private(pmodel, popt, plan, engine, float(popt.noise_multiplier), float(max_grad_norm), float(delta), q,
-                   steps * epochs)
+    return Private(
+        pmodel,
+        popt,
+        plan,
+        engine,
+        float(popt.noise_multiplier),
+        float(max_grad_norm),
+        float(delta),
+        q,
+        steps * epochs,
+    )

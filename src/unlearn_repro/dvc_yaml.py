@@ -2,13 +2,14 @@
 `make dvc-yaml` (`python -m unlearn_repro.dvc_yaml`) rewrites everything below MARK, and
 tests/workflow/test_dvc.py fails while dvc.yaml is out of step. The shared stages above MARK are hand-written.
 """
+
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
 
-from unlearn_repro.config import ROOT
+from unlearn_repro.paths import ROOT
 from unlearn_repro.studies import STUDIES, DvcStage, Study
 from unlearn_repro.studies.base import DVC_CMD
 
@@ -58,9 +59,14 @@ def stage(study: Study) -> str:
     """One study's stage, in the hand-written stages' style."""
     dvc: DvcStage = study.dvc
     head = f"  {study.name}:  # {study.title}\n"
-    return (head + f"    cmd: {DVC_CMD.format(target=study.target)}\n" + _flow("deps", dvc.deps)
-            + _flow("params", dvc.params) + _paths("outs", dvc.outs, "persist: true")
-            + _paths("metrics", dvc.metrics, "cache: false, persist: true"))
+    return (
+        head
+        + f"    cmd: {DVC_CMD.format(target=study.target)}\n"
+        + _flow("deps", dvc.deps)
+        + _flow("params", dvc.params)
+        + _paths("outs", dvc.outs, "persist: true")
+        + _paths("metrics", dvc.metrics, "cache: false, persist: true")
+    )
 
 
 def generated(studies=None) -> str:
@@ -73,9 +79,11 @@ def generated(studies=None) -> str:
 def updated(text: str, path: str = "dvc.yaml") -> str:
     """`text` (a dvc.yaml) with its generated part rewritten; the hand-written part must end with MARK."""
     if MARK not in text:
-        raise ValueError(f"{path}: no line {MARK.strip()!r} after the hand-written stages; add it at the end "
-                         "of `stages:`, where the generated study stages begin")
-    return text[:text.index(MARK)] + generated()
+        raise ValueError(
+            f"{path}: no line {MARK.strip()!r} after the hand-written stages; add it at the end "
+            "of `stages:`, where the generated study stages begin"
+        )
+    return text[: text.index(MARK)] + generated()
 
 
 def main(argv: list[str]) -> int:

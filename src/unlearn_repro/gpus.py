@@ -2,6 +2,7 @@
 gets, so N jobs would all run on cuda:0. Each GPU job takes the first free slot 0..N-1 under an exclusive
 file lock (held until the process exits, released by the OS even on a crash) and sees only that device
 through CUDA_VISIBLE_DEVICES, set before torch touches CUDA. Under SLURM the scheduler sets the devices."""
+
 from __future__ import annotations
 
 import fcntl
@@ -9,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-SLOTS_ENV = "UNLEARN_GPU_SLOTS"   # N, set by the Snakefile from --resources gpu=N
+SLOTS_ENV = "UNLEARN_GPU_SLOTS"  # N, set by the Snakefile from --resources gpu=N
 LOCK_DIR_ENV = "UNLEARN_GPU_LOCKS"  # folder of the slot lock files (default .snakemake/gpu_slots)
 _held = []  # open lock files: a slot is held as long as this process lives
 

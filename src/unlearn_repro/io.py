@@ -1,4 +1,5 @@
 """Atomic artifact writing, provenance (git commit, file hashes) and small json helpers."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +10,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from unlearn_repro.paths import ROOT
 
@@ -42,8 +44,8 @@ class LockLost(RuntimeError):
 
 class DirLock:
     """One job at a time in a directory: fcntl.flock on <dir>/.lock, with the holder's pid inside (the kernel
-    releases it when the holder dies, even by kill -9). The newest job wins: one that finds the lock held (by a
-    left-over job of a killed snakemake: Snakemake itself never runs a job twice at once) takes it over by
+    releases it when the holder dies, even by kill -9). The newest job wins: one that finds the lock held (by
+    a left-over job of a killed snakemake: Snakemake itself never runs a job twice at once) takes it over by
     putting a new lock file in place, and the old holder, which calls `check()` before each write, stops
     without writing; a job never mixes its writes with another's."""
 
@@ -52,7 +54,7 @@ class DirLock:
         self.path = self.dir / ".lock"
         self.fd: int | None = None
 
-    def __enter__(self) -> "DirLock":
+    def __enter__(self) -> DirLock:
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -61,8 +63,11 @@ class DirLock:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
             os.close(fd)
             fd = self._take_over()
-            print(f"[lock] {self.dir}: took over from job pid {holder} (left over from a killed snakemake?); it "
-                  "stops before its next write (docs/faults.md)", flush=True)
+            print(
+                f"[lock] {self.dir}: took over from job pid {holder} (left over from a killed snakemake?); "
+                "it stops before its next write (docs/faults.md)",
+                flush=True,
+            )
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
@@ -83,8 +88,10 @@ class DirLock:
         except FileNotFoundError:
             same = False
         if not same:
-            raise LockLost(f"{self.path}: this job lost its lock (a newer job took the directory over, or it was "
-                           "removed): stopping without writing")
+            raise LockLost(
+                f"{self.path}: this job lost its lock (a newer job took the directory over, or it was "
+                "removed): stopping without writing"
+            )
 
     def __exit__(self, *exc) -> None:
         os.ftruncate(self.fd, 0)  # an empty file left: the directory's content (a DVC output) does not vary
@@ -170,7 +177,9 @@ def map_jsonl(path: str | Path, normalize) -> list:
                 raise ValueError(f"{path}:{line_no}: not valid JSON: {e}") from None
             except (KeyError, IndexError, TypeError) as e:
                 fields = sorted(row) if isinstance(row, dict) else type(row).__name__
-                raise ValueError(f"{path}:{line_no}: bad row, missing or malformed field {e} (has: {fields})") from None
+                raise ValueError(
+                    f"{path}:{line_no}: bad row, missing or malformed field {e} (has: {fields})"
+                ) from None
             i += 1
             if x is not None:
                 out.append(x)
@@ -203,10 +212,12 @@ def git_commit() -> str:
     if os.environ.get("UNLEARN_GIT_COMMIT"):
         return os.environ["UNLEARN_GIT_COMMIT"]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

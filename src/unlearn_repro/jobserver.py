@@ -4,8 +4,8 @@ Every job is a `python -m unlearn_repro <command>` process, and importing torch 
 CPU before its first model step: about a third of a `ci` run's CPU time. The workflow starts this server once
 (`onstart` in the Snakefile); each job's client (`python -m unlearn_repro.job ...`, stdlib only) hands it the
 command line, working directory, environment and its own stdin / stdout / stderr (SCM_RIGHTS), and the server
-forks a child that runs the command exactly as `python -m unlearn_repro` would, writing straight into the job's
-log. The child's exit status is the client's.
+forks a child that runs the command exactly as `python -m unlearn_repro` would, writing straight into the
+job's log. The child's exit status is the client's.
 
 Why a fork is the same computation: the parent only imports (no torch op runs, no thread pool or CUDA context
 exists before the fork); the child gets the job's environment and working directory before the command
@@ -15,30 +15,47 @@ that dies takes its child with it (the connection closes and the server kills th
 a child whose server dies is killed by the kernel (PR_SET_PDEATHSIG); the server exits with its workflow
 (its parent's pid) or after `IDLE_S` without a job.
 """
+
 from __future__ import annotations
 
 import array
+import atexit
 import ctypes
 import importlib
 import json
 import os
 import resource
+import runpy
 import selectors
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
+
+from unlearn_repro import numerics  # stdlib only: the client (job.py) imports this module
 
 SOCKET_ENV = "UNLEARN_JOBSERVER"
 IDLE_S = 3600.0
 REQUEST_TIMEOUT_S = 10.0
 # imported before the first fork: what the jobs would otherwise each import
-PRELOAD = ("torch", "transformers", "runpy", "unlearn_repro.cli", "unlearn_repro.pipeline.base_models",
-           "unlearn_repro.pipeline.unlearning", "unlearn_repro.pipeline.evaluation", "unlearn_repro.pipeline.tdec",
-           "unlearn_repro.pipeline.tofu", "unlearn_repro.pipeline.memorization", "unlearn_repro.pipeline.privacy",
-           "unlearn_repro.pipeline.discussions")
+PRELOAD = (
+    "torch",
+    "transformers",
+    "runpy",
+    "unlearn_repro.cli",
+    "unlearn_repro.pipeline.base_models",
+    "unlearn_repro.pipeline.unlearning",
+    "unlearn_repro.pipeline.evaluation",
+    "unlearn_repro.pipeline.tdec",
+    "unlearn_repro.pipeline.tofu",
+    "unlearn_repro.pipeline.memorization",
+    "unlearn_repro.pipeline.privacy",
+    "unlearn_repro.pipeline.discussions",
+)
 
 
 def _send_msg(sock: socket.socket, obj, fds=()) -> None:
@@ -69,7 +86,7 @@ def _recv_request(sock: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(_recv_exact(sock, n)), fds
 
 
-# --- the server ------------------------------------------------------------------------------------------------
+# --- the server --------------------------------------------------------------------------------------------
 def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> None:
     """Preload, listen on the Unix socket `path`, fork a child per request until the parent exits or idles."""
     _preload()
@@ -77,7 +94,7 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
     tmp = f"{path}.{os.getpid()}.tmp"
     listener.bind(tmp)
     listener.listen(64)
-    os.replace(tmp, path)          # clients see the socket only when it accepts
+    os.replace(tmp, path)  # clients see the socket only when it accepts
     sel = selectors.DefaultSelector()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -86,7 +103,7 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(wake_r, selectors.EVENT_READ, "child")
-    jobs: dict[int, socket.socket] = {}   # child pid -> its client's connection
+    jobs: dict[int, socket.socket] = {}  # child pid -> its client's connection
     last = time.monotonic()
     try:
         while True:
@@ -98,14 +115,14 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
                         sel.register(conn, selectors.EVENT_READ, pid)
                 elif key.data == "child":
                     os.read(wake_r, 4096)
-                else:                      # a client spoke or went away: its job is abandoned
+                else:  # a client spoke or went away: its job is abandoned
                     sel.unregister(key.fileobj)
                     _kill(key.data)
             for pid, status in _reaped(jobs):
                 conn = jobs.pop(pid)
                 try:
                     sel.unregister(conn)
-                except KeyError:           # abandoned: unregistered when its client went away
+                except KeyError:  # abandoned: unregistered when its client went away
                     pass
                 _finish(conn, status)
             if jobs:
@@ -120,25 +137,46 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
 
 
 def _preload() -> None:
-    from unlearn_repro import numerics      # the pinned CPU code path, before torch is imported
-    numerics.pin()
-    for key in THREAD_ENV:                   # the libraries start with one thread; each job sets its own
+    numerics.pin()  # the pinned CPU code path, before torch is imported
+    for key in THREAD_ENV:  # the libraries start with one thread; each job sets its own
         os.environ[key] = "1"
     for name in PRELOAD:
         try:
             importlib.import_module(name)
-        except Exception as e:             # the job that needs it fails the same way, in its own log
+        except Exception as e:  # the job that needs it fails the same way, in its own log
             print(f"[jobserver] preload {name}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
 
 # read once at import by the preloaded libraries: a job whose value differs runs in its own process
-IMPORT_TIME_ENV = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "PYTORCH_", "MKL_", "ATEN_",
-                   "ONEDNN_", "DNNL_", "OMP_", "KMP_", "OPENBLAS_", "CUDA_", "PYTHON", "UNLEARN_NUMERICS")
+IMPORT_TIME_ENV = (
+    "HF_",
+    "HUGGINGFACE_",
+    "TRANSFORMERS_",
+    "TOKENIZERS_",
+    "TORCH",
+    "PYTORCH_",
+    "MKL_",
+    "ATEN_",
+    "ONEDNN_",
+    "DNNL_",
+    "OMP_",
+    "KMP_",
+    "OPENBLAS_",
+    "CUDA_",
+    "PYTHON",
+    "UNLEARN_NUMERICS",
+)
 
 
 # Snakemake sets these per job from the rule's `threads`; the child applies them to the loaded libraries
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-              "NUMEXPR_NUM_THREADS", "GOTO_NUM_THREADS")
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+)
 
 
 def _env_mismatch(env: dict) -> str | None:
@@ -153,12 +191,12 @@ def _accept(listener: socket.socket, jobs: dict) -> tuple[int | None, socket.soc
     the jobs of the others: a client that gets no reply runs its job itself."""
     try:
         conn, _ = listener.accept()
-    except OSError as e:                         # out of descriptors: the client falls back
+    except OSError as e:  # out of descriptors: the client falls back
         print(f"[jobserver] accept: {e}", file=sys.stderr, flush=True)
         return None, None
     fds: list[int] = []
     try:
-        conn.settimeout(REQUEST_TIMEOUT_S)     # a stalled client must not hold up the others
+        conn.settimeout(REQUEST_TIMEOUT_S)  # a stalled client must not hold up the others
         request, fds = _recv_request(conn)
         if (key := _env_mismatch(request["env"])) is not None:
             _send_msg(conn, {"fallback": f"{key} differs from the job server's"})
@@ -177,8 +215,8 @@ def _accept(listener: socket.socket, jobs: dict) -> tuple[int | None, socket.soc
             other.close()
         _run_child(request, fds, conn)
     try:
-        os.setpgid(pid, pid)   # the job's own process group at once (the child sets it too): a kill reaches it
-    except OSError:            # already set by the child, or the child is gone
+        os.setpgid(pid, pid)  # the job's own process group at once (the child sets it too): a kill reaches it
+    except OSError:  # already set by the child, or the child is gone
         pass
     for fd in fds:
         os.close(fd)
@@ -195,7 +233,7 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
     code = 1
     try:
         conn.close()
-        os.setpgid(0, 0)         # its own process group: killing the job kills what it started
+        os.setpgid(0, 0)  # its own process group: killing the job kills what it started
         _die_with_parent()
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
@@ -215,12 +253,14 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
         code = _run_module(request.get("module", "unlearn_repro"), request["argv"])
         usage = resource.getrusage(resource.RUSAGE_SELF)
         # Snakemake's benchmark files measure the client; the job's own CPU time and peak memory are here
-        print(f"[job] cpu {usage.ru_utime + usage.ru_stime:.1f} s, max rss {usage.ru_maxrss / 1024:.0f} MB "
-              "(forked by the job server)", file=sys.stderr)
+        print(
+            f"[job] cpu {usage.ru_utime + usage.ru_stime:.1f} s, max rss {usage.ru_maxrss / 1024:.0f} MB "
+            "(forked by the job server)",
+            file=sys.stderr,
+        )
     finally:
         try:
-            import atexit
-            atexit._run_exitfuncs()          # what the interpreter runs at a normal exit (os._exit skips it)
+            atexit._run_exitfuncs()  # what the interpreter runs at a normal exit (os._exit skips it)
         except BaseException:
             pass
         for stream in (sys.stdout, sys.stderr):
@@ -244,17 +284,18 @@ def _fresh_random_state() -> None:
 
 
 def _limit_threads(env) -> None:
-    """The job's thread count in the OpenMP and BLAS libraries the server loaded (a fresh process reads it from
-    its environment when they load); torch's own pool is set by the CLI from `threads`."""
+    """The job's thread count in the OpenMP and BLAS libraries the server loaded (a fresh process reads it
+    from its environment when they load); torch's own pool is set by the CLI from `threads`."""
     n = next((env[k] for k in THREAD_ENV if env.get(k, "").isdigit()), None)
     if n is not None:
+        # not stdlib: the job client (job.py) imports this module, stdlib only
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(limits=int(n))
 
 
 def _run_module(module: str, argv: list[str]) -> int:
     """`python -m MODULE ARGV` in this process: its exit status as the interpreter would give it."""
-    import runpy
     sys.argv = [module, *argv]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -271,7 +312,7 @@ def _run_module(module: str, argv: list[str]) -> int:
 
 def _die_with_parent() -> None:
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -297,7 +338,7 @@ def _finish(conn: socket.socket, code: int) -> None:
 
 
 def _kill(pid: int) -> None:
-    for kill in (os.killpg, os.kill):        # the group; the child alone if its group is not set yet
+    for kill in (os.killpg, os.kill):  # the group; the child alone if its group is not set yet
         try:
             kill(pid, signal.SIGKILL)
             return
@@ -315,12 +356,11 @@ def _alive(pid: int) -> bool:
         return True
 
 
-# --- the client ------------------------------------------------------------------------------------------------
+# --- the client --------------------------------------------------------------------------------------------
 def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | None:
     """Run `python -m MODULE ARGV` through the server at `path`: its exit status, or None when there is no
     server to run it."""
-    from unlearn_repro import numerics      # the environment a fresh process gives torch (stdlib only)
-    numerics.pin()
+    numerics.pin()  # the environment a fresh process gives torch
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
@@ -330,9 +370,11 @@ def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | N
     os.umask(umask)
     with sock:
         try:
-            _send_msg(sock, {"module": module, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
-                             "umask": umask},
-                      fds=array.array("i", [0, 1, 2]))
+            _send_msg(
+                sock,
+                {"module": module, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask},
+                fds=array.array("i", [0, 1, 2]),
+            )
         except OSError:
             return None
         try:
@@ -352,8 +394,9 @@ class Workflow:
     jobs run elsewhere), `stop()` when it ends. UNLEARN_JOBSERVER=off runs every job as its own process."""
 
     def __init__(self):
-        import tempfile
-        self.path = os.path.join(tempfile.gettempdir(), f"unlearn-jobs-{os.getpid()}-{os.urandom(4).hex()}.sock")
+        self.path = os.path.join(
+            tempfile.gettempdir(), f"unlearn-jobs-{os.getpid()}-{os.urandom(4).hex()}.sock"
+        )
         self.pid = None
 
     def start(self) -> None:
@@ -373,12 +416,14 @@ class Workflow:
 def start(path: str, parent_pid: int, wait_s: float = 120.0) -> int | None:
     """Start a server for this workflow run and wait until it accepts: its pid, or None if it did not start
     (the jobs then run as separate processes)."""
-    import subprocess
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)
-    proc = subprocess.Popen([sys.executable, "-m", "unlearn_repro.jobserver", path, str(parent_pid)],
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unlearn_repro.jobserver", path, str(parent_pid)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and proc.poll() is None:
         if os.path.exists(path):

@@ -1,10 +1,11 @@
 """Unlearning losses on logits / per-sequence NLLs (no model calls), so every method shares one definition.
 
 Conventions follow a Hugging Face causal LM: logits ``[N, T, V]`` and labels ``[N, T]`` exactly as passed to
-``model(input_ids, labels=labels)``. Position t's logits predict ``labels[:, t + 1]`` (shifted here), and label
--100 is ignored. Softmax math runs in at least float32 so half-precision logits don't lose the small
+``model(input_ids, labels=labels)``. Position t's logits predict ``labels[:, t + 1]`` (shifted here), and
+label -100 is ignored. Softmax math runs in at least float32 so half-precision logits don't lose the small
 probabilities that the losses depend on.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,8 @@ IGNORE_INDEX = -100
 
 
 def _shift(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Upcast + shift: (logits[:, :-1] in >= float32, targets labels[:, 1:] with ignored set to 0, float mask)."""
+    """Upcast + shift: (logits[:, :-1] in >= float32, targets labels[:, 1:] with ignored set to
+    0, float mask)."""
     logits = logits[:, :-1].to(torch.promote_types(logits.dtype, torch.float32))
     target = labels[:, 1:]
     keep = target != IGNORE_INDEX
@@ -57,7 +59,8 @@ def inverted_hinge(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def npo(nll_theta: Tensor, nll_ref: Tensor, beta: float = 0.1) -> Tensor:
-    """Negative Preference Optimization: mean of -(2/beta) log sigmoid(beta (l_theta - l_ref)), l = summed NLL.
+    """Negative Preference Optimization: mean of -(2/beta) log sigmoid(beta (l_theta - l_ref)), l
+    = summed NLL.
 
     Its gradient w.r.t. l_theta is -2 sigmoid(-beta (l_theta - l_ref)) per sequence: gradient ascent weighted
     down once a sequence is already less likely than under the reference, so it doesn't diverge; as beta -> 0
@@ -65,4 +68,3 @@ def npo(nll_theta: Tensor, nll_ref: Tensor, beta: float = 0.1) -> Tensor:
     """
     delta = nll_theta - nll_ref.detach()
     return (-2.0 / beta * F.logsigmoid(beta * delta)).mean()
-

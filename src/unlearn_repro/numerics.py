@@ -11,27 +11,44 @@ Must run before torch is imported (MKL and ATen read these variables once). Only
 GPU runs are untouched, and the switch UNLEARN_NUMERICS=native turns the pin off (auto: pin unless an
 NVIDIA GPU is visible; the pipeline sets it from the profile's `device`). This module never imports torch.
 """
+
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import sys
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import Mapping, MutableMapping
 
 SWITCH = "UNLEARN_NUMERICS"  # pinned | native | auto (default)
 MODES = ("auto", "pinned", "native")
 # the AVX2 code path of each library (honoured by torch 2.13.0's MKL 2024.2, ATen and oneDNN 3.12)
 PINNED = {
-    "MKL_CBWR": "AVX2",              # MKL conditional numerical reproducibility: the AVX2 branch on any CPU
-    "ATEN_CPU_CAPABILITY": "avx2",   # ATen's vectorized kernels: the AVX2 build, not AVX-512
-    "ONEDNN_MAX_CPU_ISA": "AVX2",    # oneDNN (not on the fp32 path of these models today; pinned for bf16/conv)
+    "MKL_CBWR": "AVX2",  # MKL conditional numerical reproducibility: the AVX2 branch on any CPU
+    "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorized kernels: the AVX2 build, not AVX-512
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN (not on the fp32 path of these models today; pinned for bf16/conv)
 }
 # what the run records (set or not): the pins plus the variables that also steer the code path
 RECORDED = (*PINNED, "MKL_ENABLE_INSTRUCTIONS", "DNNL_MAX_CPU_ISA", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # the instruction-set flags that decide which code path an unpinned run takes
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 
 def gpu_visible(environ: Mapping[str, str] = os.environ) -> bool:
@@ -72,8 +89,12 @@ def pin(environ: MutableMapping[str, str] = os.environ) -> str:
     m = mode(environ)
     missing = {k: v for k, v in PINNED.items() if k not in environ} if m == "pinned" else {}
     if missing and "torch" in sys.modules:  # (a process forked after an earlier pin has them all set)
-        print(f"[numerics] warning: torch was imported before {', '.join(missing)} were set; the pin may not "
-              "apply to this process", file=sys.stderr, flush=True)
+        print(
+            f"[numerics] warning: torch was imported before {', '.join(missing)} were set; the pin may not "
+            "apply to this process",
+            file=sys.stderr,
+            flush=True,
+        )
     environ.update(missing)
     environ[SWITCH] = m
     return m
@@ -105,13 +126,21 @@ def _cpuinfo() -> str:
 
 def describe(environ: Mapping[str, str] = os.environ) -> dict:
     """The numeric settings of this process, for provenance (meta.json, run.json, MLflow tags)."""
-    info = {"mode": environ.get(SWITCH) or mode(environ), "cpu_model": cpu_model(), "isa": isa_flags(),
-            "machine": platform.machine(), "env": {k: environ[k] for k in RECORDED if k in environ}}
+    info = {
+        "mode": environ.get(SWITCH) or mode(environ),
+        "cpu_model": cpu_model(),
+        "isa": isa_flags(),
+        "machine": platform.machine(),
+        "env": {k: environ[k] for k in RECORDED if k in environ},
+    }
     torch = sys.modules.get("torch")
     if torch is not None:  # only what is already loaded: describing must not import torch early
-        info |= {"torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                 "torch_threads": torch.get_num_threads(),
-                 "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
+        info |= {
+            "torch": torch.__version__,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        }
     return info
 
 
@@ -168,19 +197,23 @@ def bitwise_promised(published: dict, rerun: dict) -> bool:
     keys = ("mode", "torch", "torch_cpu_capability", "torch_threads")
     steering = (*PINNED, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     env_a, env_b = published.get("env", {}), rerun.get("env", {})
-    return published.get("mode") == "pinned" and all(published.get(k) == rerun.get(k) for k in keys) and all(
-        env_a.get(k) == env_b.get(k) for k in steering)
+    return (
+        published.get("mode") == "pinned"
+        and all(published.get(k) == rerun.get(k) for k in keys)
+        and all(env_a.get(k) == env_b.get(k) for k in steering)
+    )
 
 
 def provenance(checkpoint_dir: str | Path, summary: str | Path) -> dict:
     """What a published summary was computed with: the numerics of the checkpoint that made it, the commit,
     and the summary's hash (so the pair cannot drift apart unnoticed)."""
-    import hashlib
-    import json
-
     meta = json.loads((Path(checkpoint_dir) / "meta.json").read_text())
-    return {"summary": Path(summary).name, "summary_sha256": hashlib.sha256(Path(summary).read_bytes()).hexdigest(),
-            "git_commit": meta.get("git_commit"), "numerics": meta.get("numerics", {})}
+    return {
+        "summary": Path(summary).name,
+        "summary_sha256": hashlib.sha256(Path(summary).read_bytes()).hexdigest(),
+        "git_commit": meta.get("git_commit"),
+        "numerics": meta.get("numerics", {}),
+    }
 
 
 def _fmt(v) -> str:
@@ -190,41 +223,56 @@ def _fmt(v) -> str:
 def verify(published_dir: str | Path, rerun_dir: str | Path) -> int:
     """Compare a rerun's summary (and provenance) with the published ones; print every differing number.
     Returns the number of differences (0: verified)."""
-    import json
-
     pub, new = Path(published_dir), Path(rerun_dir)
     p_prov, r_prov = (json.loads((d / "provenance.json").read_text()) for d in (pub, new))
-    import hashlib
 
     if hashlib.sha256((pub / p_prov["summary"]).read_bytes()).hexdigest() != p_prov.get("summary_sha256"):
-        print(f"[verify] warning: {pub / p_prov['summary']} changed since its provenance.json was written: the "
-              "settings it records may not be the ones that made it")
+        print(
+            f"[verify] warning: {pub / p_prov['summary']} changed since its provenance.json was written: the "
+            "settings it records may not be the ones that made it"
+        )
     exact = bitwise_promised(p_prov["numerics"], r_prov["numerics"])
     rtol = 0.0 if exact else LOOSE_RTOL
     for side, prov in (("published", p_prov), ("rerun", r_prov)):
         n = prov["numerics"]
-        print(f"[verify] {side}: {n.get('cpu_model')} ({' '.join(n.get('isa', []))}); numerics {n.get('mode')} "
-              f"{n.get('env', {})}, torch {n.get('torch')} {n.get('torch_cpu_capability')}, "
-              f"{n.get('torch_threads')} thread(s); commit {str(prov.get('git_commit'))[:10]}")
-    how = ("bit for bit (both pinned on the same code path)" if exact else
-           f"within relative {rtol} (the pin does not cover both runs: only statistical stability is promised)")
+        print(
+            f"[verify] {side}: {n.get('cpu_model')} ({' '.join(n.get('isa', []))}); numerics {n.get('mode')} "
+            f"{n.get('env', {})}, torch {n.get('torch')} {n.get('torch_cpu_capability')}, "
+            f"{n.get('torch_threads')} thread(s); commit {str(prov.get('git_commit'))[:10]}"
+        )
+    how = (
+        "bit for bit (both pinned on the same code path)"
+        if exact
+        else f"within relative {rtol} (the pin does not cover both runs: only statistical stability is "
+        "promised)"
+    )
     print(f"[verify] comparing {how}")
-    diffs = differences(json.loads((pub / p_prov["summary"]).read_text()),
-                        json.loads((new / r_prov["summary"]).read_text()), rtol)
+    diffs = differences(
+        json.loads((pub / p_prov["summary"]).read_text()),
+        json.loads((new / r_prov["summary"]).read_text()),
+        rtol,
+    )
     for key, x, y in diffs:
-        rel = abs(x - y) / max(abs(x), abs(y)) if all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                      for v in (x, y)) and max(abs(x), abs(y)) else None
-        print(f"  DIFFERS {key}: published {_fmt(x)}, rerun {_fmt(y)}" + (f" (relative {rel:.3g})" if rel else ""))
+        rel = (
+            abs(x - y) / max(abs(x), abs(y))
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
+            and max(abs(x), abs(y))
+            else None
+        )
+        print(
+            f"  DIFFERS {key}: published {_fmt(x)}, rerun {_fmt(y)}"
+            + (f" (relative {rel:.3g})" if rel else "")
+        )
     n_leaves = len(leaves(json.loads((pub / p_prov["summary"]).read_text())))
-    print(f"[verify] {'OK' if not diffs else 'FAILED'}: {n_leaves - len(diffs)}/{n_leaves} values equal, "
-          f"{len(diffs)} differ")
+    print(
+        f"[verify] {'OK' if not diffs else 'FAILED'}: {n_leaves - len(diffs)}/{n_leaves} values equal, "
+        f"{len(diffs)} differ"
+    )
     return len(diffs)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m unlearn_repro.numerics provenance CKPT SUMMARY OUT` | `verify PUBLISHED_DIR RERUN_DIR`."""
-    import json
-
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["provenance"] and len(args) == 4:
         Path(args[3]).write_text(json.dumps(provenance(args[1], args[2]), indent=2, sort_keys=True) + "\n")

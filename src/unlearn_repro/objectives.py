@@ -1,11 +1,12 @@
 """Objectives for the one training loop (train.py): what a step minimizes, beyond plain language
 modeling. An unlearning objective is a forget term on the loop's batch plus, optionally, a retain term
 on a batch that the objective draws itself from a seeded sampler (gradient difference, IHL, NPO, PO)."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -18,7 +19,13 @@ class RetainSampler:
     def __init__(self, retain: Sequence, batch_size: int, seed: int, pad_id: int, device):
         if not retain:
             raise ValueError("the objective needs retain samples, but the retain set is empty")
-        self.retain, self.batch_size, self.seed, self.pad_id, self.device = retain, batch_size, seed, pad_id, device
+        self.retain, self.batch_size, self.seed, self.pad_id, self.device = (
+            retain,
+            batch_size,
+            seed,
+            pad_id,
+            device,
+        )
         self.per_epoch = math.ceil(len(retain) / batch_size)
         self._order: tuple[int, list[list[int]]] | None = None
 
@@ -35,6 +42,7 @@ class RetainSampler:
 @dataclass
 class RetainRegularized:
     """forget_term(model, forget batch) + gamma * CE(model, retain batch of this step)."""
+
     forget_term: Callable[[torch.nn.Module, dict], torch.Tensor]
     retain: RetainSampler | None = None
     gamma: float = 0.0

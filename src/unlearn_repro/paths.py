@@ -1,4 +1,5 @@
 """Where the checkout is: the lowest layer, so that io, config and the rest can all use it."""
+
 from __future__ import annotations
 
 from pathlib import Path

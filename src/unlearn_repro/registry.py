@@ -1,7 +1,9 @@
 """A tiny name -> object registry: `@REG.register("name")`; unknown names list the valid ones."""
+
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -17,6 +19,7 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = obj
             return obj
+
         return deco
 
     def get(self, name: str) -> T:

@@ -15,28 +15,43 @@ into the original's mlruns/). An evaluation links itself to the run it evaluates
 run by its tags, logs its headline metrics onto it and tags both runs with each other's id
 (`unlearn_run_id`, `evaluate_run_id`).
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import os
+import sqlite3
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Protocol, Union
+from typing import Protocol
+
+from filelock import FileLock
 
 from unlearn_repro import numerics
-from unlearn_repro.io import git_commit
+from unlearn_repro.io import git_commit, read_json
 
 # files logged at the artifact root, or {artifact folder: files} ("" = the root)
-Artifacts = Union[Iterable[Union[str, Path]], Mapping[str, Iterable[Union[str, Path]]]]
+Artifacts = Iterable[str | Path] | Mapping[str, Iterable[str | Path]]
 
 
 class Tracker(Protocol):
-    def log_run(self, name: str, params: Mapping, metrics: Mapping[str, float], tags: Mapping[str, str],
-                step_metrics: Mapping[str, list[float]] | None = None, *, artifacts: Artifacts = (),
-                start_time: float | None = None, end_time: float | None = None,
-                link_to: Mapping[str, str] | None = None, link_metrics: Mapping[str, float] | None = None,
-                link_step_metrics: Mapping[str, list[float]] | None = None) -> str | None:
+    def log_run(
+        self,
+        name: str,
+        params: Mapping,
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        step_metrics: Mapping[str, list[float]] | None = None,
+        *,
+        artifacts: Artifacts = (),
+        start_time: float | None = None,
+        end_time: float | None = None,
+        link_to: Mapping[str, str] | None = None,
+        link_metrics: Mapping[str, float] | None = None,
+        link_step_metrics: Mapping[str, list[float]] | None = None,
+    ) -> str | None:
         """Log one finished run; returns its id (None when not tracking).
 
         start_time / end_time: epoch seconds (default: the tracker's start, see the module doc / now).
@@ -61,8 +76,9 @@ class StudyTracker:
 
     def log_run(self, name, params, metrics, tags, *args, **kwargs):
         kwargs.pop("link_to", None)
-        return self.inner.log_run(f"{self.study}/{name}", params, metrics, self.retag(dict(tags)), *args,
-                                  **kwargs)
+        return self.inner.log_run(
+            f"{self.study}/{name}", params, metrics, self.retag(dict(tags)), *args, **kwargs
+        )
 
 
 def _flatten(d: Mapping, prefix: str = "") -> dict:
@@ -85,6 +101,7 @@ def _finite(v) -> bool:
 
 def _metric_list(metrics: Mapping | None, steps: Mapping | None, ms: int) -> list:
     """MLflow Metric entities: plain metrics (step 0) and per-step series (steps 1..n); non-finite dropped."""
+    # heavy: the CLI imports this module before any command runs
     from mlflow.entities import Metric
 
     out = [Metric(k, float(v), ms, 0) for k, v in (metrics or {}).items() if _finite(v)]
@@ -107,17 +124,37 @@ def _artifact_files(artifacts: Artifacts) -> list[tuple[str, Path]]:
 
 
 class MlflowTracker:
-    def __init__(self, uri: str, experiment: str, lock_path: str | Path | None = None, retries: int = 5,
-                 profile: str | None = None, start_time: float | None = None):
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        lock_path: str | Path | None = None,
+        retries: int = 5,
+        profile: str | None = None,
+        start_time: float | None = None,
+    ):
         self.uri, self.experiment, self.retries, self.profile = uri, experiment, retries, profile
         if lock_path is None:
-            lock_path = (uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else "mlflow") + ".lock"
+            lock_path = (uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else "mlflow") + ".lock"
         self.lock_path = str(lock_path)
         self.start_time = time.time() if start_time is None else start_time  # where the next run starts
 
-    def log_run(self, name, params, metrics, tags, step_metrics=None, *, artifacts=(), start_time=None,
-                end_time=None, link_to=None, link_metrics=None, link_step_metrics=None) -> str:
-        from filelock import FileLock
+    def log_run(
+        self,
+        name,
+        params,
+        metrics,
+        tags,
+        step_metrics=None,
+        *,
+        artifacts=(),
+        start_time=None,
+        end_time=None,
+        link_to=None,
+        link_metrics=None,
+        link_step_metrics=None,
+    ) -> str:
+        # heavy: the CLI imports this module before any command runs
         import mlflow
         from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
@@ -125,8 +162,12 @@ class MlflowTracker:
         start = self.start_time if start_time is None else start_time
         end = time.time() if end_time is None else end_time
         pipeline_run = os.environ.get("UNLEARN_PIPELINE_RUN", "manual")
-        tags = {**tags, "git_commit": git_commit(), "pipeline_run": pipeline_run,
-                **({"profile": self.profile} if self.profile else {})}
+        tags = {
+            **tags,
+            "git_commit": git_commit(),
+            "pipeline_run": pipeline_run,
+            **({"profile": self.profile} if self.profile else {}),
+        }
         tags = {k: str(v) for k, v in _system_tags(tags).items()}
         flat = [Param(k, str(v)[:500]) for k, v in _flatten(params).items()]
         files = _artifact_files(artifacts)
@@ -142,15 +183,19 @@ class MlflowTracker:
                     linked = _find_run(client, exp_id, link_to, pipeline_run) if link_to else None
                     if linked:
                         tags[f"{link_to.get('stage', 'linked')}_run_id"] = linked
-                    run_id = client.create_run(exp_id, start_time=int(start * 1000), tags=tags,
-                                               run_name=name).info.run_id
+                    run_id = client.create_run(
+                        exp_id, start_time=int(start * 1000), tags=tags, run_name=name
+                    ).info.run_id
                     now = int(end * 1000)
                     client.log_batch(run_id, metrics=_metric_list(metrics, step_metrics, now), params=flat)
                     for folder, f in files:
                         client.log_artifact(run_id, str(f), artifact_path=folder or None)
                     if linked:
-                        client.log_batch(linked, metrics=_metric_list(link_metrics, link_step_metrics, now),
-                                         tags=[RunTag(f"{tags.get('stage', 'linked')}_run_id", run_id)])
+                        client.log_batch(
+                            linked,
+                            metrics=_metric_list(link_metrics, link_step_metrics, now),
+                            tags=[RunTag(f"{tags.get('stage', 'linked')}_run_id", run_id)],
+                        )
                     client.set_terminated(run_id, "FINISHED", end_time=now)
                 self.start_time = end  # a further run of this tracker starts where this one ended
                 return run_id
@@ -161,16 +206,18 @@ class MlflowTracker:
                     except Exception:
                         pass
                 if attempt == self.retries - 1:
-                    raise RuntimeError(f"MLflow logging to {self.uri} failed after {self.retries} tries: {e}") from e
+                    raise RuntimeError(
+                        f"MLflow logging to {self.uri} failed after {self.retries} tries: {e}"
+                    ) from e
                 time.sleep(1 + attempt)
 
 
 def _absolute(uri: str) -> str:
-    """`sqlite:///mlflow.db` as an absolute URI for MLflow's client: MLflow caches a store per URI string, so a
-    relative one would reach another workspace's database after a change of directory (the artifact locations
-    stay relative: `_artifacts_beside_store`)."""
+    """`sqlite:///mlflow.db` as an absolute URI for MLflow's client: MLflow caches a store per URI string, so
+    a relative one would reach another workspace's database after a change of directory (the artifact
+    locations stay relative: `_artifacts_beside_store`)."""
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+        return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).resolve())
     return uri
 
 
@@ -179,22 +226,29 @@ def _artifacts_beside_store(uri: str, exp_id: str) -> None:
     file (relative: to the workspace), wherever MLflow put them (absolute, possibly another workspace's)."""
     if not uri.startswith("sqlite:///"):
         return  # a server or file store manages its own artifact locations
-    import sqlite3
 
-    db = uri[len("sqlite:///"):].split("?")[0]
+    db = uri[len("sqlite:///") :].split("?")[0]
     root = (Path(db).parent / "mlruns" / str(exp_id)).as_posix()
     with contextlib.closing(sqlite3.connect(db, timeout=60)) as con, con:
-        con.execute("update experiments set artifact_location = ? where experiment_id = ? and artifact_location != ?",
-                    (root, exp_id, root))
-        con.execute("update runs set artifact_uri = ? || '/' || run_uuid || '/artifacts' where experiment_id = ? "
-                    "and artifact_uri != ? || '/' || run_uuid || '/artifacts'", (root, exp_id, root))
+        con.execute(
+            "update experiments set artifact_location = ? where experiment_id = ? and artifact_location != ?",
+            (root, exp_id, root),
+        )
+        con.execute(
+            "update runs set artifact_uri = ? || '/' || run_uuid || '/artifacts' where experiment_id = ? "
+            "and artifact_uri != ? || '/' || run_uuid || '/artifacts'",
+            (root, exp_id, root),
+        )
 
 
 def _system_tags(tags: dict) -> dict:
-    """The tags mlflow.start_run would add (user, source, ...) under ours: runs made with create_run lack them."""
+    """The tags mlflow.start_run would add (user, source, ...) under ours: runs made with
+    create_run lack them."""
     tags = {**numerics.tags(), **tags}  # the CPU code path: docs/determinism.md
     try:
+        # heavy: the CLI imports this module before any command runs
         from mlflow.tracking.context.registry import resolve_tags
+
         return resolve_tags(tags)
     except Exception:  # a private MLflow helper: do without it rather than fail
         return tags
@@ -211,18 +265,23 @@ def _find_run(client, exp_id: str, match: Mapping[str, str], pipeline_run: str) 
     return best[0].info.run_id if best else None
 
 
-def log_report(tracker: Tracker, study: str, files: Mapping[str, Iterable[str | Path]], params: Mapping) -> str | None:
+def log_report(
+    tracker: Tracker, study: str, files: Mapping[str, Iterable[str | Path]], params: Mapping
+) -> str | None:
     """A study's report as one run, tagged `report=<study>` (not `stage`: that names the per-model jobs).
     files: {artifact folder: files}, e.g. its tables, figures, summary and the collected metrics CSVs; the
     numbers of its summary/*.json files are its metrics too, `<file stem>.<key>` (a metrics.json: `<key>`)."""
-    from unlearn_repro.io import read_json
-
     metrics = {}
     for f in map(Path, files.get("summary", [])):
         if f.suffix == ".json" and f.is_file():
             prefix = "" if f.stem == "metrics" else f"{f.stem}."
-            metrics.update({f"{prefix}{k}": v for k, v in _flatten(read_json(f)).items()
-                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            metrics.update(
+                {
+                    f"{prefix}{k}": v
+                    for k, v in _flatten(read_json(f)).items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+            )
     return tracker.log_run(f"report/{study}", params, metrics, {"report": study}, artifacts=files)
 
 

@@ -12,6 +12,7 @@ Seeded (batch order is a pure function of seed and epoch), deterministic on CPU,
 optimizer and step saved atomically to `resume_dir`), timed; a non-finite loss stops the run and is
 recorded as diverged, not raised.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,19 +20,27 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 
 from unlearn_repro.batches import (  # noqa: F401  (re-exported: callers know them as train.collate, ...)
-    Hook, Item, Objective, batch_order, collate, lm_loss, negated_lm_loss, pad_left,
+    Hook,
+    Item,
+    Objective,
+    batch_order,
+    collate,
+    lm_loss,
+    negated_lm_loss,
+    pad_left,
 )
 from unlearn_repro.io import git_commit
 from unlearn_repro.optim import make_optimizer
 from unlearn_repro.progress import progress
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -39,13 +48,15 @@ class Recipe:
     lr: float
     batch_size: int
     weight_decay: float = 0.0
-    optimizer: str = "adamw"      # a name in optim.OPTIMIZERS
-    optimizer_args: Mapping = field(default_factory=dict)  # that optimizer's extra arguments (params `optimizers`)
+    optimizer: str = "adamw"  # a name in optim.OPTIMIZERS
+    optimizer_args: Mapping = field(
+        default_factory=dict
+    )  # that optimizer's extra arguments (params `optimizers`)
     seed: int = 0
-    checkpoint_every: int = 200   # optimizer steps between resume checkpoints (with resume_dir)
+    checkpoint_every: int = 200  # optimizer steps between resume checkpoints (with resume_dir)
 
     @classmethod
-    def from_config(cls, section, cfg=None, **overrides) -> "Recipe":
+    def from_config(cls, section, cfg=None, **overrides) -> Recipe:
         """A recipe from a params section (epochs, lr, batch_size, weight_decay, optimizer); the optimizer's
         arguments come from cfg.optimizers.<name> when cfg is given."""
         keys = ("epochs", "lr", "batch_size", "weight_decay", "optimizer")
@@ -56,9 +67,20 @@ class Recipe:
         return cls(**fields)
 
 
-def train(model, seqs: Sequence[Item], recipe: Recipe, *, pad_id: int, device, objective: Objective = lm_loss,
-          optimizer: torch.optim.Optimizer | None = None, hooks: Sequence[Hook] = (),
-          resume_dir: str | Path | None = None, desc: str = "train", batches=None) -> dict:
+def train(
+    model,
+    seqs: Sequence[Item],
+    recipe: Recipe,
+    *,
+    pad_id: int,
+    device,
+    objective: Objective = lm_loss,
+    optimizer: torch.optim.Optimizer | None = None,
+    hooks: Sequence[Hook] = (),
+    resume_dir: str | Path | None = None,
+    desc: str = "train",
+    batches=None,
+) -> dict:
     """Train `model` in place on `seqs`; return stats (steps, losses, wall time, diverged, stopped_early).
     `batches`: epoch -> that epoch's lists of item indices (default: batch_order's seeded shuffle)."""
 
@@ -80,8 +102,11 @@ def train(model, seqs: Sequence[Item], recipe: Recipe, *, pad_id: int, device, o
             start_step, losses, elapsed = state["step"], state["losses"], state["elapsed"]
             print(f"[{desc}] resuming at step {start_step}/{len(plan)}", flush=True)
         else:
-            print(f"[{desc}] resume state in {state_path} was made with other settings, data or code: "
-                  "starting over", flush=True)
+            print(
+                f"[{desc}] resume state in {state_path} was made with other settings, data or code: "
+                "starting over",
+                flush=True,
+            )
     model.train()
     t0, diverged, stopped_at = time.perf_counter(), False, None
     for step in progress(range(start_step, len(plan)), total=len(plan) - start_step, desc=desc):
@@ -109,15 +134,24 @@ def train(model, seqs: Sequence[Item], recipe: Recipe, *, pad_id: int, device, o
         state_path.unlink()
         if not any(state_path.parent.iterdir()):
             state_path.parent.rmdir()
-    return {"steps": len(losses), "final_loss": losses[-1] if losses else math.nan,
-            "epoch_losses": _epoch_means(losses, len(per_epoch[0])), "wall_time_s": elapsed + time.perf_counter() - t0,
-            "diverged": diverged, "stopped_after_epoch": stopped_at}
+    return {
+        "steps": len(losses),
+        "final_loss": losses[-1] if losses else math.nan,
+        "epoch_losses": _epoch_means(losses, len(per_epoch[0])),
+        "wall_time_s": elapsed + time.perf_counter() - t0,
+        "diverged": diverged,
+        "stopped_after_epoch": stopped_at,
+    }
 
 
 def _epoch_means(losses: list[float], steps_per_epoch: int) -> list[float]:
     if steps_per_epoch <= 0:
         return []
-    return [sum(c) / len(c) for i in range(0, len(losses), steps_per_epoch) if (c := losses[i:i + steps_per_epoch])]
+    return [
+        sum(c) / len(c)
+        for i in range(0, len(losses), steps_per_epoch)
+        if (c := losses[i : i + steps_per_epoch])
+    ]
 
 
 def resume_key(recipe: Recipe, seqs: Sequence[Item], desc: str) -> str:
@@ -125,14 +159,26 @@ def resume_key(recipe: Recipe, seqs: Sequence[Item], desc: str) -> str:
 
     h = hashlib.sha256(json.dumps([asdict(recipe), desc, git_commit()], sort_keys=True, default=str).encode())
     for it in seqs:
-        h.update(json.dumps(it, sort_keys=True).encode() if isinstance(it, Mapping)
-                 else np.asarray(it, dtype=np.int64).tobytes() + b"|")
+        h.update(
+            json.dumps(it, sort_keys=True).encode()
+            if isinstance(it, Mapping)
+            else np.asarray(it, dtype=np.int64).tobytes() + b"|"
+        )
     return h.hexdigest()
 
 
 def _save_state(path: Path, model, opt, step: int, losses: list[float], elapsed: float, key: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "losses": losses,
-                "elapsed": elapsed, "key": key}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "losses": losses,
+            "elapsed": elapsed,
+            "key": key,
+        },
+        tmp,
+    )
     os.replace(tmp, path)

@@ -1,5 +1,6 @@
 """Fault drills: each replays one failure a user or a reliability engineer met, on the `ci` profile in a
 temp workspace, running only the few jobs the drill needs (never the whole DAG)."""
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,8 +17,14 @@ def snakemake(ws: Path, *args: str) -> subprocess.CompletedProcess:
     profiles/default, which Snakemake loads by itself: the settings a user runs with)."""
     env = {**ENV, "PYTHONPATH": str(ws / "src")}
     env.pop("UNLEARN_CONFIG", None)
-    return subprocess.run([str(BIN / "snakemake"), "--cores", "1", *args], cwd=ws, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--cores", "1", *args],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def mirror_copy(dest: Path, mirror: Path, copied: tuple[str, ...] = ("arc_easy",)) -> Path:

@@ -1,4 +1,5 @@
 """Drills on data preparation: a failed re-preparation, and a mirror named by another path or moved."""
+
 import json
 import shutil
 
@@ -36,8 +37,10 @@ def test_data_is_identified_by_content_and_a_failed_re_preparation_reruns(tmp_pa
     original = _break_row(moved / "arc_easy/train.jsonl", 4, "answerKey")
     bad = snakemake(ws, target)
     log = (ws / "logs/ci/prepare_data/arc_easy.log").read_text()
-    assert bad.returncode != 0 and "train.jsonl:5: bad row, missing or malformed field 'answerKey'" in log, log
-    assert not (ws / target).exists()                        # nothing passes as made with max_train 88
+    assert bad.returncode != 0 and "train.jsonl:5: bad row, missing or malformed field 'answerKey'" in log, (
+        log
+    )
+    assert not (ws / target).exists()  # nothing passes as made with max_train 88
     assert (ws / "data/processed/ci/.arc_easy.last_good/train.jsonl").read_bytes() == good  # kept aside
     (moved / "arc_easy/train.jsonl").write_text(original)
     fixed = snakemake(ws, target)

@@ -2,6 +2,7 @@
 metrics.json (metrics null = NaN, with the reason) and every table, summary and verdict must be built,
 counting it in `diverged_runs` and leaving it out of the means (it crashed `evaluate`: "sample 0 predicts 31
 tokens; no reference is that long")."""
+
 import json
 
 import pandas as pd
@@ -34,36 +35,83 @@ def diverged_run(tmp_path, tiny_tokenizer):
     write_json(tmp_path / "split.json", {"cycles": [list(range(k * 16, (k + 1) * 16)) for k in range(2)]})
     checkpoint.save(build_model("tiny-gpt-neo", tiny_tokenizer, seed=0), tiny_tokenizer, tmp_path / "ft", {})
     where = dict(data_dir=data, split_file=tmp_path / "split.json")
-    unlearning.run(cfg, dataset="arc_easy", model_name="tiny-gpt-neo", method="gradient_ascent", seed=0,
-                   finetuned=tmp_path / "ft", pretrained=tmp_path / "ft", out_dir=tmp_path / "run",
-                   tracker=NullTracker(), **where)
-    evaluation.evaluate_base(cfg, tmp_path / "ft", data, "heldout", where["split_file"], tmp_path / "base.json",
-                             NullTracker(), dataset="arc_easy", model_name="tiny-gpt-neo", seed=0)
+    unlearning.run(
+        cfg,
+        dataset="arc_easy",
+        model_name="tiny-gpt-neo",
+        method="gradient_ascent",
+        seed=0,
+        finetuned=tmp_path / "ft",
+        pretrained=tmp_path / "ft",
+        out_dir=tmp_path / "run",
+        tracker=NullTracker(),
+        **where,
+    )
+    evaluation.evaluate_base(
+        cfg,
+        tmp_path / "ft",
+        data,
+        "heldout",
+        where["split_file"],
+        tmp_path / "base.json",
+        NullTracker(),
+        dataset="arc_easy",
+        model_name="tiny-gpt-neo",
+        seed=0,
+    )
     return cfg, tmp_path, where
 
 
 def test_a_diverged_run_is_evaluated_and_reported(diverged_run):
     cfg, tmp, where = diverged_run
-    metrics = evaluation.evaluate_run(cfg, tmp / "run", tmp / "base.json", where["data_dir"], "heldout",
-                                      where["split_file"], tmp / "metrics.json", NullTracker())
-    assert json.loads((tmp / "metrics.json").read_text()) == metrics            # strict JSON: null, no NaN
+    metrics = evaluation.evaluate_run(
+        cfg,
+        tmp / "run",
+        tmp / "base.json",
+        where["data_dir"],
+        "heldout",
+        where["split_file"],
+        tmp / "metrics.json",
+        NullTracker(),
+    )
+    assert json.loads((tmp / "metrics.json").read_text()) == metrics  # strict JSON: null, no NaN
     for c in metrics["cycles"]:
         assert c["diverged"] and c["diverged_reason"] and c["delta_exp"] is None and c["accuracy"] is None
     # beside it, a healthy seed of the same grid point: the tables show its numbers and count the other
-    healthy = {**metrics, "seed": 1, "cycles": [{**c, "diverged": False, "diverged_reason": None, "delta_acc": -1.0,
-                                                 "delta_exp": -0.5, "accuracy": 0.5, "test_nll": 4.0,
-                                                 "delta_test_nll": 0.1, "retain_accuracy": 0.5, "delta_retain_acc": 0.0,
-                                                 "exposure": 3.0} for c in metrics["cycles"]]}
+    healthy = {
+        **metrics,
+        "seed": 1,
+        "cycles": [
+            {
+                **c,
+                "diverged": False,
+                "diverged_reason": None,
+                "delta_acc": -1.0,
+                "delta_exp": -0.5,
+                "accuracy": 0.5,
+                "test_nll": 4.0,
+                "delta_test_nll": 0.1,
+                "retain_accuracy": 0.5,
+                "delta_retain_acc": 0.0,
+                "exposure": 3.0,
+            }
+            for c in metrics["cycles"]
+        ],
+    }
     write_json(tmp / "healthy.json", healthy)
     df = collect([str(tmp / "metrics.json"), str(tmp / "healthy.json")], tmp / "collected.csv")
     main_report.build_report(cfg, [str(tmp / "collected.csv")], tmp / "report")
     table = pd.read_csv(tmp / "report/tables/main_arc_easy.csv")
-    cell = table[(table["method"] == "gradient_ascent") & (table["family"] == "neo") & (table["samples"] == 16)
-                 & (table["metric"] == "delta_exp")]
+    cell = table[
+        (table["method"] == "gradient_ascent")
+        & (table["family"] == "neo")
+        & (table["samples"] == 16)
+        & (table["metric"] == "delta_exp")
+    ]
     assert cell["mean"].item() == -0.5 and cell["n_seeds"].item() == 1 and cell["diverged_runs"].item() == 1
     assert "1 diverged" in (tmp / "report/tables/main_arc_easy.md").read_text()
     summary = read_json(tmp / "report/summary/gradient_ascent.json")
-    assert summary["diverged_runs"] == 1 and summary["cycle1"]["delta_exp"] == -0.5   # runs, not cycles
+    assert summary["diverged_runs"] == 1 and summary["cycle1"]["delta_exp"] == -0.5  # runs, not cycles
     runtime = pd.read_csv(tmp / "report/tables/runtime.csv")
     assert runtime["runtime_mean"].item() == pytest.approx(df.loc[~df["diverged"], "runtime_s"].iloc[0])
     verdicts = pd.DataFrame(judge_all(Studies(main=df, cycles=[1, 2])))

@@ -2,6 +2,7 @@
 not mix its settings into the run: the rerun takes the run directory's lock over, the orphan, having lost
 it, stops without writing, and a finished cycle is reused only if made with the run's own settings, checked
 at every reuse (it was checked once: the rerun reused the orphan's cycle made with another lr)."""
+
 import shutil
 import subprocess
 import sys
@@ -36,11 +37,16 @@ def _with_lr(cfg, lr: float):
 def test_the_rerun_takes_the_run_directory_over_and_the_orphan_stops_without_writing(setup, tmp_path, capsys):  # noqa: F811
     cfg, kw, _ = setup
     out = tmp_path / "run"
-    orphan = subprocess.Popen([sys.executable, "-c", ORPHAN, str(out)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert orphan.stdout.readline().strip() == "held"
-        unlearning.run(cfg, method="gradient_ascent", out_dir=out, **kw)      # the rerun, while the orphan lives
+        unlearning.run(cfg, method="gradient_ascent", out_dir=out, **kw)  # the rerun, while the orphan lives
         assert f"took over from job pid {orphan.pid}" in capsys.readouterr().out
         _, err = orphan.communicate("go on\n", timeout=60)
     finally:
@@ -56,8 +62,9 @@ def test_a_job_that_lost_its_lock_stops_without_writing(setup, tmp_path, monkeyp
     original = type(impl).unlearn
 
     def taken_over(self, ctx, model, forget, retain, cycle):
-        DirLock(out).__enter__()                    # a rerun takes the directory over while this job computes
+        DirLock(out).__enter__()  # a rerun takes the directory over while this job computes
         return original(self, ctx, model, forget, retain, cycle)
+
     monkeypatch.setattr(type(impl), "unlearn", taken_over)
     with pytest.raises(LockLost, match="stopping without writing"):
         unlearning.run(cfg, method="gradient_ascent", out_dir=out, **kw)
@@ -79,6 +86,7 @@ def test_every_reuse_of_a_finished_cycle_checks_its_settings(setup, tmp_path, mo
         if cycle == 1:
             shutil.copytree(tmp_path / "other/checkpoints/cycle2", out / "partial/cycle2")
         return original(self, ctx, model, forget, retain, cycle)
+
     monkeypatch.setattr(type(impl), "unlearn", orphan_writes_cycle2)
     summary = unlearning.run(cfg, method="gradient_ascent", out_dir=out, **kw)
     assert calls == [1, 2] and "made with other settings" in capsys.readouterr().out
@@ -100,6 +108,7 @@ def test_a_cycle_overwritten_by_another_job_never_becomes_the_runs_checkpoint(se
             shutil.rmtree(out / "partial/cycle1")
             shutil.copytree(tmp_path / "other/checkpoints/cycle1", out / "partial/cycle1")
         return original(self, ctx, model, forget, retain, cycle)
+
     monkeypatch.setattr(type(impl), "unlearn", orphan_overwrites_cycle1)
     with pytest.raises(RuntimeError, match="cycle1 were written with other settings while this job ran"):
         unlearning.run(cfg, method="gradient_ascent", out_dir=out, **kw)

@@ -1,4 +1,5 @@
 """The whole DAG on the `ci` profile in a temp dir: outputs, tables, figures and the MLflow runs."""
+
 import json
 import shutil
 import sqlite3
@@ -16,8 +17,14 @@ pytestmark = pytest.mark.integration
 
 
 def _snakemake(ws: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=ws, env=ENV,
-                          capture_output=True, text=True, timeout=1500)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=ws,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +32,9 @@ def pipeline(tmp_path_factory, mirror):
     ws = pipeline_workspace(tmp_path_factory.mktemp("pipeline"), mirror)
     run = _snakemake(ws)
     if run.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in sorted((ws / "logs").rglob("*.log"))[-5:])
+        logs = "\n".join(
+            f"== {p}\n{p.read_text()[-2000:]}" for p in sorted((ws / "logs").rglob("*.log"))[-5:]
+        )
         pytest.fail(f"snakemake failed:\n{run.stderr[-4000:]}\n{logs}")
     return ws
 
@@ -38,17 +47,28 @@ def test_outputs_and_tables(pipeline):
     for fig in ("runtime.png", "extended_cycles_tiny-gpt-neo.png"):
         assert (pipeline / "results" / "ci" / "main" / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     main = pd.read_csv(tables / "main_arc_easy.csv")
-    assert set(main["method"]) == {"retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting",
-                                   "gradient_difference", "inverted_hinge", "npo", "preference"}
+    assert set(main["method"]) == {
+        "retrain",
+        "finetune",
+        "gradient_ascent",
+        "fisher_removal",
+        "fisher_forgetting",
+        "gradient_difference",
+        "inverted_hinge",
+        "npo",
+        "preference",
+    }
     assert set(main["samples"]) == {16, 32}
     assert set(main["metric"]) == {"delta_acc", "delta_exp", "delta_retain_acc", "delta_test_nll"}
-    assert main.loc[main["metric"] == "delta_retain_acc", "mean"].notna().all()   # retain accuracy is scored
-    main = main[main["metric"].isin(["delta_acc", "delta_exp"])]                    # the paper's two metrics
-    in_paper = main["method"].isin(["retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting"])
-    assert main.loc[in_paper, "paper"].notna().all()      # every paper method's cell has its published number
-    assert main.loc[~in_paper, "paper"].isna().all()      # the new methods have none (shown as —)
+    assert main.loc[main["metric"] == "delta_retain_acc", "mean"].notna().all()  # retain accuracy is scored
+    main = main[main["metric"].isin(["delta_acc", "delta_exp"])]  # the paper's two metrics
+    in_paper = main["method"].isin(
+        ["retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting"]
+    )
+    assert main.loc[in_paper, "paper"].notna().all()  # every paper method's cell has its published number
+    assert main.loc[~in_paper, "paper"].isna().all()  # the new methods have none (shown as —)
     ext = pd.read_csv(tables / "extended_cycles.csv")
-    assert ext["cycle"].max() == 3              # lambada x tiny-gpt-neo runs to max_cycles
+    assert ext["cycle"].max() == 3  # lambada x tiny-gpt-neo runs to max_cycles
     summary = json.loads((pipeline / "results/ci/main/summary/fisher_removal.json").read_text())
     assert summary["cycle1"]["delta_exp"] is not None and summary["runtime_s"] > 0
     # checkpoints of the unlearning cycles are temporary: removed once evaluated
@@ -62,38 +82,73 @@ def test_discussions_and_verdicts(pipeline):
     a KS test per method; and a verdict for every claim."""
     d = pipeline / "results/ci/discussions"
     kl = pd.read_csv(d / "tables/weight_kl.csv")
-    assert set(kl["method"]) == {"finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting",
-                                 "gradient_difference", "inverted_hinge", "npo", "preference"}
+    assert set(kl["method"]) == {
+        "finetune",
+        "gradient_ascent",
+        "fisher_removal",
+        "fisher_forgetting",
+        "gradient_difference",
+        "inverted_hinge",
+        "npo",
+        "preference",
+    }
     assert (kl["kl"] >= 0).all() and kl.loc[kl["method"] == "gradient_ascent", "paper"].item() == 1176792
     onion = pd.read_csv(d / "tables/onion.csv").iloc[0]
-    assert onion["removed"] == 20 and onion["kept"] == 76 and 0 <= onion["wilcoxon_p"] <= 1   # top 20% of 96
+    assert onion["removed"] == 20 and onion["kept"] == 76 and 0 <= onion["wilcoxon_p"] <= 1  # top 20% of 96
     shift = pd.read_csv(d / "tables/exposure_shift.csv")
     assert len(shift) == 9 and shift["ks_p"].between(0, 1).all()
     for fig in ("weights.png", "onion.png", "exposure_distributions.png"):
         assert (d / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     verdicts = pd.read_csv(pipeline / "results/ci/verdicts.csv")
-    assert {"§5.1.4", "§9.1, Fig. 4", "§9.3, Fig. 6", "§9.3, Fig. 7", "§6.3, Table 8", "§7.2, Fig. 3"} <= set(verdicts["section"])
-    assert set(verdicts["verdict"]) <= {"holds", "does not hold", "tie", "premise not met",
-                                        "not testable at this scale", "not testable at m = 8", "not run"}
+    assert {"§5.1.4", "§9.1, Fig. 4", "§9.3, Fig. 6", "§9.3, Fig. 7", "§6.3, Table 8", "§7.2, Fig. 3"} <= set(
+        verdicts["section"]
+    )
+    assert set(verdicts["verdict"]) <= {
+        "holds",
+        "does not hold",
+        "tie",
+        "premise not met",
+        "not testable at this scale",
+        "not testable at m = 8",
+        "not run",
+    }
     assert verdicts["premise"].notna().all() and verdicts["source"].notna().all()
     assert {"shift_mean", "control_shift_mean", "difference_low", "difference_high"} <= set(onion.index)
     assert (verdicts.loc[verdicts["section"].str.startswith("§9"), "verdict"] != "not run").all()
-    assert (verdicts.loc[verdicts["section"] == "§6.3, Table 8", "verdict"] != "not run").all()   # the memorization study
+    assert (
+        verdicts.loc[verdicts["section"] == "§6.3, Table 8", "verdict"] != "not run"
+    ).all()  # the memorization study
 
 
 def test_mlflow_runs(pipeline):
     con = sqlite3.connect(pipeline / "mlflow.db")
-    tags = pd.read_sql("select r.run_uuid, t.key, t.value from runs r join tags t on r.run_uuid = t.run_uuid", con)
+    tags = pd.read_sql(
+        "select r.run_uuid, t.key, t.value from runs r join tags t on r.run_uuid = t.run_uuid", con
+    )
     wide = tags.pivot(index="run_uuid", columns="key", values="value")
     counts = wide["stage"].value_counts().to_dict()
     # 2 models pretrained, 2x2 fine-tuned and base-evaluated, 9 methods x 2 x 2 unlearned and evaluated
-    # + memorization (1 corpus x 1 model), TOFU (base and retain models, 2 methods x {FO, SO}), TDEC (base, 2 configurations)
-    assert counts == {"pretrain": 2, "finetune": 4, "evaluate": 40, "unlearn": 36, "onion": 1,
-                      "onion_control": 1, "memorize": 1, "memorization_unlearn": 5, "memorization": 6,
-                      "tofu_base": 1, "tofu_retain": 1, "tofu_unlearn": 4, "tdec_base": 1, "tdec_unlearn": 2}
+    # + memorization (1 corpus x 1 model), TOFU (base and retain models, 2 methods x {FO, SO}), TDEC
+    # (base, 2 configurations)
+    assert counts == {
+        "pretrain": 2,
+        "finetune": 4,
+        "evaluate": 40,
+        "unlearn": 36,
+        "onion": 1,
+        "onion_control": 1,
+        "memorize": 1,
+        "memorization_unlearn": 5,
+        "memorization": 6,
+        "tofu_base": 1,
+        "tofu_retain": 1,
+        "tofu_unlearn": 4,
+        "tdec_base": 1,
+        "tdec_unlearn": 2,
+    }
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
-    assert "unlearn-repro-ci" in experiments      # one experiment per profile
+    assert "unlearn-repro-ci" in experiments  # one experiment per profile
     for key in ("dataset", "model", "method", "seed", "git_commit"):
         assert wide.loc[wide["stage"] == "unlearn", key].notna().all()
     n_metrics = pd.read_sql("select count(*) as n from metrics", con)["n"][0]
@@ -121,7 +176,14 @@ def test_rerun_is_noop_and_param_change_reruns_only_that_method(pipeline):
     jobs = _snakemake(pipeline, "-n", "--printshellcmds")
     shell = jobs.stdout + jobs.stderr
     assert "--method gradient_ascent" in shell
-    for other in ("fisher_removal", "fisher_forgetting", "finetune ", "retrain", "gradient_difference", "npo"):
+    for other in (
+        "fisher_removal",
+        "fisher_forgetting",
+        "finetune ",
+        "retrain",
+        "gradient_difference",
+        "npo",
+    ):
         assert f"--method {other}" not in shell
     assert "base-model" not in shell and " finetune --model" not in shell
 
@@ -143,20 +205,31 @@ def test_report_shows_every_table_and_figure_beside_the_paper(pipeline):
 
     results, categories = var("results"), var("categories")
     main = categories["Main study (§5)"]
-    for sub in ("Table 3: arc_easy", "Table 9: lambada", "Table 7: overall ranking", "Figure 2: runtime per cycle",
-                "Figure 5: extended cycles"):
+    for sub in (
+        "Table 3: arc_easy",
+        "Table 9: lambada",
+        "Table 7: overall ranking",
+        "Figure 2: runtime per cycle",
+        "Figure 5: extended cycles",
+    ):
         assert main.get(sub), f"no {sub!r} in {sorted(main)}"
     root = pipeline / "results" / "ci" / "main"
-    files = sorted(str(p.relative_to(pipeline)) for p in [*(root / "tables").iterdir(), *(root / "figures").iterdir()])
-    assert sorted(p for paths in main.values() for p in paths) == files   # every table and figure, nothing else
+    files = sorted(
+        str(p.relative_to(pipeline)) for p in [*(root / "tables").iterdir(), *(root / "figures").iterdir()]
+    )
+    assert (
+        sorted(p for paths in main.values() for p in paths) == files
+    )  # every table and figure, nothing else
     for fig in (p for p in files if p.endswith(".png")):
         uri = results[fig]["data_uri"]
         assert results[fig]["mime_type"] == "image/png" and uri.startswith("data:image/png")
-        assert base64.b64decode(uri.split("base64,", 1)[1])[:4] == b"\x89PNG"   # embedded, not linked
+        assert base64.b64decode(uri.split("base64,", 1)[1])[:4] == b"\x89PNG"  # embedded, not linked
     # each caption names the paper's table or figure and embeds the table itself (ours | paper)
-    for name, paper, title in (("main_arc_easy.md", "Paper Table 3", "paper Table 3"),
-                               ("ranking.csv", "Paper Table 7", "paper Table 7"),
-                               ("runtime.md", "Paper Figure 2", "paper Figure 2")):
+    for name, paper, title in (
+        ("main_arc_easy.md", "Paper Table 3", "paper Table 3"),
+        ("ranking.csv", "Paper Table 7", "paper Table 7"),
+        ("runtime.md", "Paper Figure 2", "paper Figure 2"),
+    ):
         caption = results[f"results/ci/main/tables/{name}"]["caption"]
         assert paper in caption and title in caption and "<pre" in caption, caption[:500]
     assert "Paper Figure 5" in results["results/ci/main/figures/extended_cycles_tiny-gpt-neo.png"]["caption"]
@@ -185,7 +258,10 @@ def test_mlflow_artifacts_times_and_headline_metrics(pipeline, monkeypatch):
                 (todo if f.is_dir else out).append(f.path)
         return out
 
-    unlearn, evaluate = runs("tags.stage = 'unlearn'"), runs("tags.stage = 'evaluate' and tags.method != 'none'")
+    unlearn, evaluate = (
+        runs("tags.stage = 'unlearn'"),
+        runs("tags.stage = 'evaluate' and tags.method != 'none'"),
+    )
     assert len(unlearn) == len(evaluate) == 36
     assert files(unlearn[0]) == ["run.json"] and files(evaluate[0]) == ["metrics.json"]
     [report] = runs("tags.report = 'main'")
@@ -196,15 +272,31 @@ def test_mlflow_artifacts_times_and_headline_metrics(pipeline, monkeypatch):
     assert not [p for p in (pipeline / "mlruns").rglob("*") if p.suffix in (".safetensors", ".bin", ".pt")]
     by_id = {r.info.run_id: r for r in evaluate}
     for u in unlearn:
-        assert u.info.end_time - u.info.start_time > 500      # the whole job, not just the logging call
+        assert u.info.end_time - u.info.start_time > 500  # the whole job, not just the logging call
         ev = by_id[u.data.tags["evaluate_run_id"]]
         assert ev.data.tags["unlearn_run_id"] == u.info.run_id
         assert all(ev.data.tags[k] == u.data.tags[k] for k in ("dataset", "model", "method", "seed"))
-        headline = {k: v for k, v in ev.data.metrics.items() if k.startswith(("delta_acc", "delta_exp", "delta_test_nll"))}
-        assert headline and {k: u.data.metrics[k] for k in headline} == headline and "runtime_s" in u.data.metrics
-    [retrain] = [u for u in unlearn if u.data.tags["method"] == "retrain" and u.data.tags["dataset"] == "arc_easy"
-                 and u.data.tags["seed"] == "0" and u.data.tags["model"] == "tiny-opt"]
-    assert {"delta_acc_cycle1", "delta_exp_cycle1", "delta_test_nll_cycle1", "delta_acc"} <= set(retrain.data.metrics)
+        headline = {
+            k: v
+            for k, v in ev.data.metrics.items()
+            if k.startswith(("delta_acc", "delta_exp", "delta_test_nll"))
+        }
+        assert (
+            headline
+            and {k: u.data.metrics[k] for k in headline} == headline
+            and "runtime_s" in u.data.metrics
+        )
+    [retrain] = [
+        u
+        for u in unlearn
+        if u.data.tags["method"] == "retrain"
+        and u.data.tags["dataset"] == "arc_easy"
+        and u.data.tags["seed"] == "0"
+        and u.data.tags["model"] == "tiny-opt"
+    ]
+    assert {"delta_acc_cycle1", "delta_exp_cycle1", "delta_test_nll_cycle1", "delta_acc"} <= set(
+        retrain.data.metrics
+    )
 
 
 def test_memorization_study(pipeline):
@@ -212,11 +304,20 @@ def test_memorization_study(pipeline):
     (ours ‖ paper), one extraction per method with per-target match lengths, Table 10, the bar chart."""
     root = pipeline / "results/ci/memorization"
     meta = json.loads((root / "data/mtsamples/meta.json").read_text())
-    assert meta["segmentation"]["max_words"] == 10 and meta["rows"]["train"] == meta["segmentation"]["segments"] > 0
+    assert (
+        meta["segmentation"]["max_words"] == 10
+        and meta["rows"]["train"] == meta["segmentation"]["segments"] > 0
+    )
     t8 = pd.read_csv(root / "tables/table8_mtsamples.csv")
-    assert list(t8["method"]) == ["No Unlearning", "Retraining", "Finetuning", "Gradient Ascent", "Fisher Removal",
-                                  "Fisher Forgetting"]
-    assert t8.iloc[0, 1].endswith("‖ 16") and "‖ 5.69e+04" in t8.iloc[1, 2]      # the paper's NEO cells
+    assert list(t8["method"]) == [
+        "No Unlearning",
+        "Retraining",
+        "Finetuning",
+        "Gradient Ascent",
+        "Fisher Removal",
+        "Fisher Forgetting",
+    ]
+    assert t8.iloc[0, 1].endswith("‖ 16") and "‖ 5.69e+04" in t8.iloc[1, 2]  # the paper's NEO cells
     counts = pd.read_csv(root / "tables/counts.csv")
     assert len(counts) == 6 and (counts["n_targets"] == 4).all() and counts["memorized"].between(0, 4).all()
     assert counts.loc[counts["method"] != "none", "runtime_s"].gt(0).all()
@@ -239,34 +340,46 @@ def test_privacy_study(pipeline):
     d = pipeline / "results/ci/privacy"
     pts = pd.read_csv(d / "tables/points.csv")
     dp = pts[pts["method"] == "dp_sgd"]
-    assert sorted(dp["value"].tolist()) == [2.0, 2.0, 8.0, 8.0, float("inf"), float("inf")]   # 2 models
+    assert sorted(dp["value"].tolist()) == [2.0, 2.0, 8.0, 8.0, float("inf"), float("inf")]  # 2 models
     finite = dp[dp["value"] != float("inf")]
-    assert ((finite["epsilon_spent"] <= finite["value"] + 1e-6) & (finite["epsilon_spent"] > 0.9 * finite["value"])).all()
+    assert (
+        (finite["epsilon_spent"] <= finite["value"] + 1e-6)
+        & (finite["epsilon_spent"] > 0.9 * finite["value"])
+    ).all()
     assert (finite["slowdown"] > 0).all()
     for m in ("gradient_ascent", "fisher_removal", "fisher_forgetting"):
-        assert len(pts[pts["method"] == m]) == 2 * 2      # 2 coefficients x 2 models
+        assert len(pts[pts["method"] == m]) == 2 * 2  # 2 coefficients x 2 models
     assert pts["exposure"].notna().all() and pts["test_nll"].notna().all()
     assert (d / "figures/privacy_utility.png").read_bytes()[:4] == b"\x89PNG"
     model, _, meta = checkpoint.load(d / "dp/lambada/tiny-opt/models/eps2")
-    assert not any(k.startswith("_module.") for k in model.state_dict()) and meta["dp"]["epsilon_spent"] <= 2.0
+    assert (
+        not any(k.startswith("_module.") for k in model.state_dict()) and meta["dp"]["epsilon_spent"] <= 2.0
+    )
     v = pd.read_csv(pipeline / "results/ci/verdicts.csv").set_index("claim")["verdict"]
     assert v["DP-SGD makes training more expensive"] in {"holds", "does not hold"}
-    assert v[[c for c in v.index if c.startswith("DP-SGD's privacy–utility")][0]] == "not testable at this scale"
+    assert (
+        v[[c for c in v.index if c.startswith("DP-SGD's privacy–utility")][0]] == "not testable at this scale"
+    )
 
 
 def test_tofu_study_outputs(pipeline):
     """SOUL on TOFU: Table 1 (ours | paper) per method x {FO, SO}, the premise, Figure 1, the verdicts."""
     import pandas as pd
+
     from unlearn_repro.report.tofu import outputs
 
     root = pipeline / "results" / "ci" / "tofu"
     files = outputs(str(root))
     assert all(Path(p).is_file() for k in files for p in files[k])
     table = pd.read_csv(root / "tables" / "table1.csv")
-    assert {"FO-GradDiff", "SO-GradDiff", "FO-NPO", "SO-NPO", "Original (base)", "Retain model"} <= set(table["Method"])
-    fq = [c for c in table.columns if c.startswith("Forget quality (SOUL")][0]   # headers name their definition
+    assert {"FO-GradDiff", "SO-GradDiff", "FO-NPO", "SO-NPO", "Original (base)", "Retain model"} <= set(
+        table["Method"]
+    )
+    fq = [c for c in table.columns if c.startswith("Forget quality (SOUL")][
+        0
+    ]  # headers name their definition
     assert table.loc[table["Method"] == "SO-GradDiff", fq].iloc[0].endswith(" ‖ 1")
-    mia = [c for c in table.columns if c.startswith("MIA")][0]                     # no paper value: definitions differ
+    mia = [c for c in table.columns if c.startswith("MIA")][0]  # no paper value: definitions differ
     assert not table[mia].astype(str).str.contains(" ‖ ", regex=False).any()
     tofu_table = pd.read_csv(root / "tables" / "table1_tofu.csv")
     assert not tofu_table.astype(str).apply(lambda c: c.str.contains(" ‖ ", regex=False)).any().any()
@@ -274,25 +387,34 @@ def test_tofu_study_outputs(pipeline):
     assert premise["Forget answer prob"].between(0, 1).all()
     run = json.loads((root / "runs" / "npo" / "SO" / "seed0.json").read_text())
     assert [e["epoch"] for e in run["epochs"]] == list(range(run["params"]["epochs"] + 1))
-    assert len(run["clip_rate_per_epoch"]) == run["params"]["epochs"] and 0 <= run["clip_rate_per_epoch"][0] <= 1
+    assert (
+        len(run["clip_rate_per_epoch"]) == run["params"]["epochs"] and 0 <= run["clip_rate_per_epoch"][0] <= 1
+    )
     assert 0 <= run["final"]["forget_quality"] <= 1 and 0 <= run["final"]["mia_loss_auc"] <= 1
     assert all(0 <= run["final"][k] <= 1 for k in ("soul_forget_quality", "soul_forget_acc", "soul_mia_auc"))
 
 
 def test_tdec_table1_figures_and_criterion(pipeline):
     """The TDEC study on the ci run: Table 1 (ours | paper) with a row per enabled configuration, the premise,
-    the target-module ablation, Figures 3-4, and per-epoch EL10 / MA curves that end where the criterion says."""
+    the target-module ablation, Figures 3-4, and per-epoch EL10 / MA curves that end where
+    the criterion says."""
     d = pipeline / "results/ci/tdec"
     t1 = pd.read_csv(d / "tables/table1.csv")
     assert list(t1["config"]) == ["before", "lora_gd", "flora_ihl"]
-    assert t1.loc[t1["config"] == "lora_gd", "paper_epochs"].item() == 8.6     # GPT-Neo 125M, the paper's row
+    assert t1.loc[t1["config"] == "lora_gd", "paper_epochs"].item() == 8.6  # GPT-Neo 125M, the paper's row
     assert 0 < t1.loc[t1["config"] == "lora_gd", "params_pct"].item() < 100
-    assert " ‖ 30.9" in (d / "tables/table1.md").read_text()                 # ours | paper, Before EL10
+    assert " ‖ 30.9" in (d / "tables/table1.md").read_text()  # ours | paper, Before EL10
     premise = pd.read_csv(d / "tables/premise.csv")
     assert set(premise["rows"]) == {"forget set 0", "TDEC validation rows", "threshold"}
-    assert premise.loc[premise["rows"] == "threshold", "threshold source"].item().startswith("TDEC validation rows")
+    assert (
+        premise.loc[premise["rows"] == "threshold", "threshold source"]
+        .item()
+        .startswith("TDEC validation rows")
+    )
     abl = pd.read_csv(d / "tables/ablation.csv")
-    assert list(abl["targets"]) == ["QVFFN"] and list(abl["config"]) == ["flora_ihl"]   # the Table 1 run, reused
+    assert list(abl["targets"]) == ["QVFFN"] and list(abl["config"]) == [
+        "flora_ihl"
+    ]  # the Table 1 run, reused
     for fig in ("figure3.png", "figure4.png"):
         assert (d / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((d / "summary/metrics.json").read_text())["tiny-gpt-neo"]
@@ -302,5 +424,5 @@ def test_tdec_table1_figures_and_criterion(pipeline):
         [s] = run["sets"]
         assert 1 <= s["epochs_run"] <= 3 and len(s["curve"]) == s["epochs_run"]
         assert s["forgotten"] == (s["epochs"] is not None)
-        if s["forgotten"]:   # stopped at the first epoch meeting the criterion
+        if s["forgotten"]:  # stopped at the first epoch meeting the criterion
             assert s["epochs"] == s["epochs_run"] and s["ma"] <= run["threshold"]["ma"]

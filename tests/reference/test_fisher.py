@@ -1,5 +1,6 @@
 """EmpiricalFisherInverse against independent references: the dense inverse of the block-diagonal
 damped Fisher (torch.linalg.inv), the closed form for one gradient, eigendecomposition powers."""
+
 import math
 
 import pytest
@@ -14,7 +15,7 @@ def dense_reference(grads: torch.Tensor, block: int, damping: float, m: int) -> 
     f = damping * torch.eye(d, dtype=torch.float64) + grads.double().T @ grads.double() / m
     mask = torch.zeros(d, d, dtype=torch.bool)
     for s in range(0, d, block):
-        mask[s:s + block, s:s + block] = True
+        mask[s : s + block, s : s + block] = True
     return torch.linalg.inv(torch.where(mask, f, torch.zeros_like(f)))
 
 
@@ -60,7 +61,8 @@ def test_accumulated_fisher_equals_the_recursion():
 
 
 def test_closed_form_single_gradient():
-    # (lambda I + g g^T / m)^-1 = I/lambda - g g^T / (lambda (m lambda + g^T g)), one block of the whole vector
+    # (lambda I + g g^T / m)^-1 = I/lambda - g g^T / (lambda (m lambda + g^T g)), one block of
+    # the whole vector
     d, lam, m = 12, 0.7, 1
     g = torch.randn(d, dtype=torch.float64)
     f = EmpiricalFisherInverse(d, d, lam, m, dtype=torch.float64)
@@ -88,7 +90,7 @@ def test_power_matmul_matches_eigendecomposition_of_dense_inverse():
     w, q = torch.linalg.eigh(ref)
     v = torch.randn(d, dtype=torch.float64)
     for p in (0.25, 1.0, -1.0):
-        assert torch.allclose(f.power_matmul(v, p), q @ torch.diag(w ** p) @ q.T @ v, atol=1e-9)
+        assert torch.allclose(f.power_matmul(v, p), q @ torch.diag(w**p) @ q.T @ v, atol=1e-9)
     # Fisher Forgetting's premise: with lambda = 1, ||F^-1/4|| <= 1, so the noise never grows
     x = torch.randn(d, dtype=torch.float64)
     assert f.power_matmul(x, 0.25).norm() <= x.norm() + 1e-12
@@ -96,6 +98,7 @@ def test_power_matmul_matches_eigendecomposition_of_dense_inverse():
 
 def test_real_gradients_of_a_language_model(tiny_model_and_batches):
     from unlearn_repro.methods.newton import flat_grad
+
     model, batches, pad = tiny_model_and_batches
     grads = torch.stack([flat_grad(model, b, pad, "cpu") for b in batches])[:, :480].double()
     f = EmpiricalFisherInverse(480, 48, 1.0, len(grads), dtype=torch.float64)
@@ -105,13 +108,20 @@ def test_real_gradients_of_a_language_model(tiny_model_and_batches):
 
 def test_memory_is_checked_before_allocating():
     assert fisher_bytes(1000, 48) == math.ceil(1000 / 48) * 48 * 48 * 4
-    # 0.18 GiB of F^-1 + 5 slices of 1024 blocks fp32 workspace (0.04 GiB); nothing allocated, settings proposed
-    with pytest.raises(FisherMemoryError, match=r"d=1,000,000 parameters with block size B=48 needs 0\.21 GiB on cpu "
-                                                r"\(F\^-1 0\.18 GiB in float32, factorization workspace 0\.04\).*"
-                                                r"Settings that fit: block_size=32, storage=float32, shards=1.*block_size=48, storage=bfloat16, shards=1.*"
-                                                r"block_size=48, storage=float32, shards=2"):
+    # 0.18 GiB of F^-1 + 5 slices of 1024 blocks fp32 workspace (0.04 GiB); nothing allocated,
+    # settings proposed
+    with pytest.raises(
+        FisherMemoryError,
+        match=r"d=1,000,000 parameters with block size B=48 needs 0\.21 GiB on cpu "
+        r"\(F\^-1 0\.18 GiB in float32, factorization workspace 0\.04\).*"
+        r"Settings that fit: block_size=32, storage=float32, shards=1.*"
+        r"block_size=48, storage=bfloat16, shards=1.*"
+        r"block_size=48, storage=float32, shards=2",
+    ):
         EmpiricalFisherInverse(1_000_000, 48, max_bytes=int(0.15 * 2**30))
-    EmpiricalFisherInverse(1_000_000, 48, max_bytes=int(0.15 * 2**30), devices=["cpu", "cpu"])  # the proposal fits
+    EmpiricalFisherInverse(
+        1_000_000, 48, max_bytes=int(0.15 * 2**30), devices=["cpu", "cpu"]
+    )  # the proposal fits
 
 
 def test_deviation_reports_how_far_from_the_prior():
@@ -121,7 +131,7 @@ def test_deviation_reports_how_far_from_the_prior():
     f2 = EmpiricalFisherInverse(96, 48, 1.0, 4)
     f2.update_batch(torch.full((4, 96), 1.0))
     big = f2.deviation_from_prior()
-    assert tiny["all"] < 1e-6 < 0.1 < big["all"]   # tiny gradients: F^-1 ~ I, the update ~ gradient ascent
+    assert tiny["all"] < 1e-6 < 0.1 < big["all"]  # tiny gradients: F^-1 ~ I, the update ~ gradient ascent
     assert set(tiny) == {"all", "first", "second"}
 
 
@@ -136,7 +146,7 @@ def test_batched_eigh_splits_blocks_over_threads_without_changing_any(monkeypatc
         w, q = batched_eigh(spd)
     finally:
         torch.set_num_threads(threads)
-    assert sorted(parts) == [11, 13, 13]               # torch.chunk: 3 parts, one thread each
+    assert sorted(parts) == [11, 13, 13]  # torch.chunk: 3 parts, one thread each
     ref_w, ref_q = real_eigh(spd)
     assert torch.equal(w, ref_w) and torch.equal(q, ref_q)
     assert torch.allclose(q @ torch.diag_embed(w) @ q.transpose(1, 2), spd, atol=1e-10)
@@ -150,22 +160,22 @@ def test_cuda_matches_cpu():
     gpu = EmpiricalFisherInverse(300, 48, 1.0, 32, device="cuda")
     gpu.update_batch(g.cuda())
     assert torch.allclose(gpu.inv.cpu(), cpu.inv, atol=1e-5)
-    v = torch.randn(300)                               # F^-1/4 v: 48x48 blocks take batched_eigh's CPU detour
+    v = torch.randn(300)  # F^-1/4 v: 48x48 blocks take batched_eigh's CPU detour
     assert torch.allclose(gpu.power_matmul(v.cuda(), 0.25).cpu(), cpu.power_matmul(v, 0.25), atol=1e-5)
 
 
 def _built(dim, block, m, grads, **kw):
     f = EmpiricalFisherInverse(dim, block, 0.5, m, **kw)
-    f.accumulate(grads[:m // 2])
-    f.update_batch(grads[m // 2:m - 2])
-    for row in grads[m - 2:]:
+    f.accumulate(grads[: m // 2])
+    f.update_batch(grads[m // 2 : m - 2])
+    for row in grads[m - 2 :]:
         f.update(row)
     return f
 
 
 @pytest.mark.parametrize("shards,slice_blocks", [(2, 1024), (3, 2), (5, 1)])
 def test_sharded_layout_gives_the_same_matrix_and_products(shards, slice_blocks):
-    d, block, m = 250, 16, 24                      # 16 blocks, the last one padded
+    d, block, m = 250, 16, 24  # 16 blocks, the last one padded
     g = torch.randn(m, d, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
     one = _built(d, block, m, g, dtype=torch.float64)
     many = _built(d, block, m, g, dtype=torch.float64, devices=["cpu"] * shards, slice_blocks=slice_blocks)
@@ -190,12 +200,13 @@ def test_half_precision_storage_is_close_to_fp32_and_half_the_bytes():
     assert sum(half.shard_bytes()) * 2 == full.shard_bytes()[0]
     v = torch.randn(d)
     ref = full.matmul(v)
-    assert (half.matmul(v) - ref).norm() / ref.norm() < 1e-2           # bf16: 8 bits of mantissa
+    assert (half.matmul(v) - ref).norm() / ref.norm() < 1e-2  # bf16: 8 bits of mantissa
     assert (half.power_matmul(v, 0.25) - full.power_matmul(v, 0.25)).norm() / v.norm() < 1e-2
 
 
 def test_triangular_solve_inversion_equals_cholesky_inverse():
     from unlearn_repro.fisher import invert_spd
+
     a = torch.randn(300, 48, 64, generator=torch.Generator().manual_seed(9))
     spd = a @ a.transpose(1, 2) / 64 + 1e-3 * torch.eye(48)
     ref = torch.cholesky_inverse(torch.linalg.cholesky(spd))
@@ -207,7 +218,8 @@ def test_triangular_solve_inversion_equals_cholesky_inverse():
 
 def test_memory_plan_counts_the_peak_and_plans_shards_or_half_precision():
     from unlearn_repro.fisher import memory_plan, plan_layout
-    d, b = 125_198_592, 48                         # GPT-Neo-125M
+
+    d, b = 125_198_592, 48  # GPT-Neo-125M
     one = memory_plan(d, b, shards=1, chunk=8, grad_row_bytes=2 * 4 * d, model_bytes=8 * d)[0]
     assert one["fisher"] == fisher_bytes(d, b)
     assert one["peak"] == one["fisher"] + one["model"] + one["workspace"] + one["grad_chunk"]
@@ -216,13 +228,25 @@ def test_memory_plan_counts_the_peak_and_plans_shards_or_half_precision():
     assert four[1]["model"] == four[1]["grad_chunk"] == 0 < four[0]["model"]
     # a 1 GiB cap on CPU: auto storage falls back to bfloat16 when float32 does not fit, never silently over
     d = 5_000_000
-    devs, dtype, _, plan = plan_layout(d, 48, device="cpu", storage="auto", shards=1, max_bytes=int(0.8 * 2**30))
+    devs, dtype, _, plan = plan_layout(
+        d, 48, device="cpu", storage="auto", shards=1, max_bytes=int(0.8 * 2**30)
+    )
     assert dtype == torch.bfloat16 and plan[0]["peak"] <= 0.8 * 2**30 < fisher_bytes(d, 48)
     with pytest.raises(FisherMemoryError, match="Settings that fit: .*storage=bfloat16"):
         plan_layout(d, 48, device="cpu", storage="float32", shards=1, max_bytes=int(0.8 * 2**30))
-    devs, dtype, _, _ = plan_layout(d, 48, device="cpu", storage="float32", shards=2, max_bytes=int(0.8 * 2**30))
+    devs, dtype, _, _ = plan_layout(
+        d, 48, device="cpu", storage="float32", shards=2, max_bytes=int(0.8 * 2**30)
+    )
     assert devs == [torch.device("cpu")] * 2 and dtype == torch.float32
     # a gradient chunk of 48 rows of 40 MB does not fit 2.5 GiB beside F^-1: the plan halves it to 24 (fits)
-    devs, dtype, chunk, plan = plan_layout(d, 48, device="cpu", storage="float32", shards=1, chunk=48,
-                                           grad_row_bytes=40_000_000, max_bytes=int(2.5 * 2**30))
+    devs, dtype, chunk, plan = plan_layout(
+        d,
+        48,
+        device="cpu",
+        storage="float32",
+        shards=1,
+        chunk=48,
+        grad_row_bytes=40_000_000,
+        max_bytes=int(2.5 * 2**30),
+    )
     assert (chunk, dtype) == (24, torch.float32) and plan[0]["grad_chunk"] == 24 * 40_000_000

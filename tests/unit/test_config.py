@@ -1,25 +1,29 @@
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from unlearn_repro import config
 from unlearn_repro.data import DATASETS
 from unlearn_repro.methods import METHODS
 from unlearn_repro.models.registry import MODELS
-from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("profile", ["embedded", "paper", "ci"])
 def test_every_profile_resolves(profile):
     cfg = config.load(ROOT / "params.yaml", profile)
     assert cfg.profile == profile and cfg.fisher.block_size in (16, 32, 48)  # paper: 32 fits one 80 GB GPU
-    assert cfg.fisher.damping == (1e-3 if profile == "embedded" else 1.0)   # embedded: docs/usage.md
+    assert cfg.fisher.damping == (1e-3 if profile == "embedded" else 1.0)  # embedded: docs/usage.md
 
 
 def test_defaults_are_the_papers_hyperparameters(raw_params):
     assert raw_params["methods"]["gradient_ascent"]["lr"] == 5e-5
     assert raw_params["methods"]["fisher_removal"]["gamma"] == 2.5e-4
     assert raw_params["methods"]["fisher_forgetting"] == {"mu": 1e-3, "sigma": 1e-3}
-    assert (raw_params["fisher"]["damping"], raw_params["fisher"]["num_grads"], raw_params["fisher"]["block_size"]) == (1.0, 1024, 48)
+    assert (
+        raw_params["fisher"]["damping"],
+        raw_params["fisher"]["num_grads"],
+        raw_params["fisher"]["block_size"],
+    ) == (1.0, 1024, 48)
     assert raw_params["unlearn"]["cycle_size"] == 128
 
 
@@ -28,7 +32,7 @@ def test_config_is_frozen():
     with pytest.raises(TypeError):
         cfg.fisher["block_size"] = 3
     with pytest.raises(AttributeError, match="no key 'blok'"):
-        cfg.fisher.blok
+        _ = cfg.fisher.blok
 
 
 def _error(raw, **kw) -> str:
@@ -105,6 +109,7 @@ def test_a_methods_own_schema_checks_its_block(raw_params):
 
 def test_cli_reports_config_errors(tmp_path, raw_params, capsys):
     from unlearn_repro.cli import main
+
     raw_params["seeds"] = "zero"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw_params))
     with pytest.raises(SystemExit) as e:
@@ -113,11 +118,11 @@ def test_cli_reports_config_errors(tmp_path, raw_params, capsys):
 
 
 def test_yaml11_exponent_strings_are_numbers_and_every_profile_is_checked(raw_params):
-    raw_params["methods"]["fisher_removal"]["gamma"] = "3e-4"       # YAML 1.1 reads 3e-4 as a string
+    raw_params["methods"]["fisher_removal"]["gamma"] = "3e-4"  # YAML 1.1 reads 3e-4 as a string
     raw_params["profiles"]["embedded"]["fisher"]["damping"] = "1E-3"
     cfg = config.resolve(raw_params, "ci")
     assert cfg.methods.fisher_removal.gamma == 3e-4
-    raw_params["profiles"]["paper"]["fisher"] = {"damp": 1.0}      # a typo in a profile that is not selected
+    raw_params["profiles"]["paper"]["fisher"] = {"damp": 1.0}  # a typo in a profile that is not selected
     with pytest.raises(config.ConfigError, match="profile 'paper'.*unknown key 'damp'"):
         config.resolve(raw_params, "ci")
 
@@ -125,8 +130,14 @@ def test_yaml11_exponent_strings_are_numbers_and_every_profile_is_checked(raw_pa
 def test_check_config_survives_a_closed_pipe():
     import subprocess
     import sys
-    r = subprocess.run(f"{sys.executable} -m unlearn_repro check-config | head -1", shell=True, cwd=ROOT,
-                       capture_output=True, text=True)
+
+    r = subprocess.run(
+        f"{sys.executable} -m unlearn_repro check-config | head -1",
+        shell=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.stdout.startswith("profile:") and "BrokenPipe" not in r.stderr
 
 

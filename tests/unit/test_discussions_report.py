@@ -8,8 +8,13 @@ from unlearn_repro.report.discussions import onion_effect, versus_control
 
 
 def _run(kept, before, after, threshold=4.0, removed=(0,)):
-    return {"kept": np.array(kept), "removed": np.array(removed), "before": np.array(before, dtype=float),
-            "after": np.array(after, dtype=float), "threshold": np.array(threshold)}
+    return {
+        "kept": np.array(kept),
+        "removed": np.array(removed),
+        "before": np.array(before, dtype=float),
+        "after": np.array(after, dtype=float),
+        "threshold": np.array(threshold),
+    }
 
 
 def test_control_is_compared_on_the_samples_both_removals_kept():
@@ -27,8 +32,12 @@ def _seed(rise, control_rise, n=12):
     """One seed's pair of runs on samples 1..n (sample 0 removed by the top removal, 1 by the control)."""
     before = np.linspace(0.0, 3.0, n)
     top = _run(np.arange(1, n + 1), before, before + rise + np.linspace(-0.1, 0.1, n))
-    control = _run(np.r_[0, np.arange(2, n + 1)], np.r_[5.0, before[1:]],
-                   np.r_[5.0, before[1:] + control_rise], removed=(1,))
+    control = _run(
+        np.r_[0, np.arange(2, n + 1)],
+        np.r_[5.0, before[1:]],
+        np.r_[5.0, before[1:] + control_rise],
+        removed=(1,),
+    )
     return top, control
 
 
@@ -51,8 +60,12 @@ def test_without_a_control_the_table_has_no_comparison(tmp_path):
 
 
 def _snap(weights, exposure):
-    return {"weights": np.asarray(weights, dtype=float), "exposure": np.asarray(exposure, dtype=float),
-            "index": np.arange(len(exposure)), "layer": np.array("h.3")}
+    return {
+        "weights": np.asarray(weights, dtype=float),
+        "exposure": np.asarray(exposure, dtype=float),
+        "index": np.arange(len(exposure)),
+        "layer": np.array("h.3"),
+    }
 
 
 def test_kl_and_ks_are_per_seed_and_summarized_over_the_seeds(tmp_path):
@@ -63,8 +76,13 @@ def test_kl_and_ks_are_per_seed_and_summarized_over_the_seeds(tmp_path):
     cfg = SimpleNamespace(discussions=SimpleNamespace(bins=10, kl_epsilon=1e-6))
     rng = np.random.default_rng(0)
     base = np.linspace(0, 5, 40)
-    snaps = {str(s): {"retrain": _snap(rng.normal(0, 1, 500), base),
-                      "gradient_ascent": _snap(rng.normal(s + 1, 1, 500), base + 3.0)} for s in (0, 1, 2)}
+    snaps = {
+        str(s): {
+            "retrain": _snap(rng.normal(0, 1, 500), base),
+            "gradient_ascent": _snap(rng.normal(s + 1, 1, 500), base + 3.0),
+        }
+        for s in (0, 1, 2)
+    }
     kl = weight_kl(cfg, snaps, "0", tmp_path, tmp_path).set_index("method")
     assert kl.loc["gradient_ascent", "n_seeds"] == 3 and kl.loc["gradient_ascent", "per_seed"].count(":") == 3
     ga = kl.loc["gradient_ascent"]

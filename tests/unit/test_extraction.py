@@ -1,18 +1,26 @@
 """EL_n and MA (FLoRA Appendix B) on hand-made token arrays, and the batched greedy decoding that feeds them
 against one-row-at-a-time full forward passes without a cache."""
+
 import pytest
 import torch
 
-from unlearn_repro.metrics.extraction import (el_n, extraction_scores, forgotten, greedy_continuations,
-                                              greedy_predictions, memorization_accuracy, ngram_overlap,
-                                              prefix_lengths)
+from unlearn_repro.metrics.extraction import (
+    el_n,
+    extraction_scores,
+    forgotten,
+    greedy_continuations,
+    greedy_predictions,
+    memorization_accuracy,
+    ngram_overlap,
+    prefix_lengths,
+)
 from unlearn_repro.models.build import build_model
 
 
 def test_ngram_overlap_by_hand():
     assert ngram_overlap([1, 2, 3, 4], [1, 2, 3, 4], 2) == 1.0
-    assert ngram_overlap([1, 2, 9, 4], [1, 2, 3, 4], 2) == pytest.approx(1 / 3)   # (1,2) of (1,2),(2,9),(9,4)
-    assert ngram_overlap([3, 4, 1, 2], [1, 2, 3, 4], 2) == pytest.approx(2 / 3)   # order-free membership
+    assert ngram_overlap([1, 2, 9, 4], [1, 2, 3, 4], 2) == pytest.approx(1 / 3)  # (1,2) of (1,2),(2,9),(9,4)
+    assert ngram_overlap([3, 4, 1, 2], [1, 2, 3, 4], 2) == pytest.approx(2 / 3)  # order-free membership
     assert ngram_overlap([1], [1, 2], 2) == 0.0
 
 
@@ -58,21 +66,28 @@ def test_batched_greedy_decoding_matches_naive_decoding(tiny_tokenizer, name):
         for _ in range(k):
             with torch.no_grad():
                 ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
-        return ids[len(prompt):]
+        return ids[len(prompt) :]
 
     assert got == [naive(p, k) for p, k in zip(prompts, lengths)]
     preds = greedy_predictions(model, rows, pad, batch_size=1)
-    assert preds == [[naive(r[:j + 1], 1)[0] for j in range(len(r) - 1)] for r in rows]
+    assert preds == [[naive(r[: j + 1], 1)[0] for j in range(len(r) - 1)] for r in rows]
 
 
 def test_extraction_scores_of_a_model_that_knows_the_rows(tiny_tokenizer):
     """A model trained to repeat its rows scores EL = MA = 1 on them, and a model-free check of the plumbing:
     the per-row values average to the reported means."""
     from unlearn_repro.train import Recipe, train
+
     torch.manual_seed(0)
     model = build_model("tiny-gpt-neo", tiny_tokenizer, seed=0)
     rows = [[5, 9, 30, 7, 2, 60, 61, 62, 63, 64, 65, 66], [11, 4, 8, 70, 71, 72, 73, 74, 75, 76, 77, 78]]
-    train(model, rows, Recipe(epochs=150, lr=3e-3, batch_size=2), pad_id=tiny_tokenizer.pad_token_id, device="cpu")
+    train(
+        model,
+        rows,
+        Recipe(epochs=150, lr=3e-3, batch_size=2),
+        pad_id=tiny_tokenizer.pad_token_id,
+        device="cpu",
+    )
     s = extraction_scores(model, rows, tiny_tokenizer.pad_token_id, n=3)
     assert s["ma"] == 1.0 and s["el3"] == 1.0
     assert s["el3"] == pytest.approx(sum(s["el3_rows"]) / 2)

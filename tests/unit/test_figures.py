@@ -1,4 +1,5 @@
 """Figures: one style per method across figures, and no panel without signal."""
+
 import os
 import subprocess
 import sys
@@ -12,8 +13,17 @@ from unlearn_repro.report import style
 from unlearn_repro.report.figures import cycles_figure, method_label, runtime_figure
 from unlearn_repro.report.style import method_style
 
-KNOWN = ["retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting",
-         "gradient_difference", "inverted_hinge", "npo", "preference"]
+KNOWN = [
+    "retrain",
+    "finetune",
+    "gradient_ascent",
+    "fisher_removal",
+    "fisher_forgetting",
+    "gradient_difference",
+    "inverted_hinge",
+    "npo",
+    "preference",
+]
 
 
 def test_known_methods_are_registered():
@@ -30,8 +40,12 @@ def test_method_style_stable_and_distinct():
     assert len({to_rgba(s["color"]) for s in styles.values()}) == len(KNOWN)
     assert len({s["marker"] for s in styles.values()}) == len(KNOWN)
     # curves that tend to coincide are told apart by their line style
-    for a, b in [("gradient_ascent", "fisher_removal"), ("retrain", "finetune"),
-                 ("gradient_difference", "inverted_hinge"), ("gradient_ascent", "npo")]:
+    for a, b in [
+        ("gradient_ascent", "fisher_removal"),
+        ("retrain", "finetune"),
+        ("gradient_difference", "inverted_hinge"),
+        ("gradient_ascent", "npo"),
+    ]:
         assert styles[a]["linestyle"] != styles[b]["linestyle"], (a, b)
 
 
@@ -43,8 +57,13 @@ def test_unknown_method_style_is_deterministic_across_processes():
     assert to_rgba(here["color"]) not in {to_rgba(method_style(m)["color"]) for m in KNOWN}
     code = f"from unlearn_repro.report.style import method_style; print(repr(method_style({name!r})))"
     for seed in ("0", "12345"):  # Python's hash() would differ between these
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
         assert out == repr(here)
     # different unknown names spread over the fallback styles
     assert len({tuple(map(str, method_style(f"method_{i}").values())) for i in range(20)}) > 10
@@ -52,8 +71,18 @@ def test_unknown_method_style_is_deterministic_across_processes():
 
 def _runtime(methods, datasets=("lambada", "piqa")):
     rng = np.random.default_rng(0)
-    return pd.DataFrame([{"dataset": d, "method": m, "runtime_mean": float(rng.uniform(1, 50)),
-                          "runtime_half": float(rng.uniform(0, 1))} for d in datasets for m in methods])
+    return pd.DataFrame(
+        [
+            {
+                "dataset": d,
+                "method": m,
+                "runtime_mean": float(rng.uniform(1, 50)),
+                "runtime_half": float(rng.uniform(0, 1)),
+            }
+            for d in datasets
+            for m in methods
+        ]
+    )
 
 
 def _curves(methods, datasets=("lambada", "piqa"), flat_accuracy=(), flat_nll=()):
@@ -64,9 +93,20 @@ def _curves(methods, datasets=("lambada", "piqa"), flat_accuracy=(), flat_nll=()
             for c in range(4):
                 acc = 0.0 if d in flat_accuracy else 0.6 - 0.01 * j * c
                 nll = 4.0 if d in flat_nll else 4.4 + 0.1 * j * c
-                rows.append({"model": "tiny-gpt-neo", "dataset": d, "method": m, "cycle": c, "n_forgotten": 16 * c,
-                             "accuracy_mean": acc, "accuracy_half": 0.01, "test_nll_mean": nll,
-                             "test_nll_half": 0.05, "delta_acc_mean": 0.0})
+                rows.append(
+                    {
+                        "model": "tiny-gpt-neo",
+                        "dataset": d,
+                        "method": m,
+                        "cycle": c,
+                        "n_forgotten": 16 * c,
+                        "accuracy_mean": acc,
+                        "accuracy_half": 0.01,
+                        "test_nll_mean": nll,
+                        "test_nll_half": 0.05,
+                        "delta_acc_mean": 0.0,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -89,8 +129,10 @@ def test_runtime_figure_uses_method_colours(tmp_path):
 
 
 def test_colour_does_not_depend_on_which_methods_are_drawn(tmp_path):
-    figs = [cycles_figure(_curves(ms), tmp_path / f"c{i}.png", "m") for i, ms in
-            enumerate((["npo", "retrain"], ["retrain", "finetune", "gradient_ascent", "npo"]))]
+    figs = [
+        cycles_figure(_curves(ms), tmp_path / f"c{i}.png", "m")
+        for i, ms in enumerate((["npo", "retrain"], ["retrain", "finetune", "gradient_ascent", "npo"]))
+    ]
     colours = [_lines(f.axes[0], "npo")[0].get_color() for f in figs]
     assert colours[0] == colours[1] == method_style("npo")["color"]
     rt = runtime_figure(_runtime(["npo"]), tmp_path / "rt.png", "rt")
@@ -144,6 +186,7 @@ def test_cycles_figure_all_constant_keeps_one_labelled_row(tmp_path):
 
 def test_style_context_leaves_global_rcparams_alone():
     import matplotlib as mpl
+
     before = dict(mpl.rcParams)
     with style.context():
         assert mpl.rcParams["savefig.dpi"] == style.DPI

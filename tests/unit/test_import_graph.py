@@ -1,7 +1,11 @@
 """The import graph of src/unlearn_repro (module- and function-level imports, read with ast): no circles,
 and no arrow from a lower layer to a higher one. The layers are the design's (docs/design.md, "Layers");
 a new top-level module must be given one here."""
+
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,14 +14,15 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "src" / "unlearn_repro"
 LAYERS = [  # lowest first: a module may import its own layer and those below
-    ["paths", "errors", "registry", "progress"],
+    ["paths", "errors", "registry", "progress", "frozen"],
     ["io", "numerics", "batches", "gpus"],
-    ["config", "models", "data", "losses", "objectives", "optim", "fisher", "lora", "metrics", "hub",
-     "tracking"],
+    ["models", "data", "losses", "objectives", "optim", "fisher", "lora", "metrics", "hub", "tracking"],
     ["train", "dp"],
     ["methods"],
-    ["studies", "pipeline", "report"],
-    ["commands", "cli", "job", "jobserver", "__main__", "__init__"],
+    # the composition layer: config validates against every registry (methods, optimizers, studies), the
+    # studies declare their commands, hub_check gathers every study's data sets
+    ["config", "commands", "studies", "dvc_yaml", "hub_check", "pipeline", "report"],
+    ["cli", "job", "jobserver", "__main__", "__init__"],
 ]
 
 
@@ -126,3 +131,33 @@ def test_imports_are_resolved_to_modules_not_packages():
     assert imported(node, "unlearn_repro.pipeline", known) == ["unlearn_repro.report.tdec"]
     relative = ast.parse("from .tdec import x").body[0]
     assert imported(relative, "unlearn_repro.report", known) == ["unlearn_repro.report.tdec"]
+
+
+HEAVY = (
+    "torch",
+    "transformers",
+    "datasets",
+    "opacus",
+    "peft",
+    "sentence_transformers",
+    "mlflow",
+    "matplotlib",
+    "huggingface_hub",
+)
+
+
+def test_the_cli_config_and_study_declarations_start_light():
+    """`--help`, a config error and the study declarations never wait for the heavy libraries: those are
+    imported inside the functions that need them (each such import says why)."""
+    code = (
+        "import sys, unlearn_repro.cli, unlearn_repro.config, unlearn_repro.studies, unlearn_repro.hub; "
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+    ).stdout
+    assert out.strip() == "[]"

@@ -1,4 +1,5 @@
 """Atomic writes keep the umask's permissions; the run-directory lock."""
+
 import os
 import stat
 
@@ -9,7 +10,7 @@ from unlearn_repro.io import DirLock, LockLost, atomic_dir, write_text
 
 @pytest.fixture
 def group_umask():
-    old = os.umask(0o002)   # a shared group or SLURM project directory
+    old = os.umask(0o002)  # a shared group or SLURM project directory
     yield
     os.umask(old)
 
@@ -32,10 +33,10 @@ def test_a_newer_dir_lock_takes_over_and_the_old_holder_notices(tmp_path, capsys
             new.check()
             with pytest.raises(LockLost, match="stopping without writing"):
                 old.check()
-            (tmp_path / ".lock").unlink()                     # the directory was cleared
+            (tmp_path / ".lock").unlink()  # the directory was cleared
             with pytest.raises(LockLost, match=str(tmp_path / ".lock")):
                 new.check()
-    assert sorted(p.name for p in tmp_path.iterdir()) == []   # no stray lock file of the take-over
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no stray lock file of the take-over
 
 
 def test_a_released_dir_lock_leaves_an_empty_file(tmp_path):

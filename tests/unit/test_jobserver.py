@@ -1,6 +1,7 @@
 """The job server (jobserver.py): a job forked from it computes what a fresh `python -m` process computes,
 in the client's directory, environment and file descriptors, with the client's exit status; a killed client
 takes its job with it; a client without a usable server runs the job itself."""
+
 import os
 import signal
 import subprocess
@@ -9,8 +10,8 @@ import time
 
 import pytest
 
-from unlearn_repro import jobserver
 from tests.conftest import ROOT
+from unlearn_repro import jobserver
 
 MODULE = "tests.jobserver_job"
 
@@ -29,17 +30,33 @@ def server(tmp_path_factory):
 
 
 def _client(path, *argv, threads="1", mark="m", cwd=None, env=None):
-    code = (f"import sys; from unlearn_repro.jobserver import submit; r = submit({path!r}, {list(argv)!r}, "
-            f"{MODULE!r}); print('FALLBACK' if r is None else '', file=sys.stderr); sys.exit(r or 0)")
+    code = (
+        f"import sys; from unlearn_repro.jobserver import submit; r = submit({path!r}, {list(argv)!r}, "
+        f"{MODULE!r}); print('FALLBACK' if r is None else '', file=sys.stderr); sys.exit(r or 0)"
+    )
     env = {**os.environ, "JOB_MARK": mark, "OMP_NUM_THREADS": threads, **(env or {})}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd or ROOT, env=env,
-                          timeout=120, preexec_fn=lambda: os.umask(0o027))
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o027),
+    )
 
 
 def _fresh(*argv, threads="1", mark="m", cwd=None):
     env = {**os.environ, "JOB_MARK": mark, "OMP_NUM_THREADS": threads}
-    return subprocess.run([sys.executable, "-m", MODULE, *argv], capture_output=True, text=True, cwd=cwd or ROOT,
-                          env=env, timeout=120, preexec_fn=lambda: os.umask(0o027))
+    return subprocess.run(
+        [sys.executable, "-m", MODULE, *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o027),
+    )
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])
@@ -48,8 +65,8 @@ def test_a_forked_job_computes_what_a_fresh_process_computes(server, tmp_path, t
     fresh = _fresh(threads=threads, mark="a", cwd=tmp_path)
     assert forked.returncode == fresh.returncode == 0, forked.stderr + fresh.stderr
     assert "FALLBACK" not in forked.stderr and "forked by the job server" in forked.stderr
-    assert forked.stdout == fresh.stdout                    # the same weights, to the bit
-    assert forked.stdout.splitlines()[1] == f"{tmp_path} a 0o27"   # the client's directory, environment, umask
+    assert forked.stdout == fresh.stdout  # the same weights, to the bit
+    assert forked.stdout.splitlines()[1] == f"{tmp_path} a 0o27"  # the client's directory, environment, umask
 
 
 def test_exit_status_and_messages_are_the_clients(server):
@@ -59,8 +76,10 @@ def test_exit_status_and_messages_are_the_clients(server):
 
 def test_a_killed_client_takes_its_job_with_it(server, tmp_path):
     pid_file = tmp_path / "pid"
-    code = (f"from unlearn_repro.jobserver import submit; submit({server!r}, ['sleep', {str(pid_file)!r}], "
-            f"{MODULE!r})")
+    code = (
+        f"from unlearn_repro.jobserver import submit; submit({server!r}, ['sleep', {str(pid_file)!r}], "
+        f"{MODULE!r})"
+    )
     client = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     for _ in range(300):
         if pid_file.exists() and pid_file.read_text():
@@ -97,14 +116,19 @@ def test_a_bad_or_vanished_client_leaves_the_server_and_other_jobs_running(serve
     import json
     import socket
     import struct
-    for request in (b"\x00\x00\x00\x05nojson", b"\x00\x00\x00\x02{}"):     # malformed; no env
+
+    for request in (b"\x00\x00\x00\x05nojson", b"\x00\x00\x00\x02{}"):  # malformed; no env
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(server)
             s.sendall(request)
     # a request the server answers with a fallback, from a client already gone (a broken pipe for the server)
-    body = json.dumps({"argv": [], "cwd": str(tmp_path), "umask": 18, "env": {"HF_HOME": "/elsewhere"}}).encode()
+    body = json.dumps(
+        {"argv": [], "cwd": str(tmp_path), "umask": 18, "env": {"HF_HOME": "/elsewhere"}}
+    ).encode()
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(server)
         s.sendall(struct.pack("!I", len(body)) + body)
     r = _client(server)
-    assert r.returncode == 0 and "FALLBACK" not in r.stderr and "forked by the job server" in r.stderr, r.stderr
+    assert r.returncode == 0 and "FALLBACK" not in r.stderr and "forked by the job server" in r.stderr, (
+        r.stderr
+    )

@@ -1,5 +1,6 @@
 """LoRA target resolution, FLoRA's Fisher-weighted initialization (against numpy's SVD and Eckart-Young) and
 the diagonal empirical Fisher (against per-sample gradients computed one model copy at a time)."""
+
 import numpy as np
 import pytest
 import torch
@@ -50,16 +51,17 @@ def test_uniform_fisher_is_plain_svd():
     u, s, vt = np.linalg.svd(w.numpy())
     assert np.allclose((b @ a).numpy(), (u[:, :2] * s[:2]) @ vt[:2], atol=1e-10)
     # A's rows span W's top right singular vectors (a constant d only rescales the split between A and B)
-    assert np.allclose(np.abs(a.numpy() / np.linalg.norm(a.numpy(), axis=1, keepdims=True)), np.abs(vt[:2]),
-                       atol=1e-10)
+    assert np.allclose(
+        np.abs(a.numpy() / np.linalg.norm(a.numpy(), axis=1, keepdims=True)), np.abs(vt[:2]), atol=1e-10
+    )
 
 
 def test_row_weights_are_sqrt_of_row_sums_of_the_relative_fisher():
     ff = torch.tensor([[1.0, 3.0], [0.0, 0.0]])
     fr = torch.tensor([[1.0, 1.0], [2.0, 2.0]])
     d = row_weights(ff, fr, eps=0.0)
-    assert d[0].item() == pytest.approx(2.0)       # sqrt(1/1 + 3/1)
-    assert 0 < d[1].item() < 1e-6                   # no importance: a tiny positive weight, still invertible
+    assert d[0].item() == pytest.approx(2.0)  # sqrt(1/1 + 3/1)
+    assert 0 < d[1].item() < 1e-6  # no importance: a tiny positive weight, still invertible
 
 
 def test_bad_shapes_are_named():
@@ -78,10 +80,17 @@ def test_target_modules_per_family():
 
 def test_diagonal_fisher_is_the_mean_of_squared_per_sample_gradients(tiny_tokenizer):
     model = build_model("tiny-gpt-neo", tiny_tokenizer, seed=0).double()
-    seqs = [[5, 9, 30, 7, 2], [11, 4, 8], [40, 41, 42, 43]]  # different lengths: padded inside the batched chunk
+    seqs = [
+        [5, 9, 30, 7, 2],
+        [11, 4, 8],
+        [40, 41, 42, 43],
+    ]  # different lengths: padded inside the batched chunk
     named = dict(model.named_parameters())
     # keys of our own, listed against the model's order: the flat layout must map back to each parameter
-    params = {"fc": named["transformer.h.1.mlp.c_fc.weight"], "q": named["transformer.h.0.attn.attention.q_proj.weight"]}
+    params = {
+        "fc": named["transformer.h.1.mlp.c_fc.weight"],
+        "q": named["transformer.h.0.attn.attention.q_proj.weight"],
+    }
     fisher = diagonal_fisher(model, seqs, params)
     for key, param in params.items():
         expect = torch.zeros_like(param)
@@ -90,15 +99,21 @@ def test_diagonal_fisher_is_the_mean_of_squared_per_sample_gradients(tiny_tokeni
             ids = torch.tensor([s])
             logits = model(input_ids=ids).logits[0, :-1]
             torch.nn.functional.cross_entropy(logits, ids[0, 1:]).backward()
-            expect += param.grad ** 2
+            expect += param.grad**2
         assert fisher[key].shape == param.shape
         # GPT-Neo computes attention in fp32 even in a fp64 model: padded and unpadded rows agree to ~1e-6
         assert torch.allclose(fisher[key], expect / len(seqs), rtol=1e-5, atol=0)
     assert all(p.requires_grad for p in model.parameters())  # flags restored
 
 
-@pytest.mark.parametrize("name,groups", [("tiny-gpt-neo", ["q", "v", "ffn"]), ("tiny-opt", ["q", "v", "ffn"]),
-                                         ("tiny-gpt-neo", ["q", "k", "v", "o"])])
+@pytest.mark.parametrize(
+    "name,groups",
+    [
+        ("tiny-gpt-neo", ["q", "v", "ffn"]),
+        ("tiny-opt", ["q", "v", "ffn"]),
+        ("tiny-gpt-neo", ["q", "k", "v", "o"]),
+    ],
+)
 def test_flora_leaves_the_whole_models_output_unchanged(tiny_tokenizer, name, groups):
     torch.manual_seed(0)
     model = build_model(name, tiny_tokenizer, seed=0)
@@ -111,12 +126,12 @@ def test_flora_leaves_the_whole_models_output_unchanged(tiny_tokenizer, name, gr
     layers = lora_layers(wrapped)
     assert len(layers) == 4 * len(target_modules(model.config.model_type, groups))
     layer = next(iter(layers.values()))
-    assert layer.lora_B["default"].weight.abs().sum() > 0            # FLoRA, not peft's B = 0
+    assert layer.lora_B["default"].weight.abs().sum() > 0  # FLoRA, not peft's B = 0
     assert layer.scaling["default"] == pytest.approx(16 / 4)
     after = wrapped(input_ids=ids).logits.detach()
     assert torch.allclose(after, before, atol=1e-4)
     assert 0 < trainable_share(wrapped) < 100
-    merged = wrapped.merge_and_unload()                               # merging restores W = residual + scaling * B A
+    merged = wrapped.merge_and_unload()  # merging restores W = residual + scaling * B A
     for n, p in merged.named_parameters():
         assert torch.allclose(p, base_w[n], atol=1e-5), n
 
@@ -131,6 +146,7 @@ def test_plain_lora_starts_at_the_base_model(tiny_tokenizer):
 
 def test_plain_lora_init_is_seeded_by_run_not_by_the_process_rng(tiny_tokenizer):
     from types import SimpleNamespace
+
     wrap = lora_wrapper("lora", ["q", "v"], rank=2, alpha=4)
 
     def first_a(burn):

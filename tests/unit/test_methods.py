@@ -1,14 +1,15 @@
 """The methods' updates against independent computations on a tiny model."""
+
 import copy
 
 import pytest
 import torch
 
+from tests.conftest import ROOT
 from unlearn_repro.config import load
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.methods.newton import flat_grad, segments, trainable
 from unlearn_repro.train import collate
-from tests.conftest import ROOT
 
 
 def _ctx(tmp_path, **fisher):
@@ -17,7 +18,10 @@ def _ctx(tmp_path, **fisher):
     raw["fisher"].update(fisher)
     raw["unlearn"]["forget_batch_size"] = 2
     from unlearn_repro.config import Frozen
-    return Context(cfg=Frozen(raw), device="cpu", pad_id=1, seed=0, pretrained_path=tmp_path, work_dir=tmp_path / "w")
+
+    return Context(
+        cfg=Frozen(raw), device="cpu", pad_id=1, seed=0, pretrained_path=tmp_path, work_dir=tmp_path / "w"
+    )
 
 
 def _flat(model):
@@ -25,10 +29,22 @@ def _flat(model):
 
 
 def test_registry_has_the_papers_methods():
-    assert METHODS.names() == ["finetune", "fisher_forgetting", "fisher_removal", "gradient_ascent", "gradient_difference",
-                               "inverted_hinge", "npo", "preference", "retrain"]
+    assert METHODS.names() == [
+        "finetune",
+        "fisher_forgetting",
+        "fisher_removal",
+        "gradient_ascent",
+        "gradient_difference",
+        "inverted_hinge",
+        "npo",
+        "preference",
+        "retrain",
+    ]
     assert METHODS.get("fisher_removal").params(load(ROOT / "params.yaml", "ci")).keys() == {
-        "methods.fisher_removal", "unlearn", "fisher"}
+        "methods.fisher_removal",
+        "unlearn",
+        "fisher",
+    }
     with pytest.raises(KeyError, match="valid choices: finetune"):
         METHODS.get("sisa")
 
@@ -43,6 +59,7 @@ def test_fisher_removal_is_a_damped_newton_step(tiny_model_and_batches, tmp_path
     before = copy.deepcopy(model)
     # the same D+ gradients the method will draw: its stream is seeded by (seed, cycle); one pass covers D+
     from unlearn_repro.methods.newton import retain_stream
+
     stream = retain_stream(retain, 1, ctx.seed * 1000 + 1)
     g_plus = torch.stack([flat_grad(before, next(stream), pad, "cpu") for _ in range(3)]).double()
     delta = flat_grad(before, forget, pad, "cpu").double()
@@ -72,7 +89,7 @@ def test_fisher_forgetting_noise_is_bounded_and_seeded(tiny_model_and_batches, t
     # two forget batches of noise, each ||(mu sigma^2)^1/4 F^-1/4 M|| <= (mu sigma^2)^1/4 ||M|| (lambda = 1)
     scale = (1e-3 * 1e-6) ** 0.25
     d = step.numel()
-    assert 0 < step.norm() <= 2 * scale * (d ** 0.5) * 1.2
+    assert 0 < step.norm() <= 2 * scale * (d**0.5) * 1.2
 
 
 def test_gradient_ascent_is_plain_sgd_on_the_negated_loss(tiny_model_and_batches, tmp_path):
@@ -80,7 +97,7 @@ def test_gradient_ascent_is_plain_sgd_on_the_negated_loss(tiny_model_and_batches
     model.double()
     ctx = _ctx(tmp_path)
     ctx.pad_id = pad
-    forget = [batches[0][0], batches[1][0]]          # one batch of 2
+    forget = [batches[0][0], batches[1][0]]  # one batch of 2
     before = copy.deepcopy(model)
     grad = flat_grad(before, forget, pad, "cpu")
     model, _ = METHODS.get("gradient_ascent").unlearn(ctx, model, forget, [], cycle=1)
@@ -99,7 +116,10 @@ def _one_sgd_step(tmp_path, model, name, forget, retain, **hp):
     cfg["unlearn"]["forget_batch_size"] = len(forget)
     cfg["methods"][name].update(optimizer="sgd", lr=1e-2, epochs=1, **hp)
     from unlearn_repro.config import Frozen
-    ctx = Context(cfg=Frozen(cfg), device="cpu", pad_id=1, seed=0, pretrained_path=tmp_path, work_dir=tmp_path / "w")
+
+    ctx = Context(
+        cfg=Frozen(cfg), device="cpu", pad_id=1, seed=0, pretrained_path=tmp_path, work_dir=tmp_path / "w"
+    )
     before = copy.deepcopy(model)
     model, stats = METHODS.get(name).unlearn(ctx, model, forget, retain, cycle=1)
     assert stats["steps"] == 1 and not stats["diverged"]
@@ -113,12 +133,17 @@ def _grad(model, loss_fn):
 
 def _retain_batch(retain, ctx, pad):
     from unlearn_repro.objectives import RetainSampler
-    idx = RetainSampler(retain, ctx.cfg.unlearn.forget_batch_size, ctx.seed * 1000 + 1 + 1, pad, "cpu").indices(0)
+
+    idx = RetainSampler(
+        retain, ctx.cfg.unlearn.forget_batch_size, ctx.seed * 1000 + 1 + 1, pad, "cpu"
+    ).indices(0)
     return collate([retain[i] for i in idx], pad, "cpu")
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5])
-def test_gradient_difference_step_is_forget_ascent_plus_retain_descent(tiny_model_and_batches, tmp_path, gamma):
+def test_gradient_difference_step_is_forget_ascent_plus_retain_descent(
+    tiny_model_and_batches, tmp_path, gamma
+):
     model, batches, pad = tiny_model_and_batches
     model.double()
     seqs = [b[0] for b in batches]
@@ -132,6 +157,7 @@ def test_gradient_difference_step_is_forget_ascent_plus_retain_descent(tiny_mode
 
 def test_inverted_hinge_step_follows_the_hinge_gradient(tiny_model_and_batches, tmp_path):
     from unlearn_repro.losses import inverted_hinge
+
     model, batches, pad = tiny_model_and_batches
     model.double()
     seqs = [b[0] for b in batches]
@@ -139,8 +165,15 @@ def test_inverted_hinge_step_follows_the_hinge_gradient(tiny_model_and_batches, 
     ref = copy.deepcopy(model)
     step, ctx = _one_sgd_step(tmp_path, model, "inverted_hinge", forget, retain, gamma=1.0)
     fb, rb = collate(forget, pad, "cpu"), _retain_batch(retain, ctx, pad)
-    g = _grad(ref, lambda m: inverted_hinge(m(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits,
-                                            fb["labels"]) + m(**rb).loss)
+    g = _grad(
+        ref,
+        lambda m: (
+            inverted_hinge(
+                m(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits, fb["labels"]
+            )
+            + m(**rb).loss
+        ),
+    )
     assert torch.allclose(step, -1e-2 * g, atol=1e-12)
     assert step.norm() > 0
 
@@ -156,32 +189,44 @@ def test_npo_starts_as_gradient_ascent_on_the_summed_sequence_loss(tiny_model_an
 
     def mean_summed_nll(m):
         b = collate(forget, pad, "cpu")
-        logp = torch.log_softmax(m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1], -1)
+        logp = torch.log_softmax(
+            m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1], -1
+        )
         tgt = b["labels"][:, 1:]
         mask = tgt != -100
         return -(logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask).sum() / len(forget)
+
     assert torch.allclose(step, 1e-2 * _grad(ref, mean_summed_nll), atol=1e-12)
 
 
 def test_preference_trains_refusals_after_forget_prompts(tiny_model_and_batches, tiny_tokenizer, tmp_path):
     from unlearn_repro.methods.preference import refusal_items, refusals
+
     model, batches, pad = tiny_model_and_batches
     model.double()
     seqs = [b[0] for b in batches]
     forget = seqs[:2]
     items = refusal_items(tiny_tokenizer, forget, 0.5, 64, seed=1)
-    answers = {tiny_tokenizer.decode(it["ids"][it["prompt_len"]:-1]).strip() for it in items}
+    answers = {tiny_tokenizer.decode(it["ids"][it["prompt_len"] : -1]).strip() for it in items}
     assert answers <= set(refusals()) and len(refusals()) >= 10
     for it, s in zip(items, forget):
-        assert it["ids"][:it["prompt_len"]] == s[:max(1, len(s) // 2)]
-    assert refusal_items(tiny_tokenizer, forget, 0.5, 64, seed=1) == items   # seeded
+        assert it["ids"][: it["prompt_len"]] == s[: max(1, len(s) // 2)]
+    assert refusal_items(tiny_tokenizer, forget, 0.5, 64, seed=1) == items  # seeded
     ref = copy.deepcopy(model)
     cfg = load(ROOT / "params.yaml", "ci").to_dict()
     cfg["unlearn"]["forget_batch_size"] = 2
     cfg["methods"]["preference"].update(optimizer="sgd", lr=1e-2, gamma=0.0)
     from unlearn_repro.config import Frozen
-    ctx = Context(cfg=Frozen(cfg), device="cpu", pad_id=pad, seed=0, pretrained_path=tmp_path, work_dir=tmp_path / "w",
-                  tokenizer=tiny_tokenizer)
+
+    ctx = Context(
+        cfg=Frozen(cfg),
+        device="cpu",
+        pad_id=pad,
+        seed=0,
+        pretrained_path=tmp_path,
+        work_dir=tmp_path / "w",
+        tokenizer=tiny_tokenizer,
+    )
     model, _ = METHODS.get("preference").unlearn(ctx, model, forget, seqs[2:], cycle=1)
     expected_items = refusal_items(tiny_tokenizer, forget, 0.5, cfg["data"]["max_length"], seed=1)
     g = _grad(ref, lambda m: m(**collate(expected_items, pad, "cpu")).loss)
@@ -191,9 +236,13 @@ def test_preference_trains_refusals_after_forget_prompts(tiny_model_and_batches,
 def test_a_wrapped_model_saves_as_merged_plain_weights(tiny_model_and_batches, tiny_tokenizer, tmp_path):
     """LoRA adapters (peft) are merged on save: the checkpoint loads as an ordinary model, same outputs."""
     from peft import LoraConfig, get_peft_model
+
     from unlearn_repro.models import checkpoint
+
     model, batches, pad = tiny_model_and_batches
-    wrapped = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    wrapped = get_peft_model(
+        model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     ids = torch.tensor([batches[0][0]])
     with torch.no_grad():
         expected = wrapped(input_ids=ids).logits
@@ -208,6 +257,7 @@ def test_each_method_declares_what_its_block_lets_a_study_set():
     """A study reads the declaration, never the name: so the declaration must match the block it describes
     (a loss-based method's step is its lr, a retain weight is its gamma, a reference temperature its beta)."""
     from unlearn_repro.methods.loss_based import LossMethod
+
     for name in METHODS.names():
         impl = METHODS.get(name)
         keys = set(impl.schema["properties"])
@@ -230,7 +280,7 @@ def test_study_block_sets_only_what_the_declaration_asks_for():
     assert ga == {**cfg.methods.gradient_ascent.to_dict(), "optimizer": "sophia", "epochs": 4, "lr": 0.5}
     npo = METHODS.get("npo").study_block(cfg, {"optimizer": "sophia"}, **study)
     assert (npo["lr"], npo["gamma"], npo["beta"], npo["optimizer"]) == (0.5, 2.0, 0.3, "sophia")
-    assert METHODS.get("npo").study_block(cfg)["beta"] == cfg.methods.npo.beta   # None: its own value stays
+    assert METHODS.get("npo").study_block(cfg)["beta"] == cfg.methods.npo.beta  # None: its own value stays
     with pytest.raises(ValueError, match="'fisher_forgetting' declares no step_key"):
         METHODS.get("fisher_forgetting").study_block(cfg, step=0.1)
     run = METHODS.get("gradient_difference").study_config(cfg, {"lr": 0.25}, unlearn={"forget_batch_size": 3})
@@ -243,6 +293,7 @@ def test_unlearn_cycle_prepares_unlearns_then_merges(monkeypatch, tmp_path):
     """Every study's one cycle: the study's wrappers, the method, the callbacks in between, the merge last."""
     from unlearn_repro.methods.base import Method
     from unlearn_repro.models import checkpoint
+
     calls = []
 
     class Recording(Method):
@@ -255,11 +306,29 @@ def test_unlearn_cycle_prepares_unlearns_then_merges(monkeypatch, tmp_path):
         return model + "+wrapped"
 
     monkeypatch.setattr(checkpoint, "unwrap", lambda m: calls.append(("merge", m)) or "plain")
-    ctx = Context(cfg=None, device="cpu", pad_id=0, seed=0, pretrained_path=tmp_path, work_dir=tmp_path,
-                  wrappers=(wrap,))
-    model, stats = Recording().unlearn_cycle(ctx, "m", [], [], 1,
-                                             on_prepared=lambda m: calls.append(("seen", m)),
-                                             on_unlearned=lambda m: calls.append(("trained", m)))
+    ctx = Context(
+        cfg=None,
+        device="cpu",
+        pad_id=0,
+        seed=0,
+        pretrained_path=tmp_path,
+        work_dir=tmp_path,
+        wrappers=(wrap,),
+    )
+    model, stats = Recording().unlearn_cycle(
+        ctx,
+        "m",
+        [],
+        [],
+        1,
+        on_prepared=lambda m: calls.append(("seen", m)),
+        on_unlearned=lambda m: calls.append(("trained", m)),
+    )
     assert (model, stats) == ("plain", {"diverged": False})
-    assert calls == [("wrap", "m"), ("seen", "m+wrapped"), ("unlearn", "m+wrapped"),
-                     ("trained", "m+wrapped+unlearned"), ("merge", "m+wrapped+unlearned")]
+    assert calls == [
+        ("wrap", "m"),
+        ("seen", "m+wrapped"),
+        ("unlearn", "m+wrapped"),
+        ("trained", "m+wrapped+unlearned"),
+        ("merge", "m+wrapped+unlearned"),
+    ]

@@ -1,4 +1,5 @@
 """Metrics on hand-computed values, and the collectors against a direct computation on a tiny model."""
+
 import itertools
 import math
 
@@ -12,25 +13,27 @@ from unlearn_repro.metrics.exposure import delta_exposure, exposure, exposures_b
 
 
 def test_exposure_hand_computed():
-    refs = np.array([5.0, 7.0, 9.0])        # |S| = 3, so |Q| = 4
-    assert rank(6.0, refs) == 2             # one reference (5.0) is more likely
-    assert exposure(6.0, refs) == pytest.approx(math.log2(4) - math.log2(2))   # = 1
-    assert exposure(1.0, refs) == pytest.approx(2.0)                           # most likely: log2 4
-    assert exposure(10.0, refs) == pytest.approx(0.0)                          # least likely
-    assert rank(7.0, refs) == 2                                                # ties favour the sample
+    refs = np.array([5.0, 7.0, 9.0])  # |S| = 3, so |Q| = 4
+    assert rank(6.0, refs) == 2  # one reference (5.0) is more likely
+    assert exposure(6.0, refs) == pytest.approx(math.log2(4) - math.log2(2))  # = 1
+    assert exposure(1.0, refs) == pytest.approx(2.0)  # most likely: log2 4
+    assert exposure(10.0, refs) == pytest.approx(0.0)  # least likely
+    assert rank(7.0, refs) == 2  # ties favour the sample
 
 
 def test_exposures_use_references_of_the_same_length():
-    cum = np.array([[1.0, 2.0, 3.0], [0.5, 4.0, 4.5], [2.0, 2.5, 9.0]])   # 3 refs, lengths 1..3
+    cum = np.array([[1.0, 2.0, 3.0], [0.5, 4.0, 4.5], [2.0, 2.5, 9.0]])  # 3 refs, lengths 1..3
     got = exposures_by_length(np.array([1.5, 3.0]), np.array([1, 3]), cum)
-    assert got[0] == pytest.approx(2 - math.log2(3))   # length 1: refs 1.0, 0.5, 2.0 -> 2 lower, rank 3
-    assert got[1] == pytest.approx(2 - math.log2(1))   # length 3: refs 3.0, 4.5, 9.0 -> 0 lower
+    assert got[0] == pytest.approx(2 - math.log2(3))  # length 1: refs 1.0, 0.5, 2.0 -> 2 lower, rank 3
+    assert got[1] == pytest.approx(2 - math.log2(1))  # length 3: refs 3.0, 4.5, 9.0 -> 0 lower
     with pytest.raises(ValueError, match="predicts 4 tokens"):
         exposures_by_length(np.array([1.0]), np.array([4]), cum)
     assert delta_exposure(np.array([3.0, 1.0]), np.array([1.0, 1.0])) == -1.0
     # a reference shorter than the sample is left out: only 2 references reach length 3
     ragged = np.array([[1.0, 2.0, 3.0], [0.5, 4.0, np.nan], [2.0, 2.5, 1.0]])
-    assert exposures_by_length(np.array([2.0]), np.array([3]), ragged)[0] == pytest.approx(math.log2(3) - math.log2(2))
+    assert exposures_by_length(np.array([2.0]), np.array([3]), ragged)[0] == pytest.approx(
+        math.log2(3) - math.log2(2)
+    )
 
 
 def test_accuracy_functions():
@@ -83,9 +86,9 @@ def _choice_scores(model, tok, query, choices, max_length, keep_end=True, reduce
     the query's start kept by the cut, `extra` context tokens scored with the choice."""
     out = []
     for c in choices:
-        cont = _ids(tok, c)[:max_length - 2]
+        cont = _ids(tok, c)[: max_length - 2]
         lp, _ = _direct_logprobs(model, _context_plus(tok, query, cont, max_length, keep_end))
-        out.append(float(reduce(lp[len(lp) - len(cont) - extra:])))
+        out.append(float(reduce(lp[len(lp) - len(cont) - extra :])))
     return out
 
 
@@ -103,8 +106,9 @@ def _decisive(model, tok, queries, pool, n_choices, max_length, **wrong):
         for choices in itertools.combinations(pool, n_choices):
             right = _choice_scores(model, tok, query, list(choices), max_length)
             other = _choice_scores(model, tok, query, list(choices), max_length, **wrong)
-            if min(np.sort(v)[-1] - np.sort(v)[-2] for v in (right, other)) > 1e-3 \
-                    and np.argmax(right) != np.argmax(other):
+            if min(np.sort(v)[-1] - np.sort(v)[-2] for v in (right, other)) > 1e-3 and np.argmax(
+                right
+            ) != np.argmax(other):
                 return {"query": query, "choices": list(choices), "gold": int(np.argmax(right))}
     raise AssertionError(f"no question on which the scoring {wrong} picks otherwise")
 
@@ -117,13 +121,23 @@ def test_multiple_choice_accuracy_matches_a_direct_forward(tiny_model_and_batche
         return _best(_choice_scores(model, tok, query, choices, max_length))
 
     right = {"query": "the quick brown", "choices": [" fox", " data"]}
-    right["gold"] = pick(right["query"], right["choices"])                     # the model's pick: right
+    right["gold"] = pick(right["query"], right["choices"])  # the model's pick: right
     wrong = {"query": "unlearning removes", "choices": [" data", " dog"]}
-    wrong["gold"] = 1 - pick(wrong["query"], wrong["choices"])                 # the other one: wrong
+    wrong["gold"] = 1 - pick(wrong["query"], wrong["choices"])  # the other one: wrong
     three = {"query": "models forget", "choices": [" data", " the", " lazy dog"]}
-    three["gold"] = pick(three["query"], three["choices"])                     # right, among three
-    pool = [" fox", " data", " dog", " lazy dog", " models", " the", " removes data", " jumps",
-            " over the lazy dog", " quick brown fox"]
+    three["gold"] = pick(three["query"], three["choices"])  # right, among three
+    pool = [
+        " fox",
+        " data",
+        " dog",
+        " lazy dog",
+        " models",
+        " the",
+        " removes data",
+        " jumps",
+        " over the lazy dog",
+        " quick brown fox",
+    ]
     queries = ["the lazy", "models forget", "jumps over the", "the quick brown"]
     # questions the model gets right only with the length normalization, and only with the choice's own
     # tokens scored (one context token more or less picks otherwise)
@@ -132,17 +146,27 @@ def test_multiple_choice_accuracy_matches_a_direct_forward(tiny_model_and_batche
     multi_token = [c for c in pool if len(_ids(tok, c)) > 1]
     span_short = _decisive(model, tok, queries, multi_token, 2, L, extra=-1)
 
-    for row, want in [(right, 1.0), (wrong, 0.0), (three, 1.0), (norm, 1.0), (span, 1.0), (span_short, 1.0),
-                      (dict(norm, gold=1 - norm["gold"]), 0.0)]:
+    for row, want in [
+        (right, 1.0),
+        (wrong, 0.0),
+        (three, 1.0),
+        (norm, 1.0),
+        (span, 1.0),
+        (span_short, 1.0),
+        (dict(norm, gold=1 - norm["gold"]), 0.0),
+    ]:
         assert task_accuracy(model, tok, [row], "multiple_choice", L, "cpu") == want, row
     assert task_accuracy(model, tok, [right, wrong, norm, three], "multiple_choice", L, "cpu") == 0.75
     assert task_accuracy(model, tok, [right, wrong], "multiple_choice", L, "cpu") == 0.5
 
     # a short max_length cuts the query from the left (it keeps its end, next to the choice): a question
     # whose pick differs from the one with the query's start kept instead
-    long_queries = ["the quick brown fox jumps over the lazy", "the lazy dog jumps over the quick brown",
-                    "models forget data from the lazy dog"]
-    assert all(len(_ids(tok, q)) > 8 for q in long_queries)                    # the cut does happen
+    long_queries = [
+        "the quick brown fox jumps over the lazy",
+        "the lazy dog jumps over the quick brown",
+        "models forget data from the lazy dog",
+    ]
+    assert all(len(_ids(tok, q)) > 8 for q in long_queries)  # the cut does happen
     short = _decisive(model, tok, long_queries, pool[:8], 3, 8, keep_end=False)
     assert task_accuracy(model, tok, [short], "multiple_choice", 8, "cpu") == 1.0
     short_wrong = dict(short, gold=(short["gold"] + 1) % 3)
@@ -154,9 +178,9 @@ def test_cloze_accuracy_matches_the_greedy_argmax(tiny_model_and_batches, tiny_t
     tok, L = tiny_tokenizer, 32
 
     def direct_correct(context, continuation, max_length=L, keep_end=True):
-        target = _ids(tok, " " + continuation)[:max_length - 2]
+        target = _ids(tok, " " + continuation)[: max_length - 2]
         _, greedy = _direct_logprobs(model, _context_plus(tok, context, target, max_length, keep_end))
-        return greedy[-len(target):] == target
+        return greedy[-len(target) :] == target
 
     # a continuation the model predicts greedily: the first context (in a fixed order) whose greedy next
     # token is a word start that round-trips through " " + continuation
@@ -175,15 +199,23 @@ def test_cloze_accuracy_matches_the_greedy_argmax(tiny_model_and_batches, tiny_t
     assert hit is not None, "no context whose greedy next token is a whole word start"
     context, predicted, tid = hit
     assert direct_correct(context, predicted)
-    assert task_accuracy(model, tok, [{"context": context, "continuation": predicted}], "cloze", L, "cpu") == 1.0
+    assert (
+        task_accuracy(model, tok, [{"context": context, "continuation": predicted}], "cloze", L, "cpu") == 1.0
+    )
     # the same first token followed by one the model does not predict: every token must match
-    longer = next(predicted + x for x in ["s", "a", "e", "x", "z", "q"]
-                  if _ids(tok, " " + predicted + x)[0] == tid and not direct_correct(context, predicted + x))
+    longer = next(
+        predicted + x
+        for x in ["s", "a", "e", "x", "z", "q"]
+        if _ids(tok, " " + predicted + x)[0] == tid and not direct_correct(context, predicted + x)
+    )
     assert task_accuracy(model, tok, [{"context": context, "continuation": longer}], "cloze", L, "cpu") == 0.0
 
-    rows = [{"context": context, "continuation": predicted}, {"context": context, "continuation": longer},
-            {"context": "the quick brown", "continuation": "fox"},
-            {"context": "unlearning removes", "continuation": "data"}]
+    rows = [
+        {"context": context, "continuation": predicted},
+        {"context": context, "continuation": longer},
+        {"context": "the quick brown", "continuation": "fox"},
+        {"context": "unlearning removes", "continuation": "data"},
+    ]
     expected = [direct_correct(r["context"], r["continuation"]) for r in rows]
     assert expected[:2] == [True, False]
     for r, e in zip(rows, expected):
@@ -197,11 +229,13 @@ def test_cloze_accuracy_matches_the_greedy_argmax(tiny_model_and_batches, tiny_t
         return text[1:] if text.startswith(" ") and len(text) > 1 and _ids(tok, text) == [t] else None
 
     cut = None
-    for context, m in itertools.product((" ".join(c) for c in itertools.product(words, repeat=2)), range(3, 7)):
+    for context, m in itertools.product(
+        (" ".join(c) for c in itertools.product(words, repeat=2)), range(3, 7)
+    ):
         ids = _ids(tok, context)
         if len(ids) + 1 <= m:
             continue
-        word = whole_word(_direct_logprobs(model, ids[-(m - 1):] + [0])[1][-1])
+        word = whole_word(_direct_logprobs(model, ids[-(m - 1) :] + [0])[1][-1])
         if word and direct_correct(context, word, m) and not direct_correct(context, word, m, keep_end=False):
             cut = ({"context": context, "continuation": word}, m)
             break
@@ -212,17 +246,17 @@ def test_cloze_accuracy_matches_the_greedy_argmax(tiny_model_and_batches, tiny_t
 def test_exposures_match_a_direct_computation(tiny_model_and_batches, tiny_tokenizer):
     model, batches, _ = tiny_model_and_batches
     seqs = [b[0] for b in batches]
-    samples = [seqs[0], seqs[4], seqs[3]]                       # 7, 4 and 11 tokens: predict 6, 3, 10
+    samples = [seqs[0], seqs[4], seqs[3]]  # 7, 4 and 11 tokens: predict 6, 3, 10
     # 22 references of 3..12 tokens (rotated, so none starts like a sample: no exact ties)
-    refs = [(s * 3)[1:1 + n] for s in seqs for n in (3, 5, 8, 12)] + seqs[1:3]
+    refs = [(s * 3)[1 : 1 + n] for s in seqs for n in (3, 5, 8, 12)] + seqs[1:3]
     ref_lp = [_direct_logprobs(model, r)[0] for r in refs]
 
     expected, excluded, cut_counts = [], [], []
     for s in samples:
         lp, _ = _direct_logprobs(model, s)
         nll, n = -lp.sum(), len(lp)
-        cut = np.array([-x[:n].sum() for x in ref_lp if len(x) >= n])   # refs at least as long, cut to n
-        assert np.abs(cut - nll).min() > 1e-4                            # no near-ties to flip the count
+        cut = np.array([-x[:n].sum() for x in ref_lp if len(x) >= n])  # refs at least as long, cut to n
+        assert np.abs(cut - nll).min() > 1e-4  # no near-ties to flip the count
         lower = int((cut < nll).sum())
         expected.append(math.log2(len(cut) + 1) - math.log2(1 + lower))
         excluded.append(len(refs) - len(cut))

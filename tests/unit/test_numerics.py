@@ -1,6 +1,7 @@
 """The pinned CPU code path (numerics.py): who gets it, and whether it keeps a training run's weights
 bit-identical when a job runs on a CPU that would take another code path (simulated by capping the
 libraries' instruction sets in a fresh process: they read the variables once, at start)."""
+
 import json
 import os
 import subprocess
@@ -40,8 +41,17 @@ def _env(**extra) -> dict:
 
 def _runs(envs: dict[str, dict]) -> dict[str, dict]:
     """The child in one fresh process per environment, run side by side."""
-    procs = {k: subprocess.Popen([sys.executable, "-c", CHILD], env=e, cwd=ROOT, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for k, e in envs.items()}
+    procs = {
+        k: subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            env=e,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k, e in envs.items()
+    }
     out = {}
     for k, p in procs.items():
         stdout, stderr = p.communicate(timeout=120)
@@ -52,14 +62,20 @@ def _runs(envs: dict[str, dict]) -> dict[str, dict]:
 
 @pytest.mark.skipif("avx2" not in numerics.isa_flags(), reason="the pinned path needs an x86 CPU with AVX2")
 def test_pinned_path_keeps_weights_identical_on_another_code_path():
-    runs = _runs({"pinned": _env(UNLEARN_NUMERICS="pinned"),
-                  "pinned_avx2_cpu": _env(UNLEARN_NUMERICS="pinned", **AVX2_CPU),
-                  "native": _env(UNLEARN_NUMERICS="native"),
-                  "native_avx2_cpu": _env(UNLEARN_NUMERICS="native", **AVX2_CPU)})
+    runs = _runs(
+        {
+            "pinned": _env(UNLEARN_NUMERICS="pinned"),
+            "pinned_avx2_cpu": _env(UNLEARN_NUMERICS="pinned", **AVX2_CPU),
+            "native": _env(UNLEARN_NUMERICS="native"),
+            "native_avx2_cpu": _env(UNLEARN_NUMERICS="native", **AVX2_CPU),
+        }
+    )
     assert runs["pinned"]["capability"] == runs["pinned_avx2_cpu"]["capability"] == "AVX2"
-    assert runs["pinned"]["hash"] == runs["pinned_avx2_cpu"]["hash"]      # the pin holds across CPUs
-    assert runs["native_avx2_cpu"]["hash"] == runs["pinned"]["hash"]      # = what an AVX2 CPU computes unpinned
-    if "avx512f" in numerics.isa_flags():  # here the unpinned path really is another one: the forced path bites
+    assert runs["pinned"]["hash"] == runs["pinned_avx2_cpu"]["hash"]  # the pin holds across CPUs
+    assert runs["native_avx2_cpu"]["hash"] == runs["pinned"]["hash"]  # = what an AVX2 CPU computes unpinned
+    if (
+        "avx512f" in numerics.isa_flags()
+    ):  # here the unpinned path really is another one: the forced path bites
         assert runs["native"]["capability"] == "AVX512"
         assert runs["native"]["hash"] != runs["native_avx2_cpu"]["hash"]
 
@@ -67,9 +83,11 @@ def test_pinned_path_keeps_weights_identical_on_another_code_path():
 def test_cpu_profiles_pin_gpu_profiles_do_not():
     assert numerics.job_env("cpu", {}) == {numerics.SWITCH: "pinned", **numerics.PINNED}
     assert numerics.job_env("cuda", {}) == {numerics.SWITCH: "native"}
-    assert numerics.job_env("cpu", {numerics.SWITCH: "native"}) == {numerics.SWITCH: "native"}  # the off switch
+    assert numerics.job_env("cpu", {numerics.SWITCH: "native"}) == {
+        numerics.SWITCH: "native"
+    }  # the off switch
     assert numerics.job_env("auto", {"CUDA_VISIBLE_DEVICES": ""})[numerics.SWITCH] == "pinned"
-    kept = numerics.job_env("cpu", {"MKL_CBWR": "COMPATIBLE"})                   # a user's own setting wins
+    kept = numerics.job_env("cpu", {"MKL_CBWR": "COMPATIBLE"})  # a user's own setting wins
     assert "MKL_CBWR" not in kept and kept["ATEN_CPU_CAPABILITY"] == "avx2"
     with pytest.raises(ValueError, match="UNLEARN_NUMERICS"):
         numerics.mode({numerics.SWITCH: "fast"})
@@ -96,12 +114,23 @@ def test_differences_bit_for_bit_and_within_tolerance():
 
 
 def test_bitwise_promised_only_when_both_ran_the_same_pinned_path():
-    pinned = {"mode": "pinned", "torch": "2.13.0+cpu", "torch_cpu_capability": "AVX2", "torch_threads": 1,
-              "env": dict(numerics.PINNED), "cpu_model": "A", "isa": ["avx2", "avx512f"]}
+    pinned = {
+        "mode": "pinned",
+        "torch": "2.13.0+cpu",
+        "torch_cpu_capability": "AVX2",
+        "torch_threads": 1,
+        "env": dict(numerics.PINNED),
+        "cpu_model": "A",
+        "isa": ["avx2", "avx512f"],
+    }
     other_cpu = {**pinned, "cpu_model": "B", "isa": ["avx2"]}
     assert numerics.bitwise_promised(pinned, other_cpu)
-    assert numerics.bitwise_promised(pinned, {**other_cpu, "env": {**pinned["env"], "MKL_ENABLE_INSTRUCTIONS": "AVX2"}})
-    assert not numerics.bitwise_promised(pinned, {**other_cpu, "env": {**pinned["env"], "MKL_CBWR": "AVX512"}})
+    assert numerics.bitwise_promised(
+        pinned, {**other_cpu, "env": {**pinned["env"], "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+    )
+    assert not numerics.bitwise_promised(
+        pinned, {**other_cpu, "env": {**pinned["env"], "MKL_CBWR": "AVX512"}}
+    )
     assert not numerics.bitwise_promised(pinned, {**other_cpu, "mode": "native"})
     assert not numerics.bitwise_promised(pinned, {**other_cpu, "torch_cpu_capability": "DEFAULT"})
     assert not numerics.bitwise_promised(pinned, {**other_cpu, "torch_threads": 2})

@@ -1,4 +1,5 @@
 """The params.yaml layout check of `make lint` (tools/check_params_style.py) on hand-made files."""
+
 import importlib.util
 
 from tests.conftest import ROOT
@@ -15,7 +16,9 @@ def test_block_style_and_flat_flow_collections_pass():
 
 def test_a_nested_flow_collection_is_named_with_its_line():
     text = "top: 1\nprofiles:\n  ci: {tofu: {model: tiny}, seeds: [0]}\n"
-    assert style.problems(text) == ["line 3: a flow-style collection holding another one (write it in block style)"]
+    assert style.problems(text) == [
+        "line 3: a flow-style collection holding another one (write it in block style)"
+    ]
 
 
 def test_a_long_line_is_named_with_its_length():

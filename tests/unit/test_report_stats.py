@@ -5,8 +5,16 @@ import math
 import pytest
 from scipy import stats
 
-from unlearn_repro.report.stats import (cell, compare, compare_to, difference, ours_paper, parse_per_seed,
-                                        per_seed, t_interval)
+from unlearn_repro.report.stats import (
+    cell,
+    compare,
+    compare_to,
+    difference,
+    ours_paper,
+    parse_per_seed,
+    per_seed,
+    t_interval,
+)
 
 
 def test_t_interval_is_mean_plus_minus_t_times_standard_error():

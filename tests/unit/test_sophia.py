@@ -1,4 +1,5 @@
 """Sophia (SOUL's second-order optimizer): steps checked against hand-computed values and Eq. 11."""
+
 import math
 
 import pytest
@@ -17,12 +18,14 @@ def test_hand_computed_step():
     p = _param([1.0, -2.0])
     opt = Sophia([p], lr=0.1, betas=(0.9, 0.5), rho=0.5, weight_decay=0.1)
     p.grad = torch.tensor([2.0, 0.1], dtype=torch.float64)
-    opt.update_hessian()                        # h = 0.5 * g^2 = [2.0, 0.005]
+    opt.update_hessian()  # h = 0.5 * g^2 = [2.0, 0.005]
     assert torch.allclose(opt.state[p]["hessian"], torch.tensor([2.0, 0.005], dtype=torch.float64))
     p.grad = torch.tensor([0.5, -0.1], dtype=torch.float64)
     opt.step()
     # decay: [0.99, -1.98]; m = 0.1 g = [0.05, -0.01]; rho h = [1.0, 0.0025]; ratio = [0.05, 4 -> 1]
-    assert torch.allclose(p.detach(), torch.tensor([0.99 - 0.1 * 0.05, -1.98 + 0.1 * 1.0], dtype=torch.float64))
+    assert torch.allclose(
+        p.detach(), torch.tensor([0.99 - 0.1 * 0.05, -1.98 + 0.1 * 1.0], dtype=torch.float64)
+    )
     assert opt.clip_rate == pytest.approx(0.5)
 
 
@@ -44,7 +47,7 @@ def test_large_curvature_gives_the_newton_like_step():
     opt = Sophia([p], lr=lr, betas=(b1, b2), rho=rho, weight_decay=0.0)
     p.grad = torch.full((50,), 100.0, dtype=torch.float64)
     opt.update_hessian()
-    h = (1 - b2) * 100.0 ** 2
+    h = (1 - b2) * 100.0**2
     g = torch.randn(50, dtype=torch.float64)
     p.grad = g.clone()
     opt.step()
@@ -55,22 +58,45 @@ def test_large_curvature_gives_the_newton_like_step():
 
 def test_every_hyperparameter_is_in_the_param_groups_and_the_registry_builds_it():
     model = torch.nn.Linear(3, 2)
-    recipe = Recipe(epochs=1, lr=0.02, batch_size=2, weight_decay=0.1, optimizer="sophia",
-                    optimizer_args={"rho": 0.05, "estimator": "squared_grad", "hessian_every": 1})
+    recipe = Recipe(
+        epochs=1,
+        lr=0.02,
+        batch_size=2,
+        weight_decay=0.1,
+        optimizer="sophia",
+        optimizer_args={"rho": 0.05, "estimator": "squared_grad", "hessian_every": 1},
+    )
     opt = make_optimizer(recipe, model.parameters())
     assert isinstance(opt, Sophia) and "sophia" in OPTIMIZERS.names()
     g = opt.param_groups[0]
-    assert (g["lr"], g["rho"], g["weight_decay"], g["betas"], g["eps"], g["estimator"]) == \
-        (0.02, 0.05, 0.1, (0.965, 0.99), 1e-15, "squared_grad")
+    assert (g["lr"], g["rho"], g["weight_decay"], g["betas"], g["eps"], g["estimator"]) == (
+        0.02,
+        0.05,
+        0.1,
+        (0.965, 0.99),
+        1e-15,
+        "squared_grad",
+    )
     with pytest.raises(ValueError, match="estimator"):
         Sophia(model.parameters(), lr=0.1, estimator="hutchinson")
 
 
 def _tiny_lm():
     from transformers import GPT2Config, GPT2LMHeadModel
+
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=11, n_embd=8, n_layer=1, n_head=2, n_positions=16,
-                                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=11,
+            n_embd=8,
+            n_layer=1,
+            n_head=2,
+            n_positions=16,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+    )
 
 
 def test_squared_grad_hook_folds_the_step_gradient_every_step():
@@ -98,7 +124,7 @@ def test_gnb_hook_folds_batch_size_times_squared_sampled_gradient_every_k_steps(
     # independent recomputation: the same batch and sampled labels, B = 2 sequences
     model.zero_grad()
     gnb_loss(model, hook.sampler(3), torch.Generator().manual_seed(7 * 1_000_003 + 3)).backward()
-    expected = (1 - 0.99) * 2 * w.grad ** 2
+    expected = (1 - 0.99) * 2 * w.grad**2
     assert float(expected.abs().sum()) > 0
     assert torch.allclose(opt.state[w]["hessian"], expected)
     assert math.isnan(hook.clip_rates[0])  # no step() was taken yet

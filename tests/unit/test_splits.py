@@ -33,12 +33,17 @@ def test_data_identity_is_the_mirror_content_not_its_path(tmp_path, mirror, monk
 
     from unlearn_repro.config import Frozen
     from unlearn_repro.data.splits import data_identity
+
     shutil.copytree(mirror / "lambada", tmp_path / "m" / "lambada")
     monkeypatch.chdir(tmp_path)
 
     def identity(mirror_dir):
-        return data_identity(Frozen({"data": {"source": "mirror", "mirror_dir": str(mirror_dir), "max_train": 9}}),
-                             "lambada", ("source", "max_train"))
+        return data_identity(
+            Frozen({"data": {"source": "mirror", "mirror_dir": str(mirror_dir), "max_train": 9}}),
+            "lambada",
+            ("source", "max_train"),
+        )
+
     same = identity("m")
     assert same == identity(tmp_path / "m") == identity(mirror) and "mirror_dir" not in same
     assert same["max_train"] == 9 and set(same["mirror_content"]) == {"test.jsonl"}

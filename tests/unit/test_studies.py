@@ -1,5 +1,6 @@
 """The study declarations (src/unlearn_repro/studies/): each names a rule file that exists and a target, its
 params block reaches the schema, and dvc.yaml's study stages are generated from them."""
+
 import re
 
 import pytest
@@ -46,8 +47,11 @@ def test_a_study_block_may_not_replace_a_core_key():
 
 def test_dvc_stage_text_wraps_and_quotes_what_yaml_needs():
     deps = ("results/${profile}/models",) + tuple(f"src/m{i}.py" for i in range(30))
-    study = Study("toy", "a toy", dvc=DvcStage(deps=deps, params=("toy", "profile"), outs=("toy/runs",),
-                                               plots=("toy/figures",)))
+    study = Study(
+        "toy",
+        "a toy",
+        dvc=DvcStage(deps=deps, params=("toy", "profile"), outs=("toy/runs",), plots=("toy/figures",)),
+    )
     text = dvc_yaml.stage(study)
     assert all(len(line) <= dvc_yaml.WIDTH for line in text.splitlines())
     parsed = yaml.safe_load("stages:\n" + text)["stages"]["toy"]

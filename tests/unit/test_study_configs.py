@@ -1,11 +1,12 @@
 """Each study builds the config its methods run with from the methods' declarations (Method.study_block /
 study_config): what a method receives depends on what it declares, never on its name."""
+
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from unlearn_repro import config
 from unlearn_repro.pipeline import memorization, privacy, tdec, tofu
-from tests.conftest import ROOT
 
 
 def _ci(drop_grid_keys=(), **over):
@@ -17,19 +18,25 @@ def _ci(drop_grid_keys=(), **over):
 
 
 def test_tofu_gives_any_loss_based_method_its_recipe_by_declaration():
-    cfg = _ci(tofu={"methods": ["npo"], "gamma": 0.5, "npo_beta": 0.7,
-                    "lr": {"inverted_hinge": {"SO": 2e-4}}})
+    cfg = _ci(
+        tofu={"methods": ["npo"], "gamma": 0.5, "npo_beta": 0.7, "lr": {"inverted_hinge": {"SO": 2e-4}}}
+    )
     ihl = tofu.method_config(cfg, "inverted_hinge", "SO").methods.inverted_hinge
     assert (ihl.lr, ihl.optimizer, ihl.epochs, ihl.gamma) == (2e-4, "sophia", cfg.tofu.epochs, 0.5)
-    assert "beta" not in ihl                                     # it has no reference model
+    assert "beta" not in ihl  # it has no reference model
     assert tofu.method_config(cfg, "npo", "FO").methods.npo.beta == 0.7
     with pytest.raises(ValueError, match="tofu.lr.inverted_hinge.FO is not set"):
         tofu.method_config(cfg, "inverted_hinge", "FO")
 
 
 def test_tdec_gives_the_retain_weight_only_to_methods_that_draw_retain_batches():
-    cfg = _ci(tdec={"gamma": 0.25, "enabled": ["ga", "npo_lora"],
-                    "configs": {"npo_lora": {"method": "npo", "adapter": "lora", "lr": 3e-3}}})
+    cfg = _ci(
+        tdec={
+            "gamma": 0.25,
+            "enabled": ["ga", "npo_lora"],
+            "configs": {"npo_lora": {"method": "npo", "adapter": "lora", "lr": 3e-3}},
+        }
+    )
     runs = tdec.runs(cfg)
     npo = tdec.method_config(cfg, runs["npo_lora"]).methods.npo
     assert (npo.lr, npo.gamma) == (3e-3, 0.25)
@@ -42,8 +49,8 @@ def test_tdec_gives_the_retain_weight_only_to_methods_that_draw_retain_batches()
 def test_a_privacy_grid_sets_the_method_s_step_size_unless_it_names_keys():
     cfg = _ci(drop_grid_keys=["npo"], privacy={"methods": ["npo", "fisher_forgetting"]})
     assert "keys" not in cfg.privacy.grids.npo
-    assert privacy.grid_keys(cfg, "npo") == ["lr"]                                   # its step_key
-    assert privacy.grid_keys(cfg, "fisher_forgetting") == ["mu", "sigma"]          # its grid's own keys
+    assert privacy.grid_keys(cfg, "npo") == ["lr"]  # its step_key
+    assert privacy.grid_keys(cfg, "fisher_forgetting") == ["mu", "sigma"]  # its grid's own keys
     privacy.check(cfg)
     point = privacy.point_config(cfg, "npo", ["lr"], 1e-3)
     assert point.methods.npo.lr == 1e-3 and point.methods.npo.beta == cfg.methods.npo.beta

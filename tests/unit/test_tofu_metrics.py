@@ -1,4 +1,5 @@
 """TOFU metrics on given arrays: hand-computed values and scipy as the independent references."""
+
 import math
 
 import numpy as np
@@ -16,8 +17,8 @@ def test_answer_and_choice_probability():
 
 
 def test_truth_ratio_is_para_over_geometric_mean_of_perturbed():
-    para = np.array([math.log(2)])                      # P(para) = 1/2
-    pert = np.array([[math.log(4), math.log(16)]])      # P = 1/4, 1/16: geometric mean 1/8
+    para = np.array([math.log(2)])  # P(para) = 1/2
+    pert = np.array([[math.log(4), math.log(16)]])  # P = 1/4, 1/16: geometric mean 1/8
     assert M.truth_ratios(para, pert)[0] == pytest.approx((1 / 2) / (1 / 8))
     assert M.truth_score([4.0, 0.5]) == pytest.approx(((1 - 1 / 4) + 0.0) / 2)
 
@@ -61,20 +62,35 @@ def test_rouge_l_recall_by_hand():
 
 def _tiny_model_and_tokenizer():
     from transformers import GPT2Config, GPT2LMHeadModel
+
     from unlearn_repro.models.tokenizers import train_bpe
+
     tok = train_bpe(["the quick brown fox jumps over the lazy dog " * 5, "question answer author book"], 300)
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=64,
-                                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).eval()
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            n_positions=64,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    ).eval()
     return model, tok
 
 
 def test_batched_greedy_answers_equal_one_at_a_time_and_answer_nll_matches_a_direct_forward():
     model, tok = _tiny_model_and_tokenizer()
-    prompts = [tok("the quick brown", add_special_tokens=False)["input_ids"],
-               tok("lazy", add_special_tokens=False)["input_ids"],
-               tok("question answer author book the fox", add_special_tokens=False)["input_ids"]]
+    prompts = [
+        tok("the quick brown", add_special_tokens=False)["input_ids"],
+        tok("lazy", add_special_tokens=False)["input_ids"],
+        tok("question answer author book the fox", add_special_tokens=False)["input_ids"],
+    ]
     batched = M.greedy_answers(model, tok, prompts, 5, "cpu", batch_size=3)
     single = [M.greedy_answers(model, tok, [p], 5, "cpu", batch_size=1)[0] for p in prompts]
     assert batched == single
@@ -88,13 +104,14 @@ def test_batched_greedy_answers_equal_one_at_a_time_and_answer_nll_matches_a_dir
 
 
 def test_min_k_counts_int_of_k_t_at_least_one():
-    """Shi et al. / open-unlearning / SOUL: max(1, int(k T)), not ceil: 7 tokens at k = 0.2 average 1, not 2."""
+    """Shi et al. / open-unlearning / SOUL: max(1, int(k T)), not ceil: 7 tokens at k = 0.2 average
+    1, not 2."""
     assert [M.min_k_count(t, 0.2) for t in (1, 4, 5, 7, 10, 14)] == [1, 1, 1, 1, 2, 2]
     assert M.min_k_score([-1.0, -5.0, -2.0, -0.1, -3.0, -0.5, -0.2], 0.2) == -5.0
 
 
 def test_mink_auc_ranks_members_by_their_lowest_logprobs():
-    members = [np.array([-0.1, -0.2]), np.array([-0.3, -4.0])]     # min-1 scores -0.2, -4.0
+    members = [np.array([-0.1, -0.2]), np.array([-0.3, -4.0])]  # min-1 scores -0.2, -4.0
     nonmembers = [np.array([-1.0, -2.0]), np.array([-0.5, -0.6])]  # -2.0, -0.6
     assert M.mink_auc(members, nonmembers, 0.5) == pytest.approx(2 / 4)  # -0.2 beats both, -4.0 neither
 
@@ -103,7 +120,9 @@ def test_soul_truth_ratio_is_arithmetic_mean_of_perturbed_over_paraphrased():
     para, pert = np.array([0.5]), np.array([[1.0, 2.0, 3.0]])
     expected = np.mean(np.exp(-pert)) / (np.exp(-0.5) + 1e-12)
     assert M.soul_truth_ratios(para, pert)[0] == pytest.approx(expected)
-    assert M.soul_truth_ratios(para, pert)[0] != pytest.approx(1 / M.truth_ratios(para, pert)[0])  # not TOFU's GM
+    assert M.soul_truth_ratios(para, pert)[0] != pytest.approx(
+        1 / M.truth_ratios(para, pert)[0]
+    )  # not TOFU's GM
 
 
 def test_soul_forget_quality_is_the_ks_p_value_of_own_forget_vs_retain_ratios():
@@ -115,18 +134,23 @@ def test_soul_forget_quality_is_the_ks_p_value_of_own_forget_vs_retain_ratios():
 def test_embedding_judge_picks_the_nearest_reference_ties_count_correct():
     gen = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     ref = np.array([[2.0, 0.1], [1.0, 0.0], [1.0, 0.0]])
-    alt = np.array([[[0.0, 1.0]], [[0.1, 1.0]], [[0.0, 3.0]]])      # third: cos 0.7071 to both: a tie
+    alt = np.array([[[0.0, 1.0]], [[0.1, 1.0]], [[0.0, 3.0]]])  # third: cos 0.7071 to both: a tie
     assert M.embedding_judge(gen, ref, alt).tolist() == [True, False, True]
 
 
 def test_substring_match_ignores_case():
-    assert M.substring_match(["Paris", "Jane Austen", "42"], ["It is paris.", "austen", "4 2"]).tolist() == \
-        [True, False, False]
+    assert M.substring_match(["Paris", "Jane Austen", "42"], ["It is paris.", "austen", "4 2"]).tolist() == [
+        True,
+        False,
+        False,
+    ]
 
 
 def test_packaged_minilm_embeds_paraphrases_closer_than_unrelated_text(tmp_path):
     emb = M.SentenceEmbedder()
-    e = emb(["The author was born in Paris.", "Paris is where the writer was born.", "Stock prices fell sharply."])
+    e = emb(
+        ["The author was born in Paris.", "Paris is where the writer was born.", "Stock prices fell sharply."]
+    )
     assert e.shape == (3, 384) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
     assert M.embedding_judge(e[:1], e[1:2], e[None, 2:3]).tolist() == [True]
     with pytest.raises(FileNotFoundError, match="tofu.soul.embedding_model"):

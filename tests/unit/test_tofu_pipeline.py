@@ -1,5 +1,6 @@
 """The TOFU study's data handling: split matching, QA encoding (loss on answers only), the per-study
 method recipe, and PO keeping a QA item's question as its prompt."""
+
 import pytest
 
 from unlearn_repro import config
@@ -9,12 +10,17 @@ from unlearn_repro.train import collate
 
 
 def test_split_names_follow_the_forget_split():
-    assert tofu.split_names("forget10") == {"forget": "forget10_perturbed", "retain": "retain90", "holdout": "holdout10"}
+    assert tofu.split_names("forget10") == {
+        "forget": "forget10_perturbed",
+        "retain": "retain90",
+        "holdout": "holdout10",
+    }
     assert tofu.split_names("forget01")["holdout"] == "holdout01"
 
 
 def _tok():
     from unlearn_repro.models.tokenizers import train_bpe
+
     return train_bpe(["Question: who wrote it?\nAnswer: the author wrote a book"] * 5, 300)
 
 
@@ -23,12 +29,12 @@ def test_qa_item_masks_the_prompt_and_po_keeps_the_question():
     enc = tofu.Encoder(tok, 64)
     item = enc.item({"question": "who wrote it?", "answer": "the author"})
     p, a = enc.pair("who wrote it?", "the author", eos=True)
-    tag = len(tok("Answer:", add_special_tokens=False)["input_ids"])   # trained on the answer after its tag
+    tag = len(tok("Answer:", add_special_tokens=False)["input_ids"])  # trained on the answer after its tag
     assert item["ids"] == p + a and item["prompt_len"] == len(p) + tag and a[-1] == tok.eos_token_id
     labels = collate([item], tok.pad_token_id, "cpu")["labels"][0].tolist()
-    assert labels[:len(p) + tag] == [-100] * (len(p) + tag) and labels[len(p) + tag:] == a[tag:]
+    assert labels[: len(p) + tag] == [-100] * (len(p) + tag) and labels[len(p) + tag :] == a[tag:]
     po = refusal_items(tok, [item], 0.5, 64, seed=0)[0]
-    assert po["ids"][:po["prompt_len"]] == enc.prompt("who wrote it?") and po["ids"][len(p):] != a
+    assert po["ids"][: po["prompt_len"]] == enc.prompt("who wrote it?") and po["ids"][len(p) :] != a
 
 
 def test_encoder_follows_tofu_s_template_and_scores_the_answer_tag():
@@ -36,12 +42,19 @@ def test_encoder_follows_tofu_s_template_and_scores_the_answer_tag():
     mask covers the question only); generation starts after 'Answer:', its space going with the answer."""
     tok = _tok()
     enc = tofu.Encoder(tok, 64)
-    ids = lambda t: tok(t, add_special_tokens=False)["input_ids"]
+
+    def ids(t):
+        return tok(t, add_special_tokens=False)["input_ids"]
+
     p, a = enc.pair("who wrote it?", "the author", eos=True)
-    assert p == enc.bos + ids("Question: who wrote it?\n") and a == ids("Answer: the author") + [tok.eos_token_id]
-    assert enc.prompt("who wrote it?") == p + ids("Answer:") and a[:len(ids("Answer:"))] == ids("Answer:")
+    assert p == enc.bos + ids("Question: who wrote it?\n") and a == ids("Answer: the author") + [
+        tok.eos_token_id
+    ]
+    assert enc.prompt("who wrote it?") == p + ids("Answer:") and a[: len(ids("Answer:"))] == ids("Answer:")
     assert enc.pair("who wrote it?", "the author")[1] == a[:-1]  # eos only when asked (SOUL scores none)
-    other = tofu.Encoder(tok, 64, {"question_start": "### Question: ", "question_end": "\n", "answer_tag": ""})
+    other = tofu.Encoder(
+        tok, 64, {"question_start": "### Question: ", "question_end": "\n", "answer_tag": ""}
+    )
     assert other.pair("q?", "the author")[1] == ids("the author")
 
 
@@ -67,13 +80,20 @@ def test_load_sets_subsets_by_author_and_matches_retain_rows():
 
 
 def test_load_sets_reads_the_hub_format(tmp_path):
-    """At paper scale TOFU comes from the hub (one config per split): the same sets, perturbed answers kept."""
+    """At paper scale TOFU comes from the hub (one config per split): the same sets,
+    perturbed answers kept."""
     import yaml
+
     from tests import hub_fixtures as fx
+
     raw = yaml.safe_load(open("params.yaml"))
-    raw["profiles"]["ci"] = config.deep_merge(raw["profiles"]["ci"], {
-        "data": {"source": "hub", "hub_paths": {"tofu": str(fx.tofu(tmp_path / "tofu", authors=2))}},
-        "tofu": {"forget_authors": 1, "retain_authors": 2}})
+    raw["profiles"]["ci"] = config.deep_merge(
+        raw["profiles"]["ci"],
+        {
+            "data": {"source": "hub", "hub_paths": {"tofu": str(fx.tofu(tmp_path / "tofu", authors=2))}},
+            "tofu": {"forget_authors": 1, "retain_authors": 2},
+        },
+    )
     cfg = config.resolve(raw, "ci")
     sets = tofu.load_sets(cfg)
     assert [r["question"] for r in sets["forget"]] == [f"Who wrote book {i}?" for i in range(20, 40)]
@@ -84,11 +104,15 @@ def test_load_sets_reads_the_hub_format(tmp_path):
 
 def test_the_study_s_sophia_overrides_reach_only_sophia():
     import yaml
+
     raw = yaml.safe_load(open("params.yaml"))
     raw["tofu"]["sophia"] = {"rho": 5.0}
     cfg = config.resolve(raw, "ci")
     args = tofu.method_config(cfg, "gradient_difference", "SO").optimizers
-    assert args["sophia"]["rho"] == 5.0 and args["sophia"]["hessian_every"] == cfg.optimizers.sophia.hessian_every
+    assert (
+        args["sophia"]["rho"] == 5.0
+        and args["sophia"]["hessian_every"] == cfg.optimizers.sophia.hessian_every
+    )
     assert args["adamw"] == cfg.optimizers.adamw
 
 
@@ -100,13 +124,24 @@ def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monke
     import numpy as np
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
+
     from unlearn_repro.metrics import tofu as M
+
     cfg = config.load("params.yaml", "ci")
     sets = {k: v[:4] for k, v in tofu.load_sets(cfg).items()}
     tok = _tok()
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=256,
-                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).eval()
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            n_positions=256,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    ).eval()
     scorer = tofu.Scorer(cfg, tok, sets, "cpu")
     retain_ratios = np.linspace(0.2, 0.9, 4)
     calls = []
@@ -114,7 +149,7 @@ def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monke
     monkeypatch.setattr(M, "answer_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
     memo = scorer.full(model, retain_ratios)
     scored_once = len(calls)
-    assert scorer._memo is None                        # nothing outlives the call: the model may change next
+    assert scorer._memo is None  # nothing outlives the call: the model may change next
     saved = model.lm_head.weight.detach().clone()
     with torch.no_grad():
         model.lm_head.weight.mul_(1.5)
@@ -129,12 +164,19 @@ def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monke
     # (real_authors, world_facts: answer, perturbed), and SOUL's (forget, retain: paraphrased, perturbed given
     # the paraphrased question, no eos)
     assert scored_once == 15 < len(calls)
-    assert {"soul_forget_quality", "soul_mia_auc", "soul_forget_acc", "soul_retain_acc", "soul_real_authors_acc",
-            "soul_world_facts_acc"} <= set(memo)
+    assert {
+        "soul_forget_quality",
+        "soul_mia_auc",
+        "soul_forget_acc",
+        "soul_retain_acc",
+        "soul_real_authors_acc",
+        "soul_world_facts_acc",
+    } <= set(memo)
 
 
 def _paper_tofu(**tofu_over):
     from tests.unit.test_hub import _paper
+
     return _paper(tofu=tofu_over)[1]
 
 
@@ -146,13 +188,24 @@ def test_tofu_sources_released_checkpoints_or_the_recipe():
     embedded = config.load("params.yaml", "embedded")
     assert tofu_sources(embedded) == {"base": ("tiny-gpt-neo", True), "retain": ("tiny-gpt-neo", True)}
     paper = _paper_tofu()
-    assert tofu_sources(paper) == {"base": ("tofu-llama2-7b-chat", False),
-                                   "retain": ("tofu-llama2-7b-chat-retain90", False)}
-    assert tofu_sources(_paper_tofu(forget_split="forget01"))["retain"] == ("tofu-llama2-7b-chat-retain99", False)
-    assert tofu_sources(_paper_tofu(retain="recipe")) == {"base": ("tofu-llama2-7b-chat", False),
-                                                          "retain": ("llama2-7b-chat", True)}
+    assert tofu_sources(paper) == {
+        "base": ("tofu-llama2-7b-chat", False),
+        "retain": ("tofu-llama2-7b-chat-retain90", False),
+    }
+    assert tofu_sources(_paper_tofu(forget_split="forget01"))["retain"] == (
+        "tofu-llama2-7b-chat-retain99",
+        False,
+    )
+    assert tofu_sources(_paper_tofu(retain="recipe")) == {
+        "base": ("tofu-llama2-7b-chat", False),
+        "retain": ("llama2-7b-chat", True),
+    }
     # the paper profile formats QA as TOFU's Llama-2 chat prompt, in bf16
-    assert paper.tofu.template.to_dict() == {"question_start": "[INST] ", "question_end": " [/INST]", "answer_tag": ""}
+    assert paper.tofu.template.to_dict() == {
+        "question_start": "[INST] ",
+        "question_end": " [/INST]",
+        "answer_tag": "",
+    }
     assert paper.tofu.dtype == "bfloat16"
 
 
@@ -164,14 +217,37 @@ def test_plan_memory_checks_the_cap_before_loading(tmp_path, capsys):
 
     folder = fx.local_llama(tmp_path / "llama", ["who wrote the book? the author did"] * 10)
     cfg = config.load("params.yaml", "ci")
-    assert tofu.plan_memory(cfg, folder, what="x", optimizer="sophia", batch_key="tofu.batch_size",
-                            batches=2, device="cpu") is None
+    assert (
+        tofu.plan_memory(
+            cfg, folder, what="x", optimizer="sophia", batch_key="tofu.batch_size", batches=2, device="cpu"
+        )
+        is None
+    )
     d = cfg.to_dict()
-    d["tofu"]["max_memory_gb"] = 0.003   # ~3 MiB: the two-layer Llama fits at batch 2 of both sets, not at 8
-    with pytest.raises(TrainingMemoryError, match=r"tofu unlearn npo SO: needs .* what fits: tofu.batch_size: 2;"):
-        tofu.plan_memory(config.Frozen(d), folder, what="tofu unlearn npo SO", optimizer="sophia",
-                         batch_key="tofu.batch_size", batches=2, reference=True, device="cpu")
+    d["tofu"]["max_memory_gb"] = 0.003  # ~3 MiB: the two-layer Llama fits at batch 2 of both sets, not at 8
+    with pytest.raises(
+        TrainingMemoryError, match=r"tofu unlearn npo SO: needs .* what fits: tofu.batch_size: 2;"
+    ):
+        tofu.plan_memory(
+            config.Frozen(d),
+            folder,
+            what="tofu unlearn npo SO",
+            optimizer="sophia",
+            batch_key="tofu.batch_size",
+            batches=2,
+            reference=True,
+            device="cpu",
+        )
     d["tofu"]["max_memory_gb"] = 1
-    plan = tofu.plan_memory(config.Frozen(d), folder, what="tofu base", optimizer=None,
-                            batch_key="tofu.eval_batch_size", batches=1, device="cpu")
-    assert plan.gradients == 0 and plan.weights > 0 and "[memory] tofu base: planned" in capsys.readouterr().out
+    plan = tofu.plan_memory(
+        config.Frozen(d),
+        folder,
+        what="tofu base",
+        optimizer=None,
+        batch_key="tofu.eval_batch_size",
+        batches=1,
+        device="cpu",
+    )
+    assert (
+        plan.gradients == 0 and plan.weights > 0 and "[memory] tofu base: planned" in capsys.readouterr().out
+    )

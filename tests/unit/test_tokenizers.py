@@ -15,6 +15,7 @@ def test_trained_bpe_is_deterministic_and_round_trips(tmp_path):
     assert a.get_vocab() == b.get_vocab()
     a.save_pretrained(tmp_path)
     from transformers import AutoTokenizer
+
     c = AutoTokenizer.from_pretrained(tmp_path)
     assert encode(c, "unlearning matters") == encode(a, "unlearning matters")
     assert encode(a, "a b c d e f g", max_length=3, keep="right") == encode(a, "a b c d e f g")[-3:]

@@ -1,5 +1,6 @@
 """Parallel jobs logging to one sqlite MLflow store at once lose no run; runs carry their true start/end
 times and their artifacts; an evaluation's headline metrics land on the run it evaluates too."""
+
 import multiprocessing as mp
 import sqlite3
 
@@ -8,9 +9,15 @@ import pytest
 
 def _log(uri, i, artifact):
     from unlearn_repro.tracking import MlflowTracker
-    MlflowTracker(uri, "test").log_run(f"run{i}", {"i": i, "nested": {"a": 1}}, {"m": float(i), "bad": float("nan")},
-                                       {"stage": "unlearn", "seed": str(i)}, {"curve": [1.0, 2.0]},
-                                       artifacts=[artifact])
+
+    MlflowTracker(uri, "test").log_run(
+        f"run{i}",
+        {"i": i, "nested": {"a": 1}},
+        {"m": float(i), "bad": float("nan")},
+        {"stage": "unlearn", "seed": str(i)},
+        {"curve": [1.0, 2.0]},
+        artifacts=[artifact],
+    )
 
 
 def test_parallel_logging_keeps_every_run(tmp_path, monkeypatch):
@@ -38,20 +45,31 @@ def store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("UNLEARN_PIPELINE_RUN", "p1")
     from mlflow.tracking import MlflowClient
+
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     return uri, MlflowClient(uri)
 
 
 def test_start_end_times_and_artifacts(tmp_path, store):
     from unlearn_repro.tracking import MlflowTracker, NullTracker
+
     uri, client = store
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "f.png").write_bytes(b"\x89PNG")
     (tmp_path / "t.csv").write_text("a\n1\n")
     tracker = MlflowTracker(uri, "test", start_time=1_000.0)
-    first = tracker.log_run("a", {}, {"m": 1.0}, {"stage": "unlearn"}, end_time=1_250.5,
-                            artifacts={"figures": [tmp_path / "figures" / "f.png"], "": [tmp_path / "t.csv"],
-                                       "gone": [tmp_path / "missing.json"]})
+    first = tracker.log_run(
+        "a",
+        {},
+        {"m": 1.0},
+        {"stage": "unlearn"},
+        end_time=1_250.5,
+        artifacts={
+            "figures": [tmp_path / "figures" / "f.png"],
+            "": [tmp_path / "t.csv"],
+            "gone": [tmp_path / "missing.json"],
+        },
+    )
     second = tracker.log_run("b", {}, {}, {"stage": "unlearn"}, end_time=1_300.0)  # starts where `a` ended
     explicit = tracker.log_run("c", {}, {}, {"stage": "unlearn"}, start_time=5.0, end_time=6.0)
     info = {r: client.get_run(r).info for r in (first, second, explicit)}
@@ -62,23 +80,31 @@ def test_start_end_times_and_artifacts(tmp_path, store):
     assert sorted(f.path for f in client.list_artifacts(first)) == ["figures", "t.csv"]
     assert [f.path for f in client.list_artifacts(first, "figures")] == ["figures/f.png"]
     assert client.get_run(first).data.tags["pipeline_run"] == "p1"
-    assert str(tmp_path / "mlruns") in info[first].artifact_uri   # beside the store, git-ignored
+    assert str(tmp_path / "mlruns") in info[first].artifact_uri  # beside the store, git-ignored
     assert NullTracker().log_run("x", {}, {}, {}, artifacts=[tmp_path / "t.csv"], start_time=1.0) is None
 
 
 def test_evaluation_links_to_its_unlearning_run(store, monkeypatch):
     from unlearn_repro.tracking import MlflowTracker
+
     uri, client = store
     who = {"dataset": "d", "model": "m", "method": "ga", "seed": "0"}
     older = MlflowTracker(uri, "test").log_run("u", {}, {"runtime_s": 1.0}, {"stage": "unlearn", **who})
     other = MlflowTracker(uri, "test").log_run("u", {}, {}, {"stage": "unlearn", **who, "seed": "1"})
     monkeypatch.setenv("UNLEARN_PIPELINE_RUN", "p2")
     target = MlflowTracker(uri, "test").log_run("u", {}, {"runtime_s": 2.0}, {"stage": "unlearn", **who})
-    monkeypatch.setenv("UNLEARN_PIPELINE_RUN", "p1")  # an evaluation of the older pipeline run links to its run
-    ev = MlflowTracker(uri, "test").log_run("e", {}, {"delta_acc_cycle1": 0.5}, {"stage": "evaluate", **who},
-                                            link_to={"stage": "unlearn", **who},
-                                            link_metrics={"delta_acc_cycle1": 0.5, "delta_exp_cycle1": float("nan")},
-                                            link_step_metrics={"delta_acc": [0.5, None, 0.25]})
+    monkeypatch.setenv(
+        "UNLEARN_PIPELINE_RUN", "p1"
+    )  # an evaluation of the older pipeline run links to its run
+    ev = MlflowTracker(uri, "test").log_run(
+        "e",
+        {},
+        {"delta_acc_cycle1": 0.5},
+        {"stage": "evaluate", **who},
+        link_to={"stage": "unlearn", **who},
+        link_metrics={"delta_acc_cycle1": 0.5, "delta_exp_cycle1": float("nan")},
+        link_step_metrics={"delta_acc": [0.5, None, 0.25]},
+    )
     linked = client.get_run(older).data
     assert client.get_run(ev).data.tags["unlearn_run_id"] == older
     assert linked.tags["evaluate_run_id"] == ev
@@ -86,20 +112,31 @@ def test_evaluation_links_to_its_unlearning_run(store, monkeypatch):
     assert [(m.step, m.value) for m in client.get_metric_history(older, "delta_acc")] == [(1, 0.5), (3, 0.25)]
     assert "evaluate_run_id" not in client.get_run(other).data.tags | client.get_run(target).data.tags
     monkeypatch.setenv("UNLEARN_PIPELINE_RUN", "p3")  # no run of this pipeline run: the newest one
-    ev2 = MlflowTracker(uri, "test").log_run("e", {}, {}, {"stage": "evaluate", **who}, link_to={"stage": "unlearn", **who})
+    ev2 = MlflowTracker(uri, "test").log_run(
+        "e", {}, {}, {"stage": "evaluate", **who}, link_to={"stage": "unlearn", **who}
+    )
     assert client.get_run(ev2).data.tags["unlearn_run_id"] == target
-    lonely = MlflowTracker(uri, "test").log_run("e", {}, {}, {"stage": "evaluate"}, link_to={"stage": "unlearn", "seed": "9"})
+    lonely = MlflowTracker(uri, "test").log_run(
+        "e", {}, {}, {"stage": "evaluate"}, link_to={"stage": "unlearn", "seed": "9"}
+    )
     assert "unlearn_run_id" not in client.get_run(lonely).data.tags
 
 
 def test_report_run_carries_its_files_and_summary(tmp_path, store):
     from unlearn_repro.tracking import MlflowTracker, log_report
+
     uri, client = store
     (tmp_path / "summary").mkdir()
-    (tmp_path / "summary" / "npo.json").write_text('{"cycle1": {"delta_exp": -0.5, "delta_acc": null}, "runtime_s": 2}')
+    (tmp_path / "summary" / "npo.json").write_text(
+        '{"cycle1": {"delta_exp": -0.5, "delta_acc": null}, "runtime_s": 2}'
+    )
     (tmp_path / "fig.png").write_bytes(b"\x89PNG")
-    run = log_report(MlflowTracker(uri, "test"), "main", {"summary": [tmp_path / "summary" / "npo.json"],
-                                                           "figures": [tmp_path / "fig.png"]}, {"tasks": ["a"]})
+    run = log_report(
+        MlflowTracker(uri, "test"),
+        "main",
+        {"summary": [tmp_path / "summary" / "npo.json"], "figures": [tmp_path / "fig.png"]},
+        {"tasks": ["a"]},
+    )
     data = client.get_run(run).data
     assert data.tags["report"] == "main" and "stage" not in data.tags and data.params == {"tasks": "['a']"}
     assert data.metrics == {"npo.cycle1.delta_exp": -0.5, "npo.runtime_s": 2.0}
@@ -108,23 +145,33 @@ def test_report_run_carries_its_files_and_summary(tmp_path, store):
 
 def test_a_moved_or_copied_workspace_uses_its_own_artifact_store(tmp_path, monkeypatch):
     """Artifact locations are relative to the workspace (the URI `sqlite:///mlflow.db` is): a copy reads its
-    own artifacts and writes new ones into its own mlruns/ (with absolute locations it wrote into the original)."""
+    own artifacts and writes new ones into its own mlruns/ (with absolute locations it wrote
+    into the original)."""
     import shutil
+
     from mlflow.tracking import MlflowClient
+
     from unlearn_repro.tracking import MlflowTracker
+
     first, copy, elsewhere = tmp_path / "first", tmp_path / "copy", tmp_path / "elsewhere"
     for folder in (first, elsewhere):
         folder.mkdir()
-    monkeypatch.chdir(elsewhere)   # MLflow caches a store per URI string: the same relative URI, another folder
+    monkeypatch.chdir(
+        elsewhere
+    )  # MLflow caches a store per URI string: the same relative URI, another folder
     MlflowTracker("sqlite:///mlflow.db", "test").log_run("z", {}, {}, {"stage": "x"})
     monkeypatch.chdir(first)
     (first / "run.json").write_text("{}")
-    old = MlflowTracker("sqlite:///mlflow.db", "test").log_run("a", {}, {}, {"stage": "x"}, artifacts=["run.json"])
+    old = MlflowTracker("sqlite:///mlflow.db", "test").log_run(
+        "a", {}, {}, {"stage": "x"}, artifacts=["run.json"]
+    )
     shutil.copytree(first, copy)
-    shutil.rmtree(first / "mlruns")                # the original's artifacts are gone: the copy must not need them
+    shutil.rmtree(first / "mlruns")  # the original's artifacts are gone: the copy must not need them
     monkeypatch.chdir(copy)
-    new = MlflowTracker("sqlite:///mlflow.db", "test").log_run("b", {}, {}, {"stage": "x"}, artifacts=["run.json"])
-    client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")   # absolute: MLflow caches stores per URI string
+    new = MlflowTracker("sqlite:///mlflow.db", "test").log_run(
+        "b", {}, {}, {"stage": "x"}, artifacts=["run.json"]
+    )
+    client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")  # absolute: MLflow caches stores per URI string
     for run in (old, new):
         assert [f.path for f in client.list_artifacts(run)] == ["run.json"]
         assert not client.get_run(run).info.artifact_uri.startswith("/")
@@ -134,6 +181,7 @@ def test_a_moved_or_copied_workspace_uses_its_own_artifact_store(tmp_path, monke
 def test_a_study_tracker_names_and_tags_the_shared_code_s_runs_as_the_study_s():
     """privacy and memorization run pipeline.unlearning.run: its runs must not pass for the main study's."""
     from unlearn_repro.tracking import StudyTracker
+
     logged = []
 
     class Recorder:
@@ -143,8 +191,18 @@ def test_a_study_tracker_names_and_tags_the_shared_code_s_runs_as_the_study_s():
 
     study = StudyTracker(Recorder(), "privacy", lambda tags: {**tags, "stage": "privacy_" + tags["stage"]})
     tags = {"stage": "unlearn", "method": "npo"}
-    assert study.log_run("unlearn/npo/x", {}, {}, tags, {"loss": [1.0]}, artifacts=["a"],
-                         link_to={"stage": "evaluate"}) == "id"
-    assert logged == [("privacy/unlearn/npo/x", {"stage": "privacy_unlearn", "method": "npo"},
-                       ({"loss": [1.0]},), {"artifacts": ["a"]})]
+    assert (
+        study.log_run(
+            "unlearn/npo/x", {}, {}, tags, {"loss": [1.0]}, artifacts=["a"], link_to={"stage": "evaluate"}
+        )
+        == "id"
+    )
+    assert logged == [
+        (
+            "privacy/unlearn/npo/x",
+            {"stage": "privacy_unlearn", "method": "npo"},
+            ({"loss": [1.0]},),
+            {"artifacts": ["a"]},
+        )
+    ]
     assert tags == {"stage": "unlearn", "method": "npo"}  # the caller's tags are left as they were

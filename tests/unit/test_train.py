@@ -1,6 +1,5 @@
-import torch
-
 import pytest
+import torch
 
 from unlearn_repro.objectives import RetainRegularized, RetainSampler
 from unlearn_repro.train import Hook, Recipe, collate, lm_loss, negated_lm_loss, train
@@ -12,6 +11,7 @@ def _weights(model):
 
 def _fresh(tokenizer):
     from unlearn_repro.models.build import build_model
+
     return build_model("tiny-opt", tokenizer, seed=0)
 
 
@@ -40,6 +40,7 @@ def test_resume_continues_where_it_stopped(tiny_tokenizer, tmp_path):
         if calls["n"] > 4:
             raise KeyboardInterrupt
         return model(**batch).loss
+
     try:
         train(part, SEQS, r, pad_id=0, device="cpu", objective=crashing, resume_dir=tmp_path)
     except KeyboardInterrupt:
@@ -53,8 +54,14 @@ def test_resume_continues_where_it_stopped(tiny_tokenizer, tmp_path):
 
 def test_divergence_is_recorded_not_raised(tiny_tokenizer):
     model = _fresh(tiny_tokenizer)
-    stats = train(model, SEQS, Recipe(epochs=50, lr=1e4, batch_size=5, optimizer="sgd"), pad_id=0, device="cpu",
-                  objective=negated_lm_loss)
+    stats = train(
+        model,
+        SEQS,
+        Recipe(epochs=50, lr=1e4, batch_size=5, optimizer="sgd"),
+        pad_id=0,
+        device="cpu",
+        objective=negated_lm_loss,
+    )
     assert stats["diverged"] and stats["steps"] < 150
 
 
@@ -62,8 +69,14 @@ def test_gradient_ascent_raises_the_loss(tiny_tokenizer):
     model = _fresh(tiny_tokenizer)
     batch = {"input_ids": torch.tensor([SEQS[0]]), "labels": torch.tensor([SEQS[0]])}
     before = float(model(**batch).loss)
-    train(model, SEQS[:1], Recipe(epochs=3, lr=0.5, batch_size=1, optimizer="sgd"), pad_id=0, device="cpu",
-          objective=negated_lm_loss)
+    train(
+        model,
+        SEQS[:1],
+        Recipe(epochs=3, lr=0.5, batch_size=1, optimizer="sgd"),
+        pad_id=0,
+        device="cpu",
+        objective=negated_lm_loss,
+    )
     assert float(model(**batch).loss) > before
 
 
@@ -79,20 +92,29 @@ def test_an_epoch_hook_stops_training_and_step_hooks_see_every_step(tiny_tokeniz
             return epoch == 1
 
     hook = StopAfterTwo()
-    stats = train(_fresh(tiny_tokenizer), SEQS, Recipe(epochs=5, lr=1e-3, batch_size=5), pad_id=0, device="cpu",
-                  hooks=[hook])
+    stats = train(
+        _fresh(tiny_tokenizer),
+        SEQS,
+        Recipe(epochs=5, lr=1e-3, batch_size=5),
+        pad_id=0,
+        device="cpu",
+        hooks=[hook],
+    )
     assert stats["stopped_after_epoch"] == 2 and stats["steps"] == 6 and hook.steps == list(range(6))
 
 
 def test_optimizers_come_from_the_registry_with_their_params_arguments(tiny_tokenizer):
-    from unlearn_repro.config import load
     from tests.conftest import ROOT
+    from unlearn_repro.config import load
     from unlearn_repro.optim import make_optimizer
+
     cfg = load(ROOT / "params.yaml", "ci")
     r = Recipe.from_config({"epochs": 1, "lr": 0.1, "batch_size": 2, "optimizer": "sgd"}, cfg)
     assert r.optimizer_args == {"momentum": 0.0}
     model = _fresh(tiny_tokenizer)
-    opt = make_optimizer(Recipe(1, 0.1, 2, optimizer="sgd", optimizer_args={"momentum": 0.5}), model.parameters())
+    opt = make_optimizer(
+        Recipe(1, 0.1, 2, optimizer="sgd", optimizer_args={"momentum": 0.5}), model.parameters()
+    )
     assert opt.param_groups[0]["momentum"] == 0.5
     with pytest.raises(KeyError, match="valid choices: adamw, sgd"):
         make_optimizer(Recipe(1, 0.1, 2, optimizer="lion"), model.parameters())
@@ -111,7 +133,7 @@ def test_retain_batches_are_a_pure_function_of_the_step():
     a, b = RetainSampler(retain, 4, 3, 0, "cpu"), RetainSampler(retain, 4, 3, 0, "cpu")
     steps = [a.indices(s) for s in range(7)]
     assert [b.indices(s) for s in (6, 2, 0, 5, 1, 4, 3)] == [steps[s] for s in (6, 2, 0, 5, 1, 4, 3)]
-    assert sorted(i for s in steps[:3] for i in s) == list(range(10))   # one epoch = one pass over D+
+    assert sorted(i for s in steps[:3] for i in s) == list(range(10))  # one epoch = one pass over D+
     with pytest.raises(ValueError, match="retain set is empty"):
         RetainSampler([], 4, 0, 0, "cpu")
 

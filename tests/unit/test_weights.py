@@ -1,4 +1,5 @@
 """The weight-distribution KL (§9.1) on hand-computed histograms and against scipy."""
+
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ from unlearn_repro.metrics.weights import histogram, kl_divergence, last_block, 
 
 
 def test_kl_hand_computed_and_scipy():
-    p, q = np.array([2.0, 2.0]), np.array([1.0, 3.0])        # P = (1/2, 1/2), Q = (1/4, 3/4)
+    p, q = np.array([2.0, 2.0]), np.array([1.0, 3.0])  # P = (1/2, 1/2), Q = (1/4, 3/4)
     expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
     assert kl_divergence(p, q, eps=0.0) == pytest.approx(expected, abs=1e-12)
     assert kl_divergence(p, p) == pytest.approx(0.0, abs=1e-12)

@@ -1,6 +1,7 @@
 """DVC for offline users: `dvc plots show` draws only images (no vega scripts from a CDN), and the main
 study's metrics are readable (`dvc metrics show`) and comparable with the last commit (`dvc metrics diff`).
 Stand-in outputs, no pipeline run."""
+
 import base64
 import json
 import re
@@ -14,8 +15,9 @@ from tests.conftest import BIN, ENV, ROOT
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 # a 1x1 PNG
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0g"
-                       "AAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
 CDN_SCRIPT = re.compile(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//", re.IGNORECASE)
 
 
@@ -28,13 +30,19 @@ STUDIES_WITH_OUTPUTS = ("discussions", "tofu", "tdec", "privacy")  # report modu
 
 def _main_outputs(profile=None):
     """The named outputs of every study with DVC plots and metrics (main and the STUDIES_WITH_OUTPUTS)."""
-    from unlearn_repro.config import load
     from importlib import import_module
+
+    from unlearn_repro.config import load
+
     cfg = load(ROOT / "params.yaml", profile)
     outs = [import_module("unlearn_repro.report.main").outputs(cfg, f"results/{cfg.profile}/main")]
-    outs += [import_module(f"unlearn_repro.report.{study}").outputs(f"results/{cfg.profile}/{study}")
-             for study in STUDIES_WITH_OUTPUTS]
-    outs.append(import_module("unlearn_repro.report.memorization").outputs(cfg, f"results/{cfg.profile}/memorization"))
+    outs += [
+        import_module(f"unlearn_repro.report.{study}").outputs(f"results/{cfg.profile}/{study}")
+        for study in STUDIES_WITH_OUTPUTS
+    ]
+    outs.append(
+        import_module("unlearn_repro.report.memorization").outputs(cfg, f"results/{cfg.profile}/memorization")
+    )
     return {k: sum((o[k] for o in outs), []) for k in outs[0]}
 
 
@@ -57,9 +65,13 @@ def _write(ws: Path, rel: str, data) -> None:
 def test_every_profile_draws_its_figures_as_images():
     """What `plots:` points at (the main study's figures folder) must hold images only."""
     from dvc_render.image import ImageRenderer
+
     for profile in yaml.safe_load((ROOT / "params.yaml").read_text())["profiles"]:
         figures = _main_outputs(profile)["figures"]
-        assert figures and all(Path(f).suffix in ImageRenderer.EXTENSIONS for f in figures), (profile, figures)
+        assert figures and all(Path(f).suffix in ImageRenderer.EXTENSIONS for f in figures), (
+            profile,
+            figures,
+        )
 
 
 def test_dvc_plots_render_offline(tmp_path):
@@ -106,7 +118,9 @@ def test_dvc_metrics_show_and_diff_against_the_last_commit(tmp_path):
     dvc = str(BIN / "dvc")
     r = _run(dvc, "metrics", "show", "--json", cwd=ws)
     assert r.returncode == 0, r.stderr
-    (shown,) = [rev["data"] for rev in json.loads(r.stdout).values()]  # the workspace (keyed "" before a commit)
+    (shown,) = [
+        rev["data"] for rev in json.loads(r.stdout).values()
+    ]  # the workspace (keyed "" before a commit)
     assert set(shown) == set(summaries)
     assert all(v["data"]["npo"]["cycle1"]["delta_exp"] == -0.5 for v in shown.values())
     table = _run(dvc, "metrics", "show", "--md", cwd=ws).stdout
@@ -124,5 +138,8 @@ def test_dvc_metrics_show_and_diff_against_the_last_commit(tmp_path):
 def test_the_study_stages_and_plots_are_generated_from_the_declarations():
     """dvc.yaml below its MARK is what `make dvc-yaml` writes from src/unlearn_repro/studies/."""
     from unlearn_repro import dvc_yaml
+
     text = (ROOT / "dvc.yaml").read_text()
-    assert dvc_yaml.updated(text) == text, "dvc.yaml is out of step with the studies' declarations: `make dvc-yaml`"
+    assert dvc_yaml.updated(text) == text, (
+        "dvc.yaml is out of step with the studies' declarations: `make dvc-yaml`"
+    )

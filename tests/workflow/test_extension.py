@@ -1,6 +1,7 @@
 """The pipeline is open: a method is one file plus one params block (a loss-based one then fits TOFU, TDEC,
 privacy and memorization as well as the main study), and the jobs compute with exactly the config Snakemake
 resolved (--configfile and --config included)."""
+
 import json
 import subprocess
 import sys
@@ -63,14 +64,30 @@ RECORDED_CYCLE_SIZE = 10  # not the ci profile's unlearn.cycle_size (16): the re
 
 
 def _fake_metrics(path: Path, method: str, dataset: str, model: str, cycles: int, shift: float) -> None:
-    rows = [{"cycle": k, "n_forgotten": RECORDED_CYCLE_SIZE * k, "runtime_s": 1.0 + shift, "diverged": False,
-             "fisher_deviation": None,
-             "accuracy": 0.5, "base_accuracy": 0.5, "delta_acc": -shift * k, "test_nll": 4 + shift * k,
-             "delta_test_nll": shift * k, "exposure": 3.0, "base_exposure": 3.5, "delta_exp": -0.1 * k - shift}
-            for k in range(1, cycles + 1)]
+    rows = [
+        {
+            "cycle": k,
+            "n_forgotten": RECORDED_CYCLE_SIZE * k,
+            "runtime_s": 1.0 + shift,
+            "diverged": False,
+            "fisher_deviation": None,
+            "accuracy": 0.5,
+            "base_accuracy": 0.5,
+            "delta_acc": -shift * k,
+            "test_nll": 4 + shift * k,
+            "delta_test_nll": shift * k,
+            "exposure": 3.0,
+            "base_exposure": 3.5,
+            "delta_exp": -0.1 * k - shift,
+        }
+        for k in range(1, cycles + 1)
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"dataset": dataset, "model": model, "method": method, "seed": 0, "params": {},
-                                "cycles": rows}))
+    path.write_text(
+        json.dumps(
+            {"dataset": dataset, "model": model, "method": method, "seed": 0, "params": {}, "cycles": rows}
+        )
+    )
 
 
 def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirror):
@@ -84,7 +101,9 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
     dry = _run(ws, str(BIN / "snakemake"), "-n", "--printshellcmds", "--cores", "1")
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-3000:]
-    assert "unlearn --method throwaway --dataset arc_easy" in out and "results/ci/metrics/throwaway.csv" in out
+    assert (
+        "unlearn --method throwaway --dataset arc_easy" in out and "results/ci/metrics/throwaway.csv" in out
+    )
     # a bad value in its block is caught by the schema its file declares
     params["methods"]["throwaway"] = {"shrink": -1}
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -93,6 +112,7 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
     params["methods"]["throwaway"] = {"shrink": 0.01}
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     from unlearn_repro.methods import METHODS
+
     hp = METHODS.get("gradient_ascent")  # noqa: F841 (the test process itself does not know `throwaway`)
     assert "throwaway" not in METHODS
     # the per-method metrics table and the report
@@ -103,7 +123,14 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
         for dataset in ("arc_easy", "lambada"):
             for model in ("tiny-gpt-neo", "tiny-opt"):
                 f = ws / f"results/runs/{method}/{dataset}/{model}/seed0/metrics.json"
-                _fake_metrics(f, method, dataset, model, 3 if (dataset, model) == ("lambada", "tiny-gpt-neo") else 2, shift)
+                _fake_metrics(
+                    f,
+                    method,
+                    dataset,
+                    model,
+                    3 if (dataset, model) == ("lambada", "tiny-gpt-neo") else 2,
+                    shift,
+                )
                 files.append(str(f))
         r = _run(ws, *cli, "collect", "--out", f"results/metrics/{method}.csv", *files)
         assert r.returncode == 0, r.stderr[-2000:]
@@ -114,7 +141,7 @@ def test_a_throwaway_method_flows_through_dag_metrics_and_report(tmp_path, mirro
     ranking = (ws / "results/main/tables/ranking.md").read_text()
     assert "Throw-Away Shrink" in ranking and "Gradient Ascent" in ranking
     main_table = (ws / "results/main/tables/main_arc_easy.md").read_text()
-    assert "Throw-Away Shrink" in main_table and "NEO 20 Δacc" in main_table   # cycle 2: 2 x 10 samples
+    assert "Throw-Away Shrink" in main_table and "NEO 20 Δacc" in main_table  # cycle 2: 2 x 10 samples
     assert (ws / "results/main/figures/runtime.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -128,20 +155,36 @@ def test_a_new_loss_based_method_reaches_every_study_it_fits(tmp_path, mirror):
     params["methods"]["half_ascent"] = {"lr": 1.0e-3, "optimizer": "adamw", "gamma": 1.0}
     params["profiles"]["ci"]["methods"]["enabled"] = ["gradient_ascent", "half_ascent"]
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    studies = {"tofu": {"methods": ["half_ascent"], "lr": {"half_ascent": {"FO": 1.0e-3, "SO": 1.0e-3}}},
-               "tdec": {"enabled": ["flora_ihl", "half_lora"],
-                        "configs": {"half_lora": {"method": "half_ascent", "adapter": "lora", "lr": 4.0e-3}}},
-               "privacy": {"methods": ["half_ascent"], "grids": {"half_ascent": {"values": [1e-3, 3e-3]}}},
-               "memorization": {"methods": ["half_ascent"]}}
+    studies = {
+        "tofu": {"methods": ["half_ascent"], "lr": {"half_ascent": {"FO": 1.0e-3, "SO": 1.0e-3}}},
+        "tdec": {
+            "enabled": ["flora_ihl", "half_lora"],
+            "configs": {"half_lora": {"method": "half_ascent", "adapter": "lora", "lr": 4.0e-3}},
+        },
+        "privacy": {"methods": ["half_ascent"], "grids": {"half_ascent": {"values": [1e-3, 3e-3]}}},
+        "memorization": {"methods": ["half_ascent"]},
+    }
     (ws / "studies.yaml").write_text(yaml.safe_dump({"profiles": {"ci": studies}}))
-    dry = _run(ws, str(BIN / "snakemake"), "-n", "--printshellcmds", "--cores", "1",
-               "--configfile", "params.yaml", "studies.yaml")
+    dry = _run(
+        ws,
+        str(BIN / "snakemake"),
+        "-n",
+        "--printshellcmds",
+        "--cores",
+        "1",
+        "--configfile",
+        "params.yaml",
+        "studies.yaml",
+    )
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-3000:]
-    for job in ("unlearn --method half_ascent --dataset arc_easy",
-                "tofu-unlearn --method half_ascent --kind SO",
-                "tdec-run --model tiny-gpt-neo --run half_lora", "privacy-unlearn --method half_ascent",
-                "memorization-unlearn --method half_ascent"):
+    for job in (
+        "unlearn --method half_ascent --dataset arc_easy",
+        "tofu-unlearn --method half_ascent --kind SO",
+        "tdec-run --model tiny-gpt-neo --run half_lora",
+        "privacy-unlearn --method half_ascent",
+        "memorization-unlearn --method half_ascent",
+    ):
         assert job in out, f"no job `{job}` in the plan:\n{out[-3000:]}"
 
 
@@ -151,7 +194,7 @@ def test_configfile_values_reach_the_jobs_and_trigger_reruns(tmp_path, mirror):
     snake = [str(BIN / "snakemake"), "--cores", "1"]
     first = _run(ws, *snake, target)
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
-    assert json.loads((ws / target).read_text())["cycle_size"] == 16          # the ci profile's value
+    assert json.loads((ws / target).read_text())["cycle_size"] == 16  # the ci profile's value
     (ws / "override.yaml").write_text(yaml.safe_dump({"profiles": {"ci": {"unlearn": {"cycle_size": 12}}}}))
     dry = _run(ws, *snake, "-n", target, "--configfile", "params.yaml", "override.yaml")
     out = dry.stdout + dry.stderr
@@ -177,5 +220,7 @@ def test_a_mistyped_mirror_stops_the_dag_and_keeps_prepared_data(tmp_path, mirro
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     bad = _run(ws, str(BIN / "snakemake"), "--cores", "1", target)
     out = bad.stdout + bad.stderr
-    assert bad.returncode != 0 and "offline data mirror is missing" in out and "data.mirror_dir" in out, out[-3000:]
+    assert bad.returncode != 0 and "offline data mirror is missing" in out and "data.mirror_dir" in out, out[
+        -3000:
+    ]
     assert {p.name: p.stat().st_mtime_ns for p in (ws / "data/processed/ci/arc_easy").iterdir()} == before

@@ -2,6 +2,7 @@
 job that runs a model asks for a GPU on the GPU partition, every other job for none on the CPU partition with
 the memory and time of its kind; no executor-managed option in slurm_extra. And the profiles do not fight:
 Snakemake's workflow profile (profiles/default, loaded on top of any --profile) changes nothing they set."""
+
 import re
 import subprocess
 from types import SimpleNamespace
@@ -26,9 +27,16 @@ def _value(v: str):
 
 
 def _planned_jobs(*targets: str) -> dict[str, dict]:
-    """rule -> the resources of its first planned job in `snakemake --profile profiles/slurm -n` (the paper DAG)."""
-    r = subprocess.run([str(BIN / "snakemake"), "--profile", "profiles/slurm", "-n", *targets], cwd=ROOT, env=ENV,
-                       capture_output=True, text=True, timeout=300)
+    """rule -> the resources of its first planned job in `snakemake --profile profiles/slurm -n`
+    (the paper DAG)."""
+    r = subprocess.run(
+        [str(BIN / "snakemake"), "--profile", "profiles/slurm", "-n", *targets],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     jobs = {}
@@ -36,7 +44,10 @@ def _planned_jobs(*targets: str) -> dict[str, dict]:
         rule = re.match(r"(?:local)?rule (\w+):", block)
         line = re.search(r"^\s*resources: (.*)$", block, re.M)
         if rule and line:
-            jobs.setdefault(rule.group(1), {k: _value(v) for k, v in (kv.split("=", 1) for kv in line.group(1).split(", "))})
+            jobs.setdefault(
+                rule.group(1),
+                {k: _value(v) for k, v in (kv.split("=", 1) for kv in line.group(1).split(", "))},
+            )
     return jobs
 
 
@@ -65,14 +76,21 @@ def _sbatch(res: dict) -> str:
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
     job = SimpleNamespace(resources=Resources(**res), threads=1)
-    params = {"run_uuid": "x", "slurm_logfile": "x.log", "comment_str": "rule", "workdir": None,
-              "account": f"-A {res['slurm_account']}", "partition": f"-p {res['slurm_partition']}"}
+    params = {
+        "run_uuid": "x",
+        "slurm_logfile": "x.log",
+        "comment_str": "rule",
+        "workdir": None,
+        "account": f"-A {res['slurm_account']}",
+        "partition": f"-p {res['slurm_partition']}",
+    }
     return get_submit_command(job, params) + set_gres_string(job)
 
 
 def test_each_job_goes_to_its_partition_with_its_resources(paper_jobs):
     """GPU rules (gpu=1 in the paper profile: they run a model) on the GPU partition with --gpus=1; the
-    CPU-only ones (data, splits, collects, reports) on the CPU partition, sized per kind (rules/common.smk)."""
+    CPU-only ones (data, splits, collects, reports) on the CPU partition, sized per kind
+    (rules/common.smk)."""
     from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
 
     gpu_partition, cpu_partition = _partitions()
@@ -91,27 +109,41 @@ def test_each_job_goes_to_its_partition_with_its_resources(paper_jobs):
         else:
             assert res["slurm_partition"] == cpu_partition and "--gpus" not in sbatch, (rule, sbatch)
             assert res["mem_mb"] <= 16000 and res["runtime"] <= 120, (rule, res)
-    sizes = {rule: (res["mem_mb"], res["runtime"]) for rule, res in paper_jobs.items() if rule not in gpu_rules}
+    sizes = {
+        rule: (res["mem_mb"], res["runtime"]) for rule, res in paper_jobs.items() if rule not in gpu_rules
+    }
     assert sizes["splits"] == sizes["collect"] == (2000, 15) and sizes["main_report"] == (4000, 30)
     assert sizes["prepare_data"] == sizes["memorization_data"] == (16000, 120)
 
 
 def test_the_plugin_refuses_gres_in_slurm_extra(paper_jobs):
     """The validator the test above runs is live: the old profile's GRES in slurm_extra is refused."""
-    from snakemake_interface_common.exceptions import WorkflowError
     from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
+    from snakemake_interface_common.exceptions import WorkflowError
 
     with pytest.raises(WorkflowError, match="not allowed in the 'slurm_extra'"):
-        validate_slurm_extra(SimpleNamespace(resources=Resources(**paper_jobs["unlearn"],
-                                                                  slurm_extra="'--gres=gpu:1'")))
+        validate_slurm_extra(
+            SimpleNamespace(resources=Resources(**paper_jobs["unlearn"], slurm_extra="'--gres=gpu:1'"))
+        )
 
 
-RUN_KEYS = {"cores", "latency-wait", "jobs", "executor", "resources", "default-resources", "set-resources", "config"}
+RUN_KEYS = {
+    "cores",
+    "latency-wait",
+    "jobs",
+    "executor",
+    "resources",
+    "default-resources",
+    "set-resources",
+    "config",
+}
 
 
 def _args(*argv):
-    """The options Snakemake itself resolves from its profiles for this command line (run in the repo root)."""
+    """The options Snakemake itself resolves from its profiles for this command line (run in
+    the repo root)."""
     from snakemake.cli import parse_args
+
     return parse_args(list(argv))[1]
 
 
@@ -124,8 +156,10 @@ def test_the_workflow_profile_changes_nothing_a_profile_sets(profile, monkeypatc
     default, own = _profile("default"), _profile(profile)
     assert not RUN_KEYS & set(default), RUN_KEYS & set(default)
     assert {k: default[k] for k in set(default) & set(own)} == {k: own[k] for k in set(default) & set(own)}
-    both, alone = _args("--profile", f"profiles/{profile}"), _args("--profile", f"profiles/{profile}",
-                                                                  "--workflow-profile", "none")
+    both, alone = (
+        _args("--profile", f"profiles/{profile}"),
+        _args("--profile", f"profiles/{profile}", "--workflow-profile", "none"),
+    )
     for key in ("cores", "latency_wait", "jobs", "executor", "keep_going", "rerun_incomplete"):
         assert getattr(both, key) == getattr(alone, key), key
     assert both.latency_wait == own["latency-wait"] and alone.keep_going is True

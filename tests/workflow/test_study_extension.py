@@ -2,6 +2,7 @@
 throw-away study added in a temp workspace is planned by the default target, validated by the schema it
 declares, run by Snakemake through its own CLI commands and report, and gets its DVC stage, with no other
 file of the pipeline edited."""
+
 import hashlib
 import json
 import shutil
@@ -66,7 +67,7 @@ def build_report(cfg, runs, root):
     Path(table).write_text("seed,value\\n" + "".join(f"{r['seed']},{r['value']}\\n" for r in rows))
     Path(summary).write_text(json.dumps({"total": sum(r["value"] for r in rows)}))
 ''',
-    "rules/toy.smk": '''# A throw-away study. Target: `snakemake --cores all toy`.
+    "rules/toy.smk": """# A throw-away study. Target: `snakemake --cores all toy`.
 from unlearn_repro.report import toy as toy_report
 
 TOY_OUTPUTS = toy_report.outputs(R("toy"))
@@ -110,12 +111,22 @@ rule toy_report:
 rule toy:
     input:
         rules.toy_report.output,
-''',
+""",
     "report_captions/toy/table.rst": "One number per seed: ``toy.scale`` times (seed + 1).\n",
 }
 # what runs write (outputs, caches, DVC's and git's records): not pipeline files
-OUTPUT_ROOTS = (".snakemake", "results", "logs", "data", ".git", ".dvc", ".dvcignore", "dvc.lock", "mlruns",
-                "mlflow.db")
+OUTPUT_ROOTS = (
+    ".snakemake",
+    "results",
+    "logs",
+    "data",
+    ".git",
+    ".dvc",
+    ".dvcignore",
+    "dvc.lock",
+    "mlruns",
+    "mlflow.db",
+)
 
 
 def _run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
@@ -126,9 +137,14 @@ def _run(ws: Path, *cmd: str) -> subprocess.CompletedProcess:
 
 def _hashes(ws: Path) -> dict:
     """Every pipeline file of the workspace (not outputs or caches) -> its content hash."""
-    return {str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest() for p in ws.rglob("*")
-            if p.is_file() and p.relative_to(ws).parts[0] not in OUTPUT_ROOTS and "__pycache__" not in p.parts
-            and not p.name.endswith(".dvc")}
+    return {
+        str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in ws.rglob("*")
+        if p.is_file()
+        and p.relative_to(ws).parts[0] not in OUTPUT_ROOTS
+        and "__pycache__" not in p.parts
+        and not p.name.endswith(".dvc")
+    }
 
 
 def _set_scale(ws: Path, value) -> None:

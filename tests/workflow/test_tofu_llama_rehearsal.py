@@ -1,7 +1,9 @@
-"""A CPU rehearsal of the paper profile's TOFU study as SOUL ran it: Llama-2-7B-chat fine-tuned on TOFU and its
-retain model, here two-layer Llamas built from a LlamaConfig and saved in the hub's layout (`model_sources`),
-TOFU in the hub's format (`data.hub_paths`), the cache offline; bf16, TOFU's Llama-2 chat format, and the
-memory plan checked against `tofu.max_memory_gb` before each job loads. One NPO + Sophia run through Snakemake."""
+"""A CPU rehearsal of the paper profile's TOFU study as SOUL ran it: Llama-2-7B-chat fine-tuned on TOFU and
+its retain model, here two-layer Llamas built from a LlamaConfig and saved in the hub's layout
+(`model_sources`), TOFU in the hub's format (`data.hub_paths`), the cache offline; bf16, TOFU's Llama-2 chat
+format, and the memory plan checked against `tofu.max_memory_gb` before each job loads. One NPO + Sophia run
+through Snakemake."""
+
 import json
 import subprocess
 import time
@@ -21,37 +23,80 @@ def test_paper_tofu_runs_on_released_llama_checkpoints(tmp_path):
     ws = _workspace(tmp_path)
     texts = [f"[INST] Who wrote book {i}? [/INST] Author {i}. It was author {i + 1}." for i in range(60)]
     overrides = {
-        "device": "auto", "seeds": [0], "tracking": {"enabled": False},
-        "model_sources": {BASE: str(fx.local_llama(tmp_path / "full", texts, seed=0)),
-                          RETAIN: str(fx.local_llama(tmp_path / "retain", texts, seed=1))},
+        "device": "auto",
+        "seeds": [0],
+        "tracking": {"enabled": False},
+        "model_sources": {
+            BASE: str(fx.local_llama(tmp_path / "full", texts, seed=0)),
+            RETAIN: str(fx.local_llama(tmp_path / "retain", texts, seed=1)),
+        },
         "data": {"hub_paths": {"tofu": str(fx.tofu(tmp_path / "tofu"))}},
-        "tofu": {"forget_authors": 1, "retain_authors": 1, "eval_rows": 4, "max_length": 48, "epochs": 1,
-                 "methods": ["npo"], "max_new_tokens": 4, "eval_batch_size": 64, "max_memory_gb": 1,
-                 "lr": {"npo": {"FO": 1.0e-3, "SO": 1.0e-3}}}}
+        "tofu": {
+            "forget_authors": 1,
+            "retain_authors": 1,
+            "eval_rows": 4,
+            "max_length": 48,
+            "epochs": 1,
+            "methods": ["npo"],
+            "max_new_tokens": 4,
+            "eval_batch_size": 64,
+            "max_memory_gb": 1,
+            "lr": {"npo": {"FO": 1.0e-3, "SO": 1.0e-3}},
+        },
+    }
     (ws / "rehearsal.yaml").write_text(yaml.safe_dump(overrides))
-    targets = ["results/paper/tofu/models/base", "results/paper/tofu/models/retain",
-               "results/paper/tofu/runs/npo/SO/seed0.json"]
-    env = {**ENV, "PYTHONPATH": str(ROOT / "src"),
-           "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    targets = [
+        "results/paper/tofu/models/base",
+        "results/paper/tofu/models/retain",
+        "results/paper/tofu/runs/npo/SO/seed0.json",
+    ]
+    env = {
+        **ENV,
+        "PYTHONPATH": str(ROOT / "src"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
     env.pop("UNLEARN_CONFIG", None)
     start = time.monotonic()
-    r = subprocess.run([str(BIN / "snakemake"), *targets, "--profile", "profiles/paper", "--cores", "2",
-                        "--resources", "gpu=1", "--configfile", "rehearsal.yaml"],
-                       cwd=ws, env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            *targets,
+            "--profile",
+            "profiles/paper",
+            "--cores",
+            "2",
+            "--resources",
+            "gpu=1",
+            "--configfile",
+            "rehearsal.yaml",
+        ],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:] + "".join(
-        f"\n--- {p}\n{p.read_text()[-2000:]}" for p in (ws / "logs").rglob("*.log"))
+        f"\n--- {p}\n{p.read_text()[-2000:]}" for p in (ws / "logs").rglob("*.log")
+    )
     print(f"TOFU Llama rehearsal: {time.monotonic() - start:.0f}s")
     # the released checkpoints came from their model_sources folders, and neither was fine-tuned here
     for model in (BASE, RETAIN):
         meta = json.loads((ws / f"results/paper/models/{model}/pretrained/meta.json").read_text())
-        assert meta["source"] == overrides["model_sources"][model] and meta["hub_id"].startswith("open-unlearning/")
+        assert meta["source"] == overrides["model_sources"][model] and meta["hub_id"].startswith(
+            "open-unlearning/"
+        )
     for which, model in (("base", BASE), ("retain", RETAIN)):
         meta = json.loads((ws / f"results/paper/tofu/models/{which}/meta.json").read_text())
         assert meta["released"] == model and meta["n_train"] == 0 and meta["add_bos"] is True
         assert meta["memory_plan"]["gradients"] == 0 and meta["params"]["tofu"]["dtype"] == "bfloat16"
-        assert f"[tofu] {which} model: {model} is already fine-tuned" in \
-            (ws / f"logs/paper/tofu/model_{which}.log").read_text()
+        assert (
+            f"[tofu] {which} model: {model} is already fine-tuned"
+            in (ws / f"logs/paper/tofu/model_{which}.log").read_text()
+        )
     config = json.loads((ws / "results/paper/tofu/models/base/config.json").read_text())
     assert config["model_type"] == "llama" and config["num_hidden_layers"] == 2
     # the unlearning run: Sophia's states counted in bf16, NPO's reference model, the plan line in the log

@@ -1,13 +1,12 @@
 """The workflow definitions themselves: Snakemake's dry run and linter, and DVC's change detection."""
+
 import json
 import shutil
 import subprocess
 
-import pytest
 import yaml
 
 from tests.conftest import BIN, ENV, ROOT
-
 
 
 def _run(*cmd, cwd=ROOT):
@@ -17,8 +16,18 @@ def _run(*cmd, cwd=ROOT):
 def test_snakemake_dry_run_plans_the_whole_paper():
     r = _run(str(BIN / "snakemake"), "-n", "--forceall", "--quiet", "rules")
     assert r.returncode == 0, r.stderr[-3000:]
-    for rule in ("prepare_data", "tokenizer", "base_model", "finetune", "splits", "unlearn", "evaluate_base",
-                 "evaluate", "collect", "main_report"):
+    for rule in (
+        "prepare_data",
+        "tokenizer",
+        "base_model",
+        "finetune",
+        "splits",
+        "unlearn",
+        "evaluate_base",
+        "evaluate",
+        "collect",
+        "main_report",
+    ):
         assert rule in r.stdout + r.stderr
 
 
@@ -40,15 +49,30 @@ def test_bad_params_stop_the_snakefile_with_a_clear_message(tmp_path):
 
 def test_dvc_reruns_only_the_stage_whose_params_changed(tmp_path):
     """After a recorded run, changing one method's hyperparameter marks only that method's stage."""
-    for name in ("dvc.yaml", "params.yaml", "Snakefile", "rules", "src", "profiles", "schemas", "environment.yml"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name,
-                                                                     **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
+    for name in (
+        "dvc.yaml",
+        "params.yaml",
+        "Snakefile",
+        "rules",
+        "src",
+        "profiles",
+        "schemas",
+        "environment.yml",
+    ):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(
+            ROOT / name,
+            tmp_path / name,
+            **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}),
+        )
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     enabled, profile = params["methods"]["enabled"], params["profile"]
     for st in stages.values():  # stand-in outputs, as a finished run leaves them
         body, items = (st["do"], enabled) if "foreach" in st else (st, [None])
-        outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", []) + body.get("metrics", [])]
+        outs = [
+            next(iter(o)) if isinstance(o, dict) else o
+            for o in body.get("outs", []) + body.get("metrics", [])
+        ]
         for out in [o.replace("${item}", str(i)).replace("${profile}", profile) for o in outs for i in items]:
             path = tmp_path / out
             if path.suffix:
@@ -70,13 +94,19 @@ def test_dvc_reruns_only_the_stage_whose_params_changed(tmp_path):
     params["methods"]["gradient_ascent"]["lr"] = 1.0e-4
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = json.loads(_run(dvc, "status", "--json", cwd=tmp_path).stdout)
-    assert set(status) == {"unlearn@gradient_ascent", "memorization", "privacy", "tofu"}   # studies that run the method too
+    assert set(status) == {
+        "unlearn@gradient_ascent",
+        "memorization",
+        "privacy",
+        "tofu",
+    }  # studies that run the method too
     diff = _run(dvc, "params", "diff", "--json", cwd=tmp_path)
     assert "methods.gradient_ascent.lr" in diff.stdout
 
 
 def test_dvc_unlearn_stages_list_every_section_a_method_declares():
     from unlearn_repro.methods import METHODS
+
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["unlearn"]
     assert stage["foreach"] == "${methods.enabled}"
     listed = set(stage["do"]["params"])

@@ -7,5 +7,6 @@ Kinds of normalized rows (plain dicts, one json line each in data/processed/<nam
   qa               {id, question, answer}                   TOFU
   token_ids        {id, ids[list[int]]}                     TDEC (GPT-Neo token ids)
 """
+
+from unlearn_repro.data import corpora, tasks, tdec, tofu  # noqa: F401  (registers the data sets)
 from unlearn_repro.data.registry import DATASETS, DatasetSpec, load_split, training_text  # noqa: F401
-from unlearn_repro.data import tasks, corpora, tofu, tdec  # noqa: F401  (registers the data sets)

@@ -1,5 +1,6 @@
 """Plain-text corpora: WikiText-2 (pretraining, exposure reference offline), medical transcriptions and
 Enron e-mails (memorization case studies), ECHR (the paper's exposure reference, hub only)."""
+
 from __future__ import annotations
 
 import csv
@@ -27,12 +28,22 @@ def _wikitext_hub(r: dict, i: int) -> dict | None:
     return {"id": f"wikitext2-{i}", "text": text} if text and not text.startswith("=") else None
 
 
-register(DatasetSpec(
-    "wikitext2", "text", "wikitext2",
-    {"validation": lambda f: _paragraphs(f / "valid.txt", "wikitext2-valid"),
-     "test": lambda f: _paragraphs(f / "test.txt", "wikitext2-test")},
-    "Salesforce/wikitext", "wikitext-2-v1", {"train": "train", "validation": "validation", "test": "test"},
-    _wikitext_hub, mirror_files=("valid.txt", "test.txt")))
+register(
+    DatasetSpec(
+        "wikitext2",
+        "text",
+        "wikitext2",
+        {
+            "validation": lambda f: _paragraphs(f / "valid.txt", "wikitext2-valid"),
+            "test": lambda f: _paragraphs(f / "test.txt", "wikitext2-test"),
+        },
+        "Salesforce/wikitext",
+        "wikitext-2-v1",
+        {"train": "train", "validation": "validation", "test": "test"},
+        _wikitext_hub,
+        mirror_files=("valid.txt", "test.txt"),
+    )
+)
 
 
 MTSAMPLES_COLUMNS = ["", "description", "medical_specialty", "sample_name", "transcription", "keywords"]
@@ -52,11 +63,25 @@ def _mtsamples_row(r: dict, i: int) -> dict | None:
     return {"id": f"mtsamples-{i}", "text": text} if text else None
 
 
-register(DatasetSpec(
-    "mtsamples", "text", "mtsamples",
-    {"train": lambda f: [x for i, r in enumerate(_read_csv(f / "mtsamples_first400.csv", MTSAMPLES_COLUMNS))
-                         if (x := _mtsamples_row(r, i)) is not None]},
-    "NickyNicky/medical_mtsamples", None, {"train": "train"}, _mtsamples_row, mirror_files=("mtsamples_first400.csv",)))
+register(
+    DatasetSpec(
+        "mtsamples",
+        "text",
+        "mtsamples",
+        {
+            "train": lambda f: [
+                x
+                for i, r in enumerate(_read_csv(f / "mtsamples_first400.csv", MTSAMPLES_COLUMNS))
+                if (x := _mtsamples_row(r, i)) is not None
+            ]
+        },
+        "NickyNicky/medical_mtsamples",
+        None,
+        {"train": "train"},
+        _mtsamples_row,
+        mirror_files=("mtsamples_first400.csv",),
+    )
+)
 
 
 def _enron_mirror(folder: Path) -> list[dict]:
@@ -75,9 +100,19 @@ def _enron_hub(r: dict, i: int) -> dict | None:
     return {"id": f"enron-{i}", "text": text} if text else None
 
 
-register(DatasetSpec(
-    "enron", "text", "enron", {"train": _enron_mirror},
-    "LLM-PBE/enron-email", None, {"train": "train"}, _enron_hub, mirror_files=("allen_p_emails.csv",)))
+register(
+    DatasetSpec(
+        "enron",
+        "text",
+        "enron",
+        {"train": _enron_mirror},
+        "LLM-PBE/enron-email",
+        None,
+        {"train": "train"},
+        _enron_hub,
+        mirror_files=("allen_p_emails.csv",),
+    )
+)
 
 
 def _echr_hub(r: dict, i: int) -> list[dict]:
@@ -85,7 +120,17 @@ def _echr_hub(r: dict, i: int) -> list[dict]:
     return [{"id": f"echr-{i}-{j}", "text": p.strip()} for j, p in enumerate(r["facts"]) if p.strip()]
 
 
-register(DatasetSpec(  # main holds a loading script: read the hub's own parquet conversion of one config
-    "echr", "text", "echr", {},
-    "AUEB-NLP/ecthr_cases", "alleged-violation-prediction", {"train": "train", "validation": "validation", "test": "test"},
-    _echr_hub, hub_revision="refs/convert/parquet", hub_data_dir="alleged-violation-prediction"))
+register(
+    DatasetSpec(  # main holds a loading script: read the hub's own parquet conversion of one config
+        "echr",
+        "text",
+        "echr",
+        {},
+        "AUEB-NLP/ecthr_cases",
+        "alleged-violation-prediction",
+        {"train": "train", "validation": "validation", "test": "test"},
+        _echr_hub,
+        hub_revision="refs/convert/parquet",
+        hub_data_dir="alleged-violation-prediction",
+    )
+)

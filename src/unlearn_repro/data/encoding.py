@@ -1,5 +1,6 @@
 """Processed task rows -> the token sequences models are trained and scored on: the one place that
 reads a processed split with its kind and encodes it (fine-tuning, unlearning and evaluation share it)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 transcription into shorter segments"), for the memorization corpora. Word-based, so a prepared corpus
 does not depend on a tokenizer; deterministic (consecutive runs of at most `max_words` words), and the
 segments concatenate back to the original text, so nothing is lost or rewritten."""
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,7 @@ def segment_text(text: str, max_words: int) -> list[str]:
     if max_words < 1:
         raise ValueError(f"segment_words must be >= 1, got {max_words}")
     words = _WORD.findall(text.strip())
-    return ["".join(words[i:i + max_words]) for i in range(0, len(words), max_words)]
+    return ["".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
 
 
 def segment_rows(rows: list[dict], max_words: int) -> list[dict]:
@@ -35,7 +36,9 @@ def segment_rows(rows: list[dict], max_words: int) -> list[dict]:
     return out
 
 
-def cap_segments(rows: list[dict], max_words: int, max_segments: int | None, seed: int = DATA_SEED) -> list[dict]:
+def cap_segments(
+    rows: list[dict], max_words: int, max_segments: int | None, seed: int = DATA_SEED
+) -> list[dict]:
     """Whole texts, taken in a seeded order while their segments fit in `max_segments`, kept in the original
     order: corpora of very different text lengths (MT reports, short e-mails) get the same training size."""
     if max_segments is None:
@@ -49,8 +52,14 @@ def cap_segments(rows: list[dict], max_words: int, max_segments: int | None, see
     return [r for i, r in enumerate(rows) if i in keep]
 
 
-def prepare_segmented(name: str, cfg, max_texts: int | None, max_words: int, out_dir: str | Path,
-                      max_segments: int | None = None) -> dict:
+def prepare_segmented(
+    name: str,
+    cfg,
+    max_texts: int | None,
+    max_words: int,
+    out_dir: str | Path,
+    max_segments: int | None = None,
+) -> dict:
     """A memorization corpus: at most `max_texts` texts of the data set's training split (a seeded subset,
     as the paper's 100k-sample subset) and at most `max_segments` segments, cut into segments; every segment
     is trained on (train.jsonl), the texts left out are the held-out rows. The segmentation is recorded in
@@ -66,13 +75,26 @@ def prepare_segmented(name: str, cfg, max_texts: int | None, max_words: int, out
     train = segment_rows(kept, max_words)
     heldout = segment_rows([r for r in rows if r["id"] not in kept_ids], max_words)
     per_text = [len(segment_text(r["text"], max_words)) for r in kept]
-    meta = {"dataset": name, "kind": "text", "source": source,
-            "origin": str(Path(d.mirror_dir) / spec.mirror_folder) if source == "mirror" else (d.hub_paths.get(name) or spec.hub_id),
-            "rows_before_cap": len(rows), "texts": len(kept), "caps": {"texts": max_texts, "segments": max_segments},
-            "segmentation": {"unit": "whitespace-separated words", "max_words": max_words,
-                             "rule": "consecutive runs of at most max_words words; segments concatenate to the text",
-                             "segments": len(train), "max_segments_per_text": max(per_text, default=0),
-                             "texts_split": sum(n > 1 for n in per_text)},
-            "rows": {"train": len(train), "test": len(heldout), "heldout": len(heldout)}, "git_commit": git_commit()}
+    meta = {
+        "dataset": name,
+        "kind": "text",
+        "source": source,
+        "origin": str(Path(d.mirror_dir) / spec.mirror_folder)
+        if source == "mirror"
+        else (d.hub_paths.get(name) or spec.hub_id),
+        "rows_before_cap": len(rows),
+        "texts": len(kept),
+        "caps": {"texts": max_texts, "segments": max_segments},
+        "segmentation": {
+            "unit": "whitespace-separated words",
+            "max_words": max_words,
+            "rule": "consecutive runs of at most max_words words; segments concatenate to the text",
+            "segments": len(train),
+            "max_segments_per_text": max(per_text, default=0),
+            "texts_split": sum(n > 1 for n in per_text),
+        },
+        "rows": {"train": len(train), "test": len(heldout), "heldout": len(heldout)},
+        "git_commit": git_commit(),
+    }
     _write_prepared(out_dir, train, heldout, heldout, meta)
     return meta

@@ -1,5 +1,6 @@
 """Deterministic splits: train/test for the tasks (derived where a split is missing) and the
 disjoint forget cycles of `cycle_size` training samples that unlearning removes one cycle at a time."""
+
 from __future__ import annotations
 
 import shutil
@@ -51,19 +52,30 @@ def prepare_task(name: str, cfg, out_dir: str | Path) -> dict:
         rows = load(only)
         tr, te = derive_split(len(rows), d.test_fraction)
         train, test = [rows[i] for i in tr], [rows[i] for i in te]
-        how = {"train": f"derived from {only}", "test": f"derived from {only}",
-               "derivation": f"seeded permutation (seed {DATA_SEED}), test fraction {d.test_fraction}"}
+        how = {
+            "train": f"derived from {only}",
+            "test": f"derived from {only}",
+            "derivation": f"seeded permutation (seed {DATA_SEED}), test fraction {d.test_fraction}",
+        }
     n_train_full, n_test_full = len(train), len(test)
     kept = cap(list(range(len(train))), d.max_train)
     # never trained on: training rows left out by the cap, and every test row (exposure's `heldout` reference)
     left_out = set(range(len(train))) - set(kept)
     heldout = [r for i, r in enumerate(train) if i in left_out] + test
     train, test = [train[i] for i in kept], cap(test, d.max_test)
-    meta = {"dataset": name, "kind": spec.kind, "source": source,
-            "origin": str(Path(d.mirror_dir) / spec.mirror_folder) if source == "mirror" else (hub_path or spec.hub_id),
-            "splits": how, "rows_before_cap": {"train": n_train_full, "test": n_test_full},
-            "rows": {"train": len(train), "test": len(test), "heldout": len(heldout)}, "caps": {"train": d.max_train, "test": d.max_test},
-            "git_commit": git_commit()}
+    meta = {
+        "dataset": name,
+        "kind": spec.kind,
+        "source": source,
+        "origin": str(Path(d.mirror_dir) / spec.mirror_folder)
+        if source == "mirror"
+        else (hub_path or spec.hub_id),
+        "splits": how,
+        "rows_before_cap": {"train": n_train_full, "test": n_test_full},
+        "rows": {"train": len(train), "test": len(test), "heldout": len(heldout)},
+        "caps": {"train": d.max_train, "test": d.max_test},
+        "git_commit": git_commit(),
+    }
     _write_prepared(out_dir, train, test, heldout, meta)
     return meta
 
@@ -80,8 +92,14 @@ def prepare_corpus(name: str, cfg, out_dir: str | Path) -> dict:
     hub_path = d.hub_paths.get(name)
     train = load_split(name, train_split, source, d.mirror_dir, hub_path) if train_split in have else []
     test = load_split(name, test_split, source, d.mirror_dir, hub_path)
-    meta = {"dataset": name, "kind": spec.kind, "source": source, "splits": {"train": train_split, "test": test_split},
-            "rows": {"train": len(train), "test": len(test), "heldout": len(test)}, "git_commit": git_commit()}
+    meta = {
+        "dataset": name,
+        "kind": spec.kind,
+        "source": source,
+        "splits": {"train": train_split, "test": test_split},
+        "rows": {"train": len(train), "test": len(test), "heldout": len(test)},
+        "git_commit": git_commit(),
+    }
     _write_prepared(out_dir, train, test, test, meta)
     return meta
 
@@ -96,8 +114,11 @@ def prepare(name: str, cfg, out_dir: str | Path) -> dict:
         meta = (prepare_corpus if DATASETS.get(name).kind == "text" else prepare_task)(name, cfg, out_dir)
     except BaseException:
         if backup.is_dir():
-            print(f"[prepare-data] failed: {out_dir} is left for the rerun to make; the last good data is in "
-                  f"{backup}", flush=True)
+            print(
+                f"[prepare-data] failed: {out_dir} is left for the rerun to make; the last good data is in "
+                f"{backup}",
+                flush=True,
+            )
         raise
     with atomic_dir(backup) as tmp:
         shutil.copytree(out_dir, tmp, dirs_exist_ok=True)
@@ -108,7 +129,9 @@ def mirror_content(mirror_dir: str | Path, name: str) -> dict[str, str]:
     """The identity of a data set's mirror copy: {file: sha256} of the files its readers open (every file of
     its folder where the registry names none), so a mirror moved or named by another path reruns nothing."""
     folder = Path(mirror_dir) / DATASETS.get(name).mirror_folder
-    files = DATASETS.get(name).mirror_files or sorted(str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file())
+    files = DATASETS.get(name).mirror_files or sorted(
+        str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file()
+    )
     return {f: file_hash(folder / f) for f in files}
 
 
@@ -132,10 +155,12 @@ def _write_prepared(out_dir: str | Path, train: list, test: list, heldout: list,
 def forget_cycles(n_train: int, cycle_size: int, max_cycles: int, seed: int) -> list[list[int]]:
     """`max_cycles` disjoint, seeded sets of `cycle_size` training indices; cycle k's D- is cycles[:k]."""
     if max_cycles * cycle_size >= n_train:
-        raise ValueError(f"{max_cycles} cycles of {cycle_size} samples need more than {n_train} training rows "
-                         "(some must remain as D+)")
+        raise ValueError(
+            f"{max_cycles} cycles of {cycle_size} samples need more than {n_train} training rows "
+            "(some must remain as D+)"
+        )
     perm = np.random.default_rng(seed).permutation(n_train)
-    return [sorted(perm[k * cycle_size:(k + 1) * cycle_size].tolist()) for k in range(max_cycles)]
+    return [sorted(perm[k * cycle_size : (k + 1) * cycle_size].tolist()) for k in range(max_cycles)]
 
 
 def write_forget_cycles(cfg, dataset: str, data_dir: str | Path, seed: int, out: str | Path) -> None:
@@ -143,5 +168,13 @@ def write_forget_cycles(cfg, dataset: str, data_dir: str | Path, seed: int, out:
     n = read_json(Path(data_dir) / "meta.json")["rows"]["train"]
     u = cfg.unlearn
     print(f"[splits] cycle_size {u.cycle_size}, max_cycles {u.max_cycles}", flush=True)
-    write_json(out, {"dataset": dataset, "seed": seed, "n_train": n, "cycle_size": u.cycle_size,
-                     "cycles": forget_cycles(n, u.cycle_size, u.max_cycles, seed)})
+    write_json(
+        out,
+        {
+            "dataset": dataset,
+            "seed": seed,
+            "n_train": n,
+            "cycle_size": u.cycle_size,
+            "cycles": forget_cycles(n, u.cycle_size, u.max_cycles, seed),
+        },
+    )

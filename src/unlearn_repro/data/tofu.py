@@ -1,4 +1,5 @@
 """TOFU (fictitious-author QA): mirror files use {prompt, response}, the hub {question, answer}."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,27 @@ from pathlib import Path
 
 from unlearn_repro.data.registry import DatasetSpec, register
 
-TOFU_SPLITS = ("full", "forget01", "forget05", "forget10", "retain90", "retain95", "retain99",
-               "holdout01", "holdout05", "holdout10", "real_authors", "world_facts",
-               # the evaluation sets, with paraphrased / perturbed answers (the truth ratio's inputs)
-               "forget01_perturbed", "forget05_perturbed", "forget10_perturbed", "retain_perturbed",
-               "real_authors_perturbed", "world_facts_perturbed")
+TOFU_SPLITS = (
+    "full",
+    "forget01",
+    "forget05",
+    "forget10",
+    "retain90",
+    "retain95",
+    "retain99",
+    "holdout01",
+    "holdout05",
+    "holdout10",
+    "real_authors",
+    "world_facts",
+    # the evaluation sets, with paraphrased / perturbed answers (the truth ratio's inputs)
+    "forget01_perturbed",
+    "forget05_perturbed",
+    "forget10_perturbed",
+    "retain_perturbed",
+    "real_authors_perturbed",
+    "world_facts_perturbed",
+)
 EXTRA_KEYS = ("paraphrased_answer", "paraphrased_question", "perturbed_answer")
 
 
@@ -44,10 +61,22 @@ def _mirror(split: str):
         path = folder / f"{split}.json"
         rows = _read_json_documents(path)
         return [_qa_row(r, i, f"tofu-{split}") for i, r in enumerate(rows)]
+
     return read
 
 
-register(DatasetSpec(
-    "tofu", "qa", "tofu", {s: _mirror(s) for s in TOFU_SPLITS},
-    # on the hub each TOFU split is a config with one `train` split: load_dataset("locuslab/TOFU", "forget10")
-    "locuslab/TOFU", None, {s: f"{s}:train" for s in TOFU_SPLITS}, _qa_row, mirror_files=tuple(f"{s}.json" for s in TOFU_SPLITS)))
+register(
+    DatasetSpec(
+        "tofu",
+        "qa",
+        "tofu",
+        {s: _mirror(s) for s in TOFU_SPLITS},
+        # on the hub each TOFU split is a config with one `train`
+        # split: load_dataset("locuslab/TOFU", "forget10")
+        "locuslab/TOFU",
+        None,
+        {s: f"{s}:train" for s in TOFU_SPLITS},
+        _qa_row,
+        mirror_files=tuple(f"{s}.json" for s in TOFU_SPLITS),
+    )
+)

@@ -8,9 +8,9 @@ backward passes (`fisher.grads`):
   written straight into the result. Fastest here (benchmarks/results/per_sample_cpu.md).
 * `vmap` (`batched_grads`): `torch.func.vmap(grad(loss))` over a functional call of the model; any
   module, slower.
-Each gradient is that of the mean next-token loss over the real tokens of its group of sequences (a group
-of one sequence = a per-sample gradient; `fisher.grad_batch_size` > 1 = the gradient of a small D+ batch, as `lm_loss` on
-`collate(group)` computes it). Only trainable parameters are differentiated (LoRA: the adapters).
+Each gradient is that of the mean next-token loss over the real tokens of its group of sequences (a group of
+one sequence = a per-sample gradient; `fisher.grad_batch_size` > 1 = the gradient of a small D+ batch, as
+`lm_loss` on `collate(group)` computes it). Only trainable parameters are differentiated (LoRA: the adapters).
 
 Padding: sequences are right-padded and the model is causal, so a real token never attends to a pad;
 the padded positions only get label -100. No attention mask is passed (inside vmap the mask path of the
@@ -20,14 +20,17 @@ test against the per-sample loop. Why our own hooks and not opacus' GradSampleMo
 GPT-Neo only with explicit position ids, not on OPT (its learned positional embedding takes the attention
 mask as input), records only in train mode (dropout on), and was slower (docs/speed-and-memory.md).
 """
+
 from __future__ import annotations
 
 import functools
 import warnings
-from typing import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch.func import functional_call, grad, vmap
+
+from unlearn_repro.batches import collate, lm_loss
 
 Group = Sequence  # one gradient's sequences (token id lists or {"ids", "prompt_len"} items)
 
@@ -56,10 +59,10 @@ def pad_groups(groups: Sequence[Group], pad_id: int, device) -> tuple[torch.Tens
     for i, gr in enumerate(groups):
         for j, s in enumerate(gr):
             row = torch.as_tensor(_ids(s), dtype=torch.long)
-            ids[i, j, :len(row)] = row
-            labels[i, j, :len(row)] = row
+            ids[i, j, : len(row)] = row
+            labels[i, j, : len(row)] = row
             if isinstance(s, Mapping):
-                labels[i, j, :s.get("prompt_len", 0)] = -100
+                labels[i, j, : s.get("prompt_len", 0)] = -100
     return ids.to(device), labels.to(device)
 
 
@@ -73,13 +76,15 @@ def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
 
 
 def _group_loss_fn(model) -> Callable:
-    def loss(params, ids, labels):                              # ids, labels: [g, W] (one group)
+    def loss(params, ids, labels):  # ids, labels: [g, W] (one group)
         logits = functional_call(model, params, (ids,), {"use_cache": False}).logits
         shift, target = _at_least_fp32(logits[:, :-1]), labels[:, 1:]
         valid = target != -100
-        nll = torch.nn.functional.cross_entropy(shift.reshape(-1, shift.shape[-1]),
-                                                target.clamp_min(0).reshape(-1), reduction="none")
+        nll = torch.nn.functional.cross_entropy(
+            shift.reshape(-1, shift.shape[-1]), target.clamp_min(0).reshape(-1), reduction="none"
+        )
         return (nll * valid.reshape(-1)).sum() / valid.sum().clamp_min(1)
+
     return loss
 
 
@@ -106,8 +111,10 @@ def _embedding_ids(mod, args, kwargs) -> torch.Tensor:
         return args[0]
     pos = kwargs.get("position_ids")
     if pos is None:
-        raise ValueError(f"fisher.grads = hooks: {type(mod).__name__} was called without position_ids "
-                         "(another transformers version?); use fisher.grads = vmap")
+        raise ValueError(
+            f"fisher.grads = hooks: {type(mod).__name__} was called without position_ids "
+            "(another transformers version?); use fisher.grads = vmap"
+        )
     return pos + mod.offset
 
 
@@ -118,8 +125,10 @@ def _check_owners(model) -> list[torch.nn.Module]:
     owners = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
     bad = sorted({type(m).__name__ for m in owners if not isinstance(m, HOOKED)})
     if bad:
-        raise NotImplementedError(f"fisher.grads = hooks: no per-sample rule for {', '.join(bad)} (modules with "
-                                  "trainable parameters); use fisher.grads = vmap")
+        raise NotImplementedError(
+            f"fisher.grads = hooks: no per-sample rule for {', '.join(bad)} (modules with "
+            "trainable parameters); use fisher.grads = vmap"
+        )
     return owners
 
 
@@ -129,8 +138,12 @@ def _write_module_grads(mod, x, go, rows: int, views: dict, written: set) -> Non
     libraries (e.g. opacus). A parameter already `written` (tied weights, a module called twice) gets this
     part added in place."""
     nn = torch.nn
-    if x.shape[0] % rows or go.shape[0] % rows:  # an input shared by the batch (broadcast) has no per-row part
-        raise ValueError(f"fisher.grads = hooks: {type(mod).__name__} saw a batch of {x.shape[0]}, not {rows} rows")
+    if (
+        x.shape[0] % rows or go.shape[0] % rows
+    ):  # an input shared by the batch (broadcast) has no per-row part
+        raise ValueError(
+            f"fisher.grads = hooks: {type(mod).__name__} saw a batch of {x.shape[0]}, not {rows} rows"
+        )
     dtype = next(iter(views.values())).dtype
     go = go.reshape(rows, -1, go.shape[-1]).to(dtype)
 
@@ -138,23 +151,30 @@ def _write_module_grads(mod, x, go, rows: int, views: dict, written: set) -> Non
         if p is not None and p in views:
             (add if p in written else write)(views[p])
             written.add(p)
-    if isinstance(mod, nn.Linear):                     # OPT's MLP runs on [batch * time, d]: rows come first
+
+    if isinstance(mod, nn.Linear):  # OPT's MLP runs on [batch * time, d]: rows come first
         x, go_t = x.reshape(rows, -1, x.shape[-1]).to(dtype), go.transpose(1, 2)
         put(mod.weight, lambda v: torch.bmm(go_t, x, out=v), lambda v: v.baddbmm_(go_t, x))
         put(mod.bias, lambda v: torch.sum(go, 1, out=v), lambda v: v.add_(go.sum(1)))
     elif isinstance(mod, nn.LayerNorm):
-        xhat = torch.nn.functional.layer_norm(x.to(dtype), mod.normalized_shape, eps=mod.eps).reshape(go.shape)
+        xhat = torch.nn.functional.layer_norm(x.to(dtype), mod.normalized_shape, eps=mod.eps).reshape(
+            go.shape
+        )
         put(mod.weight, lambda v: torch.sum(go * xhat, 1, out=v), lambda v: v.add_((go * xhat).sum(1)))
         put(mod.bias, lambda v: torch.sum(go, 1, out=v), lambda v: v.add_(go.sum(1)))
     elif isinstance(mod, nn.Embedding):
         ids = x.reshape(rows, -1)
-        if mod.padding_idx is not None:                # as nn.Embedding's backward: the pad row gets no gradient
+        if mod.padding_idx is not None:  # as nn.Embedding's backward: the pad row gets no gradient
             go = go.masked_fill((ids == mod.padding_idx).unsqueeze(-1), 0)
         index = ids.unsqueeze(-1).expand(-1, -1, go.shape[-1])
-        put(mod.weight, lambda v: v.zero_().scatter_add_(1, index, go), lambda v: v.scatter_add_(1, index, go))
+        put(
+            mod.weight, lambda v: v.zero_().scatter_add_(1, index, go), lambda v: v.scatter_add_(1, index, go)
+        )
 
 
-def hook_grads(model, groups: Sequence[Group], pad_id: int, device, out: torch.Tensor | None = None) -> torch.Tensor:
+def hook_grads(
+    model, groups: Sequence[Group], pad_id: int, device, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """[k, d] flat gradients, one per group, from ONE ordinary batched forward and backward: forward hooks
     keep each parameter-owning module's input and output, autograd gives the outputs' gradients (not the
     parameters'), and each row's parameter gradient follows per module (`_write_module_grads`), written
@@ -163,7 +183,7 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device, out: torch.T
     does not map and first-touch k * d * 4 fresh bytes per chunk (0.65 s of a 1.9 s chunk of 4 at 99M)."""
     params = trainable_named(model)
     leaves = _check_owners(model)
-    ids, labels = pad_groups(groups, pad_id, device)   # [k, g, W]
+    ids, labels = pad_groups(groups, pad_id, device)  # [k, g, W]
     k, g, width = ids.shape
     seen: list[tuple] = []
 
@@ -184,15 +204,19 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device, out: torch.T
             # [rows, W, V] logits would copy them forward and zero-fill + copy their gradient backward
             target = torch.nn.functional.pad(labels.reshape(k * g, width)[:, 1:], (0, 1), value=-100)
             valid = target != -100
-            nll = torch.nn.functional.cross_entropy(_at_least_fp32(logits).reshape(-1, logits.shape[-1]),
-                                                    target.reshape(-1), reduction="none")  # 0 where ignored
+            nll = torch.nn.functional.cross_entropy(
+                _at_least_fp32(logits).reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
+            )  # 0 where ignored
             per_row = nll.reshape(k * g, width).sum(1).reshape(k, g)
             count = valid.reshape(k, -1).sum(1).clamp_min(1)  # each group's mean over its real tokens
             if any(out._version != version for *_, out, version in seen):
-                raise RuntimeError("fisher.grads = hooks: a module's output was changed in place after it was "
-                                   "recorded (its gradient would be the changed tensor's); use fisher.grads = vmap")
-            grads_out = torch.autograd.grad((per_row.sum(1) / count).sum(), [out for _, _, out, _ in seen],
-                                            allow_unused=True)
+                raise RuntimeError(
+                    "fisher.grads = hooks: a module's output was changed in place after it was "
+                    "recorded (its gradient would be the changed tensor's); use fisher.grads = vmap"
+                )
+            grads_out = torch.autograd.grad(
+                (per_row.sum(1) / count).sum(), [out for _, _, out, _ in seen], allow_unused=True
+            )
     finally:
         for h in handles:
             h.remove()
@@ -207,17 +231,18 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device, out: torch.T
     else:
         flat = out[:k]
     views, offset = {}, 0
-    for p in params.values():                          # each parameter's [k, *shape] slice of the result
-        views[p] = flat[:, offset:offset + p.numel()].view(k, *p.shape)
+    for p in params.values():  # each parameter's [k, *shape] slice of the result
+        views[p] = flat[:, offset : offset + p.numel()].view(k, *p.shape)
         offset += p.numel()
     written: set = set()
     with torch.no_grad():
-        # last module first: a tied embedding's output-layer part (a bmm) is written, the lookup's scatter added
+        # last module first: a tied embedding's output-layer part (a bmm) is written, the
+        # lookup's scatter added
         for (mod, x, _, _), go in reversed(list(zip(seen, grads_out))):
             if go is not None:
                 _write_module_grads(mod, x.detach(), go, k, views, written)
         for p, v in views.items():
-            if p not in written:                       # not reached by the loss (an unused parameter)
+            if p not in written:  # not reached by the loss (an unused parameter)
                 v.zero_()
     return flat
 
@@ -225,10 +250,11 @@ def hook_grads(model, groups: Sequence[Group], pad_id: int, device, out: torch.T
 def flat_grad(model, seqs: Sequence, pad_id: int, device) -> torch.Tensor:
     """Gradient of the mean LM loss on `seqs` (the ordinary training loss on `collate(seqs)`), flattened
     over the trainable parameters."""
-    from unlearn_repro.batches import collate, lm_loss
     params = list(trainable_named(model).values())
     grads = torch.autograd.grad(lm_loss(model, collate(seqs, pad_id, device)), params, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+    return torch.cat(
+        [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]
+    )
 
 
 def loop_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Tensor:
@@ -236,8 +262,9 @@ def loop_grads(model, groups: Sequence[Group], pad_id: int, device) -> torch.Ten
     return torch.stack([flat_grad(model, gr, pad_id, device) for gr in groups])
 
 
-def stream(model, groups: Iterator[Group], n: int, chunk: int, pad_id: int, device,
-           method: str = "hooks") -> Iterator[torch.Tensor]:
+def stream(
+    model, groups: Iterator[Group], n: int, chunk: int, pad_id: int, device, method: str = "hooks"
+) -> Iterator[torch.Tensor]:
     """The n gradients of `groups` as [<=chunk, d] fp32 blocks: memory bounded by `chunk` rows at a time.
     With `hooks` every block is written into the same buffer: a block is valid until the next is requested
     (consume it, or clone it to keep it)."""

@@ -1,9 +1,11 @@
 """FLoRA (FLoRA paper §3.4, Eq. 2-4): LoRA adapters initialized with the principal components of each target
 weight W after weighting its rows by their relative Fisher importance for the forget set, so unlearning moves
 the directions that matter to D_f but not to D_r. The base weight becomes W - BA: the output is unchanged."""
+
 from __future__ import annotations
 
 import torch
+from peft.tuners.lora import LoraLayer
 
 from unlearn_repro.fisher.diagonal import diagonal_fisher
 
@@ -17,21 +19,30 @@ def row_weights(fisher_forget: torch.Tensor, fisher_retain: torch.Tensor, eps: f
     return d.clamp_min(floor)
 
 
-def fisher_weighted_init(weight: torch.Tensor, fisher_forget: torch.Tensor, fisher_retain: torch.Tensor,
-                         rank: int, eps: float = 1e-8):
+def fisher_weighted_init(
+    weight: torch.Tensor,
+    fisher_forget: torch.Tensor,
+    fisher_retain: torch.Tensor,
+    rank: int,
+    eps: float = 1e-8,
+):
     """(A [rank, d_in], B [d_out, rank], residual [d_out, d_in]) for a weight W [d_out, d_in]: the rank-r SVD
-    diag(d) W ~ U S V^T gives B = diag(d)^-1 U S^1/2, A = S^1/2 V^T (Eq. 4's closed form), so diag(d) B A is the
-    best rank-r approximation of diag(d) W; residual = W - B A."""
+    diag(d) W ~ U S V^T gives B = diag(d)^-1 U S^1/2, A = S^1/2 V^T (Eq. 4's closed form), so diag(d) B A is
+    the best rank-r approximation of diag(d) W; residual = W - B A."""
     _check(weight, fisher_forget, fisher_retain, rank)
     return _factors(weight, row_weights(fisher_forget, fisher_retain, eps), rank)
 
 
 def _check(weight, fisher_forget, fisher_retain, rank: int) -> None:
     if weight.dim() != 2:
-        raise ValueError(f"fisher_weighted_init: weight must be 2-D [d_out, d_in], got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"fisher_weighted_init: weight must be 2-D [d_out, d_in], got shape {tuple(weight.shape)}"
+        )
     if fisher_forget.shape != weight.shape or fisher_retain.shape != weight.shape:
-        raise ValueError(f"fisher_weighted_init: Fisher shapes {tuple(fisher_forget.shape)}, "
-                         f"{tuple(fisher_retain.shape)} differ from the weight's {tuple(weight.shape)}")
+        raise ValueError(
+            f"fisher_weighted_init: Fisher shapes {tuple(fisher_forget.shape)}, "
+            f"{tuple(fisher_retain.shape)} differ from the weight's {tuple(weight.shape)}"
+        )
     if not 1 <= rank <= min(weight.shape):
         raise ValueError(f"fisher_weighted_init: rank {rank} outside 1..{min(weight.shape)}")
 
@@ -49,7 +60,6 @@ def _factors(weight: torch.Tensor, d: torch.Tensor, rank: int):
 
 def lora_layers(peft_model, adapter: str = "default") -> dict:
     """{module name: peft LoRA layer} of a peft model."""
-    from peft.tuners.lora import LoraLayer
     return {n: m for n, m in peft_model.named_modules() if isinstance(m, LoraLayer) and adapter in m.lora_A}
 
 

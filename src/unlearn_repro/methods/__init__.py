@@ -2,6 +2,7 @@
 here is imported, so a new method is a new file (plus its params block), with no list to edit.
 Loss-based methods hand an objective to the shared training loop (train.py); Newton-type methods
 supply an update built from the inverse Fisher."""
+
 import importlib
 import pkgutil
 

@@ -2,27 +2,31 @@
 (Context) and provides (Method.prepare, Method.unlearn). The declaration is the one place a method's name is
 branched on: the Snakemake rerun triggers, the DVC stage params, MLflow params, run.json, report labels, the
 schema's method lists and each study's choice of the values it passes (Method.study_config) all read it."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-from unlearn_repro.config import overlay
+from unlearn_repro.frozen import overlay
+from unlearn_repro.models import checkpoint
 from unlearn_repro.registry import Registry
 
 
 @dataclass
 class Context:
-    cfg: object                 # the resolved params (unlearn_repro.config.Frozen)
+    cfg: object  # the resolved params (unlearn_repro.frozen.Frozen)
     device: object
     pad_id: int
     seed: int
-    pretrained_path: Path       # the model before fine-tuning on D (what retraining starts from)
-    work_dir: Path              # scratch space for resume state
-    tokenizer: object = None    # for methods that build text (PO's refusal answers)
+    pretrained_path: Path  # the model before fine-tuning on D (what retraining starts from)
+    work_dir: Path  # scratch space for resume state
+    tokenizer: object = None  # for methods that build text (PO's refusal answers)
     hooks: Sequence = field(default_factory=tuple)  # train.Hook objects a study adds (early stopping, ...)
-    wrappers: Sequence = field(default_factory=tuple)  # a study's fn(ctx, model, forget, retain, cycle) -> model
+    wrappers: Sequence = field(
+        default_factory=tuple
+    )  # a study's fn(ctx, model, forget, retain, cycle) -> model
 
 
 class Method:
@@ -44,6 +48,7 @@ class Method:
     base_epochs_key  the key of its block a study that trains its own base model sets to that training's
                      epochs (retraining repeats the base model's training); None: none
     """
+
     name = "method"
     label = "Method"
     sections: tuple[str, ...] = ()
@@ -63,19 +68,32 @@ class Method:
             model = wrap(ctx, model, forget, retain, cycle)
         return model
 
-    def unlearn(self, ctx: Context, model, forget: Sequence[Sequence[int]], retain: Sequence[Sequence[int]],
-                cycle: int):
+    def unlearn(
+        self,
+        ctx: Context,
+        model,
+        forget: Sequence[Sequence[int]],
+        retain: Sequence[Sequence[int]],
+        cycle: int,
+    ):
         """Remove `forget` (this cycle's D-) from `model`, knowing `retain` (D+ after this cycle);
         return (model, stats). May return a different model object."""
         raise NotImplementedError
 
-    def unlearn_cycle(self, ctx: Context, model, forget, retain, cycle: int, *,
-                      on_prepared: Callable | None = None, on_unlearned: Callable | None = None):
+    def unlearn_cycle(
+        self,
+        ctx: Context,
+        model,
+        forget,
+        retain,
+        cycle: int,
+        *,
+        on_prepared: Callable | None = None,
+        on_unlearned: Callable | None = None,
+    ):
         """prepare -> unlearn -> merge, the one way every study runs a cycle: returns (plain model, stats).
         `on_prepared(model)` sees the wrapped model before unlearning (TDEC: its trainable share),
         `on_unlearned(model)` the unlearned one before its adapters merge (TDEC scores it as trained)."""
-        from unlearn_repro.models import checkpoint
-
         model = self.prepare(ctx, model, forget, retain, cycle)  # where a study or method wraps it (LoRA)
         if on_prepared is not None:
             on_prepared(model)
@@ -84,8 +102,9 @@ class Method:
             on_unlearned(model)
         return checkpoint.unwrap(model), stats  # merged: the next cycle (and a resumed run) starts plain
 
-    def study_block(self, cfg, values: Mapping = (), *, step=None, retain_weight=None,
-                    reference_beta=None) -> dict:
+    def study_block(
+        self, cfg, values: Mapping = (), *, step=None, retain_weight=None, reference_beta=None
+    ) -> dict:
         """Its params block as a study runs it: the study's `values` of its keys (optimizer, epochs, ...),
         `step` on its step_key, `retain_weight` on gamma only if it needs retain batches and
         `reference_beta` on beta only if it needs a reference model (None: its own value stays)."""
@@ -118,7 +137,9 @@ class Method:
 
     def params(self, cfg) -> dict:
         """Every value that defines this method's runs, by params path (logged, and a rerun trigger)."""
-        return {s: _plain(self.hp(cfg) if s.startswith("methods.") else cfg[s]) for s in self.params_sections()}
+        return {
+            s: _plain(self.hp(cfg) if s.startswith("methods.") else cfg[s]) for s in self.params_sections()
+        }
 
 
 def _plain(v):
@@ -140,8 +161,12 @@ def register(cls):
 
 def object_schema(optional=(), **properties) -> dict:
     """The JSON Schema of a params block: these keys, all required except `optional`, no others."""
-    return {"type": "object", "additionalProperties": False, "properties": properties,
-            "required": [k for k in properties if k not in optional]}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+        "required": [k for k in properties if k not in optional],
+    }
 
 
 POS_INT = {"type": "integer", "minimum": 1}

@@ -2,6 +2,7 @@
 
 F^(-1/4) acts on M per block (a matrix power through eigh), so the noise has covariance
 (mu sigma^2)^(1/2) F^(-1/2): large where D+ is insensitive, small where it matters (Golatkar et al.)."""
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,8 @@ class FisherForgetting(NewtonMethod):
         p = ctx.cfg.methods.fisher_forgetting
         noise = torch.randn(fisher.dim, generator=generator).to(fisher.device)
         shaped = fisher.power_matmul(noise, QUARTER)
-        drawn = newton_premise(shaped, noise, fisher.damping ** QUARTER)  # this draw's cosine with M
-        return (p.mu * p.sigma ** 2) ** 0.25 * shaped, {"sampled_noise_cosine": drawn["cosine"]}
+        drawn = newton_premise(shaped, noise, fisher.damping**QUARTER)  # this draw's cosine with M
+        return (p.mu * p.sigma**2) ** 0.25 * shaped, {"sampled_noise_cosine": drawn["cosine"]}
 
     def rebuild_premise(self, fisher):
         """The spread of F^-1/4's eigenvalues (from the decomposition power_matmul caches anyway)."""

@@ -1,4 +1,5 @@
 """Gradient ascent (Alg. 1): theta <- theta + l * grad L(B^-), one pass over the forget batches."""
+
 from __future__ import annotations
 
 from unlearn_repro.methods.base import register

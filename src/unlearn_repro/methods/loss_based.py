@@ -1,22 +1,29 @@
 """What the loss-based methods share: one run of the training loop over the forget set with a forget
 term, plus an optional retain term (gamma * CE on D+ batches the objective draws itself). Each method
 supplies only its forget term (and, for PO, the forget items it trains on)."""
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from unlearn_repro.methods.base import NONNEG_NUM, POS_INT, POS_NUM, Context, Method, object_schema
 from unlearn_repro.objectives import RetainRegularized, RetainSampler
+from unlearn_repro.optim import OPTIMIZERS
 from unlearn_repro.train import Recipe, train
 
 
 def loss_schema(**extra) -> dict:
     """The params block of a loss-based method: its recipe plus its own keys."""
-    from unlearn_repro.optim import OPTIMIZERS
-    return object_schema(optional=("epochs", "weight_decay"), lr=POS_NUM, epochs=POS_INT,
-                         optimizer={"enum": OPTIMIZERS.names()}, weight_decay=NONNEG_NUM, **extra)
+    return object_schema(
+        optional=("epochs", "weight_decay"),
+        lr=POS_NUM,
+        epochs=POS_INT,
+        optimizer={"enum": OPTIMIZERS.names()},
+        weight_decay=NONNEG_NUM,
+        **extra,
+    )
 
 
 GAMMA = {"gamma": {**NONNEG_NUM, "description": "weight of the retain term gamma * CE(D+ batch)"}}
@@ -41,7 +48,15 @@ class LossMethod(Method):
         gamma = float(p.get("gamma", 0.0))
         sampler = RetainSampler(retain, bs, seed + 1, ctx.pad_id, ctx.device) if gamma else None
         objective = RetainRegularized(self.forget_term(ctx, model), sampler, gamma)
-        stats = train(model, self.forget_items(ctx, forget, cycle), recipe, pad_id=ctx.pad_id, device=ctx.device,
-                      objective=objective, hooks=ctx.hooks, resume_dir=ctx.work_dir,
-                      desc=f"{self.name} cycle {cycle}")
+        stats = train(
+            model,
+            self.forget_items(ctx, forget, cycle),
+            recipe,
+            pad_id=ctx.pad_id,
+            device=ctx.device,
+            objective=objective,
+            hooks=ctx.hooks,
+            resume_dir=ctx.work_dir,
+            desc=f"{self.name} cycle {cycle}",
+        )
         return model, stats

@@ -1,11 +1,12 @@
 """What the Newton-type methods share: flat gradients, the inverse-Fisher estimate from D+, and the
 per-forget-batch loop (Alg. 2/3 lines 2-11). Each method supplies only its parameter update."""
+
 from __future__ import annotations
 
 import itertools
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -40,7 +41,7 @@ def add_to_params(model, delta: torch.Tensor) -> None:
     offset = 0
     for p in trainable(model):
         n = p.numel()
-        p.add_(delta[offset:offset + n].view_as(p).to(p.dtype))
+        p.add_(delta[offset : offset + n].view_as(p).to(p.dtype))
         offset += n
 
 
@@ -52,35 +53,54 @@ def retain_stream(retain: Sequence[Sequence[int]], batch_size: int, seed: int):
 
 
 def model_bytes(model) -> int:
-    """The model's parameters and buffers, plus one flat gradient of the trainable ones (the forget step's)."""
+    """The model's parameters and buffers, plus one flat gradient of the trainable ones
+    (the forget step's)."""
     held = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
     return held + 4 * sum(p.numel() for p in trainable(model))
 
 
-def estimate_inverse_fisher(model, batches, fcfg, pad_id, device, desc="fisher", width: int = 0,
-                            power: bool = False) -> EmpiricalFisherInverse:
-    """F^-1 from `fcfg.num_grads` D+ gradients: rank-1 Eq. 8, batched rank-k Woodbury, or accumulated
-    block Fisher inverted once (fisher.update); all three give the same matrix. The gradients come in
-    chunks of `fcfg.chunk` from one batched pass each (fisher.grads: hooks or vmap) or one backward each (loop);
-    the layout of F^-1 (shards, storage precision) is planned before anything is allocated, counting
-    F^-1, its inversion workspace, the gradient chunk (`width`: longest D+ sequence) and the model; a
-    smaller chunk than `fcfg.chunk` is taken when that is what fits (same matrix, slower)."""
+def estimate_inverse_fisher(
+    model, batches, fcfg, pad_id, device, desc="fisher", width: int = 0, power: bool = False
+) -> EmpiricalFisherInverse:
+    """F^-1 from `fcfg.num_grads` D+ gradients: rank-1 Eq. 8, batched rank-k Woodbury, or accumulated block
+    Fisher inverted once (fisher.update); all three give the same matrix. The gradients come in chunks of
+    `fcfg.chunk` from one batched pass each (fisher.grads: hooks or vmap) or one backward each (loop); the
+    layout of F^-1 (shards, storage precision) is planned before anything is allocated, counting F^-1, its
+    inversion workspace, the gradient chunk (`width`: longest D+ sequence) and the model; a smaller chunk than
+    `fcfg.chunk` is taken when that is what fits (same matrix, slower)."""
     model.eval()
     dim = per_sample.grad_dim(model)
-    row = per_sample.row_bytes(model, width or model.config.max_position_embeddings, fcfg.grad_batch_size, fcfg.grads)
-    devices, dtype, chunk, plan = plan_layout(dim, fcfg.block_size, device=device, storage=fcfg.storage,
-                                              shards=fcfg.shards, max_bytes=int(fcfg.max_memory_gb * 2**30),
-                                              chunk=fcfg.chunk, grad_row_bytes=row, model_bytes=model_bytes(model),
-                                              power=power)
+    row = per_sample.row_bytes(
+        model, width or model.config.max_position_embeddings, fcfg.grad_batch_size, fcfg.grads
+    )
+    devices, dtype, chunk, plan = plan_layout(
+        dim,
+        fcfg.block_size,
+        device=device,
+        storage=fcfg.storage,
+        shards=fcfg.shards,
+        max_bytes=int(fcfg.max_memory_gb * 2**30),
+        chunk=fcfg.chunk,
+        grad_row_bytes=row,
+        model_bytes=model_bytes(model),
+        power=power,
+    )
     relative = fcfg.get("damping_mode", "absolute") == "relative"
     if relative and fcfg.update != "accumulate":
-        raise ValueError("fisher.damping_mode: relative sets lambda from the accumulated Fisher before inverting "
-                         f"it: it needs fisher.update: accumulate (got {fcfg.update})")
-    fisher = EmpiricalFisherInverse(dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, dtype=dtype, devices=devices)
+        raise ValueError(
+            "fisher.damping_mode: relative sets lambda from the accumulated Fisher before inverting "
+            f"it: it needs fisher.update: accumulate (got {fcfg.update})"
+        )
+    fisher = EmpiricalFisherInverse(
+        dim, fcfg.block_size, fcfg.damping, fcfg.num_grads, dtype=dtype, devices=devices
+    )
     fisher.layout = layout_record(devices, dtype, chunk, plan, fcfg.chunk)
     _log_layout(fisher.layout)
-    add = {"accumulate": fisher.accumulate, "batched": fisher.update_batch,
-           "rank1": lambda g: [fisher.update(r) for r in g]}[fcfg.update]
+    add = {
+        "accumulate": fisher.accumulate,
+        "batched": fisher.update_batch,
+        "rank1": lambda g: [fisher.update(r) for r in g],
+    }[fcfg.update]
     chunks = per_sample.stream(model, batches, fcfg.num_grads, chunk, pad_id, device, method=fcfg.grads)
     for grads in progress(chunks, total=math.ceil(fcfg.num_grads / chunk), desc=desc, every_s=30):
         add(grads)
@@ -112,10 +132,13 @@ def _log_layout(layout: dict) -> None:
 
 class NewtonMethod(Method):
     """Alg. 2/3 skeleton: for each forget batch, (re)build F^-1 from D+ and apply `step`."""
+
     sections = ("fisher",)
     powers = False  # uses F^-1 powers (an eigendecomposition cached beside F^-1: counted in the memory plan)
 
-    def step(self, ctx, model, fisher: EmpiricalFisherInverse, forget_batch, generator) -> tuple[torch.Tensor, dict]:
+    def step(
+        self, ctx, model, fisher: EmpiricalFisherInverse, forget_batch, generator
+    ) -> tuple[torch.Tensor, dict]:
         """(the parameter update, its curvature premise: metrics.curvature)."""
         raise NotImplementedError
 
@@ -127,18 +150,27 @@ class NewtonMethod(Method):
         fcfg = ctx.cfg.fisher
         batches = retain_stream(retain, fcfg.grad_batch_size, ctx.seed * 1000 + cycle)
         generator = torch.Generator(device="cpu").manual_seed(ctx.seed * 1000 + cycle)
-        forget_batches = [[forget[i] for i in idx]
-                          for idx in batch_order(len(forget), ctx.cfg.unlearn.forget_batch_size, ctx.seed, cycle)]
+        forget_batches = [
+            [forget[i] for i in idx]
+            for idx in batch_order(len(forget), ctx.cfg.unlearn.forget_batch_size, ctx.seed, cycle)
+        ]
         t0, fisher_time, deviations, update_norms = time.perf_counter(), 0.0, [], []  # norms: one per batch
-        premises, steps = [], []                                      # per rebuild and step; per step
+        premises, steps = [], []  # per rebuild and step; per step
         fisher, layouts, width = None, [], max(len(per_sample._ids(s)) for s in retain)
         for b, batch in enumerate(forget_batches):
             if fisher is None or fcfg.rebuild == "per_batch":
                 t1 = time.perf_counter()
                 fisher = None  # the previous F^-1 is freed before the next is allocated (not two at the peak)
-                fisher = estimate_inverse_fisher(model, batches, fcfg, ctx.pad_id, ctx.device,
-                                                 desc=f"{self.name} cycle {cycle} batch {b + 1}/{len(forget_batches)}",
-                                                 width=width, power=self.powers)
+                fisher = estimate_inverse_fisher(
+                    model,
+                    batches,
+                    fcfg,
+                    ctx.pad_id,
+                    ctx.device,
+                    desc=f"{self.name} cycle {cycle} batch {b + 1}/{len(forget_batches)}",
+                    width=width,
+                    power=self.powers,
+                )
                 fisher_time += time.perf_counter() - t1
                 deviations.append(fisher.deviation_from_prior(_layer_segments(model)))
                 layouts.append(fisher.layout)
@@ -147,18 +179,27 @@ class NewtonMethod(Method):
             premises.append(premise)
             steps.append(premise)
             if not torch.isfinite(delta).all():
-                return model, {"diverged": True, "wall_time_s": time.perf_counter() - t0,
-                               "diverged_reason": f"non-finite Newton update in forget batch {b + 1}",
-                               "fisher_layout": _largest(layouts), "curvature": mean_premise(premises)}
+                return model, {
+                    "diverged": True,
+                    "wall_time_s": time.perf_counter() - t0,
+                    "diverged_reason": f"non-finite Newton update in forget batch {b + 1}",
+                    "fisher_layout": _largest(layouts),
+                    "curvature": mean_premise(premises),
+                }
             add_to_params(model, delta)
             update_norms.append(float(delta.norm()))
-        return model, {"wall_time_s": time.perf_counter() - t0, "fisher_time_s": fisher_time,
-                       "fisher_rebuilds": len(deviations), "forget_batches": len(forget_batches),
-                       "fisher_deviation": _mean_dicts(deviations),
-                       "update_norm_mean": sum(update_norms) / len(update_norms),
-                       "curvature": mean_premise(premises),
-                       "curvature_steps": _per_step(steps),
-                       "fisher_layout": _largest(layouts), "diverged": False}
+        return model, {
+            "wall_time_s": time.perf_counter() - t0,
+            "fisher_time_s": fisher_time,
+            "fisher_rebuilds": len(deviations),
+            "forget_batches": len(forget_batches),
+            "fisher_deviation": _mean_dicts(deviations),
+            "update_norm_mean": sum(update_norms) / len(update_norms),
+            "curvature": mean_premise(premises),
+            "curvature_steps": _per_step(steps),
+            "fisher_layout": _largest(layouts),
+            "diverged": False,
+        }
 
 
 def _layer_segments(model) -> dict[str, tuple[int, int]]:
@@ -166,8 +207,13 @@ def _layer_segments(model) -> dict[str, tuple[int, int]]:
     groups: dict[str, tuple[int, int]] = {}
     for name, (off, n) in segments(model).items():
         parts = name.split(".")
-        key = ".".join(parts[:parts.index("h") + 2] if "h" in parts else
-                       parts[:parts.index("layers") + 2] if "layers" in parts else parts[:-1])
+        key = ".".join(
+            parts[: parts.index("h") + 2]
+            if "h" in parts
+            else parts[: parts.index("layers") + 2]
+            if "layers" in parts
+            else parts[:-1]
+        )
         lo, length = groups.get(key, (off, 0))
         groups[key] = (min(lo, off), off + n - min(lo, off))
     return groups
@@ -185,5 +231,3 @@ def _per_step(steps: list[dict]) -> dict[str, list[float]]:
 
 def _mean_dicts(ds: list[dict]) -> dict:
     return {k: sum(d[k] for d in ds) / len(ds) for k in ds[0]} if ds else {}
-
-

@@ -2,6 +2,7 @@
 sequences (l = the sequence's summed NLL, ref = the frozen model at the start of the cycle) + gamma *
 CE(retain). Like gradient ascent while the model still agrees with the reference; its weight fades as
 l_theta grows, so the loss cannot run away."""
+
 from __future__ import annotations
 
 import copy

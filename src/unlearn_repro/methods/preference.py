@@ -2,6 +2,7 @@
 gamma * CE(retain). Forget prompts are the first `prompt_fraction` of each forget sequence (raw text and
 task rows alike); the refusals are plain "I don't know"-style sentences shipped in data/refusals.txt,
 assigned to prompts by a seeded draw. Loss is counted on the answer only."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -28,8 +29,11 @@ def refusal_items(tokenizer, forget, prompt_fraction: float, max_length: int, se
     pick = np.random.default_rng(seed).integers(len(answers), size=len(forget))
     items = []
     for seq, j in zip(forget, pick):
-        prompt = (list(seq["ids"][:seq["prompt_len"]]) if isinstance(seq, Mapping)
-                  else list(seq[:max(1, int(len(seq) * prompt_fraction))]))
+        prompt = (
+            list(seq["ids"][: seq["prompt_len"]])
+            if isinstance(seq, Mapping)
+            else list(seq[: max(1, int(len(seq) * prompt_fraction))])
+        )
         ids = (prompt + answers[j] + [tokenizer.eos_token_id])[:max_length]
         items.append({"ids": ids, "prompt_len": min(len(prompt), len(ids) - 1)})
     return items
@@ -38,7 +42,9 @@ def refusal_items(tokenizer, forget, prompt_fraction: float, max_length: int, se
 @register
 class Preference(LossMethod):
     name, label = "preference", "PO"
-    schema = loss_schema(prompt_fraction={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, **GAMMA)
+    schema = loss_schema(
+        prompt_fraction={"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, **GAMMA
+    )
     needs_retain = True
 
     def forget_term(self, ctx, model):
@@ -46,5 +52,6 @@ class Preference(LossMethod):
 
     def forget_items(self, ctx, forget, cycle):
         p = self.hp(ctx.cfg)
-        return refusal_items(ctx.tokenizer, forget, p["prompt_fraction"], ctx.cfg.data.max_length,
-                             ctx.seed * 1000 + cycle)
+        return refusal_items(
+            ctx.tokenizer, forget, p["prompt_fraction"], ctx.cfg.data.max_length, ctx.seed * 1000 + cycle
+        )

@@ -1,1 +1,2 @@
-"""Metrics: pure functions on arrays (exposure.py, accuracy.py) and collectors that run a model (collect.py)."""
+"""Metrics: pure functions on arrays (exposure.py, accuracy.py) and collectors that run
+a model (collect.py)."""

@@ -1,7 +1,8 @@
 """Task accuracy from per-token log-probabilities (pure functions; collect.py computes the inputs)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

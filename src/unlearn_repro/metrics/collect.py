@@ -1,30 +1,34 @@
 """Collectors: run a model over token sequences in padded batches (no per-token generate loop)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from unlearn_repro.batches import collate
 from unlearn_repro.metrics import accuracy
 from unlearn_repro.metrics.exposure import exposures_by_length
 from unlearn_repro.models.tokenizers import encode
 from unlearn_repro.progress import progress
-from unlearn_repro.batches import collate
 
 
 @torch.no_grad()
-def token_logprobs(model, seqs: Sequence[Sequence[int]], pad_id: int, device, batch_size: int = 16,
-                   with_greedy: bool = False):
+def token_logprobs(
+    model, seqs: Sequence[Sequence[int]], pad_id: int, device, batch_size: int = 16, with_greedy: bool = False
+):
     """Per sequence: log p(token_t | tokens_<t) for t = 1..len-1 (and the greedy predictions)."""
     model.eval()
     order = np.argsort([-len(s) for s in seqs], kind="stable")  # similar lengths share a batch
     out, greedy = [None] * len(seqs), [None] * len(seqs)
     starts = range(0, len(seqs), batch_size)
     for start in progress(starts, total=len(starts), desc="score", every_s=60):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         batch = collate([seqs[i] for i in idx], pad_id, device)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        logits = (
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        )
         logp = torch.log_softmax(logits, -1)
         target = batch["input_ids"][:, 1:]
         lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu().numpy()
@@ -43,7 +47,9 @@ def sequence_nll(model, seqs, pad_id, device, batch_size=16) -> tuple[np.ndarray
     return np.array([-lp.sum() for lp in lps]), np.array([len(lp) for lp in lps])
 
 
-def reference_sequences(tokenizer, texts: Sequence[str], n: int, max_length: int, seed: int) -> list[list[int]]:
+def reference_sequences(
+    tokenizer, texts: Sequence[str], n: int, max_length: int, seed: int
+) -> list[list[int]]:
     """The sampled set S: `n` texts of the reference corpus drawn without replacement (all if fewer),
     each from its start (like the samples), at most `max_length` tokens."""
     if not texts:
@@ -59,7 +65,7 @@ def exposures(model, tokenizer, sample_seqs, reference_seqs, device, batch_size=
     ref_lp = token_logprobs(model, reference_seqs, pad, device, batch_size)
     cum = np.full((len(ref_lp), max(len(x) for x in ref_lp)), np.nan)
     for j, lp in enumerate(ref_lp):
-        cum[j, :len(lp)] = np.cumsum(-lp)
+        cum[j, : len(lp)] = np.cumsum(-lp)
     return exposures_by_length(nll, lengths, cum, [len(lp) for lp in ref_lp])
 
 
@@ -69,30 +75,34 @@ def mean_token_nll(model, seqs, pad_id, device, batch_size=16) -> float:
     return float(-np.concatenate(lps).mean())
 
 
-def task_accuracy(model, tokenizer, rows: list[dict], kind: str, max_length: int, device, batch_size=16) -> float:
+def task_accuracy(
+    model, tokenizer, rows: list[dict], kind: str, max_length: int, device, batch_size=16
+) -> float:
     """Multiple choice: length-normalized log-likelihood of each choice; cloze: greedy last word."""
     pad = tokenizer.pad_token_id
     if kind == "multiple_choice":
         seqs, spans = [], []
         for r in rows:
             for c in r["choices"]:
-                cont = tokenizer(c, add_special_tokens=False)["input_ids"][:max_length - 2]
+                cont = tokenizer(c, add_special_tokens=False)["input_ids"][: max_length - 2]
                 ctx = encode(tokenizer, r["query"], max_length - len(cont), keep="right")
                 seqs.append(ctx + cont)
                 spans.append(len(cont))
         lps = token_logprobs(model, seqs, pad, device, batch_size)
         per_q, k = [], 0
         for r in rows:
-            per_q.append([lps[k + j][-spans[k + j]:] for j in range(len(r["choices"]))])
+            per_q.append([lps[k + j][-spans[k + j] :] for j in range(len(r["choices"]))])
             k += len(r["choices"])
         return accuracy.multiple_choice_accuracy(per_q, [r["gold"] for r in rows])
     if kind == "cloze":
         seqs, targets = [], []
         for r in rows:
-            target = tokenizer(" " + r["continuation"], add_special_tokens=False)["input_ids"][:max_length - 2]
+            target = tokenizer(" " + r["continuation"], add_special_tokens=False)["input_ids"][
+                : max_length - 2
+            ]
             ctx = encode(tokenizer, r["context"], max_length - len(target), keep="right")
             seqs.append(ctx + target)
             targets.append(target)
         _, greedy = token_logprobs(model, seqs, pad, device, batch_size, with_greedy=True)
-        return float(np.mean([accuracy.last_word_correct(g[-len(t):], t) for g, t in zip(greedy, targets)]))
+        return float(np.mean([accuracy.last_word_correct(g[-len(t) :], t) for g, t in zip(greedy, targets)]))
     raise ValueError(f"no accuracy for rows of kind {kind!r}")

@@ -13,17 +13,18 @@ rescales the step. Each number below says how much it did:
 A run is "curvature-degenerate" when its step is, to within the threshold, the first-order one: cosine (or
 expected noise cosine) above COSINE_MAX, or a Sophia clip rate above CLIP_MAX (sign-momentum descent).
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-COSINE_MAX = 0.95      # above: the second-order step points where the first-order one does
-COSINE_SELECT = 0.9    # the regime rule picks damping with this margin below COSINE_MAX
-CLIP_MAX = 0.9         # above: Sophia is sign-momentum descent (rho h plays no part)
+COSINE_MAX = 0.95  # above: the second-order step points where the first-order one does
+COSINE_SELECT = 0.9  # the regime rule picks damping with this margin below COSINE_MAX
+CLIP_MAX = 0.9  # above: Sophia is sign-momentum descent (rho h plays no part)
 CLIP_BAND = (0.1, 0.9)  # the regime rule's target for Sophia's clip rate (docs/curvature.md)
-QUARTER = 0.25         # Fisher Forgetting's power of F^-1
+QUARTER = 0.25  # Fisher Forgetting's power of F^-1
 
 
 def newton_premise(step_dir: torch.Tensor, grad: torch.Tensor, damping: float) -> dict:
@@ -41,7 +42,7 @@ def power_spread(inverse_eigenvalues: torch.Tensor, damping: float, p: float = Q
     w = inverse_eigenvalues.double().clamp_min(0).pow(p)
     mean, rms = float(w.mean()), float(w.pow(2).mean().sqrt())
     spread = float(w.std(unbiased=False)) / mean
-    return {"spread": spread, "noise_cosine": mean / rms, "noise_norm_ratio": rms * damping ** p}
+    return {"spread": spread, "noise_cosine": mean / rms, "noise_norm_ratio": rms * damping**p}
 
 
 def sophia_clip(m: torch.Tensor, h: torch.Tensor, rho: float, eps: float) -> tuple[int, int, float, float]:
@@ -55,8 +56,11 @@ def sophia_clip(m: torch.Tensor, h: torch.Tensor, rho: float, eps: float) -> tup
 
 def verdict(kind: str, premise: dict) -> str:
     """'met', 'curvature-degenerate' or 'not measured' for one run's premise (mean over its steps)."""
-    key, limit = {"fisher_removal": ("cosine", COSINE_MAX), "fisher_forgetting": ("noise_cosine", COSINE_MAX),
-                  "sophia": ("clip_rate", CLIP_MAX)}[kind]
+    key, limit = {
+        "fisher_removal": ("cosine", COSINE_MAX),
+        "fisher_forgetting": ("noise_cosine", COSINE_MAX),
+        "sophia": ("clip_rate", CLIP_MAX),
+    }[kind]
     v = premise.get(key)
     if v is None or not math.isfinite(v):
         return "not measured"
@@ -82,16 +86,27 @@ def sophia_summary(clip_rates: list[float], unclipped: list[float], steps_per_ep
     the verdict (empty for a run without Sophia)."""
     if not clip_rates:
         return {}
-    per_epoch = lambda xs: [sum(xs[i:i + steps_per_epoch]) / len(xs[i:i + steps_per_epoch])
-                            for i in range(0, len(xs), steps_per_epoch)]
-    premise = {"clip_rate": sum(clip_rates) / len(clip_rates), "unclipped_share": sum(unclipped) / len(unclipped)}
-    return {"clip_rate_per_epoch": per_epoch(clip_rates), "unclipped_share_per_epoch": per_epoch(unclipped),
-            "curvature": {**premise, "verdict": verdict("sophia", premise)}}
+
+    def per_epoch(xs):
+        return [
+            sum(xs[i : i + steps_per_epoch]) / len(xs[i : i + steps_per_epoch])
+            for i in range(0, len(xs), steps_per_epoch)
+        ]
+
+    premise = {
+        "clip_rate": sum(clip_rates) / len(clip_rates),
+        "unclipped_share": sum(unclipped) / len(unclipped),
+    }
+    return {
+        "clip_rate_per_epoch": per_epoch(clip_rates),
+        "unclipped_share_per_epoch": per_epoch(unclipped),
+        "curvature": {**premise, "verdict": verdict("sophia", premise)},
+    }
 
 
-# -- the regime rule (docs/curvature.md): damping on the Fisher's scale, steps from the paper's grid -----------
-PAPER_GRID = (1.0e-4, 2.5e-4, 5.0e-4, 1.0e-3)   # gamma, mu = sigma: the paper's grid search range [1e-4, 1e-3]
-NLL_BOUND = 0.1                                   # nats per test token a chosen step may cost (test PPL +10.5 %)
+# -- the regime rule (docs/curvature.md): damping on the Fisher's scale, steps from the paper's grid -------
+PAPER_GRID = (1.0e-4, 2.5e-4, 5.0e-4, 1.0e-3)  # gamma, mu = sigma: the paper's grid search range [1e-4, 1e-3]
+NLL_BOUND = 0.1  # nats per test token a chosen step may cost (test PPL +10.5 %)
 
 
 def select_kappa(rows: list[dict], limit: float = COSINE_SELECT) -> tuple[float | None, bool]:
@@ -108,20 +123,23 @@ def select_kappa(rows: list[dict], limit: float = COSINE_SELECT) -> tuple[float 
 
 
 def step_candidates(grid=PAPER_GRID, decades: int = 4):
-    """The grid, largest first, then the grid a decade lower, and so on (`decades` times): under a damping
-    far below the paper's lambda = 1 the paper's steps may all be too large, and the rule goes down, never up."""
+    """The grid, largest first, then the grid a decade lower, and so on (`decades` times): under a damping far
+    below the paper's lambda = 1 the paper's steps may all be too large, and the rule goes down, never up."""
     seen = set()
     for k in range(decades + 1):
         for v in sorted(grid, reverse=True):
-            step = float(f"{v * 10.0 ** -k:.3g}")
+            step = float(f"{v * 10.0**-k:.3g}")
             if step not in seen:
                 seen.add(step)
                 yield step
 
 
-def select_step(measure, bound: float = NLL_BOUND, grid=PAPER_GRID, decades: int = 4) -> tuple[float | None, list]:
+def select_step(
+    measure, bound: float = NLL_BOUND, grid=PAPER_GRID, decades: int = 4
+) -> tuple[float | None, list]:
     """The largest step of `step_candidates` whose measured Delta test NLL (`measure(step) -> dict` with
-    'delta_test_nll') is at most `bound`; scanning stops at the first such step. (chosen or None, every row)."""
+    'delta_test_nll') is at most `bound`; scanning stops at the first such step. (chosen or
+    None, every row)."""
     rows = []
     for step in step_candidates(grid, decades):
         row = {"step": step, **measure(step)}
@@ -133,7 +151,8 @@ def select_step(measure, bound: float = NLL_BOUND, grid=PAPER_GRID, decades: int
 
 
 def select_rho(rows: list[dict], band: tuple[float, float] = CLIP_BAND) -> float | None:
-    """Of the rhos measured, the one whose clip rate lies in `band` and nearest its middle (None if none does)."""
+    """Of the rhos measured, the one whose clip rate lies in `band` and nearest its middle (None
+    if none does)."""
     mid = sum(band) / 2
     ok = [r for r in rows if band[0] <= r["clip_rate"] <= band[1]]
     return min(ok, key=lambda r: abs(r["clip_rate"] - mid))["rho"] if ok else None

@@ -5,6 +5,7 @@ random sample of same-length sequences from a reference corpus, so |Q| = |S| + 1
 number of references the model finds more likely (lower total NLL) than s. exp ranges over
 [0, log2(|S| + 1)]: 0 = s is the least likely, log2(|S|+1) = more likely than every reference.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,12 @@ def exposure(sample_nll: float, reference_nll: np.ndarray) -> float:
     return float(np.log2(len(ref) + 1) - np.log2(rank(sample_nll, ref)))
 
 
-def exposures_by_length(sample_nll: np.ndarray, sample_len: np.ndarray, reference_cum_nll: np.ndarray,
-                        reference_len: np.ndarray | None = None) -> np.ndarray:
+def exposures_by_length(
+    sample_nll: np.ndarray,
+    sample_len: np.ndarray,
+    reference_cum_nll: np.ndarray,
+    reference_len: np.ndarray | None = None,
+) -> np.ndarray:
     """Exposure of each sample against the references cut to the sample's own length.
 
     reference_cum_nll[j, t] is reference j's total NLL over its first t+1 predicted tokens, and

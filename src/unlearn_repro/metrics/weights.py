@@ -1,5 +1,6 @@
 """Weight distributions (paper §9.1, Figure 4): the last transformer block's weights as a histogram on
 bins shared by every method, and KL(P_method || P_retrain) between two such histograms."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,15 @@ def last_block(model) -> tuple[str, np.ndarray]:
         indices = sorted({int(n.split(marker)[1].split(".")[0]) for n in names if marker in n})
         if indices:
             prefix = next(n for n in names if marker in n).split(marker)[0] + f"{marker}{indices[-1]}."
-            values = [p.detach().float().cpu().reshape(-1) for n, p in model.named_parameters() if n.startswith(prefix)]
+            values = [
+                p.detach().float().cpu().reshape(-1)
+                for n, p in model.named_parameters()
+                if n.startswith(prefix)
+            ]
             return prefix.rstrip("."), np.concatenate([v.numpy() for v in values])
-    raise ValueError(f"no transformer blocks (.h.N / .layers.N) among the parameters of {type(model).__name__}")
+    raise ValueError(
+        f"no transformer blocks (.h.N / .layers.N) among the parameters of {type(model).__name__}"
+    )
 
 
 def shared_edges(arrays, bins: int) -> np.ndarray:

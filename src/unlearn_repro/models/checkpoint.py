@@ -5,6 +5,7 @@ leaves half a checkpoint.
 A wrapped model (peft LoRA adapters, an opacus GradSampleModule) is saved as its merged plain weights: a
 checkpoint always loads as an ordinary Hugging Face model, whatever trained it. `meta.json` records what
 was merged (`merged_from`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,12 @@ def save(model, tokenizer, path: str | Path, meta: dict) -> None:
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        meta = {**meta, "add_bos": bool(getattr(tokenizer, "_unlearn_add_bos", False)),
-                "git_commit": meta.get("git_commit", git_commit()), "numerics": numerics.describe()}
+        meta = {
+            **meta,
+            "add_bos": bool(getattr(tokenizer, "_unlearn_add_bos", False)),
+            "git_commit": meta.get("git_commit", git_commit()),
+            "numerics": numerics.describe(),
+        }
         write_json(Path(tmp) / "meta.json", meta)
 
 

@@ -1,4 +1,5 @@
 """Model registry: tiny random-init configs (embedded scale) and the hub ids of the paper's models."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,10 +10,12 @@ from unlearn_repro.registry import Registry
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str                  # gpt_neo | opt | llama: picks the config class and the pretrained tokenizer
-    hub_id: str | None = None    # None: built from `config` and pretrained here on WikiText-2
+    family: str  # gpt_neo | opt | llama: picks the config class and the pretrained tokenizer
+    hub_id: str | None = None  # None: built from `config` and pretrained here on WikiText-2
     config: dict = field(default_factory=dict)
-    tofu_split: str | None = None  # a released checkpoint already fine-tuned on this TOFU split (full, retain90)
+    tofu_split: str | None = (
+        None  # a released checkpoint already fine-tuned on this TOFU split (full, retain90)
+    )
     pretrained_from: str | None = None  # ... from this registry model (TOFU's recipe starts there)
     tofu_retain: dict = field(default_factory=dict)  # TOFU retain split -> the released retain model's name
 
@@ -25,12 +28,30 @@ MODELS: Registry[ModelSpec] = Registry("model")
 
 # Tiny: ~0.9M parameters with a 4k vocabulary (half of them the embedding); no dropout, so CPU runs are
 # deterministic. Sized for a 2-core CPU; the architecture is the real GPT-Neo / OPT one.
-_TINY_NEO = dict(hidden_size=64, num_layers=4, num_heads=4, attention_types=[[["global", "local"], 2]],
-                 window_size=32, intermediate_size=256, max_position_embeddings=128,
-                 embed_dropout=0.0, attention_dropout=0.0, resid_dropout=0.0)
-_TINY_OPT = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, ffn_dim=256,
-                 word_embed_proj_dim=64, max_position_embeddings=128, dropout=0.0, attention_dropout=0.0,
-                 activation_dropout=0.0, layerdrop=0.0)
+_TINY_NEO = dict(
+    hidden_size=64,
+    num_layers=4,
+    num_heads=4,
+    attention_types=[[["global", "local"], 2]],
+    window_size=32,
+    intermediate_size=256,
+    max_position_embeddings=128,
+    embed_dropout=0.0,
+    attention_dropout=0.0,
+    resid_dropout=0.0,
+)
+_TINY_OPT = dict(
+    hidden_size=64,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    ffn_dim=256,
+    word_embed_proj_dim=64,
+    max_position_embeddings=128,
+    dropout=0.0,
+    attention_dropout=0.0,
+    activation_dropout=0.0,
+    layerdrop=0.0,
+)
 
 for _spec in (
     ModelSpec("tiny-gpt-neo", "gpt_neo", None, _TINY_NEO),
@@ -54,13 +75,21 @@ TOFU_LLAMA2 = "tofu-llama2-7b-chat"
 _OU = "open-unlearning/tofu_Llama-2-7b-chat-hf"
 MODELS.register(LLAMA2_CHAT)(ModelSpec(LLAMA2_CHAT, "llama", "NousResearch/Llama-2-7b-chat-hf"))
 _RETAIN_SPLITS = ("retain90", "retain95", "retain99")
-MODELS.register(TOFU_LLAMA2)(ModelSpec(TOFU_LLAMA2, "llama", f"{_OU}_full", tofu_split="full",
-                                       pretrained_from=LLAMA2_CHAT,
-                                       tofu_retain={s: f"{TOFU_LLAMA2}-{s}" for s in _RETAIN_SPLITS}))
+MODELS.register(TOFU_LLAMA2)(
+    ModelSpec(
+        TOFU_LLAMA2,
+        "llama",
+        f"{_OU}_full",
+        tofu_split="full",
+        pretrained_from=LLAMA2_CHAT,
+        tofu_retain={s: f"{TOFU_LLAMA2}-{s}" for s in _RETAIN_SPLITS},
+    )
+)
 for _split in _RETAIN_SPLITS:
     _name = f"{TOFU_LLAMA2}-{_split}"
-    MODELS.register(_name)(ModelSpec(_name, "llama", f"{_OU}_{_split}", tofu_split=_split,
-                                     pretrained_from=LLAMA2_CHAT))
+    MODELS.register(_name)(
+        ModelSpec(_name, "llama", f"{_OU}_{_split}", tofu_split=_split, pretrained_from=LLAMA2_CHAT)
+    )
 
 
 def retain_split(forget_split: str) -> str:
@@ -79,8 +108,10 @@ def tofu_sources(cfg) -> dict[str, tuple[str, bool]]:
     if spec.tofu_split is None:
         return {"base": (t.model, True), "retain": (t.model, True)}
     if spec.tofu_split != "full":
-        raise ValueError(f"tofu.model = {t.model!r} is fine-tuned on TOFU {spec.tofu_split}, not full: it is a "
-                         f"retain model; name the full one (e.g. {TOFU_LLAMA2})")
+        raise ValueError(
+            f"tofu.model = {t.model!r} is fine-tuned on TOFU {spec.tofu_split}, not full: it is a "
+            f"retain model; name the full one (e.g. {TOFU_LLAMA2})"
+        )
     released = spec.tofu_retain.get(retain_split(t.forget_split))
     if t.get("retain", "released") == "released" and released:
         return {"base": (t.model, False), "retain": (released, False)}

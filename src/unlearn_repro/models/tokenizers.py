@@ -1,12 +1,16 @@
 """Tokenizers: the real GPT-2/GPT-Neo and OPT BPEs (hub or local vocab/merges files) and a small
 byte-level BPE trained deterministically on WikiText-2 for the tiny models (a 50k vocabulary would make
 the embedding most of a tiny model and slow it ~8x on a CPU)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
+from tokenizers import ByteLevelBPETokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from unlearn_repro.errors import HubError, one_line
 
 EOS = "<|endoftext|>"
 PAD = "<pad>"
@@ -14,19 +18,17 @@ PAD = "<pad>"
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE fit on `texts`; the same texts and vocab size give the same tokenizer."""
-    from tokenizers import ByteLevelBPETokenizer
-
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(list(texts), vocab_size=vocab_size, min_frequency=2,
-                            special_tokens=[EOS, PAD], show_progress=False)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS,
-                                   unk_token=EOS, pad_token=PAD)
+    bpe.train_from_iterator(
+        list(texts), vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD], show_progress=False
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD
+    )
 
 
 def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast:
     """GPT-2 (GPT-Neo) or OPT tokenizer from a vocab.json + merges.txt pair (the offline mirror's format)."""
-    from tokenizers import ByteLevelBPETokenizer
-
     folder = Path(folder)
     vocab, merges = folder / "vocab.json", folder / "merges.txt"
     for f in (vocab, merges):
@@ -36,31 +38,41 @@ def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast
     if family == "opt":
         # OPT: RoBERTa ids, </s> is bos and eos; madeupword0000..0002 pad the vocabulary to 50265
         bpe.add_tokens([f"madeupword{i:04d}" for i in range(3)])
-        tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="</s>", eos_token="</s>",
-                                      unk_token="<unk>", pad_token="<pad>")
+        tok = PreTrainedTokenizerFast(
+            tokenizer_object=bpe._tokenizer,
+            bos_token="</s>",
+            eos_token="</s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+        )
         tok._unlearn_add_bos = True
         return tok
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS
+    )
     tok.pad_token = EOS
     return tok
 
 
 def from_hub(hub_id: str, family: str, revision: str | None = None) -> PreTrainedTokenizerFast:
     """The model's own tokenizer from the hub (or the cache), or from a local folder in the hub's layout."""
-    from unlearn_repro.hub import HubError, one_line
-
     try:
         tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
     except OSError as e:  # not cached while offline, unreachable hub
-        raise HubError(f"tokenizer {hub_id}{'@' + revision if revision else ''}: {one_line(e)}; fetch it first with "
-                       "`python -m unlearn_repro download` or point model_sources at a local folder") from None
+        raise HubError(
+            f"tokenizer {hub_id}{'@' + revision if revision else ''}: {one_line(e)}; fetch it first with "
+            "`python -m unlearn_repro download` or point model_sources at a local folder"
+        ) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok._unlearn_add_bos = family in BOS_FAMILIES
     return tok
 
 
-BOS_FAMILIES = ("opt", "llama")  # trained with a leading bos token: OPT's </s>, Llama's <s> (TOFU's llama format)
+BOS_FAMILIES = (
+    "opt",
+    "llama",
+)  # trained with a leading bos token: OPT's </s>, Llama's <s> (TOFU's llama format)
 
 
 def bos_ids(tok) -> list[int]:

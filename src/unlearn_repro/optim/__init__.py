@@ -1,8 +1,9 @@
 """Optimizers by name: the training loop asks this registry, so a new optimizer (SOUL's Sophia) is one
 registered factory plus its arguments under `optimizers.<name>` in params.yaml."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -27,11 +28,20 @@ def _sgd(params, lr, weight_decay=0.0, momentum=0.0):
 
 
 @OPTIMIZERS.register("sophia")
-def _sophia(params, lr, weight_decay=0.1, betas=(0.965, 0.99), rho=0.04, eps=1e-15, estimator="gnb",
-            hessian_every=10):
+def _sophia(
+    params, lr, weight_decay=0.1, betas=(0.965, 0.99), rho=0.04, eps=1e-15, estimator="gnb", hessian_every=10
+):
     """SOUL's second-order optimizer; its curvature comes from sophia.CurvatureHook in the loop."""
-    return Sophia(params, lr=lr, betas=tuple(betas), rho=rho, weight_decay=weight_decay, eps=eps,
-                  estimator=estimator, hessian_every=hessian_every)
+    return Sophia(
+        params,
+        lr=lr,
+        betas=tuple(betas),
+        rho=rho,
+        weight_decay=weight_decay,
+        eps=eps,
+        estimator=estimator,
+        hessian_every=hessian_every,
+    )
 
 
 def make_optimizer(recipe, params) -> torch.optim.Optimizer:
@@ -40,4 +50,6 @@ def make_optimizer(recipe, params) -> torch.optim.Optimizer:
     try:
         return factory(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **dict(recipe.optimizer_args))
     except TypeError as e:
-        raise ValueError(f"optimizers.{recipe.optimizer}: bad arguments {dict(recipe.optimizer_args)}: {e}") from None
+        raise ValueError(
+            f"optimizers.{recipe.optimizer}: bad arguments {dict(recipe.optimizer_args)}: {e}"
+        ) from None

@@ -17,6 +17,7 @@ labels and `bs` is an argument of `step()` (default 5120; one version of train_s
 with B = bs the two rhos are the same number. `squared_grad` (SOUL's released code) folds the unlearning
 gradient itself with scale 1, so there rho_ours = rho_official * bs.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ import math
 import torch
 
 from unlearn_repro.batches import Hook
+from unlearn_repro.objectives import RetainSampler
 
 ESTIMATORS = ("gnb", "squared_grad")
 
@@ -32,21 +34,45 @@ class Sophia(torch.optim.Optimizer):
     """Every hyperparameter lives in the param groups (estimator and hessian_every too: the hook reads them
     there), so `optimizer.param_groups` shows the whole configuration."""
 
-    def __init__(self, params, lr, betas=(0.965, 0.99), rho=0.04, weight_decay=0.1, eps=1e-15, *,
-                 estimator: str = "gnb", hessian_every: int = 10):
+    def __init__(
+        self,
+        params,
+        lr,
+        betas=(0.965, 0.99),
+        rho=0.04,
+        weight_decay=0.1,
+        eps=1e-15,
+        *,
+        estimator: str = "gnb",
+        hessian_every: int = 10,
+    ):
         if lr < 0 or rho <= 0 or eps <= 0 or weight_decay < 0:
-            raise ValueError(f"Sophia: need lr >= 0, rho > 0, eps > 0, weight_decay >= 0; got lr={lr}, rho={rho}, "
-                             f"eps={eps}, weight_decay={weight_decay}")
+            raise ValueError(
+                f"Sophia: need lr >= 0, rho > 0, eps > 0, weight_decay >= 0; got lr={lr}, rho={rho}, "
+                f"eps={eps}, weight_decay={weight_decay}"
+            )
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"Sophia: betas must lie in [0, 1), got {betas}")
         if estimator not in ESTIMATORS:
             raise ValueError(f"Sophia: estimator must be one of {ESTIMATORS}, got {estimator!r}")
         if hessian_every < 1:
             raise ValueError(f"Sophia: hessian_every must be >= 1, got {hessian_every}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), rho=rho, weight_decay=weight_decay, eps=eps,
-                                      estimator=estimator, hessian_every=hessian_every))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                rho=rho,
+                weight_decay=weight_decay,
+                eps=eps,
+                estimator=estimator,
+                hessian_every=hessian_every,
+            ),
+        )
         self.clip_rate = math.nan  # share of coordinates whose step was clipped in the last step()
-        self.unclipped_share = math.nan  # share of the last step's L1 mass from unclipped (curvature-scaled) ones
+        self.unclipped_share = (
+            math.nan
+        )  # share of the last step's L1 mass from unclipped (curvature-scaled) ones
 
     def _state(self, p):
         st = self.state[p]
@@ -71,9 +97,15 @@ class Sophia(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        sums, total = [], 0                                     # per tensor: clipped, unclipped mass, mass
+        sums, total = [], 0  # per tensor: clipped, unclipped mass, mass
         for group in self.param_groups:
-            lr, (b1, _), rho, wd, eps = group["lr"], group["betas"], group["rho"], group["weight_decay"], group["eps"]
+            lr, (b1, _), rho, wd, eps = (
+                group["lr"],
+                group["betas"],
+                group["rho"],
+                group["weight_decay"],
+                group["eps"],
+            )
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -85,9 +117,13 @@ class Sophia(torch.optim.Optimizer):
                 free = ratio < 1
                 total += ratio.numel()
                 ratio.clamp_(max=1.0)
-                sums.append(torch.stack([(~free).sum().double(), (ratio * free).sum().double(), ratio.sum().double()]))
+                sums.append(
+                    torch.stack([(~free).sum().double(), (ratio * free).sum().double(), ratio.sum().double()])
+                )
                 p.addcmul_(m.sign(), ratio, value=-lr)
-        clipped, free_mass, mass = torch.stack(sums).sum(0).tolist() if sums else (0, 0.0, 0.0)  # one host sync
+        clipped, free_mass, mass = (
+            torch.stack(sums).sum(0).tolist() if sums else (0, 0.0, 0.0)
+        )  # one host sync
         self.clip_rate = clipped / total if total else math.nan
         self.unclipped_share = free_mass / mass if mass else math.nan
         return loss
@@ -104,7 +140,6 @@ class CurvatureHook(Hook):
     """
 
     def __init__(self, items, batch_size: int, pad_id: int, device, seed: int):
-        from unlearn_repro.objectives import RetainSampler
         self.sampler = RetainSampler(list(items), batch_size, seed, pad_id, device) if items else None
         self.seed = seed
         self.clip_rates: list[float] = []
@@ -136,4 +171,3 @@ def gnb_loss(model, batch: dict, generator: torch.Generator) -> torch.Tensor:
     with torch.no_grad():
         sampled = torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=generator).squeeze(-1)
     return torch.nn.functional.cross_entropy(logits, sampled.to(logits.device))
-

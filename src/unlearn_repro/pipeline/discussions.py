@@ -5,6 +5,7 @@
   checkpoint — the inputs of Figure 4 (weight KL) and Figure 7 (exposure distributions);
 * onion: remove the most exposed training samples, retrain on the rest, rescore the rest (Figure 6).
 """
+
 from __future__ import annotations
 
 import io
@@ -33,17 +34,38 @@ def snapshot(cfg, model_dir, data_dir, reference, split_file, out, *, base: bool
     model, tok, _, _ = open_checkpoint(cfg, model_dir)
     inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))
     forgotten = set(read_json(split_file)["cycles"][0])
-    idx = list(range(len(inputs["train_seqs"]))) if base else \
-        [i for i in range(len(inputs["train_seqs"])) if i not in forgotten]
+    idx = (
+        list(range(len(inputs["train_seqs"])))
+        if base
+        else [i for i in range(len(inputs["train_seqs"])) if i not in forgotten]
+    )
     name, weights = last_block(model)
     exposure = np.array(score(["exposure"], model, tok, inputs, idx, cfg)["exposure"])
-    _save_npz(out, weights=weights.astype(np.float32), exposure=exposure, index=np.array(idx),
-              forgotten=np.array(sorted(forgotten)), layer=np.array(name))
+    _save_npz(
+        out,
+        weights=weights.astype(np.float32),
+        exposure=exposure,
+        index=np.array(idx),
+        forgotten=np.array(sorted(forgotten)),
+        layer=np.array(name),
+    )
     return {"layer": name, "n_weights": int(weights.size), "n_scored": len(idx)}
 
 
-def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, dataset, model_name,
-          control: bool = False, seed: int = 0) -> dict:
+def onion(
+    cfg,
+    base_snapshot,
+    pretrained,
+    data_dir,
+    reference,
+    out,
+    tracker,
+    *,
+    dataset,
+    model_name,
+    control: bool = False,
+    seed: int = 0,
+) -> dict:
     """Remove the samples above the exposure threshold (or the top fraction), retrain the pre-fine-tuning
     model on the rest with the fine-tuning recipe, and rescore the rest (paper §9.3, Figure 6). control:
     remove a random set of the same size instead, which shows what removing and retraining alone does to the
@@ -60,8 +82,10 @@ def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, 
         threshold = float(d.onion_threshold)
         removed, kept = np.flatnonzero(exposure > threshold), np.flatnonzero(exposure <= threshold)
     if len(removed) == 0 or len(kept) == 0:
-        raise ValueError(f"discussions: exposure threshold {threshold:.3f} removes {len(removed)} of {len(exposure)} "
-                         "samples; set discussions.onion_threshold or onion_top_fraction so that some go and some stay")
+        raise ValueError(
+            f"discussions: exposure threshold {threshold:.3f} removes {len(removed)} of {len(exposure)} "
+            "samples; set discussions.onion_threshold or onion_top_fraction so that some go and some stay"
+        )
     if control:
         drawn = np.random.default_rng(seed).choice(len(exposure), size=len(removed), replace=False)
         removed = np.sort(drawn)
@@ -70,15 +94,32 @@ def onion(cfg, base_snapshot, pretrained, data_dir, reference, out, tracker, *, 
     model, tok, _, device = open_checkpoint(cfg, pretrained)
     inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))  # the same encoding trains and scores
     recipe = Recipe.from_config(cfg.finetune, cfg, seed=seed)
-    stats = train(model, [inputs["train_seqs"][i] for i in kept], recipe,
-                  pad_id=tok.pad_token_id, device=device, desc=f"onion retrain {model_name} on {dataset}")
+    stats = train(
+        model,
+        [inputs["train_seqs"][i] for i in kept],
+        recipe,
+        pad_id=tok.pad_token_id,
+        device=device,
+        desc=f"onion retrain {model_name} on {dataset}",
+    )
     after = np.array(score(["exposure"], model, tok, inputs, kept.tolist(), cfg)["exposure"])
-    _save_npz(out, kept=kept, removed=removed, before=exposure[kept], after=after, threshold=np.array(threshold))
-    result = {"threshold": threshold, "removed": int(len(removed)), "kept": int(len(kept)),
-              "rose": int((after > exposure[kept]).sum()), "crossed": int((after > threshold).sum()),
-              "retrain_s": time.perf_counter() - start, "final_loss": stats["final_loss"]}
+    _save_npz(
+        out, kept=kept, removed=removed, before=exposure[kept], after=after, threshold=np.array(threshold)
+    )
+    result = {
+        "threshold": threshold,
+        "removed": int(len(removed)),
+        "kept": int(len(kept)),
+        "rose": int((after > exposure[kept]).sum()),
+        "crossed": int((after > threshold).sum()),
+        "retrain_s": time.perf_counter() - start,
+        "final_loss": stats["final_loss"],
+    }
     stage = "onion_control" if control else "onion"
-    tracker.log_run(f"{stage}/{dataset}/{model_name}/seed{seed}",
-                    {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
-                    result, {"stage": stage, "dataset": dataset, "model": model_name, "seed": seed})
+    tracker.log_run(
+        f"{stage}/{dataset}/{model_name}/seed{seed}",
+        {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
+        result,
+        {"stage": stage, "dataset": dataset, "model": model_name, "seed": seed},
+    )
     return result

@@ -8,6 +8,7 @@
   pipeline.unlearning.run (cycle 1 only, the coefficient overridden in the config), each result scored
   the same way (§7.2).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,9 @@ import numpy as np
 import torch
 
 from unlearn_repro import dp
-from unlearn_repro.config import ConfigError, Frozen
+from unlearn_repro.config import ConfigError
 from unlearn_repro.data.encoding import split_sequences
+from unlearn_repro.frozen import Frozen
 from unlearn_repro.io import read_json, write_json
 from unlearn_repro.methods import METHODS
 from unlearn_repro.metrics.scores import score
@@ -29,6 +31,7 @@ from unlearn_repro.models import checkpoint
 from unlearn_repro.optim import make_optimizer
 from unlearn_repro.pipeline import open_checkpoint
 from unlearn_repro.pipeline.evaluation import task_inputs
+from unlearn_repro.pipeline.unlearning import run
 from unlearn_repro.tracking import StudyTracker
 from unlearn_repro.train import Recipe, train
 
@@ -44,21 +47,25 @@ def check(cfg) -> None:
     """The study's params against the rest (at DAG build): data sets, seed, grids of enabled methods."""
     p = cfg.privacy
     if not datasets(cfg):
-        raise ConfigError(f"params.yaml: none of privacy.datasets {list(p.datasets)} is in data.tasks "
-                          f"{list(cfg.data.tasks)}")
+        raise ConfigError(
+            f"params.yaml: none of privacy.datasets {list(p.datasets)} is in data.tasks "
+            f"{list(cfg.data.tasks)}"
+        )
     if p.seed not in cfg.seeds:
         raise ConfigError(f"params.yaml: privacy.seed {p.seed} is not one of seeds {list(cfg.seeds)}")
     for m in methods(cfg):
         if m not in p.grids:
             raise ConfigError(f"params.yaml: privacy.grids has no grid for method {m!r} (in privacy.methods)")
         if "keys" not in p.grids[m] and METHODS.get(m).step_key is None:
-            raise ConfigError(f"params.yaml: privacy.grids.{m} needs `keys`: method {m!r} declares no "
-                              "step size (step_key)")
+            raise ConfigError(
+                f"params.yaml: privacy.grids.{m} needs `keys`: method {m!r} declares no step size (step_key)"
+            )
         known = set(cfg.methods[m]) if m in cfg.methods else set()
         unknown = [k for k in grid_keys(cfg, m) if k not in known]
         if unknown:
-            raise ConfigError(f"params.yaml: privacy.grids.{m}.keys {unknown} are not keys of methods.{m} "
-                              f"({sorted(known)})")
+            raise ConfigError(
+                f"params.yaml: privacy.grids.{m}.keys {unknown} are not keys of methods.{m} ({sorted(known)})"
+            )
 
 
 def grid_keys(cfg, method: str) -> list[str]:
@@ -75,7 +82,11 @@ def methods(cfg) -> list[str]:
 def study_tags(tags: dict) -> dict:
     """This study's MLflow tags: `study=privacy` and `privacy_stage` in place of `stage` (which names the
     main pipeline's per-model jobs), so its runs never count as the main study's."""
-    return {**{k: v for k, v in tags.items() if k != "stage"}, "study": "privacy", "privacy_stage": tags["stage"]}
+    return {
+        **{k: v for k, v in tags.items() if k != "stage"},
+        "study": "privacy",
+        "privacy_stage": tags["stage"],
+    }
 
 
 def _forget_idx(split_file) -> list[int]:
@@ -84,8 +95,11 @@ def _forget_idx(split_file) -> list[int]:
 
 def _audit(cfg, model, tok, inputs, forget_idx) -> dict:
     s = score(AUDIT, model, tok, inputs, forget_idx, cfg)
-    return {"exposure": float(np.mean(s["exposure"])), "accuracy": float(s["accuracy"]),
-            "test_nll": float(s["test_nll"])}
+    return {
+        "exposure": float(np.mean(s["exposure"])),
+        "accuracy": float(s["accuracy"]),
+        "test_nll": float(s["test_nll"]),
+    }
 
 
 def dp_recipe(cfg) -> Recipe:
@@ -93,9 +107,21 @@ def dp_recipe(cfg) -> Recipe:
     return Recipe.from_config({**cfg.finetune.to_dict(), **cfg.privacy.finetune.to_dict()}, cfg, seed=0)
 
 
-def dp_models(cfg, *, dataset: str, model_name: str, pretrained, finetuned, data_dir, reference, split_file,
-              out_dir, tracker) -> dict:
-    """DP-SGD fine-tune the pretrained model at each ε, save, audit; plus the ordinary model's point (ε = ∞)."""
+def dp_models(
+    cfg,
+    *,
+    dataset: str,
+    model_name: str,
+    pretrained,
+    finetuned,
+    data_dir,
+    reference,
+    split_file,
+    out_dir,
+    tracker,
+) -> dict:
+    """DP-SGD fine-tune the pretrained model at each ε, save, audit; plus the ordinary model's point
+    (ε = ∞)."""
     p, out_dir = cfg.privacy, Path(out_dir)
     forget_idx = _forget_idx(split_file)
     recipe = dp_recipe(cfg)
@@ -104,45 +130,125 @@ def dp_models(cfg, *, dataset: str, model_name: str, pretrained, finetuned, data
     seqs = split_sequences(tok, data_dir, "train", cfg.data.max_length)
     delta = p.delta if p.delta is not None else 1.0 / len(seqs)
     base_s = base_meta["train_stats"]["wall_time_s"] / cfg.finetune.epochs  # the base model's own run
-    points = [{"method": "dp_sgd", "coefficient": "epsilon", "value": math.inf, "epsilon": math.inf,
-               "epsilon_spent": math.inf, "noise_multiplier": 0.0, "max_grad_norm": None, "delta": delta,
-               "base_run_epoch_s": base_s, **_audit(cfg, ordinary, tok, inputs, forget_idx)}]
+    points = [
+        {
+            "method": "dp_sgd",
+            "coefficient": "epsilon",
+            "value": math.inf,
+            "epsilon": math.inf,
+            "epsilon_spent": math.inf,
+            "noise_multiplier": 0.0,
+            "max_grad_norm": None,
+            "delta": delta,
+            "base_run_epoch_s": base_s,
+            **_audit(cfg, ordinary, tok, inputs, forget_idx),
+        }
+    ]
     del ordinary
     for eps in p.epsilons:
         model, tok, _, device = open_checkpoint(cfg, pretrained)
         dp.prepare_model(model.train(), p.train_token_embeddings)  # opacus wraps a model in training mode
         optimizer = make_optimizer(recipe, [q for q in model.parameters() if q.requires_grad])
-        priv = dp.make_private(model, optimizer, len(seqs), batch_size=recipe.batch_size, epochs=recipe.epochs,
-                               max_grad_norm=p.max_grad_norm, delta=delta, seed=0, epsilon=float(eps),
-                               accountant=p.accountant)
-        stats = train(priv.model, seqs, recipe, pad_id=tok.pad_token_id, device=device,
-                      objective=dp.per_sequence_lm_loss, optimizer=priv.optimizer, batches=priv.batches,
-                      desc=f"DP-SGD eps={eps} {model_name} on {dataset}")
+        priv = dp.make_private(
+            model,
+            optimizer,
+            len(seqs),
+            batch_size=recipe.batch_size,
+            epochs=recipe.epochs,
+            max_grad_norm=p.max_grad_norm,
+            delta=delta,
+            seed=0,
+            epsilon=float(eps),
+            accountant=p.accountant,
+        )
+        stats = train(
+            priv.model,
+            seqs,
+            recipe,
+            pad_id=tok.pad_token_id,
+            device=device,
+            objective=dp.per_sequence_lm_loss,
+            optimizer=priv.optimizer,
+            batches=priv.batches,
+            desc=f"DP-SGD eps={eps} {model_name} on {dataset}",
+        )
         spent = priv.epsilon()
         model = dp.release(priv.model)
         epoch_s = stats["wall_time_s"] / recipe.epochs
-        point = {"ordinary_epoch_s": ordinary_epoch_s(cfg, pretrained, seqs, recipe, tok.pad_token_id),"method": "dp_sgd", "coefficient": "epsilon", "value": float(eps), "epsilon": float(eps),
-                 "epsilon_spent": spent, "noise_multiplier": priv.noise_multiplier, "max_grad_norm": priv.max_grad_norm,
-                 "delta": delta, "sample_rate": priv.sample_rate, "steps": stats["steps"],
-                 "wall_time_s": stats["wall_time_s"], "epoch_s": epoch_s, "base_run_epoch_s": base_s,
-                 "diverged": stats["diverged"], **_audit(cfg, model, tok, inputs, forget_idx)}
+        point = {
+            "ordinary_epoch_s": ordinary_epoch_s(cfg, pretrained, seqs, recipe, tok.pad_token_id),
+            "method": "dp_sgd",
+            "coefficient": "epsilon",
+            "value": float(eps),
+            "epsilon": float(eps),
+            "epsilon_spent": spent,
+            "noise_multiplier": priv.noise_multiplier,
+            "max_grad_norm": priv.max_grad_norm,
+            "delta": delta,
+            "sample_rate": priv.sample_rate,
+            "steps": stats["steps"],
+            "wall_time_s": stats["wall_time_s"],
+            "epoch_s": epoch_s,
+            "base_run_epoch_s": base_s,
+            "diverged": stats["diverged"],
+            **_audit(cfg, model, tok, inputs, forget_idx),
+        }
         point["slowdown"] = epoch_s / point["ordinary_epoch_s"]
-        checkpoint.save(model, tok, out_dir / "models" / f"eps{eps:g}",
-                        {"model": model_name, "dataset": dataset, "stage": "dp_finetuned", "dp": point,
-                         "params": {"privacy": p.to_dict(), "recipe": recipe.__dict__ | {"optimizer_args": dict(recipe.optimizer_args)}}})
+        checkpoint.save(
+            model,
+            tok,
+            out_dir / "models" / f"eps{eps:g}",
+            {
+                "model": model_name,
+                "dataset": dataset,
+                "stage": "dp_finetuned",
+                "dp": point,
+                "params": {
+                    "privacy": p.to_dict(),
+                    "recipe": recipe.__dict__ | {"optimizer_args": dict(recipe.optimizer_args)},
+                },
+            },
+        )
         points.append(point)
-        print(f"[privacy] {model_name} {dataset}: eps {eps} -> spent {spent:.3f}, sigma {priv.noise_multiplier:.3f}, "
-              f"exposure {point['exposure']:.3f}, test NLL {point['test_nll']:.3f}, slowdown {point['slowdown']:.2f}x",
-              flush=True)
-        tracker.log_run(f"privacy/dp/{dataset}/{model_name}/eps{eps:g}",
-                        {"target_epsilon": eps, "delta": delta, "max_grad_norm": p.max_grad_norm,
-                         "accountant": p.accountant, "train_token_embeddings": p.train_token_embeddings,
-                         "recipe": {k: v for k, v in recipe.__dict__.items() if k != "optimizer_args"}},
-                        {k: point[k] for k in ("epsilon_spent", "noise_multiplier", "max_grad_norm", "exposure",
-                                               "accuracy", "test_nll", "wall_time_s", "slowdown")},
-                        study_tags({"stage": "dp", "dataset": dataset, "model": model_name}))
-    result = {"dataset": dataset, "model": model_name, "seed": cfg.privacy.seed, "n_train": len(seqs),
-              "n_forget": len(forget_idx), "points": points}
+        print(
+            f"[privacy] {model_name} {dataset}: eps {eps} -> spent {spent:.3f}, "
+            f"sigma {priv.noise_multiplier:.3f}, exposure {point['exposure']:.3f}, "
+            f"test NLL {point['test_nll']:.3f}, slowdown {point['slowdown']:.2f}x",
+            flush=True,
+        )
+        tracker.log_run(
+            f"privacy/dp/{dataset}/{model_name}/eps{eps:g}",
+            {
+                "target_epsilon": eps,
+                "delta": delta,
+                "max_grad_norm": p.max_grad_norm,
+                "accountant": p.accountant,
+                "train_token_embeddings": p.train_token_embeddings,
+                "recipe": {k: v for k, v in recipe.__dict__.items() if k != "optimizer_args"},
+            },
+            {
+                k: point[k]
+                for k in (
+                    "epsilon_spent",
+                    "noise_multiplier",
+                    "max_grad_norm",
+                    "exposure",
+                    "accuracy",
+                    "test_nll",
+                    "wall_time_s",
+                    "slowdown",
+                )
+            },
+            study_tags({"stage": "dp", "dataset": dataset, "model": model_name}),
+        )
+    result = {
+        "dataset": dataset,
+        "model": model_name,
+        "seed": cfg.privacy.seed,
+        "n_train": len(seqs),
+        "n_forget": len(forget_idx),
+        "points": points,
+    }
     write_json(out_dir / "points.json", result)
     return result
 
@@ -151,8 +257,15 @@ def ordinary_epoch_s(cfg, pretrained, seqs, recipe: Recipe, pad_id: int) -> floa
     """Wall seconds of one epoch of ordinary fine-tuning with the same recipe, timed in the same process right
     after a DP run (same load, warm caches): the denominator of the DP slowdown."""
     model, _, _, device = open_checkpoint(cfg, pretrained)
-    stats = train(model, seqs, replace(recipe, epochs=1), pad_id=pad_id, device=device,
-                  objective=dp.per_sequence_lm_loss, desc="ordinary fine-tuning (timing)")
+    stats = train(
+        model,
+        seqs,
+        replace(recipe, epochs=1),
+        pad_id=pad_id,
+        device=device,
+        objective=dp.per_sequence_lm_loss,
+        desc="ordinary fine-tuning (timing)",
+    )
     return stats["wall_time_s"]
 
 
@@ -163,11 +276,21 @@ def point_config(cfg, method: str, keys, value: float) -> Frozen:
     return impl.study_config(cfg, block, unlearn={"table_cycles": [1], "extended_datasets": []})
 
 
-def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretrained, finetuned, data_dir, reference,
-                      split_file, out, tracker) -> dict:
+def unlearning_points(
+    cfg,
+    *,
+    method: str,
+    dataset: str,
+    model_name: str,
+    pretrained,
+    finetuned,
+    data_dir,
+    reference,
+    split_file,
+    out,
+    tracker,
+) -> dict:
     """Each value of the method's grid: unlearn cycle 1 (the 128 samples) with the main pipeline, audit."""
-    from unlearn_repro.pipeline.unlearning import run
-
     grid, keys = cfg.privacy.grids[method], grid_keys(cfg, method)
     forget_idx = _forget_idx(split_file)
     work = Path(out).with_suffix(".work")
@@ -175,29 +298,54 @@ def unlearning_points(cfg, *, method: str, dataset: str, model_name: str, pretra
     for value in grid["values"]:
         t0 = time.perf_counter()
         run_dir = work / f"{value:g}"
-        summary = run(point_config(cfg, method, keys, value), dataset=dataset, model_name=model_name,
-                      method=method, seed=cfg.privacy.seed, finetuned=finetuned, pretrained=pretrained,
-                      data_dir=data_dir, split_file=split_file, out_dir=run_dir,
-                      tracker=StudyTracker(tracker, "privacy", study_tags))
+        summary = run(
+            point_config(cfg, method, keys, value),
+            dataset=dataset,
+            model_name=model_name,
+            method=method,
+            seed=cfg.privacy.seed,
+            finetuned=finetuned,
+            pretrained=pretrained,
+            data_dir=data_dir,
+            split_file=split_file,
+            out_dir=run_dir,
+            tracker=StudyTracker(tracker, "privacy", study_tags),
+        )
         model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / "cycle1")
         if inputs is None:
             inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))
         cycle = summary["cycles"][0]
         diverged = bool(cycle.get("diverged")) or not all(torch.isfinite(q).all() for q in model.parameters())
         audit = _audit(cfg, model, tok, inputs, forget_idx)
-        point = {"method": method, "coefficient": "=".join(keys), "value": float(value),
-                 "runtime_s": cycle["runtime_s"], "diverged": diverged, **audit,
-                 "curvature": cycle.get("curvature")}  # metrics.curvature (second-order methods)
+        point = {
+            "method": method,
+            "coefficient": "=".join(keys),
+            "value": float(value),
+            "runtime_s": cycle["runtime_s"],
+            "diverged": diverged,
+            **audit,
+            "curvature": cycle.get("curvature"),
+        }  # metrics.curvature (second-order methods)
         points.append(point)
-        tracker.log_run(f"privacy/point/{method}/{dataset}/{model_name}/{value:g}",
-                        {"method": method, "coefficient": point["coefficient"], "value": value},
-                        {k: audit[k] for k in AUDIT} |
-                        {"runtime_s": cycle["runtime_s"], "diverged": float(diverged)},
-                        study_tags({"stage": "point", "dataset": dataset, "model": model_name, "method": method}))
-        print(f"[privacy] {method} {point['coefficient']}={value:g}: exposure {audit['exposure']:.3f}, "
-              f"test NLL {audit['test_nll']:.3f} ({time.perf_counter() - t0:.1f}s)", flush=True)
+        tracker.log_run(
+            f"privacy/point/{method}/{dataset}/{model_name}/{value:g}",
+            {"method": method, "coefficient": point["coefficient"], "value": value},
+            {k: audit[k] for k in AUDIT} | {"runtime_s": cycle["runtime_s"], "diverged": float(diverged)},
+            study_tags({"stage": "point", "dataset": dataset, "model": model_name, "method": method}),
+        )
+        print(
+            f"[privacy] {method} {point['coefficient']}={value:g}: exposure {audit['exposure']:.3f}, "
+            f"test NLL {audit['test_nll']:.3f} ({time.perf_counter() - t0:.1f}s)",
+            flush=True,
+        )
         shutil.rmtree(run_dir)
     shutil.rmtree(work, ignore_errors=True)
-    result = {"dataset": dataset, "model": model_name, "method": method, "seed": cfg.privacy.seed, "points": points}
+    result = {
+        "dataset": dataset,
+        "model": model_name,
+        "method": method,
+        "seed": cfg.privacy.seed,
+        "points": points,
+    }
     write_json(out, result)
     return result

@@ -1,4 +1,5 @@
-"""Knowledge unlearning on the Training Data Extraction Challenge (FLoRA paper §4.1-4.2, Table 1, Figures 3-4).
+"""Knowledge unlearning on the Training Data Extraction Challenge (FLoRA paper §4.1-4.2,
+Table 1, Figures 3-4).
 
 * rows: TDEC rows (GPT-Neo token ids) in the model's own tokens, cut to `tdec.row_length`; seeded disjoint
   forget sets of `forget_size` training rows, held-out validation rows, PPL rows (validation rows too,
@@ -8,11 +9,13 @@
   file of held-out text the user names); a tiny model trained here never saw TDEC: its held-out rows serve.
 * batches (`tdec.batch_size`): `forget_set` = knowledge-unlearning's rule, one update per epoch on the whole
   forget set (its README: effective batch = train set size); an integer = that many rows per update.
-* base: hub models as published (they saw TDEC in the Pile); a tiny model is trained here on its forget-set rows
-  mixed with WikiText until they are memorized (the premise: MA / EL10 of the forget sets vs held-out rows).
+* base: hub models as published (they saw TDEC in the Pile); a tiny model is trained here on its
+  forget-set rows mixed with WikiText until they are memorized (the premise: MA / EL10 of the forget sets
+  vs held-out rows).
 * run: one configuration (method x full / LoRA / FLoRA x target modules) on every forget set, each stopped by
   the forgetting criterion after the first epoch where EL10 and MA are at or below the held-out values.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,15 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn_repro.config import Frozen
+from unlearn_repro.data.encoding import data_kind
 from unlearn_repro.data.registry import choose_source, load_split
+from unlearn_repro.frozen import Frozen
 from unlearn_repro.io import read_json, read_jsonl, write_json
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.metrics.collect import mean_token_nll
 from unlearn_repro.metrics.extraction import extraction_scores, forgotten
+from unlearn_repro.metrics.scores import score
 from unlearn_repro.models import checkpoint, tokenizers
 from unlearn_repro.models.registry import MODELS
 from unlearn_repro.pipeline import open_checkpoint
+from unlearn_repro.pipeline.base_models import _chunk_corpus
 from unlearn_repro.train import Hook, Recipe, train
 
 ROWS_SEED = 20240310  # forget sets and held-out rows: the same for every configuration
@@ -54,28 +60,45 @@ def table_configs(cfg) -> list[str]:
 
 def runs(cfg) -> dict:
     """Every configuration this study runs, by name: Table 1's (tdec.configs) and Figure 4's target-module
-    ablation (`<config>-<targets>`; the ablation entry equal to the default targets reuses the Table 1 run)."""
+    ablation (`<config>-<targets>`; the ablation entry equal to the default targets reuses the
+    Table 1 run)."""
     t = cfg.tdec
     out = {}
     for name in table_configs(cfg):
         c = t.configs[name]
-        out[name] = {"method": c.method, "adapter": c.adapter, "lr": float(c.lr), "targets": list(t.lora.targets),
-                     "table": True}
+        out[name] = {
+            "method": c.method,
+            "adapter": c.adapter,
+            "lr": float(c.lr),
+            "targets": list(t.lora.targets),
+            "table": True,
+        }
     base = t.configs[t.ablation.config]
     for label in t.ablation.targets:
         targets = target_groups(label)
         if targets == list(t.lora.targets) and base.adapter != "full":
             continue
-        out[f"{t.ablation.config}-{label}"] = {"method": base.method, "adapter": base.adapter, "lr": float(base.lr),
-                                               "targets": list(targets), "table": False}
+        out[f"{t.ablation.config}-{label}"] = {
+            "method": base.method,
+            "adapter": base.adapter,
+            "lr": float(base.lr),
+            "targets": list(targets),
+            "table": False,
+        }
     return out
 
 
 def ablation_runs(cfg) -> dict:
     """Figure 4: {target label: run name}."""
     t = cfg.tdec
-    return {label: (t.ablation.config if target_groups(label) == list(t.lora.targets) else f"{t.ablation.config}-{label}")
-            for label in t.ablation.targets}
+    return {
+        label: (
+            t.ablation.config
+            if target_groups(label) == list(t.lora.targets)
+            else f"{t.ablation.config}-{label}"
+        )
+        for label in t.ablation.targets
+    }
 
 
 # ---------------------------------------------------------------------------------------------- rows
@@ -97,10 +120,14 @@ def _in_model_tokens(cfg, tok, model_name: str, rows: list[list[int]]) -> list[l
 
 def _wikitext_chunks(cfg, tok, n: int) -> list[list[int]]:
     """D_r: WikiText-2 validation as one token stream cut into row_length sequences (the first n)."""
-    from unlearn_repro.pipeline.base_models import _chunk_corpus
     d = cfg.data
-    rows = load_split("wikitext2", "validation", choose_source(d.source, d.mirror_dir), d.mirror_dir,
-                      d.hub_paths.get("wikitext2"))
+    rows = load_split(
+        "wikitext2",
+        "validation",
+        choose_source(d.source, d.mirror_dir),
+        d.mirror_dir,
+        d.hub_paths.get("wikitext2"),
+    )
     return _chunk_corpus(tok, [r["text"] for r in rows], cfg.tdec.row_length)[:n]
 
 
@@ -115,25 +142,32 @@ def make_rows(cfg, tok, model_name: str) -> dict:
     full_val = [i for i, r in enumerate(val_rows) if len(r) == t.row_length]
     need_train, need_val = t.forget_sets * t.forget_size, t.heldout_rows + t.ppl_rows
     if len(full_train) < need_train or len(full_val) < need_val:
-        raise ValueError(f"tdec: row_length {t.row_length} leaves {len(full_train)} training / {len(full_val)} "
-                         f"validation rows; need {need_train} / {need_val}")
+        raise ValueError(
+            f"tdec: row_length {t.row_length} leaves {len(full_train)} training / {len(full_val)} "
+            f"validation rows; need {need_train} / {need_val}"
+        )
     train_pick = rng.permutation(full_train)[:need_train].tolist()
     val_pick = rng.permutation(full_val)[:need_val].tolist()
-    return {"row_length": t.row_length,
-            "forget_sets": [[train_rows[i] for i in train_pick[k * t.forget_size:(k + 1) * t.forget_size]]
-                            for k in range(t.forget_sets)],
-            "forget_ids": [train_pick[k * t.forget_size:(k + 1) * t.forget_size] for k in range(t.forget_sets)],
-            "heldout": [val_rows[i] for i in val_pick[:t.heldout_rows]],
-            "ppl": [val_rows[i] for i in val_pick[t.heldout_rows:]],
-            "retain": _wikitext_chunks(cfg, tok, t.retain_rows),
-            "dropped_short": {"train": len(train_rows) - len(full_train), "validation": len(val_rows) - len(full_val)}}
+    return {
+        "row_length": t.row_length,
+        "forget_sets": [
+            [train_rows[i] for i in train_pick[k * t.forget_size : (k + 1) * t.forget_size]]
+            for k in range(t.forget_sets)
+        ],
+        "forget_ids": [train_pick[k * t.forget_size : (k + 1) * t.forget_size] for k in range(t.forget_sets)],
+        "heldout": [val_rows[i] for i in val_pick[: t.heldout_rows]],
+        "ppl": [val_rows[i] for i in val_pick[t.heldout_rows :]],
+        "retain": _wikitext_chunks(cfg, tok, t.retain_rows),
+        "dropped_short": {
+            "train": len(train_rows) - len(full_train),
+            "validation": len(val_rows) - len(full_val),
+        },
+    }
 
 
 # ---------------------------------------------------------------------------------------------- metrics
 def reasoning_accuracy(cfg, model, tok, task_dirs: dict) -> dict:
     """Accuracy on each task's test rows (the mirror's tasks offline; the paper's nine at paper scale)."""
-    from unlearn_repro.metrics.scores import score
-    from unlearn_repro.data.encoding import data_kind
     out = {}
     for task, folder in task_dirs.items():
         inputs = {"test": read_jsonl(Path(folder) / "test.jsonl"), "kind": data_kind(folder)}
@@ -145,8 +179,11 @@ def utility(cfg, model, tok, rows: dict, task_dirs: dict) -> dict:
     device = next(model.parameters()).device
     acc = reasoning_accuracy(cfg, model, tok, task_dirs)
     nll = mean_token_nll(model, rows["ppl"], tok.pad_token_id, device, cfg.evaluation.batch_size)
-    return {"reasoning": float(np.mean(list(acc.values()))) if acc else math.nan, "reasoning_tasks": acc,
-            "ppl": float(math.exp(nll))}
+    return {
+        "reasoning": float(np.mean(list(acc.values()))) if acc else math.nan,
+        "reasoning_tasks": acc,
+        "ppl": float(math.exp(nll)),
+    }
 
 
 def forget_batch(cfg) -> int:
@@ -163,22 +200,29 @@ def epoch_meaning(cfg) -> str:
     """What one epoch of the "Epochs" column counts: '1 update each, batch = forget set (32)'."""
     b, n = forget_batch(cfg), cfg.tdec.forget_size
     updates = -(-n // b)
-    return (f"{updates} update{'s' if updates > 1 else ''} each, "
-            + (f"batch = forget set ({n})" if b >= n else f"batch {b} of {n}"))
+    return f"{updates} update{'s' if updates > 1 else ''} each, " + (
+        f"batch = forget set ({n})" if b >= n else f"batch {b} of {n}"
+    )
 
 
 def _text_rows(cfg, tok, path) -> list[list[int]]:
-    """A user-named held-out file: JSON lines with a "text" field, in the model's tokens, rows of row_length."""
+    """A user-named held-out file: JSON lines with a "text" field, in the model's tokens,
+    rows of row_length."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tdec.threshold.file: {path} does not exist")
     texts = [r.get("text") for r in read_jsonl(path)]
     if not texts or any(not isinstance(t, str) for t in texts):
         raise ValueError(f"tdec.threshold.file: {path} needs JSON lines with a string 'text' field")
-    rows = [r for r in (tokenizers.encode(tok, t, cfg.tdec.row_length, keep="left") for t in texts)
-            if len(r) == cfg.tdec.row_length]
+    rows = [
+        r
+        for r in (tokenizers.encode(tok, t, cfg.tdec.row_length, keep="left") for t in texts)
+        if len(r) == cfg.tdec.row_length
+    ]
     if not rows:
-        raise ValueError(f"tdec.threshold.file: no row of {path} reaches tdec.row_length = {cfg.tdec.row_length} tokens")
+        raise ValueError(
+            f"tdec.threshold.file: no row of {path} reaches tdec.row_length = {cfg.tdec.row_length} tokens"
+        )
     return rows
 
 
@@ -188,21 +232,29 @@ def threshold(cfg, model_name: str, model, tok, rows: dict, heldout: dict) -> di
     t = cfg.tdec.threshold
     if t.source == "published":
         if model_name not in t.published:
-            raise ValueError(f"tdec.threshold.published has no entry for {model_name!r} (has {sorted(t.published)}); "
-                             "add one or set tdec.threshold.source to heldout or file")
+            raise ValueError(
+                f"tdec.threshold.published has no entry for {model_name!r} (has {sorted(t.published)}); "
+                "add one or set tdec.threshold.source to heldout or file"
+            )
         if cfg.tdec.n != 10:
             raise ValueError(f"tdec.threshold.published holds EL10 constants; tdec.n = {cfg.tdec.n}")
         c = t.published[model_name]
         return {"el": float(c["el"]), "ma": float(c["ma"]), "source": f"published: {c['source']}"}
     if t.source == "heldout":
-        return {**heldout, "source": f"TDEC validation rows (never trained on here): {len(rows['heldout'])} rows "
-                                     "scored before unlearning"}
+        return {
+            **heldout,
+            "source": f"TDEC validation rows (never trained on here): {len(rows['heldout'])} rows "
+            "scored before unlearning",
+        }
     if t.source != "file":
         raise ValueError(f"tdec.threshold.source must be published, heldout or file, got {t.source!r}")
     if not t.file:
         raise ValueError("tdec.threshold.source is file but tdec.threshold.file is not set")
     held = _text_rows(cfg, tok, t.file)
-    return {**extraction(cfg, model, tok, held), "source": f"file {t.file}: {len(held)} rows scored before unlearning"}
+    return {
+        **extraction(cfg, model, tok, held),
+        "source": f"file {t.file}: {len(held)} rows scored before unlearning",
+    }
 
 
 def extraction(cfg, model, tok, rows) -> dict:
@@ -221,16 +273,25 @@ class ForgettingCriterion(Hook):
 
     def on_epoch_end(self, epoch: int, model) -> bool:
         n, t = self.cfg.tdec.n, self.cfg.tdec
-        ma = extraction_scores(model, self.forget, self.tok.pad_token_id, n, t.decode_batch_size, el=False)["ma"]
+        ma = extraction_scores(model, self.forget, self.tok.pad_token_id, n, t.decode_batch_size, el=False)[
+            "ma"
+        ]
         # EL_n needs a greedy decode from every prefix; the criterion needs MA below its threshold too, so
         # unless el_every_epoch, EL_n is decoded only once MA passes (and after the last epoch: `finish`)
-        el = (extraction(self.cfg, model, self.tok, self.forget)["el"]
-              if t.el_every_epoch or ma <= self.threshold["ma"] else math.nan)
+        el = (
+            extraction(self.cfg, model, self.tok, self.forget)["el"]
+            if t.el_every_epoch or ma <= self.threshold["ma"]
+            else math.nan
+        )
         self.history.append({"epoch": epoch + 1, "el": el, "ma": ma})
-        print(f"[tdec] epoch {epoch + 1}: EL{n} {el:.4f} MA {ma:.4f} "
-              f"(threshold {self.threshold['el']:.4f} / {self.threshold['ma']:.4f})", flush=True)
-        return not math.isnan(el) and forgotten({f"el{n}": el, "ma": ma}, {f"el{n}": self.threshold["el"],
-                                                                           "ma": self.threshold["ma"]}, n)
+        print(
+            f"[tdec] epoch {epoch + 1}: EL{n} {el:.4f} MA {ma:.4f} "
+            f"(threshold {self.threshold['el']:.4f} / {self.threshold['ma']:.4f})",
+            flush=True,
+        )
+        return not math.isnan(el) and forgotten(
+            {f"el{n}": el, "ma": ma}, {f"el{n}": self.threshold["el"], "ma": self.threshold["ma"]}, n
+        )
 
     def finish(self, model) -> dict:
         """EL_n and MA after the last epoch (EL_n decoded now if the last epoch skipped it)."""
@@ -242,7 +303,8 @@ class ForgettingCriterion(Hook):
 
 # ---------------------------------------------------------------------------------------------- steps
 def base(cfg, model_name: str, pretrained, task_dirs: dict, out, tracker) -> dict:
-    """The model unlearning starts from, its rows and the premise (MA / EL of forget sets vs held-out rows)."""
+    """The model unlearning starts from, its rows and the premise (MA / EL of forget sets
+    vs held-out rows)."""
     start = time.perf_counter()
     model, tok, meta, device = open_checkpoint(cfg, pretrained)
     rows = make_rows(cfg, tok, model_name)
@@ -250,32 +312,62 @@ def base(cfg, model_name: str, pretrained, task_dirs: dict, out, tracker) -> dic
     if MODELS.get(model_name).is_tiny:  # it never saw TDEC: memorize the forget-set rows among WikiText
         m = cfg.tdec.memorize
         seen = [r for s in rows["forget_sets"] for r in s]
-        mix = seen + rows["retain"][:m.wikitext_rows]
-        stats = train(model, mix, Recipe.from_config(m, cfg, seed=0), pad_id=tok.pad_token_id, device=device,
-                      resume_dir=Path(str(out) + ".resume"), desc=f"tdec memorize {model_name}")
+        mix = seen + rows["retain"][: m.wikitext_rows]
+        stats = train(
+            model,
+            mix,
+            Recipe.from_config(m, cfg, seed=0),
+            pad_id=tok.pad_token_id,
+            device=device,
+            resume_dir=Path(str(out) + ".resume"),
+            desc=f"tdec memorize {model_name}",
+        )
     heldout = extraction(cfg, model, tok, rows["heldout"])
-    premise = {"heldout": heldout, "threshold": threshold(cfg, model_name, model, tok, rows, heldout),
-               "forget_sets": [extraction(cfg, model, tok, s) for s in rows["forget_sets"]],
-               **utility(cfg, model, tok, rows, task_dirs), "memorize_stats": stats,
-               "wall_time_s": time.perf_counter() - start}
+    premise = {
+        "heldout": heldout,
+        "threshold": threshold(cfg, model_name, model, tok, rows, heldout),
+        "forget_sets": [extraction(cfg, model, tok, s) for s in rows["forget_sets"]],
+        **utility(cfg, model, tok, rows, task_dirs),
+        "memorize_stats": stats,
+        "wall_time_s": time.perf_counter() - start,
+    }
     premise["forget_mean"] = {k: float(np.mean([s[k] for s in premise["forget_sets"]])) for k in ("el", "ma")}
     # memorized = above the threshold the runs stop at (else they would stop at once)
-    premise["holds"] = bool(premise["forget_mean"]["el"] > premise["threshold"]["el"]
-                            and premise["forget_mean"]["ma"] > premise["threshold"]["ma"])
-    checkpoint.save(model, tok, out, {"model": model_name, "stage": "tdec_base", "tdec": cfg.tdec.to_dict(),
-                                      "premise": premise})
+    premise["holds"] = bool(
+        premise["forget_mean"]["el"] > premise["threshold"]["el"]
+        and premise["forget_mean"]["ma"] > premise["threshold"]["ma"]
+    )
+    checkpoint.save(
+        model,
+        tok,
+        out,
+        {"model": model_name, "stage": "tdec_base", "tdec": cfg.tdec.to_dict(), "premise": premise},
+    )
     write_json(Path(out) / "rows.json", rows)
     n = cfg.tdec.n
-    print(f"[tdec] premise {model_name}: forget EL{n} {premise['forget_mean']['el']:.3f} MA "
-          f"{premise['forget_mean']['ma']:.3f} vs threshold EL{n} {premise['threshold']['el']:.3f} MA "
-          f"{premise['threshold']['ma']:.3f} ({premise['threshold']['source']}): "
-          f"{'holds' if premise['holds'] else 'DOES NOT HOLD'}", flush=True)
-    tracker.log_run(f"tdec/base/{model_name}", {"tdec": cfg.tdec.to_dict()},
-                    {f"forget_el{n}": premise["forget_mean"]["el"], "forget_ma": premise["forget_mean"]["ma"],
-                     f"heldout_el{n}": premise["heldout"]["el"], "heldout_ma": premise["heldout"]["ma"],
-                     f"threshold_el{n}": premise["threshold"]["el"], "threshold_ma": premise["threshold"]["ma"],
-                     "reasoning": premise["reasoning"], "ppl": premise["ppl"], "premise_holds": float(premise["holds"])},
-                    {"stage": "tdec_base", "model": model_name})
+    print(
+        f"[tdec] premise {model_name}: forget EL{n} {premise['forget_mean']['el']:.3f} MA "
+        f"{premise['forget_mean']['ma']:.3f} vs threshold EL{n} {premise['threshold']['el']:.3f} MA "
+        f"{premise['threshold']['ma']:.3f} ({premise['threshold']['source']}): "
+        f"{'holds' if premise['holds'] else 'DOES NOT HOLD'}",
+        flush=True,
+    )
+    tracker.log_run(
+        f"tdec/base/{model_name}",
+        {"tdec": cfg.tdec.to_dict()},
+        {
+            f"forget_el{n}": premise["forget_mean"]["el"],
+            "forget_ma": premise["forget_mean"]["ma"],
+            f"heldout_el{n}": premise["heldout"]["el"],
+            "heldout_ma": premise["heldout"]["ma"],
+            f"threshold_el{n}": premise["threshold"]["el"],
+            "threshold_ma": premise["threshold"]["ma"],
+            "reasoning": premise["reasoning"],
+            "ppl": premise["ppl"],
+            "premise_holds": float(premise["holds"]),
+        },
+        {"stage": "tdec_base", "model": model_name},
+    )
     return premise
 
 
@@ -283,13 +375,15 @@ def method_config(cfg, spec: dict) -> Frozen:
     """The config a method reads for one configuration: its block with this run's step size, optimizer, max
     epochs (and the retain weight where the method draws retain batches), and the study's batch rule."""
     t, impl = cfg.tdec, METHODS.get(spec["method"])
-    block = impl.study_block(cfg, {"optimizer": t.optimizer, "epochs": t.max_epochs}, step=spec["lr"],
-                             retain_weight=float(t.gamma))
+    block = impl.study_block(
+        cfg, {"optimizer": t.optimizer, "epochs": t.max_epochs}, step=spec["lr"], retain_weight=float(t.gamma)
+    )
     return impl.study_config(cfg, block, unlearn={"forget_batch_size": forget_batch(cfg)})
 
 
 def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tracker) -> dict:
     """One configuration on every forget set: unlearn until the criterion (or max_epochs), then evaluate."""
+    # heavy (peft): only the LoRA runs need it (the Snakefile imports this module)
     from unlearn_repro.lora.adapters import lora_wrapper, trainable_share
 
     spec = runs(cfg)[run_name]
@@ -297,42 +391,105 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
     rows = read_json(Path(base_dir) / "rows.json")
     premise = read_json(Path(base_dir) / "meta.json")["premise"]
     if "threshold" not in premise:
-        raise ValueError(f"{base_dir}/meta.json has no premise.threshold: rebuild the base (tdec_base) with this code")
+        raise ValueError(
+            f"{base_dir}/meta.json has no premise.threshold: rebuild the base (tdec_base) with this code"
+        )
     limit = premise["threshold"]
     mcfg = method_config(cfg, spec)
-    wrappers = () if spec["adapter"] == "full" else (
-        lora_wrapper(spec["adapter"], spec["targets"], t.lora.rank, t.lora.alpha, t.lora.fisher_eps,
-                     t.lora.fisher_retain_rows),)
+    wrappers = (
+        ()
+        if spec["adapter"] == "full"
+        else (
+            lora_wrapper(
+                spec["adapter"],
+                spec["targets"],
+                t.lora.rank,
+                t.lora.alpha,
+                t.lora.fisher_eps,
+                t.lora.fisher_retain_rows,
+            ),
+        )
+    )
     work = Path(str(out) + ".work")
     results = []
     for k, forget in enumerate(rows["forget_sets"]):
         start = time.perf_counter()
         model, tok, _, device = open_checkpoint(cfg, base_dir)
         hook = ForgettingCriterion(cfg, tok, forget, limit)
-        ctx = Context(cfg=mcfg, device=device, pad_id=tok.pad_token_id, seed=k, pretrained_path=Path(base_dir),
-                      work_dir=work / f"set{k}", tokenizer=tok, hooks=(hook,), wrappers=wrappers)
+        ctx = Context(
+            cfg=mcfg,
+            device=device,
+            pad_id=tok.pad_token_id,
+            seed=k,
+            pretrained_path=Path(base_dir),
+            work_dir=work / f"set{k}",
+            tokenizer=tok,
+            hooks=(hook,),
+            wrappers=wrappers,
+        )
         seen = {}  # the adapted model's trainable share; EL / MA of the model as trained (adapters unmerged)
-        model, stats = impl.unlearn_cycle(ctx, model, forget, rows["retain"], 1,
-                                          on_prepared=lambda m: seen.update(share=trainable_share(m)),
-                                          on_unlearned=lambda m: seen.update(final=hook.finish(m)))
+        model, stats = impl.unlearn_cycle(
+            ctx,
+            model,
+            forget,
+            rows["retain"],
+            1,
+            on_prepared=lambda m, seen=seen: seen.update(share=trainable_share(m)),
+            on_unlearned=lambda m, seen=seen, hook=hook: seen.update(final=hook.finish(m)),
+        )
         share, final = seen["share"], seen["final"]
         epochs = stats["stopped_after_epoch"]
-        res = {"set": k, "forgotten": epochs is not None, "epochs": epochs, "epochs_run": len(hook.history),
-               "el": final["el"], "ma": final["ma"], "curve": hook.history, "params_pct": share, "diverged": stats["diverged"],
-               **utility(cfg, model, tok, rows, task_dirs), "wall_time_s": time.perf_counter() - start}
+        res = {
+            "set": k,
+            "forgotten": epochs is not None,
+            "epochs": epochs,
+            "epochs_run": len(hook.history),
+            "el": final["el"],
+            "ma": final["ma"],
+            "curve": hook.history,
+            "params_pct": share,
+            "diverged": stats["diverged"],
+            **utility(cfg, model, tok, rows, task_dirs),
+            "wall_time_s": time.perf_counter() - start,
+        }
         results.append(res)
         n = t.n
-        tracker.log_run(f"tdec/{model_name}/{run_name}/set{k}", {"tdec_run": spec, "tdec": t.to_dict()},
-                        {"epochs_to_forget": float(epochs) if epochs else math.nan, "forgotten": float(res["forgotten"]),
-                         f"el{n}": res["el"], "ma": res["ma"], "reasoning": res["reasoning"], "ppl": res["ppl"],
-                         "params_pct": share, "wall_time_s": res["wall_time_s"]},
-                        {"stage": "tdec_unlearn", "model": model_name, "config": run_name, "method": spec["method"],
-                         "adapter": spec["adapter"], "forget_set": str(k)},
-                        {f"forget_el{n}": [h["el"] for h in hook.history], "forget_ma": [h["ma"] for h in hook.history]})
-        print(f"[tdec] {run_name} set {k}: {'forgotten after ' + str(epochs) if epochs else 'NOT forgotten'} "
-              f"epochs, reasoning {res['reasoning']:.3f}, PPL {res['ppl']:.1f} ({res['wall_time_s']:.1f}s)", flush=True)
+        tracker.log_run(
+            f"tdec/{model_name}/{run_name}/set{k}",
+            {"tdec_run": spec, "tdec": t.to_dict()},
+            {
+                "epochs_to_forget": float(epochs) if epochs else math.nan,
+                "forgotten": float(res["forgotten"]),
+                f"el{n}": res["el"],
+                "ma": res["ma"],
+                "reasoning": res["reasoning"],
+                "ppl": res["ppl"],
+                "params_pct": share,
+                "wall_time_s": res["wall_time_s"],
+            },
+            {
+                "stage": "tdec_unlearn",
+                "model": model_name,
+                "config": run_name,
+                "method": spec["method"],
+                "adapter": spec["adapter"],
+                "forget_set": str(k),
+            },
+            {f"forget_el{n}": [h["el"] for h in hook.history], "forget_ma": [h["ma"] for h in hook.history]},
+        )
+        print(
+            f"[tdec] {run_name} set {k}: {'forgotten after ' + str(epochs) if epochs else 'NOT forgotten'} "
+            f"epochs, reasoning {res['reasoning']:.3f}, PPL {res['ppl']:.1f} ({res['wall_time_s']:.1f}s)",
+            flush=True,
+        )
     shutil.rmtree(work, ignore_errors=True)
-    summary = {"model": model_name, "run": run_name, **spec, "threshold": limit, "epoch": epoch_meaning(cfg),
-               "sets": results}
+    summary = {
+        "model": model_name,
+        "run": run_name,
+        **spec,
+        "threshold": limit,
+        "epoch": epoch_meaning(cfg),
+        "sets": results,
+    }
     write_json(out, summary)
     return summary

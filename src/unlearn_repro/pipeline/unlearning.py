@@ -3,6 +3,7 @@ model (retraining restarts from the pre-fine-tuning model on what is left). Each
 checkpointed; an interrupted run resumes after its last finished cycle (finished cycles wait in
 `partial/`, which Snakemake does not clear as it does a failed job's declared outputs). One job at a time
 works in a run directory (DirLock), and a finished cycle is reused only if made with this run's settings."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
-from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro import numerics
+from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro.io import DirLock, file_hash, git_commit, read_json, write_json
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.models import checkpoint
@@ -26,12 +27,26 @@ def n_cycles_for(cfg, dataset: str, model: str) -> int:
     return max(u.table_cycles)
 
 
-def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned: str | Path,
-        pretrained: str | Path, data_dir: str | Path, split_file: str | Path, out_dir: str | Path, tracker,
-        hooks=(), wrappers=()) -> dict:
+def run(
+    cfg,
+    *,
+    dataset: str,
+    model_name: str,
+    method: str,
+    seed: int,
+    finetuned: str | Path,
+    pretrained: str | Path,
+    data_dir: str | Path,
+    split_file: str | Path,
+    out_dir: str | Path,
+    tracker,
+    hooks=(),
+    wrappers=(),
+) -> dict:
     """Unlearn every cycle of one (method, data set, model, seed). A study passes its train.Hook objects
     (`hooks`) and its model wrappers (`wrappers`, see Method.prepare). The job holds its run directory's lock
-    throughout: a job left over from a killed snakemake loses it to the rerun and stops before its next write."""
+    throughout: a job left over from a killed snakemake loses it to the rerun and stops before
+    its next write."""
     out_dir = Path(out_dir)
     impl = METHODS.get(method)
     cycles = read_json(split_file)["cycles"]
@@ -41,14 +56,30 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
     with DirLock(out_dir) as lock:
         model, tok, _, device = open_checkpoint(cfg, finetuned)
         seqs = split_sequences(tok, data_dir, "train", cfg.data.max_length)
-        ctx = Context(cfg=cfg, device=device, pad_id=tok.pad_token_id, seed=seed, pretrained_path=Path(pretrained),
-                      work_dir=out_dir / "resume", tokenizer=tok, hooks=tuple(hooks), wrappers=tuple(wrappers))
+        ctx = Context(
+            cfg=cfg,
+            device=device,
+            pad_id=tok.pad_token_id,
+            seed=seed,
+            pretrained_path=Path(pretrained),
+            work_dir=out_dir / "resume",
+            tokenizer=tok,
+            hooks=tuple(hooks),
+            wrappers=tuple(wrappers),
+        )
         # finished cycles are reused only if made with these exact settings, data, split and code
         params = used_params(impl, cfg, cycles[:n_cycles])
-        fingerprint = {"params": params, "max_length": cfg.data.max_length, "git_commit": git_commit(),
-                       "split": file_hash(split_file), "finetuned": file_hash(Path(finetuned) / "meta.json")}
+        fingerprint = {
+            "params": params,
+            "max_length": cfg.data.max_length,
+            "git_commit": git_commit(),
+            "split": file_hash(split_file),
+            "finetuned": file_hash(Path(finetuned) / "meta.json"),
+        }
         who = {"dataset": dataset, "model": model_name, "method": method, "seed": seed}
-        records = _run_cycles(impl, ctx, model, seqs, cycles[:n_cycles], out_dir / "partial", fingerprint, lock, who)
+        records = _run_cycles(
+            impl, ctx, model, seqs, cycles[:n_cycles], out_dir / "partial", fingerprint, lock, who
+        )
         lock.check()
         _check_fingerprints(out_dir / "partial", fingerprint)  # what becomes checkpoints/ is this run's alone
         shutil.rmtree(ctx.work_dir, ignore_errors=True)
@@ -56,9 +87,17 @@ def run(cfg, *, dataset: str, model_name: str, method: str, seed: int, finetuned
         if final.exists():
             shutil.rmtree(final)
         (out_dir / "partial").replace(final)
-        summary = {"dataset": dataset, "model": model_name, "method": method, "label": impl.label, "seed": seed,
-                   "n_cycles": n_cycles, "params": params, "cycles": records,
-                   "numerics": numerics.describe()}
+        summary = {
+            "dataset": dataset,
+            "model": model_name,
+            "method": method,
+            "label": impl.label,
+            "seed": seed,
+            "n_cycles": n_cycles,
+            "params": params,
+            "cycles": records,
+            "numerics": numerics.describe(),
+        }
         write_json(out_dir / "run.json", summary)
         _log(tracker, params, records, who, out_dir / "run.json")
     return summary
@@ -73,7 +112,9 @@ def used_params(impl, cfg, cycles) -> dict:
     return params
 
 
-def _run_cycles(impl, ctx, model, seqs, cycles, partial: Path, fingerprint: dict, lock, who: dict) -> list[dict]:
+def _run_cycles(
+    impl, ctx, model, seqs, cycles, partial: Path, fingerprint: dict, lock, who: dict
+) -> list[dict]:
     """Each cycle in turn on the same model; a finished cycle in `partial` is reused only if its fingerprint
     is this run's, checked at every reuse (not once at the start: partial/ may have changed since)."""
     records, removed = [], set()
@@ -88,15 +129,33 @@ def _run_cycles(impl, ctx, model, seqs, cycles, partial: Path, fingerprint: dict
         retain = [s for i, s in enumerate(seqs) if i not in removed]
         start = time.perf_counter()
         model, stats = impl.unlearn_cycle(ctx, model, forget, retain, k)  # prepare (LoRA...), unlearn, merge
-        stats = {**stats, "cycle": k, "n_forget": len(forget), "n_retain": len(retain),
-                 "runtime_s": time.perf_counter() - start}
+        stats = {
+            **stats,
+            "cycle": k,
+            "n_forget": len(forget),
+            "n_retain": len(retain),
+            "runtime_s": time.perf_counter() - start,
+        }
         records.append(stats)
         lock.check()
-        checkpoint.save(model, ctx.tokenizer, partial / f"cycle{k}", {**who, "cycle": k, "cycle_stats": stats,
-                                                                      "params": fingerprint["params"],
-                                                                      "fingerprint": fingerprint})
-        print(f"[unlearn] {who['method']} {who['dataset']} {who['model']} seed {who['seed']}: cycle {k}/{len(cycles)} "
-              f"in {stats['runtime_s']:.1f}s{' (DIVERGED)' if stats.get('diverged') else ''}", flush=True)
+        checkpoint.save(
+            model,
+            ctx.tokenizer,
+            partial / f"cycle{k}",
+            {
+                **who,
+                "cycle": k,
+                "cycle_stats": stats,
+                "params": fingerprint["params"],
+                "fingerprint": fingerprint,
+            },
+        )
+        print(
+            f"[unlearn] {who['method']} {who['dataset']} {who['model']} seed {who['seed']}: "
+            f"cycle {k}/{len(cycles)} "
+            f"in {stats['runtime_s']:.1f}s{' (DIVERGED)' if stats.get('diverged') else ''}",
+            flush=True,
+        )
     return records
 
 
@@ -111,9 +170,12 @@ def _reuse(partial: Path, k: int, fingerprint: dict, device, lock):
         print(f"[unlearn] cycle {k}: reusing the finished cycle in {done}", flush=True)
         return model, meta["cycle_stats"]
     lock.check()
-    stale = [d for d in partial.glob("cycle*") if int(d.name[len("cycle"):]) >= k]
-    print(f"[unlearn] finished cycle(s) {', '.join(sorted(d.name for d in stale))} in {partial} were made with other "
-          f"settings, data or code: starting over from cycle {k}", flush=True)
+    stale = [d for d in partial.glob("cycle*") if int(d.name[len("cycle") :]) >= k]
+    print(
+        f"[unlearn] finished cycle(s) {', '.join(sorted(d.name for d in stale))} in {partial} were made "
+        f"with other settings, data or code: starting over from cycle {k}",
+        flush=True,
+    )
     for d in stale:
         shutil.rmtree(d)
     shutil.rmtree(partial.parent / "resume", ignore_errors=True)
@@ -121,28 +183,42 @@ def _reuse(partial: Path, k: int, fingerprint: dict, device, lock):
 
 
 def _check_fingerprints(partial: Path, fingerprint: dict) -> None:
-    """Every finished cycle in `partial` was made with this fingerprint (none written since by another job)."""
+    """Every finished cycle in `partial` was made with this fingerprint (none written since
+    by another job)."""
     want = json.loads(json.dumps(fingerprint))
-    other = [m.parent.name for m in sorted(partial.glob("cycle*/meta.json")) if read_json(m).get("fingerprint") != want]
+    other = [
+        m.parent.name
+        for m in sorted(partial.glob("cycle*/meta.json"))
+        if read_json(m).get("fingerprint") != want
+    ]
     if other:
-        raise RuntimeError(f"{partial}: {', '.join(other)} were written with other settings while this job ran "
-                           "(a left-over job of a killed snakemake?): rerun to redo them")
+        raise RuntimeError(
+            f"{partial}: {', '.join(other)} were written with other settings while this job ran "
+            "(a left-over job of a killed snakemake?): rerun to redo them"
+        )
 
 
 def _log(tracker, params: dict, records: list[dict], who: dict, run_json: Path) -> None:
     """The unlearning run in MLflow: mean runtime per cycle, diverged, Fisher deviations per cycle."""
-    metrics = {"runtime_s": sum(r["runtime_s"] for r in records) / len(records),
-               "diverged": float(any(r.get("diverged") for r in records))}
+    metrics = {
+        "runtime_s": sum(r["runtime_s"] for r in records) / len(records),
+        "diverged": float(any(r.get("diverged") for r in records)),
+    }
     for r in records:  # ||F^-1 - I/lambda|| / ||I/lambda||, overall and per layer
         for key, v in (r.get("fisher_deviation") or {}).items():
             metrics[f"fisher_deviation_cycle{r['cycle']}/{key}"] = v
-        metrics.update({f"fisher_layout_cycle{r['cycle']}/{k}": v for k, v in (r.get("fisher_layout") or {}).items()})
+        metrics.update(
+            {f"fisher_layout_cycle{r['cycle']}/{k}": v for k, v in (r.get("fisher_layout") or {}).items()}
+        )
         metrics.update({f"curvature_cycle{r['cycle']}/{k}": v for k, v in (r.get("curvature") or {}).items()})
-    tracker.log_run(f"unlearn/{who['method']}/{who['dataset']}/{who['model']}/seed{who['seed']}",
-                    {**params, "n_cycles": len(records)}, metrics,
-                    {"stage": "unlearn", **{k: str(v) for k, v in who.items()}, "cycles": str(len(records))},
-                    {"cycle_runtime_s": [r["runtime_s"] for r in records], **_step_premise(records)},
-                    artifacts=[run_json])
+    tracker.log_run(
+        f"unlearn/{who['method']}/{who['dataset']}/{who['model']}/seed{who['seed']}",
+        {**params, "n_cycles": len(records)},
+        metrics,
+        {"stage": "unlearn", **{k: str(v) for k, v in who.items()}, "cycles": str(len(records))},
+        {"cycle_runtime_s": [r["runtime_s"] for r in records], **_step_premise(records)},
+        artifacts=[run_json],
+    )
 
 
 def _step_premise(records: list[dict]) -> dict:

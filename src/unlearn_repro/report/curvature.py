@@ -1,6 +1,7 @@
 """Premise tables: per second-order run, how far its step was from the first-order one (metrics.curvature),
 and whether the run is "curvature-degenerate" against the stated thresholds. One table per study; a
 study's conclusions about second-order methods hold only for the rows marked "met"."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,11 +12,30 @@ from unlearn_repro.io import read_json, write_text
 from unlearn_repro.metrics.curvature import CLIP_MAX, COSINE_MAX, verdict
 
 NEWTON = ("fisher_removal", "fisher_forgetting")
-COLUMNS = ["study", "method", "dataset", "model", "seed", "cycle", "damping", "diag_mean", "cosine", "cosine_max",
-           "norm_ratio", "spread", "noise_cosine", "noise_norm_ratio", "sampled_noise_cosine", "clip_rate",
-           "unclipped_share", "verdict"]
-RULE = (f"curvature-degenerate: Fisher Removal cos(F^-1 g, g) > {COSINE_MAX}; Fisher Forgetting expected cos"
-        f"(F^-1/4 M, M) = 1/sqrt(1 + spread^2) > {COSINE_MAX}; Sophia clip rate > {CLIP_MAX}")
+COLUMNS = [
+    "study",
+    "method",
+    "dataset",
+    "model",
+    "seed",
+    "cycle",
+    "damping",
+    "diag_mean",
+    "cosine",
+    "cosine_max",
+    "norm_ratio",
+    "spread",
+    "noise_cosine",
+    "noise_norm_ratio",
+    "sampled_noise_cosine",
+    "clip_rate",
+    "unclipped_share",
+    "verdict",
+]
+RULE = (
+    f"curvature-degenerate: Fisher Removal cos(F^-1 g, g) > {COSINE_MAX}; Fisher Forgetting expected cos"
+    f"(F^-1/4 M, M) = 1/sqrt(1 + spread^2) > {COSINE_MAX}; Sophia clip rate > {CLIP_MAX}"
+)
 
 
 def newton_rows(study: str, run: dict) -> list[dict]:
@@ -25,9 +45,18 @@ def newton_rows(study: str, run: dict) -> list[dict]:
     rows = []
     for rec in run.get("cycles", []):
         premise = rec.get("curvature") or {}
-        rows.append({"study": study, "method": run["method"], "dataset": run.get("dataset"), "model": run.get("model"),
-                     "seed": run.get("seed"), "cycle": rec.get("cycle"), **premise,
-                     "verdict": verdict(run["method"], premise)})
+        rows.append(
+            {
+                "study": study,
+                "method": run["method"],
+                "dataset": run.get("dataset"),
+                "model": run.get("model"),
+                "seed": run.get("seed"),
+                "cycle": rec.get("cycle"),
+                **premise,
+                "verdict": verdict(run["method"], premise),
+            }
+        )
     return rows
 
 
@@ -36,19 +65,38 @@ def sophia_rows(study: str, summary: dict, model: str | None = None) -> list[dic
     premise = summary.get("curvature")
     if not premise:
         return []
-    return [{"study": study, "method": f"{summary['method']} (Sophia)", "dataset": "tofu", "model": model,
-             "seed": summary.get("seed"), "cycle": 1, "clip_rate": premise["clip_rate"],
-             "unclipped_share": premise["unclipped_share"], "verdict": verdict("sophia", premise)}]
+    return [
+        {
+            "study": study,
+            "method": f"{summary['method']} (Sophia)",
+            "dataset": "tofu",
+            "model": model,
+            "seed": summary.get("seed"),
+            "cycle": 1,
+            "clip_rate": premise["clip_rate"],
+            "unclipped_share": premise["unclipped_share"],
+            "verdict": verdict("sophia", premise),
+        }
+    ]
 
 
 def privacy_rows(study: str, result: dict) -> list[dict]:
     """One row per grid point of a privacy-study method (its coefficient value in the `cycle` column)."""
     if result.get("method") not in NEWTON:
         return []
-    return [{"study": study, "method": f"{result['method']} ({p['coefficient']}={p['value']:g})",
-             "dataset": result.get("dataset"), "model": result.get("model"), "seed": result.get("seed"), "cycle": 1,
-             **(p.get("curvature") or {}), "verdict": verdict(result["method"], p.get("curvature") or {})}
-            for p in result.get("points", [])]
+    return [
+        {
+            "study": study,
+            "method": f"{result['method']} ({p['coefficient']}={p['value']:g})",
+            "dataset": result.get("dataset"),
+            "model": result.get("model"),
+            "seed": result.get("seed"),
+            "cycle": 1,
+            **(p.get("curvature") or {}),
+            "verdict": verdict(result["method"], p.get("curvature") or {}),
+        }
+        for p in result.get("points", [])
+    ]
 
 
 def premise_table(study: str, files: list[str | Path], model: str | None = None) -> pd.DataFrame:
@@ -57,13 +105,22 @@ def premise_table(study: str, files: list[str | Path], model: str | None = None)
     rows = []
     for f in files:
         rec = read_json(f)
-        rows += (sophia_rows(study, rec, model) if "optimizer_kind" in rec else
-                 privacy_rows(study, rec) if "points" in rec else newton_rows(study, rec))
+        rows += (
+            sophia_rows(study, rec, model)
+            if "optimizer_kind" in rec
+            else privacy_rows(study, rec)
+            if "points" in rec
+            else newton_rows(study, rec)
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-STUDY_FILES = {"main": "runs/fisher_*/*/*/seed*/run.json", "memorization": "memorization/runs/fisher_*/*/*/seed*/run.json",
-               "privacy": "privacy/unlearn/fisher_*/*/*.json", "tofu": "tofu/runs/*/SO/seed*.json"}
+STUDY_FILES = {
+    "main": "runs/fisher_*/*/*/seed*/run.json",
+    "memorization": "memorization/runs/fisher_*/*/*/seed*/run.json",
+    "privacy": "privacy/unlearn/fisher_*/*/*.json",
+    "tofu": "tofu/runs/*/SO/seed*.json",
+}
 
 
 def study_tables(results: str | Path, out_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
@@ -84,8 +141,11 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """Per study and method: runs (cycles), how many are degenerate, and the mean premise numbers."""
     if table.empty:
         return pd.DataFrame(columns=["study", "method", "rows", "degenerate", "not_measured"])
-    numbers = [c for c in ("damping", "cosine", "norm_ratio", "spread", "noise_cosine", "clip_rate", "unclipped_share")
-               if table[c].notna().any()]
+    numbers = [
+        c
+        for c in ("damping", "cosine", "norm_ratio", "spread", "noise_cosine", "clip_rate", "unclipped_share")
+        if table[c].notna().any()
+    ]
     g = table.groupby(["study", "method"], sort=True)
     out = g[numbers].mean()
     out.insert(0, "not_measured", g["verdict"].apply(lambda v: int((v == "not measured").sum())))
@@ -99,12 +159,19 @@ def write(table: pd.DataFrame, out_md: str | Path, out_csv: str | Path | None = 
     if out_csv:
         Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out_csv, index=False)
+
     def fmt(df):
         if df.empty:
             return "(no second-order runs)"
-        return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="—")
-    write_text(out_md, f"# Curvature premise\n\n{RULE}\n\n## Summary\n\n{fmt(summarize(table))}\n\n"
-                       f"## Runs\n\n{fmt(table.dropna(axis=1, how='all'))}\n")
+        return (
+            df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="—")
+        )
+
+    write_text(
+        out_md,
+        f"# Curvature premise\n\n{RULE}\n\n## Summary\n\n{fmt(summarize(table))}\n\n"
+        f"## Runs\n\n{fmt(table.dropna(axis=1, how='all'))}\n",
+    )
 
 
 def is_degenerate(table: pd.DataFrame) -> bool:
@@ -116,5 +183,9 @@ def is_degenerate(table: pd.DataFrame) -> bool:
 
 if __name__ == "__main__":  # python -m unlearn_repro.report.curvature results/<profile> [out_dir]
     import sys
+
     for name, table in study_tables(*sys.argv[1:3]).items():
-        print(f"{name}: {len(table)} rows, {int((table['verdict'] == 'curvature-degenerate').sum())} curvature-degenerate")
+        print(
+            f"{name}: {len(table)} rows, "
+            f"{int((table['verdict'] == 'curvature-degenerate').sum())} curvature-degenerate"
+        )

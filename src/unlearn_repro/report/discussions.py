@@ -1,6 +1,7 @@
 """The discussion studies' report (paper §9): Figure 4 and the weight KL table, Figure 6 (onion effect)
 with a paired test, Figure 7 (exposure distributions) with a KS test per method. It writes exactly the
 files `outputs` names."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,13 +28,21 @@ ALPHA = 0.05
 
 def outputs(root: str) -> dict[str, list[str]]:
     t, f = f"{root}/tables", f"{root}/figures"
-    return {"tables": [f"{t}/{n}.{e}" for n in ("weight_kl", "onion", "exposure_shift") for e in TABLE_FORMATS],
-            "figures": [f"{f}/weights.png", f"{f}/onion.png", f"{f}/exposure_distributions.png"],
-            "summary": [f"{root}/summary/metrics.json"]}
+    return {
+        "tables": [f"{t}/{n}.{e}" for n in ("weight_kl", "onion", "exposure_shift") for e in TABLE_FORMATS],
+        "figures": [f"{f}/weights.png", f"{f}/onion.png", f"{f}/exposure_distributions.png"],
+        "summary": [f"{root}/summary/metrics.json"],
+    }
 
 
-def build_report(cfg, snapshots: dict[str, str], bases: dict[str, str], onion_files: list[str],
-                 out_root: str | Path, control_files: list[str] = ()) -> None:
+def build_report(
+    cfg,
+    snapshots: dict[str, str],
+    bases: dict[str, str],
+    onion_files: list[str],
+    out_root: str | Path,
+    control_files: list[str] = (),
+) -> None:
     """snapshots: "method@seed" -> that cycle-1 snapshot (.npz); bases: seed -> the fine-tuned model's
     snapshot with that seed's split; onion_files: one onion run per seed (.../seed<k>.npz), control_files:
     their random-removal controls in the same order."""
@@ -47,11 +56,23 @@ def build_report(cfg, snapshots: dict[str, str], bases: dict[str, str], onion_fi
     controls = [np.load(f) for f in control_files] or [None] * len(onion_files)
     runs = [(_seed_of(f), np.load(f), c) for f, c in zip(onion_files, controls, strict=True)]
     onion_row = onion_effect(runs, tables, figures)
-    summary = {"weight_kl": {r["method"]: r["kl"] for r in kl.to_dict("records") if r["kl"] is not None},
-               "exposure_ks_p": {r["method"]: r["ks_p"] for r in shift.to_dict("records")},
-               "onion": {k: _finite(onion_row[k]) for k in ("removed", "rose", "crossed", "shift_mean",
-                                                            "control_shift_mean", "difference_low",
-                                                            "difference_high") if k in onion_row}}
+    summary = {
+        "weight_kl": {r["method"]: r["kl"] for r in kl.to_dict("records") if r["kl"] is not None},
+        "exposure_ks_p": {r["method"]: r["ks_p"] for r in shift.to_dict("records")},
+        "onion": {
+            k: _finite(onion_row[k])
+            for k in (
+                "removed",
+                "rose",
+                "crossed",
+                "shift_mean",
+                "control_shift_mean",
+                "difference_low",
+                "difference_high",
+            )
+            if k in onion_row
+        },
+    }
     write_json(out_root / "summary" / "metrics.json", summary)
 
 
@@ -80,8 +101,11 @@ def kl_to_retraining(cfg, snaps) -> dict[str, float | None]:
     d = cfg.discussions
     edges = shared_edges([s["weights"] for s in snaps.values()], d.bins)
     hists = {m: histogram(s["weights"], edges) for m, s in snaps.items()}
-    return {m: kl_divergence(hists[m], hists[REFERENCE], d.kl_epsilon) if REFERENCE in hists else None
-            for m in snaps if m != REFERENCE}
+    return {
+        m: kl_divergence(hists[m], hists[REFERENCE], d.kl_epsilon) if REFERENCE in hists else None
+        for m in snaps
+        if m != REFERENCE
+    }
 
 
 def weight_kl(cfg, snaps_by_seed, fig_seed, tables, figures) -> pd.DataFrame:
@@ -95,19 +119,33 @@ def weight_kl(cfg, snaps_by_seed, fig_seed, tables, figures) -> pd.DataFrame:
         values = [kl[seed][m] for seed in kl if kl[seed].get(m) is not None]
         seeds = [seed for seed in kl if kl[seed].get(m) is not None]
         iv = t_interval(values)
-        rows.append({"method": m, "label": method_label(m), "kl": iv.mean if values else None,
-                     "kl_ci_low": iv.low, "kl_ci_high": iv.high, "n_seeds": iv.n,
-                     "per_seed": per_seed(seeds, values), "paper": PAPER_KL.get(m), "bins": d.bins,
-                     "epsilon": d.kl_epsilon, "layer": str(snaps[m]["layer"])})
+        rows.append(
+            {
+                "method": m,
+                "label": method_label(m),
+                "kl": iv.mean if values else None,
+                "kl_ci_low": iv.low,
+                "kl_ci_high": iv.high,
+                "n_seeds": iv.n,
+                "per_seed": per_seed(seeds, values),
+                "paper": PAPER_KL.get(m),
+                "bins": d.bins,
+                "epsilon": d.kl_epsilon,
+                "layer": str(snaps[m]["layer"]),
+            }
+        )
     table = pd.DataFrame(rows)
-    write_table(table, tables / "weight_kl", "Weight distributions: KL(P_method ‖ P_retrain) (paper §9.1, Figure 4)",
-                f"Histograms of the last transformer block's weights after cycle 1 on {d.bins} bins shared by all "
-                f"methods, ε = {d.kl_epsilon} added per bin, KL in nats; `kl`: mean over the seeds, with the "
-                f"{ESTIMATOR} (`kl_ci_low`, `kl_ci_high`) and every seed's value (`per_seed`). The paper's "
-                "values (GPT-Neo-125M, 40k bins) are far larger than any KL of normalized histograms can be "
-                "on these bins; they are likely unnormalized, so compare the order of methods, not the "
-                "magnitudes."
-                + ("" if REFERENCE in snaps else " Retraining is not enabled: no reference, no KL."))
+    write_table(
+        table,
+        tables / "weight_kl",
+        "Weight distributions: KL(P_method ‖ P_retrain) (paper §9.1, Figure 4)",
+        f"Histograms of the last transformer block's weights after cycle 1 on {d.bins} bins shared by all "
+        f"methods, ε = {d.kl_epsilon} added per bin, KL in nats; `kl`: mean over the seeds, with the "
+        f"{ESTIMATOR} (`kl_ci_low`, `kl_ci_high`) and every seed's value (`per_seed`). The paper's "
+        "values (GPT-Neo-125M, 40k bins) are far larger than any KL of normalized histograms can be "
+        "on these bins; they are likely unnormalized, so compare the order of methods, not the "
+        "magnitudes." + ("" if REFERENCE in snaps else " Retraining is not enabled: no reference, no KL."),
+    )
     _weights_figure(cfg, snaps, kl[fig_seed], figures / "weights.png")
     return table
 
@@ -116,17 +154,33 @@ def _weights_figure(cfg, snaps, kl, path) -> None:
     methods = [m for m in snaps if m != REFERENCE]
     edges = shared_edges([s["weights"] for s in snaps.values()], cfg.discussions.bins)
     hists = {m: histogram(s["weights"], edges) for m, s in snaps.items()}
-    fig, axes = plt.subplots(1, max(len(methods), 1), figsize=(3.2 * max(len(methods), 1), 3.0), squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(methods), 1), figsize=(3.2 * max(len(methods), 1), 3.0), squeeze=False
+    )
     centers = (edges[:-1] + edges[1:]) / 2
     for ax, m in zip(axes[0], methods):
         if REFERENCE in hists:
-            ax.plot(centers, hists[REFERENCE] / hists[REFERENCE].sum(), color=method_style(REFERENCE)["color"],
-                    lw=1.0, label=method_label(REFERENCE))
-        ax.plot(centers, hists[m] / hists[m].sum(), color=method_style(m)["color"], lw=1.0, ls="--",
-                label=method_label(m))
+            ax.plot(
+                centers,
+                hists[REFERENCE] / hists[REFERENCE].sum(),
+                color=method_style(REFERENCE)["color"],
+                lw=1.0,
+                label=method_label(REFERENCE),
+            )
+        ax.plot(
+            centers,
+            hists[m] / hists[m].sum(),
+            color=method_style(m)["color"],
+            lw=1.0,
+            ls="--",
+            label=method_label(m),
+        )
         value = kl.get(m)
-        ax.set_title(f"{method_label(m)}" + (f"\nKL = {value:.2e}" if value is not None and np.isfinite(value)
-                                              else ""), fontsize=8)
+        ax.set_title(
+            f"{method_label(m)}"
+            + (f"\nKL = {value:.2e}" if value is not None and np.isfinite(value) else ""),
+            fontsize=8,
+        )
         ax.set_yscale("log")
         ax.set_xlabel("weight")
         ax.legend(fontsize=6)
@@ -154,20 +208,31 @@ def exposure_shift(snaps_by_seed, bases_by_seed, fig_seed, tables, figures) -> p
         runs = [ks[seed][m] for seed in ks if m in ks[seed]]
         p = [float(r[2].pvalue) for r in runs]
         combined = float(stats.combine_pvalues(p, method="fisher").pvalue) if len(p) > 1 else p[0]
-        rows.append({"method": m, "label": method_label(m), "n_retained": min(len(r[0]) for r in runs),
-                     "mean_before": float(np.mean([r[0].mean() for r in runs])),
-                     "mean_after": float(np.mean([r[1].mean() for r in runs])),
-                     "ks_statistic": float(np.mean([r[2].statistic for r in runs])), "ks_p": combined,
-                     "shifted_seeds": int(sum(x < ALPHA for x in p)), "n_seeds": len(p),
-                     "per_seed": per_seed([seed for seed in ks if m in ks[seed]], p),
-                     "distribution_shifted": bool(combined < ALPHA)})
+        rows.append(
+            {
+                "method": m,
+                "label": method_label(m),
+                "n_retained": min(len(r[0]) for r in runs),
+                "mean_before": float(np.mean([r[0].mean() for r in runs])),
+                "mean_after": float(np.mean([r[1].mean() for r in runs])),
+                "ks_statistic": float(np.mean([r[2].statistic for r in runs])),
+                "ks_p": combined,
+                "shifted_seeds": int(sum(x < ALPHA for x in p)),
+                "n_seeds": len(p),
+                "per_seed": per_seed([seed for seed in ks if m in ks[seed]], p),
+                "distribution_shifted": bool(combined < ALPHA),
+            }
+        )
     _exposure_figure(ks[fig_seed], figures / "exposure_distributions.png")
     table = pd.DataFrame(rows)
-    write_table(table, tables / "exposure_shift",
-                "Exposure distributions before / after unlearning (paper §9.3, Figure 7)",
-                "Retained samples (D+ after the random cycle-1 forget set); a two-sample KS test per seed "
-                f"(`per_seed` p-values, `shifted_seeds` with p < {ALPHA}), combined over the seeds by "
-                f"Fisher's method (`ks_p`); shifted = combined p < {ALPHA}.")
+    write_table(
+        table,
+        tables / "exposure_shift",
+        "Exposure distributions before / after unlearning (paper §9.3, Figure 7)",
+        "Retained samples (D+ after the random cycle-1 forget set); a two-sample KS test per seed "
+        f"(`per_seed` p-values, `shifted_seeds` with p < {ALPHA}), combined over the seeds by "
+        f"Fisher's method (`ks_p`); shifted = combined p < {ALPHA}.",
+    )
     return table
 
 
@@ -197,9 +262,14 @@ def versus_control(o, control) -> dict:
     before = np.array([top[i][0] for i in common])
     after_top, after_ctrl = np.array([top[i][1] for i in common]), np.array([ctrl[i] for i in common])
     diff = t_interval(after_top - after_ctrl)
-    return {"common_kept": len(common), "shift_mean": float((after_top - before).mean()),
-            "control_shift_mean": float((after_ctrl - before).mean()), "difference_mean": diff.mean,
-            "difference_low": diff.low, "difference_high": diff.high}
+    return {
+        "common_kept": len(common),
+        "shift_mean": float((after_top - before).mean()),
+        "control_shift_mean": float((after_ctrl - before).mean()),
+        "difference_mean": diff.mean,
+        "difference_low": diff.low,
+        "difference_high": diff.high,
+    }
 
 
 def onion_row(seed, o, control=None) -> dict:
@@ -208,13 +278,21 @@ def onion_row(seed, o, control=None) -> dict:
     before, after, threshold = o["before"], o["after"], float(o["threshold"])
     test = stats.wilcoxon(after, before, alternative="greater")
     crossed = (after > threshold) & (before <= threshold)
-    row = {"seed": str(seed), "threshold": threshold, "removed": int(len(o["removed"])),
-           "kept": int(len(o["kept"])),
-           "rose": int((after > before).sum()), "crossed": int(crossed.sum()),
-           "mean_before": float(before.mean()), "mean_after": float(after.mean()),
-           "shift_mean": float((after - before).mean()),
-           "wilcoxon_statistic": float(test.statistic), "wilcoxon_p": float(test.pvalue),
-           "onion_effect": bool(test.pvalue < ALPHA or crossed.any()), "interval_over": "kept samples"}
+    row = {
+        "seed": str(seed),
+        "threshold": threshold,
+        "removed": int(len(o["removed"])),
+        "kept": int(len(o["kept"])),
+        "rose": int((after > before).sum()),
+        "crossed": int(crossed.sum()),
+        "mean_before": float(before.mean()),
+        "mean_after": float(after.mean()),
+        "shift_mean": float((after - before).mean()),
+        "wilcoxon_statistic": float(test.statistic),
+        "wilcoxon_p": float(test.pvalue),
+        "onion_effect": bool(test.pvalue < ALPHA or crossed.any()),
+        "interval_over": "kept samples",
+    }
     if control is not None:
         row.update(versus_control(o, control))
     return row
@@ -226,8 +304,9 @@ def across_seeds(rows: list[dict]) -> dict:
     retraining's own seed-to-seed spread; `interval_over` says which)."""
     df = pd.DataFrame(rows)
     out = {k: (float(df[k].mean()) if pd.api.types.is_numeric_dtype(df[k]) else df[k].iloc[0]) for k in df}
-    out.update(seed="all", wilcoxon_statistic=np.nan, wilcoxon_p=np.nan,
-               onion_effect=bool(df["onion_effect"].all()))
+    out.update(
+        seed="all", wilcoxon_statistic=np.nan, wilcoxon_p=np.nan, onion_effect=bool(df["onion_effect"].all())
+    )
     if "difference_mean" in df and len(df) >= 2:
         iv = t_interval(df["difference_mean"])
         out.update(difference_low=iv.low, difference_high=iv.high, interval_over=f"seeds ({iv.n})")
@@ -241,16 +320,20 @@ def onion_effect(runs, tables, figures) -> dict:
     summary row ("all") the verdict reads. The figure shows the first seed."""
     rows = [onion_row(seed, o, control) for seed, o, control in runs]
     summary = across_seeds(rows)
-    write_table(pd.DataFrame(rows + [summary]), tables / "onion", "The onion effect (paper §9.3, Figure 6)",
-                "Kept samples' exposure after removing those above the threshold and retraining, one row "
-                "per retraining seed: `rose` = higher than before, `crossed` = now above the threshold; "
-                "one-sided Wilcoxon signed-rank test (after > before). Control: a random set of the same "
-                "size removed and the model retrained the same way; on the samples both kept "
-                "(`common_kept`): `shift_mean` (top removal) vs `control_shift_mean`, their mean difference "
-                "after retraining (`difference_mean`) and its 95 % t interval (`difference_low`, "
-                "`difference_high`): per seed over the kept samples; in the row `all` over the seeds' mean "
-                "differences (`interval_over`). Per-sample exposures: discussions/onion/seed*.npz and "
-                "onion_control/seed*.npz.")
+    write_table(
+        pd.DataFrame(rows + [summary]),
+        tables / "onion",
+        "The onion effect (paper §9.3, Figure 6)",
+        "Kept samples' exposure after removing those above the threshold and retraining, one row "
+        "per retraining seed: `rose` = higher than before, `crossed` = now above the threshold; "
+        "one-sided Wilcoxon signed-rank test (after > before). Control: a random set of the same "
+        "size removed and the model retrained the same way; on the samples both kept "
+        "(`common_kept`): `shift_mean` (top removal) vs `control_shift_mean`, their mean difference "
+        "after retraining (`difference_mean`) and its 95 % t interval (`difference_low`, "
+        "`difference_high`): per seed over the kept samples; in the row `all` over the seeds' mean "
+        "differences (`interval_over`). Per-sample exposures: discussions/onion/seed*.npz and "
+        "onion_control/seed*.npz.",
+    )
     _, o, _ = runs[0]
     row = rows[0]
     before, after, threshold = o["before"], o["after"], float(o["threshold"])
@@ -261,8 +344,11 @@ def onion_effect(runs, tables, figures) -> dict:
     ax.axhline(threshold, color="#D55E00", lw=0.8, ls="--", label=f"threshold {threshold:.2f}")
     ax.set_xlabel("exposure before (bits)")
     ax.set_ylabel("exposure after removal + retraining (bits)")
-    ax.set_title(f"seed {row['seed']}: {row['rose']} of {row['kept']} rose, {row['crossed']} crossed\n"
-                 f"Wilcoxon p = {row['wilcoxon_p']:.2g}", fontsize=8)
+    ax.set_title(
+        f"seed {row['seed']}: {row['rose']} of {row['kept']} rose, {row['crossed']} crossed\n"
+        f"Wilcoxon p = {row['wilcoxon_p']:.2g}",
+        fontsize=8,
+    )
     ax.legend(fontsize=7)
     _save(fig, figures / "onion.png")
     return summary

@@ -3,6 +3,7 @@
 Every method is drawn in its own style from `report.style` (the same colour, marker, line style and hatch
 in every figure of every study). Each function saves the PNG and returns the (closed) Figure, which tests
 inspect."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,16 +16,18 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
+from unlearn_repro.methods import METHODS
 from unlearn_repro.report import style  # noqa: E402
 
 # the rows of the extended-cycles figure: column stem, scale, axis label, name and unit in a "constant" note
-CYCLE_METRICS = (("accuracy", 100, "accuracy (%)", "accuracy", "%"),
-                 ("test_nll", 1, "test NLL (nats/token)", "test NLL", " nats/token"))
+CYCLE_METRICS = (
+    ("accuracy", 100, "accuracy (%)", "accuracy", "%"),
+    ("test_nll", 1, "test NLL (nats/token)", "test NLL", " nats/token"),
+)
 
 
 def method_label(method: str) -> str:
     """A method's display label, as its file declares it (the bare name for an unregistered one)."""
-    from unlearn_repro.methods import METHODS
     return METHODS.get(method).label if method in METHODS else method
 
 
@@ -57,9 +60,16 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
         width = 0.8 / max(len(methods), 1)
         for j, m in enumerate(methods):
             sub = rt[rt["method"] == m].set_index("dataset").reindex(datasets)
-            bars = ax.bar([i + j * width for i in range(len(datasets))], sub["runtime_mean"], width,
-                          yerr=sub["runtime_half"].fillna(0.0), label=method_label(m), gid=m,
-                          error_kw={"ecolor": style.EDGE, "elinewidth": 0.8}, **style.bar_style(m))
+            bars = ax.bar(
+                [i + j * width for i in range(len(datasets))],
+                sub["runtime_mean"],
+                width,
+                yerr=sub["runtime_half"].fillna(0.0),
+                label=method_label(m),
+                gid=m,
+                error_kw={"ecolor": style.EDGE, "elinewidth": 0.8},
+                **style.bar_style(m),
+            )
             for patch in bars:
                 patch.set_gid(m)
         ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(datasets))], datasets)
@@ -110,12 +120,19 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
             flat.append((spec, value))
     if not rows:  # nothing varies: keep one row (labelled) so the figure still shows the curves
         rows.append(flat.pop(0)[0])
-    notes = [f"{spec[3]} row omitted: {_flat(spec, value)} for every method, cycle and data set (no signal)"
-             for spec, value in flat]
+    notes = [
+        f"{spec[3]} row omitted: {_flat(spec, value)} for every method, cycle and data set (no signal)"
+        for spec, value in flat
+    ]
 
     with style.context():
-        fig, axes = plt.subplots(len(rows), len(datasets), figsize=(4.2 * len(datasets), 1.2 + 3.0 * len(rows)),
-                                 squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(
+            len(rows),
+            len(datasets),
+            figsize=(4.2 * len(datasets), 1.2 + 3.0 * len(rows)),
+            squeeze=False,
+            layout="constrained",
+        )
         for col, d in enumerate(datasets):
             sub = curves[curves["dataset"] == d]
             for row, spec in enumerate(rows):
@@ -128,8 +145,9 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
                     mean, std = scale * g[f"{metric}_mean"], scale * g[f"{metric}_half"].fillna(0.0)
                     kw = style.line_kwargs(m)
                     ax.plot(g["n_forgotten"], mean, label=method_label(m), gid=m, **kw)
-                    ax.fill_between(g["n_forgotten"], mean - std, mean + std, color=kw["color"], alpha=0.1,
-                                    linewidth=0)
+                    ax.fill_between(
+                        g["n_forgotten"], mean - std, mean + std, color=kw["color"], alpha=0.1, linewidth=0
+                    )
                 value = _constant(sub[f"{metric}_mean"])
                 ax.set_title(d if value is None else f"{d}\n{spec[3]} {_flat(spec, value)}: no signal")
                 ax.set_xlabel("samples unlearned")

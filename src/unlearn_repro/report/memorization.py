@@ -2,6 +2,7 @@
 method and model family, "No unlearning" first, ours ‖ paper), the bar chart of memorized counts, and
 Table 10 / §6.4 (near-duplicates of the texts unlearning could not remove versus the ones it did). It
 writes exactly the files `outputs` names."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,8 @@ from unlearn_repro.report.tables import TABLE_FORMATS, model_family, write_table
 
 NONE = "none"
 CORPUS_LABEL = {"mtsamples": "MT", "enron": "Enron"}
-# the paper's ordering (§6.3): retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting < finetuning = none
+# the paper's ordering (§6.3): retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting <
+# finetuning = none
 ORDER_METHODS = ("retrain", "fisher_removal", "gradient_ascent", "fisher_forgetting", "finetune")
 
 
@@ -33,8 +35,11 @@ def label(method: str) -> str:
 def outputs(cfg, root: str) -> dict[str, list[str]]:
     t, f = f"{root}/tables", f"{root}/figures"
     names = [f"table8_{c}" for c in cfg.memorization.corpora] + ["counts", "table10"]
-    return {"tables": [f"{t}/{n}.{e}" for n in names for e in TABLE_FORMATS] + [f"{t}/table10_examples.md"],
-            "figures": [f"{f}/memorized.png"], "summary": [f"{root}/summary/metrics.json"]}
+    return {
+        "tables": [f"{t}/{n}.{e}" for n in names for e in TABLE_FORMATS] + [f"{t}/table10_examples.md"],
+        "figures": [f"{f}/memorized.png"],
+        "summary": [f"{root}/summary/metrics.json"],
+    }
 
 
 def load(files: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
@@ -42,12 +47,27 @@ def load(files: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
     runs, per_target, base = [], [], []
     for f in files:
         r = read_json(f)
-        key = {"dataset": r["dataset"], "model": r["model"], "family": model_family(r["model"]),
-               "method": r["method"], "seed": r["seed"]}
-        runs.append({**key, "memorized": r["memorized"], "n_targets": r["n_targets"], "runtime_s": r.get("runtime_s"),
-                     "mean_match_length": r["mean_match_length"], "diverged": bool(r.get("diverged", False))})
-        per_target += [{**key, "index": t["index"], "memorized": t["memorized"], "match_length": t["match_length"]}
-                       for t in r["targets"]]
+        key = {
+            "dataset": r["dataset"],
+            "model": r["model"],
+            "family": model_family(r["model"]),
+            "method": r["method"],
+            "seed": r["seed"],
+        }
+        runs.append(
+            {
+                **key,
+                "memorized": r["memorized"],
+                "n_targets": r["n_targets"],
+                "runtime_s": r.get("runtime_s"),
+                "mean_match_length": r["mean_match_length"],
+                "diverged": bool(r.get("diverged", False)),
+            }
+        )
+        per_target += [
+            {**key, "index": t["index"], "memorized": t["memorized"], "match_length": t["match_length"]}
+            for t in r["targets"]
+        ]
         if r["method"] == NONE:
             base += [{**key, **t} for t in r["targets"]]
     return pd.DataFrame(runs), pd.DataFrame(per_target), base
@@ -62,8 +82,11 @@ def ordering_holds(mean_counts: dict[str, float]) -> bool:
     if not need <= set(c):
         raise KeyError(f"ordering needs the counts of {sorted(need - set(c))}")
     first_order = max(c["gradient_ascent"], c["fisher_forgetting"])
-    return bool(c["retrain"] <= c["fisher_removal"] <= min(c["gradient_ascent"], c["fisher_forgetting"])
-                and first_order <= c["finetune"] <= c[NONE] and c["fisher_removal"] < c[NONE])
+    return bool(
+        c["retrain"] <= c["fisher_removal"] <= min(c["gradient_ascent"], c["fisher_forgetting"])
+        and first_order <= c["finetune"] <= c[NONE]
+        and c["fisher_removal"] < c[NONE]
+    )
 
 
 def _cell(values: pd.Series, paper, digits=1) -> str:
@@ -85,57 +108,109 @@ def table8(runs: pd.DataFrame, corpus: str, methods: list[str], out_base) -> pd.
         rows.append(row)
     table = pd.DataFrame(rows)
     seeds = sorted(int(x) for x in sub["seed"].unique())
-    write_table(table, out_base, f"Table 8 ({CORPUS_LABEL.get(corpus, corpus)}): memorized targets and unlearning runtime",
-                f"ours (mean ± half-width of the {ESTIMATOR}; seeds {seeds}; per-seed counts: counts.csv) ‖ "
-                f"paper. Ours: {n} targets per seed, memorized = some sample "
-                "reproduces the next L tokens exactly (settings in params `memorization`); paper: 128 targets, "
-                "125M models. Runtime: one unlearning of all targets.", data=table)
+    write_table(
+        table,
+        out_base,
+        f"Table 8 ({CORPUS_LABEL.get(corpus, corpus)}): memorized targets and unlearning runtime",
+        f"ours (mean ± half-width of the {ESTIMATOR}; seeds {seeds}; per-seed counts: counts.csv) ‖ "
+        f"paper. Ours: {n} targets per seed, memorized = some sample "
+        "reproduces the next L tokens exactly (settings in params `memorization`); paper: 128 targets, "
+        "125M models. Runtime: one unlearning of all targets.",
+        data=table,
+    )
     return table
 
 
-def table10(base: list[dict], per_target: pd.DataFrame, methods: list[str], tables: Path, examples: int) -> pd.DataFrame:
+def table10(
+    base: list[dict], per_target: pd.DataFrame, methods: list[str], tables: Path, examples: int
+) -> pd.DataFrame:
     """Among the targets the memorized model reproduces: near-duplicates (other texts' segments sharing an
     n-gram with the target) of the ones still memorized after a method (indelible) vs the ones it removed."""
     dup = pd.DataFrame(base)
     key = ["dataset", "model", "seed", "index"]
-    before = per_target[per_target["method"] == NONE][key + ["memorized"]].rename(columns={"memorized": "before"})
+    before = per_target[per_target["method"] == NONE][key + ["memorized"]].rename(
+        columns={"memorized": "before"}
+    )
     after = per_target[per_target["method"] != NONE].merge(before, on=key)
-    after = after[after["before"]].merge(dup[key + ["near_duplicates_other_texts", "closest_shared_ngrams"]], on=key)
+    after = after[after["before"]].merge(
+        dup[key + ["near_duplicates_other_texts", "closest_shared_ngrams"]], on=key
+    )
     rows = []
     for (corpus, model, method), g in after.groupby(["dataset", "model", "method"], sort=False):
         ind, gone = g[g["memorized"]], g[~g["memorized"]]
-        rows.append({"corpus": CORPUS_LABEL.get(corpus, corpus), "model": model, "method": label(method),
-                     "indelible": len(ind), "removed": len(gone),
-                     "near-dups, indelible": ind["near_duplicates_other_texts"].mean() if len(ind) else np.nan,
-                     "near-dups, removed": gone["near_duplicates_other_texts"].mean() if len(gone) else np.nan,
-                     "closest shared n-grams, indelible": ind["closest_shared_ngrams"].mean() if len(ind) else np.nan,
-                     "closest shared n-grams, removed": gone["closest_shared_ngrams"].mean() if len(gone) else np.nan})
-    table = pd.DataFrame(rows, columns=["corpus", "model", "method", "indelible", "removed", "near-dups, indelible",
-                                        "near-dups, removed", "closest shared n-grams, indelible",
-                                        "closest shared n-grams, removed"])
+        rows.append(
+            {
+                "corpus": CORPUS_LABEL.get(corpus, corpus),
+                "model": model,
+                "method": label(method),
+                "indelible": len(ind),
+                "removed": len(gone),
+                "near-dups, indelible": ind["near_duplicates_other_texts"].mean() if len(ind) else np.nan,
+                "near-dups, removed": gone["near_duplicates_other_texts"].mean() if len(gone) else np.nan,
+                "closest shared n-grams, indelible": ind["closest_shared_ngrams"].mean()
+                if len(ind)
+                else np.nan,
+                "closest shared n-grams, removed": gone["closest_shared_ngrams"].mean()
+                if len(gone)
+                else np.nan,
+            }
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "corpus",
+            "model",
+            "method",
+            "indelible",
+            "removed",
+            "near-dups, indelible",
+            "near-dups, removed",
+            "closest shared n-grams, indelible",
+            "closest shared n-grams, removed",
+        ],
+    )
     table["method"] = pd.Categorical(table["method"], [label(m) for m in methods])
     table = table.sort_values(["corpus", "model", "method"]).reset_index(drop=True)
     table["method"] = table["method"].astype(str)
-    write_table(table.round(2), tables / "table10", "§6.4 / Table 10: near-duplicates of indelible vs removed texts",
-                "Targets the memorized model reproduces, pooled over seeds. Indelible: still reproduced after the "
-                "method; removed: no longer. near-dups: other texts' segments that share an n-gram (params "
-                "`memorization.ngram` tokens) with the target's prefix + L tokens; closest: n-grams shared with the "
-                "most similar other segment. The paper's explanation of indelible texts is duplication.")
-    # the examples: the targets most often indelible across the approximate methods, with their closest segment
+    write_table(
+        table.round(2),
+        tables / "table10",
+        "§6.4 / Table 10: near-duplicates of indelible vs removed texts",
+        "Targets the memorized model reproduces, pooled over seeds. Indelible: still reproduced after the "
+        "method; removed: no longer. near-dups: other texts' segments that share an n-gram (params "
+        "`memorization.ngram` tokens) with the target's prefix + L tokens; closest: n-grams shared with the "
+        "most similar other segment. The paper's explanation of indelible texts is duplication.",
+    )
+    # the examples: the targets most often indelible across the approximate methods, with
+    # their closest segment
     approx = after[~after["method"].isin(["retrain", "finetune"])]
     lines = ["## Table 10: indelible memorizations (examples)", ""]
     counts = approx[approx["memorized"]].groupby(key).size().sort_values(ascending=False, kind="stable")
     by_key = {tuple(r[k] for k in key): r for r in base}
     # a few per corpus, each text once (another seed may draw the same segment)
-    picked = counts.reset_index().drop_duplicates(["dataset", "model", "index"]).groupby("dataset", sort=False).head(examples)
+    picked = (
+        counts.reset_index()
+        .drop_duplicates(["dataset", "model", "index"])
+        .groupby("dataset", sort=False)
+        .head(examples)
+    )
     for k, times in ((tuple(row[c] for c in key), row[0]) for _, row in picked.iterrows()):
         r = by_key[k]
-        lines += [f"**{CORPUS_LABEL.get(k[0], k[0])}, {k[1]}, seed {k[2]}, segment {k[3]}** — still memorized after "
-                  f"{times} of {approx['method'].nunique()} approximate methods; {r['near_duplicates_other_texts']} "
-                  f"near-duplicate segments in other texts", "",
-                  f"> {r['text']!s}".replace("\n", " "), "",
-                  (f"closest other segment ({r['closest_shared_ngrams']} shared n-grams): {r['closest_text'][:400]!s}"
-                   if r["closest_shared_ngrams"] else "no other segment shares an n-gram with it").replace("\n", " "), ""]
+        lines += [
+            f"**{CORPUS_LABEL.get(k[0], k[0])}, {k[1]}, seed {k[2]}, segment {k[3]}** — "
+            f"still memorized after {times} of {approx['method'].nunique()} approximate methods; "
+            f"{r['near_duplicates_other_texts']} near-duplicate segments in other texts",
+            "",
+            f"> {r['text']!s}".replace("\n", " "),
+            "",
+            (
+                f"closest other segment ({r['closest_shared_ngrams']} shared n-grams): "
+                f"{r['closest_text'][:400]!s}"
+                if r["closest_shared_ngrams"]
+                else "no other segment shares an n-gram with it"
+            ).replace("\n", " "),
+            "",
+        ]
     if counts.empty:
         lines.append("No target stayed memorized after an approximate method in this run.")
     write_text(tables / "table10_examples.md", "\n".join(lines) + "\n")
@@ -152,8 +227,14 @@ def figure(runs: pd.DataFrame, methods: list[str], out) -> plt.Figure:
     corpora = list(dict.fromkeys(runs["dataset"]))
     order = [NONE] + methods
     with style.context():
-        fig, axes = plt.subplots(1, len(corpora), figsize=(3.2 * len(corpora) + 1, 3.6), layout="constrained",
-                                 squeeze=False, sharey=True)
+        fig, axes = plt.subplots(
+            1,
+            len(corpora),
+            figsize=(3.2 * len(corpora) + 1, 3.6),
+            layout="constrained",
+            squeeze=False,
+            sharey=True,
+        )
         width = 0.8 / len(order)
         for ax, corpus in zip(axes[0], corpora):
             sub = runs[runs["dataset"] == corpus]
@@ -161,12 +242,20 @@ def figure(runs: pd.DataFrame, methods: list[str], out) -> plt.Figure:
             for j, m in enumerate(order):
                 agg = sub[sub["method"] == m].groupby("family")["memorized"].agg(["mean", _half])
                 agg = agg.reindex(fams)
-                bars = ax.bar([i + j * width for i in range(len(fams))], agg["mean"], width,
-                              yerr=agg["_half"].fillna(0),
-                              label=label(m), error_kw={"ecolor": style.EDGE, "elinewidth": 0.8}, **style.bar_style(m))
+                bars = ax.bar(
+                    [i + j * width for i in range(len(fams))],
+                    agg["mean"],
+                    width,
+                    yerr=agg["_half"].fillna(0),
+                    label=label(m),
+                    error_kw={"ecolor": style.EDGE, "elinewidth": 0.8},
+                    **style.bar_style(m),
+                )
                 for patch in bars:
                     patch.set_gid(m)
-            ax.set_xticks([i + width * (len(order) - 1) / 2 for i in range(len(fams))], [f.upper() for f in fams])
+            ax.set_xticks(
+                [i + width * (len(order) - 1) / 2 for i in range(len(fams))], [f.upper() for f in fams]
+            )
             ax.grid(axis="x", visible=False)
             ax.set_title(f"{CORPUS_LABEL.get(corpus, corpus)} (of {int(sub['n_targets'].max())} targets)")
         axes[0][0].set_ylabel("memorized targets")
@@ -181,7 +270,9 @@ def build_report(cfg, files: list[str], out_root: str | Path) -> None:
     runs, per_target, base = load(files)
     methods = [m for m in style.order(cfg.methods.enabled) if m in set(runs["method"])]
     runs = runs.sort_values(["dataset", "model", "method", "seed"]).reset_index(drop=True)
-    write_table(runs, tables / "counts", "Memorized targets per run", "one row per (corpus, model, method, seed)")
+    write_table(
+        runs, tables / "counts", "Memorized targets per run", "one row per (corpus, model, method, seed)"
+    )
     for corpus in cfg.memorization.corpora:
         table8(runs, corpus, methods, tables / f"table8_{corpus}")
     table10(base, per_target, methods, tables, cfg.memorization.examples)
@@ -189,7 +280,10 @@ def build_report(cfg, files: list[str], out_root: str | Path) -> None:
     summary = {}
     for (corpus, fam), g in runs.groupby(["dataset", "family"]):
         mean = g.groupby("method")["memorized"].mean()
-        summary[f"{corpus}.{fam}"] = {**{m: float(v) for m, v in mean.items()}, "n_targets": int(g["n_targets"].max())}
+        summary[f"{corpus}.{fam}"] = {
+            **{m: float(v) for m, v in mean.items()},
+            "n_targets": int(g["n_targets"].max()),
+        }
         if set(ORDER_METHODS) | {NONE} <= set(mean.index):
             summary[f"{corpus}.{fam}"]["ordering_holds"] = float(ordering_holds(mean.to_dict()))
     write_json(out_root / "summary" / "metrics.json", summary)

@@ -5,6 +5,7 @@ MAIN[dataset][size][method] = (NEO 128 Δacc, NEO 128 Δexp, OPT 128 Δacc, OPT 
 Tables 4, 5 and 9 are read cell by cell. Table 3 (ARC) is garbled in the source text; its cells are
 taken in the order they appear there, so ARC's paper column may have cells in the wrong place.
 """
+
 from __future__ import annotations
 
 M = ("retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting")
@@ -97,14 +98,20 @@ TABLE_NUMBER = {"arc_easy": 3, "piqa": 4, "mathqa": 5, "lambada": 9}
 
 # Table 7: mean and std of ranks (1 = best) over the paper's scenarios, per model family
 RANKS = {
-    "neo": {"retrain": ((2.54, 0.91), (2.21, 1.08), (5, 0.0)), "finetune": ((4.75, 0.52), (2.00, 0.96), (2, 0.0)),
-            "gradient_ascent": ((2.29, 1.06), (4.17, 2.69), (1, 0.0)),
-            "fisher_removal": ((1.33, 0.47), (4.08, 1.08), (3, 0.0)),
-            "fisher_forgetting": ((3.71, 0.61), (2.79, 1.12), (3, 0.0))},
-    "opt": {"retrain": ((2.92, 0.86), (2.04, 1.02), (5, 0.0)), "finetune": ((4.88, 0.33), (2.00, 1.09), (2, 0.0)),
-            "gradient_ascent": ((1.88, 1.05), (4.42, 1.00), (1, 0.0)),
-            "fisher_removal": ((1.58, 0.64), (3.92, 0.95), (3, 0.0)),
-            "fisher_forgetting": ((3.58, 0.49), (2.63, 0.86), (3, 0.0))},
+    "neo": {
+        "retrain": ((2.54, 0.91), (2.21, 1.08), (5, 0.0)),
+        "finetune": ((4.75, 0.52), (2.00, 0.96), (2, 0.0)),
+        "gradient_ascent": ((2.29, 1.06), (4.17, 2.69), (1, 0.0)),
+        "fisher_removal": ((1.33, 0.47), (4.08, 1.08), (3, 0.0)),
+        "fisher_forgetting": ((3.71, 0.61), (2.79, 1.12), (3, 0.0)),
+    },
+    "opt": {
+        "retrain": ((2.92, 0.86), (2.04, 1.02), (5, 0.0)),
+        "finetune": ((4.88, 0.33), (2.00, 1.09), (2, 0.0)),
+        "gradient_ascent": ((1.88, 1.05), (4.42, 1.00), (1, 0.0)),
+        "fisher_removal": ((1.58, 0.64), (3.92, 0.95), (3, 0.0)),
+        "fisher_forgetting": ((3.58, 0.49), (2.63, 0.86), (3, 0.0)),
+    },
 }
 
 
@@ -119,31 +126,49 @@ def main_value(dataset: str, size: str, method: str, family: str, cycles: int, m
 
 # Table 8 (§6.3): memorized texts of 128 and runtime (s) per method, on MT and Enron, 125M models.
 # MEMORIZATION[corpus][method][family] = (# memorized, runtime s or None)
-_T8 = {"none": (16, None, 15, None, 20, None, 22, None),
-       "retrain": (0, 5.69e4, 0, 5.81e4, 0, 5.05e4, 0, 5.13e4),
-       "finetune": (16, 3.79e3, 15, 3.87e3, 20, 3.42e3, 22, 3.43e3),
-       "gradient_ascent": (8, 4.0, 7, 7.0, 9, 23.0, 10, 24.0),
-       "fisher_removal": (4, 1.57e3, 4, 1.56e3, 5, 1.10e3, 5, 1.12e3),
-       "fisher_forgetting": (8, 1.57e3, 7, 1.56e3, 8, 1.10e3, 10, 1.12e3)}
-MEMORIZATION = {corpus: {m: {fam: (v[4 * c + 2 * f], v[4 * c + 2 * f + 1]) for f, fam in enumerate(("neo", "opt"))}
-                         for m, v in _T8.items()}
-                for c, corpus in enumerate(("mtsamples", "enron"))}
+_T8 = {
+    "none": (16, None, 15, None, 20, None, 22, None),
+    "retrain": (0, 5.69e4, 0, 5.81e4, 0, 5.05e4, 0, 5.13e4),
+    "finetune": (16, 3.79e3, 15, 3.87e3, 20, 3.42e3, 22, 3.43e3),
+    "gradient_ascent": (8, 4.0, 7, 7.0, 9, 23.0, 10, 24.0),
+    "fisher_removal": (4, 1.57e3, 4, 1.56e3, 5, 1.10e3, 5, 1.12e3),
+    "fisher_forgetting": (8, 1.57e3, 7, 1.56e3, 8, 1.10e3, 10, 1.12e3),
+}
+MEMORIZATION = {
+    corpus: {
+        m: {fam: (v[4 * c + 2 * f], v[4 * c + 2 * f + 1]) for f, fam in enumerate(("neo", "opt"))}
+        for m, v in _T8.items()
+    }
+    for c, corpus in enumerate(("mtsamples", "enron"))
+}
 
 
-# FLoRA paper (inverted-hinge-loss-and-flora.md) Table 1, TDEC: size -> row -> (Params %, Epochs, EL10 %, MA %,
-# Reasoning acc %, Dialogue F1, Pile PPL). Rows "LoRA", "+ IHL", "+ FLoRA" are cumulative (caption): LoRA + GD,
-# LoRA + IHL, FLoRA + IHL; FLoRA + GD appears only in Figure 3 (no numbers in the text).
+# FLoRA paper (inverted-hinge-loss-and-flora.md) Table 1, TDEC: size -> row -> (Params %, Epochs,
+# EL10 %, MA %, Reasoning acc %, Dialogue F1, Pile PPL). Rows "LoRA", "+ IHL", "+ FLoRA" are cumulative
+# (caption): LoRA + GD, LoRA + IHL, FLoRA + IHL; FLoRA + GD appears only in Figure 3 (no numbers in the text).
 FLORA_TABLE1 = {
-    "125M": {"before": (None, None, 30.9, 77.4, 43.4, 9.4, 17.8),
-             "ga": (100.0, 17.2, 1.0, 27.4, 39.9, 2.6, 577.8), "gd": (100.0, 4.6, 0.7, 24.9, 42.4, 5.9, 54.2),
-             "lora_gd": (1.6, 8.6, 0.3, 20.6, 40.8, 2.5, 129.4), "lora_ihl": (1.6, 11.4, 0.4, 22.7, 41.9, 6.0, 32.9),
-             "flora_ihl": (1.6, 6.0, 0.3, 23.9, 42.2, 10.1, 24.0)},
-    "1.3B": {"before": (None, None, 67.6, 92.2, 49.8, 11.5, 11.5),
-             "ga": (100.0, 13.8, 1.9, 30.4, 49.7, 8.5, 15.8), "gd": (100.0, 12.8, 2.2, 30.9, 48.4, 12.7, 10.8),
-             "lora_gd": (0.8, 19.3, 1.7, 31.4, 45.0, 9.7, 31.8), "lora_ihl": (0.8, 20.0, 1.7, 44.6, 47.1, 10.2, 14.9),
-             "flora_ihl": (0.8, 13.0, 0.5, 29.6, 48.3, 12.1, 14.7)},
-    "2.7B": {"before": (None, None, 70.4, 93.4, 52.3, 11.5, 10.4),
-             "ga": (100.0, 10.8, 1.6, 31.0, 51.9, 11.1, 17.9), "gd": (100.0, 8.0, 0.7, 28.3, 44.0, 12.7, 17.9),
-             "lora_gd": (0.7, 14.0, 0.1, 20.4, 45.9, 6.7, 61.1), "lora_ihl": (0.7, 17.8, 0.0, 26.7, 49.6, 8.5, 22.2),
-             "flora_ihl": (0.7, 10.3, 0.1, 28.5, 49.6, 10.7, 16.0)},
+    "125M": {
+        "before": (None, None, 30.9, 77.4, 43.4, 9.4, 17.8),
+        "ga": (100.0, 17.2, 1.0, 27.4, 39.9, 2.6, 577.8),
+        "gd": (100.0, 4.6, 0.7, 24.9, 42.4, 5.9, 54.2),
+        "lora_gd": (1.6, 8.6, 0.3, 20.6, 40.8, 2.5, 129.4),
+        "lora_ihl": (1.6, 11.4, 0.4, 22.7, 41.9, 6.0, 32.9),
+        "flora_ihl": (1.6, 6.0, 0.3, 23.9, 42.2, 10.1, 24.0),
+    },
+    "1.3B": {
+        "before": (None, None, 67.6, 92.2, 49.8, 11.5, 11.5),
+        "ga": (100.0, 13.8, 1.9, 30.4, 49.7, 8.5, 15.8),
+        "gd": (100.0, 12.8, 2.2, 30.9, 48.4, 12.7, 10.8),
+        "lora_gd": (0.8, 19.3, 1.7, 31.4, 45.0, 9.7, 31.8),
+        "lora_ihl": (0.8, 20.0, 1.7, 44.6, 47.1, 10.2, 14.9),
+        "flora_ihl": (0.8, 13.0, 0.5, 29.6, 48.3, 12.1, 14.7),
+    },
+    "2.7B": {
+        "before": (None, None, 70.4, 93.4, 52.3, 11.5, 10.4),
+        "ga": (100.0, 10.8, 1.6, 31.0, 51.9, 11.1, 17.9),
+        "gd": (100.0, 8.0, 0.7, 28.3, 44.0, 12.7, 17.9),
+        "lora_gd": (0.7, 14.0, 0.1, 20.4, 45.9, 6.7, 61.1),
+        "lora_ihl": (0.7, 17.8, 0.0, 26.7, 49.6, 8.5, 22.2),
+        "flora_ihl": (0.7, 10.3, 0.1, 28.5, 49.6, 10.7, 16.0),
+    },
 }

@@ -7,6 +7,7 @@ run, so a bootstrap over them would understate the spread between runs. With n s
 mean ± t(0.975, n - 1) · s / √n (s: the sample standard deviation, ddof = 1). One seed has no interval: its
 cell says so instead of printing "± 0.00".
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,7 @@ from scipy import stats
 
 LEVEL = 0.95
 ESTIMATOR = "95 % t interval over seeds: mean ± t(0.975, n−1)·s/√n, s with ddof = 1"
-SEP = " ‖ "   # the one separator of "ours ‖ paper" cells (needs no escaping in Markdown tables)
+SEP = " ‖ "  # the one separator of "ours ‖ paper" cells (needs no escaping in Markdown tables)
 MISSING = "—"
 HOLDS, FAILS, TIE = "holds", "does not hold", "tie"
 
@@ -81,7 +82,7 @@ def difference(a, b, level: float = LEVEL) -> Interval:
     se = math.sqrt(vx + vy)
     if se == 0:
         return Interval(d, d, d, min(len(x), len(y)))
-    dof = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    dof = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
     half = float(stats.t.ppf((1 + level) / 2, dof) * se)
     return Interval(d, d - half, d + half, min(len(x), len(y)))
 
@@ -151,5 +152,9 @@ def parse_per_seed(text) -> list[float]:
 def interval_columns(values, prefix: str = "") -> dict:
     """The interval as CSV columns: mean, ci_low, ci_high, n_seeds (NaN bounds for one seed)."""
     iv = t_interval(values)
-    return {f"{prefix}mean": iv.mean, f"{prefix}ci_low": iv.low, f"{prefix}ci_high": iv.high,
-            f"{prefix}n_seeds": iv.n}
+    return {
+        f"{prefix}mean": iv.mean,
+        f"{prefix}ci_low": iv.low,
+        f"{prefix}ci_high": iv.high,
+        f"{prefix}n_seeds": iv.n,
+    }

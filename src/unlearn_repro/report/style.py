@@ -13,6 +13,7 @@ A method this table does not know (a user's new file under `methods/`) gets a st
 of its name, stable across processes and machines (Python's `hash()` is salted per process), with a colour
 and a marker no known method uses.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,15 +31,15 @@ LINESTYLES = (SOLID, DASHED, DOTTED, DASHDOT, LONGDASH, DASHDOTDOT)
 
 #                       colour      marker linestyle  hatch
 KNOWN: dict[str, tuple] = {
-    "retrain":             (BLACK,      "o", SOLID,   ""),
-    "finetune":            (GREY,       "s", DASHED,  ".."),
-    "gradient_ascent":     (VERMILLION, "^", SOLID,   ""),
-    "fisher_removal":      (BLUE,       "D", DASHED,  "//"),
-    "fisher_forgetting":   (GREEN,      "v", DASHDOT, "\\\\"),
-    "gradient_difference": (ORANGE,     "P", DASHDOT, "xx"),
-    "inverted_hinge":      (PURPLE,     "X", DOTTED,  "--"),
-    "npo":                 (SKY_BLUE,   "h", DASHED,  "++"),
-    "preference":          (YELLOW,     "*", LONGDASH, "oo"),
+    "retrain": (BLACK, "o", SOLID, ""),
+    "finetune": (GREY, "s", DASHED, ".."),
+    "gradient_ascent": (VERMILLION, "^", SOLID, ""),
+    "fisher_removal": (BLUE, "D", DASHED, "//"),
+    "fisher_forgetting": (GREEN, "v", DASHDOT, "\\\\"),
+    "gradient_difference": (ORANGE, "P", DASHDOT, "xx"),
+    "inverted_hinge": (PURPLE, "X", DOTTED, "--"),
+    "npo": (SKY_BLUE, "h", DASHED, "++"),
+    "preference": (YELLOW, "*", LONGDASH, "oo"),
 }
 # colours, markers and hatches for methods outside KNOWN. The colours are from Paul Tol's colour-blind-safe
 # "muted" scheme, leaving out its near twins of the Okabe-Ito colours above; no marker is a known method's,
@@ -47,14 +48,28 @@ FALLBACK_COLORS = ("#332288", "#882255", "#999933", "#44AA99", "#CC6677")  # ind
 FALLBACK_MARKERS = ("<", ">", "p", "d", "8", "H", "1", "2", "3", "4")
 FALLBACK_HATCHES = ("", "//", "\\\\", "..", "xx", "--", "++", "||")
 
-EDGE = "#333333"      # bar edges, hatch lines and marker edges: keeps the yellow and sky-blue readable on white
+EDGE = "#333333"  # bar edges, hatch lines and marker edges: keeps the yellow and sky-blue readable on white
 DPI = 150
 RC = {
-    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
-    "legend.fontsize": 8, "figure.titlesize": 11, "figure.dpi": DPI, "savefig.dpi": DPI,
-    "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6, "axes.spines.top": False,
-    "axes.spines.right": False, "lines.linewidth": 1.6, "lines.markersize": 5.5, "legend.frameon": False,
-    "hatch.linewidth": 0.6, "errorbar.capsize": 2,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "figure.titlesize": 11,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 5.5,
+    "legend.frameon": False,
+    "hatch.linewidth": 0.6,
+    "errorbar.capsize": 2,
 }
 
 
@@ -66,8 +81,12 @@ def _row(name: str) -> tuple:
     if name in KNOWN:
         return KNOWN[name]
     h = _digest(name)
-    return (FALLBACK_COLORS[h[0] % len(FALLBACK_COLORS)], FALLBACK_MARKERS[h[1] % len(FALLBACK_MARKERS)],
-            LINESTYLES[h[2] % len(LINESTYLES)], FALLBACK_HATCHES[h[3] % len(FALLBACK_HATCHES)])
+    return (
+        FALLBACK_COLORS[h[0] % len(FALLBACK_COLORS)],
+        FALLBACK_MARKERS[h[1] % len(FALLBACK_MARKERS)],
+        LINESTYLES[h[2] % len(LINESTYLES)],
+        FALLBACK_HATCHES[h[3] % len(FALLBACK_HATCHES)],
+    )
 
 
 def order(methods) -> list[str]:
@@ -88,8 +107,13 @@ def line_kwargs(name: str) -> dict:
     the gaps of any broken line drawn over it."""
     s = method_style(name)
     rank = LINESTYLES.index(s["linestyle"])  # 0 = solid
-    return {**s, "linewidth": 2.4 if rank == 0 else 1.5, "zorder": 2 + 0.1 * rank,
-            "markeredgecolor": EDGE, "markeredgewidth": 0.5}
+    return {
+        **s,
+        "linewidth": 2.4 if rank == 0 else 1.5,
+        "zorder": 2 + 0.1 * rank,
+        "markeredgecolor": EDGE,
+        "markeredgewidth": 0.5,
+    }
 
 
 def bar_style(name: str) -> dict:
@@ -101,12 +125,16 @@ def bar_style(name: str) -> dict:
 @contextmanager
 def context():
     """Figures drawn inside share fonts, grid and dpi, without touching the global rcParams."""
+    # pyplot only when drawing: the report modules pick the Agg backend first, a notebook keeps its own
     import matplotlib.pyplot as plt
+
     with plt.rc_context(RC):
         yield
 
 
 def apply() -> None:
     """Set the shared fonts, grid and dpi globally (for notebooks and ad-hoc plots)."""
+    # only when called: the report modules pick the Agg backend first, a notebook keeps its own
     import matplotlib as mpl
+
     mpl.rcParams.update(RC)

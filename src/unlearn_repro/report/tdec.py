@@ -1,6 +1,7 @@
 """The TDEC study's report (FLoRA paper Table 1, Figures 3 and 4): ours beside the paper's numbers, the
 premise (memorized forget sets vs held-out rows), and a verdict for each of the paper's three findings.
 It writes exactly the files `outputs` names."""
+
 from __future__ import annotations
 
 import math
@@ -21,16 +22,26 @@ from unlearn_repro.report.stats import ESTIMATOR, ours_paper, per_seed, t_interv
 from unlearn_repro.report.style import context  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
-LABELS = {"before": "Before", "ga": "GA (full)", "gd": "GD (full)", "lora_gd": "LoRA + GD", "lora_ihl": "LoRA + IHL",
-          "flora_gd": "FLoRA + GD", "flora_ihl": "FLoRA + IHL"}
+LABELS = {
+    "before": "Before",
+    "ga": "GA (full)",
+    "gd": "GD (full)",
+    "lora_gd": "LoRA + GD",
+    "lora_ihl": "LoRA + IHL",
+    "flora_gd": "FLoRA + GD",
+    "flora_ihl": "FLoRA + IHL",
+}
 PAPER_SIZE = {"gpt-neo-125m": "125M", "gpt-neo-1.3b": "1.3B", "gpt-neo-2.7b": "2.7B", "tiny-gpt-neo": "125M"}
 COLUMNS = ("Params (%)", "Epochs", "EL10 (%)", "MA (%)", "Reasoning (Acc)", "Dialogue (F1)", "PPL")
 
 
 def outputs(root: str) -> dict[str, list[str]]:
     t, f = f"{root}/tables", f"{root}/figures"
-    return {"tables": [f"{t}/{n}.{e}" for n in ("table1", "premise", "ablation") for e in TABLE_FORMATS],
-            "figures": [f"{f}/figure3.png", f"{f}/figure4.png"], "summary": [f"{root}/summary/metrics.json"]}
+    return {
+        "tables": [f"{t}/{n}.{e}" for n in ("table1", "premise", "ablation") for e in TABLE_FORMATS],
+        "figures": [f"{f}/figure3.png", f"{f}/figure4.png"],
+        "summary": [f"{root}/summary/metrics.json"],
+    }
 
 
 def label(run: str) -> str:
@@ -45,14 +56,22 @@ def _num(v, digits=1) -> str:
 
 
 def aggregate(run: dict) -> dict:
-    """One configuration over its forget sets: epochs averaged over the sets it forgot, x = sets it did not."""
+    """One configuration over its forget sets: epochs averaged over the sets it forgot, x = sets
+    it did not."""
     sets = run["sets"]
     ok = [s for s in sets if s["forgotten"]]
     mean = lambda k: float(np.mean([s[k] for s in sets]))  # noqa: E731
     epochs = float(np.mean([s["epochs"] for s in ok])) if ok else math.nan
-    out = {"params_pct": mean("params_pct"), "epochs": epochs,
-           "failed": len(sets) - len(ok), "n_sets": len(sets), "el": 100 * mean("el"), "ma": 100 * mean("ma"),
-           "reasoning": 100 * mean("reasoning"), "ppl": mean("ppl")}
+    out = {
+        "params_pct": mean("params_pct"),
+        "epochs": epochs,
+        "failed": len(sets) - len(ok),
+        "n_sets": len(sets),
+        "el": 100 * mean("el"),
+        "ma": 100 * mean("ma"),
+        "reasoning": 100 * mean("reasoning"),
+        "ppl": mean("ppl"),
+    }
     for k, scale in (("el", 100), ("ma", 100), ("reasoning", 100), ("ppl", 1)):  # the spread over forget sets
         values = [scale * s[k] for s in sets]
         out[f"{k}_half"] = t_interval(values).half
@@ -75,24 +94,55 @@ def table1(premises: dict, runs: dict, cfg) -> tuple[pd.DataFrame, pd.DataFrame]
     for model, premise in premises.items():
         paper = FLORA_TABLE1.get(PAPER_SIZE.get(model, ""), {})
         p = paper.get("before", (None,) * 7)
-        before = {"params_pct": None, "epochs": None, "failed": None, "el": 100 * premise["forget_mean"]["el"],
-                  "ma": 100 * premise["forget_mean"]["ma"], "reasoning": 100 * premise["reasoning"], "ppl": premise["ppl"]}
-        entries = [("before", before)] + [(name, aggregate(runs[(model, name)])) for name in table_configs(cfg)]
+        before = {
+            "params_pct": None,
+            "epochs": None,
+            "failed": None,
+            "el": 100 * premise["forget_mean"]["el"],
+            "ma": 100 * premise["forget_mean"]["ma"],
+            "reasoning": 100 * premise["reasoning"],
+            "ppl": premise["ppl"],
+        }
+        entries = [("before", before)] + [
+            (name, aggregate(runs[(model, name)])) for name in table_configs(cfg)
+        ]
         for name, a in entries:
             p = paper.get(name, (None,) * 7)
-            epochs = "—" if name == "before" else (
-                f"{_num(a['epochs'])}" + (f" ({a['failed']}✗ of {a['n_sets']})" if a["failed"] else ""))
-            rows.append({"model": model, "method": LABELS.get(name, name),
-                         COLUMNS[0]: _cell(_num(a["params_pct"], 2), p[0]), COLUMNS[1]: _cell(epochs, p[1]),
-                         COLUMNS[2]: _cell(_num_half(a, "el"), p[2]),
-                         COLUMNS[3]: _cell(_num_half(a, "ma"), p[3]),
-                         COLUMNS[4]: _cell(_num_half(a, "reasoning"), p[4]),
-                         COLUMNS[5]: _cell("not run", p[5]),
-                         COLUMNS[6]: _cell(_num_half(a, "ppl"), p[6])})
-            data.append({"model": model, "config": name, **a, "paper_size": PAPER_SIZE.get(model),
-                         **{f"paper_{c}": v for c, v in zip(("params_pct", "epochs", "el", "ma", "reasoning",
-                                                             "dialogue_f1", "ppl"), p)}})
-    return pd.DataFrame(rows).rename(columns={COLUMNS[1]: f"{COLUMNS[1]} ({epoch_meaning(cfg)})"}), pd.DataFrame(data)
+            epochs = (
+                "—"
+                if name == "before"
+                else (f"{_num(a['epochs'])}" + (f" ({a['failed']}✗ of {a['n_sets']})" if a["failed"] else ""))
+            )
+            rows.append(
+                {
+                    "model": model,
+                    "method": LABELS.get(name, name),
+                    COLUMNS[0]: _cell(_num(a["params_pct"], 2), p[0]),
+                    COLUMNS[1]: _cell(epochs, p[1]),
+                    COLUMNS[2]: _cell(_num_half(a, "el"), p[2]),
+                    COLUMNS[3]: _cell(_num_half(a, "ma"), p[3]),
+                    COLUMNS[4]: _cell(_num_half(a, "reasoning"), p[4]),
+                    COLUMNS[5]: _cell("not run", p[5]),
+                    COLUMNS[6]: _cell(_num_half(a, "ppl"), p[6]),
+                }
+            )
+            data.append(
+                {
+                    "model": model,
+                    "config": name,
+                    **a,
+                    "paper_size": PAPER_SIZE.get(model),
+                    **{
+                        f"paper_{c}": v
+                        for c, v in zip(
+                            ("params_pct", "epochs", "el", "ma", "reasoning", "dialogue_f1", "ppl"), p
+                        )
+                    },
+                }
+            )
+    return pd.DataFrame(rows).rename(
+        columns={COLUMNS[1]: f"{COLUMNS[1]} ({epoch_meaning(cfg)})"}
+    ), pd.DataFrame(data)
 
 
 def findings(agg: dict) -> dict:
@@ -105,21 +155,27 @@ def findings(agg: dict) -> dict:
     named = [k for k in ("ga", "gd", "lora_gd", "lora_ihl") if k in agg]
     out = {}
     if {"ga", "gd"} <= agg.keys():
-        out["gd_beats_ga"] = {"holds": bool(ep("gd") <= ep("ga") and agg["gd"]["ppl"] < agg["ga"]["ppl"]),
-                              "rule": "GD needs no more epochs than GA and ends with a lower PPL"}
+        out["gd_beats_ga"] = {
+            "holds": bool(ep("gd") <= ep("ga") and agg["gd"]["ppl"] < agg["ga"]["ppl"]),
+            "rule": "GD needs no more epochs than GA and ends with a lower PPL",
+        }
     if "lora_gd" in agg:
         out["lora_gd_often_fails"] = {
             "holds": bool(agg["lora_gd"]["failed"] >= agg["lora_gd"]["n_sets"] / 2),
-            "rule": "LoRA + GD misses the criterion within max_epochs on at least half the forget sets"}
+            "rule": "LoRA + GD misses the criterion within max_epochs on at least half the forget sets",
+        }
     if "flora_ihl" in agg and lora_named:
         fewest = all(ep("flora_ihl") <= ep(k) for k in lora_named)
         best = all(agg["flora_ihl"]["ppl"] <= agg[k]["ppl"] for k in named)
         out["flora_ihl_fewer_epochs_best_utility"] = {
-            "holds": bool(fewest and best), "fewest_epochs_among_lora": bool(fewest), "lowest_ppl": bool(best),
+            "holds": bool(fewest and best),
+            "fewest_epochs_among_lora": bool(fewest),
+            "lowest_ppl": bool(best),
             "compared_with": named,
             "rule": "FLoRA + IHL needs no more epochs than the paper's named LoRA rows (LoRA + GD, LoRA + "
-                    "IHL) and has a PPL no higher than every named row (GA, GD, LoRA + GD, LoRA + IHL); "
-                    "FLoRA + GD, in the paper's Figure 3 only, is not a comparator"}
+            "IHL) and has a PPL no higher than every named row (GA, GD, LoRA + GD, LoRA + IHL); "
+            "FLoRA + GD, in the paper's Figure 3 only, is not a comparator",
+        }
     return out
 
 
@@ -127,16 +183,29 @@ def _utility_panels(fig_path, models, per_model, before, title, xlabels):
     """Figure 3/4 style: per model a column, rows reasoning and PPL; each forget set a point (o forgotten,
     x not), the line the mean over forgotten sets, dashed the model before unlearning."""
     with context():
-        fig, axes = plt.subplots(2, len(models), figsize=(max(4.5, 0.9 * len(xlabels) + 1.5) * len(models), 6.2),
-                                 squeeze=False, layout="constrained")
+        fig, axes = plt.subplots(
+            2,
+            len(models),
+            figsize=(max(4.5, 0.9 * len(xlabels) + 1.5) * len(models), 6.2),
+            squeeze=False,
+            layout="constrained",
+        )
         for j, model in enumerate(models):
-            for i, (key, name) in enumerate((("reasoning", "Reasoning (acc)"), ("ppl", "PPL (held-out TDEC)"))):
+            for i, (key, name) in enumerate(
+                (("reasoning", "Reasoning (acc)"), ("ppl", "PPL (held-out TDEC)"))
+            ):
                 ax = axes[i, j]
                 means = []
                 for x, sets in enumerate(per_model[model]):
                     for s in sets:
-                        ax.scatter(x, s[key], marker="o" if s["forgotten"] else "x", s=36,
-                                   color="tab:blue" if s["forgotten"] else "tab:red", zorder=3)
+                        ax.scatter(
+                            x,
+                            s[key],
+                            marker="o" if s["forgotten"] else "x",
+                            s=36,
+                            color="tab:blue" if s["forgotten"] else "tab:red",
+                            zorder=3,
+                        )
                     ok = [s[key] for s in sets if s["forgotten"]]
                     means.append(np.mean(ok) if ok else np.nan)
                 ax.plot(range(len(means)), means, color="tab:blue", lw=1.5, label="mean over forgotten sets")
@@ -155,70 +224,128 @@ def _utility_panels(fig_path, models, per_model, before, title, xlabels):
 
 
 def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path) -> dict:
-    """premise_files: model -> premise json (the base checkpoint's meta.json); run_files: (model, run) -> json."""
+    """premise_files: model -> premise json (the base checkpoint's meta.json); run_files: (model,
+    run) -> json."""
     out_root = Path(out_root)
     tables, figures = out_root / "tables", out_root / "figures"
     premises = {m: read_json(f)["premise"] for m, f in premise_files.items()}
     runs = {k: read_json(f) for k, f in run_files.items()}
     n_sets, max_epochs = cfg.tdec.forget_sets, cfg.tdec.max_epochs
-    note = (f"ours ‖ paper (GPT-Neo {', '.join(sorted({PAPER_SIZE.get(m, '?') for m in premises}))}). Epochs: mean over "
-            f"the forget sets that met the criterion within {max_epochs} epochs, k✗ = sets that did not; an epoch: "
-            f"{epoch_meaning(cfg)} (knowledge-unlearning's code: 1 update, batch = forget set) ({n_sets} sets "
-            "of {0} rows). EL10, MA on the forget set after unlearning (Before: before); Reasoning: mean accuracy over "
-            "{1}; PPL on held-out TDEC validation rows (the paper: Pile validation); Dialogue F1 needs the hub's "
-            "dialogue sets: not run offline. The paper's rows LoRA / + IHL / + FLoRA are LoRA+GD / LoRA+IHL / "
-            "FLoRA+IHL; FLoRA+GD appears only in its Figure 3.").format(cfg.tdec.forget_size,
-                                                                         ", ".join(t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks) or "no task")
-    note += (f" EL10, MA, Reasoning, PPL after unlearning: mean ± half-width of the "
-             f"{ESTIMATOR.replace('seeds', 'forget sets')} (each set's value: the CSV's *_per_set "
-             "columns).")
+    note = (
+        f"ours ‖ paper (GPT-Neo {', '.join(sorted({PAPER_SIZE.get(m, '?') for m in premises}))}). "
+        f"Epochs: mean over the forget sets that met the criterion within {max_epochs} epochs, k✗ = sets "
+        f"that did not; an epoch: {epoch_meaning(cfg)} (knowledge-unlearning's code: 1 update, batch = "
+        f"forget set) ({n_sets} sets "
+        "of {0} rows). EL10, MA on the forget set after unlearning (Before: before); Reasoning: mean "
+        "accuracy over {1}; PPL on held-out TDEC validation rows (the paper: Pile validation); Dialogue F1 "
+        "needs the hub's dialogue sets: not run offline. The paper's rows LoRA / + IHL / + FLoRA are "
+        "LoRA+GD / LoRA+IHL / FLoRA+IHL; FLoRA+GD appears only in its Figure 3."
+    ).format(
+        cfg.tdec.forget_size,
+        ", ".join(t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks) or "no task",
+    )
+    note += (
+        f" EL10, MA, Reasoning, PPL after unlearning: mean ± half-width of the "
+        f"{ESTIMATOR.replace('seeds', 'forget sets')} (each set's value: the CSV's *_per_set "
+        "columns)."
+    )
     shown, data = table1(premises, runs, cfg)
     write_table(shown, tables / "table1", "Table 1: unlearning TDEC forget sets", note, data=data)
 
     prem_rows = []
     for m, p in premises.items():
         for k, s in enumerate(p["forget_sets"]):
-            prem_rows.append({"model": m, "rows": f"forget set {k}", "EL10 (%)": 100 * s["el"], "MA (%)": 100 * s["ma"]})
-        prem_rows.append({"model": m, "rows": "TDEC validation rows", "EL10 (%)": 100 * p["heldout"]["el"],
-                          "MA (%)": 100 * p["heldout"]["ma"]})
-        prem_rows.append({"model": m, "rows": "threshold", "EL10 (%)": 100 * p["threshold"]["el"],
-                          "MA (%)": 100 * p["threshold"]["ma"], "threshold source": p["threshold"]["source"]})
+            prem_rows.append(
+                {"model": m, "rows": f"forget set {k}", "EL10 (%)": 100 * s["el"], "MA (%)": 100 * s["ma"]}
+            )
+        prem_rows.append(
+            {
+                "model": m,
+                "rows": "TDEC validation rows",
+                "EL10 (%)": 100 * p["heldout"]["el"],
+                "MA (%)": 100 * p["heldout"]["ma"],
+            }
+        )
+        prem_rows.append(
+            {
+                "model": m,
+                "rows": "threshold",
+                "EL10 (%)": 100 * p["threshold"]["el"],
+                "MA (%)": 100 * p["threshold"]["ma"],
+                "threshold source": p["threshold"]["source"],
+            }
+        )
     prem = pd.DataFrame(prem_rows).fillna("")
-    write_table(prem.round(2), tables / "premise", "Premise: forget sets memorized, above the forgetting threshold",
-                "Before unlearning. The criterion stops a run once the forget set's EL10 and MA are at or below the "
-                "threshold: EL10 / MA on text the model has not seen (tdec.threshold; for a hub GPT-Neo the TDEC "
-                "validation rows are Pile text it saw). Paper (GPT-Neo 125M, forget sets): EL10 30.9, MA 77.4.",
-                data=prem)
+    write_table(
+        prem.round(2),
+        tables / "premise",
+        "Premise: forget sets memorized, above the forgetting threshold",
+        "Before unlearning. The criterion stops a run once the forget set's EL10 and MA are at or below the "
+        "threshold: EL10 / MA on text the model has not seen (tdec.threshold; for a hub GPT-Neo the TDEC "
+        "validation rows are Pile text it saw). Paper (GPT-Neo 125M, forget sets): EL10 30.9, MA 77.4.",
+        data=prem,
+    )
 
     abl = ablation_runs(cfg)
     abl_rows = []
     for m in premises:
         for targets, run in abl.items():
             a = aggregate(runs[(m, run)])
-            abl_rows.append({"model": m, "targets": targets.upper(), "config": run, **{k: a[k] for k in
-                             ("params_pct", "epochs", "failed", "el", "ma", "reasoning", "ppl")}})
+            abl_rows.append(
+                {
+                    "model": m,
+                    "targets": targets.upper(),
+                    "config": run,
+                    **{k: a[k] for k in ("params_pct", "epochs", "failed", "el", "ma", "reasoning", "ppl")},
+                }
+            )
     abl_df = pd.DataFrame(abl_rows)
-    write_table(abl_df.round(3), tables / "ablation", f"Figure 4: {label(cfg.tdec.ablation.config)} on other target modules",
-                "Paper (GPT-Neo 2.7B, figure only): Q V alone misses the criterion; FFN targets forget more often; "
-                "Q V FFN forgets and keeps utility best.", data=abl_df)
+    write_table(
+        abl_df.round(3),
+        tables / "ablation",
+        f"Figure 4: {label(cfg.tdec.ablation.config)} on other target modules",
+        "Paper (GPT-Neo 2.7B, figure only): Q V alone misses the criterion; FFN targets forget more often; "
+        "Q V FFN forgets and keeps utility best.",
+        data=abl_df,
+    )
 
     models = list(premises)
     before = {m: {"reasoning": premises[m]["reasoning"], "ppl": premises[m]["ppl"]} for m in models}
     configs = table_configs(cfg)
-    _utility_panels(figures / "figure3.png", models, {m: [runs[(m, c)]["sets"] for c in configs] for m in models},
-                    before, "Figure 3: utility after unlearning 32 TDEC rows per forget set", [label(c) for c in configs])
-    _utility_panels(figures / "figure4.png", models, {m: [runs[(m, r)]["sets"] for r in abl.values()] for m in models},
-                    before, f"Figure 4: {label(cfg.tdec.ablation.config)} by target modules", [t.upper() for t in abl])
+    _utility_panels(
+        figures / "figure3.png",
+        models,
+        {m: [runs[(m, c)]["sets"] for c in configs] for m in models},
+        before,
+        "Figure 3: utility after unlearning 32 TDEC rows per forget set",
+        [label(c) for c in configs],
+    )
+    _utility_panels(
+        figures / "figure4.png",
+        models,
+        {m: [runs[(m, r)]["sets"] for r in abl.values()] for m in models},
+        before,
+        f"Figure 4: {label(cfg.tdec.ablation.config)} by target modules",
+        [t.upper() for t in abl],
+    )
 
     summary = {}
     for m in models:
         agg = {c: aggregate(runs[(m, c)]) for c in configs}
-        summary[m] = {"premise": {"forget_el10": premises[m]["forget_mean"]["el"], "forget_ma": premises[m]["forget_mean"]["ma"],
-                                  "heldout_el10": premises[m]["heldout"]["el"], "heldout_ma": premises[m]["heldout"]["ma"],
-                                  "threshold": premises[m]["threshold"],
-                                  "holds": premises[m]["holds"]},
-                      "configs": {c: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in a.items()}
-                                  for c, a in agg.items()},
-                      "findings": findings(agg)}
+        summary[m] = {
+            "premise": {
+                "forget_el10": premises[m]["forget_mean"]["el"],
+                "forget_ma": premises[m]["forget_mean"]["ma"],
+                "heldout_el10": premises[m]["heldout"]["el"],
+                "heldout_ma": premises[m]["heldout"]["ma"],
+                "threshold": premises[m]["threshold"],
+                "holds": premises[m]["holds"],
+            },
+            "configs": {
+                c: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in a.items()}
+                for c, a in agg.items()
+            },
+            "findings": findings(agg),
+        }
     write_json(out_root / "summary" / "metrics.json", summary)
     return summary

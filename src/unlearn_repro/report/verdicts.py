@@ -6,20 +6,31 @@ holds / does not hold / tie (the difference lies inside its 95 % t interval over
 claim's stated tolerance: see report/stats.py) / premise not met / not testable at this scale / not run
 (its study is not built or not in this run). Every row names the file its numbers come from.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from unlearn_repro.report.figures import method_label
 from unlearn_repro.report.memorization import NONE, ORDER_METHODS, label, ordering_holds
-from unlearn_repro.report.stats import (ESTIMATOR, FAILS, HOLDS, TIE, compare, compare_to, fmt_interval,
-                                        parse_per_seed, t_interval)
+from unlearn_repro.report.privacy import pareto_share
+from unlearn_repro.report.stats import (
+    ESTIMATOR,
+    FAILS,
+    HOLDS,
+    TIE,
+    compare,
+    compare_to,
+    fmt_interval,
+    parse_per_seed,
+    t_interval,
+)
 from unlearn_repro.report.tables import converged, diverged_runs, rank_methods, write_table
 
 PAPER_METHODS = ("retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting")
@@ -43,17 +54,18 @@ FIG5_TOLERANCE = {"accuracy": 0.01, "retain_accuracy": 0.01, "test_nll": 0.05}
 @dataclass
 class Studies:
     """Every study output the claims read (None: not built or not in this run) and where each came from."""
-    main: pd.DataFrame | None = None          # collected metrics, one row per (run, cycle)
+
+    main: pd.DataFrame | None = None  # collected metrics, one row per (run, cycle)
     kl: pd.DataFrame | None = None
     onion: pd.DataFrame | None = None
     shift: pd.DataFrame | None = None
     memorization: pd.DataFrame | None = None
     privacy: pd.DataFrame | None = None
     cycles: list[int] = field(default_factory=lambda: [1, 2])
-    num_grads: int = PAPER_M                  # this run's m (fisher.num_grads)
+    num_grads: int = PAPER_M  # this run's m (fisher.num_grads)
     retrain_epochs: int = PAPER_RETRAIN_EPOCHS
     sources: dict[str, str] = field(default_factory=dict)
-    left_out: int = 0                         # diverged runs of the main study, left out of every rule
+    left_out: int = 0  # diverged runs of the main study, left out of every rule
 
     def __post_init__(self):
         """The paper's claims compare its own five methods, on the runs that did not diverge."""
@@ -75,24 +87,30 @@ class Claim:
     section: str
     text: str
     rule: str
-    study: str                                  # the Studies field it reads; names its source file
+    study: str  # the Studies field it reads; names its source file
     judge: Callable[[Studies], Verdict | None]  # None: the study lacks what the claim compares
 
 
 CLAIMS: dict[str, Claim] = {}
-STUDY_NAMES = {"main": "the main study", "kl": "the discussions study (with retraining enabled)",
-               "onion": "the discussions study", "shift": "the discussions study",
-               "memorization": "the memorization study with the paper's five methods",
-               "privacy": "the privacy study"}
+STUDY_NAMES = {
+    "main": "the main study",
+    "kl": "the discussions study (with retraining enabled)",
+    "onion": "the discussions study",
+    "shift": "the discussions study",
+    "memorization": "the memorization study with the paper's five methods",
+    "privacy": "the privacy study",
+}
 
 
 def claim(key: str, section: str, text: str, rule: str, study: str):
     """Register a claim's judge under `key` (the order of registration is the table's order)."""
+
     def deco(fn):
         if key in CLAIMS:
             raise ValueError(f"claim {key!r} is registered twice")
         CLAIMS[key] = Claim(section, text, rule, study, fn)
         return fn
+
     return deco
 
 
@@ -143,8 +161,11 @@ def accuracy_premise(df: pd.DataFrame) -> str:
 def exposure_premise(df: pd.DataFrame) -> str:
     """Erasure is measurable only when the model exposes its forget sets above an unseen sample's level."""
     base = float(df.loc[df["cycle"] == df["cycle"].min(), "base_exposure"].mean())
-    return premise(base > EXPOSURE_UNSEEN, f"forget sets' exposure before unlearning {base:.2f} bits "
-                                           f"(needs > {EXPOSURE_UNSEEN:g}, an unseen sample's)")
+    return premise(
+        base > EXPOSURE_UNSEEN,
+        f"forget sets' exposure before unlearning {base:.2f} bits "
+        f"(needs > {EXPOSURE_UNSEEN:g}, an unseen sample's)",
+    )
 
 
 def moves_premise(values: pd.Series, what: str) -> str:
@@ -155,9 +176,14 @@ def moves_premise(values: pd.Series, what: str) -> str:
 
 
 # --- §5: the main study -------------------------------------------------------------------------------------
-@claim("efficacy", "§5.1.4", "Fisher Removal has the strongest efficacy",
-       "Fisher Removal's Δexp (per seed: mean over scenarios) is below that of the best other method of the "
-       "paper's five; a difference inside its 95 % t interval is a tie", "main")
+@claim(
+    "efficacy",
+    "§5.1.4",
+    "Fisher Removal has the strongest efficacy",
+    "Fisher Removal's Δexp (per seed: mean over scenarios) is below that of the best other method of the "
+    "paper's five; a difference inside its 95 % t interval is a tie",
+    "main",
+)
 def fisher_removal_strongest(s: Studies) -> Verdict | None:
     main = s.main[s.main["cycle"].isin(s.cycles)]
     if not has(main, "fisher_removal") or main["method"].nunique() < 2:
@@ -165,10 +191,11 @@ def fisher_removal_strongest(s: Studies) -> Verdict | None:
     seeds = {m: per_seed_mean(main, m, "delta_exp") for m in dict.fromkeys(main["method"])}
     rival = min((m for m in seeds if m != "fisher_removal"), key=lambda m: seeds[m].mean())
     ranks = rank_methods(main, SCENARIO).groupby("method")["efficacy"].mean()
-    evidence = (f"Δexp (bits): Fisher Removal {fmt_interval(t_interval(seeds['fisher_removal']))}, "
-                f"best other {method_label(rival)} {fmt_interval(t_interval(seeds[rival]))}; "
-                "mean efficacy ranks: "
-                + _fmt(ranks.to_dict()))
+    evidence = (
+        f"Δexp (bits): Fisher Removal {fmt_interval(t_interval(seeds['fisher_removal']))}, "
+        f"best other {method_label(rival)} {fmt_interval(t_interval(seeds[rival]))}; "
+        "mean efficacy ranks: " + _fmt(ranks.to_dict())
+    )
     return decide(OUTCOME[compare(seeds["fisher_removal"], seeds[rival])], exposure_premise(main), evidence)
 
 
@@ -181,37 +208,56 @@ def _rank_spread(df: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def _least_stable(s: Studies, column: str, premise_of: Callable[[pd.DataFrame], str]) -> Verdict | None:
     main = s.main[s.main["cycle"].isin(s.cycles)]
-    if not has(main, "gradient_ascent") or main["method"].nunique() < 2 or column not in main \
-            or main[column].isna().all():
+    if (
+        not has(main, "gradient_ascent")
+        or main["method"].nunique() < 2
+        or column not in main
+        or main[column].isna().all()
+    ):
         return None
     spread = _rank_spread(main, column)
     rival = max((m for m in spread if m != "gradient_ascent"), key=lambda m: spread[m].mean())
-    evidence = (f"std over scenarios of the |{column}| rank: gradient ascent "
-                f"{fmt_interval(t_interval(spread['gradient_ascent']), signed=False)}, most spread other "
-                f"{method_label(rival)} {fmt_interval(t_interval(spread[rival]), signed=False)}")
+    evidence = (
+        f"std over scenarios of the |{column}| rank: gradient ascent "
+        f"{fmt_interval(t_interval(spread['gradient_ascent']), signed=False)}, most spread other "
+        f"{method_label(rival)} {fmt_interval(t_interval(spread[rival]), signed=False)}"
+    )
     outcome = {"greater": HOLDS, "less": FAILS, TIE: TIE}[compare(spread["gradient_ascent"], spread[rival])]
     return decide(outcome, premise_of(main), evidence)
 
 
-@claim("stability_acc", "§5.1.2, §5.1.4", "Gradient ascent is the least robust in fidelity (|Δacc|)",
-       "gradient ascent's rank by |Δacc| (closeness to the model before unlearning, §4.2.2) varies most over "
-       "scenarios: its std of ranks (per seed) is above every other method's; inside the interval: a tie",
-       "main")
+@claim(
+    "stability_acc",
+    "§5.1.2, §5.1.4",
+    "Gradient ascent is the least robust in fidelity (|Δacc|)",
+    "gradient ascent's rank by |Δacc| (closeness to the model before unlearning, §4.2.2) varies most over "
+    "scenarios: its std of ranks (per seed) is above every other method's; inside the interval: a tie",
+    "main",
+)
 def gradient_ascent_least_stable_acc(s: Studies) -> Verdict | None:
     return _least_stable(s, "delta_acc", accuracy_premise)
 
 
-@claim("stability_retain", "§5.1.2, §5.1.4",
-       "Gradient ascent is the least robust in fidelity (|Δ retain accuracy|)",
-       "as above, by |Δ retain accuracy| (D+ rows, which move where test accuracy sits at chance)", "main")
+@claim(
+    "stability_retain",
+    "§5.1.2, §5.1.4",
+    "Gradient ascent is the least robust in fidelity (|Δ retain accuracy|)",
+    "as above, by |Δ retain accuracy| (D+ rows, which move where test accuracy sits at chance)",
+    "main",
+)
 def gradient_ascent_least_stable_retain(s: Studies) -> Verdict | None:
-    return _least_stable(s, "delta_retain_acc",
-                         lambda df: moves_premise(df["delta_retain_acc"], "retain accuracy"))
+    return _least_stable(
+        s, "delta_retain_acc", lambda df: moves_premise(df["delta_retain_acc"], "retain accuracy")
+    )
 
 
-@claim("finetuning", "§5.1.1, §5.1.4", "Finetuning does not erase",
-       "finetuning's Δexp (per seed: mean over scenarios) is not below 0: its 95 % interval reaches 0 or "
-       "above", "main")
+@claim(
+    "finetuning",
+    "§5.1.1, §5.1.4",
+    "Finetuning does not erase",
+    "finetuning's Δexp (per seed: mean over scenarios) is not below 0: its 95 % interval reaches 0 or above",
+    "main",
+)
 def finetuning_does_not_erase(s: Studies) -> Verdict | None:
     main = s.main[s.main["cycle"].isin(s.cycles)]
     if not has(main, "finetune"):
@@ -245,8 +291,9 @@ def projected_ratios(df: pd.DataFrame, s: Studies) -> dict[tuple[str, str], pd.S
     neo = first[first["family"] == "neo"]
     first = first[first["model"] == sorted(set(neo["model"] if not neo.empty else first["model"]))[0]]
     first["passes"] = sample_passes(first, s.num_grads, s.retrain_epochs)
-    per_pass = first.groupby(["method", "seed"]).apply(lambda g: g["runtime_s"].sum() / g["passes"].sum(),
-                                                       include_groups=False)
+    per_pass = first.groupby(["method", "seed"]).apply(
+        lambda g: g["runtime_s"].sum() / g["passes"].sum(), include_groups=False
+    )
     out = {}
     for m in [x for x in SECOND_ORDER if x in per_pass.index.get_level_values(0)]:
         for d in PAPER_TRAIN:
@@ -255,10 +302,15 @@ def projected_ratios(df: pd.DataFrame, s: Studies) -> dict[tuple[str, str], pd.S
     return out
 
 
-@claim("runtime", "§5.1.3, Fig. 2", "Second-order methods are cheaper than retraining on large data sets",
-       "at the paper's m = 1024 and corpus sizes (projected from each method's measured seconds per sample "
-       "pass): Fisher Removal's and Fisher Forgetting's cycle time over retraining's is below 1 on PIQA and "
-       "MathQA (95 % interval over seeds); an interval containing 1 is a tie", "main")
+@claim(
+    "runtime",
+    "§5.1.3, Fig. 2",
+    "Second-order methods are cheaper than retraining on large data sets",
+    "at the paper's m = 1024 and corpus sizes (projected from each method's measured seconds per sample "
+    "pass): Fisher Removal's and Fisher Forgetting's cycle time over retraining's is below 1 on PIQA and "
+    "MathQA (95 % interval over seeds); an interval containing 1 is a tie",
+    "main",
+)
 def second_order_cheaper(s: Studies) -> Verdict | None:
     main = s.main
     if not has(main, "retrain") or not any(m in set(main["method"]) for m in SECOND_ORDER):
@@ -269,14 +321,21 @@ def second_order_cheaper(s: Studies) -> Verdict | None:
     passes = ["n_retain", "fisher_rebuilds"]
     recorded = set(passes) <= set(rows) and rows[passes].notna().any().all()
     if not recorded:
-        return Verdict(f"not testable at m = {s.num_grads}", at_ours,
-                       premise(False, "the runs record no D+ size / Fisher rebuilds (run.json): no sample "
-                                      "passes"))
+        return Verdict(
+            f"not testable at m = {s.num_grads}",
+            at_ours,
+            premise(False, "the runs record no D+ size / Fisher rebuilds (run.json): no sample passes"),
+        )
     ratios = projected_ratios(main, s)
     outcomes = {k: compare_to(v, 1.0) for k, v in ratios.items() if k[1] in LARGE}
-    evidence = at_ours + "; projected time / retraining's at m = 1024: " + ", ".join(
-        f"{method_label(m)} on {d} {fmt_interval(t_interval(v), signed=False)}"
-        for (m, d), v in ratios.items())
+    evidence = (
+        at_ours
+        + "; projected time / retraining's at m = 1024: "
+        + ", ".join(
+            f"{method_label(m)} on {d} {fmt_interval(t_interval(v), signed=False)}"
+            for (m, d), v in ratios.items()
+        )
+    )
     verdict = FAILS if "greater" in outcomes.values() else TIE if TIE in outcomes.values() else HOLDS
     return decide(verdict, premise(True, f"sample passes recorded for {len(rows)} first cycles"), evidence)
 
@@ -305,89 +364,131 @@ def _keeps_utility(s: Studies, metric: str) -> Verdict | None:
     if not others:
         return None
     outcomes = {m: compare(runs.loc[runs["method"] == m, "change"], ff, tol) for m in others}
-    evidence = (f"{metric} change (higher = kept more) after {int(main['cycle'].max())} cycles: " + ", ".join(
-        f"{method_label(m)} {fmt_interval(t_interval(runs.loc[runs['method'] == m, 'change']), 3)}"
-        for m in ["fisher_forgetting"] + others) + f"; tolerance {tol:g}")
+    evidence = (
+        f"{metric} change (higher = kept more) after {int(main['cycle'].max())} cycles: "
+        + ", ".join(
+            f"{method_label(m)} {fmt_interval(t_interval(runs.loc[runs['method'] == m, 'change']), 3)}"
+            for m in ["fisher_forgetting"] + others
+        )
+        + f"; tolerance {tol:g}"
+    )
     verdict = FAILS if "greater" in outcomes.values() else TIE if TIE in outcomes.values() else HOLDS
-    prem = accuracy_premise(main) if metric == "accuracy" else \
-        moves_premise(runs["change"], metric.replace("_", " "))
+    prem = (
+        accuracy_premise(main)
+        if metric == "accuracy"
+        else moves_premise(runs["change"], metric.replace("_", " "))
+    )
     return decide(verdict, prem, evidence)
 
 
 def _fig5_rule(what: str, metric: str) -> str:
-    return (f"retraining aside, no method's {what} change from before unlearning to the last cycle is better "
-            f"than Fisher Forgetting's by more than both the 95 % interval and {FIG5_TOLERANCE[metric]:g}; a "
-            "method within them ties (the verdict is then 'tie')")
+    return (
+        f"retraining aside, no method's {what} change from before unlearning to the last cycle is better "
+        f"than Fisher Forgetting's by more than both the 95 % interval and {FIG5_TOLERANCE[metric]:g}; a "
+        "method within them ties (the verdict is then 'tie')"
+    )
 
 
-@claim("extended_accuracy", "§9.2, Fig. 5",
-       "Fisher Forgetting keeps utility best over extended cycles (test accuracy)",
-       _fig5_rule("test accuracy", "accuracy"), "main")
+@claim(
+    "extended_accuracy",
+    "§9.2, Fig. 5",
+    "Fisher Forgetting keeps utility best over extended cycles (test accuracy)",
+    _fig5_rule("test accuracy", "accuracy"),
+    "main",
+)
 def fisher_forgetting_keeps_accuracy(s: Studies) -> Verdict | None:
     return _keeps_utility(s, "accuracy")
 
 
-@claim("extended_retain_accuracy", "§9.2, Fig. 5",
-       "Fisher Forgetting keeps utility best over extended cycles (retain accuracy)",
-       _fig5_rule("retain accuracy", "retain_accuracy"), "main")
+@claim(
+    "extended_retain_accuracy",
+    "§9.2, Fig. 5",
+    "Fisher Forgetting keeps utility best over extended cycles (retain accuracy)",
+    _fig5_rule("retain accuracy", "retain_accuracy"),
+    "main",
+)
 def fisher_forgetting_keeps_retain_accuracy(s: Studies) -> Verdict | None:
     return _keeps_utility(s, "retain_accuracy")
 
 
-@claim("extended_test_nll", "§9.2, Fig. 5",
-       "Fisher Forgetting keeps utility best over extended cycles (test NLL)",
-       _fig5_rule("test NLL", "test_nll"), "main")
+@claim(
+    "extended_test_nll",
+    "§9.2, Fig. 5",
+    "Fisher Forgetting keeps utility best over extended cycles (test NLL)",
+    _fig5_rule("test NLL", "test_nll"),
+    "main",
+)
 def fisher_forgetting_keeps_test_nll(s: Studies) -> Verdict | None:
     return _keeps_utility(s, "test_nll")
 
 
 # --- §9: the discussion studies -----------------------------------------------------------------------------
-@claim("kl", "§9.1, Fig. 4",
-       "Second-order methods keep the weights far closer to retraining than gradient ascent",
-       "KL to retraining of Fisher Removal and of Fisher Forgetting are each below gradient ascent's (per "
-       "seed; a difference inside its 95 % t interval is a tie)", "kl")
+@claim(
+    "kl",
+    "§9.1, Fig. 4",
+    "Second-order methods keep the weights far closer to retraining than gradient ascent",
+    "KL to retraining of Fisher Removal and of Fisher Forgetting are each below gradient ascent's (per "
+    "seed; a difference inside its 95 % t interval is a tie)",
+    "kl",
+)
 def kl_order(s: Studies) -> Verdict | None:
     k = s.kl.set_index("method")
     values = {m: parse_per_seed(k.loc[m, "per_seed"]) if "per_seed" in k else [] for m in k.index}
     values = {m: v or ([k.loc[m, "kl"]] if pd.notna(k.loc[m, "kl"]) else []) for m, v in values.items()}
     values = {m: v for m, v in values.items() if v}
-    prem = premise(bool(values), f"KL to retraining computed for {len(values)} method(s) (needs retraining "
-                                 "enabled)")
+    prem = premise(
+        bool(values), f"KL to retraining computed for {len(values)} method(s) (needs retraining enabled)"
+    )
     if "gradient_ascent" not in values:
         return Verdict(PREMISE_NOT_MET if not values else NOT_RUN, "no KL for gradient ascent", prem)
     outcomes = [compare(values[m], values["gradient_ascent"]) for m in SECOND_ORDER if m in values]
     verdict = FAILS if "greater" in outcomes else TIE if TIE in outcomes else HOLDS
     evidence = "KL(P_method ‖ P_retrain), nats, mean over seeds: " + ", ".join(
-        f"{method_label(m)} {np.mean(v):.3g} ({len(v)} seed(s))" for m, v in values.items())
+        f"{method_label(m)} {np.mean(v):.3g} ({len(v)} seed(s))" for m, v in values.items()
+    )
     return decide(verdict, prem, evidence)
 
 
-@claim("onion", "§9.3, Fig. 6", "The onion effect: removing the most exposed samples exposes others",
-       "the kept samples' mean exposure shift after removing the most exposed and retraining is above the "
-       "shift after removing a random set of the same size and retraining (control); the 95 % interval of "
-       "the difference on the samples both removals kept (t over seeds; one seed: over those samples); "
-       "containing 0: a tie", "onion")
+@claim(
+    "onion",
+    "§9.3, Fig. 6",
+    "The onion effect: removing the most exposed samples exposes others",
+    "the kept samples' mean exposure shift after removing the most exposed and retraining is above the "
+    "shift after removing a random set of the same size and retraining (control); the 95 % interval of "
+    "the difference on the samples both removals kept (t over seeds; one seed: over those samples); "
+    "containing 0: a tie",
+    "onion",
+)
 def onion_effect(s: Studies) -> Verdict | None:
     o = s.onion.iloc[-1]  # the summary row over the seeds (the only row of a one-row table)
-    prem = premise(float(o["threshold"]) > EXPOSURE_UNSEEN,
-                   f"removed samples' exposure ≥ {o['threshold']:.2f} bits (needs > {EXPOSURE_UNSEEN:g}: "
-                   "outliers)")
-    top = (f"top removal: kept samples' shift {o['shift_mean']:+.3f} bits, {int(o['rose'])} of "
-           f"{int(o['kept'])} rose")
+    prem = premise(
+        float(o["threshold"]) > EXPOSURE_UNSEEN,
+        f"removed samples' exposure ≥ {o['threshold']:.2f} bits (needs > {EXPOSURE_UNSEEN:g}: outliers)",
+    )
+    top = (
+        f"top removal: kept samples' shift {o['shift_mean']:+.3f} bits, {int(o['rose'])} of "
+        f"{int(o['kept'])} rose"
+    )
     if "control_shift_mean" not in o or pd.isna(o.get("control_shift_mean")):
         return Verdict(UNTESTABLE, top + "; no random-removal control in this run", prem)
     low, high = float(o["difference_low"]), float(o["difference_high"])
     outcome = FAILS if high < 0 else HOLDS if low > 0 else TIE
     over = f", interval over {o['interval_over']}" if "interval_over" in o else ""
-    evidence = (f"{top}; random removal (control): {o['control_shift_mean']:+.3f} bits; difference "
-                f"{o['shift_mean'] - o['control_shift_mean']:+.3f} [{low:+.3f}, {high:+.3f}]{over}")
+    evidence = (
+        f"{top}; random removal (control): {o['control_shift_mean']:+.3f} bits; difference "
+        f"{o['shift_mean'] - o['control_shift_mean']:+.3f} [{low:+.3f}, {high:+.3f}]{over}"
+    )
     return decide(outcome, prem, evidence)
 
 
-@claim("exposure_shift", "§9.3, Fig. 7",
-       "With a random forget set, the retained samples' exposure distribution does not shift",
-       "two-sample KS test before vs after per seed, combined over the seeds by Fisher's method: p ≥ 0.05 "
-       "for every method", "shift")
+@claim(
+    "exposure_shift",
+    "§9.3, Fig. 7",
+    "With a random forget set, the retained samples' exposure distribution does not shift",
+    "two-sample KS test before vs after per seed, combined over the seeds by Fisher's method: p ≥ 0.05 "
+    "for every method",
+    "shift",
+)
 def exposure_stable(s: Studies) -> Verdict | None:
     shift = s.shift[s.shift["method"].isin(PAPER_METHODS)]
     if shift.empty:
@@ -400,13 +501,16 @@ def exposure_stable(s: Studies) -> Verdict | None:
 
 
 # --- §6, §7: memorization and privacy -----------------------------------------------------------------------
-@claim("table8", "§6.3, Table 8",
-       "Table 8 ordering: retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting < finetuning "
-       "= no unlearning",
-       "on mean memorized targets per corpus and family: retraining ≤ Fisher Removal ≤ min(gradient ascent, "
-       "Fisher Forgetting), max of those ≤ finetuning ≤ No unlearning, Fisher Removal < No unlearning; in "
-       "every scenario",
-       "memorization")
+@claim(
+    "table8",
+    "§6.3, Table 8",
+    "Table 8 ordering: retraining (0) < Fisher Removal < gradient ascent ≈ Fisher Forgetting < finetuning "
+    "= no unlearning",
+    "on mean memorized targets per corpus and family: retraining ≤ Fisher Removal ≤ min(gradient ascent, "
+    "Fisher Forgetting), max of those ≤ finetuning ≤ No unlearning, Fisher Removal < No unlearning; in "
+    "every scenario",
+    "memorization",
+)
 def memorization_order(s: Studies) -> Verdict | None:
     mem = s.memorization
     if not {*ORDER_METHODS, NONE} <= set(mem["method"]):
@@ -415,45 +519,66 @@ def memorization_order(s: Studies) -> Verdict | None:
     scenarios = {k: g.droplevel([0, 1]).to_dict() for k, g in means.groupby(level=[0, 1])}
     evidence = "mean memorized targets: " + "; ".join(
         f"{c} {f.upper()}: " + ", ".join(f"{label(m)} {v:.1f}" for m, v in counts.items())
-        for (c, f), counts in scenarios.items())
+        for (c, f), counts in scenarios.items()
+    )
     least = min(counts.get(NONE, 0) for counts in scenarios.values())
-    prem = premise(least > 0, f"the memorized models reproduce ≥ {least:g} targets in every scenario "
-                              "(needs > 0)")
+    prem = premise(
+        least > 0, f"the memorized models reproduce ≥ {least:g} targets in every scenario (needs > 0)"
+    )
     ok = all(ordering_holds(counts) for counts in scenarios.values())
     return decide(HOLDS if ok else FAILS, prem, evidence)
 
 
-@claim("dp_datasets", "§7.2, Fig. 3",
-       "DP-SGD's privacy–utility trade-off is not equally good on every data set (it almost dominates on "
-       "LAMBADA, not on PIQA)",
-       "DP-SGD's share of Pareto-optimal points (lower exposure, lower test NLL; mean over models) is ≥ 1/2 "
-       "on LAMBADA and < 1/2 on PIQA", "privacy")
+@claim(
+    "dp_datasets",
+    "§7.2, Fig. 3",
+    "DP-SGD's privacy–utility trade-off is not equally good on every data set (it almost dominates on "
+    "LAMBADA, not on PIQA)",
+    "DP-SGD's share of Pareto-optimal points (lower exposure, lower test NLL; mean over models) is ≥ 1/2 "
+    "on LAMBADA and < 1/2 on PIQA",
+    "privacy",
+)
 def dp_not_equally_good(s: Studies) -> Verdict | None:
-    from unlearn_repro.report.privacy import pareto_share
     p = s.privacy
-    share = {d: float(np.nanmean([pareto_share(g) for _, g in p[p["dataset"] == d].groupby("model")]))
-             for d in sorted(set(p["dataset"]))}
-    evidence = "DP-SGD's share of Pareto-optimal points (exposure, test NLL): " + \
-        ", ".join(f"{d} {v:.2f}" for d, v in share.items())
+    share = {
+        d: float(np.nanmean([pareto_share(g) for _, g in p[p["dataset"] == d].groupby("model")]))
+        for d in sorted(set(p["dataset"]))
+    }
+    evidence = "DP-SGD's share of Pareto-optimal points (exposure, test NLL): " + ", ".join(
+        f"{d} {v:.2f}" for d, v in share.items()
+    )
     if not {"lambada", "piqa"} <= set(share):
-        return Verdict(UNTESTABLE, evidence + " (needs LAMBADA and PIQA)",
-                       premise(False, f"data sets in this run: {', '.join(share)}"))
-    return decide(HOLDS if share["lambada"] >= 0.5 > share["piqa"] else FAILS,
-                  premise(True, "LAMBADA and PIQA both in this run"), evidence)
+        return Verdict(
+            UNTESTABLE,
+            evidence + " (needs LAMBADA and PIQA)",
+            premise(False, f"data sets in this run: {', '.join(share)}"),
+        )
+    return decide(
+        HOLDS if share["lambada"] >= 0.5 > share["piqa"] else FAILS,
+        premise(True, "LAMBADA and PIQA both in this run"),
+        evidence,
+    )
 
 
-@claim("dp_cost", "§7.2", "DP-SGD makes training more expensive",
-       "measured DP fine-tuning time per epoch over the ordinary fine-tuning's (per data set and model: mean "
-       "over ε) is above 1: its 95 % interval over (data set, model) lies above 1; containing 1: a tie",
-       "privacy")
+@claim(
+    "dp_cost",
+    "§7.2",
+    "DP-SGD makes training more expensive",
+    "measured DP fine-tuning time per epoch over the ordinary fine-tuning's (per data set and model: mean "
+    "over ε) is above 1: its 95 % interval over (data set, model) lies above 1; containing 1: a tie",
+    "privacy",
+)
 def dp_costs_more(s: Studies) -> Verdict | None:
     p = s.privacy
     sd = p[(p["method"] == "dp_sgd") & np.isfinite(p["value"].astype(float))]
     sd = sd.groupby(["dataset", "model"])["slowdown"].mean().dropna()
     prem = premise(len(sd) > 0, f"slowdown measured for {len(sd)} (data set, model) pair(s)")
-    evidence = "DP / ordinary fine-tuning time per epoch: " + \
-        f"{fmt_interval(t_interval(sd), signed=False)}x (" + \
-        ", ".join(f"{d} {m} {v:.2f}x" for (d, m), v in sd.items()) + ")"
+    evidence = (
+        "DP / ordinary fine-tuning time per epoch: "
+        + f"{fmt_interval(t_interval(sd), signed=False)}x ("
+        + ", ".join(f"{d} {m} {v:.2f}x" for (d, m), v in sd.items())
+        + ")"
+    )
     return decide({"greater": HOLDS, "less": FAILS, TIE: TIE}[compare_to(sd, 1.0)], prem, evidence)
 
 
@@ -467,8 +592,15 @@ def judge(key: str, s: Studies) -> dict:
     if v is None:
         v = Verdict(NOT_RUN, f"needs {STUDY_NAMES[c.study]}")
     left_out = f" ({s.left_out} diverged run(s) left out)" if c.study == "main" and s.left_out else ""
-    return {"section": c.section, "claim": c.text, "verdict": v.verdict, "evidence": v.evidence + left_out,
-            "premise": v.premise, "source": s.sources.get(c.study, "—"), "rule": c.rule}
+    return {
+        "section": c.section,
+        "claim": c.text,
+        "verdict": v.verdict,
+        "evidence": v.evidence + left_out,
+        "premise": v.premise,
+        "source": s.sources.get(c.study, "—"),
+        "rule": c.rule,
+    }
 
 
 def judge_all(s: Studies) -> list[dict]:
@@ -480,30 +612,58 @@ def files_source(files: list[str]) -> str:
     if not files:
         return "—"
     parents = {str(Path(f).parent) for f in files}
-    return f"{parents.pop()}/*.csv ({len(files)} files)" if len(parents) == 1 and len(files) > 1 else \
-        ", ".join(str(f) for f in files)
+    return (
+        f"{parents.pop()}/*.csv ({len(files)} files)"
+        if len(parents) == 1 and len(files) > 1
+        else ", ".join(str(f) for f in files)
+    )
 
 
-def build_verdicts(cfg, collected: list[str], curves_file, kl_file, onion_file, shift_file, out_base,
-                   memorization_file=None, privacy_file=None) -> pd.DataFrame:
+def build_verdicts(
+    cfg,
+    collected: list[str],
+    curves_file,
+    kl_file,
+    onion_file,
+    shift_file,
+    out_base,
+    memorization_file=None,
+    privacy_file=None,
+) -> pd.DataFrame:
     """The verdict table of this run. `curves_file` (Figure 5's means) is named as a source beside the
     per-run metrics the Figure 5 rules read (they need every seed)."""
     df = pd.concat([pd.read_csv(f) for f in collected], ignore_index=True) if collected else None
     main_source = files_source(collected)
-    sources = {"main": main_source + (f" (Figure 5 means: {curves_file})" if curves_file else ""),
-               "kl": kl_file, "onion": onion_file, "shift": shift_file, "memorization": memorization_file,
-               "privacy": privacy_file}
-    s = Studies(main=df, kl=_read(kl_file), onion=_read(onion_file), shift=_read(shift_file),
-                memorization=_read(memorization_file), privacy=_read(privacy_file),
-                cycles=list(cfg.unlearn.table_cycles), num_grads=int(cfg.fisher.num_grads),
-                retrain_epochs=int(cfg.methods.retrain.epochs),
-                sources={k: str(v) for k, v in sources.items() if v})
+    sources = {
+        "main": main_source + (f" (Figure 5 means: {curves_file})" if curves_file else ""),
+        "kl": kl_file,
+        "onion": onion_file,
+        "shift": shift_file,
+        "memorization": memorization_file,
+        "privacy": privacy_file,
+    }
+    s = Studies(
+        main=df,
+        kl=_read(kl_file),
+        onion=_read(onion_file),
+        shift=_read(shift_file),
+        memorization=_read(memorization_file),
+        privacy=_read(privacy_file),
+        cycles=list(cfg.unlearn.table_cycles),
+        num_grads=int(cfg.fisher.num_grads),
+        retrain_epochs=int(cfg.methods.retrain.epochs),
+        sources={k: str(v) for k, v in sources.items() if v},
+    )
     table = pd.DataFrame(judge_all(s))
-    write_table(table, out_base, f"The paper's claims at the `{cfg.profile}` scale",
-                "Each verdict is computed by a registered function of `src/unlearn_repro/report/verdicts.py` "
-                f"from this run's outputs with the rule shown; intervals: the {ESTIMATOR}. 'tie': the "
-                "difference lies inside its interval (or the rule's tolerance), so the run cannot tell the "
-                "two apart; 'premise not met': the premise column's number says the comparison carries no "
-                "signal here; 'not run': the study that tests it was not built or not part of this run. "
-                "`source`: the file(s) the numbers come from.")
+    write_table(
+        table,
+        out_base,
+        f"The paper's claims at the `{cfg.profile}` scale",
+        "Each verdict is computed by a registered function of `src/unlearn_repro/report/verdicts.py` "
+        f"from this run's outputs with the rule shown; intervals: the {ESTIMATOR}. 'tie': the "
+        "difference lies inside its interval (or the rule's tolerance), so the run cannot tell the "
+        "two apart; 'premise not met': the premise column's number says the comparison carries no "
+        "signal here; 'not run': the study that tests it was not built or not part of this run. "
+        "`source`: the file(s) the numbers come from.",
+    )
     return table

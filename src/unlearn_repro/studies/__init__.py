@@ -2,6 +2,7 @@
 here is imported, so a new study is a new file here (beside its rule file, pipeline and report modules and
 params block), with no list to edit. The Snakefile includes each study's rule file and asks for its target,
 config.load_schema merges its params block's schema, the CLI gets its commands and dvc.yaml its stage."""
+
 import importlib
 import pkgutil
 

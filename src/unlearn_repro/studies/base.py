@@ -3,11 +3,12 @@ its params block's schema and its DVC stage. Its CLI commands are declared besid
 
 The declaration imports nothing heavy (the handlers import the study's pipeline and report modules when they
 run), so `--help`, a config error and the Snakefile's set-up never wait for torch."""
+
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import yaml
 
@@ -21,11 +22,12 @@ DVC_CMD = "snakemake --cores all --profile profiles/default {target}"
 class DvcStage:
     """The study's coarse DVC stage (dvc.yaml is generated from it: `make dvc-yaml`). Paths in `outs`,
     `metrics` and `plots` are relative to results/${profile}/; `deps` and `params` are as DVC writes them."""
+
     deps: tuple = ()
     params: tuple = ()
     outs: tuple = ()
-    metrics: tuple = ()       # JSON folders git tracks (not cached): `dvc metrics show / diff`
-    plots: tuple = ()         # folders of images only (`dvc plots show` draws them offline)
+    metrics: tuple = ()  # JSON folders git tracks (not cached): `dvc metrics show / diff`
+    plots: tuple = ()  # folders of images only (`dvc plots show` draws them offline)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Study:
               the default target collects that rule's outputs, or its inputs when it has none
     dvc       its DVC stage
     datasets  cfg -> the data sets it reads (what `download` fetches and `check-hub` checks), or None"""
+
     name: str
     title: str
     dvc: DvcStage

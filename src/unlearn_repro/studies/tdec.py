@@ -1,5 +1,6 @@
 """Knowledge unlearning on TDEC (FLoRA paper §4.1-4.2): Table 1, Figures 3 and 4 (rules/tdec.smk,
 pipeline/ and report/tdec.py)."""
+
 from pathlib import Path
 
 from unlearn_repro.commands import TASKS, command, opt, pairs
@@ -9,11 +10,16 @@ from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 def _datasets(cfg) -> list[str]:
     """TDEC, its retain set D_r (WikiText-2 at every scale) and the reasoning tasks of this run."""
     from unlearn_repro.hub import PRETRAIN_CORPUS
+
     return ["tdec", PRETRAIN_CORPUS] + [t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks]
 
 
-register(Study("tdec", "the FLoRA paper's TDEC study (Table 1, Figures 3-4)", datasets=_datasets,
-               schema=block_schema("""
+register(
+    Study(
+        "tdec",
+        "the FLoRA paper's TDEC study (Table 1, Figures 3-4)",
+        datasets=_datasets,
+        schema=block_schema("""
     type: object
     additionalProperties: false
     properties:
@@ -85,37 +91,80 @@ register(Study("tdec", "the FLoRA paper's TDEC study (Table 1, Figures 3-4)", da
         additionalProperties: false
         properties:
           config: {type: string}
-          targets: {type: array, minItems: 1, uniqueItems: true, items: {type: string, pattern: "^(q|k|v|o|ffn)+$"}}
-"""), dvc=DvcStage(
-    deps=("results/${profile}/models", "rules/tdec.smk", "src/unlearn_repro/pipeline/tdec.py",
-          "src/unlearn_repro/report/tdec.py", "src/unlearn_repro/lora",
-          "src/unlearn_repro/fisher/diagonal.py", "src/unlearn_repro/metrics/extraction.py",
-          "src/unlearn_repro/methods"),
-    params=("tdec", "evaluation", "optimizers", "data.tasks", "models", "profile", "profiles"),
-    outs=("tdec/models", "tdec/runs", "tdec/tables", "tdec/figures"), metrics=("tdec/summary",),
-    plots=("tdec/figures",))))
+          targets:
+            type: array
+            minItems: 1
+            uniqueItems: true
+            items: {type: string, pattern: "^(q|k|v|o|ffn)+$"}
+"""),
+        dvc=DvcStage(
+            deps=(
+                "results/${profile}/models",
+                "rules/tdec.smk",
+                "src/unlearn_repro/pipeline/tdec.py",
+                "src/unlearn_repro/report/tdec.py",
+                "src/unlearn_repro/lora",
+                "src/unlearn_repro/fisher/diagonal.py",
+                "src/unlearn_repro/metrics/extraction.py",
+                "src/unlearn_repro/methods",
+            ),
+            params=("tdec", "evaluation", "optimizers", "data.tasks", "models", "profile", "profiles"),
+            outs=("tdec/models", "tdec/runs", "tdec/tables", "tdec/figures"),
+            metrics=("tdec/summary",),
+            plots=("tdec/figures",),
+        ),
+    )
+)
 
 
-@command("tdec-base", "TDEC: the base model (tiny: memorize its forget sets), its rows and the premise", "model",
-         "pretrained", "out", gpu=True, options=[TASKS])
+@command(
+    "tdec-base",
+    "TDEC: the base model (tiny: memorize its forget sets), its rows and the premise",
+    "model",
+    "pretrained",
+    "out",
+    gpu=True,
+    options=[TASKS],
+)
 def _tdec_base(a, cfg, tracker):
     from unlearn_repro.pipeline.tdec import base
+
     base(cfg, a.model, a.pretrained, pairs(a.tasks), a.out, tracker)
 
 
-@command("tdec-run", "TDEC: one configuration on every forget set, stopped by the EL10 / MA criterion", "model",
-         "run", "base", "out", gpu=True, options=[TASKS])
+@command(
+    "tdec-run",
+    "TDEC: one configuration on every forget set, stopped by the EL10 / MA criterion",
+    "model",
+    "run",
+    "base",
+    "out",
+    gpu=True,
+    options=[TASKS],
+)
 def _tdec_run(a, cfg, tracker):
     from unlearn_repro.pipeline.tdec import run
+
     run(cfg, a.model, a.run, a.base, pairs(a.tasks), a.out, tracker)
 
 
-@command("tdec-report", "TDEC: Table 1, Figures 3 and 4 (FLoRA paper)", "out", options=[
-    opt("inputs", nargs="+", help="base model folders results/<p>/tdec/models/<model> and run files "
-        "results/<p>/tdec/runs/<model>/<run>.json")])
+@command(
+    "tdec-report",
+    "TDEC: Table 1, Figures 3 and 4 (FLoRA paper)",
+    "out",
+    options=[
+        opt(
+            "inputs",
+            nargs="+",
+            help="base model folders results/<p>/tdec/models/<model> and run files "
+            "results/<p>/tdec/runs/<model>/<run>.json",
+        )
+    ],
+)
 def _tdec_report(a, cfg, tracker):
     from unlearn_repro.report import tdec
     from unlearn_repro.tracking import log_report
+
     bases = {Path(x).name: str(Path(x) / "meta.json") for x in a.inputs if not x.endswith(".json")}
     runs = {(Path(x).parent.name, Path(x).stem): x for x in a.inputs if x.endswith(".json")}
     tdec.build_report(cfg, bases, runs, a.out)
