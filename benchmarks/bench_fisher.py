@@ -12,6 +12,7 @@ exit status 1 on a FAIL):
   * resident memory of F^-1 within 10% of the d * B * 4 bytes estimate
 Usage: python benchmarks/bench_fisher.py [--dims 100000 1000000] [--blocks 16 48 128] [--device cuda]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import targets  # noqa: E402  (benchmarks/targets.py, beside this file)
 from unlearn_repro.fisher import EmpiricalFisherInverse, fisher_bytes  # noqa: E402
 
-import targets  # noqa: E402  (benchmarks/targets.py, beside this file)
-
 OUT = Path(__file__).resolve().parent / "results"
-CLOCK = targets.timer("cpu")   # main() sets the device's: CPU time on CPU, wall time on a GPU
+CLOCK = targets.timer("cpu")  # main() sets the device's: CPU time on CPU, wall time on a GPU
 
 
 def _sync(device):
@@ -65,27 +65,37 @@ def bench_update(dim: int, block: int, device, n_grads: int = 96, chunk: int = 4
     batched = (CLOCK() - t0) / n_grads
     acc = EmpiricalFisherInverse(dim, block, 1.0, n_grads, device=device)
     acc.accumulate(g[:chunk])
-    acc.inv  # warm-up, then a fresh one timed including the final inversion
+    _ = acc.inv  # warm-up, then a fresh one timed including the final inversion
     acc = EmpiricalFisherInverse(dim, block, 1.0, n_grads, device=device)
     _sync(device)
     t0 = CLOCK()
     for c in g.split(chunk):
         acc.accumulate(c)
-    acc.inv
+    _ = acc.inv
     _sync(device)
     accumulated = (CLOCK() - t0) / n_grads
     for row in g[steps:]:
         one.update(row)
     # F^-1's own storage, and on CUDA the peak while updating (temporaries included)
     stored = one.inv.untyped_storage().nbytes()
-    peak = (torch.cuda.max_memory_allocated(device) - before - g.numel() * 4) if device.type == "cuda" else None
+    peak = (
+        (torch.cuda.max_memory_allocated(device) - before - g.numel() * 4) if device.type == "cuda" else None
+    )
     err = max(float((one.inv - many.inv).abs().max()), float((one.inv - acc.inv).abs().max()))
     est = fisher_bytes(dim, block)
-    row = {"dim": dim, "block": block, "device": str(device), "rank1_ms_per_grad": 1e3 * rank1,
-           "batched_ms_per_grad": 1e3 * batched, "accumulate_ms_per_grad": 1e3 * accumulated,
-           "speedup": rank1 / min(batched, accumulated), "max_abs_diff": err,
-           "estimated_MiB": est / 2**20, "measured_MiB": stored / 2**20,
-           "peak_MiB": peak / 2**20 if peak is not None else None}
+    row = {
+        "dim": dim,
+        "block": block,
+        "device": str(device),
+        "rank1_ms_per_grad": 1e3 * rank1,
+        "batched_ms_per_grad": 1e3 * batched,
+        "accumulate_ms_per_grad": 1e3 * accumulated,
+        "speedup": rank1 / min(batched, accumulated),
+        "max_abs_diff": err,
+        "estimated_MiB": est / 2**20,
+        "measured_MiB": stored / 2**20,
+        "peak_MiB": peak / 2**20 if peak is not None else None,
+    }
     del one, many, acc, g
     gc.collect()
     return row
@@ -99,8 +109,9 @@ def _timed(fn, device) -> float:
     return CLOCK() - t0
 
 
-def speedup_at_paper_m(dim: int, device, block: int = 48, m: int = 1024, repeats: int = 5,
-                       chunk: int = 48, rank1_steps: int = 24) -> dict:
+def speedup_at_paper_m(
+    dim: int, device, block: int = 48, m: int = 1024, repeats: int = 5, chunk: int = 48, rank1_steps: int = 24
+) -> dict:
     """Per-gradient time of the rank-1 recursion over that of accumulating m gradients and inverting once,
     both timed in each of `repeats` interleaved repeats (gradients cycled from one chunk: the cost does not
     depend on their values); the median of the per-repeat ratios."""
@@ -112,8 +123,9 @@ def speedup_at_paper_m(dim: int, device, block: int = 48, m: int = 1024, repeats
 
     def accumulate_all(f):
         for start in range(0, m, chunk):
-            f.accumulate(g[:min(chunk, m - start)])
+            f.accumulate(g[: min(chunk, m - start)])
         f.finalize()
+
     ratios, rank1_ms, acc_ms = [], [], []
     for _ in range(repeats):
         one, acc = (EmpiricalFisherInverse(dim, block, 1.0, m, device=device) for _ in range(2))
@@ -122,27 +134,57 @@ def speedup_at_paper_m(dim: int, device, block: int = 48, m: int = 1024, repeats
         ratios.append(rank1_ms[-1] / acc_ms[-1])
         del one, acc
         gc.collect()
-    print(f"d={dim:>9,} B={block} m={m}: rank-1 / accumulate per gradient, {repeats} interleaved repeats: "
-          + ", ".join(f"{r:.1f}x" for r in ratios), flush=True)
-    return {"dim": dim, "block": block, "m": m, "repeats": repeats,
-            "median_speedup": statistics.median(ratios),
-            "min_speedup": min(ratios), "max_speedup": max(ratios),
-            "rank1_ms_per_grad": statistics.median(rank1_ms),
-            "accumulate_ms_per_grad": statistics.median(acc_ms)}
+    print(
+        f"d={dim:>9,} B={block} m={m}: rank-1 / accumulate per gradient, {repeats} interleaved repeats: "
+        + ", ".join(f"{r:.1f}x" for r in ratios),
+        flush=True,
+    )
+    return {
+        "dim": dim,
+        "block": block,
+        "m": m,
+        "repeats": repeats,
+        "median_speedup": statistics.median(ratios),
+        "min_speedup": min(ratios),
+        "max_speedup": max(ratios),
+        "rank1_ms_per_grad": statistics.median(rank1_ms),
+        "accumulate_ms_per_grad": statistics.median(acc_ms),
+    }
 
 
 def check(upd: pd.DataFrame, speed: pd.DataFrame, tag: str) -> list[targets.Target]:
     """The targets of this benchmark, from its two tables."""
     name = f"fisher ({tag})"
-    out = [targets.Target(name, f"accumulate >= 5x rank-1 per gradient, B = 48, m = {r.m}, d = {r.dim:,}",
-                          r.median_speedup, ">=", 5.0, f"median of {r.repeats} interleaved repeats "
-                          f"({r.min_speedup:.1f}-{r.max_speedup:.1f}x)") for r in speed.itertuples()]
+    out = [
+        targets.Target(
+            name,
+            f"accumulate >= 5x rank-1 per gradient, B = 48, m = {r.m}, d = {r.dim:,}",
+            r.median_speedup,
+            ">=",
+            5.0,
+            f"median of {r.repeats} interleaved repeats ({r.min_speedup:.1f}-{r.max_speedup:.1f}x)",
+        )
+        for r in speed.itertuples()
+    ]
     mem = (upd["measured_MiB"] / upd["estimated_MiB"] - 1).abs()
-    out += [targets.Target(name, "rank-1 == Woodbury == accumulate (max abs difference)",
-                           float(upd["max_abs_diff"].max()), "<=", 1e-5, f"{len(upd)} sizes, 96 gradients"),
-            targets.Target(name, "F^-1's memory vs the d*B*4 estimate (relative difference)",
-                           float(mem.max()),
-                           "<=", 0.1, f"{len(upd)} sizes")]
+    out += [
+        targets.Target(
+            name,
+            "rank-1 == Woodbury == accumulate (max abs difference)",
+            float(upd["max_abs_diff"].max()),
+            "<=",
+            1e-5,
+            f"{len(upd)} sizes, 96 gradients",
+        ),
+        targets.Target(
+            name,
+            "F^-1's memory vs the d*B*4 estimate (relative difference)",
+            float(mem.max()),
+            "<=",
+            0.1,
+            f"{len(upd)} sizes",
+        ),
+    ]
     return out
 
 
@@ -166,10 +208,13 @@ def main() -> None:
         for block in args.blocks:
             r = bench_update(dim, block, device)
             rows.append(r)
-            print(f"d={dim:>9,} B={block:>3}: rank-1 {r['rank1_ms_per_grad']:8.2f} ms/grad, batched "
-                  f"{r['batched_ms_per_grad']:7.2f}, accumulate {r['accumulate_ms_per_grad']:7.2f} ms/grad "
-                  f"(best {r['speedup']:5.1f}x), diff {r['max_abs_diff']:.1e}, "
-                  f"memory {r['measured_MiB']:.0f} MiB (estimate {r['estimated_MiB']:.0f})", flush=True)
+            print(
+                f"d={dim:>9,} B={block:>3}: rank-1 {r['rank1_ms_per_grad']:8.2f} ms/grad, batched "
+                f"{r['batched_ms_per_grad']:7.2f}, accumulate {r['accumulate_ms_per_grad']:7.2f} ms/grad "
+                f"(best {r['speedup']:5.1f}x), diff {r['max_abs_diff']:.1e}, "
+                f"memory {r['measured_MiB']:.0f} MiB (estimate {r['estimated_MiB']:.0f})",
+                flush=True,
+            )
     upd = pd.DataFrame(rows)
     tag = device.type
     upd.to_csv(out / f"fisher_update_{tag}.csv", index=False)

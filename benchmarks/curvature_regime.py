@@ -13,6 +13,7 @@
 Run from the repository root after `snakemake results/embedded/models/tiny-gpt-neo/arc_easy/finetuned`
 (and `results/embedded/tofu/models/base` for --sophia); writes benchmarks/results/curvature_regime.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,33 +44,51 @@ ABSOLUTE = {"paper lambda = 1": 1.0, "old embedded lambda = 1e-3": 1e-3}
 def kappa_scan(cfg, model, forget, retain, pad, device) -> dict:
     """Premise of the first forget batch's step under each damping, from one F_hat (same gradients)."""
     f = cfg.fisher
-    grads = torch.cat(list(per_sample.stream(model, retain_stream(retain, f.grad_batch_size, 1000), f.num_grads,
-                                             f.chunk, pad, device)))
-    g = flat_grad(model, forget[:cfg.unlearn.forget_batch_size], pad, device).float()
+    grads = torch.cat(
+        list(
+            per_sample.stream(
+                model, retain_stream(retain, f.grad_batch_size, 1000), f.num_grads, f.chunk, pad, device
+            )
+        )
+    )
+    g = flat_grad(model, forget[: cfg.unlearn.forget_batch_size], pad, device).float()
     diag = float(grads.double().pow(2).sum()) / (f.num_grads * grads.shape[1])
     rows = []
-    damp = [(name, None, lam) for name, lam in ABSOLUTE.items()] + [(f"kappa = {k:g}", k, k * diag) for k in KAPPAS]
+    damp = [(name, None, lam) for name, lam in ABSOLUTE.items()] + [
+        (f"kappa = {k:g}", k, k * diag) for k in KAPPAS
+    ]
     for name, kappa, lam in damp:
         fisher = EmpiricalFisherInverse(grads.shape[1], f.block_size, lam, f.num_grads)
         fisher.accumulate(grads)
-        rows.append({"damping": name, "kappa": kappa, "lambda": lam, **C.newton_premise(fisher.matmul(g), g, lam),
-                     **C.power_spread(fisher.eigenvalues(), lam)})
+        rows.append(
+            {
+                "damping": name,
+                "kappa": kappa,
+                "lambda": lam,
+                **C.newton_premise(fisher.matmul(g), g, lam),
+                **C.power_spread(fisher.eigenvalues(), lam),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     kappa, noise_shaped = C.select_kappa([r for r in rows if r["kappa"] is not None])
     return {"diag_mean": diag, "rows": rows, "kappa": kappa, "fisher_forgetting_shaped": noise_shaped}
 
 
 def one_cycle(cfg, method, model, forget, retain, pad, device, test, base) -> dict:
-    """Unlearn one cycle with `cfg`; Delta test NLL and Delta forget NLL against the model before, the premise."""
+    """Unlearn one cycle with `cfg`; Delta test NLL and Delta forget NLL against the model before, and the
+    premise."""
     ctx = Context(cfg=cfg, device=device, pad_id=pad, seed=0, pretrained_path=ROOT, work_dir=ROOT / ".curv")
     t0 = time.perf_counter()
     out, stats = METHODS.get(method).unlearn(ctx, copy.deepcopy(model), forget, retain, 1)
     if stats.get("diverged"):
         return {"delta_test_nll": float("nan"), "diverged": True}
     bs = cfg.evaluation.batch_size
-    return {"delta_test_nll": mean_token_nll(out, test, pad, device, bs) - base["test"],
-            "delta_forget_nll": mean_token_nll(out, forget, pad, device, bs) - base["forget"],
-            "seconds": time.perf_counter() - t0, "curvature": stats["curvature"]}
+    return {
+        "delta_test_nll": mean_token_nll(out, test, pad, device, bs) - base["test"],
+        "delta_forget_nll": mean_token_nll(out, forget, pad, device, bs) - base["forget"],
+        "seconds": time.perf_counter() - t0,
+        "curvature": stats["curvature"],
+    }
 
 
 def with_(cfg, **paths) -> Frozen:
@@ -89,18 +108,37 @@ def newton_regime(cfg, finetuned: Path, data_dir: Path) -> dict:
     pad, n = tok.pad_token_id, cfg.unlearn.cycle_size
     seqs = split_sequences(tok, data_dir, "train", cfg.data.max_length)
     test = encode_rows(tok, read_jsonl(data_dir / "test.jsonl"), data_kind(data_dir), cfg.data.max_length)
-    order = np.random.default_rng(0).permutation(len(seqs)).tolist()   # a seeded cycle: not a main-study split
+    order = np.random.default_rng(0).permutation(len(seqs)).tolist()  # a seeded cycle: not a main-study split
     forget, retain = [seqs[i] for i in order[:n]], [seqs[i] for i in order[n:]]
     bs = cfg.evaluation.batch_size
-    base = {"test": mean_token_nll(model, test, pad, device, bs), "forget": mean_token_nll(model, forget, pad, device, bs)}
-    out = {"model": str(finetuned), "n_forget": n, "n_retain": len(retain), "base_nll": base,
-           "fisher": cfg.fisher.to_dict(), "bound_delta_test_nll": C.NLL_BOUND, "kappa_scan": None}
+    base = {
+        "test": mean_token_nll(model, test, pad, device, bs),
+        "forget": mean_token_nll(model, forget, pad, device, bs),
+    }
+    out = {
+        "model": str(finetuned),
+        "n_forget": n,
+        "n_retain": len(retain),
+        "base_nll": base,
+        "fisher": cfg.fisher.to_dict(),
+        "bound_delta_test_nll": C.NLL_BOUND,
+        "kappa_scan": None,
+    }
     out["kappa_scan"] = scan = kappa_scan(cfg, model, forget, retain, pad, device)
     kappa = scan["kappa"]
-    run = lambda c, m: one_cycle(c, m, model, forget, retain, pad, device, test, base)
+
+    def run(c, m):
+        return one_cycle(c, m, model, forget, retain, pad, device, test, base)
+
     old = cfg  # the embedded profile as it was: absolute lambda = 1e-3, gamma 3e-4, mu = sigma = 1e-4
-    old = with_(old, fisher__damping=1e-3, fisher__damping_mode="absolute", methods__fisher_removal__gamma=3e-4,
-                methods__fisher_forgetting__mu=1e-4, methods__fisher_forgetting__sigma=1e-4)
+    old = with_(
+        old,
+        fisher__damping=1e-3,
+        fisher__damping_mode="absolute",
+        methods__fisher_removal__gamma=3e-4,
+        methods__fisher_forgetting__mu=1e-4,
+        methods__fisher_forgetting__sigma=1e-4,
+    )
     out["before"] = {m: run(old, m) for m in ("fisher_removal", "fisher_forgetting")}
     print(json.dumps(out["before"]), flush=True)
     if kappa is None:
@@ -113,7 +151,9 @@ def newton_regime(cfg, finetuned: Path, data_dir: Path) -> dict:
             row = run(with_(rel, **{f"methods__{method}__{k}": v for k, v in keys.items()}), method)
             print(method, step, json.dumps(row), flush=True)
             return row
+
         return f
+
     for method, key in (("fisher_removal", "gamma"), ("fisher_forgetting", "mu_sigma")):
         chosen, rows = C.select_step(measure(method, key))
         out[method] = {"param": key, "chosen": chosen, "rows": rows}
@@ -121,9 +161,11 @@ def newton_regime(cfg, finetuned: Path, data_dir: Path) -> dict:
 
 
 def sophia_regime(cfg, base: Path) -> dict:
-    """Clip rate and unclipped share of a TOFU run (tofu.epochs) of gradient difference with Sophia at each rho."""
+    """Clip rate and unclipped share of a TOFU run (tofu.epochs) of gradient difference with Sophia at each
+    rho."""
     from unlearn_repro.optim import CurvatureHook
     from unlearn_repro.pipeline.tofu import encoder, load_sets, method_config
+
     model, tok, _, device = open_checkpoint(cfg, base)
     sets, enc = load_sets(cfg), encoder(cfg, tok)
     forget = [enc.item(r) for r in sets["forget"]]
@@ -132,15 +174,34 @@ def sophia_regime(cfg, base: Path) -> dict:
     for rho in RHOS:
         run_cfg = method_config(with_(cfg, tofu__sophia={"rho": rho}), "gradient_difference", "SO")
         hook = CurvatureHook(forget, cfg.tofu.batch_size, tok.pad_token_id, device, seed=0)
-        ctx = Context(cfg=run_cfg, device=device, pad_id=tok.pad_token_id, seed=0, pretrained_path=base,
-                      work_dir=ROOT / ".curv", tokenizer=tok, hooks=(hook,))
+        ctx = Context(
+            cfg=run_cfg,
+            device=device,
+            pad_id=tok.pad_token_id,
+            seed=0,
+            pretrained_path=base,
+            work_dir=ROOT / ".curv",
+            tokenizer=tok,
+            hooks=(hook,),
+        )
         METHODS.get("gradient_difference").unlearn(ctx, copy.deepcopy(model), forget, retain, 1)
-        rows.append({"rho": rho, "clip_rate": float(np.mean(hook.clip_rates)),
-                     "unclipped_share": float(np.mean(hook.unclipped_shares)), "steps": len(hook.clip_rates),
-                     "clip_rate_per_step": hook.clip_rates})
+        rows.append(
+            {
+                "rho": rho,
+                "clip_rate": float(np.mean(hook.clip_rates)),
+                "unclipped_share": float(np.mean(hook.unclipped_shares)),
+                "steps": len(hook.clip_rates),
+                "clip_rate_per_step": hook.clip_rates,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    return {"method": "gradient_difference", "epochs": cfg.tofu.epochs, "rows": rows, "chosen": C.select_rho(rows),
-            "band": list(C.CLIP_BAND)}
+    return {
+        "method": "gradient_difference",
+        "epochs": cfg.tofu.epochs,
+        "rows": rows,
+        "chosen": C.select_rho(rows),
+        "band": list(C.CLIP_BAND),
+    }
 
 
 def main():
@@ -159,8 +220,11 @@ def main():
     out = json.loads(out_path.read_text()) if out_path.exists() else {}
     out.update(profile=a.profile, dataset=a.dataset, model=a.model)
     if not a.skip_newton:
-        out["newton"] = newton_regime(cfg, res / "models" / a.model / a.dataset / "finetuned",
-                                      ROOT / cfg.data.processed_dir / a.profile / a.dataset)
+        out["newton"] = newton_regime(
+            cfg,
+            res / "models" / a.model / a.dataset / "finetuned",
+            ROOT / cfg.data.processed_dir / a.profile / a.dataset,
+        )
         out_path.write_text(json.dumps(out, indent=1) + "\n")
     if a.sophia:
         out["sophia"] = sophia_regime(cfg, res / "tofu" / "models" / "base")

@@ -12,6 +12,7 @@ same stage of the reference setting: `native` against the unpinned runs, `pinned
 Usage: python benchmarks/determinism.py [--models tiny-gpt-neo tiny-opt] [--steps 20] [--repeats 3]
 Writes benchmarks/results/determinism.{csv,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,18 +44,33 @@ SETTINGS = {
     "native-2-threads": ("native", "unpinned, 2 threads instead of 1", {"PROBE_THREADS": "2"}),
     "pinned": ("pinned", "pinned (numerics.PINNED), this CPU", dict(numerics.PINNED)),
     "pinned-avx2-cpu": ("pinned", "pinned on an AVX2-only CPU (simulated)", {**numerics.PINNED, **AVX2_CPU}),
-    "pinned-avx-cpu": ("pinned", "pinned on an AVX-only CPU without AVX2/FMA (simulated)",
-                       {**numerics.PINNED, **AVX_CPU}),
-    "pinned-2-threads": ("pinned", "pinned, 2 threads instead of 1", {**numerics.PINNED, "PROBE_THREADS": "2"}),
-    "pinned-strict": ("pinned", "pinned with MKL_CBWR=AVX2,STRICT", {**numerics.PINNED, "MKL_CBWR": "AVX2,STRICT"}),
-    "mkl-compatible": ("pinned", "MKL_CBWR=COMPATIBLE (SSE2 branch) + ATen default", {
-        "MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}),
+    "pinned-avx-cpu": (
+        "pinned",
+        "pinned on an AVX-only CPU without AVX2/FMA (simulated)",
+        {**numerics.PINNED, **AVX_CPU},
+    ),
+    "pinned-2-threads": (
+        "pinned",
+        "pinned, 2 threads instead of 1",
+        {**numerics.PINNED, "PROBE_THREADS": "2"},
+    ),
+    "pinned-strict": (
+        "pinned",
+        "pinned with MKL_CBWR=AVX2,STRICT",
+        {**numerics.PINNED, "MKL_CBWR": "AVX2,STRICT"},
+    ),
+    "mkl-compatible": (
+        "pinned",
+        "MKL_CBWR=COMPATIBLE (SSE2 branch) + ATen default",
+        {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+    ),
 }
 STAGES = ("init", "forward", "train", "greedy")
 
 
 class _Vocab:
     """What build_model needs of a tokenizer: a size and the special ids (no text is encoded here)."""
+
     bos_token_id = eos_token_id = pad_token_id = 0
 
     def __len__(self):
@@ -92,8 +108,13 @@ def probe(model_name: str, steps: int, weights_out: str) -> dict:
     out["loss"] = stats["final_loss"]
     with torch.no_grad():
         prompts = torch.tensor([s[:16] for s in seqs[:8]])
-        greedy = model.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=16,
-                                do_sample=False, pad_token_id=0)
+        greedy = model.generate(
+            prompts,
+            attention_mask=torch.ones_like(prompts),
+            max_new_tokens=16,
+            do_sample=False,
+            pad_token_id=0,
+        )
     out["greedy"] = _sha(greedy)
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, weights_out)
     out["capability"] = torch.backends.cpu.get_cpu_capability()
@@ -102,7 +123,9 @@ def probe(model_name: str, steps: int, weights_out: str) -> dict:
 
 def run_setting(name: str, model_name: str, steps: int, workdir: Path) -> dict:
     """The probe in a fresh process whose environment is exactly this setting's (nothing inherited)."""
-    env = {k: v for k, v in os.environ.items() if k not in (*numerics.RECORDED, numerics.SWITCH, "PROBE_THREADS")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in (*numerics.RECORDED, numerics.SWITCH, "PROBE_THREADS")
+    }
     env |= SETTINGS[name][2] | {"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     weights = workdir / f"{name}-{model_name}.pt"
     cmd = [sys.executable, __file__, "--probe", model_name, "--steps", str(steps), "--weights", str(weights)]
@@ -125,23 +148,40 @@ def measure(models, steps: int, repeats: int, names) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for model_name in models:
             runs = {n: [] for n in names}
-            for _ in range(repeats):  # interleaved: a load change on a shared machine hits every setting alike
+            for _ in range(
+                repeats
+            ):  # interleaved: a load change on a shared machine hits every setting alike
                 for n in names:
                     runs[n].append(run_setting(n, model_name, steps, Path(tmp)))
             for n in names:
                 ref_name = SETTINGS[n][0]
                 first, ref = runs[n][0], runs[ref_name][0]
-                row = {"model": model_name, "setting": n, "stands_for": SETTINGS[n][1], "reference": ref_name,
-                       "capability": first["capability"],
-                       "rerun_identical": all(r["train"] == first["train"] for r in runs[n]),
-                       **{f"{s}_same": first[s] == ref[s] for s in STAGES},
-                       "train_max_abs_diff": max_diff(first["weights"], ref["weights"]),
-                       "final_loss": first["loss"], "train_hash": first["train"],
-                       "ms_per_step": statistics.median(r["ms_per_step"] for r in runs[n]),
-                       "cpu_ms_per_step": statistics.median(r.get("cpu_ms_per_step", float("nan")) for r in runs[n])}
+                row = {
+                    "model": model_name,
+                    "setting": n,
+                    "stands_for": SETTINGS[n][1],
+                    "reference": ref_name,
+                    "capability": first["capability"],
+                    "rerun_identical": all(r["train"] == first["train"] for r in runs[n]),
+                    **{f"{s}_same": first[s] == ref[s] for s in STAGES},
+                    "train_max_abs_diff": max_diff(first["weights"], ref["weights"]),
+                    "final_loss": first["loss"],
+                    "train_hash": first["train"],
+                    "ms_per_step": statistics.median(r["ms_per_step"] for r in runs[n]),
+                    "cpu_ms_per_step": statistics.median(
+                        r.get("cpu_ms_per_step", float("nan")) for r in runs[n]
+                    ),
+                }
                 rows.append(row)
-                print(json.dumps({k: row[k] for k in ("model", "setting", "train_same", "train_max_abs_diff",
-                                                      "ms_per_step")}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            k: row[k]
+                            for k in ("model", "setting", "train_same", "train_max_abs_diff", "ms_per_step")
+                        }
+                    ),
+                    flush=True,
+                )
     return rows
 
 
@@ -154,14 +194,33 @@ def write(rows: list[dict], steps: int, repeats: int, stem: str = "determinism")
         base = df.set_index(["model", "setting"])[col]
         df[f"{col}_vs_native"] = [base[(m, s)] / base[(m, "native")] for m, s in zip(df.model, df.setting)]
     df.to_csv(OUT / f"{stem}.csv", index=False)
-    cols = ["model", "setting", "stands_for", "reference", "capability", "init_same", "forward_same", "train_same",
-            "greedy_same", "train_max_abs_diff", "rerun_identical", "ms_per_step", "ms_per_step_vs_native",
-            "cpu_ms_per_step", "cpu_ms_per_step_vs_native"]
-    lines = [f"# CPU code paths vs the bits of a seeded training run ({steps} AdamW steps, batch 16 x 64 tokens, "
-             f"1 thread unless named; median of {repeats} runs per setting)", "",
-             f"CPU: {numerics.cpu_model()}; ISA: {' '.join(numerics.isa_flags())}. `*_same`: the stage's hash equals "
-             "the reference setting's. Written by `python benchmarks/determinism.py`.", "",
-             df[cols].to_markdown(index=False, floatfmt=".4g")]
+    cols = [
+        "model",
+        "setting",
+        "stands_for",
+        "reference",
+        "capability",
+        "init_same",
+        "forward_same",
+        "train_same",
+        "greedy_same",
+        "train_max_abs_diff",
+        "rerun_identical",
+        "ms_per_step",
+        "ms_per_step_vs_native",
+        "cpu_ms_per_step",
+        "cpu_ms_per_step_vs_native",
+    ]
+    lines = [
+        f"# CPU code paths vs the bits of a seeded training run ({steps} AdamW steps, batch 16 x 64 tokens, "
+        f"1 thread unless named; median of {repeats} runs per setting)",
+        "",
+        f"CPU: {numerics.cpu_model()}; ISA: {' '.join(numerics.isa_flags())}. "
+        "`*_same`: the stage's hash equals the reference setting's. "
+        "Written by `python benchmarks/determinism.py`.",
+        "",
+        df[cols].to_markdown(index=False, floatfmt=".4g"),
+    ]
     (OUT / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {OUT / stem}.csv and .md")
 
@@ -208,9 +267,16 @@ def compare_workspaces(roots: list[str]) -> None:
         have = [{str(f.relative_to(r)) for p in patterns for f in Path(r).glob(p)} for r in roots]
         files = sorted(set.intersection(*have))
         hashes = [_stage_hash(Path(r), files) for r in roots]
-        rows.append({"stage": stage, "files": len(files),
-                     **{r: (h or "-") + ("" if h is None or h == hashes[0] else " (differs)")
-                        for r, h in zip(roots, hashes)}})
+        rows.append(
+            {
+                "stage": stage,
+                "files": len(files),
+                **{
+                    r: (h or "-") + ("" if h is None or h == hashes[0] else " (differs)")
+                    for r, h in zip(roots, hashes)
+                },
+            }
+        )
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
@@ -223,8 +289,13 @@ def main() -> None:
     ap.add_argument("--out-stem", default="determinism", help="file names under benchmarks/results/")
     ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)  # internal: run one probe, print JSON
     ap.add_argument("--weights", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--compare-workspaces", nargs="+", default=None, metavar="DIR",
-                    help="instead: compare the stage outputs of TDEC runs in these workspaces with the first's")
+    ap.add_argument(
+        "--compare-workspaces",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="instead: compare the stage outputs of TDEC runs in these workspaces with the first's",
+    )
     args = ap.parse_args()
     if args.compare_workspaces:
         compare_workspaces(args.compare_workspaces)

@@ -6,6 +6,7 @@ is PATH's content (a result file written by a benchmark), so no number in it is 
 speed_guard.py refreshes docs/speed-and-memory.md after a full run; tests/unit/test_speed_guard.py checks
 that every block equals its file.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,6 +33,7 @@ def refresh(doc: Path = DOC, root: Path = ROOT) -> list[str]:
             return m.group(0)
         used.append(m.group(2))
         return m.group(1) + src.read_text() + m.group(4)
+
     doc.write_text(BLOCK.sub(fill, doc.read_text()))
     return used
 

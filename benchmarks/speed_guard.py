@@ -7,6 +7,7 @@ benchmark does not finish.
 Each benchmark writes its own targets (results/targets_<name>_cpu.csv, targets.py); a benchmark that dies
 before writing them counts as a FAIL, and an old file is never read (it is deleted before the run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,16 +41,24 @@ def run(name: str, quick: bool, scripts: Path, out_dir: Path) -> tuple[list[dict
     seconds = time.perf_counter() - t0
     if result.is_file():
         return targets.read(result), seconds
-    crash = targets.Target(name, f"{script} finished and wrote its targets (exit status {code})",
-                           float("nan"), "<=", 0.0, "no result file")
+    crash = targets.Target(
+        name,
+        f"{script} finished and wrote its targets (exit status {code})",
+        float("nan"),
+        "<=",
+        0.0,
+        "no result file",
+    )
     return [crash.row()], seconds
 
 
 def git_commit() -> str:
     """The checkout's commit, `+dirty` when the code (benchmarks/*.py, src/) differs from it."""
+
     def git(*args):
         out = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=True)
         return out.stdout
+
     try:
         dirty = git("status", "--porcelain", "--", ":(glob)benchmarks/*.py", "src").strip()
         return git("rev-parse", "--short", "HEAD").strip() + ("+dirty" if dirty else "")
@@ -62,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
     ap.add_argument("--only", choices=list(BENCHMARKS), nargs="+", default=list(BENCHMARKS))
     args = ap.parse_args(argv)
-    out = OUT / "quick" if args.quick else OUT         # a smoke run leaves the committed results alone
+    out = OUT / "quick" if args.quick else OUT  # a smoke run leaves the committed results alone
     out.mkdir(parents=True, exist_ok=True)
     commit, load = git_commit(), os.getloadavg()[0]
     rows, took = [], {}
@@ -71,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         rows += got
     failed = sum(r["verdict"] != "PASS" for r in rows)
     times = ", ".join(f"{name} {s:.0f} s" for name, s in took.items())
-    summary = (f"{len(rows) - failed} of {len(rows)} targets pass; at {commit}"
-               f"{' (--quick)' if args.quick else ''}, {times}, CPU, 1 thread; load average "
-               f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores.")
+    summary = (
+        f"{len(rows) - failed} of {len(rows)} targets pass; at {commit}"
+        f"{' (--quick)' if args.quick else ''}, {times}, CPU, 1 thread; load average "
+        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores."
+    )
     md = targets.markdown(rows) + "\n" + summary + "\n"
     targets.write_rows(rows, out / "speed_guard.csv")
     (out / "speed_guard.md").write_text(md)

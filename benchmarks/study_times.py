@@ -18,6 +18,7 @@ The critical path is the longest chain of dependent jobs by wall time: the run's
 A job's study is the rule file that defines its rule (base_models, data, evaluate, unlearn and main: `main`;
 the Snakefile's `all`: `workflow`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,7 @@ FIELDS = ("input", "output", "log", "benchmark", "wildcards")
 @dataclass
 class Job:
     """One finished job of the log, with what its own log and benchmark file say (None: not recorded)."""
+
     jobid: str
     rule: str
     start: datetime
@@ -173,10 +175,13 @@ def before_first_step(jobs: list[Job]) -> dict:
     wall, before = sum(j.wall_s for j in stepped), sum(j.first_step_s for j in stepped)
     timed = [j for j in stepped if j.first_step_cpu_s is not None and j.cpu_s]
     cpu, before_cpu = sum(j.cpu_s for j in timed), sum(j.first_step_cpu_s for j in timed)
-    return {"jobs_with_model_step": len(stepped), "before_first_step_s": before if stepped else None,
-            "before_first_step_share": before / wall if wall > 0 else None,
-            "before_first_step_cpu_s": before_cpu if timed else None,
-            "before_first_step_cpu_share": before_cpu / cpu if cpu > 0 else None}
+    return {
+        "jobs_with_model_step": len(stepped),
+        "before_first_step_s": before if stepped else None,
+        "before_first_step_share": before / wall if wall > 0 else None,
+        "before_first_step_cpu_s": before_cpu if timed else None,
+        "before_first_step_cpu_share": before_cpu / cpu if cpu > 0 else None,
+    }
 
 
 def rule_rows(jobs: list[Job], study_of: dict[str, str], on_path: set[str]) -> list[dict]:
@@ -186,10 +191,18 @@ def rule_rows(jobs: list[Job], study_of: dict[str, str], on_path: set[str]) -> l
         per[job.rule].append(job)
     rows = []
     for rule, group in per.items():
-        rows.append({"rule": rule, "study": study_of.get(rule, "other"), "jobs": len(group),
-                     "wall_s": sum(j.wall_s for j in group), "cpu_s": _total(j.cpu_s for j in group),
-                     "max_rss_mb": max((j.rss_mb for j in group if j.rss_mb is not None), default=None),
-                     **before_first_step(group), "on_critical_path": sum(j.jobid in on_path for j in group)})
+        rows.append(
+            {
+                "rule": rule,
+                "study": study_of.get(rule, "other"),
+                "jobs": len(group),
+                "wall_s": sum(j.wall_s for j in group),
+                "cpu_s": _total(j.cpu_s for j in group),
+                "max_rss_mb": max((j.rss_mb for j in group if j.rss_mb is not None), default=None),
+                **before_first_step(group),
+                "on_critical_path": sum(j.jobid in on_path for j in group),
+            }
+        )
     return sorted(rows, key=lambda r: -r["wall_s"])
 
 
@@ -218,34 +231,48 @@ def _pct(value) -> str:
 def _before_cell(b: dict) -> str:
     if not b["jobs_with_model_step"]:
         return "–"
-    return (f"{_pct(b['before_first_step_share'])} / {_pct(b['before_first_step_cpu_share'])} "
-            f"({_fmt(b['before_first_step_s'])} s / {_fmt(b['before_first_step_cpu_s'])} s)")
+    return (
+        f"{_pct(b['before_first_step_share'])} / {_pct(b['before_first_step_cpu_share'])} "
+        f"({_fmt(b['before_first_step_s'])} s / {_fmt(b['before_first_step_cpu_s'])} s)"
+    )
 
 
 def _rule_line(r: dict) -> str:
-    return (f"| {r['rule']} | {r['study']} | {r['jobs']} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} | "
-            f"{_fmt(r['max_rss_mb'], 0)} | {_before_cell(r)} | {r['on_critical_path']} |")
+    return (
+        f"| {r['rule']} | {r['study']} | {r['jobs']} | {_fmt(r['wall_s'])} | {_fmt(r['cpu_s'])} | "
+        f"{_fmt(r['max_rss_mb'], 0)} | {_before_cell(r)} | {r['on_critical_path']} |"
+    )
 
 
-def markdown(rows: list[dict], jobs: list[Job], path_s: float, chain: list[Job],
-             study_of: dict[str, str]) -> str:
+def markdown(
+    rows: list[dict], jobs: list[Job], path_s: float, chain: list[Job], study_of: dict[str, str]
+) -> str:
     """The per-rule table with its totals, the run's span, the critical path and the per-study table."""
     first, last = min(j.start for j in jobs), max(j.end for j in jobs)
     span = (last - first).total_seconds()
     wall, cpu = sum(j.wall_s for j in jobs), _total(j.cpu_s for j in jobs)
-    out = [("| rule | study | jobs | wall (s) | CPU (s) | max RSS (MB) | before the first model step: "
-            "wall / CPU | jobs on critical path |"),
-           "|:--|:--|--:|--:|--:|--:|--:|--:|",
-           *map(_rule_line, rows),
-           (f"| **all** | | {len(jobs)} | {_fmt(wall)} | {_fmt(cpu)} | | "
-            f"{_before_cell(before_first_step(jobs))} | {len(chain)} |"),
-           "",
-           (f"Run: {len(jobs)} jobs from {first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S}: {_fmt(span)} s "
-           f"of wall time, {_fmt(wall)} s of summed job wall time. Critical path: {_fmt(path_s)} s "
-           f"({_pct(path_s / span if span else None)} of the run), {len(chain)} jobs:"),
-           ""]
-    out += [f"{i}. {j.rule} ({', '.join(j.wildcards) or '-'}): {_fmt(j.wall_s)} s"
-            for i, j in enumerate(chain, 1)]
+    out = [
+        (
+            "| rule | study | jobs | wall (s) | CPU (s) | max RSS (MB) | before the first model step: "
+            "wall / CPU | jobs on critical path |"
+        ),
+        "|:--|:--|--:|--:|--:|--:|--:|--:|",
+        *map(_rule_line, rows),
+        (
+            f"| **all** | | {len(jobs)} | {_fmt(wall)} | {_fmt(cpu)} | | "
+            f"{_before_cell(before_first_step(jobs))} | {len(chain)} |"
+        ),
+        "",
+        (
+            f"Run: {len(jobs)} jobs from {first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S}: {_fmt(span)} s "
+            f"of wall time, {_fmt(wall)} s of summed job wall time. Critical path: {_fmt(path_s)} s "
+            f"({_pct(path_s / span if span else None)} of the run), {len(chain)} jobs:"
+        ),
+        "",
+    ]
+    out += [
+        f"{i}. {j.rule} ({', '.join(j.wildcards) or '-'}): {_fmt(j.wall_s)} s" for i, j in enumerate(chain, 1)
+    ]
     return "\n".join([*out, "", *study_lines(jobs, study_of)]) + "\n"
 
 
@@ -257,11 +284,22 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def job_rows(jobs: list[Job], on_path: set[str]) -> list[dict]:
-    return [{"jobid": j.jobid, "rule": j.rule, "wildcards": ", ".join(j.wildcards),
-             "start": j.start.isoformat(), "end": j.end.isoformat(), "wall_s": j.wall_s, "cpu_s": j.cpu_s,
-             "max_rss_mb": j.rss_mb, "first_step_s": j.first_step_s,
-             "first_step_cpu_s": j.first_step_cpu_s, "on_critical_path": j.jobid in on_path}
-            for j in jobs]
+    return [
+        {
+            "jobid": j.jobid,
+            "rule": j.rule,
+            "wildcards": ", ".join(j.wildcards),
+            "start": j.start.isoformat(),
+            "end": j.end.isoformat(),
+            "wall_s": j.wall_s,
+            "cpu_s": j.cpu_s,
+            "max_rss_mb": j.rss_mb,
+            "first_step_s": j.first_step_s,
+            "first_step_cpu_s": j.first_step_cpu_s,
+            "on_critical_path": j.jobid in on_path,
+        }
+        for j in jobs
+    ]
 
 
 def report(log: Path, root: Path, out: Path, rules_dir: Path) -> str:
@@ -286,15 +324,20 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("log", type=Path, help="a Snakemake log (.snakemake/log/*.snakemake.log, or its stderr)")
     ap.add_argument("--root", type=Path, help="the run's working directory (default: the log's, else .)")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/study_times"),
-                    help="stem of the result files (default: benchmarks/results/study_times)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results/study_times"),
+        help="stem of the result files (default: benchmarks/results/study_times)",
+    )
     ap.add_argument("--rules-dir", type=Path, help="the workflow's rules/ (default: ROOT/rules)")
     args = ap.parse_args(argv)
     log = args.log.resolve()
     root = args.root or (log.parents[2] if log.parent.name == "log" else Path("."))
     print(report(args.log, root, args.out, args.rules_dir or root / "rules"), end="")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import doc_tables                      # the docs' copies of the result files, refreshed
+    import doc_tables  # the docs' copies of the result files, refreshed
+
     print(f"refreshed in {doc_tables.DOC.name}: {', '.join(doc_tables.refresh()) or 'nothing'}")
 
 

@@ -5,6 +5,7 @@ speed_guard.py (`make benchmark`) runs them, prints one table and fails when a t
 timings taken side by side in the same run is what decides, never an absolute time: this machine's speed
 varies by 20 % or more from run to run, and a ratio of interleaved repeats moves far less.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,6 +21,7 @@ FIELDS = ("benchmark", "target", "ratio", "op", "bound", "verdict", "how")
 @dataclass
 class Target:
     """`ratio op bound` (op: "<=" or ">="); `how` says how the ratio was measured."""
+
     benchmark: str
     target: str
     ratio: float
@@ -32,7 +34,7 @@ class Target:
         if self.op not in ("<=", ">="):
             raise ValueError(f"unknown comparison {self.op!r}")
         ok = self.ratio <= self.bound if self.op == "<=" else self.ratio >= self.bound
-        return bool(ok) and self.ratio == self.ratio          # NaN (nothing measured) fails
+        return bool(ok) and self.ratio == self.ratio  # NaN (nothing measured) fails
 
     def row(self) -> dict:
         return {**asdict(self), "verdict": "PASS" if self.passed else "FAIL"}
@@ -45,8 +47,12 @@ def timer(device: str = "cpu") -> Callable[[], float]:
     return time.process_time if device == "cpu" else time.perf_counter
 
 
-def paired_median(fns: Sequence[Callable[[], object]], repeats: int, sync: Callable[[], None] = lambda: None,
-                  clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], list[list[float]]]:
+def paired_median(
+    fns: Sequence[Callable[[], object]],
+    repeats: int,
+    sync: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[list[float], list[list[float]]]:
     """Time each of `fns` once per repeat, interleaved (a slow spell of the machine hits all of them):
     (the median over repeats of each fn's time divided by the first fn's, the raw times per repeat)."""
     times = []
@@ -85,12 +91,17 @@ def _cell(text: str) -> str:
 
 def markdown(rows: Sequence[dict]) -> str:
     out = ["| benchmark | target | ratio | bound | verdict | measured as |", "|:--|:--|--:|:--|:--|:--|"]
-    out += [f"| {_cell(r['benchmark'])} | {_cell(r['target'])} | {float(r['ratio']):.3g} | {r['op']} "
-            f"{float(r['bound']):.3g} | **{r['verdict']}** | {_cell(r['how'])} |" for r in rows]
+    out += [
+        f"| {_cell(r['benchmark'])} | {_cell(r['target'])} | {float(r['ratio']):.3g} | {r['op']} "
+        f"{float(r['bound']):.3g} | **{r['verdict']}** | {_cell(r['how'])} |"
+        for r in rows
+    ]
     return "\n".join(out) + "\n"
 
 
 def announce(targets: Sequence[Target]) -> None:
     for t in targets:
-        print(f"{'PASS' if t.passed else 'FAIL'}: {t.target}: {t.ratio:.3g} {t.op} {t.bound:.3g} ({t.how})",
-              flush=True)
+        print(
+            f"{'PASS' if t.passed else 'FAIL'}: {t.target}: {t.ratio:.3g} {t.op} {t.bound:.3g} ({t.how})",
+            flush=True,
+        )

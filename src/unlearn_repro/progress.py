@@ -1,13 +1,15 @@
 """Progress for long loops: a tqdm bar on a terminal, a periodic log line with ETA in log files."""
+
 from __future__ import annotations
 
 import os
 import sys
 import time
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
-START_ENV = "UNLEARN_JOB_START"   # the job's start (time.time()), set by job.py
+START_ENV = "UNLEARN_JOB_START"  # the job's start (time.time()), set by job.py
 _first_step_logged = False
 
 
@@ -18,6 +20,7 @@ def progress(items: Iterable[T], total: int, desc: str, every_s: float = 15.0) -
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
+
         bar = tqdm(total=total, desc=desc, dynamic_ncols=True)
     start = last = time.monotonic()
     i = 0
@@ -34,9 +37,13 @@ def progress(items: Iterable[T], total: int, desc: str, every_s: float = 15.0) -
                 last = now
                 rate = i / max(now - start, 1e-9)
                 eta = (total - i) / rate if rate > 0 else float("inf")
-                print(f"[{desc}] {i}/{total} ({100 * i / max(total, 1):.0f}%) {now - start:.0f}s elapsed, "
-                      f"ETA {eta:.0f}s", file=sys.stderr, flush=True)
-    finally:                                           # also when the consumer stops early
+                print(
+                    f"[{desc}] {i}/{total} ({100 * i / max(total, 1):.0f}%) {now - start:.0f}s elapsed, "
+                    f"ETA {eta:.0f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:  # also when the consumer stops early
         if bar is not None:
             bar.close()
 
@@ -52,5 +59,8 @@ def first_step(desc: str) -> None:
         return
     _first_step_logged = True
     wall, cpu = time.time() - float(start), time.process_time()
-    print(f"[job] first model step {wall:.2f} s (cpu {cpu:.2f} s) after the job started ({desc})",
-          file=sys.stderr, flush=True)
+    print(
+        f"[job] first model step {wall:.2f} s (cpu {cpu:.2f} s) after the job started ({desc})",
+        file=sys.stderr,
+        flush=True,
+    )

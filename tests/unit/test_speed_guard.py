@@ -1,5 +1,6 @@
 """The speed guard (`make benchmark`): targets' verdicts, paired medians over interleaved repeats, a benchmark
 that dies counting as a FAIL, and the guard's exit status."""
+
 import importlib.util
 import sys
 
@@ -11,7 +12,7 @@ from tests.conftest import ROOT
 def _load(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module                 # dataclasses and the guard's `import targets` look it up there
+    sys.modules[name] = module  # dataclasses and the guard's `import targets` look it up there
     spec.loader.exec_module(module)
     return module
 
@@ -21,16 +22,24 @@ doc_tables = _load("doc_tables")
 speed_guard = _load("speed_guard")
 
 
-@pytest.mark.parametrize("ratio, op, bound, verdict", [
-    (1.19, "<=", 1.2, True), (1.21, "<=", 1.2, False), (5.0, ">=", 5.0, True), (4.9, ">=", 5.0, False),
-    (float("nan"), "<=", 1.2, False), (float("nan"), ">=", 0.0, False)])
+@pytest.mark.parametrize(
+    "ratio, op, bound, verdict",
+    [
+        (1.19, "<=", 1.2, True),
+        (1.21, "<=", 1.2, False),
+        (5.0, ">=", 5.0, True),
+        (4.9, ">=", 5.0, False),
+        (float("nan"), "<=", 1.2, False),
+        (float("nan"), ">=", 0.0, False),
+    ],
+)
 def test_target_verdicts(ratio, op, bound, verdict):
     assert targets.Target("b", "t", ratio, op, bound).passed is verdict
 
 
 def test_unknown_comparison_is_an_error():
     with pytest.raises(ValueError):
-        targets.Target("b", "t", 1.0, "<", 2.0).passed
+        _ = targets.Target("b", "t", 1.0, "<", 2.0).passed
 
 
 def test_paired_median_divides_within_each_repeat():
@@ -44,10 +53,12 @@ def test_paired_median_divides_within_each_repeat():
     def make():
         def fn():
             clock["t"] += next(durations)
+
         return fn
+
     ratios, raw = targets.paired_median([make(), make()], 3, clock=perf_counter)
     assert raw == [[1, 3], [4, 8], [1, 2.5]]
-    assert ratios == [1.0, 2.5]                 # median of 3, 2, 2.5; the ratio of the sums would be 2.25
+    assert ratios == [1.0, 2.5]  # median of 3, 2, 2.5; the ratio of the sums would be 2.25
 
 
 def _fake_benchmark(tmp_path, monkeypatch, body):
@@ -83,8 +94,10 @@ targets.write(rows, Path(sys.argv[1]) / "targets_fake_cpu.csv")
 def test_doc_blocks_are_refreshed_from_their_files(tmp_path):
     (tmp_path / "r.md").write_text("| a |\n|--:|\n| 2 |\n")
     doc = tmp_path / "doc.md"
-    doc.write_text("text\n<!-- generated from r.md -->\n| a |\n| 1 |\n<!-- end generated -->\nmore\n"
-                   "<!-- generated from gone.md -->\nkept\n<!-- end generated -->\n")
+    doc.write_text(
+        "text\n<!-- generated from r.md -->\n| a |\n| 1 |\n<!-- end generated -->\nmore\n"
+        "<!-- generated from gone.md -->\nkept\n<!-- end generated -->\n"
+    )
     assert doc_tables.refresh(doc, tmp_path) == ["r.md"]
     assert doc_tables.blocks(doc.read_text()) == [("r.md", "| a |\n|--:|\n| 2 |\n"), ("gone.md", "kept\n")]
 

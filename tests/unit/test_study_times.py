@@ -1,6 +1,7 @@
 """benchmarks/study_times.py on a hand-made run: jobs from a Snakemake log, wall time from benchmark files or
 the log, CPU / RSS / first model step from the jobs' own logs, the DAG from inputs and outputs, and the
 critical path computed by hand."""
+
 import importlib.util
 import sys
 from datetime import datetime
@@ -12,7 +13,7 @@ from unlearn_repro import progress as progress_mod
 
 spec = importlib.util.spec_from_file_location("study_times", ROOT / "benchmarks" / "study_times.py")
 study_times = importlib.util.module_from_spec(spec)
-sys.modules["study_times"] = study_times   # its dataclass looks itself up there
+sys.modules["study_times"] = study_times  # its dataclass looks itself up there
 spec.loader.exec_module(study_times)
 
 # a -> b -> c -> e and a -> d -> e; b writes a directory that c reads a file of; f starts and never finishes
@@ -65,8 +66,10 @@ localrule e:
 [Wed Nov 25 23:10:17 2026]
 Finished jobid: 5 (Rule: e)
 """
-BENCH = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n" \
-        "9.50\t0:00:09\t16.70\t20.63\t7.46\t9.18\t0.00\t0.00\t0.00\t0.06\n"
+BENCH = (
+    "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    "9.50\t0:00:09\t16.70\t20.63\t7.46\t9.18\t0.00\t0.00\t0.00\t0.06\n"
+)
 
 
 @pytest.fixture
@@ -76,11 +79,15 @@ def run(tmp_path):
     (tmp_path / "run.log").write_text(LOG)
     (tmp_path / "bench" / "b.tsv").write_text(BENCH)
     (tmp_path / "logs" / "b.log").write_text(
-        "[config] ...\n[job] first model step 2.38 s (cpu 1.90 s) after the job started (train)\n[train] 6/6\n"
+        "[config] ...\n"
+        "[job] first model step 2.38 s (cpu 1.90 s) after the job started (train)\n[train] 6/6\n"
         "[job] first model step 7.00 s after the job started (score)\n"
-        "[job] cpu 8.0 s, max rss 500 MB (forked by the job server)\n")
+        "[job] cpu 8.0 s, max rss 500 MB (forked by the job server)\n"
+    )
     (tmp_path / "logs" / "d.log").write_text("[job] cpu 11.5 s, max rss 300 MB (forked by the job server)\n")
-    (tmp_path / "logs" / "a.log").write_text("[job] first model step 0.50 s after the job started (older format)\n")
+    (tmp_path / "logs" / "a.log").write_text(
+        "[job] first model step 0.50 s after the job started (older format)\n"
+    )
     jobs = study_times.parse_log(LOG)
     study_times.measure(jobs, tmp_path)
     return tmp_path, {j.rule: j for j in jobs}
@@ -88,7 +95,7 @@ def run(tmp_path):
 
 def test_log_gives_the_finished_jobs_with_their_files():
     jobs = study_times.parse_log(LOG)
-    assert [j.rule for j in jobs] == ["a", "b", "d", "c", "e"]          # f never finished
+    assert [j.rule for j in jobs] == ["a", "b", "d", "c", "e"]  # f never finished
     b = jobs[1]
     assert (b.jobid, b.start) == ("2", datetime(2026, 11, 25, 23, 10, 2))
     assert b.end == datetime(2026, 11, 25, 23, 10, 12)
@@ -98,12 +105,12 @@ def test_log_gives_the_finished_jobs_with_their_files():
 
 def test_wall_cpu_and_first_step_come_from_the_right_file(run):
     _, j = run
-    assert j["b"].wall_s == 9.5                                      # the benchmark file, not the log's 10 s
-    assert j["d"].wall_s == 12.0 and j["e"].wall_s == 1.0            # the log's timestamps
-    assert (j["b"].cpu_s, j["b"].rss_mb, j["b"].first_step_s) == (8.0, 500.0, 2.38)   # the first of two
+    assert j["b"].wall_s == 9.5  # the benchmark file, not the log's 10 s
+    assert j["d"].wall_s == 12.0 and j["e"].wall_s == 1.0  # the log's timestamps
+    assert (j["b"].cpu_s, j["b"].rss_mb, j["b"].first_step_s) == (8.0, 500.0, 2.38)  # the first of two
     assert j["b"].first_step_cpu_s == 1.9 and (j["a"].first_step_s, j["a"].first_step_cpu_s) == (0.5, None)
     assert (j["d"].cpu_s, j["d"].first_step_s) == (11.5, None)
-    assert j["c"].cpu_s is None                                      # no log, no benchmark
+    assert j["c"].cpu_s is None  # no log, no benchmark
 
 
 def test_dependencies_include_files_under_an_output_directory(run):
@@ -131,12 +138,12 @@ def test_report_writes_per_rule_tables(run, tmp_path):
     assert rows["b"]["study"] == "main" and rows["d"]["study"] == "tofu" and rows["c"]["study"] == "other"
     assert float(rows["b"]["before_first_step_share"]) == pytest.approx(2.38 / 9.5)
     assert rows["d"]["before_first_step_share"] == "" and rows["e"]["on_critical_path"] == "1"
-    assert list(rows) == ["d", "b", "c", "a", "e"]                   # most wall time first
+    assert list(rows) == ["d", "b", "c", "a", "e"]  # most wall time first
     assert "Critical path: 16.5 s (97 % of the run), 4 jobs" in md  # the run spans 23:10:00-23:10:17
     assert float(rows["b"]["before_first_step_cpu_share"]) == pytest.approx(1.9 / 8.0)
     assert rows["a"]["before_first_step_share"] == str(0.5 / 2) and rows["a"]["before_first_step_cpu_s"] == ""
     assert "| b | main | 1 | 9.5 | 8.0 | 500 | 25 % / 24 % (2.4 s / 1.9 s) | 1 |" in md
-    assert "| **all** | | 5 | 28.5 | 19.5 | | 25 % / 24 % (2.9 s / 1.9 s) | 4 |" in md   # b's CPU only
+    assert "| **all** | | 5 | 28.5 | 19.5 | | 25 % / 24 % (2.9 s / 1.9 s) | 4 |" in md  # b's CPU only
     assert len((root / "out" / "times.jobs.csv").read_text().splitlines()) == 6
     assert "| main | 2 | 0.2 min | 0.2 min |" in md and "| other | 2 | 0.1 min | 0.1 min |" in md
 
@@ -145,7 +152,7 @@ def test_progress_logs_the_first_model_step_once_in_the_format_read_here(monkeyp
     monkeypatch.setattr(progress_mod, "_first_step_logged", False)
     monkeypatch.delenv(progress_mod.START_ENV, raising=False)
     list(progress_mod.progress(range(2), 2, "outside a job"))
-    assert "first model step" not in capsys.readouterr().err       # no job start: nothing to log
+    assert "first model step" not in capsys.readouterr().err  # no job start: nothing to log
     monkeypatch.setenv(progress_mod.START_ENV, repr(datetime.now().timestamp() - 3.0))
     list(progress_mod.progress(range(2), 2, "train"))
     list(progress_mod.progress(range(2), 2, "score"))
