@@ -426,3 +426,18 @@ def test_tdec_table1_figures_and_criterion(pipeline):
         assert s["forgotten"] == (s["epochs"] is not None)
         if s["forgotten"]:  # stopped at the first epoch meeting the criterion
             assert s["epochs"] == s["epochs_run"] and s["ma"] <= run["threshold"]["ma"]
+
+
+def test_curvature_premise_tables(pipeline):
+    """Every second-order run of the ci DAG has a premise row: the main study's Fisher runs (per cycle, with
+    the cosine measured) and TOFU's Sophia runs (with the clip rate); the ci profile keeps the paper's
+    lambda = 1, where F^-1 ~ I / lambda, so its Fisher Removal rows must read curvature-degenerate."""
+    root = pipeline / "results" / "ci" / "curvature"
+    main = pd.read_csv(root / "premise_main.csv")
+    removal = main[main.method == "fisher_removal"]
+    assert len(removal) and removal.cosine.between(-1, 1).all()
+    assert (removal.verdict == "curvature-degenerate").all()
+    assert set(main.method) == {"fisher_removal", "fisher_forgetting"}
+    tofu = pd.read_csv(root / "premise_tofu.csv")
+    assert len(tofu) and tofu.clip_rate.between(0, 1).all() and tofu.method.str.endswith("(Sophia)").all()
+    assert "curvature-degenerate" in (root / "premise_main.md").read_text()
