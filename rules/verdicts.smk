@@ -12,6 +12,7 @@ rule verdicts:
         shift=R("discussions/tables/exposure_shift.csv"),
         memorization=R("memorization/tables/counts.csv"),
         privacy=R("privacy/tables/points.csv"),
+        curvature=R("curvature/premise_main.csv"),
     output:
         report(multiext(R("verdicts"), ".csv", ".md", ".html"), category="Verdicts", subcategory="Every claim of the paper",
                caption="../report_captions/verdicts.rst"),
@@ -28,4 +29,4 @@ rule verdicts:
         ENV_FILE
     shell:
         "{params.cli} verdicts --out {params.base} --curves {input.curves} --kl {input.kl} --onion {input.onion} "
-        "--shift {input.shift} --memorization {input.memorization} --privacy {input.privacy} {input.collected} > {log} 2>&1"
+        "--shift {input.shift} --memorization {input.memorization} --privacy {input.privacy} --curvature {input.curvature} {input.collected} > {log} 2>&1"

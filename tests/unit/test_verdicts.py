@@ -72,25 +72,54 @@ def test_every_row_has_a_premise_and_a_source_and_missing_studies_are_not_run():
 
 
 # --- efficacy -----------------------------------------------------------------------------------------------
+def _curvature(verdicts=("met", "met"), cosine=0.7):
+    """A main-study premise table (report/curvature.py) of Fisher Removal's cycles with these verdicts."""
+    return pd.DataFrame(
+        {
+            "method": "fisher_removal",
+            "cycle": range(1, len(verdicts) + 1),
+            "cosine": cosine,
+            "verdict": verdicts,
+        }
+    )
+
+
 def test_efficacy_holds_fails_ties_and_needs_exposed_forget_sets():
+    curved = _curvature()
     holds = _main(
         {"fisher_removal": {"delta_exp": [-2.0, -2.1, -1.9]}, "retrain": {"delta_exp": [-1.0, -1.1, -0.9]}}
     )
-    assert _verdict("efficacy", main=holds)["verdict"] == "holds"
+    assert _verdict("efficacy", main=holds, curvature=curved)["verdict"] == "holds"
     fails = _main(
         {"fisher_removal": {"delta_exp": [-1.0, -1.1, -0.9]}, "retrain": {"delta_exp": [-2.0, -2.1, -1.9]}}
     )
-    assert _verdict("efficacy", main=fails)["verdict"] == "does not hold"
+    assert _verdict("efficacy", main=fails, curvature=curved)["verdict"] == "does not hold"
     tie = _main(
         {"fisher_removal": {"delta_exp": [-2.0, -1.0, -3.0]}, "retrain": {"delta_exp": [-1.5, -2.5, -1.8]}}
     )
-    assert _verdict("efficacy", main=tie)["verdict"] == "tie"
-    row = _verdict("efficacy", main=_main(base_exposure=0.5))
+    assert _verdict("efficacy", main=tie, curvature=curved)["verdict"] == "tie"
+    row = _verdict("efficacy", main=_main(base_exposure=0.5), curvature=curved)
     assert (
         row["verdict"] == "premise not met"
         and row["premise"].startswith("not met: ")
         and "0.50" in row["premise"]
     )
+
+
+def test_efficacy_needs_a_step_that_curvature_shaped():
+    """A Fisher Removal whose every cycle is curvature-degenerate is gradient ascent in disguise: its
+    efficacy says nothing about second-order information, whatever the numbers."""
+    holds = _main(
+        {"fisher_removal": {"delta_exp": [-2.0, -2.1, -1.9]}, "retrain": {"delta_exp": [-1.0, -1.1, -0.9]}}
+    )
+    flat = _curvature(("curvature-degenerate", "curvature-degenerate"), cosine=0.9996)
+    row = _verdict("efficacy", main=holds, curvature=flat)
+    assert row["verdict"] == "premise not met" and "2 of 2 cycles curvature-degenerate" in row["premise"]
+    assert "0.9996" not in row["premise"] and "1.000" in row["premise"]  # the mean cosine, 3 decimals
+    partly = _curvature(("curvature-degenerate", "met"), cosine=0.9)
+    assert _verdict("efficacy", main=holds, curvature=partly)["verdict"] == "holds"
+    row = _verdict("efficacy", main=holds)
+    assert row["verdict"] == "premise not met" and "no curvature premise measured" in row["premise"]
 
 
 # --- fidelity: gradient ascent least robust -----------------------------------------------------------------
@@ -376,7 +405,7 @@ def test_diverged_runs_are_left_out_and_counted():
         True,
         -99.0,
     ]  # 4 data sets
-    row = _verdict("efficacy", main=df)
+    row = _verdict("efficacy", main=df, curvature=_curvature())
     assert row["verdict"] == "holds" and "(4 diverged run(s) left out)" in row["evidence"]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from unlearn_repro.metrics.curvature import COSINE_MAX
 from unlearn_repro.report.figures import method_label
 from unlearn_repro.report.memorization import NONE, ORDER_METHODS, label, ordering_holds
 from unlearn_repro.report.privacy import pareto_share
@@ -61,6 +62,7 @@ class Studies:
     shift: pd.DataFrame | None = None
     memorization: pd.DataFrame | None = None
     privacy: pd.DataFrame | None = None
+    curvature: pd.DataFrame | None = None  # the main study's premise table (report/curvature.py)
     cycles: list[int] = field(default_factory=lambda: [1, 2])
     num_grads: int = PAPER_M  # this run's m (fisher.num_grads)
     retrain_epochs: int = PAPER_RETRAIN_EPOCHS
@@ -168,6 +170,27 @@ def exposure_premise(df: pd.DataFrame) -> str:
     )
 
 
+def curvature_premise(table: pd.DataFrame | None, method: str) -> str:
+    """Whether `method`'s runs took a step that curvature shaped (docs/curvature.md): met unless every
+    measured row of the premise table is curvature-degenerate."""
+    rows = None if table is None else table[table["method"] == method]
+    if rows is None or rows.empty or (rows["verdict"] == "not measured").all():
+        return premise(False, f"no curvature premise measured for {method_label(method)}")
+    measured = rows[rows["verdict"] != "not measured"]
+    degenerate = int((measured["verdict"] == "curvature-degenerate").sum())
+    return premise(
+        degenerate < len(measured),
+        f"{method_label(method)} cos(F^-1 g, g) {measured['cosine'].mean():.3f}, "
+        f"{degenerate} of {len(measured)} cycles curvature-degenerate (cos > {COSINE_MAX})",
+    )
+
+
+def both(*premises: str) -> str:
+    """Met when every premise is; the texts side by side."""
+    met = all(p.startswith("met") for p in premises)
+    return premise(met, "; ".join(p.split(": ", 1)[-1] for p in premises))
+
+
 def moves_premise(values: pd.Series, what: str) -> str:
     """A utility metric that no method changes (every change exactly 0) cannot rank the methods."""
     v = pd.to_numeric(values, errors="coerce").dropna()
@@ -196,7 +219,8 @@ def fisher_removal_strongest(s: Studies) -> Verdict | None:
         f"best other {method_label(rival)} {fmt_interval(t_interval(seeds[rival]))}; "
         "mean efficacy ranks: " + _fmt(ranks.to_dict())
     )
-    return decide(OUTCOME[compare(seeds["fisher_removal"], seeds[rival])], exposure_premise(main), evidence)
+    prem = both(exposure_premise(main), curvature_premise(s.curvature, "fisher_removal"))
+    return decide(OUTCOME[compare(seeds["fisher_removal"], seeds[rival])], prem, evidence)
 
 
 def _rank_spread(df: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -629,6 +653,7 @@ def build_verdicts(
     out_base,
     memorization_file=None,
     privacy_file=None,
+    curvature_file=None,
 ) -> pd.DataFrame:
     """The verdict table of this run. `curves_file` (Figure 5's means) is named as a source beside the
     per-run metrics the Figure 5 rules read (they need every seed)."""
@@ -641,6 +666,7 @@ def build_verdicts(
         "shift": shift_file,
         "memorization": memorization_file,
         "privacy": privacy_file,
+        "curvature": curvature_file,
     }
     s = Studies(
         main=df,
@@ -649,6 +675,7 @@ def build_verdicts(
         shift=_read(shift_file),
         memorization=_read(memorization_file),
         privacy=_read(privacy_file),
+        curvature=_read(curvature_file),
         cycles=list(cfg.unlearn.table_cycles),
         num_grads=int(cfg.fisher.num_grads),
         retrain_epochs=int(cfg.methods.retrain.epochs),

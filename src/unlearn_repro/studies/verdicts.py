@@ -15,6 +15,7 @@ register(
                 "results/${profile}/discussions/tables",
                 "results/${profile}/memorization/tables",
                 "results/${profile}/privacy/tables",
+                "results/${profile}/curvature",
                 "src/unlearn_repro/report/verdicts.py",
                 "rules/verdicts.smk",
             ),
@@ -36,6 +37,7 @@ register(
     options=[
         opt("--memorization", default=None, help="the memorization study's counts.csv (Table 8)"),
         opt("--privacy", default=None, help="the privacy study's points table (CSV), when it ran"),
+        opt("--curvature", default=None, help="the main study's curvature premise table (CSV)"),
         opt("collected", nargs="+"),
     ],
 )
@@ -53,5 +55,6 @@ def _verdicts(a, cfg, tracker):
         a.out,
         memorization_file=a.memorization,
         privacy_file=a.privacy,
+        curvature_file=a.curvature,
     )
     log_report(tracker, "verdicts", {"": [f"{a.out}.csv", f"{a.out}.md"]}, {"profile": cfg.profile})
