@@ -41,3 +41,4 @@ def make_optimizer(recipe, params) -> torch.optim.Optimizer:
         return factory(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **dict(recipe.optimizer_args))
     except TypeError as e:
         raise ValueError(f"optimizers.{recipe.optimizer}: bad arguments {dict(recipe.optimizer_args)}: {e}") from None
+from unlearn_repro.optim import sophia_constant  # noqa: E402,F401 (registers `sophia_constant`: issue 21 ablation)
