@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 
 from unlearn_repro.optim.sophia import CurvatureHook, Sophia
+from unlearn_repro.optim.sophia_constant import make_sophia_constant
 from unlearn_repro.registry import Registry
 
 __all__ = ["OPTIMIZERS", "CurvatureHook", "Sophia", "make_optimizer"]
@@ -41,4 +42,4 @@ def make_optimizer(recipe, params) -> torch.optim.Optimizer:
         return factory(params, lr=recipe.lr, weight_decay=recipe.weight_decay, **dict(recipe.optimizer_args))
     except TypeError as e:
         raise ValueError(f"optimizers.{recipe.optimizer}: bad arguments {dict(recipe.optimizer_args)}: {e}") from None
-from unlearn_repro.optim import sophia_constant  # noqa: E402,F401 (registers `sophia_constant`: issue 21 ablation)
+OPTIMIZERS.register("sophia_constant")(make_sophia_constant)  # issue 21: Sophia with h held constant
