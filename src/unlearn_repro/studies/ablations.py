@@ -43,7 +43,8 @@ register(Study("ablations", "second-order ablations (issue 21): curvature agains
           "src/unlearn_repro/fisher"),
     params=("ablations", "fisher", "unlearn", "evaluation", "tofu", "optimizers", "seeds", "models", "data.tasks",
             "profile", "profiles"),
-    outs=("ablations/points", "ablations/tables", "ablations/figures"), metrics=("ablations/summary",),
+    outs=("ablations/points", "ablations/tables", "ablations/figures", "ablations/verdicts.csv",
+          "ablations/verdicts.md"), metrics=("ablations/summary",),
     plots=("ablations/figures",))))
 
 
