@@ -35,6 +35,7 @@ def _main_outputs(profile=None):
     outs += [import_module(f"unlearn_repro.report.{study}").outputs(f"results/{cfg.profile}/{study}")
              for study in STUDIES_WITH_OUTPUTS]
     outs.append(import_module("unlearn_repro.report.memorization").outputs(cfg, f"results/{cfg.profile}/memorization"))
+    outs.append(import_module("unlearn_repro.report.ablations").outputs(cfg, f"results/{cfg.profile}/ablations"))
     return {k: sum((o[k] for o in outs), []) for k in outs[0]}
 
 
