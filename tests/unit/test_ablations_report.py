@@ -21,6 +21,8 @@ def test_dominance_needs_a_difference_outside_the_interval():
     assert A.dominates(better, worse, COLS) and not A.dominates(worse, better, COLS)
     noisy = _pt([0.0, 2.0, 1.0], [0.5, 0.51, 0.49])  # its efficacy interval covers `better`'s mean
     assert not A.dominates(better, noisy, COLS) and A.tied(better, noisy, COLS)
+    one_seed = _pt([9.0], [9.0])  # no interval: never a difference, whatever the values
+    assert not A.dominates(one_seed, worse, COLS) and A.tied(one_seed, worse, COLS)
     trade = _pt([2.0, 2.1, 1.9], [0.0, 0.01, -0.01])  # more efficacy, less utility: neither dominates
     assert not A.dominates(better, trade, COLS) and not A.dominates(trade, better, COLS)
 

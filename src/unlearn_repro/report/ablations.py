@@ -11,7 +11,9 @@ with each ablated one: point p dominates q when p is no worse in every objective
 'worse' / 'better' is stats.compare over seeds (a difference inside its interval is a tie). The second-order
 front dominates when every ablated point is dominated by one of its points or tied with one, and at least one
 is dominated; 'holds' if it dominates every ablated front, 'does not hold' if an ablated front dominates it,
-else 'tie'."""
+else 'tie'. A point with one seed has no interval: it is tied with every point (no verdict from one seed).
+The premise (metrics.curvature: did the curvature bend the step at all?) stands beside the verdict: a
+verdict on curvature-degenerate runs compares two first-order methods."""
 from __future__ import annotations
 
 import math
@@ -108,14 +110,21 @@ def summary_table(per_seed: pd.DataFrame, objectives) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _interval(p: dict, q: dict, cols) -> bool:
+    """Both points have an interval (>= 2 seeds) in every objective: else no difference is judged."""
+    return all(len(p[c]) >= 2 and len(q[c]) >= 2 for c in cols)
+
+
 def dominates(p: dict, q: dict, cols) -> bool:
     """p's per-seed values are no worse than q's in every objective and better in one (stats.compare)."""
+    if not _interval(p, q, cols):
+        return False
     outcomes = [stats.compare(p[c], q[c]) for c in cols]
     return "less" not in outcomes and "greater" in outcomes
 
 
 def tied(p: dict, q: dict, cols) -> bool:
-    return all(stats.compare(p[c], q[c]) == stats.TIE for c in cols)
+    return not _interval(p, q, cols) or all(stats.compare(p[c], q[c]) == stats.TIE for c in cols)
 
 
 def front_dominates(a: list[dict], b: list[dict], cols) -> bool:
