@@ -1,6 +1,7 @@
 # Ablations that isolate second-order information (issue 21): on the main study's setting, Fisher Removal with
-# the block F^-1, a diagonal F^-1 and I/lambda, Fisher Forgetting's F^-1/4 noise against isotropic noise of the
-# same norm; on TOFU, Sophia against constant-h Sophia (sign-momentum) and AdamW. Each over a step-size grid.
+# the block F^-1, a diagonal F^-1 and I/lambda, Fisher Forgetting's F^-1/4 noise against isotropic noise
+# of the same norm; on TOFU, Sophia against constant-h Sophia (sign-momentum) and AdamW. Each over a step
+# grid.
 # Target: `snakemake --cores all ablations`.
 
 from unlearn_repro.pipeline import ablations as ablations_pipeline
@@ -20,8 +21,8 @@ abl_report_item = lambda path: report(path, caption="../report_captions/ablation
 rule ablation_newton:
     """One Newton-type variant at every value of its comparison's grid: cycle 1 unlearned and evaluated."""
     input:
-        CORE_SRC + src("methods", "fisher", "optim", "train.py", "objectives.py", "losses.py", "pipeline", "models",
-                       "metrics", "data/encoding.py"),
+        CORE_SRC + src("methods", "fisher", "optim", "train.py", "objectives.py", "losses.py", "pipeline",
+                       "models", "metrics", "data/encoding.py"),
         finetuned=R("models/{model}/{dataset}/finetuned"),
         pretrained=R("models/{model}/pretrained"),
         data=data_files("{dataset}"),
@@ -50,17 +51,18 @@ rule ablation_newton:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} ablation-newton --comparison {wildcards.comparison} --method {wildcards.ablation_method} "
+        "{params.cli} ablation-newton --comparison {wildcards.comparison} "
+        "--method {wildcards.ablation_method} "
         "--dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed} "
         "--finetuned {input.finetuned} --pretrained {input.pretrained} --data {params.data_dir} "
         "--reference {params.reference} --split {input.split} --base {input.base} --out {output} > {log} 2>&1"
 
 
 rule ablation_sophia:
-    """One TOFU loss with one optimizer (Sophia, constant-h Sophia, AdamW) at every learning rate of the grid."""
+    """One TOFU loss with one optimizer (Sophia, constant-h Sophia, AdamW) at every learning rate."""
     input:
-        CORE_SRC + src("pipeline", "metrics", "models", "optim", "train.py", "data/tofu.py", "methods", "objectives.py",
-                       "losses.py"),
+        CORE_SRC + src("pipeline", "metrics", "models", "optim", "train.py", "data/tofu.py", "methods",
+                       "objectives.py", "losses.py"),
         base=R("tofu/models/base"),
         retain=R("tofu/models/retain"),
     output:
@@ -84,17 +86,19 @@ rule ablation_sophia:
     conda:
         ENV_FILE
     shell:
-        "{params.cli} ablation-sophia --method {wildcards.tofu_method} --optimizer {wildcards.ablation_optimizer} "
+        "{params.cli} ablation-sophia --method {wildcards.tofu_method} "
+        "--optimizer {wildcards.ablation_optimizer} "
         "--seed {wildcards.seed} --base {input.base} --retain {input.retain} --out {output} > {log} 2>&1"
 
 
 rule ablations_report:
     input:
         CORE_SRC + src("report"),
-        newton=[R(f"ablations/points/{c}/{m}/{d}/{mod}/seed{s}.json") for c, m in ABL_NEWTON for d in ABL_DATASETS
-                for mod in MODEL_NAMES for s in ABL_SEEDS],
+        newton=[R(f"ablations/points/{c}/{m}/{d}/{mod}/seed{s}.json") for c, m in ABL_NEWTON
+                for d in ABL_DATASETS for mod in MODEL_NAMES for s in ABL_SEEDS],
         sophia=expand(R("ablations/points/sophia/{tofu_method}/{ablation_optimizer}/seed{seed}.json"),
-                      tofu_method=ABL.sophia.methods, ablation_optimizer=ABL.sophia.optimizers, seed=ABL_SEEDS),
+                      tofu_method=ABL.sophia.methods, ablation_optimizer=ABL.sophia.optimizers,
+                      seed=ABL_SEEDS),
     output:
         tables=[abl_report_item(p) for p in ABL_OUTPUTS["tables"]],
         figures=[abl_report_item(p) for p in ABL_OUTPUTS["figures"]],

@@ -1,28 +1,32 @@
 """The ablation variants (issue 21) against dense computations: Fisher Removal with a diagonal F^-1 and with
 F^-1 = I/lambda, Fisher Forgetting's isotropic noise, Sophia with h held constant."""
+
 import copy
 
 import pytest
 import torch
 
+from tests.conftest import ROOT
 from unlearn_repro.config import Frozen, load
 from unlearn_repro.methods import METHODS, Context
 from unlearn_repro.methods.fisher_forgetting_isotropic import isotropic_like
 from unlearn_repro.methods.newton import flat_grad, relative_damping, retain_stream, trainable
 from unlearn_repro.optim import OPTIMIZERS
 from unlearn_repro.optim.sophia_constant import SophiaConstant
-from tests.conftest import ROOT
 
 GAMMA, M = 3.0e-4, 3
 
 
 def _ctx(tmp_path, pad, method, block, **fisher):
     raw = load(ROOT / "params.yaml", "ci").to_dict()
-    raw["fisher"].update(num_grads=M, grad_batch_size=1, block_size=16, chunk=2, rebuild="per_batch", **fisher)
+    raw["fisher"].update(
+        num_grads=M, grad_batch_size=1, block_size=16, chunk=2, rebuild="per_batch", **fisher
+    )
     raw["unlearn"]["forget_batch_size"] = 2
     raw["methods"][method] = block
-    return Context(cfg=Frozen(raw), device="cpu", pad_id=pad, seed=0, pretrained_path=tmp_path,
-                   work_dir=tmp_path / "w")
+    return Context(
+        cfg=Frozen(raw), device="cpu", pad_id=pad, seed=0, pretrained_path=tmp_path, work_dir=tmp_path / "w"
+    )
 
 
 def _flat(model):
@@ -56,8 +60,14 @@ def test_diagonal_variant_divides_by_the_damped_fisher_diagonal(tiny_model_and_b
 
 
 def test_identity_variant_is_gradient_ascent_with_the_relative_lambda(tiny_model_and_batches, tmp_path):
-    got, grad, g_plus = _one_step(tiny_model_and_batches, tmp_path, "fisher_removal_identity",
-                                  damping_mode="relative", kappa=10.0, update="accumulate")
+    got, grad, g_plus = _one_step(
+        tiny_model_and_batches,
+        tmp_path,
+        "fisher_removal_identity",
+        damping_mode="relative",
+        kappa=10.0,
+        update="accumulate",
+    )
     lam = relative_damping(float(g_plus.pow(2).mean()), 10.0, 1.0)  # kappa * mean diag F_hat
     assert torch.allclose(got, GAMMA / lam * grad, rtol=1e-5, atol=1e-12)
 
@@ -84,7 +94,9 @@ def test_isotropic_variant_step_norm_equals_fisher_forgettings(tiny_model_and_ba
     steps = {}
     for name in ("fisher_forgetting", "fisher_forgetting_isotropic"):
         ctx = _ctx(tmp_path, pad, name, {"mu": 1e-3, "sigma": 1e-3}, damping=1e-3)
-        ctx.cfg = Frozen({**ctx.cfg.to_dict(), "unlearn": {**ctx.cfg.unlearn.to_dict(), "forget_batch_size": 4}})
+        ctx.cfg = Frozen(
+            {**ctx.cfg.to_dict(), "unlearn": {**ctx.cfg.unlearn.to_dict(), "forget_batch_size": 4}}
+        )
         m = copy.deepcopy(model)
         m, _ = METHODS.get(name).unlearn(ctx, m, seqs[:4], seqs[4:], cycle=1)
         steps[name] = (_flat(m) - _flat(model)).double()
@@ -116,5 +128,7 @@ def test_constant_positive_h_gives_the_fixed_preconditioned_step():
     p.grad = torch.tensor([1.0, -5.0], dtype=torch.float64)
     opt.update_hessian(scale=100.0)
     opt.step()
-    assert torch.allclose(p.detach(), torch.tensor([-0.5, 1.0], dtype=torch.float64))  # |m|/(rho h) = 0.5, 2.5->1
+    assert torch.allclose(
+        p.detach(), torch.tensor([-0.5, 1.0], dtype=torch.float64)
+    )  # |m|/(rho h) = 0.5, 2.5->1
     assert opt.clip_rate == 0.5

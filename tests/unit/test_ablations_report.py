@@ -1,12 +1,13 @@
 """The ablations' report (issue 21): the front comparison by hand, and exactly the declared files written."""
+
 from pathlib import Path
 
 import numpy as np
 
+from tests.conftest import ROOT
 from unlearn_repro.config import load
 from unlearn_repro.io import write_json
 from unlearn_repro.report import ablations as A
-from tests.conftest import ROOT
 
 COLS = ["e", "u"]
 
@@ -42,14 +43,38 @@ def _points(root: Path, comparison, method, seed, values, eff, **extra):
     pts = []
     for v, e in zip(values, eff):
         if comparison.startswith("sophia"):
-            pts.append({"value": v, "forget_acc": 1 - e, "model_utility": 0.5, "retain_acc": 0.6,
-                        "curvature": {"clip_rate": 0.5} if method == "sophia" else None})
+            pts.append(
+                {
+                    "value": v,
+                    "forget_acc": 1 - e,
+                    "model_utility": 0.5,
+                    "retain_acc": 0.6,
+                    "curvature": {"clip_rate": 0.5} if method == "sophia" else None,
+                }
+            )
         else:
-            pts.append({"value": v, "delta_exp": -e, "delta_test_nll": 0.01, "retain_accuracy": 0.4,
-                        "curvature": {"cosine": 0.8, "noise_cosine": 0.99}})
+            pts.append(
+                {
+                    "value": v,
+                    "delta_exp": -e,
+                    "delta_test_nll": 0.01,
+                    "retain_accuracy": 0.4,
+                    "curvature": {"cosine": 0.8, "noise_cosine": 0.99},
+                }
+            )
     f = root / f"{comparison}_{method}_{seed}.json"
-    write_json(f, {"comparison": comparison, "method": method, "dataset": "d", "model": "m", "seed": seed,
-                   "points": pts, **extra})
+    write_json(
+        f,
+        {
+            "comparison": comparison,
+            "method": method,
+            "dataset": "d",
+            "model": "m",
+            "seed": seed,
+            "points": pts,
+            **extra,
+        },
+    )
     return str(f)
 
 
@@ -61,9 +86,12 @@ def test_report_writes_exactly_the_declared_files(tmp_path):
             for i, m in enumerate(comp_cfg.methods):
                 files.append(_points(tmp_path, comp, m, seed, comp_cfg["values"], [2 - i + 0.01 * seed] * 2))
         for loss in cfg.ablations.sophia.methods:
-            for i, o in enumerate(cfg.ablations.sophia.optimizers):
-                files.append(_points(tmp_path, f"sophia_{loss}", o, seed, cfg.ablations.sophia.lr,
-                                     [0.5 + 0.01 * seed] * 2))
+            for o in cfg.ablations.sophia.optimizers:
+                files.append(
+                    _points(
+                        tmp_path, f"sophia_{loss}", o, seed, cfg.ablations.sophia.lr, [0.5 + 0.01 * seed] * 2
+                    )
+                )
     out = tmp_path / "ablations"
     summary = A.build_report(cfg, files, out)
     declared = {p for v in A.outputs(cfg, out).values() for p in v}

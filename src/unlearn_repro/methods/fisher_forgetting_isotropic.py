@@ -1,8 +1,10 @@
-"""Fisher Forgetting with isotropic noise (ablation, issue 21): theta <- theta + (mu sigma^2)^(1/4) r M / ||M||,
+"""Fisher Forgetting with isotropic noise (ablation, issue 21):
+theta <- theta + (mu sigma^2)^(1/4) r M / ||M||,
 r = ||F^(-1/4) M|| (the shaped noise's norm for the same draw M ~ N(0, I)).
 
 Why: the same noise magnitude, step by step, as Fisher Forgetting, but in a uniformly random direction, so the
 only difference is the Fisher's shaping of the noise. Not in the main study."""
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +15,7 @@ from unlearn_repro.metrics.curvature import QUARTER
 
 
 def isotropic_like(noise: torch.Tensor, shaped: torch.Tensor) -> torch.Tensor:
-    """`noise` rescaled to the norm of `shaped` (its direction is uniform on the sphere when noise ~ N(0, I))."""
+    """`noise` rescaled to the norm of `shaped` (its direction: uniform on the sphere for noise ~ N(0, I))."""
     return noise * (shaped.norm() / noise.norm())
 
 
@@ -26,4 +28,4 @@ class FisherForgettingIsotropic(FisherForgetting):
         p = self.hp(ctx.cfg)
         noise = torch.randn(fisher.dim, generator=generator).to(fisher.device)
         shaped = fisher.power_matmul(noise, QUARTER)
-        return (p.mu * p.sigma ** 2) ** 0.25 * isotropic_like(noise, shaped), {"sampled_noise_cosine": 1.0}
+        return (p.mu * p.sigma**2) ** 0.25 * isotropic_like(noise, shaped), {"sampled_noise_cosine": 1.0}

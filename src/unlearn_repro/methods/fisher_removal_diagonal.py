@@ -1,9 +1,11 @@
-"""Fisher Removal with a diagonal F^-1 (ablation, issue 21): theta <- theta + gamma (diag(F_hat) + lambda I)^-1 g.
+"""Fisher Removal with a diagonal F^-1 (ablation, issue 21):
+theta <- theta + gamma (diag(F_hat) + lambda I)^-1 g.
 
 Why: it keeps the per-coordinate scale of the Fisher and drops the within-block couplings, so it says how much
 of the block F^-1's effect comes from the off-diagonal curvature. It is Fisher Removal with blocks of width 1:
 a block-diagonal F^-1 with 1x1 blocks is exactly (diag(F_hat) + lambda I)^-1, and lambda follows the same rule
 (relative damping uses mean diag F_hat, which does not depend on the block width). Not in the main study."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -16,7 +18,8 @@ from unlearn_repro.metrics.curvature import newton_premise
 
 class FisherRemovalVariant(NewtonMethod):
     """Fisher Removal's step rule theta <- theta + gamma P g with P built from the same D+ Fisher; a variant
-    picks P (`direction`) and the block width of the Fisher it is built from (`block_size`, None: fisher's)."""
+    picks P (`direction`) and the block width of the Fisher it is built from (`block_size`, None: as set)."""
+
     schema = object_schema(gamma=POS_NUM)
     block_size: int | None = None
 

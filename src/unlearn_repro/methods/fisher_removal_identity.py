@@ -4,6 +4,7 @@ Why: gradient ascent with Fisher Removal's own step rule, lambda included (relat
 lambda = kappa mean diag F_hat from the same D+ gradients), so the only difference to Fisher Removal is the
 curvature. The D+ gradients are still drawn for lambda; the Fisher is kept at width-1 blocks (cheap, same
 lambda). Not in the main study."""
+
 from __future__ import annotations
 
 from unlearn_repro.methods.base import register

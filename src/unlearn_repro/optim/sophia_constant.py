@@ -3,7 +3,9 @@ theta <- theta - lr sign(m) min(|m| / max(rho h, eps), 1), but h never updated f
 
 Why: with h = 0 (the default) every coordinate is clipped and the step is lr sign(m), sign-momentum descent:
 Sophia minus its second-order information, everything else (momentum, clipping rule, decoupled weight decay,
-the training loop's CurvatureHook bookkeeping of the clip rate) the same. optim/__init__.py registers `make_sophia_constant` as `sophia_constant`."""
+the training loop's CurvatureHook bookkeeping of the clip rate) the same.
+optim/__init__.py registers `make_sophia_constant` as `sophia_constant`."""
+
 from __future__ import annotations
 
 import torch
@@ -35,8 +37,26 @@ class SophiaConstant(Sophia):
         """h is held constant: the estimator's sample is ignored."""
 
 
-def make_sophia_constant(params, lr, weight_decay=0.1, betas=(0.965, 0.99), rho=0.04, eps=1e-15, h=0.0,
-                     estimator="squared_grad", hessian_every=10):
-    """Sophia's arguments plus the constant h; estimator squared_grad: no GNB pass is spent on an h never used."""
-    return SophiaConstant(params, lr=lr, h=h, betas=tuple(betas), rho=rho, weight_decay=weight_decay, eps=eps,
-                          estimator=estimator, hessian_every=hessian_every)
+def make_sophia_constant(
+    params,
+    lr,
+    weight_decay=0.1,
+    betas=(0.965, 0.99),
+    rho=0.04,
+    eps=1e-15,
+    h=0.0,
+    estimator="squared_grad",
+    hessian_every=10,
+):
+    """Sophia's arguments plus the constant h; estimator squared_grad: no GNB pass for an h never used."""
+    return SophiaConstant(
+        params,
+        lr=lr,
+        h=h,
+        betas=tuple(betas),
+        rho=rho,
+        weight_decay=weight_decay,
+        eps=eps,
+        estimator=estimator,
+        hessian_every=hessian_every,
+    )

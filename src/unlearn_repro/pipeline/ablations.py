@@ -7,6 +7,7 @@ or optimizer swapped and one step size set; nothing here computes a method or a 
 * sophia_points: one TOFU loss with one optimizer at each learning rate: the TOFU study's run
   (pipeline.tofu.tofu_unlearn) with its second-order slot (`tofu.optimizers.SO`) naming that optimizer.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,14 +43,19 @@ def check(cfg) -> None:
         for m in comp.methods:
             keys = set(METHODS.get(m).schema.get("properties", {}))
             if not set(comp["keys"]) <= keys:
-                raise ConfigError(f"params.yaml: ablations.newton.{name}.keys {list(comp['keys'])} are not keys "
-                                  f"of method {m!r} ({sorted(keys)})")
+                raise ConfigError(
+                    f"params.yaml: ablations.newton.{name}.keys {list(comp['keys'])} are not keys "
+                    f"of method {m!r} ({sorted(keys)})"
+                )
 
 
 def study_tags(tags: dict) -> dict:
     """`study=ablations` and `ablations_stage` in place of `stage`: never counted as another study's run."""
-    return {**{k: v for k, v in tags.items() if k != "stage"}, "study": "ablations",
-            "ablations_stage": tags.get("stage", "")}
+    return {
+        **{k: v for k, v in tags.items() if k != "stage"},
+        "study": "ablations",
+        "ablations_stage": tags.get("stage", ""),
+    }
 
 
 def newton_config(cfg, method: str, keys, value: float):
@@ -59,9 +65,24 @@ def newton_config(cfg, method: str, keys, value: float):
     return impl.study_config(cfg, block, unlearn={"table_cycles": [1], "extended_datasets": []})
 
 
-def newton_points(cfg, *, comparison: str, method: str, dataset: str, model_name: str, seed: int, finetuned,
-                  pretrained, data_dir, reference, split_file, base_eval, out, tracker) -> dict:
-    """Each grid value: cycle 1 unlearned and evaluated by the main study's steps; its row and premise kept."""
+def newton_points(
+    cfg,
+    *,
+    comparison: str,
+    method: str,
+    dataset: str,
+    model_name: str,
+    seed: int,
+    finetuned,
+    pretrained,
+    data_dir,
+    reference,
+    split_file,
+    base_eval,
+    out,
+    tracker,
+) -> dict:
+    """Each grid value: cycle 1 unlearned and evaluated by the main study's steps; row and premise kept."""
     from unlearn_repro.pipeline.evaluation import evaluate_run
     from unlearn_repro.pipeline.unlearning import run
 
@@ -70,20 +91,57 @@ def newton_points(cfg, *, comparison: str, method: str, dataset: str, model_name
     work, points = Path(out).with_suffix(".work"), []
     for value in comp["values"]:
         run_cfg, run_dir = newton_config(cfg, method, comp["keys"], value), work / f"{value:g}"
-        run(run_cfg, dataset=dataset, model_name=model_name, method=method, seed=seed, finetuned=finetuned,
-            pretrained=pretrained, data_dir=data_dir, split_file=split_file, out_dir=run_dir, tracker=study)
-        ev = evaluate_run(run_cfg, run_dir, base_eval, data_dir, reference, split_file, run_dir / "metrics.json",
-                          study)
+        run(
+            run_cfg,
+            dataset=dataset,
+            model_name=model_name,
+            method=method,
+            seed=seed,
+            finetuned=finetuned,
+            pretrained=pretrained,
+            data_dir=data_dir,
+            split_file=split_file,
+            out_dir=run_dir,
+            tracker=study,
+        )
+        ev = evaluate_run(
+            run_cfg, run_dir, base_eval, data_dir, reference, split_file, run_dir / "metrics.json", study
+        )
         row = ev["cycles"][0]
-        points.append({"value": float(value), **{k: row.get(k) for k in (
-            "delta_exp", "delta_test_nll", "retain_accuracy", "delta_retain_acc", "delta_acc", "diverged",
-            "runtime_s", "curvature")}})
-        print(f"[ablations] {comparison} {method} {dataset} {model_name} seed {seed} {value:g}: "
-              f"dexp {_f(row.get('delta_exp'))}, dNLL {_f(row.get('delta_test_nll'))}", flush=True)
+        points.append(
+            {
+                "value": float(value),
+                **{
+                    k: row.get(k)
+                    for k in (
+                        "delta_exp",
+                        "delta_test_nll",
+                        "retain_accuracy",
+                        "delta_retain_acc",
+                        "delta_acc",
+                        "diverged",
+                        "runtime_s",
+                        "curvature",
+                    )
+                },
+            }
+        )
+        print(
+            f"[ablations] {comparison} {method} {dataset} {model_name} seed {seed} {value:g}: "
+            f"dexp {_f(row.get('delta_exp'))}, dNLL {_f(row.get('delta_test_nll'))}",
+            flush=True,
+        )
         shutil.rmtree(run_dir)
     shutil.rmtree(work, ignore_errors=True)
-    result = {"comparison": comparison, "method": method, "dataset": dataset, "model": model_name, "seed": seed,
-              "keys": list(comp["keys"]), "points": points}
+    result = {
+        "comparison": comparison,
+        "method": method,
+        "dataset": dataset,
+        "model": model_name,
+        "seed": seed,
+        "keys": list(comp["keys"]),
+        "points": points,
+    }
     write_json(out, result)
     return result
 
@@ -93,8 +151,13 @@ def sophia_config(cfg, method: str, optimizer: str, lr: float):
     Sophia gets the study's Sophia momentum, rho and eps (only h differs)."""
     sophia = {**cfg.optimizers.get("sophia", {}), **cfg.tofu.get("sophia", {})}
     const = {k: sophia[k] for k in SOPHIA_ARGS if k in sophia}
-    return overlay(cfg, {"tofu": {"optimizers": {"SO": optimizer}, "lr": {method: {"SO": float(lr)}}},
-                         "optimizers": {"sophia_constant": {**const, **cfg.optimizers.get("sophia_constant", {})}}})
+    return overlay(
+        cfg,
+        {
+            "tofu": {"optimizers": {"SO": optimizer}, "lr": {method: {"SO": float(lr)}}},
+            "optimizers": {"sophia_constant": {**const, **cfg.optimizers.get("sophia_constant", {})}},
+        },
+    )
 
 
 def sophia_points(cfg, *, method: str, optimizer: str, seed: int, base, retain, out, tracker) -> dict:
@@ -105,18 +168,45 @@ def sophia_points(cfg, *, method: str, optimizer: str, seed: int, base, retain, 
     work, points = Path(out).with_suffix(".work"), []
     work.mkdir(parents=True, exist_ok=True)
     for lr in cfg.ablations.sophia.lr:
-        summary = tofu_unlearn(sophia_config(cfg, method, optimizer, lr), method, "SO", seed, base, retain,
-                               work / f"{lr:g}.json", study)
+        summary = tofu_unlearn(
+            sophia_config(cfg, method, optimizer, lr),
+            method,
+            "SO",
+            seed,
+            base,
+            retain,
+            work / f"{lr:g}.json",
+            study,
+        )
         final = summary["final"]
-        points.append({"value": float(lr), "diverged": bool(summary["train_stats"].get("diverged")),
-                       **{k: final.get(k) for k in ("forget_acc", "forget_quality", "forget_rouge",
-                                                    "model_utility", "retain_acc")},
-                       "curvature": summary.get("curvature"), "runtime_s": summary["runtime_s"]})
-        print(f"[ablations] sophia {method} {optimizer} seed {seed} lr {lr:g}: forget acc "
-              f"{_f(final.get('forget_acc'))}, utility {_f(final.get('model_utility'))}", flush=True)
+        points.append(
+            {
+                "value": float(lr),
+                "diverged": bool(summary["train_stats"].get("diverged")),
+                **{
+                    k: final.get(k)
+                    for k in ("forget_acc", "forget_quality", "forget_rouge", "model_utility", "retain_acc")
+                },
+                "curvature": summary.get("curvature"),
+                "runtime_s": summary["runtime_s"],
+            }
+        )
+        print(
+            f"[ablations] sophia {method} {optimizer} seed {seed} lr {lr:g}: forget acc "
+            f"{_f(final.get('forget_acc'))}, utility {_f(final.get('model_utility'))}",
+            flush=True,
+        )
     shutil.rmtree(work, ignore_errors=True)
-    result = {"comparison": f"sophia_{method}", "method": optimizer, "loss": method, "dataset": "tofu",
-              "model": cfg.tofu.model, "seed": seed, "keys": ["lr"], "points": points}
+    result = {
+        "comparison": f"sophia_{method}",
+        "method": optimizer,
+        "loss": method,
+        "dataset": "tofu",
+        "model": cfg.tofu.model,
+        "seed": seed,
+        "keys": ["lr"],
+        "points": points,
+    }
     write_json(out, result)
     return result
 

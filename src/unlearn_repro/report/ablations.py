@@ -14,6 +14,7 @@ is dominated; 'holds' if it dominates every ablated front, 'does not hold' if an
 else 'tie'. A point with one seed has no interval: it is tied with every point (no verdict from one seed).
 The premise (metrics.curvature: did the curvature bend the step at all?) stands beside the verdict: a
 verdict on curvature-degenerate runs compares two first-order methods."""
+
 from __future__ import annotations
 
 import math
@@ -29,17 +30,27 @@ from unlearn_repro.report.tables import write_table
 
 # per kind of comparison: (objective column, label, how a point's raw value becomes "higher is better")
 OBJECTIVES = {
-    "newton": [("efficacy", "efficacy: −Δexp", lambda p: -_num(p["delta_exp"])),
-               ("utility_nll", "utility: −Δ test NLL", lambda p: -_num(p["delta_test_nll"])),
-               ("retain_accuracy", "retain accuracy", lambda p: _num(p["retain_accuracy"]))],
-    "sophia": [("efficacy", "efficacy: 1 − forget accuracy", lambda p: 1 - _num(p["forget_acc"])),
-               ("model_utility", "model utility (TOFU)", lambda p: _num(p["model_utility"])),
-               ("retain_accuracy", "retain accuracy (TOFU)", lambda p: _num(p["retain_acc"]))],
+    "newton": [
+        ("efficacy", "efficacy: −Δexp", lambda p: -_num(p["delta_exp"])),
+        ("utility_nll", "utility: −Δ test NLL", lambda p: -_num(p["delta_test_nll"])),
+        ("retain_accuracy", "retain accuracy", lambda p: _num(p["retain_accuracy"])),
+    ],
+    "sophia": [
+        ("efficacy", "efficacy: 1 − forget accuracy", lambda p: 1 - _num(p["forget_acc"])),
+        ("model_utility", "model utility (TOFU)", lambda p: _num(p["model_utility"])),
+        ("retain_accuracy", "retain accuracy (TOFU)", lambda p: _num(p["retain_acc"])),
+    ],
 }
-PREMISE = {"removal": ("fisher_removal", "cosine"), "forgetting": ("fisher_forgetting", "noise_cosine"),
-           "sophia": ("sophia", "clip_rate")}
-OPTIMIZER_LABELS = {"sophia": "Sophia", "sophia_constant": "Sophia, h constant (sign-momentum)",
-                    "adamw": "AdamW (first order)"}
+PREMISE = {
+    "removal": ("fisher_removal", "cosine"),
+    "forgetting": ("fisher_forgetting", "noise_cosine"),
+    "sophia": ("sophia", "clip_rate"),
+}
+OPTIMIZER_LABELS = {
+    "sophia": "Sophia",
+    "sophia_constant": "Sophia, h constant (sign-momentum)",
+    "adamw": "AdamW (first order)",
+}
 
 
 def comparisons(cfg) -> list[str]:
@@ -51,10 +62,12 @@ def outputs(cfg, root) -> dict:
     """Exactly the files build_report writes."""
     root = Path(root)
     tables = [root / "tables" / f"{c}{ext}" for c in comparisons(cfg) for ext in (".csv", ".md", ".html")]
-    return {"tables": [str(p) for p in tables + [root / "tables" / "points.csv"]],
-            "figures": [str(root / "figures" / f"{c}.png") for c in comparisons(cfg)],
-            "summary": [str(root / "summary" / "ablations.json")],
-            "verdicts": [str(root / f"verdicts{ext}") for ext in (".csv", ".md")]}
+    return {
+        "tables": [str(p) for p in tables + [root / "tables" / "points.csv"]],
+        "figures": [str(root / "figures" / f"{c}.png") for c in comparisons(cfg)],
+        "summary": [str(root / "summary" / "ablations.json")],
+        "verdicts": [str(root / f"verdicts{ext}") for ext in (".csv", ".md")],
+    }
 
 
 def _num(v) -> float:
@@ -72,6 +85,7 @@ def second_order(cfg, comparison: str) -> str:
 
 def label(name: str) -> str:
     from unlearn_repro.methods import METHODS
+
     return OPTIMIZER_LABELS.get(name) or (METHODS.get(name).label if name in METHODS.names() else name)
 
 
@@ -85,16 +99,22 @@ def long_points(files) -> pd.DataFrame:
             row = {k: rec[k] for k in ("comparison", "method", "dataset", "model", "seed")}
             row.update(value=p["value"], diverged=bool(p.get("diverged")))
             row.update({col: fn(p) for col, _, fn in OBJECTIVES[kind]})
-            row.update({f"premise_{k}": v for k, v in (p.get("curvature") or {}).items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            row.update(
+                {
+                    f"premise_{k}": v
+                    for k, v in (p.get("curvature") or {}).items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+            )
             rows.append(row)
     return pd.DataFrame(rows)
 
 
 def seed_means(df: pd.DataFrame, cols) -> pd.DataFrame:
-    """Per (method, step, seed): the mean over settings (NaN where any setting diverged: not averaged away)."""
+    """Per (method, step, seed): the mean over settings (NaN where a setting diverged: not averaged away)."""
     return df.groupby(["method", "value", "seed"], as_index=False)[list(cols)].agg(
-        lambda s: s.mean() if s.notna().all() else math.nan)
+        lambda s: s.mean() if s.notna().all() else math.nan
+    )
 
 
 def summary_table(per_seed: pd.DataFrame, objectives) -> pd.DataFrame:
@@ -150,8 +170,13 @@ def comparison_verdict(so: str, fr: dict, cols) -> tuple[str, dict]:
     for m, pts in fr.items():
         if m == so:
             continue
-        each[m] = ("dominates" if front_dominates(fr.get(so, []), pts, cols) else
-                   "dominated" if front_dominates(pts, fr.get(so, []), cols) else "tie")
+        each[m] = (
+            "dominates"
+            if front_dominates(fr.get(so, []), pts, cols)
+            else "dominated"
+            if front_dominates(pts, fr.get(so, []), cols)
+            else "tie"
+        )
     if each and all(v == "dominates" for v in each.values()):
         return stats.HOLDS, each
     return (stats.FAILS if any(v == "dominated" for v in each.values()) else stats.TIE), each
@@ -171,6 +196,7 @@ def premise(df: pd.DataFrame, comparison: str, so: str) -> str:
 def figure(per_seed: pd.DataFrame, objectives, comparison: str, out: Path) -> None:
     """Efficacy against each utility objective, one colour per method, 95 % intervals both ways."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -183,12 +209,22 @@ def figure(per_seed: pd.DataFrame, objectives, comparison: str, out: Path) -> No
         for ax, (ucol, ulabel, _) in zip(axes[0], utils):
             for m in order(table["method"]):
                 t = table[table["method"] == m].sort_values(f"{ucol}_mean")
-                half = lambda c: np.nan_to_num((t[f"{c}_ci_high"] - t[f"{c}_ci_low"]).to_numpy() / 2)
-                ax.errorbar(t[f"{ucol}_mean"], t[f"{ecol}_mean"], xerr=half(ucol), yerr=half(ecol),
-                            label=label(m), **line_kwargs(m))
+                ax.errorbar(
+                    t[f"{ucol}_mean"],
+                    t[f"{ecol}_mean"],
+                    xerr=_half(t, ucol),
+                    yerr=_half(t, ecol),
+                    label=label(m),
+                    **line_kwargs(m),
+                )
                 for _, r in t.iterrows():
-                    ax.annotate(f"{r['step']:g}", (r[f"{ucol}_mean"], r[f"{ecol}_mean"]), fontsize=6,
-                                xytext=(3, 3), textcoords="offset points")
+                    ax.annotate(
+                        f"{r['step']:g}",
+                        (r[f"{ucol}_mean"], r[f"{ecol}_mean"]),
+                        fontsize=6,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
             ax.set_xlabel(f"{ulabel} (higher is better)")
             ax.set_ylabel(f"{elabel} (higher is better)")
         axes[0][0].legend(loc="best")
@@ -197,6 +233,11 @@ def figure(per_seed: pd.DataFrame, objectives, comparison: str, out: Path) -> No
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out)
         plt.close(fig)
+
+
+def _half(t: pd.DataFrame, col: str) -> np.ndarray:
+    """Half-widths of the 95 % intervals (0 where there is none: one seed)."""
+    return np.nan_to_num((t[f"{col}_ci_high"] - t[f"{col}_ci_low"]).to_numpy() / 2)
 
 
 def build_report(cfg, files, root) -> dict:
@@ -211,23 +252,37 @@ def build_report(cfg, files, root) -> dict:
         per_seed = seed_means(sub, cols)
         table = summary_table(per_seed, objectives)
         show = table[["label", "step"] + [f"{c}_cell" for c in cols]].rename(
-            columns={f"{c}_cell": lab for c, lab, _ in objectives})
+            columns={f"{c}_cell": lab for c, lab, _ in objectives}
+        )
         so = second_order(cfg, comp)
         outcome, each = comparison_verdict(so, fronts(per_seed, cols), cols)
         why = premise(sub, comp, so)
-        note = (f"Mean over settings per seed, then {stats.ESTIMATOR}. Verdict: {outcome} "
-                f"({'; '.join(f'{label(so)} vs {label(m)}: {v}' for m, v in each.items())}); premise: {why}.")
+        note = (
+            f"Mean over settings per seed, then {stats.ESTIMATOR}. Verdict: {outcome} "
+            f"({'; '.join(f'{label(so)} vs {label(m)}: {v}' for m, v in each.items())}); premise: {why}."
+        )
         write_table(show, root / "tables" / comp, title=f"Ablation '{comp}'", note=note, data=table)
         figure(per_seed, objectives, comp, root / "figures" / f"{comp}.png")
-        verdict_rows.append({"comparison": comp, "claim": "curvature improves the efficacy–utility trade-off",
-                             "second_order": label(so), "verdict": outcome,
-                             "fronts": "; ".join(f"{label(m)}: {v}" for m, v in each.items()), "premise": why,
-                             "seeds": int(per_seed["seed"].nunique()) if len(per_seed) else 0})
+        verdict_rows.append(
+            {
+                "comparison": comp,
+                "claim": "curvature improves the efficacy–utility trade-off",
+                "second_order": label(so),
+                "verdict": outcome,
+                "fronts": "; ".join(f"{label(m)}: {v}" for m, v in each.items()),
+                "premise": why,
+                "seeds": int(per_seed["seed"].nunique()) if len(per_seed) else 0,
+            }
+        )
         summary[comp] = {"verdict": outcome, "fronts": each, "premise": why}
     verdicts = pd.DataFrame(verdict_rows)
     verdicts.to_csv(root / "verdicts.csv", index=False)
-    write_text(root / "verdicts.md", "## Ablations: does curvature improve the efficacy–utility trade-off?\n\n"
-               + verdicts.to_markdown(index=False) + "\n")
+    write_text(
+        root / "verdicts.md",
+        "## Ablations: does curvature improve the efficacy–utility trade-off?\n\n"
+        + verdicts.to_markdown(index=False)
+        + "\n",
+    )
     write_json(_mk(root / "summary" / "ablations.json"), summary)
     return summary
 

@@ -6,11 +6,16 @@ utility (rules/ablations.smk, pipeline/ and report/ablations.py).
   forgetting  Fisher Forgetting's F^-1/4 noise and isotropic noise of the same norm (main study's setting)
   sophia_<m>  SOUL's Sophia, Sophia with h held constant (sign-momentum) and AdamW, for loss m on TOFU
 """
+
 from unlearn_repro.commands import command, opt
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 
-register(Study("ablations", "second-order ablations (issue 21): curvature against its removal, Pareto fronts",
-               datasets=lambda cfg: ["tofu"], schema=block_schema("""
+register(
+    Study(
+        "ablations",
+        "second-order ablations (issue 21): curvature against its removal, Pareto fronts",
+        datasets=lambda cfg: ["tofu"],
+        schema=block_schema("""
     type: object
     additionalProperties: false
     required: [datasets, seeds, newton, sophia]
@@ -36,43 +41,125 @@ register(Study("ablations", "second-order ablations (issue 21): curvature agains
           methods: {type: array, items: {$ref: "#/$defs/loss_method"}, minItems: 1, uniqueItems: true}
           optimizers: {type: array, items: {$ref: "#/$defs/optimizer"}, minItems: 2, uniqueItems: true}
           lr: {type: array, items: {$ref: "#/$defs/pos_num"}, minItems: 1, uniqueItems: true}
-"""), dvc=DvcStage(
-    deps=("results/${profile}/models", "results/${profile}/splits", "results/${profile}/eval/base",
-          "results/${profile}/tofu/models", "rules/ablations.smk", "src/unlearn_repro/pipeline/ablations.py",
-          "src/unlearn_repro/report/ablations.py", "src/unlearn_repro/methods", "src/unlearn_repro/optim",
-          "src/unlearn_repro/fisher"),
-    params=("ablations", "fisher", "unlearn", "evaluation", "tofu", "optimizers", "seeds", "models", "data.tasks",
-            "profile", "profiles"),
-    outs=("ablations/points", "ablations/tables", "ablations/figures", "ablations/verdicts.csv",
-          "ablations/verdicts.md"), metrics=("ablations/summary",),
-    plots=("ablations/figures",))))
+"""),
+        dvc=DvcStage(
+            deps=(
+                "results/${profile}/models",
+                "results/${profile}/splits",
+                "results/${profile}/eval/base",
+                "results/${profile}/tofu/models",
+                "rules/ablations.smk",
+                "src/unlearn_repro/pipeline/ablations.py",
+                "src/unlearn_repro/report/ablations.py",
+                "src/unlearn_repro/methods",
+                "src/unlearn_repro/optim",
+                "src/unlearn_repro/fisher",
+            ),
+            params=(
+                "ablations",
+                "fisher",
+                "unlearn",
+                "evaluation",
+                "tofu",
+                "optimizers",
+                "seeds",
+                "models",
+                "data.tasks",
+                "profile",
+                "profiles",
+            ),
+            outs=(
+                "ablations/points",
+                "ablations/tables",
+                "ablations/figures",
+                "ablations/verdicts.csv",
+                "ablations/verdicts.md",
+            ),
+            metrics=("ablations/summary",),
+            plots=("ablations/figures",),
+        ),
+    )
+)
 
 
-NEWTON_ARGS = ("comparison", "method", "dataset", "model", "seed", "finetuned", "pretrained", "data", "reference",
-               "split", "base", "out")
+NEWTON_ARGS = (
+    "comparison",
+    "method",
+    "dataset",
+    "model",
+    "seed",
+    "finetuned",
+    "pretrained",
+    "data",
+    "reference",
+    "split",
+    "base",
+    "out",
+)
 
 
-@command("ablation-newton", "one Newton-type variant at each value of its comparison's grid (cycle 1), evaluated",
-         *NEWTON_ARGS, gpu=True)
+@command(
+    "ablation-newton",
+    "one Newton-type variant at each value of its comparison's grid (cycle 1), evaluated",
+    *NEWTON_ARGS,
+    gpu=True,
+)
 def _ablation_newton(a, cfg, tracker):
     from unlearn_repro.pipeline.ablations import newton_points
-    newton_points(cfg, comparison=a.comparison, method=a.method, dataset=a.dataset, model_name=a.model,
-                  seed=int(a.seed), finetuned=a.finetuned, pretrained=a.pretrained, data_dir=a.data,
-                  reference=a.reference, split_file=a.split, base_eval=a.base, out=a.out, tracker=tracker)
+
+    newton_points(
+        cfg,
+        comparison=a.comparison,
+        method=a.method,
+        dataset=a.dataset,
+        model_name=a.model,
+        seed=int(a.seed),
+        finetuned=a.finetuned,
+        pretrained=a.pretrained,
+        data_dir=a.data,
+        reference=a.reference,
+        split_file=a.split,
+        base_eval=a.base,
+        out=a.out,
+        tracker=tracker,
+    )
 
 
-@command("ablation-sophia", "one TOFU loss with one optimizer at each learning rate of the grid", "method",
-         "optimizer", "seed", "base", "retain", "out", gpu=True)
+@command(
+    "ablation-sophia",
+    "one TOFU loss with one optimizer at each learning rate of the grid",
+    "method",
+    "optimizer",
+    "seed",
+    "base",
+    "retain",
+    "out",
+    gpu=True,
+)
 def _ablation_sophia(a, cfg, tracker):
     from unlearn_repro.pipeline.ablations import sophia_points
-    sophia_points(cfg, method=a.method, optimizer=a.optimizer, seed=int(a.seed), base=a.base, retain=a.retain,
-                  out=a.out, tracker=tracker)
+
+    sophia_points(
+        cfg,
+        method=a.method,
+        optimizer=a.optimizer,
+        seed=int(a.seed),
+        base=a.base,
+        retain=a.retain,
+        out=a.out,
+        tracker=tracker,
+    )
 
 
-@command("ablations-report", "the ablations' tables, Pareto figures and verdicts", "out",
-         options=[opt("points", nargs="+", help="points.json files of the ablation jobs")])
+@command(
+    "ablations-report",
+    "the ablations' tables, Pareto figures and verdicts",
+    "out",
+    options=[opt("points", nargs="+", help="points.json files of the ablation jobs")],
+)
 def _ablations_report(a, cfg, tracker):
     from unlearn_repro.report import ablations
     from unlearn_repro.tracking import log_report
+
     ablations.build_report(cfg, a.points, a.out)
     log_report(tracker, "ablations", ablations.outputs(cfg, a.out), {"ablations": cfg.ablations.to_dict()})
