@@ -16,7 +16,7 @@ def test_sophia_point_swaps_only_the_second_order_slot_and_its_rate():
     assert {k: v for k, v in run.methods.npo.items() if k not in ("optimizer", "lr")} == {
         k: v for k, v in ref.methods.npo.items() if k not in ("optimizer", "lr")
     }
-    # the constant-h Sophia has the study's Sophia momentum, rho (embedded re-pick 4000) and eps: only h differs
+    # the constant-h Sophia: the study's Sophia momentum, rho (embedded re-pick 4000) and eps; only h differs
     const = run.optimizers.sophia_constant
     assert const.rho == 4000.0 == ref.optimizers.sophia.rho
     assert list(const.betas) == list(ref.optimizers.sophia.betas) and const.eps == ref.optimizers.sophia.eps
