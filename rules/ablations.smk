@@ -38,7 +38,8 @@ rule ablation_newton:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         reference=REFERENCE_ARG,
-        grid=lambda w: ABL.newton[w.comparison].to_dict(),
+        grid=lambda w: ablations_pipeline.grid(ABL.newton[w.comparison], w.ablation_method),
+        keys=lambda w: list(ABL.newton[w.comparison]["keys"]),
         hp=lambda w: method_params(w.ablation_method),
         evaluation=CFG.evaluation.to_dict(),
     threads: MODEL_THREADS

@@ -41,3 +41,17 @@ def test_check_names_a_grid_key_the_method_does_not_have():
     raw["ablations"]["seeds"] = [7]
     with pytest.raises(ConfigError, match="ablations.seeds"):
         A.check(Frozen(raw))
+
+
+def test_a_method_with_its_own_steps_runs_them_the_others_the_shared_values():
+    cfg = load(ROOT / "params.yaml", "embedded")
+    removal = cfg.ablations.newton.removal
+    assert A.grid(removal, "fisher_removal_identity") == list(removal.steps.fisher_removal_identity)
+    assert (
+        A.grid(removal, "fisher_removal")
+        == A.grid(removal, "fisher_removal_diagonal")
+        == list(removal["values"])
+    )
+    assert A.grid(cfg.ablations.newton.forgetting, "fisher_forgetting") == list(
+        cfg.ablations.newton.forgetting["values"]
+    )

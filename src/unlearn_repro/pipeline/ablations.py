@@ -49,6 +49,13 @@ def check(cfg) -> None:
                 )
 
 
+def grid(comp, method: str) -> list[float]:
+    """A comparison's grid for one method: its own `steps` where given (e.g. F^-1 = I/lambda, whose step
+    gamma/lambda g is far longer than gamma F^-1 g at the same gamma), else the shared `values`."""
+    steps = comp.get("steps") or {}
+    return list(steps[method] if method in steps else comp["values"])
+
+
 def study_tags(tags: dict) -> dict:
     """`study=ablations` and `ablations_stage` in place of `stage`: never counted as another study's run."""
     return {
@@ -89,7 +96,7 @@ def newton_points(
     comp = cfg.ablations.newton[comparison]
     study = StudyTracker(tracker, "ablations", study_tags)
     work, points = Path(out).with_suffix(".work"), []
-    for value in comp["values"]:
+    for value in grid(comp, method):
         run_cfg, run_dir = newton_config(cfg, method, comp["keys"], value), work / f"{value:g}"
         run(
             run_cfg,

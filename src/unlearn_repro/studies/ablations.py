@@ -33,6 +33,14 @@ register(
             methods: {type: array, items: {$ref: "#/$defs/method"}, minItems: 2, uniqueItems: true}
             keys: {type: array, items: {type: string}, minItems: 1, uniqueItems: true}
             values: {type: array, items: {$ref: "#/$defs/pos_num"}, minItems: 1, uniqueItems: true}
+            steps:          # a method's own grid in place of `values` (its steps on another scale)
+              type: object
+              propertyNames: {$ref: "#/$defs/method"}
+              additionalProperties:
+                type: array
+                items: {$ref: "#/$defs/pos_num"}
+                minItems: 1
+                uniqueItems: true
       sophia:
         type: object
         additionalProperties: false
