@@ -39,7 +39,7 @@ rule ablation_newton:
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         reference=REFERENCE_ARG,
         grid=lambda w: ablations_pipeline.grid(ABL.newton[w.comparison], w.ablation_method),
-        keys=lambda w: list(ABL.newton[w.comparison]["keys"]),
+        grid_keys=lambda w: list(ABL.newton[w.comparison]["keys"]),
         hp=lambda w: method_params(w.ablation_method),
         evaluation=CFG.evaluation.to_dict(),
     threads: MODEL_THREADS
