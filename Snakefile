@@ -72,7 +72,8 @@ for _study in map(STUDIES.get, STUDIES.names()):
     except WorkflowError:  # Snakemake's own message does not say which study
         raise WorkflowError(f"study {_study.name!r}: {_study.rule_file} has no target rule "
                             f"{_study.target!r}") from None
-    STUDY_TARGETS.append(_target.output or _target.input)
+    if _study.default:
+        STUDY_TARGETS.append(_target.output or _target.input)
 
 
 rule all:  # every study's target

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from unlearn_repro.optim.sophia import CurvatureHook, Sophia
+from unlearn_repro.optim.sophia_constant import make_sophia_constant
 from unlearn_repro.registry import Registry
 
 __all__ = ["OPTIMIZERS", "CurvatureHook", "Sophia", "make_optimizer"]
@@ -53,3 +54,6 @@ def make_optimizer(recipe, params) -> torch.optim.Optimizer:
         raise ValueError(
             f"optimizers.{recipe.optimizer}: bad arguments {dict(recipe.optimizer_args)}: {e}"
         ) from None
+
+
+OPTIMIZERS.register("sophia_constant")(make_sophia_constant)  # issue 21: Sophia with h held constant

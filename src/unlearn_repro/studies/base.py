@@ -39,7 +39,8 @@ class Study:
     target    the rule that the default target and the DVC stage ask for (default: the study's name);
               the default target collects that rule's outputs, or its inputs when it has none
     dvc       its DVC stage
-    datasets  cfg -> the data sets it reads (what `download` fetches and `check-hub` checks), or None"""
+    datasets  cfg -> the data sets it reads (what `download` fetches and `check-hub` checks), or None
+    default   in the default target (`make reproduce`); False: only when asked for (`snakemake <name>`)"""
 
     name: str
     title: str
@@ -48,6 +49,7 @@ class Study:
     required: bool = False
     target: str = ""
     datasets: Callable | None = None
+    default: bool = True
 
     def __post_init__(self):
         if not self.target:

@@ -1,0 +1,223 @@
+"""The ablations' jobs (issue 21): grid points that are ordinary runs of the shared steps, with one method
+or optimizer swapped and one step size set; nothing here computes a method or a metric itself.
+
+* newton_points: a Newton-type variant at each grid value: cycle 1 of the main study's unlearning
+  (pipeline.unlearning.run), scored by the main study's evaluation (pipeline.evaluation.evaluate_run against
+  the same base evaluation), so Delta exp, Delta test NLL and retain accuracy are the main tables' numbers.
+* sophia_points: one TOFU loss with one optimizer at each learning rate: the TOFU study's run
+  (pipeline.tofu.tofu_unlearn) with its second-order slot (`tofu.optimizers.SO`) naming that optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+from unlearn_repro.config import ConfigError
+from unlearn_repro.frozen import overlay
+from unlearn_repro.io import write_json
+from unlearn_repro.methods import METHODS
+from unlearn_repro.tracking import StudyTracker
+
+SOPHIA_ARGS = ("betas", "rho", "eps")  # what sophia_constant shares with the study's Sophia
+
+
+def seeds(cfg) -> list[int]:
+    """ablations.seeds, or the main study's seeds (null)."""
+    return list(cfg.ablations.seeds) if cfg.ablations.seeds is not None else list(cfg.seeds)
+
+
+def datasets(cfg) -> list[str]:
+    """The study's tasks that this run prepares (ablations.datasets within data.tasks)."""
+    return [d for d in cfg.ablations.datasets if d in cfg.data.tasks]
+
+
+def check(cfg) -> None:
+    """The block against the rest (at DAG build): tasks, seeds, grid keys of each method's block."""
+    a = cfg.ablations
+    if not datasets(cfg):
+        raise ConfigError(f"params.yaml: none of ablations.datasets {list(a.datasets)} is in data.tasks")
+    if not set(seeds(cfg)) <= set(cfg.seeds):
+        raise ConfigError(f"params.yaml: ablations.seeds {seeds(cfg)} are not all in seeds {list(cfg.seeds)}")
+    for name, comp in a.newton.items():
+        for m in comp.methods:
+            keys = set(METHODS.get(m).schema.get("properties", {}))
+            if not set(comp["keys"]) <= keys:
+                raise ConfigError(
+                    f"params.yaml: ablations.newton.{name}.keys {list(comp['keys'])} are not keys "
+                    f"of method {m!r} ({sorted(keys)})"
+                )
+
+
+def grid(comp, method: str) -> list[float]:
+    """A comparison's grid for one method: its own `steps` where given (e.g. F^-1 = I/lambda, whose step
+    gamma/lambda g is far longer than gamma F^-1 g at the same gamma), else the shared `values`."""
+    steps = comp.get("steps") or {}
+    return list(steps[method] if method in steps else comp["values"])
+
+
+def study_tags(tags: dict) -> dict:
+    """`study=ablations` and `ablations_stage` in place of `stage`: never counted as another study's run."""
+    return {
+        **{k: v for k, v in tags.items() if k != "stage"},
+        "study": "ablations",
+        "ablations_stage": tags.get("stage", ""),
+    }
+
+
+def newton_config(cfg, method: str, keys, value: float):
+    """The config with the method's grid keys set to `value` and unlearning stopped after cycle 1."""
+    impl = METHODS.get(method)
+    block = impl.study_block(cfg, {k: value for k in keys})
+    return impl.study_config(cfg, block, unlearn={"table_cycles": [1], "extended_datasets": []})
+
+
+def newton_points(
+    cfg,
+    *,
+    comparison: str,
+    method: str,
+    dataset: str,
+    model_name: str,
+    seed: int,
+    finetuned,
+    pretrained,
+    data_dir,
+    reference,
+    split_file,
+    base_eval,
+    out,
+    tracker,
+) -> dict:
+    """Each grid value: cycle 1 unlearned and evaluated by the main study's steps; row and premise kept."""
+    from unlearn_repro.pipeline.evaluation import evaluate_run
+    from unlearn_repro.pipeline.unlearning import run
+
+    comp = cfg.ablations.newton[comparison]
+    study = StudyTracker(tracker, "ablations", study_tags)
+    work, points = Path(out).with_suffix(".work"), []
+    for value in grid(comp, method):
+        run_cfg, run_dir = newton_config(cfg, method, comp["keys"], value), work / f"{value:g}"
+        run(
+            run_cfg,
+            dataset=dataset,
+            model_name=model_name,
+            method=method,
+            seed=seed,
+            finetuned=finetuned,
+            pretrained=pretrained,
+            data_dir=data_dir,
+            split_file=split_file,
+            out_dir=run_dir,
+            tracker=study,
+        )
+        ev = evaluate_run(
+            run_cfg, run_dir, base_eval, data_dir, reference, split_file, run_dir / "metrics.json", study
+        )
+        row = ev["cycles"][0]
+        points.append(
+            {
+                "value": float(value),
+                **{
+                    k: row.get(k)
+                    for k in (
+                        "delta_exp",
+                        "delta_test_nll",
+                        "retain_accuracy",
+                        "delta_retain_acc",
+                        "delta_acc",
+                        "diverged",
+                        "runtime_s",
+                        "curvature",
+                    )
+                },
+            }
+        )
+        print(
+            f"[ablations] {comparison} {method} {dataset} {model_name} seed {seed} {value:g}: "
+            f"dexp {_f(row.get('delta_exp'))}, dNLL {_f(row.get('delta_test_nll'))}",
+            flush=True,
+        )
+        shutil.rmtree(run_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "comparison": comparison,
+        "method": method,
+        "dataset": dataset,
+        "model": model_name,
+        "seed": seed,
+        "keys": list(comp["keys"]),
+        "points": points,
+    }
+    write_json(out, result)
+    return result
+
+
+def sophia_config(cfg, method: str, optimizer: str, lr: float):
+    """The TOFU study's config with `optimizer` in its second-order slot at learning rate `lr`; a constant-h
+    Sophia gets the study's Sophia momentum, rho and eps (only h differs)."""
+    sophia = {**cfg.optimizers.get("sophia", {}), **cfg.tofu.get("sophia", {})}
+    const = {k: sophia[k] for k in SOPHIA_ARGS if k in sophia}
+    return overlay(
+        cfg,
+        {
+            "tofu": {"optimizers": {"SO": optimizer}, "lr": {method: {"SO": float(lr)}}},
+            "optimizers": {"sophia_constant": {**const, **cfg.optimizers.get("sophia_constant", {})}},
+        },
+    )
+
+
+def sophia_points(cfg, *, method: str, optimizer: str, seed: int, base, retain, out, tracker) -> dict:
+    """Each learning rate of the grid: the TOFU study's unlearning run and its final metrics."""
+    from unlearn_repro.pipeline.tofu import tofu_unlearn
+
+    study = StudyTracker(tracker, "ablations", study_tags)
+    work, points = Path(out).with_suffix(".work"), []
+    work.mkdir(parents=True, exist_ok=True)
+    for lr in cfg.ablations.sophia.lr:
+        summary = tofu_unlearn(
+            sophia_config(cfg, method, optimizer, lr),
+            method,
+            "SO",
+            seed,
+            base,
+            retain,
+            work / f"{lr:g}.json",
+            study,
+        )
+        final = summary["final"]
+        points.append(
+            {
+                "value": float(lr),
+                "diverged": bool(summary["train_stats"].get("diverged")),
+                **{
+                    k: final.get(k)
+                    for k in ("forget_acc", "forget_quality", "forget_rouge", "model_utility", "retain_acc")
+                },
+                "curvature": summary.get("curvature"),
+                "runtime_s": summary["runtime_s"],
+            }
+        )
+        print(
+            f"[ablations] sophia {method} {optimizer} seed {seed} lr {lr:g}: forget acc "
+            f"{_f(final.get('forget_acc'))}, utility {_f(final.get('model_utility'))}",
+            flush=True,
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    result = {
+        "comparison": f"sophia_{method}",
+        "method": optimizer,
+        "loss": method,
+        "dataset": "tofu",
+        "model": cfg.tofu.model,
+        "seed": seed,
+        "keys": ["lr"],
+        "points": points,
+    }
+    write_json(out, result)
+    return result
+
+
+def _f(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
