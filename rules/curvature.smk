@@ -6,19 +6,18 @@ from unlearn_repro.studies.curvature import PREMISE_STUDIES
 NEWTON_METHODS = ("fisher_removal", "fisher_forgetting")
 
 
-def curvature_records(wildcards):
-    """Every second-order run record of this config, by study (the rules of the other studies make them)."""
-    newton = lambda methods: [m for m in methods if m in NEWTON_METHODS]
-    return {
-        "main": expand(R("runs/{method}/{dataset}/{model}/seed{seed}/run.json"), method=newton(METHOD_NAMES),
-                       dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),
-        "memorization": expand(f"{MEM_RUN}/run.json", method=newton(MEM_METHODS), corpus=list(MEM.corpora),
-                               model=MEM_MODELS, seed=list(MEM.seeds)),
-        "privacy": expand(R("privacy/unlearn/{method}/{dataset}/{model}.json"), method=newton(PRIV_METHODS),
-                          dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES),
-        "tofu": expand(R("tofu/runs/{tofu_method}/{kind}/seed{seed}.json"), tofu_method=TOFU.methods,
-                       kind=["FO", "SO"], seed=SEEDS),
-    }
+newton = lambda methods: [m for m in methods if m in NEWTON_METHODS]
+# every second-order run record of this config, by study (the rules of the other studies make them)
+curvature_records = lambda w: {
+    "main": expand(R("runs/{method}/{dataset}/{model}/seed{seed}/run.json"), method=newton(METHOD_NAMES),
+                   dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),
+    "memorization": expand(f"{MEM_RUN}/run.json", method=newton(MEM_METHODS), corpus=list(MEM.corpora),
+                           model=MEM_MODELS, seed=list(MEM.seeds)),
+    "privacy": expand(R("privacy/unlearn/{method}/{dataset}/{model}.json"), method=newton(PRIV_METHODS),
+                      dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES),
+    "tofu": expand(R("tofu/runs/{tofu_method}/{kind}/seed{seed}.json"), tofu_method=TOFU.methods,
+                   kind=["FO", "SO"], seed=SEEDS),
+}
 
 
 rule curvature:
@@ -31,7 +30,7 @@ rule curvature:
          for study in PREMISE_STUDIES for ext in ("md", "csv")],
     params:
         cli=CLI,
-        out=R("curvature"),
+        out=lambda w, output: str(Path(output[0]).parent),
         records=lambda w, input: " ".join(f"{s}={f}" for s in PREMISE_STUDIES for f in input[s]),
     resources:
         mem_mb=cpu_mem_mb("small"),
