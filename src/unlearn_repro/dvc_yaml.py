@@ -70,8 +70,11 @@ def stage(study: Study) -> str:
 
 
 def generated(studies=None) -> str:
-    """Everything below MARK: the study stages, then `plots:` (every study's image folders)."""
-    studies = studies if studies is not None else [STUDIES.get(n) for n in STUDIES.names()]
+    """Everything below MARK: the study stages, then `plots:` (every study's image folders). The DVC pipeline
+    is the default target: a study run only on request (`default=False`) has no stage, or `dvc commit` after
+    `make reproduce` would fail on its missing outputs."""
+    if studies is None:
+        studies = [s for s in map(STUDIES.get, STUDIES.names()) if s.default]
     plots = "".join(f"  - {RESULTS}{p}\n" for s in studies for p in s.dvc.plots)
     return MARK + HEADER + "".join(stage(s) for s in studies) + PLOTS_HEADER + plots
 

@@ -43,9 +43,6 @@ def _main_outputs(profile=None):
     outs.append(
         import_module("unlearn_repro.report.memorization").outputs(cfg, f"results/{cfg.profile}/memorization")
     )
-    outs.append(
-        import_module("unlearn_repro.report.ablations").outputs(cfg, f"results/{cfg.profile}/ablations")
-    )
     return {k: sum((o[k] for o in outs), []) for k in outs[0]}
 
 

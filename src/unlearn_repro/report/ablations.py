@@ -54,8 +54,10 @@ OPTIMIZER_LABELS = {
 
 
 def comparisons(cfg) -> list[str]:
+    """The Newton-type comparisons where this run prepares one of their tasks, then TOFU's."""
     a = cfg.ablations
-    return list(a.newton) + [f"sophia_{m}" for m in a.sophia.methods]
+    newton = list(a.newton) if any(d in cfg.data.tasks for d in a.datasets) else []
+    return newton + [f"sophia_{m}" for m in a.sophia.methods]
 
 
 def outputs(cfg, root) -> dict:

@@ -57,7 +57,7 @@ register(
             deps=(
                 "results/${profile}/models",
                 "results/${profile}/splits",
-                "results/${profile}/eval/base",
+                "results/${profile}/eval",
                 "results/${profile}/tofu/models",
                 "rules/ablations.smk",
                 "src/unlearn_repro/pipeline/ablations.py",
