@@ -6,14 +6,14 @@ from unlearn_repro.studies.curvature import PREMISE_STUDIES
 NEWTON_METHODS = ("fisher_removal", "fisher_forgetting")
 
 
-newton = lambda methods: [m for m in methods if m in NEWTON_METHODS]
+second_order_of = lambda methods: [m for m in methods if m in NEWTON_METHODS]
 # every second-order run record of this config, by study (the rules of the other studies make them)
 curvature_records = lambda w: {
-    "main": expand(R("runs/{method}/{dataset}/{model}/seed{seed}/run.json"), method=newton(METHOD_NAMES),
+    "main": expand(R("runs/{method}/{dataset}/{model}/seed{seed}/run.json"), method=second_order_of(METHOD_NAMES),
                    dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),
-    "memorization": expand(f"{MEM_RUN}/run.json", method=newton(MEM_METHODS), corpus=list(MEM.corpora),
+    "memorization": expand(f"{MEM_RUN}/run.json", method=second_order_of(MEM_METHODS), corpus=list(MEM.corpora),
                            model=MEM_MODELS, seed=list(MEM.seeds)),
-    "privacy": expand(R("privacy/unlearn/{method}/{dataset}/{model}.json"), method=newton(PRIV_METHODS),
+    "privacy": expand(R("privacy/unlearn/{method}/{dataset}/{model}.json"), method=second_order_of(PRIV_METHODS),
                       dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES),
     "tofu": expand(R("tofu/runs/{tofu_method}/{kind}/seed{seed}.json"), tofu_method=TOFU.methods,
                    kind=["FO", "SO"], seed=SEEDS),
