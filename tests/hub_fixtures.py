@@ -5,10 +5,15 @@ tokenizer files). Shared by the hub unit tests and the paper-path rehearsal."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from tests.conftest import BIN, ENV, ROOT
 
 
 def _parquet(path: Path, table: dict, schema: pa.Schema | None = None) -> Path:
@@ -294,3 +299,36 @@ def hub_cache(
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / revision).write_text(commit)
     return snapshot
+
+
+def paper_workspace(tmp: Path) -> Path:
+    """A copy of the pipeline in `tmp/ws` with src/ linked: a GPU user's checkout, for a rehearsal."""
+    ws = tmp / "ws"
+    ws.mkdir()
+    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml", "params.yaml"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, ws / name)
+    (ws / "src").symlink_to(ROOT / "src")
+    return ws
+
+
+def run_paper_offline(ws: Path, tmp: Path, targets: list[str], gpus: int) -> tuple[str, float]:
+    """`snakemake --profile profiles/paper` on `targets` with ws/rehearsal.yaml, the Hugging Face cache in
+    `tmp/hf` and offline; fails with the last lines of every job log. Returns the output and the wall time."""
+    env = {
+        **ENV,
+        "PYTHONPATH": str(ROOT / "src"),
+        "HF_HOME": str(tmp / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+    env.pop("UNLEARN_CONFIG", None)
+    start = time.monotonic()
+    command = [str(BIN / "snakemake"), *targets, "--profile", "profiles/paper", "--cores", "2"]
+    command += ["--resources", f"gpu={gpus}", "--configfile", "rehearsal.yaml"]
+    r = subprocess.run(command, cwd=ws, env=env, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - start
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:] + "".join(
+        f"\n--- {p}\n{p.read_text()[-2000:]}" for p in (ws / "logs").rglob("*.log")
+    )
+    return out, wall

@@ -5,32 +5,18 @@ cycle through Snakemake."""
 
 import json
 import re
-import shutil
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests import hub_fixtures as fx
-from tests.conftest import BIN, ENV, ROOT
 
 pytestmark = pytest.mark.integration
 RUNS = {("fisher_removal", "gpt-neo-125m"), ("gradient_ascent", "opt-125m")}
 
 
-def _workspace(tmp: Path) -> Path:
-    ws = tmp / "ws"
-    ws.mkdir()
-    for name in ("Snakefile", "rules", "schemas", "profiles", "environment.yml", "params.yaml"):
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, ws / name)
-    (ws / "src").symlink_to(ROOT / "src")
-    return ws
-
-
 def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
-    ws = _workspace(tmp_path)
+    ws = fx.paper_workspace(tmp_path)
     texts = [
         f"How do I fix loose screw number {i}? Tighten screw {i} with a screwdriver. The applicant"
         for i in range(40)
@@ -73,39 +59,7 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
     (ws / "rehearsal.yaml").write_text(yaml.safe_dump(overrides))
     targets = [f"results/paper/runs/{m}/piqa/{model}/seed0/run.json" for m, model in sorted(RUNS)]
     targets.append("data/processed/paper/echr/meta.json")
-    env = {
-        **ENV,
-        "PYTHONPATH": str(ROOT / "src"),
-        "HF_HOME": str(tmp_path / "hf"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    env.pop("UNLEARN_CONFIG", None)
-    start = time.monotonic()
-    r = subprocess.run(
-        [
-            str(BIN / "snakemake"),
-            *targets,
-            "--profile",
-            "profiles/paper",
-            "--cores",
-            "2",
-            "--resources",
-            "gpu=2",
-            "--configfile",
-            "rehearsal.yaml",
-        ],
-        cwd=ws,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    wall = time.monotonic() - start
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out[-4000:] + "".join(
-        f"\n--- {p}\n{p.read_text()[-1500:]}" for p in (ws / "logs").rglob("*.log")
-    )
+    out, wall = fx.run_paper_offline(ws, tmp_path, targets, gpus=2)
     print(f"paper-path rehearsal: {wall:.0f}s")
     # the hub models came from their local folders, without WikiText-2 and without a network
     assert "rule tokenizer" not in out and "wikitext2" not in out

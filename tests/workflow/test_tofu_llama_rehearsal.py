@@ -5,22 +5,18 @@ format, and the memory plan checked against `tofu.max_memory_gb` before each job
 through Snakemake."""
 
 import json
-import subprocess
-import time
 
 import pytest
 import yaml
 
 from tests import hub_fixtures as fx
-from tests.conftest import BIN, ENV, ROOT
-from tests.workflow.test_paper_rehearsal import _workspace
 
 pytestmark = pytest.mark.integration
 BASE, RETAIN = "tofu-llama2-7b-chat", "tofu-llama2-7b-chat-retain90"
 
 
 def test_paper_tofu_runs_on_released_llama_checkpoints(tmp_path):
-    ws = _workspace(tmp_path)
+    ws = fx.paper_workspace(tmp_path)
     texts = [f"[INST] Who wrote book {i}? [/INST] Author {i}. It was author {i + 1}." for i in range(60)]
     overrides = {
         "device": "auto",
@@ -50,39 +46,8 @@ def test_paper_tofu_runs_on_released_llama_checkpoints(tmp_path):
         "results/paper/tofu/models/retain",
         "results/paper/tofu/runs/npo/SO/seed0.json",
     ]
-    env = {
-        **ENV,
-        "PYTHONPATH": str(ROOT / "src"),
-        "HF_HOME": str(tmp_path / "hf"),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    env.pop("UNLEARN_CONFIG", None)
-    start = time.monotonic()
-    r = subprocess.run(
-        [
-            str(BIN / "snakemake"),
-            *targets,
-            "--profile",
-            "profiles/paper",
-            "--cores",
-            "2",
-            "--resources",
-            "gpu=1",
-            "--configfile",
-            "rehearsal.yaml",
-        ],
-        cwd=ws,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out[-4000:] + "".join(
-        f"\n--- {p}\n{p.read_text()[-2000:]}" for p in (ws / "logs").rglob("*.log")
-    )
-    print(f"TOFU Llama rehearsal: {time.monotonic() - start:.0f}s")
+    _, wall = fx.run_paper_offline(ws, tmp_path, targets, gpus=1)
+    print(f"TOFU Llama rehearsal: {wall:.0f}s")
     # the released checkpoints came from their model_sources folders, and neither was fine-tuned here
     for model in (BASE, RETAIN):
         meta = json.loads((ws / f"results/paper/models/{model}/pretrained/meta.json").read_text())
