@@ -277,6 +277,9 @@ def stream(
         yield fn(model, part, pad_id, device).float()
 
 
+VOCAB_COPIES = {"hooks": 8, "vmap": 6, "loop": 4}  # vocabulary-sized tensors per token at the chunk's peak
+
+
 def row_bytes(model, width: int, group: int = 1, method: str = "hooks") -> int:
     """Bytes per gradient of a chunk at its peak (calibrated against the measured peak on CPU,
     tests/reference/test_memory_plan.py): the gradient rows (`hooks`: d * 4, one reused buffer; `vmap`:
@@ -285,13 +288,16 @@ def row_bytes(model, width: int, group: int = 1, method: str = "hooks") -> int:
     stack); with tied input/output embeddings two more embedding-sized terms (vmap: the per-sample lookup
     and output-layer parts; hooks writes both in place, but the term stays as margin: the one CUDA
     measurement, docs/speed-and-memory.md, predates the reused hooks buffer); and the activations of its
-    `group` sequences of `width` tokens: logits, log-softmax and their gradients (4 * V per token), per
-    layer ~20 hidden-sized tensors and the attention scores."""
+    `group` sequences of `width` tokens: per layer ~20 hidden-sized tensors and the attention scores, and
+    vocabulary-sized tensors per token: logits, log-softmax and their gradients (4 * V), with `hooks` also
+    the kept output-layer gradient and its transposed copy in the bmm, with `vmap` torch.func's
+    transients. The V counts (`VOCAB_COPIES`) are fitted to the measured growth of the peak per row
+    (chunks of 4 to 64 on CPU: hooks 11.3 MiB, vmap 13.4 MiB per row of 48 tokens at V = 4096)."""
     cfg = model.config
     layers = getattr(cfg, "num_layers", None) or getattr(cfg, "num_hidden_layers", 0)
     heads = getattr(cfg, "num_heads", None) or getattr(cfg, "num_attention_heads", 0)
     emb = model.get_input_embeddings().weight
     tied = emb.requires_grad and getattr(cfg, "tie_word_embeddings", False)
-    per_token = 4 * cfg.vocab_size + layers * (20 * cfg.hidden_size + 2 * heads * width)
+    per_token = VOCAB_COPIES[method] * cfg.vocab_size + layers * (20 * cfg.hidden_size + 2 * heads * width)
     copies = {"hooks": 1, "loop": 2, "vmap": 3}[method] * grad_dim(model) + (2 * emb.numel() if tied else 0)
     return copies * 4 + group * width * per_token * 4
