@@ -130,8 +130,12 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json_text(obj))
 
 
 def read_json(path: str | Path) -> Any:

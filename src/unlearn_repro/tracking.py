@@ -30,7 +30,7 @@ from typing import Protocol
 from filelock import FileLock
 
 from unlearn_repro import numerics
-from unlearn_repro.io import git_commit, read_json
+from unlearn_repro.io import git_commit, json_text, read_json
 
 # files logged at the artifact root, or {artifact folder: files} ("" = the root)
 Artifacts = Iterable[str | Path] | Mapping[str, Iterable[str | Path]]
@@ -46,6 +46,7 @@ class Tracker(Protocol):
         step_metrics: Mapping[str, list[float]] | None = None,
         *,
         artifacts: Artifacts = (),
+        record: Mapping | None = None,
         start_time: float | None = None,
         end_time: float | None = None,
         link_to: Mapping[str, str] | None = None,
@@ -54,6 +55,8 @@ class Tracker(Protocol):
     ) -> str | None:
         """Log one finished run; returns its id (None when not tracking).
 
+        record: the run's result as a dict, logged as the artifact `record.json` (for runs whose result
+        lands in a study-level file written later: every run carries its own result).
         start_time / end_time: epoch seconds (default: the tracker's start, see the module doc / now).
         link_to: tags (with `stage`) of an earlier run this one belongs to, e.g. the unlearning run an
         evaluation scores: `link_metrics` / `link_step_metrics` are logged onto that run too, this run is
@@ -148,6 +151,7 @@ class MlflowTracker:
         step_metrics=None,
         *,
         artifacts=(),
+        record=None,
         start_time=None,
         end_time=None,
         link_to=None,
@@ -190,6 +194,8 @@ class MlflowTracker:
                     client.log_batch(run_id, metrics=_metric_list(metrics, step_metrics, now), params=flat)
                     for folder, f in files:
                         client.log_artifact(run_id, str(f), artifact_path=folder or None)
+                    if record is not None:
+                        client.log_text(run_id, json_text(record), "record.json")
                     if linked:
                         client.log_batch(
                             linked,

@@ -206,3 +206,24 @@ def test_a_study_tracker_names_and_tags_the_shared_code_s_runs_as_the_study_s():
         )
     ]
     assert tags == {"stage": "unlearn", "method": "npo"}  # the caller's tags are left as they were
+
+
+def test_a_run_without_files_carries_its_result_record(store):
+    """Runs whose result lands in a study-level file later (privacy points, DP models, TDEC, onion) carry
+    their own result as record.json."""
+    import json
+
+    import numpy as np
+
+    from unlearn_repro.tracking import MlflowTracker
+
+    uri, client = store
+    record = {"exposure": np.float32(0.5), "diverged": False, "curvature": {"cosine": [0.9, 0.8]}}
+    run = MlflowTracker(uri, "test").log_run("p", {}, {"exposure": 0.5}, {"stage": "point"}, record=record)
+    assert [f.path for f in client.list_artifacts(run)] == ["record.json"]
+    path = client.download_artifacts(run, "record.json")
+    assert json.loads(open(path).read()) == {
+        "curvature": {"cosine": [0.9, 0.8]},
+        "diverged": False,
+        "exposure": 0.5,
+    }

@@ -121,5 +121,6 @@ def onion(
         {"discussions": d.to_dict(), "finetune": cfg.finetune.to_dict()},
         result,
         {"stage": stage, "dataset": dataset, "model": model_name, "seed": seed},
+        record=result,
     )
     return result

@@ -240,6 +240,7 @@ def dp_models(
                 )
             },
             study_tags({"stage": "dp", "dataset": dataset, "model": model_name}),
+            record=point,
         )
     result = {
         "dataset": dataset,
@@ -332,6 +333,7 @@ def unlearning_points(
             {"method": method, "coefficient": point["coefficient"], "value": value},
             {k: audit[k] for k in AUDIT} | {"runtime_s": cycle["runtime_s"], "diverged": float(diverged)},
             study_tags({"stage": "point", "dataset": dataset, "model": model_name, "method": method}),
+            record=point,
         )
         print(
             f"[privacy] {method} {point['coefficient']}={value:g}: exposure {audit['exposure']:.3f}, "

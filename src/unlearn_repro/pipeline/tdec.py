@@ -367,6 +367,7 @@ def base(cfg, model_name: str, pretrained, task_dirs: dict, out, tracker) -> dic
             "premise_holds": float(premise["holds"]),
         },
         {"stage": "tdec_base", "model": model_name},
+        record=premise,
     )
     return premise
 
@@ -476,6 +477,7 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
                 "forget_set": str(k),
             },
             {f"forget_el{n}": [h["el"] for h in hook.history], "forget_ma": [h["ma"] for h in hook.history]},
+            record=res,
         )
         print(
             f"[tdec] {run_name} set {k}: {'forgotten after ' + str(epochs) if epochs else 'NOT forgotten'} "
