@@ -40,6 +40,57 @@ def _save(fig, out: str | Path) -> None:
     tmp.replace(out)
 
 
+def errors(half) -> np.ndarray | None:
+    """Error-bar half-widths, or None where no value has an interval (one seed: no bar, not a zero one)."""
+    h = np.asarray(half, dtype=float)
+    return np.nan_to_num(h) if np.isfinite(h).any() else None
+
+
+def band(ax, x, mean, half, color, gid=None):
+    """Shade mean ± half where the seeds give an interval; nothing for one seed (no spread to show)."""
+    h = np.asarray(half, dtype=float)
+    if not (np.isfinite(h) & (h > 0)).any():
+        return None
+    h, mean = np.nan_to_num(h), np.asarray(mean, dtype=float)
+    return ax.fill_between(x, mean - h, mean + h, color=color, alpha=0.15, linewidth=0, gid=gid)
+
+
+LABEL_BOX = {"boxstyle": "square,pad=0.1", "facecolor": style.BACKGROUND, "edgecolor": "none", "alpha": 0.8}
+OFFSETS = ((4, 4), (4, -11), (-4, 4), (-4, -11), (4, 14), (4, -21))  # points, tried in turn
+
+
+def point_labels(ax, x, y, texts, prefix: str = "", gid: str = "label", near_px: float = 14) -> None:
+    """Label points so that no two labels overlap: points closer than `near_px` share one label
+    ("ε = 1, 2"), and each label takes the first offset whose box overlaps no earlier label of the axes."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ax.figure.draw_without_rendering()  # limits and layout as saved, so pixel distances hold
+    xy = ax.transData.transform(np.column_stack([x, y])) if len(x) else np.empty((0, 2))
+    groups: list[list[int]] = []
+    for i, p in enumerate(xy):
+        home = next((g for g in groups if np.hypot(*(xy[g[0]] - p)) < near_px), None)
+        home.append(i) if home is not None else groups.append([i])
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    for g in groups:
+        text = prefix + ", ".join(texts[i] for i in g)
+        for dx, dy in OFFSETS:
+            t = ax.annotate(
+                text,
+                (x[g[0]], y[g[0]]),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=6.5,
+                ha="left" if dx > 0 else "right",
+                gid=gid,
+                bbox=LABEL_BOX,
+            )
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in boxes) or (dx, dy) == OFFSETS[-1]:
+                break
+            t.remove()
+        boxes.append(box)
+
+
 def _legend(fig, axes, n: int) -> None:
     """One legend for the whole figure, below the panels, one entry per method (first-drawn order)."""
     handles = {}
@@ -64,7 +115,7 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
                 [i + j * width for i in range(len(datasets))],
                 sub["runtime_mean"],
                 width,
-                yerr=sub["runtime_half"].fillna(0.0),
+                yerr=errors(sub["runtime_half"]),
                 label=method_label(m),
                 gid=m,
                 error_kw={"ecolor": style.EDGE, "elinewidth": 0.8},
@@ -77,7 +128,7 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(LogFormatter())  # 1, 10, 100 (and 2, 3, 4 over a short range)
         ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))  # rather than 2×10⁰
-        ax.set_ylabel("runtime per cycle (s)")
+        ax.set_ylabel("runtime per cycle (s, log scale)")
         ax.set_title(title)
         _legend(fig, [ax], len(methods))
         _save(fig, out)
@@ -100,9 +151,9 @@ def _flat(spec: tuple, value: float) -> str:
 
 
 def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
-    """Utility after each unlearning cycle, mean ± std over seeds: accuracy (top row, the paper's
-    Figure 5) and test-set NLL (bottom row, finer-grained for models near chance accuracy); one column
-    per data set. Returns the Figure (already saved and closed).
+    """Utility after each unlearning cycle, mean and its 95 % t band over seeds (none for one seed):
+    accuracy (top row, the paper's Figure 5) and test-set NLL (bottom row, finer-grained for models near
+    chance accuracy); one column per data set. Returns the Figure (already saved and closed).
 
     No panel is drawn without signal: a row whose metric is constant over every method, cycle and data
     set of the figure (e.g. accuracy stuck at 0 on LAMBADA for tiny models) is dropped and the figure's
@@ -142,12 +193,10 @@ def cycles_figure(curves: pd.DataFrame, out: str | Path, title: str):
                     g = sub[sub["method"] == m].sort_values("n_forgotten")
                     if g.empty:
                         continue
-                    mean, std = scale * g[f"{metric}_mean"], scale * g[f"{metric}_half"].fillna(0.0)
+                    mean, half = scale * g[f"{metric}_mean"], scale * g[f"{metric}_half"]
                     kw = style.line_kwargs(m)
                     ax.plot(g["n_forgotten"], mean, label=method_label(m), gid=m, **kw)
-                    ax.fill_between(
-                        g["n_forgotten"], mean - std, mean + std, color=kw["color"], alpha=0.1, linewidth=0
-                    )
+                    band(ax, g["n_forgotten"], mean, half, kw["color"], gid=m)
                 value = _constant(sub[f"{metric}_mean"])
                 ax.set_title(d if value is None else f"{d}\n{spec[3]} {_flat(spec, value)}: no signal")
                 ax.set_xlabel("samples unlearned")

@@ -178,7 +178,9 @@ def runtime_table(df, methods, tables, figures) -> pd.DataFrame:
         f"Runtime of one unlearning cycle on {model} (paper Figure 2)",
         f"runtime_half: half-width of the {ESTIMATOR}; per_seed: each seed's seconds.",
     )
-    runtime_figure(rt, Path(figures) / "runtime.png", f"Runtime per cycle, {model}")
+    runtime_figure(
+        rt, Path(figures) / "runtime.png", f"Paper Figure 2: runtime of one unlearning cycle, {model}"
+    )
     return rt
 
 
@@ -246,7 +248,8 @@ def extended_cycles(df, cfg, methods, tables, figures) -> pd.DataFrame:
         "Per-seed values: the collected metrics CSV (one row per run and cycle).",
     )
     for model in curves["model"].unique():
-        cycles_figure(curves[curves["model"] == model], Path(figures) / f"extended_cycles_{model}.png", model)
+        title = f"Paper Figure 5: utility over unlearning cycles, {model}"
+        cycles_figure(curves[curves["model"] == model], Path(figures) / f"extended_cycles_{model}.png", title)
     return curves
 
 

@@ -2,12 +2,13 @@
 hatch wherever it is drawn, whichever other methods share the figure.
 
 Colours are the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), distinguishable under the
-common colour-vision deficiencies, plus a mid grey. The reference methods get the neutral colours
-(retraining black, finetuning grey); methods whose curves tend to coincide get different line styles, so a
-line drawn over another stays visible: gradient ascent (solid) and Fisher Removal (dashed: with a
-near-identity Fisher it is gradient ascent with another step), retraining (solid) and finetuning (dashed),
-gradient difference (dash-dot) and inverted hinge (dotted), NPO (dashed) and gradient ascent. Every method
-also has its own marker, so no pair is told apart by colour alone.
+common colour-vision deficiencies, less its yellow (unreadable on white), plus two of Paul Tol's "muted"
+colours (olive, wine). Retraining, the reference, is black. No method is grey: light grey (`BEFORE`) is
+the model before unlearning in every figure, white the background. Methods whose curves tend to coincide
+get different line styles, so a line drawn over another stays visible: gradient ascent (solid) and Fisher
+Removal (dashed: with a near-identity Fisher it is gradient ascent with another step), retraining (solid)
+and finetuning (dashed), gradient difference (dash-dot) and inverted hinge (dotted), NPO (dashed) and
+gradient ascent. Every method also has its own marker, so no pair is told apart by colour alone.
 
 A method this table does not know (a user's new file under `methods/`) gets a style drawn from a SHA-256
 of its name, stable across processes and machines (Python's `hash()` is salted per process), with a colour
@@ -19,11 +20,13 @@ from __future__ import annotations
 import hashlib
 from contextlib import contextmanager
 
-# Okabe-Ito, in its usual order, and a grey
+# Okabe-Ito, in its usual order, a grey, and Paul Tol's olive and wine
 BLACK, ORANGE, SKY_BLUE, GREEN = "#000000", "#E69F00", "#56B4E9", "#009E73"
 YELLOW, BLUE, VERMILLION, PURPLE = "#F0E442", "#0072B2", "#D55E00", "#CC79A7"
-GREY = "#999999"
-PALETTE = (BLACK, ORANGE, SKY_BLUE, GREEN, YELLOW, BLUE, VERMILLION, PURPLE, GREY)
+GREY, OLIVE, WINE = "#999999", "#999933", "#882255"
+PALETTE = (BLACK, ORANGE, SKY_BLUE, GREEN, BLUE, VERMILLION, PURPLE, OLIVE, WINE)
+BEFORE = "#BBBBBB"  # the model before unlearning (fills, reference lines); no method's colour
+BACKGROUND = "#FFFFFF"
 
 SOLID, DASHED, DOTTED, DASHDOT = "-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1.5, 2))
 LONGDASH, DASHDOTDOT = (0, (9, 3)), (0, (6, 2, 1.5, 2, 1.5, 2))
@@ -32,23 +35,26 @@ LINESTYLES = (SOLID, DASHED, DOTTED, DASHDOT, LONGDASH, DASHDOTDOT)
 #                       colour      marker linestyle  hatch
 KNOWN: dict[str, tuple] = {
     "retrain": (BLACK, "o", SOLID, ""),
-    "finetune": (GREY, "s", DASHED, ".."),
+    "finetune": (OLIVE, "s", DASHED, ".."),
     "gradient_ascent": (VERMILLION, "^", SOLID, ""),
     "fisher_removal": (BLUE, "D", DASHED, "//"),
     "fisher_forgetting": (GREEN, "v", DASHDOT, "\\\\"),
     "gradient_difference": (ORANGE, "P", DASHDOT, "xx"),
     "inverted_hinge": (PURPLE, "X", DOTTED, "--"),
     "npo": (SKY_BLUE, "h", DASHED, "++"),
-    "preference": (YELLOW, "*", LONGDASH, "oo"),
+    "preference": (WINE, "*", LONGDASH, "oo"),
 }
-# colours, markers and hatches for methods outside KNOWN. The colours are from Paul Tol's colour-blind-safe
-# "muted" scheme, leaving out its near twins of the Okabe-Ito colours above; no marker is a known method's,
+# what is drawn beside the methods but is none of them: the privacy study's DP-SGD (dark grey, drawn with
+# an open marker) and the memorization study's "none" (no unlearning: the model before, in BEFORE's grey)
+OTHERS: dict[str, tuple] = {"dp_sgd": ("#555555", "o", SOLID, ""), "none": (BEFORE, "o", SOLID, "")}
+# colours, markers and hatches for methods outside KNOWN. The colours are the rest of Paul Tol's colour-blind-
+# safe "muted" scheme, leaving out its near twins of the colours above; no marker is a known method's,
 # so an unknown method never looks like a known one.
-FALLBACK_COLORS = ("#332288", "#882255", "#999933", "#44AA99", "#CC6677")  # indigo, wine, olive, teal, rose
+FALLBACK_COLORS = ("#332288", "#44AA99", "#CC6677")  # indigo, teal, rose
 FALLBACK_MARKERS = ("<", ">", "p", "d", "8", "H", "1", "2", "3", "4")
 FALLBACK_HATCHES = ("", "//", "\\\\", "..", "xx", "--", "++", "||")
 
-EDGE = "#333333"  # bar edges, hatch lines and marker edges: keeps the yellow and sky-blue readable on white
+EDGE = "#333333"  # bar edges, hatch lines and marker edges: keeps the sky-blue readable on white
 DPI = 150
 RC = {
     "font.size": 9,
@@ -78,8 +84,8 @@ def _digest(name: str) -> bytes:
 
 
 def _row(name: str) -> tuple:
-    if name in KNOWN:
-        return KNOWN[name]
+    if name in KNOWN or name in OTHERS:
+        return KNOWN.get(name) or OTHERS[name]
     h = _digest(name)
     return (
         FALLBACK_COLORS[h[0] % len(FALLBACK_COLORS)],
