@@ -16,9 +16,18 @@ import pandas as pd  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.metrics.tofu import forget_quality  # noqa: E402
-from unlearn_repro.report.figures import _save  # noqa: E402
-from unlearn_repro.report.stats import ESTIMATOR, FAILS, HOLDS, TIE, cell, compare, ours_paper  # noqa: E402
-from unlearn_repro.report.style import method_style  # noqa: E402
+from unlearn_repro.report import style  # noqa: E402
+from unlearn_repro.report.figures import _legend, _save, band  # noqa: E402
+from unlearn_repro.report.stats import (  # noqa: E402
+    ESTIMATOR,
+    FAILS,
+    HOLDS,
+    TIE,
+    cell,
+    compare,
+    ours_paper,
+    t_interval,
+)
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
 # Table 1 as SOUL's code defines its columns: (metric key, header, paired with the paper's column). Each
@@ -279,23 +288,39 @@ def so_beats_fo(fo: pd.DataFrame, so: pd.DataFrame) -> str:
     return HOLDS if outcome == "less" else TIE
 
 
-def figure1(curves: pd.DataFrame, methods, out) -> None:
-    """Forget and retain accuracy vs epoch; FO dashed, SO solid; mean over seeds."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for ax, key, title in (
-        (axes[0], "forget_acc", "Forget acc (true answer likeliest) ↓"),
-        (axes[1], "retain_acc", "Retain acc (true answer likeliest) ↑"),
-    ):
-        for m in methods:
-            color = method_style(m).get("color")
-            for kind, ls in (("FO", "--"), ("SO", "-")):
-                c = curves[(curves.method == m) & (curves.kind == kind)].groupby("epoch")[key].mean()
-                if not c.empty:
-                    ax.plot(c.index, c.values, ls, color=color, marker="o", ms=3, label=f"{kind}-{LABELS[m]}")
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.set_ylim(-0.02, 1.02)
-    axes[0].legend(fontsize=8, ncol=2)
-    fig.suptitle("SOUL Figure 1 on TOFU: first- (FO, AdamW) vs second-order (SO, Sophia) unlearning")
-    fig.tight_layout()
-    _save(fig, out)
+def figure1(curves: pd.DataFrame, methods, out):
+    """Forget and retain accuracy vs epoch: one colour and marker per loss (report.style), FO dashed, SO
+    solid; the line is the mean over seeds, the band its 95 % t interval (none for one seed).
+    Returns the Figure (already saved and closed)."""
+    with style.context():
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharex=True, layout="constrained")
+        for ax, key, name in (
+            (axes[0], "forget_acc", "forget accuracy (share of forget QA, ↓)"),
+            (axes[1], "retain_acc", "retain accuracy (share of retain QA, ↑)"),
+        ):
+            for m in methods:
+                for kind, ls in (("FO", style.DASHED), ("SO", style.SOLID)):
+                    _curve(ax, curves[(curves.method == m) & (curves.kind == kind)], key, m, kind, ls)
+            ax.set_xlabel("unlearning epoch")
+            ax.set_ylabel(name)
+            ax.set_ylim(-0.02, 1.02)
+        n = curves["seed"].nunique() if "seed" in curves else 1
+        _legend(fig, axes, 4)
+        fig.suptitle(
+            "SOUL Figure 1 on TOFU: first- (FO, AdamW, dashed) vs second-order (SO, Sophia, solid) "
+            f"unlearning\nmean over {n} seed{'s' if n != 1 else ''}"
+            + (", band: 95 % t interval" if n > 1 else " (no interval)")
+        )
+        _save(fig, out)
+    return fig
+
+
+def _curve(ax, runs: pd.DataFrame, key: str, method: str, kind: str, ls) -> None:
+    """One (method, optimizer kind) curve: the mean over seeds per epoch and its band."""
+    if runs.empty:
+        return
+    x, ivs = zip(*[(epoch, t_interval(v)) for epoch, v in runs.groupby("epoch")[key]])
+    mean, half = [i.mean for i in ivs], [i.half for i in ivs]
+    kw = {**style.line_kwargs(method), "linestyle": ls, "linewidth": 1.6, "markersize": 4.5}
+    ax.plot(x, mean, label=f"{kind}-{LABELS[method]}", gid=f"{kind}-{method}", **kw)
+    band(ax, x, mean, half, kw["color"], gid=f"{kind}-{method}")
