@@ -13,10 +13,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.pipeline.tdec import ablation_runs, epoch_meaning, table_configs  # noqa: E402
-from unlearn_repro.report.figures import _save  # noqa: E402
+from unlearn_repro.report import style  # noqa: E402
+from unlearn_repro.report.figures import _save, method_label  # noqa: E402
 from unlearn_repro.report.paper_tables import FLORA_TABLE1  # noqa: E402
 from unlearn_repro.report.stats import ESTIMATOR, ours_paper, per_seed, t_interval  # noqa: E402
 from unlearn_repro.report.style import context  # noqa: E402
@@ -179,48 +181,105 @@ def findings(agg: dict) -> dict:
     return out
 
 
-def _utility_panels(fig_path, models, per_model, before, title, xlabels):
-    """Figure 3/4 style: per model a column, rows reasoning and PPL; each forget set a point (o forgotten,
-    x not), the line the mean over forgotten sets, dashed the model before unlearning."""
+PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
+# minor ticks of a log axis: only 2× and 5× a power of ten are labelled (60, 70, 80, 90 would collide)
+SPARSE = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:e}"[0] in "25" else "")
+UTILITY = (("reasoning", 100, "reasoning accuracy (%)"), ("ppl", 1, "perplexity, held-out TDEC rows (log)"))
+
+
+def _utility_panels(fig_path, models, per_model, before, title, xlabels, methods):
+    """Figure 3/4: a column per model, rows reasoning and PPL, a category per configuration on x (no line
+    joins them: they are no sequence). Each forget set is a point in its method's colour and marker
+    (filled: forgotten, hollow: not within max_epochs), the bar beside them the mean over the forgotten
+    sets with its t interval (none from one set), the grey dashed line the model before unlearning.
+    Returns the Figure (already saved and closed)."""
     with context():
         fig, axes = plt.subplots(
             2,
             len(models),
-            figsize=(max(4.5, 0.9 * len(xlabels) + 1.5) * len(models), 6.2),
+            figsize=(max(4.5, 0.8 * len(xlabels) + 1.5) * len(models), 6.4),
             squeeze=False,
             layout="constrained",
         )
         for j, model in enumerate(models):
-            for i, (key, name) in enumerate(
-                (("reasoning", "Reasoning (acc)"), ("ppl", "PPL (held-out TDEC)"))
-            ):
+            for i, (key, scale, name) in enumerate(UTILITY):
                 ax = axes[i, j]
-                means = []
-                for x, sets in enumerate(per_model[model]):
-                    for s in sets:
-                        ax.scatter(
-                            x,
-                            s[key],
-                            marker="o" if s["forgotten"] else "x",
-                            s=36,
-                            color="tab:blue" if s["forgotten"] else "tab:red",
-                            zorder=3,
-                        )
-                    ok = [s[key] for s in sets if s["forgotten"]]
-                    means.append(np.mean(ok) if ok else np.nan)
-                ax.plot(range(len(means)), means, color="tab:blue", lw=1.5, label="mean over forgotten sets")
-                ax.axhline(before[model][key], ls="--", color="grey", label="before unlearning")
+                for x, (sets, method) in enumerate(zip(per_model[model], methods)):
+                    _sets(ax, x, [scale * s[key] for s in sets], [s["forgotten"] for s in sets], method)
+                ax.axhline(scale * before[model][key], ls="--", lw=1.4, color=style.BEFORE, zorder=1)
                 ax.set_xticks(range(len(xlabels)), xlabels, rotation=30, ha="right")
+                ax.set_xlim(-0.6, len(xlabels) - 0.4)
+                ax.grid(axis="x", visible=False)
                 ax.set_ylabel(name)
                 if key == "ppl":
                     ax.set_yscale("log")
-                if i == 0:
+                    ax.yaxis.set_major_formatter(PLAIN)  # 40, 60, 100 rather than 4 × 10¹
+                    ax.yaxis.set_minor_formatter(SPARSE)
+                else:
                     ax.set_title(model)
-        axes[0, 0].scatter([], [], marker="o", color="tab:blue", label="forgotten (criterion met)")
-        axes[0, 0].scatter([], [], marker="x", color="tab:red", label="not forgotten (x)")
-        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=4)
+        fig.legend(handles=_legend_handles(methods), loc="outside lower center", ncol=4)
         fig.suptitle(title)
         _save(fig, fig_path)
+    return fig
+
+
+def _sets(ax, x, values, forgotten, method) -> None:
+    """One configuration's forget sets (spread a little along x) and the mean ± interval of the forgotten."""
+    kw = style.method_style(method)
+    offsets = np.linspace(-0.22, 0.02, len(values)) if len(values) > 1 else [-0.1]
+    for dx, v, ok in zip(offsets, values, forgotten):
+        face = kw["color"] if ok else "white"
+        ax.plot(x + dx, v, kw["marker"], ms=6, mfc=face, mec=kw["color"], mew=1.2, zorder=3, gid=method)
+    ok = [v for v, f in zip(values, forgotten) if f]
+    if ok:
+        iv = t_interval(ok)
+        ax.errorbar(
+            x + 0.16,
+            iv.mean,
+            yerr=iv.half if iv.n > 1 else None,
+            fmt="_",
+            ms=14,
+            mew=2.2,
+            color=kw["color"],
+            elinewidth=1.2,
+            capsize=3,
+            zorder=3,
+            gid=f"{method}-mean",
+        )
+
+
+def _legend_handles(methods) -> list:
+    """One entry per method (its colour and marker), then what filled, hollow, bar and dashes mean."""
+    from matplotlib.lines import Line2D
+
+    def entry(label, **kw):
+        return Line2D([], [], linestyle="none", label=label, **kw)
+
+    handles = [
+        entry(method_label(m), marker=style.method_style(m)["marker"], color=style.method_style(m)["color"])
+        for m in style.order(methods)
+    ]
+    return handles + [
+        entry("forgotten (criterion met)", marker="o", color=style.EDGE),
+        entry("not forgotten within max_epochs", marker="o", mfc="white", mec=style.EDGE),
+        entry("mean over forgotten sets ± 95 % t", marker="_", ms=12, mew=2, color=style.EDGE),
+        Line2D([], [], ls="--", color=style.BEFORE, lw=1.4, label="before unlearning"),
+    ]
+
+
+def figure3_title(rows: int, n_sets: int) -> str:
+    return (
+        f"FLoRA paper Figure 3: utility after unlearning {n_sets} forget set{'s' if n_sets != 1 else ''} "
+        f"of {rows} TDEC rows each"
+    )
+
+
+def figure4_title(config: str) -> str:
+    """The paper's Figure 4 compares several methods on each set of target modules; this run ablates one."""
+    return (
+        f"FLoRA paper Figure 4: {config} by target modules\n"
+        "(ours: this configuration only, tdec.ablation.config; the paper compares several methods)"
+    )
 
 
 def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path) -> dict:
@@ -317,16 +376,18 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
         models,
         {m: [runs[(m, c)]["sets"] for c in configs] for m in models},
         before,
-        "Figure 3: utility after unlearning 32 TDEC rows per forget set",
+        figure3_title(cfg.tdec.forget_size, n_sets),
         [label(c) for c in configs],
+        [cfg.tdec.configs[c].method for c in configs],
     )
     _utility_panels(
         figures / "figure4.png",
         models,
         {m: [runs[(m, r)]["sets"] for r in abl.values()] for m in models},
         before,
-        f"Figure 4: {label(cfg.tdec.ablation.config)} by target modules",
+        figure4_title(label(cfg.tdec.ablation.config)),
         [t.upper() for t in abl],
+        [cfg.tdec.configs[cfg.tdec.ablation.config].method] * len(abl),
     )
 
     summary = {}
