@@ -6,6 +6,7 @@ DP-SGD; x = mean exposure of the audited forget set, lower = more private). It w
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -17,18 +18,17 @@ import pandas as pd  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.report import style  # noqa: E402
-from unlearn_repro.report.figures import _save, method_label  # noqa: E402
+from unlearn_repro.report.figures import _legend, _save, method_label, point_labels  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
 DP = "dp_sgd"
 UTILITY = {
-    "accuracy": ("task accuracy", True),
+    "accuracy": ("task accuracy (%)", True),
     "test_nll": ("test NLL (nats/token)", False),
 }  # higher better?
-# DP-SGD is not an unlearning method: black with open circles, apart from every method's colour
+# DP-SGD is not an unlearning method: its own dark grey (report.style.OTHERS) with open circles
 DP_STYLE = {
-    "color": style.BLACK,
-    "marker": "o",
+    **style.method_style(DP),
     "markerfacecolor": "white",
     "linestyle": style.SOLID,
     "linewidth": 1.8,
@@ -58,7 +58,7 @@ def load_points(files) -> pd.DataFrame:
     for f in files:
         d = read_json(f)
         for p in d["points"]:
-            rows.append({"dataset": d["dataset"], "model": d["model"], **p})
+            rows.append({"dataset": d["dataset"], "model": d["model"], "seed": d.get("seed"), **p})
     df = pd.DataFrame(rows)
     df["method"] = pd.Categorical(
         df["method"], [DP] + style.order([m for m in df["method"].unique() if m != DP])
@@ -140,7 +140,9 @@ def build_report(cfg, point_files, out_root) -> dict:
         "fine-tuning with the same recipe, data and loss, timed in the same job right after; slowdown: their "
         "ratio; base_run_epoch_s: the fine-tuned base model's own run (another job). " + PAPER,
     )
-    figure(df, out_root / "figures" / "privacy_utility.png")
+    max_test = cfg.data.max_test if cfg is not None else None
+    noise = {"accuracy": (2 / max_test, f"2 of {max_test} test samples")} if max_test else {}
+    figure(df, out_root / "figures" / "privacy_utility.png", noise)
     sd = slowdowns(df)
     summary = {
         "dp_slowdown_mean": float(sd.mean()) if len(sd) else math.nan,
@@ -155,38 +157,88 @@ def build_report(cfg, point_files, out_root) -> dict:
     return summary
 
 
-def figure(df: pd.DataFrame, out) -> None:
-    """Rows: data sets; columns: (model, utility metric). One line per method, DP-SGD ordered by ε."""
-    datasets, models = list(df["dataset"].unique()), list(df["model"].unique())
-    panels = [(m, u) for m in models for u in UTILITY]
+def _no_signal(values, metric: str, noise: dict) -> str | None:
+    """Why a panel's utility carries no signal ("constant at X", "spread at most <noise>"), or None when it
+    moves. noise: {metric: (largest spread that is noise, what that spread is)}."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    scale, unit = (100, " %") if metric == "accuracy" else (1, "")
+    if v.size == 0:
+        return "no data"
+    if np.ptp(v) <= 1e-9 * max(1.0, abs(v[0])):
+        return f"constant at {scale * v[0]:.3g}{unit}"
+    floor, what = noise.get(metric, (0.0, ""))
+    if np.ptp(v) <= floor:
+        return f"moves by at most {what}"
+    return None
+
+
+def panels(df: pd.DataFrame, noise: dict) -> tuple[list[tuple], list[str]]:
+    """The (data set, model, metric) panels that carry signal, and a note for each data set whose accuracy
+    panels are left out. Test NLL panels always stay (the metric that moves at every scale); an accuracy
+    panel goes when it is constant or moves no more than `noise` says is noise (two test samples' worth)."""
+    kept, notes = [], []
+    models = list(df["model"].unique())
+    for d in df["dataset"].unique():
+        why = {}
+        for model in models:
+            sub = df[(df["dataset"] == d) & (df["model"] == model)]
+            why[model] = _no_signal(sub["accuracy"], "accuracy", noise)
+            kept += [(d, model, m) for m in UTILITY if m == "test_nll" or why[model] is None]
+        gone = {m: w for m, w in why.items() if w is not None}
+        if len(gone) == len(models) and len(set(gone.values())) == 1:
+            notes.append(f"{d}: {next(iter(gone.values()))}")
+        else:
+            notes += [f"{d} · {m}: {w}" for m, w in gone.items()]
+    return kept, notes
+
+
+def figure(df: pd.DataFrame, out, noise: dict | None = None):
+    """Paper Figure 3: one panel per (data set, model, utility) with signal, two per row; x = mean exposure
+    of the audited forget set (bits), one line per method along its coefficient grid, DP-SGD along ε.
+    Returns the Figure (already saved and closed)."""
+    kept, notes = panels(df, noise or {})
+    ncols = min(2, len(kept))
+    nrows = -(-len(kept) // ncols)
+    seeds = df["seed"].nunique() if "seed" in df else 1
     with style.context():
         fig, axes = plt.subplots(
-            len(datasets), len(panels), figsize=(3.6 * len(panels), 3.0 * len(datasets)), squeeze=False
+            nrows, ncols, figsize=(4.4 * ncols, 0.6 + 3.2 * nrows), squeeze=False, layout="constrained"
         )
-        for i, d in enumerate(datasets):
-            for j, (model, metric) in enumerate(panels):
-                ax = axes[i, j]
-                sub = df[(df["dataset"] == d) & (df["model"] == model)]
-                for method, g in sub.groupby("method", observed=True):
-                    g = g.sort_values("value", ascending=method != DP)
-                    kw = DP_STYLE if method == DP else style.line_kwargs(method)
-                    ax.plot(g["exposure"], g[metric], label=label(method), **kw)
-                    if method == DP:
-                        for r in g.itertuples():
-                            ax.annotate(
-                                "∞" if not np.isfinite(r.value) else f"{r.value:g}",
-                                (r.exposure, getattr(r, metric)),
-                                fontsize=6,
-                                xytext=(3, 3),
-                                textcoords="offset points",
-                            )
-                ax.set_title(f"{d} · {model}")
-                ax.set_xlabel("exposure of the forget set (↓ = private)")
-                ax.set_ylabel(UTILITY[metric][0] + ("" if UTILITY[metric][1] else ", ↓ = better"))
-        handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), bbox_to_anchor=(0.5, -0.02))
-        fig.suptitle(
-            "Figure 3: privacy–utility trade-off of DP-SGD (ε labels) and unlearning (coefficient grids)"
+        for ax, (d, model, metric) in zip(axes.flat, kept):
+            _panel(ax, df[(df["dataset"] == d) & (df["model"] == model)], metric)
+            ax.set_title(f"{d} · {model}")
+        for ax in axes.flat[len(kept) :]:
+            ax.remove()
+        _legend(fig, axes.flat[: len(kept)], 5)
+        title = (
+            "Paper Figure 3 (§7.2): privacy–utility trade-off of DP-SGD (labels: ε) and unlearning "
+            f"(coefficient grids)\n{seeds} seed{'s' if seeds != 1 else ''}"
+            + (" (no interval)" if seeds == 1 else "")
         )
-        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        if notes:
+            title += "; accuracy left out, no signal: " + "; ".join(notes)
+        fig.suptitle("\n".join(textwrap.fill(line, 110) for line in title.split("\n")))
+        for ax, (d, model, metric) in zip(axes.flat, kept):
+            _epsilon_labels(ax, df[(df["dataset"] == d) & (df["model"] == model)], metric)
         _save(fig, out)
+    return fig
+
+
+def _panel(ax, sub: pd.DataFrame, metric: str) -> None:
+    """One panel: each method along its coefficient grid in its style, DP-SGD along ε."""
+    scale = 100 if metric == "accuracy" else 1
+    for method, g in sub.groupby("method", observed=True):
+        g = g.sort_values("value", ascending=method != DP)
+        kw = DP_STYLE if method == DP else style.line_kwargs(method)
+        ax.plot(g["exposure"], scale * g[metric], label=label(method), gid=str(method), **kw)
+    ax.set_xlabel("mean exposure of the forget set (bits, ↓ = more private)")
+    ax.set_ylabel(UTILITY[metric][0] + ("" if UTILITY[metric][1] else ", ↓ = better"))
+
+
+def _epsilon_labels(ax, sub: pd.DataFrame, metric: str) -> None:
+    """ε beside the DP-SGD points (once the figure's layout is final, so that none overlap)."""
+    dp = sub[sub["method"] == DP]
+    eps = ["∞" if not np.isfinite(v) else f"{v:g}" for v in dp["value"].astype(float)]
+    scale = 100 if metric == "accuracy" else 1
+    point_labels(ax, dp["exposure"], scale * dp[metric], eps, prefix="ε = ", gid="epsilon")
