@@ -16,9 +16,9 @@ from scipy import stats  # noqa: E402
 
 from unlearn_repro.io import write_json  # noqa: E402
 from unlearn_repro.metrics.weights import histogram, kl_divergence, shared_edges  # noqa: E402
-from unlearn_repro.report.figures import _save, method_label  # noqa: E402
+from unlearn_repro.report import style  # noqa: E402
+from unlearn_repro.report.figures import _legend, _save, method_label  # noqa: E402
 from unlearn_repro.report.stats import ESTIMATOR, per_seed, t_interval  # noqa: E402
-from unlearn_repro.report.style import method_style  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
 PAPER_KL = {"gradient_ascent": 1176792.0, "fisher_removal": 425.0, "fisher_forgetting": 4174.0}  # §9.1
@@ -146,47 +146,63 @@ def weight_kl(cfg, snaps_by_seed, fig_seed, tables, figures) -> pd.DataFrame:
         "on these bins; they are likely unnormalized, so compare the order of methods, not the "
         "magnitudes." + ("" if REFERENCE in snaps else " Retraining is not enabled: no reference, no KL."),
     )
-    _weights_figure(cfg, snaps, kl[fig_seed], figures / "weights.png")
+    _weights_figure(cfg, snaps, kl[fig_seed], figures / "weights.png", fig_seed)
     return table
 
 
-def _weights_figure(cfg, snaps, kl, path) -> None:
-    methods = [m for m in snaps if m != REFERENCE]
+def _grid(n: int, width: float = 3.0, height: float = 2.6, ncols: int = 3):
+    """A figure of n panels, at most `ncols` a row (one row of 8 is unreadable at the report's width);
+    the unused cells are removed. Returns (fig, the n axes)."""
+    ncols = max(1, min(n, ncols))
+    nrows = -(-max(n, 1) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, 0.9 + height * nrows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[n:]:
+        ax.remove()
+    return fig, list(axes.flat[:n])
+
+
+def _weights_figure(cfg, snaps, kl, path, seed=None):
+    """Paper Figure 4: per method, its last-block weight histogram (dashed, its colour) over retraining's
+    (black), on shared bins; the panel title gives the KL. Returns the Figure (already saved and closed)."""
+    methods = style.order([m for m in snaps if m != REFERENCE])
     edges = shared_edges([s["weights"] for s in snaps.values()], cfg.discussions.bins)
     hists = {m: histogram(s["weights"], edges) for m, s in snaps.items()}
-    fig, axes = plt.subplots(
-        1, max(len(methods), 1), figsize=(3.2 * max(len(methods), 1), 3.0), squeeze=False
-    )
     centers = (edges[:-1] + edges[1:]) / 2
-    for ax, m in zip(axes[0], methods):
-        if REFERENCE in hists:
+    with style.context():
+        fig, axes = _grid(len(methods))
+        for ax, m in zip(axes, methods):
+            if REFERENCE in hists:
+                ax.plot(
+                    centers,
+                    hists[REFERENCE] / hists[REFERENCE].sum(),
+                    color=style.BLACK,
+                    lw=1.2,
+                    label=method_label(REFERENCE),
+                    gid=REFERENCE,
+                )
             ax.plot(
                 centers,
-                hists[REFERENCE] / hists[REFERENCE].sum(),
-                color=method_style(REFERENCE)["color"],
-                lw=1.0,
-                label=method_label(REFERENCE),
+                hists[m] / hists[m].sum(),
+                color=style.method_style(m)["color"],
+                lw=1.2,
+                ls=style.DASHED,
+                label=method_label(m),
+                gid=m,
             )
-        ax.plot(
-            centers,
-            hists[m] / hists[m].sum(),
-            color=method_style(m)["color"],
-            lw=1.0,
-            ls="--",
-            label=method_label(m),
+            value = kl.get(m)
+            ax.set_title(method_label(m) + (f", KL = {value:.2g} nats" if _finite(value) is not None else ""))
+            ax.set_yscale("log")
+            ax.set_xlabel("weight value")
+            ax.set_ylabel("share of weights (log)")
+        _legend(fig, axes, 5)
+        fig.suptitle(
+            "Paper Figure 4 (§9.1): last-block weight distributions after unlearning vs retraining"
+            + (f", seed {seed}" if seed is not None else "")
         )
-        value = kl.get(m)
-        ax.set_title(
-            f"{method_label(m)}"
-            + (f"\nKL = {value:.2e}" if value is not None and np.isfinite(value) else ""),
-            fontsize=8,
-        )
-        ax.set_yscale("log")
-        ax.set_xlabel("weight")
-        ax.legend(fontsize=6)
-    axes[0][0].set_ylabel("share of weights")
-    fig.tight_layout()
-    _save(fig, path)
+        _save(fig, path)
+    return fig
 
 
 def ks_per_method(snaps, base_snap) -> dict[str, tuple]:
@@ -223,7 +239,7 @@ def exposure_shift(snaps_by_seed, bases_by_seed, fig_seed, tables, figures) -> p
                 "distribution_shifted": bool(combined < ALPHA),
             }
         )
-    _exposure_figure(ks[fig_seed], figures / "exposure_distributions.png")
+    _exposure_figure(ks[fig_seed], figures / "exposure_distributions.png", fig_seed)
     table = pd.DataFrame(rows)
     write_table(
         table,
@@ -236,20 +252,37 @@ def exposure_shift(snaps_by_seed, bases_by_seed, fig_seed, tables, figures) -> p
     return table
 
 
-def _exposure_figure(ks, path) -> None:
-    methods = list(ks)
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.0 * len(methods), 2.8), squeeze=False)
-    for ax, m in zip(axes[0], methods):
-        before, after, test = ks[m]
-        bins = np.linspace(min(before.min(), after.min()), max(before.max(), after.max()), 30)
-        ax.hist(before, bins=bins, alpha=0.5, color="0.5", label="before")
-        ax.hist(after, bins=bins, histtype="step", color=method_style(m)["color"], lw=1.5, label="after")
-        ax.set_title(f"{method_label(m)}\nKS p = {test.pvalue:.2g}", fontsize=8)
-        ax.set_xlabel("exposure (bits)")
-        ax.legend(fontsize=6)
-    axes[0][0].set_ylabel("retained samples")
-    fig.tight_layout()
-    _save(fig, path)
+def _exposure_figure(ks, path, seed=None):
+    """Paper Figure 7: per method, the retained samples' exposure before unlearning (light grey, the same
+    in every figure) and after (the method's colour), with the KS p-value. Returns the Figure."""
+    methods = style.order(ks)
+    with style.context():
+        fig, axes = _grid(len(methods))
+        for ax, m in zip(axes, methods):
+            before, after, test = ks[m]
+            bins = np.linspace(min(before.min(), after.min()), max(before.max(), after.max()), 30)
+            ax.hist(
+                before, bins=bins, color=style.BEFORE, label="before unlearning (fine-tuned)", gid="before"
+            )
+            ax.hist(
+                after,
+                bins=bins,
+                histtype="step",
+                color=style.method_style(m)["color"],
+                lw=1.6,
+                label=method_label(m),
+                gid=m,
+            )
+            ax.set_title(f"{method_label(m)}, KS p = {test.pvalue:.2g}")
+            ax.set_xlabel("exposure (bits)")
+            ax.set_ylabel("retained samples")
+        _legend(fig, axes, 5)
+        fig.suptitle(
+            "Paper Figure 7 (§9.3): exposure of the retained samples before and after unlearning"
+            + (f", seed {seed}" if seed is not None else "")
+        )
+        _save(fig, path)
+    return fig
 
 
 def versus_control(o, control) -> dict:
@@ -334,21 +367,30 @@ def onion_effect(runs, tables, figures) -> dict:
         "differences (`interval_over`). Per-sample exposures: discussions/onion/seed*.npz and "
         "onion_control/seed*.npz.",
     )
-    _, o, _ = runs[0]
-    row = rows[0]
-    before, after, threshold = o["before"], o["after"], float(o["threshold"])
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    ax.scatter(before, after, s=6, alpha=0.6, color="0.3")
-    lo, hi = min(before.min(), after.min()), max(before.max(), after.max())
-    ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8, ls=":")
-    ax.axhline(threshold, color="#D55E00", lw=0.8, ls="--", label=f"threshold {threshold:.2f}")
-    ax.set_xlabel("exposure before (bits)")
-    ax.set_ylabel("exposure after removal + retraining (bits)")
-    ax.set_title(
-        f"seed {row['seed']}: {row['rose']} of {row['kept']} rose, {row['crossed']} crossed\n"
-        f"Wilcoxon p = {row['wilcoxon_p']:.2g}",
-        fontsize=8,
-    )
-    ax.legend(fontsize=7)
-    _save(fig, figures / "onion.png")
+    _onion_figure(runs[0][1], rows[0], figures / "onion.png")
     return summary
+
+
+def _onion_figure(o, row: dict, path):
+    """Paper Figure 6 for one seed: each kept sample's exposure before against after removing the most
+    exposed and retraining; above the diagonal = more exposed. Returns the Figure (saved and closed)."""
+    before, after, threshold = o["before"], o["after"], float(o["threshold"])
+    with style.context():
+        fig, ax = plt.subplots(figsize=(4.6, 4.4), layout="constrained")
+        ax.scatter(before, after, s=8, alpha=0.6, color=style.BLACK, label="kept sample", gid="kept")
+        lo, hi = min(before.min(), after.min()), max(before.max(), after.max())
+        ax.plot([lo, hi], [lo, hi], color=style.EDGE, lw=0.9, ls=":", label="after = before")
+        ax.axhline(
+            threshold, color=style.VERMILLION, lw=1.0, ls="--", label=f"threshold {threshold:.3g} bits"
+        )
+        ax.set_xlabel("exposure before (bits)")
+        ax.set_ylabel("exposure after removal + retraining (bits)")
+        ax.set_title(
+            f"seed {row['seed']}: {row['rose']} of {row['kept']} rose, {row['crossed']} crossed the "
+            f"threshold; Wilcoxon p = {row['wilcoxon_p']:.2g}",
+            fontsize=8,
+        )
+        ax.legend(loc="upper left")
+        fig.suptitle("Paper Figure 6 (§9.3): the onion effect")
+        _save(fig, path)
+    return fig
