@@ -195,51 +195,55 @@ def premise(df: pd.DataFrame, comparison: str, so: str) -> str:
     return f"{key} = {v:.3f} ({premise_verdict(kind, {key: v})})"
 
 
-def figure(per_seed: pd.DataFrame, objectives, comparison: str, out: Path) -> None:
-    """Efficacy against each utility objective, one colour per method, 95 % intervals both ways."""
+def figure(per_seed: pd.DataFrame, objectives, comparison: str, out: Path):
+    """Efficacy against each utility objective, one colour per method, its points joined in step order
+    (the grid is a sequence), 95 % intervals both ways (none from one seed). Returns the Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from unlearn_repro.report.style import context, line_kwargs, order
+    from unlearn_repro.report import style
+    from unlearn_repro.report.figures import _legend, _save, errors, point_labels
 
     (ecol, elabel, _), *utils = objectives
     table = summary_table(per_seed, objectives)
-    with context():
-        fig, axes = plt.subplots(1, len(utils), figsize=(4.2 * len(utils), 3.4), squeeze=False)
+    seeds = per_seed["seed"].nunique() if "seed" in per_seed else 1
+    with style.context():
+        fig, axes = plt.subplots(
+            1, len(utils), figsize=(4.2 * len(utils), 3.8), squeeze=False, layout="constrained"
+        )
         for ax, (ucol, ulabel, _) in zip(axes[0], utils):
-            for m in order(table["method"]):
-                t = table[table["method"] == m].sort_values(f"{ucol}_mean")
+            for m in style.order(table["method"]):
+                t = table[table["method"] == m].sort_values("step")
                 ax.errorbar(
                     t[f"{ucol}_mean"],
                     t[f"{ecol}_mean"],
-                    xerr=_half(t, ucol),
-                    yerr=_half(t, ecol),
+                    xerr=errors(_half(t, ucol)),
+                    yerr=errors(_half(t, ecol)),
                     label=label(m),
-                    **line_kwargs(m),
+                    **style.line_kwargs(m),
                 )
-                for _, r in t.iterrows():
-                    ax.annotate(
-                        f"{r['step']:g}",
-                        (r[f"{ucol}_mean"], r[f"{ecol}_mean"]),
-                        fontsize=6,
-                        xytext=(3, 3),
-                        textcoords="offset points",
-                    )
             ax.set_xlabel(f"{ulabel} (higher is better)")
             ax.set_ylabel(f"{elabel} (higher is better)")
-        axes[0][0].legend(loc="best")
-        fig.suptitle(f"Ablation '{comparison}': efficacy–utility trade-off over the step grid")
-        fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out)
-        plt.close(fig)
+        _legend(fig, axes, 4)
+        for ax, (ucol, _, _) in zip(axes[0], utils):  # once every line is drawn: the limits are final
+            for m in style.order(table["method"]):
+                t = table[table["method"] == m].sort_values("step")
+                steps = [f"{v:g}" for v in t["step"]]
+                point_labels(ax, t[f"{ucol}_mean"], t[f"{ecol}_mean"], steps, gid="step")
+        fig.suptitle(
+            f"Ablation '{comparison}' (issue 21, not a figure of the papers): efficacy–utility over the "
+            f"step grid\n{seeds} seed{'s' if seeds != 1 else ''}"
+            + (", bars: 95 % t interval" if seeds > 1 else " (no interval)")
+        )
+        _save(fig, out)
+    return fig
 
 
 def _half(t: pd.DataFrame, col: str) -> np.ndarray:
-    """Half-widths of the 95 % intervals (0 where there is none: one seed)."""
-    return np.nan_to_num((t[f"{col}_ci_high"] - t[f"{col}_ci_low"]).to_numpy() / 2)
+    """Half-widths of the 95 % intervals (NaN where there is none: one seed)."""
+    return (t[f"{col}_ci_high"] - t[f"{col}_ci_low"]).to_numpy() / 2
 
 
 def build_report(cfg, files, root) -> dict:

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json, write_text  # noqa: E402
 from unlearn_repro.report import style  # noqa: E402
-from unlearn_repro.report.figures import _legend, _save, method_label  # noqa: E402
+from unlearn_repro.report.figures import _legend, _save, errors, method_label  # noqa: E402
 from unlearn_repro.report.paper_tables import MEMORIZATION as PAPER  # noqa: E402
 from unlearn_repro.report.stats import ESTIMATOR, cell, ours_paper, t_interval  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, model_family, write_table  # noqa: E402
@@ -246,7 +246,7 @@ def figure(runs: pd.DataFrame, methods: list[str], out) -> plt.Figure:
                     [i + j * width for i in range(len(fams))],
                     agg["mean"],
                     width,
-                    yerr=agg["_half"].fillna(0),
+                    yerr=errors(agg["_half"]),
                     label=label(m),
                     error_kw={"ecolor": style.EDGE, "elinewidth": 0.8},
                     **style.bar_style(m),
@@ -258,8 +258,13 @@ def figure(runs: pd.DataFrame, methods: list[str], out) -> plt.Figure:
             )
             ax.grid(axis="x", visible=False)
             ax.set_title(f"{CORPUS_LABEL.get(corpus, corpus)} (of {int(sub['n_targets'].max())} targets)")
-        axes[0][0].set_ylabel("memorized targets")
+        axes[0][0].set_ylabel("memorized targets (count)")
         _legend(fig, axes, len(order))
+        seeds = runs["seed"].nunique() if "seed" in runs else 1
+        fig.suptitle(
+            "Paper Table 8 (§6.3): targets still memorized after unlearning, mean over "
+            f"{seeds} seed{'s' if seeds != 1 else ''}" + (" (bars: 95 % t interval)" if seeds > 1 else "")
+        )
         _save(fig, out)
     return fig
 
