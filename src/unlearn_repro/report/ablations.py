@@ -222,12 +222,14 @@ def figure(per_seed: pd.DataFrame, objectives, comparison: str, out: Path):
                     xerr=errors(_half(t, ucol)),
                     yerr=errors(_half(t, ecol)),
                     label=label(m),
+                    gid=m,
                     **style.line_kwargs(m),
                 )
             ax.set_xlabel(f"{ulabel} (higher is better)")
             ax.set_ylabel(f"{elabel} (higher is better)")
         _legend(fig, axes, 4)
-        for ax, (ucol, _, _) in zip(axes[0], utils):  # once every line is drawn: the limits are final
+        fig.draw_without_rendering()  # every line drawn, the layout final: label boxes hold when saved
+        for ax, (ucol, _, _) in zip(axes[0], utils):
             for m in style.order(table["method"]):
                 t = table[table["method"] == m].sort_values("step")
                 steps = [f"{v:g}" for v in t["step"]]

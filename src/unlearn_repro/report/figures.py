@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from unlearn_repro.methods import METHODS
 from unlearn_repro.report import style  # noqa: E402
@@ -40,6 +40,13 @@ def _save(fig, out: str | Path) -> None:
     tmp.replace(out)
 
 
+def log_ticks(axis) -> None:
+    """Plain numbers on a log axis (0.1, 50, 200 rather than 10⁻¹, 5 × 10¹); of the minor ticks only 2× and
+    5× a power of ten are labelled, so that 60, 70, 80, 90 do not collide."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:e}"[0] in "25" else ""))
+
+
 def errors(half) -> np.ndarray | None:
     """Error-bar half-widths, or None where no value has an interval (one seed: no bar, not a zero one)."""
     h = np.asarray(half, dtype=float)
@@ -61,9 +68,10 @@ OFFSETS = ((4, 4), (4, -11), (-4, 4), (-4, -11), (4, 14), (4, -21))  # points, t
 
 def point_labels(ax, x, y, texts, prefix: str = "", gid: str = "label", near_px: float = 14) -> None:
     """Label points so that no two labels overlap: points closer than `near_px` share one label
-    ("ε = 1, 2"), and each label takes the first offset whose box overlaps no earlier label of the axes."""
+    ("ε = 1, 2"), and each label takes the first offset whose box overlaps no earlier label of the axes.
+    Call it once the figure is laid out (`fig.draw_without_rendering()`, once for all its axes), so that
+    pixel distances hold when saved; the labels stay out of the layout, which they would otherwise move."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    ax.figure.draw_without_rendering()  # limits and layout as saved, so pixel distances hold
     xy = ax.transData.transform(np.column_stack([x, y])) if len(x) else np.empty((0, 2))
     groups: list[list[int]] = []
     for i, p in enumerate(xy):
@@ -79,7 +87,7 @@ def point_labels(ax, x, y, texts, prefix: str = "", gid: str = "label", near_px:
                 (x[g[0]], y[g[0]]),
                 xytext=(dx, dy),
                 textcoords="offset points",
-                fontsize=6.5,
+                fontsize=7.5,
                 ha="left" if dx > 0 else "right",
                 gid=gid,
                 bbox=LABEL_BOX,
@@ -126,9 +134,9 @@ def runtime_figure(rt: pd.DataFrame, out: str | Path, title: str):
         ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(datasets))], datasets)
         ax.grid(axis="x", visible=False)
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(LogFormatter())  # 1, 10, 100 (and 2, 3, 4 over a short range)
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))  # rather than 2×10⁰
+        log_ticks(ax.yaxis)
         ax.set_ylabel("runtime per cycle (s, log scale)")
+        ax.set_xlabel("task data set")
         ax.set_title(title)
         _legend(fig, [ax], len(methods))
         _save(fig, out)

@@ -257,7 +257,13 @@ def figure(runs: pd.DataFrame, methods: list[str], out) -> plt.Figure:
                 [i + width * (len(order) - 1) / 2 for i in range(len(fams))], [f.upper() for f in fams]
             )
             ax.grid(axis="x", visible=False)
-            ax.set_title(f"{CORPUS_LABEL.get(corpus, corpus)} (of {int(sub['n_targets'].max())} targets)")
+            ax.set_xlabel("model family")
+            title = f"{CORPUS_LABEL.get(corpus, corpus)} (of {int(sub['n_targets'].max())} targets)"
+            counts = sub.groupby(["family", "method"])["memorized"].mean()
+            if counts.nunique() == 1:  # e.g. nothing memorized, not even before unlearning: say so
+                title += f"\nno signal: every mean count is {counts.iloc[0]:g}"
+            ax.set_title(title)
+        axes[0][0].set_ylim(0, max(1.0, axes[0][0].get_ylim()[1]))  # counts: from 0 (shared by the panels)
         axes[0][0].set_ylabel("memorized targets (count)")
         _legend(fig, axes, len(order))
         seeds = runs["seed"].nunique() if "seed" in runs else 1

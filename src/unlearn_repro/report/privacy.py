@@ -219,6 +219,7 @@ def figure(df: pd.DataFrame, out, noise: dict | None = None):
         if notes:
             title += "; accuracy left out, no signal: " + "; ".join(notes)
         fig.suptitle("\n".join(textwrap.fill(line, 110) for line in title.split("\n")))
+        fig.draw_without_rendering()  # the final layout, before labels are placed by their pixel boxes
         for ax, (d, model, metric) in zip(axes.flat, kept):
             _epsilon_labels(ax, df[(df["dataset"] == d) & (df["model"] == model)], metric)
         _save(fig, out)

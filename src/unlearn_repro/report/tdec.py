@@ -13,12 +13,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.pipeline.tdec import ablation_runs, epoch_meaning, table_configs  # noqa: E402
 from unlearn_repro.report import style  # noqa: E402
-from unlearn_repro.report.figures import _save, method_label  # noqa: E402
+from unlearn_repro.report.figures import _save, log_ticks, method_label  # noqa: E402
 from unlearn_repro.report.paper_tables import FLORA_TABLE1  # noqa: E402
 from unlearn_repro.report.stats import ESTIMATOR, ours_paper, per_seed, t_interval  # noqa: E402
 from unlearn_repro.report.style import context  # noqa: E402
@@ -181,13 +180,10 @@ def findings(agg: dict) -> dict:
     return out
 
 
-PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
-# minor ticks of a log axis: only 2× and 5× a power of ten are labelled (60, 70, 80, 90 would collide)
-SPARSE = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:e}"[0] in "25" else "")
 UTILITY = (("reasoning", 100, "reasoning accuracy (%)"), ("ppl", 1, "perplexity, held-out TDEC rows (log)"))
 
 
-def _utility_panels(fig_path, models, per_model, before, title, xlabels, methods):
+def _utility_panels(fig_path, models, per_model, before, title, xlabels, methods, xtitle="configuration"):
     """Figure 3/4: a column per model, rows reasoning and PPL, a category per configuration on x (no line
     joins them: they are no sequence). Each forget set is a point in its method's colour and marker
     (filled: forgotten, hollow: not within max_epochs), the bar beside them the mean over the forgotten
@@ -206,15 +202,17 @@ def _utility_panels(fig_path, models, per_model, before, title, xlabels, methods
                 ax = axes[i, j]
                 for x, (sets, method) in enumerate(zip(per_model[model], methods)):
                     _sets(ax, x, [scale * s[key] for s in sets], [s["forgotten"] for s in sets], method)
-                ax.axhline(scale * before[model][key], ls="--", lw=1.4, color=style.BEFORE, zorder=1)
+                ax.axhline(
+                    scale * before[model][key], ls="--", lw=1.4, color=style.BEFORE, zorder=1, gid="before"
+                )
                 ax.set_xticks(range(len(xlabels)), xlabels, rotation=30, ha="right")
                 ax.set_xlim(-0.6, len(xlabels) - 0.4)
+                ax.set_xlabel(xtitle)
                 ax.grid(axis="x", visible=False)
                 ax.set_ylabel(name)
                 if key == "ppl":
                     ax.set_yscale("log")
-                    ax.yaxis.set_major_formatter(PLAIN)  # 40, 60, 100 rather than 4 × 10¹
-                    ax.yaxis.set_minor_formatter(SPARSE)
+                    log_ticks(ax.yaxis)
                 else:
                     ax.set_title(model)
         fig.legend(handles=_legend_handles(methods), loc="outside lower center", ncol=4)
@@ -229,7 +227,7 @@ def _sets(ax, x, values, forgotten, method) -> None:
     offsets = np.linspace(-0.22, 0.02, len(values)) if len(values) > 1 else [-0.1]
     for dx, v, ok in zip(offsets, values, forgotten):
         face = kw["color"] if ok else "white"
-        ax.plot(x + dx, v, kw["marker"], ms=6, mfc=face, mec=kw["color"], mew=1.2, zorder=3, gid=method)
+        ax.plot(x + dx, v, kw["marker"], color=kw["color"], ms=7, mfc=face, mew=1.6, zorder=3, gid=method)
     ok = [v for v, f in zip(values, forgotten) if f]
     if ok:
         iv = t_interval(ok)
@@ -244,7 +242,7 @@ def _sets(ax, x, values, forgotten, method) -> None:
             elinewidth=1.2,
             capsize=3,
             zorder=3,
-            gid=f"{method}-mean",
+            gid=method,
         )
 
 
@@ -388,6 +386,7 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
         figure4_title(label(cfg.tdec.ablation.config)),
         [t.upper() for t in abl],
         [cfg.tdec.configs[cfg.tdec.ablation.config].method] * len(abl),
+        "adapter target modules",
     )
 
     summary = {}

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.metrics.tofu import forget_quality  # noqa: E402
@@ -302,6 +303,7 @@ def figure1(curves: pd.DataFrame, methods, out):
                 for kind, ls in (("FO", style.DASHED), ("SO", style.SOLID)):
                     _curve(ax, curves[(curves.method == m) & (curves.kind == kind)], key, m, kind, ls)
             ax.set_xlabel("unlearning epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(name)
             ax.set_ylim(-0.02, 1.02)
         n = curves["seed"].nunique() if "seed" in curves else 1
@@ -322,5 +324,5 @@ def _curve(ax, runs: pd.DataFrame, key: str, method: str, kind: str, ls) -> None
     x, ivs = zip(*[(epoch, t_interval(v)) for epoch, v in runs.groupby("epoch")[key]])
     mean, half = [i.mean for i in ivs], [i.half for i in ivs]
     kw = {**style.line_kwargs(method), "linestyle": ls, "linewidth": 1.6, "markersize": 4.5}
-    ax.plot(x, mean, label=f"{kind}-{LABELS[method]}", gid=f"{kind}-{method}", **kw)
-    band(ax, x, mean, half, kw["color"], gid=f"{kind}-{method}")
+    ax.plot(x, mean, label=f"{kind}-{LABELS[method]}", gid=method, **kw)
+    band(ax, x, mean, half, kw["color"], gid=method)
