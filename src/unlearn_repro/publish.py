@@ -40,8 +40,9 @@ PUBLISHED_FILES = (
     "verdicts.html",
 )
 PUBLISHED_DIRS = ("*/summary", "*/tables", "*/figures", "curvature")
-# made by `make publish`, not by the DAG
+# made by `make publish`, not by the DAG; and what it also writes where the run has it (not required)
 PUBLISH_MADE = ("report.html", "RUN.json", "RUN.md")
+PUBLISH_MAY_MAKE = ("README.md", "tdec/summary/provenance.json")  # the results page; `make verify`'s record
 MAX_BYTES = 10 * 2**20  # the published set of one profile: a few MB (report.html is most of it)
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".npz", ".npy", ".pkl", ".gguf")
 SHALLOW_HINT = "fetch the history: `git fetch --unshallow` (GitHub's actions/checkout: `fetch-depth: 0`)"
@@ -375,8 +376,8 @@ def check(results: str, targets: list[str], root: Path = ROOT, max_bytes: int = 
     ]
     problems += missing_targets([*targets, *(f"{results}/{f}" for f in PUBLISH_MADE)], set(visible))
     problems += size_problems(visible, root, max_bytes) + weight_problems(visible)
-    named = {*targets, *(f"{results}/{f}" for f in PUBLISH_MADE)}
-    notes = [f"not named by the DAG (stale? `git rm` it): {f}" for f in visible if f not in named]
+    named = {*targets, *(f"{results}/{f}" for f in PUBLISH_MADE + PUBLISH_MAY_MAKE)}
+    notes = [f"not named by the DAG (stale? remove it): {f}" for f in visible if f not in named]
     return problems, notes, visible
 
 
@@ -393,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = Path(a.where)
     if a.action == "provenance":
-        run = write_provenance(ROOT / results, ROOT, a.log)
+        run = write_provenance(ROOT / results, ROOT, a.log and a.log.resolve())
         print(
             f"{results}/RUN.json, RUN.md: commit {run['commit'][:12]} (clean: {run['clean']}), "
             f"{_minutes(run['wall_time_s'])} wall, {run['jobs']} jobs, log {run['snakemake_log']}"
@@ -407,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     problems, notes, files = check(rel, targets)
     total = sum((ROOT / f).stat().st_size for f in files if (ROOT / f).is_file())
-    print("\n".join(notes))
+    for note in notes:
+        print(note)
     print(f"published: {len(files)} files under {rel}/, {total / 2**20:.1f} MB")
     if problems:
         print("\n".join(problems), file=sys.stderr)

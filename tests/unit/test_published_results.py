@@ -211,7 +211,7 @@ def test_check_before_committing_names_strays_and_gaps(published_repo):
     _git(repo, "rm", "-q", "--cached", "results/embedded/verdicts.md")
     problems, notes, _ = publish.check("results/embedded", FAKE_TARGETS, root=repo)
     assert problems == ["missing: results/embedded/verdicts.md"]
-    assert notes == ["not named by the DAG (stale? `git rm` it): results/embedded/main/tables/old.csv"]
+    assert notes == ["not named by the DAG (stale? remove it): results/embedded/main/tables/old.csv"]
 
 
 # ---- provenance ----
