@@ -1,4 +1,5 @@
-# Two commands: `make reproduce` (the whole paper at the embedded scale) and `make test`.
+# Two commands: `make reproduce` (the whole paper at the embedded scale) and `make test`; `make publish`
+# after a complete `make reproduce` refreshes the committed results (docs/publishing.md).
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ CORES  ?= all
 PROFILE ?= $(shell sed -n 's/^profile:[[:space:]]*\([A-Za-z0-9_-]*\).*/\1/p' params.yaml)
 REPORT  ?= results/$(PROFILE)/report.html
 
-.PHONY: setup reproduce report test test-fast lint format dag benchmark clean verify dvc-yaml
+.PHONY: setup reproduce report publish results-doc test test-fast lint format dag benchmark clean verify dvc-yaml
 
 setup: $(STAMP)
 
@@ -29,6 +30,27 @@ reproduce: $(STAMP)
 report: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --config profile=$(PROFILE) --report $(REPORT)
 	@echo "report: $(REPORT)"
+
+# `make publish` (after a complete `make reproduce`): the run's provenance (RUN.json, RUN.md: its commit, date,
+# machine, cores, wall time, each study's share; TDEC's summary/provenance.json), the report, the results page, then a check of what git
+# will commit under results/$(PROFILE)/ (.gitignore lets exactly the published files through): complete,
+# under 10 MB, no weights. Then: git add -A results/$(PROFILE) dvc.lock && git commit (docs/publishing.md)
+# RUN_LOG=.snakemake/log/<run>.snakemake.log: the run to describe (default: the newest finished one)
+RUN_LOG ?=
+publish: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m unlearn_repro.publish provenance results/$(PROFILE) \
+	  $(if $(RUN_LOG),--log $(RUN_LOG))
+	@# the published TDEC summary's provenance.json, which `make verify` compares with: this run's
+	@s=results/$(PROFILE)/tdec/summary; base=$$(ls -d results/$(PROFILE)/tdec/models/* 2>/dev/null | head -n 1); \
+	if [ -n "$$base" ] && [ -f $$s/metrics.json ]; then echo "$$s/provenance.json: from $$base"; \
+	  $(BIN)/python -m unlearn_repro.numerics provenance "$$base" $$s/metrics.json $$s/provenance.json; fi
+	$(MAKE) --no-print-directory report PROFILE=$(PROFILE) REPORT=results/$(PROFILE)/report.html
+	$(MAKE) --no-print-directory results-doc PROFILE=$(PROFILE)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m unlearn_repro.publish check results/$(PROFILE)
+
+# the results page, generated from results/$(PROFILE)/ (a part of `make publish`)
+results-doc: $(STAMP)
+	$(BIN)/python -m unlearn_repro.report.results_doc results/$(PROFILE)
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from unlearn_repro.paths import ROOT
+from unlearn_repro.publish import published
 from unlearn_repro.studies import STUDIES, DvcStage, Study
 from unlearn_repro.studies.base import DVC_CMD
 
@@ -18,8 +19,9 @@ WIDTH = 110
 RESULTS = "results/${profile}/"
 HEADER = """\
   # Each stage asks Snakemake for the study's target. Its metrics (every JSON file in summary/: one row
-  # each in `dvc metrics show`) are not cached: git tracks them (.gitignore lets results/*/*/summary/
-  # through), so `dvc metrics diff` compares with the last commit in any clone, results or not.
+  # each in `dvc metrics show`) and its published outputs (tables, figures: docs/publishing.md) are not
+  # cached: git tracks them (.gitignore lets them through), so `dvc metrics diff` and `dvc plots diff`
+  # compare with the last commit in any clone, results or not. The rest (models, runs) is DVC's cache's.
 """
 PLOTS_HEADER = """\
 # Images only: `dvc plots show` embeds a PNG as <img>, while a CSV/JSON plot is drawn by vega scripts
@@ -52,7 +54,13 @@ def _flow(key: str, items, indent: str = "    ") -> str:
 def _paths(key: str, paths, flags: str) -> str:
     if not paths:
         return ""
-    return f"    {key}:\n" + "".join(f"      - {RESULTS}{p}: {{{flags}}}\n" for p in paths)
+    return f"    {key}:\n" + "".join(f"      - {RESULTS}{p}: {{{_flags(p, flags)}}}\n" for p in paths)
+
+
+def _flags(path: str, flags: str) -> str:
+    """A published output (publish.published: git holds it) is not cached: DVC refuses to cache what git
+    tracks (`dvc commit` fails on it)."""
+    return flags if "cache:" in flags or not published(path) else f"cache: false, {flags}"
 
 
 def stage(study: Study) -> str:

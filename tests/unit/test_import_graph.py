@@ -21,7 +21,7 @@ LAYERS = [  # lowest first: a module may import its own layer and those below
     ["methods"],
     # the composition layer: config validates against every registry (methods, optimizers, studies), the
     # studies declare their commands, hub_check gathers every study's data sets
-    ["config", "commands", "studies", "dvc_yaml", "hub_check", "pipeline", "report"],
+    ["config", "commands", "studies", "dvc_yaml", "publish", "hub_check", "pipeline", "report"],
     ["cli", "job", "jobserver", "__main__", "__init__"],
 ]
 
