@@ -12,6 +12,7 @@ TOFU_SRC = CORE_SRC + src("pipeline/__init__.py", "pipeline/tofu.py", "metrics",
                           "data/tofu.py")
 tofu_report_item = lambda path: report(
     path, category="SOUL on TOFU", subcategory="Figure 1" if path.endswith(".png") else "Table 1",
+    caption=f"../report_captions/tofu/{'figure1' if path.endswith('.png') else 'table1'}.rst",
     labels={"file": Path(path).name})
 
 
