@@ -67,8 +67,11 @@ def test_a_changed_number_in_an_included_table_fails_the_check(pages, capsys):
 def test_a_block_whose_file_is_missing_is_named(pages, capsys):
     tmp, root, args = pages
     (root / "main" / "tables" / "ranking.md").unlink()
+    (root / "verdicts.csv").write_text((root / "verdicts.csv").read_text().replace("-0.52", "-0.61"))
+    readme = (tmp / "README.md").read_text()
     assert main([*args, "--check"]) == 2
     assert "main/tables/ranking.md is missing" in capsys.readouterr().err
+    assert main(args) == 2 and (tmp / "README.md").read_text() == readme  # no page half-regenerated
 
 
 def test_readme_and_docs_results_match_the_committed_embedded_results(capsys):

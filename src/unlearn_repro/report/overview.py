@@ -126,18 +126,21 @@ def key_number(evidence: str) -> str:
 
 
 def source_file(root: Path, source: str) -> str | None:
-    """A verdict's source file relative to the results folder, when it names one file inside it."""
-    parts = Path(source).parts
-    for i in range(len(parts)):
-        if (Path(root).joinpath(*parts[i:])).is_file():
-            return Path(*parts[i:]).as_posix()
-    return None
+    """A verdict's source relative to the results folder, when it names one file there (the main study's
+    source is a folder of per-method files: none)."""
+    parts, name = Path(source).parts, Path(root).name
+    if " " in source or name not in parts:
+        return None
+    return Path(*parts[len(parts) - parts[::-1].index(name) :]).as_posix()
 
 
 def main_link(root: Path, row: dict) -> str:
+    """The claim's table: its source's page, else (per-run metrics) the main table of the figure it tests."""
     rel = source_file(root, row["source"])
     if rel:
         return table_link(root, rel)
+    if "metrics/" not in row["source"]:  # not run: no source
+        return "verdicts.md"
     return next((link for tag, link in MAIN_LINKS if tag in row["section"]), "main/tables/ranking.md")
 
 

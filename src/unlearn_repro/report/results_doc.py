@@ -111,17 +111,17 @@ def first_difference(page: Path, found: str, expected: str, root: Path) -> str:
 
 
 def run(root: Path, pages: list[Path], doc: Path, check: bool) -> int:
-    """Fill (or, with check, compare) every page; 1 at the first page out of step."""
+    """Fill (or, with check, compare) every page; 1 at the first page out of step. Nothing is written unless
+    every page's blocks could be filled."""
     rows = overview.rows(root)
-    for page in pages:
-        text = page.read_text(encoding="utf-8")
-        new = fill(text, root, page, doc, rows)
-        if check and new != text:
-            print(first_difference(page, text, new, root), file=sys.stderr)
+    texts = {page: page.read_text(encoding="utf-8") for page in pages}
+    new = {page: fill(text, root, page, doc, rows) for page, text in texts.items()}
+    for page in (p for p in pages if new[p] != texts[p]):
+        if check:
+            print(first_difference(page, texts[page], new[page], root), file=sys.stderr)
             return 1
-        if not check and new != text:
-            page.write_text(new, encoding="utf-8")
-            print(f"{page}: results regenerated from {root}", file=sys.stderr)
+        page.write_text(new[page], encoding="utf-8")
+        print(f"{page}: results regenerated from {root}", file=sys.stderr)
     return 0
 
 
