@@ -35,6 +35,7 @@ PUBLISHED_FILES = (
     "RUN.json",
     "RUN.md",
     "README.md",
+    "overview.html",
     "verdicts.csv",
     "verdicts.md",
     "verdicts.html",

@@ -1,5 +1,6 @@
 """A verdict for every qualitative claim of the paper, from the other studies' outputs in this run
-(rules/verdicts.smk, report/verdicts.py). It has no params block of its own."""
+(rules/verdicts.smk, report/verdicts.py), and the overview of all three papers' claims that the default
+target ends with (report/overview.py: results/<profile>/README.md, overview.html). No params block."""
 
 from unlearn_repro.commands import command, opt
 from unlearn_repro.studies.base import DvcStage, Study, register
@@ -7,7 +8,8 @@ from unlearn_repro.studies.base import DvcStage, Study, register
 register(
     Study(
         "verdicts",
-        "a verdict for every claim of the paper",
+        "a verdict for every claim of the paper; the overview of every paper's claims",
+        target="overview",
         dvc=DvcStage(
             deps=(
                 "results/${profile}/metrics",
@@ -16,11 +18,17 @@ register(
                 "results/${profile}/memorization/tables",
                 "results/${profile}/privacy/tables",
                 "results/${profile}/curvature",
+                "results/${profile}/tdec/tables",
+                "results/${profile}/tdec/summary",
+                "results/${profile}/tofu/tables",
+                "results/${profile}/tofu/summary",
                 "src/unlearn_repro/report/verdicts.py",
+                "src/unlearn_repro/report/overview.py",
                 "rules/verdicts.smk",
             ),
             params=("unlearn.table_cycles", "methods.enabled", "profile", "profiles"),
-            outs=("verdicts.csv", "verdicts.md", "verdicts.html"),
+            # results/<profile>/README.md, the overview's other copy, is not cached: git tracks it
+            outs=("verdicts.csv", "verdicts.md", "verdicts.html", "overview.html"),
         ),
     )
 )
@@ -58,3 +66,12 @@ def _verdicts(a, cfg, tracker):
         curvature_file=a.curvature,
     )
     log_report(tracker, "verdicts", {"": [f"{a.out}.csv", f"{a.out}.md"]}, {"profile": cfg.profile})
+
+
+@command("overview", "every paper's claims on one page: verdict, premise, key number, the paper's", "results")
+def _overview(a, cfg, tracker):
+    from unlearn_repro.report.overview import write_overview
+    from unlearn_repro.tracking import log_report
+
+    files = write_overview(a.results, cfg.profile)
+    log_report(tracker, "overview", {"": files}, {"profile": cfg.profile})
