@@ -67,3 +67,9 @@ rule overview:
         ENV_FILE
     shell:
         "{params.cli} overview --results {params.root} > {log} 2>&1"
+
+
+rule claims:  # the study's target (in the default target): the verdicts and the overview of every claim
+    input:
+        rules.verdicts.output,
+        rules.overview.output,

@@ -9,7 +9,7 @@ register(
     Study(
         "verdicts",
         "a verdict for every claim of the paper; the overview of every paper's claims",
-        target="overview",
+        target="claims",
         dvc=DvcStage(
             deps=(
                 "results/${profile}/metrics",
