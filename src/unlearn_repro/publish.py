@@ -101,13 +101,17 @@ def default_targets(profile: str, root: Path = ROOT) -> list[str]:
 # ---- provenance ----
 
 
+def _finished(log: Path, profile: str) -> bool:
+    text = log.read_text(errors="replace")
+    return bool(re.search(r"^(\d+) of \1 steps \(100%\) done$", text, re.M)) and f"results/{profile}/" in text
+
+
 def run_log(root: Path, profile: str) -> Path:
     """The newest Snakemake log of a finished run of this profile (every step done, its outputs under
     results/<profile>/): `make reproduce`'s, not a dry run's, a lint's or a report's."""
     logs = sorted((root / ".snakemake" / "log").glob("*.snakemake.log"), reverse=True)
     for log in logs:
-        text = log.read_text(errors="replace")
-        if re.search(r"^(\d+) of \1 steps \(100%\) done$", text, re.M) and f"results/{profile}/" in text:
+        if _finished(log, profile):
             return log
     raise SystemExit(
         f"no finished run of profile {profile!r} among {len(logs)} log(s) in {root}/.snakemake/log: "
@@ -169,6 +173,21 @@ def run_times(log: Path, root: Path) -> dict:
         "jobs": len(jobs),
         "studies": studies,
     }
+
+
+def later_runs(log: Path, profile: str) -> list[dict]:
+    """The finished runs after `log` (e.g. the report jobs rerun after a change of the report code): what
+    they reran, so that the provenance says which outputs are younger than the run."""
+    st = _study_times()
+    out = []
+    for other in sorted(log.parent.glob("*.snakemake.log")):
+        if other.name <= log.name or not _finished(other, profile):
+            continue
+        jobs = st.parse_log(other.read_text(errors="replace"))
+        if jobs:
+            rules = sorted({j.rule for j in jobs})
+            out.append({"log": other.name, "start": min(j.start for j in jobs).isoformat(), "rules": rules})
+    return out
 
 
 def artifact_commits(results: Path) -> Counter:
@@ -255,6 +274,7 @@ def provenance(results: Path, root: Path = ROOT, log: Path | None = None) -> dic
         "machine": machine(),
         "snakemake_log": log.relative_to(root).as_posix() if log.is_relative_to(root) else str(log),
         "snakemake_version": header.get("Snakemake version"),
+        "later_runs": later_runs(log, profile),
         "published": {
             "date": datetime.now().astimezone().isoformat(timespec="seconds"),
             "head": head,
@@ -283,7 +303,11 @@ def run_md(run: dict) -> str:
         f"- command: `{run['command']}`"
         + ("" if run["command"] == run["snakemake_command"] else f" (`{run['snakemake_command']}`)"),
         f"- date: {run['start']} to {run['end']}; wall time {_minutes(run['wall_time_s'])}, "
-        f"{run['jobs']} jobs on {run['cores']} cores",
+        f"{run['jobs']} jobs on {run['cores']} core(s)",
+        *(
+            f"- rerun after it: {r['start']}, {', '.join(r['rules'])} (`{r['log']}`)"
+            for r in run.get("later_runs", [])
+        ),
         f"- machine: {m['cpu_model']}, {m['cpu_count']} CPUs, {m['memory_gib']} GiB; {m['platform']}; "
         f"Python {m['python']}, numerics {m['numerics']}",
         f"- published: {run['published']['date']} at `{run['published']['head'][:12]}`"
