@@ -78,3 +78,15 @@ def test_the_claim_words_the_overview_matches_are_in_the_registered_claims():
     """PAPER_RANKS and MAIN_HEADLINE find claims by their words: they must stay in report/verdicts.py."""
     source = (ROOT / "src" / "unlearn_repro" / "report" / "verdicts.py").read_text()
     assert all(words in source for words in (*overview.PAPER_RANKS, overview.MAIN_HEADLINE))
+
+
+def test_a_tdec_finding_whose_premise_failed_draws_no_conclusion(results):
+    import json
+
+    path = results / "tdec/summary/metrics.json"
+    summary = json.loads(path.read_text())
+    summary["tiny-gpt-neo"]["premise"]["holds"] = False  # the forget sets were never memorized
+    path.write_text(json.dumps(summary))
+    found = [r for r in rows(results) if r.paper == "tdec"]
+    assert {r.verdict for r in found} == {"premise not met"}
+    assert all(r.premise.startswith("not met: ") for r in found)

@@ -48,7 +48,9 @@ def test_the_default_target_is_published(targets):
     prefix = f"results/{PROFILE}/"
     assert len(targets) > 50 and all(t.startswith(prefix) for t in targets), targets[:5]
     assert [t for t in targets if not publish.published(t.removeprefix(prefix))] == []
-    assert {f"{prefix}verdicts.md", f"{prefix}README.md", f"{prefix}main/summary/retrain.json"} <= set(targets)
+    assert {f"{prefix}verdicts.md", f"{prefix}README.md", f"{prefix}main/summary/retrain.json"} <= set(
+        targets
+    )
 
 
 def test_gitignore_lets_through_exactly_what_publish_publishes(targets):

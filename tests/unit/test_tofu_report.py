@@ -60,3 +60,10 @@ def test_so_beats_fo_rule_holds_fails_and_ties_inside_the_interval():
     assert report.so_beats_fo(fo, runs([0.30, 0.90, 0.50])) == "tie"  # the interval spans 0
     assert report.so_beats_fo(fo, runs([0.58, 0.60, 0.56])) == "tie"  # 0.02 < FORGET_MARGIN
     assert report.so_beats_fo(fo, runs([0.20, 0.22, 0.18], utility=0.3)) == "does not hold"  # utility lost
+
+
+def test_no_verdict_where_the_base_model_never_knew_the_forget_set():
+    fo = pd.DataFrame({"forget_acc": [0.60, 0.62, 0.58], "model_utility": 0.5, "retain_acc": 0.5})
+    so = fo.assign(forget_acc=[0.20, 0.22, 0.18])
+    assert report.loss_verdict(fo, so, premise_holds=True) == "holds"
+    assert report.loss_verdict(fo, so, premise_holds=False) == "premise not met"

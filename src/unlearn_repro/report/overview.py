@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearn_repro.io import read_json, write_text
+from unlearn_repro.report.stats import PREMISE_NOT_MET
 
 SEP = " ‖ "  # the "ours ‖ paper" separator of every table (report/stats.py)
 MISSING = "—"
@@ -217,7 +218,9 @@ def tdec_rows(root: Path) -> list[Row]:
                 Row(
                     "tdec",
                     text + (f" ({model})" if len(summary) > 1 else ""),
-                    "holds" if f["holds"] else "does not hold",
+                    ("holds" if f["holds"] else "does not hold")
+                    if s["premise"]["holds"]
+                    else PREMISE_NOT_MET,
                     tdec_premise(s["premise"]),
                     "; ".join(tdec_config(configs[c]) for c in names) or MISSING,
                     "; ".join(tdec_config(configs[c], paper=True) for c in names) or MISSING,

@@ -21,6 +21,7 @@ ESTIMATOR = "95 % t interval over seeds: mean ± t(0.975, n−1)·s/√n, s with
 SEP = " ‖ "  # the one separator of "ours ‖ paper" cells (needs no escaping in Markdown tables)
 MISSING = "—"
 HOLDS, FAILS, TIE = "holds", "does not hold", "tie"
+PREMISE_NOT_MET = "premise not met"  # no conclusion from a run whose premise failed (e.g. never memorized)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from unlearn_repro.report.stats import (  # noqa: E402
     ESTIMATOR,
     FAILS,
     HOLDS,
+    PREMISE_NOT_MET,
     TIE,
     cell,
     compare,
@@ -243,7 +244,7 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
             k: g[k][["forget_acc", "forget_quality", "forget_rouge", "model_utility", "retain_acc"]].mean()
             for k in g
         }
-        verdict = so_beats_fo(g["FO"], g["SO"])
+        verdict = loss_verdict(g["FO"], g["SO"], holds)
         verdicts.append(
             {
                 "Loss": LABELS[m],
@@ -265,7 +266,8 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
         note=f"Holds when SO's forget accuracy is below FO's by more than both the {ESTIMATOR} of "
         f"the difference (Welch) and {FORGET_MARGIN} (else a tie) while its model utility and "
         "retain "
-        f"accuracy are each at most {UTILITY_TOLERANCE} below FO's.",
+        f"accuracy are each at most {UTILITY_TOLERANCE} below FO's; '{PREMISE_NOT_MET}' where the premise "
+        "table shows the base model does not know the forget set better than the retain model.",
     )
     write_table(
         runs.sort_values(["method", "kind", "seed"]).round(4),
@@ -275,6 +277,12 @@ def build_report(cfg, run_files, base_dir, retain_dir, out_root) -> None:
     )
     figure1(curves, methods, out_root / "figures" / "figure1.png")
     write_json(out_root / "summary" / "metrics.json", summary)
+
+
+def loss_verdict(fo: pd.DataFrame, so: pd.DataFrame, premise_holds: bool) -> str:
+    """The verdict of one loss: none where the base model does not know the forget set better than the
+    retain model (nothing to unlearn), else `so_beats_fo`."""
+    return so_beats_fo(fo, so) if premise_holds else PREMISE_NOT_MET
 
 
 def so_beats_fo(fo: pd.DataFrame, so: pd.DataFrame) -> str:

@@ -25,6 +25,7 @@ from unlearn_repro.report.stats import (
     ESTIMATOR,
     FAILS,
     HOLDS,
+    PREMISE_NOT_MET,
     TIE,
     compare,
     compare_to,
@@ -39,7 +40,7 @@ SECOND_ORDER = ("fisher_removal", "fisher_forgetting")
 CHANCE = {"arc_easy": 0.25, "piqa": 0.5, "mathqa": 0.25, "lambada": 0.0}  # accuracy of a random guess
 INFORMATIVE = 0.05  # accuracy carries signal only when the base model beats chance by this much
 EXPOSURE_UNSEEN = 1.0  # bits: a sample the model never saw ranks near |S|/2 among the references
-UNTESTABLE, NOT_RUN, PREMISE_NOT_MET = "not testable at this scale", "not run", "premise not met"
+UNTESTABLE, NOT_RUN = "not testable at this scale", "not run"
 SCENARIO = ["family", "dataset", "size", "cycle"]
 OUTCOME = {"less": HOLDS, "greater": FAILS, TIE: TIE}  # for rules where "lower than the rival" is the claim
 
