@@ -328,9 +328,13 @@ def markdown(rows: list[Row], profile: str) -> str:
 
 
 STYLE = (
-    ".overview{overflow-x:auto;font-size:12px}.overview table{border-collapse:collapse}.overview td,"
-    ".overview th{padding:3px 6px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+    ".overview{overflow-x:auto;font-size:12px}.overview table{border-collapse:collapse;min-width:1100px}"
+    ".overview td,.overview th{padding:3px 6px;border-bottom:1px solid #ddd;text-align:left;"
+    "vertical-align:top}.overview td:nth-child(2){font-weight:bold;white-space:nowrap}"
+    ".overview .holds{background:#e3f2e1}.overview .fails{background:#fbe3e1}"
+    ".overview .open{background:#f1f1f1}"
 )
+VERDICT_CLASS = {"holds": "holds", "does not hold": "fails"}  # every other verdict: no conclusion ("open")
 
 
 def html_page(rows: list[Row], profile: str) -> str:
@@ -344,7 +348,8 @@ def html_page(rows: list[Row], profile: str) -> str:
         body.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in HEADER) + "</tr>")
         for r in mine:
             cells = (r.claim, r.verdict, r.premise, r.ours, r.theirs, r.link)
-            body.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+            row = "".join(f"<td>{e(c)}</td>" for c in cells)
+            body.append(f'<tr class="{VERDICT_CLASS.get(r.verdict, "open")}">{row}</tr>')
         body.append("</table>")
     return f'<meta charset="utf-8"><style>{STYLE}</style><div class="overview">{"".join(body)}</div>\n'
 
