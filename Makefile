@@ -44,6 +44,8 @@ publish: $(STAMP)
 	@s=results/$(PROFILE)/tdec/summary; base=$$(ls -d results/$(PROFILE)/tdec/models/* 2>/dev/null | head -n 1); \
 	if [ -n "$$base" ] && [ -f $$s/metrics.json ]; then echo "$$s/provenance.json: from $$base"; \
 	  $(BIN)/python -m unlearn_repro.numerics provenance "$$base" $$s/metrics.json $$s/provenance.json; fi
+	@# dvc.lock records that provenance.json too (else `dvc status` shows the TDEC summary changed)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc commit --force --quiet
 	$(MAKE) --no-print-directory report PROFILE=$(PROFILE) REPORT=results/$(PROFILE)/report.html
 	$(MAKE) --no-print-directory results-doc PROFILE=$(PROFILE)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m unlearn_repro.publish check results/$(PROFILE)
