@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearn_repro.io import read_json, write_text
-from unlearn_repro.report.stats import PREMISE_NOT_MET
+from unlearn_repro.report.stats import MISSING, PREMISE_NOT_MET, SEP
 
-SEP = " ‖ "  # the "ours ‖ paper" separator of every table (report/stats.py)
-MISSING = "—"
 # every file the overview reads, relative to results/<profile>/ (the rule's inputs; results_doc's sources)
 SOURCES = (
     "verdicts.csv",
@@ -287,7 +285,8 @@ def counts(rows: list[Row]) -> str:
     return ", ".join(f"{v} {n[v]}" for v in order)
 
 
-def _md(text: str) -> str:
+def md_cell(text: str) -> str:
+    """A Markdown table cell's text: its pipes escaped."""
     return text.replace("|", "\\|")
 
 
@@ -312,7 +311,7 @@ def markdown_tables(rows: list[Row], prefix: str = "", level: str = "##") -> str
         for r in mine:
             link = f"[{Path(r.link).name}]({prefix}{r.link})"
             cells = (r.claim, f"**{r.verdict}**", r.premise, r.ours, r.theirs)
-            out.append("| " + " | ".join(map(_md, cells)) + f" | {link} |")
+            out.append("| " + " | ".join(map(md_cell, cells)) + f" | {link} |")
         out.append("")
     return "\n".join(out) + "\n"
 

@@ -54,7 +54,7 @@ def headline(rows: list, root: Path, page: Path, doc: Path) -> str:
     ]
     for r in (r for r in rows if r.headline):
         cells = (r.claim, f"**{r.verdict}**", r.premise, r.ours, r.theirs)
-        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        out.append("| " + " | ".join(map(overview.md_cell, cells)) + " |")
     return "\n".join(out) + "\n"
 
 
