@@ -93,8 +93,9 @@ def default_targets(profile: str, root: Path = ROOT) -> list[str]:
         text=True,
         env={**os.environ, "PYTHONPATH": str(root / "src")},
     )
-    if r.returncode != 0:
-        raise RuntimeError(f"reading the default target failed:\n{(r.stdout + r.stderr)[-3000:]}")
+    if r.returncode != 0:  # the child's last line names the cause (e.g. a ConfigError naming the profile)
+        last = next((line for line in reversed((r.stdout + r.stderr).splitlines()) if line.strip()), "")
+        raise SystemExit(f"publish: reading the default target of profile {profile!r} failed: {last.strip()}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
