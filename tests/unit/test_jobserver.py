@@ -132,3 +132,20 @@ def test_a_bad_or_vanished_client_leaves_the_server_and_other_jobs_running(serve
     assert r.returncode == 0 and "FALLBACK" not in r.stderr and "forked by the job server" in r.stderr, (
         r.stderr
     )
+
+
+def test_the_preload_imports_every_module_and_starts_no_thread():
+    """A fork copies one thread only: a library that started a thread (or failed to import) at preload
+    would leave the child without it. Run in a process of its own, as the server does."""
+    code = (
+        "import sys, threading\n"
+        "from unlearn_repro import jobserver\n"
+        "jobserver._preload()\n"
+        "missing = [m for m in jobserver.PRELOAD if m not in sys.modules]\n"
+        "print(threading.active_count(), missing)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "[jobserver] preload" not in r.stderr, r.stderr
+    assert r.stdout.split(maxsplit=1) == ["1", "[]\n"], r.stdout
