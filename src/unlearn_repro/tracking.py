@@ -29,6 +29,10 @@ from typing import Protocol
 
 from filelock import FileLock
 
+# MLflow's telemetry starts a thread at `import mlflow` that sends usage records over the network: nothing
+# may reach the network at run time, and the job server must fork without threads (jobserver.PRELOAD)
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 from unlearn_repro import numerics
 from unlearn_repro.io import git_commit, json_text, read_json
 

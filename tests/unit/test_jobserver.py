@@ -136,16 +136,24 @@ def test_a_bad_or_vanished_client_leaves_the_server_and_other_jobs_running(serve
 
 def test_the_preload_imports_every_module_and_starts_no_thread():
     """A fork copies one thread only: a library that started a thread (or failed to import) at preload
-    would leave the child without it. Run in a process of its own, as the server does."""
+    would leave the child without it; MLflow's telemetry (a thread sending records) is off. Run in a process
+    of its own, as the server does."""
     code = (
         "import sys, threading\n"
         "from unlearn_repro import jobserver\n"
         "jobserver._preload()\n"
         "missing = [m for m in jobserver.PRELOAD if m not in sys.modules]\n"
-        "print(threading.active_count(), missing)\n"
+        "from mlflow.telemetry.client import get_telemetry_client\n"
+        "print(threading.active_count(), missing, get_telemetry_client())\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    # as in a user's shell: MLflow's telemetry turns itself off under pytest or CI, so those variables go
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYTEST") and k not in ("CI", "MLFLOW_DISABLE_TELEMETRY")
+    }
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "[jobserver] preload" not in r.stderr, r.stderr
-    assert r.stdout.split(maxsplit=1) == ["1", "[]\n"], r.stdout
+    assert r.stdout.split() == ["1", "[]", "None"], r.stdout  # no thread, every module, no telemetry
