@@ -7,6 +7,8 @@ from unlearn_repro.report import tdec as tdec_report
 
 TDEC = CFG.tdec
 TDEC_MODELS = list(TDEC.models)
+# Table 1's runs (tdec.enabled), then Figure 4's: each of tdec.ablation.configs on each of tdec.ablation.targets
+# (on the default targets a configuration's Table 1 run, reused)
 TDEC_RUN_SPECS = tdec_pipeline.runs(CFG)
 TDEC_RUNS = list(TDEC_RUN_SPECS)
 TDEC_ROOT = R("tdec")

@@ -456,16 +456,33 @@ def _check_consistency(cfg: Frozen, source: str) -> None:
         t = cfg.tdec
         # tdec.reasoning_tasks are scored where this run prepares them (those in data.tasks): not checked
         bad = [m for m in t.models if m not in cfg.models] + [c for c in t.enabled if c not in t.configs]
-        if bad or t.ablation.config not in t.configs:
+        if bad:
             raise ConfigError(
-                f"{source}: tdec uses {bad or t.ablation.config!r}: tdec.models must be in models "
-                f"{list(cfg.models)}, tdec.enabled and tdec.ablation.config in tdec.configs "
-                f"{list(t.configs)}"
+                f"{source}: tdec uses {bad}: tdec.models must be in models {list(cfg.models)}, tdec.enabled "
+                f"in tdec.configs {list(t.configs)}"
             )
+        _check_tdec_ablation(t, source)
     if "tofu" in cfg:
         _check_tofu(cfg, source)
     if "memorization" in cfg:
         _check_memorization(cfg, source)
+
+
+def _check_tdec_ablation(t: Frozen, source: str) -> None:
+    """Figure 4's methods (tdec.ablation.configs) are configurations of tdec.configs that train through an
+    adapter: the figure varies the adapter's target modules, which a full-parameter run has none of."""
+    for name in t.ablation.configs:
+        if name not in t.configs:
+            raise ConfigError(
+                f"{source}: key 'tdec.ablation.configs' has invalid value {name!r}: not a configuration of "
+                f"tdec.configs; valid choices: {', '.join(t.configs)}"
+            )
+        if t.configs[name].adapter == "full":
+            adapted = [c for c, v in t.configs.items() if v.adapter != "full"]
+            raise ConfigError(
+                f"{source}: key 'tdec.ablation.configs' has invalid value {name!r}: its adapter is full, "
+                f"so it has no target modules to vary; valid choices (LoRA / FLoRA): {', '.join(adapted)}"
+            )
 
 
 def _check_tofu(cfg: Frozen, source: str) -> None:

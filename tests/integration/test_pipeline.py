@@ -413,9 +413,9 @@ def test_tdec_table1_figures_and_criterion(pipeline):
         .startswith("TDEC validation rows")
     )
     abl = pd.read_csv(d / "tables/ablation.csv")
-    assert list(abl["targets"]) == ["QVFFN"] and list(abl["config"]) == [
-        "flora_ihl"
-    ]  # the Table 1 run, reused
+    # ci: Figure 4's methods are the enabled ones on the default targets, their Table 1 runs reused
+    assert list(abl["targets"]) == ["QVFFN"] * 2 and list(abl["config"]) == ["lora_gd", "flora_ihl"]
+    assert list(abl["method"]) == ["LoRA + GD", "FLoRA + IHL"]
     for fig in ("figure3.png", "figure4.png"):
         assert (d / "figures" / fig).read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((d / "summary/metrics.json").read_text())["tiny-gpt-neo"]

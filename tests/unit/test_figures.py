@@ -299,6 +299,13 @@ def _ablation(seeds=3):
 TOFU_METHODS = ["gradient_ascent", "gradient_difference", "preference", "npo"]
 MEM_METHODS = ["retrain", "finetune", "gradient_ascent", "fisher_removal", "fisher_forgetting"]
 TDEC_CONFIGS = ["gradient_ascent", "gradient_difference", "inverted_hinge"]
+# Figure 4: the FLoRA paper's four adapter methods, as report.tdec.config_style names them
+TDEC_ADAPTED = {
+    "lora+gradient_difference": "LoRA + GD",
+    "lora+inverted_hinge": "LoRA + IHL",
+    "flora+gradient_difference": "FLoRA + GD",
+    "flora+inverted_hinge": "FLoRA + IHL",
+}
 
 
 def _render_all(tmp) -> dict:
@@ -324,11 +331,11 @@ def _render_all(tmp) -> dict:
             tdec._utility_panels(
                 tmp / "f3.png",
                 models,
-                {"tiny-gpt-neo": _tdec_sets(3, rng)},
+                {"tiny-gpt-neo": [[(m, sets)] for m, sets in zip(TDEC_CONFIGS, _tdec_sets(3, rng))]},
                 before,
                 tdec.figure3_title(17, 3),
                 labels,
-                TDEC_CONFIGS,
+                dict(zip(TDEC_CONFIGS, labels)),
             ),
             "FLoRA paper Figure 3",
         ),  # fmt: skip
@@ -336,11 +343,12 @@ def _render_all(tmp) -> dict:
             tdec._utility_panels(
                 tmp / "f4.png",
                 models,
-                {"tiny-gpt-neo": _tdec_sets(2, rng)},
+                {"tiny-gpt-neo": [list(zip(TDEC_ADAPTED, _tdec_sets(4, rng))) for _ in ("QV", "FFN")]},
                 before,
-                tdec.figure4_title("FLoRA + IHL"),
+                tdec.figure4_title(list(TDEC_ADAPTED.values()), 2, 17, 3),
                 ["QV", "FFN"],
-                ["inverted_hinge"] * 2,
+                TDEC_ADAPTED,
+                "adapter target modules",
             ),
             "FLoRA paper Figure 4",
         ),  # fmt: skip
@@ -455,8 +463,39 @@ def test_tdec_figures_join_no_configurations_and_take_their_counts_from_the_run(
         joined = [ln for ln in ax.lines if len(ln.get_xdata()) > 1 and ln.get_gid() != "before"]
         assert joined == [], ax.get_ylabel()  # a marker per set, a bar per configuration: no line along x
         assert len([ln for ln in ax.lines if ln.get_gid() == "before"]) == 1
-    fig4, _ = rendered["tdec4"]
-    assert "FLoRA + IHL" in fig4.get_suptitle() and "this configuration only" in fig4.get_suptitle()
+
+
+def test_tdec_figure4_draws_the_paper_s_four_methods_on_each_set_of_target_modules(rendered):
+    """The FLoRA paper's Figure 4: LoRA + GD, LoRA + IHL, FLoRA + GD, FLoRA + IHL side by side in each target
+    category, each in its own colour and marker (report.style), no line along x, counts from the run."""
+    fig, _ = rendered["tdec4"]
+    title = fig.get_suptitle()
+    assert title.startswith(
+        "FLoRA paper Figure 4: 4 methods (LoRA + GD, LoRA + IHL, FLoRA + GD, FLoRA + IHL)"
+    )
+    assert "on 2 sets of target modules" in title and "3 forget sets of 17 TDEC rows each" in title
+    [labels] = _legend_labels(fig)
+    assert labels[:4] == list(TDEC_ADAPTED.values())
+    looks = {(style.method_style(m)["color"], style.method_style(m)["marker"]) for m in TDEC_ADAPTED}
+    assert len(looks) == 4 and len({c for c, _ in looks}) == 4 and len({m for _, m in looks}) == 4
+    known = {method_style(m)["marker"] for m in KNOWN}
+    assert not {m for _, m in looks} & known  # never mistaken for a full-parameter method
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["QV", "FFN"]
+        assert ax.get_xlabel() == "adapter target modules"
+        drawn = [ln for ln in ax.lines if ln.get_gid() in TDEC_ADAPTED]
+        assert all(len(ln.get_xdata()) == 1 for ln in drawn)  # no line joins the categories
+        points = [ln for ln in drawn if ln.get_marker() != "_"]  # the forget sets (not the mean's bar)
+        assert len(points) == 4 * 2 * 3
+        by_method = {}
+        for ln in points:
+            by_method.setdefault(ln.get_gid(), []).append(float(ln.get_xdata()[0]))
+            assert ln.get_marker() == style.method_style(ln.get_gid())["marker"]
+        assert list(by_method) == list(TDEC_ADAPTED)  # drawn in the configured order
+        for x in (0, 1):  # each category holds every method's 3 forget sets, side by side in order
+            centres = [np.mean([v for v in xs if abs(v - x) < 0.5]) for xs in by_method.values()]
+            assert all(len([v for v in xs if abs(v - x) < 0.5]) == 3 for xs in by_method.values())
+            assert centres == sorted(centres) and max(centres) - min(centres) < 0.8
 
 
 def test_tofu_figure_has_bands_from_several_seeds_and_none_from_one(rendered, tmp_path):
@@ -529,7 +568,7 @@ def _render_caption(path: Path, tmp: Path) -> str:
         (tmp / name).write_text("| a | b |\n|---|---|\n| 1 | 2 |\n", encoding="utf-8")
         tables.append(str(tmp / name))
     tdec_params = {"forget_size": 17, "forget_sets": 3, "max_epochs": 20}
-    tdec_params["ablation"] = {"config": "flora_ihl", "targets": ["qv", "ffn"]}
+    tdec_params["ablation"] = {"configs": ["lora_gd", "flora_ihl"], "targets": ["qv", "ffn"]}
     snakemake = SimpleNamespace(
         output=SimpleNamespace(tables=tables),
         params=SimpleNamespace(tdec=tdec_params),
@@ -548,8 +587,11 @@ def test_caption_renders_without_a_docutils_warning(path, tmp_path):
     doc = publish_doctree(rst, settings_overrides={"report_level": 2, "warning_stream": io.StringIO()})
     messages = list(doc.findall(nodes.system_message)) + doc.transform_messages
     assert [m.astext() for m in messages if m["level"] >= 2] == []
-    if path.parent.name == "tdec" and path.stem != "figure4":
+    if path.parent.name == "tdec":
         assert "17" in rst and "32" not in rst  # the row count comes from the run's config
+    if path.stem == "figure4" and path.parent.name == "tdec":  # the paper's four methods, this run's configs
+        assert all(m in rst for m in ("LoRA + GD", "LoRA + IHL", "FLoRA + GD", "FLoRA + IHL"))
+        assert "lora_gd, flora_ihl" in rst and "QV, FFN" in rst
 
 
 def test_an_unescaped_bar_is_caught():

@@ -1,13 +1,19 @@
 """The TDEC study's pure parts: ablation labels, the configurations it runs, the aggregation over forget sets
 and the rules that decide whether the paper's findings hold (hand-made numbers)."""
 
+import json
 import math
+from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 from unlearn_repro import config
 from unlearn_repro.pipeline.tdec import ForgettingCriterion, ablation_runs, runs, target_groups
+from unlearn_repro.report import style
+from unlearn_repro.report import tdec as report_tdec
 from unlearn_repro.report.tdec import aggregate, findings
 
 
@@ -19,17 +25,111 @@ def test_target_groups():
 
 
 def test_runs_reuse_the_table_run_for_the_default_targets():
+    """Figure 4: each of the paper's four adapter methods on each set of target modules; on the default
+    targets (lora.targets = Q V FFN) a method's run is its Table 1 run."""
     cfg = config.load(ROOT / "params.yaml", "embedded")
+    assert list(cfg.tdec.ablation.configs) == ["lora_gd", "lora_ihl", "flora_gd", "flora_ihl"]
     r = runs(cfg)
-    assert list(r)[:6] == ["ga", "gd", "lora_gd", "lora_ihl", "flora_gd", "flora_ihl"]
-    assert set(r) - set(list(r)[:6]) == {"flora_ihl-qv", "flora_ihl-qvko", "flora_ihl-ffn"}
+    assert list(r) == [
+        "ga", "gd", "lora_gd", "lora_ihl", "flora_gd", "flora_ihl",
+        "lora_gd-qv", "lora_gd-qvko", "lora_gd-ffn",
+        "lora_ihl-qv", "lora_ihl-qvko", "lora_ihl-ffn",
+        "flora_gd-qv", "flora_gd-qvko", "flora_gd-ffn",
+        "flora_ihl-qv", "flora_ihl-qvko", "flora_ihl-ffn",
+    ]  # fmt: skip
     assert ablation_runs(cfg) == {
-        "qv": "flora_ihl-qv",
-        "qvko": "flora_ihl-qvko",
-        "ffn": "flora_ihl-ffn",
-        "qvffn": "flora_ihl",
+        "lora_gd": {"qv": "lora_gd-qv", "qvko": "lora_gd-qvko", "ffn": "lora_gd-ffn", "qvffn": "lora_gd"},
+        "lora_ihl": {
+            "qv": "lora_ihl-qv",
+            "qvko": "lora_ihl-qvko",
+            "ffn": "lora_ihl-ffn",
+            "qvffn": "lora_ihl",
+        },
+        "flora_gd": {
+            "qv": "flora_gd-qv",
+            "qvko": "flora_gd-qvko",
+            "ffn": "flora_gd-ffn",
+            "qvffn": "flora_gd",
+        },
+        "flora_ihl": {
+            "qv": "flora_ihl-qv",
+            "qvko": "flora_ihl-qvko",
+            "ffn": "flora_ihl-ffn",
+            "qvffn": "flora_ihl",
+        },
     }
-    assert r["flora_ihl-ffn"]["targets"] == ["ffn"] and r["flora_ihl-ffn"]["adapter"] == "flora"
+    assert r["flora_ihl-ffn"] == {
+        "method": "inverted_hinge",
+        "adapter": "flora",
+        "lr": 1e-3,
+        "targets": ["ffn"],
+        "table": False,
+    }
+    assert r["lora_gd-qvko"] == {
+        "method": "gradient_difference",
+        "adapter": "lora",
+        "lr": 1e-3,
+        "targets": ["q", "v", "k", "o"],
+        "table": False,
+    }
+    assert r["flora_gd"] == {
+        "method": "gradient_difference",
+        "adapter": "flora",
+        "lr": 1e-3,
+        "targets": ["q", "v", "ffn"],
+        "table": True,
+    }
+
+
+def test_ci_figure4_reuses_its_table_runs_and_adds_none():
+    cfg = config.load(ROOT / "params.yaml", "ci")
+    assert list(runs(cfg)) == ["lora_gd", "flora_ihl"]
+    assert ablation_runs(cfg) == {"lora_gd": {"qvffn": "lora_gd"}, "flora_ihl": {"qvffn": "flora_ihl"}}
+
+
+def test_an_ablation_config_table_1_does_not_run_gets_its_default_targets_run():
+    raw = yaml.safe_load(open(ROOT / "params.yaml"))
+    raw["tdec"]["enabled"] = ["ga", "lora_gd"]
+    raw["tdec"]["ablation"] = {"configs": ["flora_gd", "lora_gd"], "targets": ["qvffn", "ffn"]}
+    cfg = config.resolve(raw)
+    assert ablation_runs(cfg) == {
+        "flora_gd": {"qvffn": "flora_gd", "ffn": "flora_gd-ffn"},
+        "lora_gd": {"qvffn": "lora_gd", "ffn": "lora_gd-ffn"},
+    }
+    r = runs(cfg)
+    assert list(r) == ["ga", "lora_gd", "flora_gd", "flora_gd-ffn", "lora_gd-ffn"]
+    assert r["flora_gd"]["targets"] == ["q", "v", "ffn"] and not r["flora_gd"]["table"]
+    assert r["lora_gd"]["table"]
+
+
+@pytest.mark.parametrize(
+    "configs, message",
+    [
+        (
+            ["lora_gd", "flora_xyz"],
+            "key 'tdec.ablation.configs' has invalid value 'flora_xyz': not a configuration of tdec.configs; "
+            "valid choices: ga, gd, lora_gd, lora_ihl, flora_gd, flora_ihl",
+        ),
+        (
+            ["gd"],
+            "key 'tdec.ablation.configs' has invalid value 'gd': its adapter is full, so it has no target "
+            "modules to vary; valid choices (LoRA / FLoRA): lora_gd, lora_ihl, flora_gd, flora_ihl",
+        ),
+    ],
+)
+def test_the_config_refuses_an_ablation_config_it_cannot_run(configs, message):
+    raw = yaml.safe_load(open(ROOT / "params.yaml"))
+    raw["tdec"]["ablation"]["configs"] = configs
+    with pytest.raises(config.ConfigError) as e:
+        config.resolve(raw)
+    assert message in str(e.value)
+
+
+def test_the_old_single_ablation_config_key_is_refused_by_name():
+    raw = yaml.safe_load(open(ROOT / "params.yaml"))
+    raw["tdec"]["ablation"] = {"config": "flora_ihl", "targets": ["qv"]}
+    with pytest.raises(config.ConfigError, match=r"unknown key 'config' \(did you mean 'configs'\?\)"):
+        config.resolve(raw)
 
 
 def _set(forgotten, epochs, ppl, reasoning=0.3):
@@ -168,3 +268,69 @@ def test_aggregate_keeps_each_forget_set_and_the_interval_over_them():
     a = aggregate({"sets": [_set(True, 2, 10), _set(True, 4, 20), _set(False, None, 30)]})
     assert a["ppl_per_set"] == "0:10;1:20;2:30" and a["ppl_half"] > 0
     assert math.isnan(aggregate({"sets": [_set(True, 2, 10)]})["ppl_half"])  # one set: no interval
+
+
+def test_the_report_tables_and_draws_the_four_methods_by_target_modules(tmp_path, monkeypatch):
+    """build_report on hand-made runs (embedded config: 6 Table 1 runs, 4 methods x 4 target sets in
+    Figure 4): the ablation table has a row per target set and method, default targets on the Table 1
+    runs; Figure 4 draws each method's forget sets in its own style."""
+    cfg = config.load(ROOT / "params.yaml", "embedded")
+    premise = {
+        "forget_mean": {"el": 0.3, "ma": 0.9},
+        "forget_sets": [{"el": 0.3, "ma": 0.9}] * 3,
+        "heldout": {"el": 0.03, "ma": 0.2},
+        "threshold": {"el": 0.03, "ma": 0.2, "source": "held-out"},
+        "reasoning": 0.33,
+        "ppl": 600.0,
+        "holds": True,
+    }
+    (tmp_path / "premise.json").write_text(json.dumps({"premise": premise}))
+    run_files = {}
+    for k, name in enumerate(runs(cfg)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"sets": [_set(i != 1, 2 + k, 100 + 10 * k + i) for i in range(3)]}))
+        run_files[("tiny-gpt-neo", name)] = str(path)
+    drawn, panels = [], report_tdec._utility_panels
+    monkeypatch.setattr(report_tdec, "_utility_panels", lambda *a, **kw: drawn.append(panels(*a, **kw)))
+    report_tdec.build_report(
+        cfg, {"tiny-gpt-neo": str(tmp_path / "premise.json")}, run_files, tmp_path / "out"
+    )
+    assert all(Path(f).exists() for f in sum(report_tdec.outputs(str(tmp_path / "out")).values(), []))
+    abl = pd.read_csv(tmp_path / "out/tables/ablation.csv")
+    methods = ["LoRA + GD", "LoRA + IHL", "FLoRA + GD", "FLoRA + IHL"]
+    assert list(abl["targets"]) == [t for t in ("QV", "QVKO", "FFN", "QVFFN") for _ in methods]
+    assert list(abl["method"]) == methods * 4
+    assert list(abl.loc[abl["targets"] == "QVFFN", "config"]) == [
+        "lora_gd",
+        "lora_ihl",
+        "flora_gd",
+        "flora_ihl",
+    ]
+    assert list(abl.loc[abl["targets"] == "FFN", "config"]) == [
+        "lora_gd-ffn",
+        "lora_ihl-ffn",
+        "flora_gd-ffn",
+        "flora_ihl-ffn",
+    ]
+    assert (
+        "## Figure 4: LoRA + GD, LoRA + IHL, FLoRA + GD, FLoRA + IHL by target modules"
+        in (tmp_path / "out/tables/ablation.md").read_text()
+    )
+    fig3, fig4 = drawn
+    assert fig4.get_suptitle().startswith("FLoRA paper Figure 4: 4 methods")
+    assert "3 forget sets of 32 TDEC rows each" in fig4.get_suptitle()
+    adapted = [
+        "lora+gradient_difference",
+        "lora+inverted_hinge",
+        "flora+gradient_difference",
+        "flora+inverted_hinge",
+    ]
+    for ax in fig4.axes:  # per target set, per method, its 3 forget sets
+        gids = [ln.get_gid() for ln in ax.lines if ln.get_marker() not in ("_", "None")]
+        assert gids == [g for _ in range(4) for g in adapted for _ in range(3)]
+        assert {ln.get_color() for ln in ax.lines if ln.get_gid() in adapted} == {
+            style.method_style(g)["color"] for g in adapted
+        }
+    assert fig3.get_suptitle().startswith("FLoRA paper Figure 3")
+    labels = [t.get_text() for t in fig3.legends[0].get_texts()]
+    assert labels[:6] == ["GA (full)", "GD (full)", "LoRA + GD", "LoRA + IHL", "FLoRA + GD", "FLoRA + IHL"]

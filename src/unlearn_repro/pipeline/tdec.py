@@ -14,6 +14,8 @@ Table 1, Figures 3-4).
   vs held-out rows).
 * run: one configuration (method x full / LoRA / FLoRA x target modules) on every forget set, each stopped by
   the forgetting criterion after the first epoch where EL10 and MA are at or below the held-out values.
+  Figure 4 runs each of tdec.ablation.configs (the paper's LoRA + GD, LoRA + IHL, FLoRA + GD, FLoRA + IHL)
+  on each set of tdec.ablation.targets.
 """
 
 from __future__ import annotations
@@ -58,46 +60,42 @@ def table_configs(cfg) -> list[str]:
     return [c for c in order if c in enabled] + [c for c in enabled if c not in order]
 
 
+def _spec(c, targets: list[str], table: bool) -> dict:
+    return {
+        "method": c.method,
+        "adapter": c.adapter,
+        "lr": float(c.lr),
+        "targets": list(targets),
+        "table": table,
+    }
+
+
 def runs(cfg) -> dict:
-    """Every configuration this study runs, by name: Table 1's (tdec.configs) and Figure 4's target-module
-    ablation (`<config>-<targets>`; the ablation entry equal to the default targets reuses the
-    Table 1 run)."""
+    """Every configuration this study runs, by name: Table 1's (tdec.enabled) and Figure 4's target-module
+    ablation, each of tdec.ablation.configs on each of tdec.ablation.targets (`<config>-<targets>`). On the
+    default targets (lora.targets) a configuration's run is its Table 1 run, `<config>`, reused; one that
+    Table 1 does not run gets that run here."""
     t = cfg.tdec
-    out = {}
-    for name in table_configs(cfg):
-        c = t.configs[name]
-        out[name] = {
-            "method": c.method,
-            "adapter": c.adapter,
-            "lr": float(c.lr),
-            "targets": list(t.lora.targets),
-            "table": True,
-        }
-    base = t.configs[t.ablation.config]
-    for label in t.ablation.targets:
-        targets = target_groups(label)
-        if targets == list(t.lora.targets) and base.adapter != "full":
-            continue
-        out[f"{t.ablation.config}-{label}"] = {
-            "method": base.method,
-            "adapter": base.adapter,
-            "lr": float(base.lr),
-            "targets": list(targets),
-            "table": False,
-        }
+    default = list(t.lora.targets)
+    out = {name: _spec(t.configs[name], default, True) for name in table_configs(cfg)}
+    for name, by_targets in ablation_runs(cfg).items():
+        for label, run_name in by_targets.items():
+            if run_name not in out:
+                out[run_name] = _spec(t.configs[name], target_groups(label), False)
     return out
 
 
 def ablation_runs(cfg) -> dict:
-    """Figure 4: {target label: run name}."""
+    """Figure 4: {config: {target label: run name}}, configs and labels in tdec.ablation's order; the
+    default targets (lora.targets) name the configuration's own run."""
     t = cfg.tdec
+    default = list(t.lora.targets)
     return {
-        label: (
-            t.ablation.config
-            if target_groups(label) == list(t.lora.targets)
-            else f"{t.ablation.config}-{label}"
-        )
-        for label in t.ablation.targets
+        name: {
+            label: name if target_groups(label) == default else f"{name}-{label}"
+            for label in t.ablation.targets
+        }
+        for name in t.ablation.configs
     }
 
 

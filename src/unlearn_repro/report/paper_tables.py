@@ -145,7 +145,7 @@ MEMORIZATION = {
 
 # FLoRA paper (inverted-hinge-loss-and-flora.md) Table 1, TDEC: size -> row -> (Params %, Epochs,
 # EL10 %, MA %, Reasoning acc %, Dialogue F1, Pile PPL). Rows "LoRA", "+ IHL", "+ FLoRA" are cumulative
-# (caption): LoRA + GD, LoRA + IHL, FLoRA + IHL; FLoRA + GD appears only in Figure 3 (no numbers in the text).
+# (caption): LoRA + GD, LoRA + IHL, FLoRA + IHL; FLoRA + GD appears only in Figures 3-4 (no numbers in text).
 FLORA_TABLE1 = {
     "125M": {
         "before": (None, None, 30.9, 77.4, 43.4, 9.4, 17.8),

@@ -44,6 +44,17 @@ KNOWN: dict[str, tuple] = {
     "npo": (SKY_BLUE, "h", DASHED, "++"),
     "preference": (WINE, "*", LONGDASH, "oo"),
 }
+# A loss trained through an adapter, as the FLoRA paper's TDEC study runs it (its Table 1, Figures 3 and 4:
+# LoRA + GD, LoRA + IHL, FLoRA + GD, FLoRA + IHL), is a method of its own there, drawn beside GA and GD:
+# the adapter changes what unlearning does, so each has its own colour and marker (`adapted` names it). GD's
+# two in the blues, IHL's two in purple and wine; none of the markers is a known method's, and those colours'
+# methods (NPO, Fisher Removal, IHL, preference) never share a figure with these (TDEC: full GA, GD beside).
+ADAPTED: dict[str, tuple] = {
+    "lora+gradient_difference": (SKY_BLUE, "<", DASHDOT, "xx"),
+    "lora+inverted_hinge": (PURPLE, ">", DOTTED, "--"),
+    "flora+gradient_difference": (BLUE, "d", DASHDOTDOT, "//"),
+    "flora+inverted_hinge": (WINE, "p", LONGDASH, ".."),
+}
 # what is drawn beside the methods but is none of them: the privacy study's DP-SGD (dark grey, drawn with
 # an open marker) and the memorization study's "none" (no unlearning: the model before, in BEFORE's grey)
 OTHERS: dict[str, tuple] = {"dp_sgd": ("#555555", "o", SOLID, ""), "none": (BEFORE, "o", SOLID, "")}
@@ -84,8 +95,9 @@ def _digest(name: str) -> bytes:
 
 
 def _row(name: str) -> tuple:
-    if name in KNOWN or name in OTHERS:
-        return KNOWN.get(name) or OTHERS[name]
+    for table in (KNOWN, ADAPTED, OTHERS):
+        if name in table:
+            return table[name]
     h = _digest(name)
     return (
         FALLBACK_COLORS[h[0] % len(FALLBACK_COLORS)],
@@ -95,10 +107,18 @@ def _row(name: str) -> tuple:
     )
 
 
+def adapted(method: str, adapter: str) -> str:
+    """The style name of `method` trained through `adapter` (full, lora, flora): the method itself for
+    full-parameter training, else `<adapter>+<method>` (ADAPTED's, or a fallback style for another pair)."""
+    return method if adapter == "full" else f"{adapter}+{method}"
+
+
 def order(methods) -> list[str]:
-    """Methods in one order for every legend: the known ones as listed above, then the others as given."""
+    """Methods in one order for every legend: the known ones as listed above, then the adapted ones as
+    listed above, then the others as given."""
     methods = list(dict.fromkeys(methods))
-    return [m for m in KNOWN if m in methods] + [m for m in methods if m not in KNOWN]
+    listed = [*KNOWN, *ADAPTED]
+    return [m for m in listed if m in methods] + [m for m in methods if m not in listed]
 
 
 def method_style(name: str) -> dict:

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 from unlearn_repro.io import read_json, write_json  # noqa: E402
 from unlearn_repro.pipeline.tdec import ablation_runs, epoch_meaning, table_configs  # noqa: E402
 from unlearn_repro.report import style  # noqa: E402
-from unlearn_repro.report.figures import _save, log_ticks, method_label  # noqa: E402
+from unlearn_repro.report.figures import _save, log_ticks  # noqa: E402
 from unlearn_repro.report.paper_tables import FLORA_TABLE1  # noqa: E402
 from unlearn_repro.report.stats import ESTIMATOR, ours_paper, per_seed, t_interval  # noqa: E402
 from unlearn_repro.report.style import context  # noqa: E402
@@ -151,7 +151,7 @@ def findings(agg: dict) -> dict:
     the metric that moves at every scale; reasoning accuracy is reported beside it)."""
     ep = lambda k: agg[k]["epochs"] if agg[k]["failed"] == 0 else math.inf  # noqa: E731  a failure ranks last
     # the paper's Table 1 names GA, GD, LoRA (+ GD) and LoRA + IHL beside FLoRA + IHL; FLoRA + GD is in its
-    # Figure 3 only, so the FLoRA + IHL claim is judged against the named rows, not against FLoRA + GD
+    # Figures 3 and 4 only, so the FLoRA + IHL claim is judged against the named rows, not against FLoRA + GD
     lora_named = [k for k in ("lora_gd", "lora_ihl") if k in agg]
     named = [k for k in ("ga", "gd", "lora_gd", "lora_ihl") if k in agg]
     out = {}
@@ -175,7 +175,7 @@ def findings(agg: dict) -> dict:
             "compared_with": named,
             "rule": "FLoRA + IHL needs no more epochs than the paper's named LoRA rows (LoRA + GD, LoRA + "
             "IHL) and has a PPL no higher than every named row (GA, GD, LoRA + GD, LoRA + IHL); "
-            "FLoRA + GD, in the paper's Figure 3 only, is not a comparator",
+            "FLoRA + GD, in the paper's Figures 3 and 4 only, is not a comparator",
         }
     return out
 
@@ -183,25 +183,44 @@ def findings(agg: dict) -> dict:
 UTILITY = (("reasoning", 100, "reasoning accuracy (%)"), ("ppl", 1, "perplexity, held-out TDEC rows (log)"))
 
 
-def _utility_panels(fig_path, models, per_model, before, title, xlabels, methods, xtitle="configuration"):
-    """Figure 3/4: a column per model, rows reasoning and PPL, a category per configuration on x (no line
-    joins them: they are no sequence). Each forget set is a point in its method's colour and marker
-    (filled: forgotten, hollow: not within max_epochs), the bar beside them the mean over the forgotten
-    sets with its t interval (none from one set), the grey dashed line the model before unlearning.
-    Returns the Figure (already saved and closed)."""
+def config_style(cfg, name: str) -> str:
+    """The style name (report.style) a TDEC configuration is drawn with: its method, through its adapter."""
+    c = cfg.tdec.configs[name]
+    return style.adapted(c.method, c.adapter)
+
+
+def _utility_panels(fig_path, models, per_model, before, title, xlabels, labels, xtitle="configuration"):
+    """Figure 3/4: a column per model, rows reasoning and PPL, a category per entry of `xlabels` on x (no
+    line joins them: they are no sequence). per_model[model][x] is the list of (style name, forget sets) drawn
+    side by side in category x; `labels` maps a style name (report.style: one colour and marker per method)
+    to its legend entry. Each forget set is a point in its method's colour and marker (filled: forgotten,
+    hollow: not within max_epochs), the bar beside them the mean over the forgotten sets with its t interval
+    (none from one set), the grey dashed line the model before unlearning. Returns the Figure (already saved
+    and closed)."""
+    per_x = max(len(group) for m in models for group in per_model[m])
     with context():
         fig, axes = plt.subplots(
             2,
             len(models),
-            figsize=(max(4.5, 0.8 * len(xlabels) + 1.5) * len(models), 6.4),
+            figsize=(max(4.5, (0.8 + 0.45 * (per_x - 1)) * len(xlabels) + 1.5) * len(models), 6.4),
             squeeze=False,
             layout="constrained",
         )
         for j, model in enumerate(models):
             for i, (key, scale, name) in enumerate(UTILITY):
                 ax = axes[i, j]
-                for x, (sets, method) in enumerate(zip(per_model[model], methods)):
-                    _sets(ax, x, [scale * s[key] for s in sets], [s["forgotten"] for s in sets], method)
+                for x, group in enumerate(per_model[model]):
+                    width = 0.8 / len(group)
+                    for k, (method, sets) in enumerate(group):
+                        centre = x + (k - (len(group) - 1) / 2) * width
+                        _sets(
+                            ax,
+                            centre,
+                            width,
+                            [scale * s[key] for s in sets],
+                            [s["forgotten"] for s in sets],
+                            method,
+                        )
                 ax.axhline(
                     scale * before[model][key], ls="--", lw=1.4, color=style.BEFORE, zorder=1, gid="before"
                 )
@@ -215,16 +234,17 @@ def _utility_panels(fig_path, models, per_model, before, title, xlabels, methods
                     log_ticks(ax.yaxis)
                 else:
                     ax.set_title(model)
-        fig.legend(handles=_legend_handles(methods), loc="outside lower center", ncol=4)
+        fig.legend(handles=_legend_handles(labels), loc="outside lower center", ncol=4)
         fig.suptitle(title)
         _save(fig, fig_path)
     return fig
 
 
-def _sets(ax, x, values, forgotten, method) -> None:
-    """One configuration's forget sets (spread a little along x) and the mean ± interval of the forgotten."""
+def _sets(ax, x, width, values, forgotten, method) -> None:
+    """One configuration's forget sets (spread a little along x, within `width`) and the mean ± interval of
+    the forgotten, beside them."""
     kw = style.method_style(method)
-    offsets = np.linspace(-0.22, 0.02, len(values)) if len(values) > 1 else [-0.1]
+    offsets = width * (np.linspace(-0.275, 0.025, len(values)) if len(values) > 1 else np.array([-0.125]))
     for dx, v, ok in zip(offsets, values, forgotten):
         face = kw["color"] if ok else "white"
         ax.plot(x + dx, v, kw["marker"], color=kw["color"], ms=7, mfc=face, mew=1.6, zorder=3, gid=method)
@@ -232,11 +252,11 @@ def _sets(ax, x, values, forgotten, method) -> None:
     if ok:
         iv = t_interval(ok)
         ax.errorbar(
-            x + 0.16,
+            x + 0.2 * width,
             iv.mean,
             yerr=iv.half if iv.n > 1 else None,
             fmt="_",
-            ms=14,
+            ms=14 * min(1.0, 2.5 * width),
             mew=2.2,
             color=kw["color"],
             elinewidth=1.2,
@@ -246,16 +266,17 @@ def _sets(ax, x, values, forgotten, method) -> None:
         )
 
 
-def _legend_handles(methods) -> list:
-    """One entry per method (its colour and marker), then what filled, hollow, bar and dashes mean."""
+def _legend_handles(labels: dict) -> list:
+    """One entry per method (its colour and marker, in report.style's order), then what filled, hollow, bar
+    and dashes mean."""
     from matplotlib.lines import Line2D
 
     def entry(label, **kw):
         return Line2D([], [], linestyle="none", label=label, **kw)
 
     handles = [
-        entry(method_label(m), marker=style.method_style(m)["marker"], color=style.method_style(m)["color"])
-        for m in style.order(methods)
+        entry(labels[m], marker=style.method_style(m)["marker"], color=style.method_style(m)["color"])
+        for m in style.order(labels)
     ]
     return handles + [
         entry("forgotten (criterion met)", marker="o", color=style.EDGE),
@@ -265,19 +286,29 @@ def _legend_handles(methods) -> list:
     ]
 
 
+def _sets_phrase(rows: int, n_sets: int) -> str:
+    return f"{n_sets} forget set{'s' if n_sets != 1 else ''} of {rows} TDEC rows each"
+
+
 def figure3_title(rows: int, n_sets: int) -> str:
+    return f"FLoRA paper Figure 3: utility after unlearning {_sets_phrase(rows, n_sets)}"
+
+
+def figure4_title(methods: list[str], n_targets: int, rows: int, n_sets: int) -> str:
+    """The paper's Figure 4: its methods (their labels) on each of n_targets sets of target modules."""
     return (
-        f"FLoRA paper Figure 3: utility after unlearning {n_sets} forget set{'s' if n_sets != 1 else ''} "
-        f"of {rows} TDEC rows each"
+        f"FLoRA paper Figure 4: {len(methods)} method{'s' if len(methods) != 1 else ''} "
+        f"({', '.join(methods)}) on {n_targets} set{'s' if n_targets != 1 else ''} of target modules\n"
+        f"utility after unlearning {_sets_phrase(rows, n_sets)}"
     )
 
 
-def figure4_title(config: str) -> str:
-    """The paper's Figure 4 compares several methods on each set of target modules; this run ablates one."""
-    return (
-        f"FLoRA paper Figure 4: {config} by target modules\n"
-        "(ours: this configuration only, tdec.ablation.config; the paper compares several methods)"
-    )
+def legend_labels(cfg, names) -> dict:
+    """{style name: legend entry} of these configurations (configurations sharing a style share an entry)."""
+    out: dict[str, list[str]] = {}
+    for name in names:
+        out.setdefault(config_style(cfg, name), []).append(label(name))
+    return {m: " / ".join(dict.fromkeys(v)) for m, v in out.items()}
 
 
 def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path) -> dict:
@@ -296,7 +327,7 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
         "of {0} rows). EL10, MA on the forget set after unlearning (Before: before); Reasoning: mean "
         "accuracy over {1}; PPL on held-out TDEC validation rows (the paper: Pile validation); Dialogue F1 "
         "needs the hub's dialogue sets: not run offline. The paper's rows LoRA / + IHL / + FLoRA are "
-        "LoRA+GD / LoRA+IHL / FLoRA+IHL; FLoRA+GD appears only in its Figure 3."
+        "LoRA+GD / LoRA+IHL / FLoRA+IHL; FLoRA+GD appears only in its Figures 3 and 4."
     ).format(
         cfg.tdec.forget_size,
         ", ".join(t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks) or "no task",
@@ -344,25 +375,34 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
     )
 
     abl = ablation_runs(cfg)
+    targets = list(cfg.tdec.ablation.targets)
     abl_rows = []
     for m in premises:
-        for targets, run in abl.items():
-            a = aggregate(runs[(m, run)])
-            abl_rows.append(
-                {
-                    "model": m,
-                    "targets": targets.upper(),
-                    "config": run,
-                    **{k: a[k] for k in ("params_pct", "epochs", "failed", "el", "ma", "reasoning", "ppl")},
-                }
-            )
+        for t in targets:
+            for config, by_targets in abl.items():
+                run = by_targets[t]
+                a = aggregate(runs[(m, run)])
+                abl_rows.append(
+                    {
+                        "model": m,
+                        "targets": t.upper(),
+                        "method": label(config),
+                        "config": run,
+                        **{
+                            k: a[k]
+                            for k in ("params_pct", "epochs", "failed", "el", "ma", "reasoning", "ppl")
+                        },
+                    }
+                )
     abl_df = pd.DataFrame(abl_rows)
+    methods = [label(c) for c in abl]
     write_table(
         abl_df.round(3),
         tables / "ablation",
-        f"Figure 4: {label(cfg.tdec.ablation.config)} on other target modules",
-        "Paper (GPT-Neo 2.7B, figure only): Q V alone misses the criterion; FFN targets forget more often; "
-        "Q V FFN forgets and keeps utility best.",
+        f"Figure 4: {', '.join(methods)} by target modules",
+        "A row per target modules and method (config: the run; on the default targets a method's Table 1 "
+        "run). Paper (GPT-Neo 2.7B, figure only): Q V alone misses the criterion; FFN targets forget more "
+        "often, with FLoRA; FLoRA + IHL on Q V FFN forgets and keeps utility best.",
         data=abl_df,
     )
 
@@ -372,20 +412,26 @@ def build_report(cfg, premise_files: dict, run_files: dict, out_root: str | Path
     _utility_panels(
         figures / "figure3.png",
         models,
-        {m: [runs[(m, c)]["sets"] for c in configs] for m in models},
+        {m: [[(config_style(cfg, c), runs[(m, c)]["sets"])] for c in configs] for m in models},
         before,
         figure3_title(cfg.tdec.forget_size, n_sets),
         [label(c) for c in configs],
-        [cfg.tdec.configs[c].method for c in configs],
+        legend_labels(cfg, configs),
     )
     _utility_panels(
         figures / "figure4.png",
         models,
-        {m: [runs[(m, r)]["sets"] for r in abl.values()] for m in models},
+        {
+            m: [
+                [(config_style(cfg, c), runs[(m, by_targets[t])]["sets"]) for c, by_targets in abl.items()]
+                for t in targets
+            ]
+            for m in models
+        },
         before,
-        figure4_title(label(cfg.tdec.ablation.config)),
-        [t.upper() for t in abl],
-        [cfg.tdec.configs[cfg.tdec.ablation.config].method] * len(abl),
+        figure4_title(methods, len(targets), cfg.tdec.forget_size, n_sets),
+        [t.upper() for t in targets],
+        legend_labels(cfg, abl),
         "adapter target modules",
     )
 

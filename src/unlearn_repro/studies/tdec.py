@@ -90,7 +90,11 @@ register(
         type: object
         additionalProperties: false
         properties:
-          config: {type: string}
+          configs:           # names of tdec.configs with a LoRA / FLoRA adapter (config.py checks them)
+            type: array
+            minItems: 1
+            uniqueItems: true
+            items: {type: string, pattern: "^[a-z0-9_]+$"}
           targets:
             type: array
             minItems: 1
