@@ -61,6 +61,16 @@ def test_method_style_stable_and_distinct():
         assert styles[a]["linestyle"] != styles[b]["linestyle"], (a, b)
 
 
+def test_adapted_methods_look_like_no_other_method():
+    """LoRA / FLoRA + a loss (TDEC) share no colour or marker with a known method (a cross-paper figure draws
+    them together), and an unknown method's fallback marker is none of theirs."""
+    known = [method_style(m) for m in KNOWN]
+    adapted = [method_style(m) for m in style.ADAPTED]
+    assert len({to_rgba(s["color"]) for s in known + adapted}) == len(known) + len(adapted)
+    assert len({s["marker"] for s in known + adapted}) == len(known) + len(adapted)
+    assert not set(style.FALLBACK_MARKERS) & {s["marker"] for s in known + adapted}
+
+
 def test_unknown_method_style_is_deterministic_across_processes():
     name = "my_brand_new_method"
     here = method_style(name)

@@ -46,23 +46,23 @@ KNOWN: dict[str, tuple] = {
 }
 # A loss trained through an adapter, as the FLoRA paper's TDEC study runs it (its Table 1, Figures 3 and 4:
 # LoRA + GD, LoRA + IHL, FLoRA + GD, FLoRA + IHL), is a method of its own there, drawn beside GA and GD:
-# the adapter changes what unlearning does, so each has its own colour and marker (`adapted` names it). GD's
-# two in the blues, IHL's two in purple and wine; none of the markers is a known method's, and those colours'
-# methods (NPO, Fisher Removal, IHL, preference) never share a figure with these (TDEC: full GA, GD beside).
+# the adapter changes what unlearning does, so each has its own colour and marker (`adapted` names it), none
+# a known method's (a benchmark across the papers draws them all in one figure): three of Paul Tol's muted
+# colours and his dark green.
 ADAPTED: dict[str, tuple] = {
-    "lora+gradient_difference": (SKY_BLUE, "<", DASHDOT, "xx"),
-    "lora+inverted_hinge": (PURPLE, ">", DOTTED, "--"),
-    "flora+gradient_difference": (BLUE, "d", DASHDOTDOT, "//"),
-    "flora+inverted_hinge": (WINE, "p", LONGDASH, ".."),
+    "lora+gradient_difference": ("#332288", "<", DASHDOT, "xx"),  # indigo
+    "lora+inverted_hinge": ("#44AA99", ">", DOTTED, "--"),  # teal
+    "flora+gradient_difference": ("#CC6677", "d", DASHDOTDOT, "//"),  # rose
+    "flora+inverted_hinge": ("#117733", "p", LONGDASH, ".."),  # dark green
 }
 # what is drawn beside the methods but is none of them: the privacy study's DP-SGD (dark grey, drawn with
 # an open marker) and the memorization study's "none" (no unlearning: the model before, in BEFORE's grey)
 OTHERS: dict[str, tuple] = {"dp_sgd": ("#555555", "o", SOLID, ""), "none": (BEFORE, "o", SOLID, "")}
 # colours, markers and hatches for methods outside KNOWN. The colours are the rest of Paul Tol's colour-blind-
-# safe "muted" scheme, leaving out its near twins of the colours above; no marker is a known method's,
-# so an unknown method never looks like a known one.
+# safe "muted" scheme, leaving out its near twins of the colours above (ADAPTED shares them); no marker is a
+# known or adapted method's, so an unknown method never looks like one of them.
 FALLBACK_COLORS = ("#332288", "#44AA99", "#CC6677")  # indigo, teal, rose
-FALLBACK_MARKERS = ("<", ">", "p", "d", "8", "H", "1", "2", "3", "4")
+FALLBACK_MARKERS = ("8", "H", "1", "2", "3", "4", "+", "x")
 FALLBACK_HATCHES = ("", "//", "\\\\", "..", "xx", "--", "++", "||")
 
 EDGE = "#333333"  # bar edges, hatch lines and marker edges: keeps the sky-blue readable on white
