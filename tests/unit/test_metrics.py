@@ -56,6 +56,47 @@ def test_token_logprobs_match_a_direct_forward(tiny_model_and_batches):
         assert np.allclose(lp, ref.numpy(), atol=1e-5)
 
 
+def _whole_batch_logprobs(model, seqs, pad, batch_size):
+    """The scorer as it was before positions were gathered: log_softmax over the whole padded batch, then
+    each sequence's first len-1 values (the published runs' numbers come from this)."""
+    from unlearn_repro.batches import collate
+
+    order = np.argsort([-len(s) for s in seqs], kind="stable")
+    out, greedy = [None] * len(seqs), [None] * len(seqs)
+    for start in range(0, len(seqs), batch_size):
+        idx = order[start : start + batch_size]
+        batch = collate([seqs[i] for i in idx], pad, "cpu")
+        with torch.no_grad():
+            logits = model(**batch).logits[:, :-1].float()
+        lp = torch.log_softmax(logits, -1).gather(-1, batch["input_ids"][:, 1:].unsqueeze(-1)).squeeze(-1)
+        for row, i in enumerate(idx):
+            out[i] = lp[row, : len(seqs[i]) - 1].numpy()
+            greedy[i] = logits.argmax(-1)[row, : len(seqs[i]) - 1].numpy()
+    return out, greedy
+
+
+def test_gathered_positions_are_bit_identical_to_the_whole_batch(tiny_model_and_batches):
+    """Normalizing only the read positions (no padding, no unread prompt) changes no bit of any value: the
+    published numbers stay what they were. Ragged lengths (much padding) and answers of several lengths."""
+    model, _, pad = tiny_model_and_batches
+    rng = np.random.default_rng(0)
+    vocab = model.config.vocab_size
+    seqs = [rng.integers(2, vocab, size=int(n)).tolist() for n in rng.integers(2, 60, size=23)]
+    last = [int(rng.integers(1, len(s) + 2)) for s in seqs]  # some longer than the sequence: all of it
+    for bs in (1, 4, 16):
+        ref, ref_greedy = _whole_batch_logprobs(model, seqs, pad, bs)
+        full, full_greedy = token_logprobs(model, seqs, pad, "cpu", batch_size=bs, with_greedy=True)
+        tail, tail_greedy = token_logprobs(
+            model, seqs, pad, "cpu", batch_size=bs, with_greedy=True, last=last
+        )
+        for i, k in enumerate(last):
+            k = min(k, len(seqs[i]) - 1)
+            assert full[i].dtype == ref[i].dtype and np.array_equal(full[i], ref[i])  # bit for bit
+            assert np.array_equal(full_greedy[i], ref_greedy[i])
+            assert np.array_equal(tail[i], ref[i][len(ref[i]) - k :])
+            assert np.array_equal(tail_greedy[i], ref_greedy[i][len(ref[i]) - k :])
+
+
 def _direct_logprobs(model, ids):
     """log p(ids[t] | ids[:t]) for t = 1..len-1 and the greedy argmax at each position, from one
     unbatched, unpadded forward pass of the single sequence."""

@@ -16,9 +16,16 @@ from unlearn_repro.progress import progress
 
 @torch.no_grad()
 def token_logprobs(
-    model, seqs: Sequence[Sequence[int]], pad_id: int, device, batch_size: int = 16, with_greedy: bool = False
+    model,
+    seqs: Sequence[Sequence[int]],
+    pad_id: int,
+    device,
+    batch_size: int = 16,
+    with_greedy: bool = False,
+    last: Sequence[int] | None = None,
 ):
-    """Per sequence: log p(token_t | tokens_<t) for t = 1..len-1 (and the greedy predictions)."""
+    """Per sequence: log p(token_t | tokens_<t) for t = 1..len-1 (and the greedy predictions); with `last`,
+    only the last `last[i]` of them (an answer after its prompt)."""
     model.eval()
     order = np.argsort([-len(s) for s in seqs], kind="stable")  # similar lengths share a batch
     out, greedy = [None] * len(seqs), [None] * len(seqs)
@@ -26,19 +33,28 @@ def token_logprobs(
     for start in progress(starts, total=len(starts), desc="score", every_s=60):
         idx = order[start : start + batch_size]
         batch = collate([seqs[i] for i in idx], pad_id, device)
-        logits = (
-            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
-        )
-        logp = torch.log_softmax(logits, -1)
-        target = batch["input_ids"][:, 1:]
-        lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu().numpy()
-        pred = logits.argmax(-1).cpu().numpy() if with_greedy else None
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        n = [len(seqs[i]) - 1 for i in idx]
+        spans = [(k - (k if last is None else min(last[i], k)), k) for k, i in zip(n, idx)]
+        lps, preds = _span_logprobs(logits.float(), batch["input_ids"][:, 1:], spans, with_greedy)
         for row, i in enumerate(idx):
-            n = len(seqs[i]) - 1
-            out[i] = lp[row, :n]
-            if with_greedy:
-                greedy[i] = pred[row, :n]
+            out[i], greedy[i] = lps[row], preds[row]
     return (out, greedy) if with_greedy else out
+
+
+def _span_logprobs(logits, target, spans, with_greedy: bool) -> tuple[list, list]:
+    """Log-probabilities of the targets at positions [a, b) of each row (and the argmax there): the positions
+    are gathered first, so the normalization over the vocabulary (as costly as a small model's forward) skips
+    padding and unread prompts. A position's values are bit for bit those of log_softmax over the whole
+    padded batch: each position is normalized on its own (tests/unit/test_metrics.py)."""
+    rows = torch.tensor([r for r, (a, b) in enumerate(spans) for _ in range(a, b)], device=logits.device)
+    cols = torch.tensor([t for a, b in spans for t in range(a, b)], device=logits.device)
+    picked = logits[rows, cols]  # (positions, vocabulary)
+    lp = torch.log_softmax(picked, -1).gather(-1, target[rows, cols].unsqueeze(-1)).squeeze(-1).cpu().numpy()
+    pred = picked.argmax(-1).cpu().numpy() if with_greedy else None
+    ends = np.cumsum([0] + [b - a for a, b in spans])
+    cut = [slice(ends[r], ends[r + 1]) for r in range(len(spans))]
+    return [lp[c] for c in cut], [pred[c] if with_greedy else None for c in cut]
 
 
 def sequence_nll(model, seqs, pad_id, device, batch_size=16) -> tuple[np.ndarray, np.ndarray]:
@@ -88,10 +104,10 @@ def task_accuracy(
                 ctx = encode(tokenizer, r["query"], max_length - len(cont), keep="right")
                 seqs.append(ctx + cont)
                 spans.append(len(cont))
-        lps = token_logprobs(model, seqs, pad, device, batch_size)
+        lps = token_logprobs(model, seqs, pad, device, batch_size, last=spans)
         per_q, k = [], 0
         for r in rows:
-            per_q.append([lps[k + j][-spans[k + j] :] for j in range(len(r["choices"]))])
+            per_q.append([lps[k + j] for j in range(len(r["choices"]))])
             k += len(r["choices"])
         return accuracy.multiple_choice_accuracy(per_q, [r["gold"] for r in rows])
     if kind == "cloze":
@@ -103,6 +119,8 @@ def task_accuracy(
             ctx = encode(tokenizer, r["context"], max_length - len(target), keep="right")
             seqs.append(ctx + target)
             targets.append(target)
-        _, greedy = token_logprobs(model, seqs, pad, device, batch_size, with_greedy=True)
-        return float(np.mean([accuracy.last_word_correct(g[-len(t) :], t) for g, t in zip(greedy, targets)]))
+        _, greedy = token_logprobs(
+            model, seqs, pad, device, batch_size, with_greedy=True, last=[len(t) for t in targets]
+        )
+        return float(np.mean([accuracy.last_word_correct(g, t) for g, t in zip(greedy, targets)]))
     raise ValueError(f"no accuracy for rows of kind {kind!r}")

@@ -220,8 +220,9 @@ def answer_logprobs(
     model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int, device, batch_size: int
 ) -> list[np.ndarray]:
     """Log-probabilities of each answer's tokens given its prompt, for (prompt ids, answer ids) pairs."""
-    lps = token_logprobs(model, [p + a for p, a in pairs], pad_id, device, batch_size)
-    return [lp[-len(a) :] for lp, (_, a) in zip(lps, pairs)]
+    return token_logprobs(
+        model, [p + a for p, a in pairs], pad_id, device, batch_size, last=[len(a) for _, a in pairs]
+    )
 
 
 def answer_nll(logprobs: Sequence[np.ndarray]) -> np.ndarray:
