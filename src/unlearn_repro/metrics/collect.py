@@ -33,26 +33,29 @@ def token_logprobs(
     for start in progress(starts, total=len(starts), desc="score", every_s=60):
         idx = order[start : start + batch_size]
         batch = collate([seqs[i] for i in idx], pad_id, device)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         n = [len(seqs[i]) - 1 for i in idx]
         spans = [(k - (k if last is None else min(last[i], k)), k) for k, i in zip(n, idx)]
-        lps, preds = _span_logprobs(logits.float(), batch["input_ids"][:, 1:], spans, with_greedy)
+        lps, preds = _span_logprobs(logits, batch["input_ids"], spans, with_greedy)
         for row, i in enumerate(idx):
             out[i], greedy[i] = lps[row], preds[row]
     return (out, greedy) if with_greedy else out
 
 
-def _span_logprobs(logits, target, spans, with_greedy: bool) -> tuple[list, list]:
-    """Log-probabilities of the targets at positions [a, b) of each row (and the argmax there): the positions
-    are gathered first, so the normalization over the vocabulary (as costly as a small model's forward) skips
-    padding and unread prompts. A position's values are bit for bit those of log_softmax over the whole
-    padded batch: each position is normalized on its own (tests/unit/test_metrics.py)."""
-    rows = torch.tensor([r for r, (a, b) in enumerate(spans) for _ in range(a, b)], device=logits.device)
-    cols = torch.tensor([t for a, b in spans for t in range(a, b)], device=logits.device)
-    picked = logits[rows, cols]  # (positions, vocabulary)
-    lp = torch.log_softmax(picked, -1).gather(-1, target[rows, cols].unsqueeze(-1)).squeeze(-1).cpu().numpy()
+def _span_logprobs(logits, ids, spans, with_greedy: bool) -> tuple[list, list]:
+    """Log-probabilities of the next tokens at positions [a, b) of each row (and the argmax there): the
+    positions are gathered first, so the normalization over the vocabulary (as costly as a small model's
+    forward) skips padding and unread prompts. A position's values are bit for bit those of log_softmax over
+    the whole padded batch: each position is normalized on its own (tests/unit/test_metrics.py)."""
+    first, width = np.array([a for a, _ in spans]), np.array([b - a for a, b in spans])
+    ends = np.concatenate([[0], np.cumsum(width)])
+    rows = np.repeat(np.arange(len(spans)), width)
+    cols = np.arange(ends[-1]) - np.repeat(ends[:-1] - first, width)  # a, a+1, ..., b-1 for each row
+    at = torch.from_numpy(rows * ids.shape[1] + cols).to(logits.device)  # flat (row, position) indices
+    picked = logits.reshape(-1, logits.shape[-1]).index_select(0, at).float()  # (positions, vocabulary)
+    target = ids.reshape(-1).index_select(0, at + 1)  # the next token
+    lp = torch.log_softmax(picked, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu().numpy()
     pred = picked.argmax(-1).cpu().numpy() if with_greedy else None
-    ends = np.cumsum([0] + [b - a for a, b in spans])
     cut = [slice(ends[r], ends[r + 1]) for r in range(len(spans))]
     return [lp[c] for c in cut], [pred[c] if with_greedy else None for c in cut]
 
