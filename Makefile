@@ -54,11 +54,17 @@ publish: $(STAMP)
 results-doc: $(STAMP)
 	$(BIN)/python -m unlearn_repro.report.results_doc results/$(PROFILE)
 
+# the suite on TEST_WORKERS pytest-xdist workers (2: CI's two cores; `auto` takes one per core, 0 runs it in
+# one process, as a plain `python -m pytest -q` does). --dist loadfile keeps a file's tests on one worker, so a
+# module's fixture is built once: the integration module's whole `ci` DAG above all (docs/tests.md)
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+	PATH=$(abspath $(BIN)):$$PATH $(PYTEST)
 
 test-fast: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -m "not integration"
+	PATH=$(abspath $(BIN)):$$PATH $(PYTEST) -m "not integration"
 
 # the style gate (run by .ci/run): ruff's formatter and linter with the rules of pyproject.toml [tool.ruff],
 # params.yaml in block style within 110 characters a line, then the workflow's own checks

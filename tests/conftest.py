@@ -32,6 +32,28 @@ def pipeline_workspace(tmp: Path, mirror: Path, copy_src: bool = False) -> Path:
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test`: one worker per core) each worker computes on one torch thread, so the
+    workers do not oversubscribe the cores (tiny models run several times slower on contended threads). Tests
+    that need a thread count set it themselves; subprocesses and Snakemake jobs set theirs as before."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """Every test starts with the thread count the run set: one that runs the CLI in-process (which sets its
+    job's count: 8 under the paper profile) leaves torch's as it found it, not 8 threads on a 2-core machine
+    for the tests after it."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch else None
+    yield
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     if not MIRROR.is_dir():
