@@ -272,7 +272,8 @@ def test_mlflow_artifacts_times_and_headline_metrics(pipeline, monkeypatch):
     assert not [p for p in (pipeline / "mlruns").rglob("*") if p.suffix in (".safetensors", ".bin", ".pt")]
     by_id = {r.info.run_id: r for r in evaluate}
     for u in unlearn:
-        assert u.info.end_time - u.info.start_time > 500  # the whole job, not just the logging call
+        # the run spans the whole job, so at least the work the job timed itself, not just the logging call
+        assert u.info.end_time - u.info.start_time >= 1000 * u.data.metrics["runtime_s"] > 0
         ev = by_id[u.data.tags["evaluate_run_id"]]
         assert ev.data.tags["unlearn_run_id"] == u.info.run_id
         assert all(ev.data.tags[k] == u.data.tags[k] for k in ("dataset", "model", "method", "seed"))
