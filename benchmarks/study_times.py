@@ -3,7 +3,9 @@ wall and CPU time, the peak memory, the share spent before the first model step,
 
     python benchmarks/study_times.py .snakemake/log/<run>.snakemake.log [--root DIR] [--out STEM]
 
-writes STEM.csv (one row per rule), STEM.jobs.csv (one per job) and STEM.md (the table, the critical path).
+writes STEM.csv (one row per rule), STEM.jobs.csv (one per job) and STEM.md (the table, the critical path);
+with `--before OLD.jobs.csv` (an earlier run's STEM.jobs.csv) also STEM.compare.csv / .md: per study, before
+and after, the job count, the summed job wall and CPU time and the span.
 Sources, per job (every job is `python -m unlearn_repro.job`, forked from the job server, so Snakemake's
 `benchmark:` files measure the thin client: right for wall time, not for CPU or memory):
   * wall: the job's benchmark file (`s`) where its rule has one, else its start and end in the Snakemake log
@@ -283,6 +285,11 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def _read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def job_rows(jobs: list[Job], on_path: set[str]) -> list[dict]:
     return [
         {
@@ -300,6 +307,73 @@ def job_rows(jobs: list[Job], on_path: set[str]) -> list[dict]:
         }
         for j in jobs
     ]
+
+
+def study_totals(rows: list[dict], study_of: dict[str, str]) -> dict[str, dict]:
+    """study -> jobs, summed job wall and CPU seconds and span (first start to last end), from the rows of a
+    STEM.jobs.csv (strings, as read); `all`: the whole run."""
+    per = defaultdict(list)
+    for r in rows:
+        per[study_of.get(r["rule"], "other")].append(r)
+        per["all"].append(r)
+    out = {}
+    for study, group in per.items():
+        cpu = [float(r["cpu_s"]) for r in group if r["cpu_s"] not in ("", None)]
+        start = min(datetime.fromisoformat(r["start"]) for r in group)
+        end = max(datetime.fromisoformat(r["end"]) for r in group)
+        out[study] = {
+            "jobs": len(group),
+            "wall_s": sum(float(r["wall_s"]) for r in group),
+            "cpu_s": sum(cpu) if cpu else None,
+            "span_s": (end - start).total_seconds(),
+        }
+    return out
+
+
+def compare_rows(before: list[dict], after: list[dict], study_of: dict[str, str]) -> list[dict]:
+    """One row per study (the run's `all` last): each measure before, after and after / before."""
+    b, a = study_totals(before, study_of), study_totals(after, study_of)
+    rows = []
+    for study in sorted(set(a) | set(b), key=lambda s: (s == "all", s)):
+        row = {"study": study}
+        for key in ("jobs", "wall_s", "cpu_s", "span_s"):
+            x, y = b.get(study, {}).get(key), a.get(study, {}).get(key)
+            row |= {
+                f"{key}_before": x,
+                f"{key}_after": y,
+                f"{key}_ratio": y / x if x and y is not None else None,
+            }
+        rows.append(row)
+    return rows
+
+
+def compare_markdown(rows: list[dict], before: str, after: str) -> str:
+    """The comparison as a Markdown table, times in minutes."""
+    out = [
+        f"Before: `{before}`; after: `{after}`. Minutes; the ratio is after / before.",
+        "",
+        "| study | jobs | summed job wall: before / after (ratio) | summed job CPU | span |",
+        "|:--|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        cells = []
+        for key in ("wall_s", "cpu_s", "span_s"):
+            x, y, q = (r[f"{key}_{k}"] for k in ("before", "after", "ratio"))
+            x, y = (None if v is None else v / 60 for v in (x, y))
+            cells.append(f"{_fmt(x)} / {_fmt(y)} ({_fmt(q, 2)})")
+        jobs = f"{r['jobs_before'] or 0} / {r['jobs_after'] or 0}"
+        name = f"**{r['study']}**" if r["study"] == "all" else r["study"]
+        out.append(f"| {name} | {jobs} | {' | '.join(cells)} |")
+    return "\n".join(out) + "\n"
+
+
+def compare(before: Path, out: Path, study_of: dict[str, str]) -> str:
+    """Write OUT.compare.csv / .md from an earlier run's jobs file and this run's OUT.jobs.csv."""
+    rows = compare_rows(_read_csv(before), _read_csv(out.with_suffix(".jobs.csv")), study_of)
+    _write_csv(out.with_suffix(".compare.csv"), rows)
+    md = compare_markdown(rows, before.name, out.with_suffix(".jobs.csv").name)
+    out.with_suffix(".compare.md").write_text(md)
+    return md
 
 
 def report(log: Path, root: Path, out: Path, rules_dir: Path) -> str:
@@ -331,10 +405,16 @@ def main(argv: list[str] | None = None) -> None:
         help="stem of the result files (default: benchmarks/results/study_times)",
     )
     ap.add_argument("--rules-dir", type=Path, help="the workflow's rules/ (default: ROOT/rules)")
+    ap.add_argument(
+        "--before", type=Path, help="an earlier run's STEM.jobs.csv: write STEM.compare.csv / .md"
+    )
     args = ap.parse_args(argv)
     log = args.log.resolve()
     root = args.root or (log.parents[2] if log.parent.name == "log" else Path("."))
-    print(report(args.log, root, args.out, args.rules_dir or root / "rules"), end="")
+    rules_dir = args.rules_dir or root / "rules"
+    print(report(args.log, root, args.out, rules_dir), end="")
+    if args.before:
+        print(compare(args.before, args.out, rule_studies(rules_dir)), end="")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import doc_tables  # the docs' copies of the result files, refreshed
 

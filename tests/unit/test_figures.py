@@ -612,3 +612,25 @@ def test_an_unescaped_bar_is_caught():
         "δ = 1/|D|", settings_overrides={"report_level": 2, "warning_stream": io.StringIO()}
     )
     assert any(m["level"] >= 2 for m in list(doc.findall(nodes.system_message)) + doc.transform_messages)
+
+
+def test_tdec_ppl_interval_is_taken_on_the_log_axis_it_is_drawn_on():
+    """On Figures 3/4's log PPL axis the bar is the geometric mean with the t interval of log PPL (scipy),
+    so it stays above zero; the reasoning panel's stays the plain mean ± t interval."""
+    import matplotlib.pyplot as plt
+
+    values = [10.0, 1000.0, 100000.0]
+    fig, (lin, log) = plt.subplots(1, 2)
+    tdec._sets(lin, 0, 0.8, values, [True] * 3, "lora+gradient_difference")
+    tdec._sets(log, 0, 0.8, values, [True] * 3, "lora+gradient_difference", log=True)
+    half = stats.t.ppf(0.975, 2) * np.std(np.log(values), ddof=1) / math.sqrt(3)
+    for ax, mean, lo, hi in (
+        (log, 1000.0, math.exp(math.log(1000.0) - half), math.exp(math.log(1000.0) + half)),
+        (lin, np.mean(values), *stats.t.interval(0.95, 2, np.mean(values), stats.sem(values))),
+    ):
+        [bar] = ax.containers
+        (y,) = bar.lines[0].get_ydata()
+        [[(_, y0), (_, y1)]] = bar.lines[2][0].get_segments()
+        assert y == pytest.approx(mean) and (y0, y1) == pytest.approx((lo, hi))
+    assert lo < 0 < math.exp(math.log(1000.0) - half)  # the plain interval would leave a log axis
+    plt.close(fig)

@@ -157,3 +157,26 @@ def test_the_preload_imports_every_module_and_starts_no_thread():
     assert r.returncode == 0, r.stderr
     assert "[jobserver] preload" not in r.stderr, r.stderr
     assert r.stdout.split() == ["1", "[]", "None"], r.stdout  # no thread, every module, no telemetry
+
+
+def test_a_job_skips_dynamos_exit_table_unless_its_log_is_heard():
+    """torch._dynamo's exit hook (a compile-time table logged at INFO) is dropped when its logger would not
+    emit, and kept when it would (TORCH_LOGS or a user's logging config). Each in a process of its own."""
+    code = (
+        "import atexit, logging, sys, torch._dynamo.utils as u\n"
+        "from unlearn_repro import jobserver\n"
+        "u.compile_times = lambda **kw: print('TABLE') or ''\n"
+        "u.log.setLevel(getattr(logging, sys.argv[1]))\n"
+        "jobserver._drop_unheard_exit_hooks()\n"
+        "atexit._run_exitfuncs()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    env.pop("TORCH_LOGS", None)
+    out = {}
+    for level in ("INFO", "WARNING"):
+        r = subprocess.run(
+            [sys.executable, "-c", code, level], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert r.returncode == 0, r.stderr
+        out[level] = r.stdout.split()
+    assert out == {"INFO": ["TABLE"], "WARNING": []}, out

@@ -167,3 +167,30 @@ def test_rules_map_to_their_study():
     assert studies["unlearn"] == studies["tokenizer"] == "main"
     assert studies["tofu_model"] == "tofu" and studies["onion"] == "discussions"
     assert studies["all"] == "workflow"
+
+
+def test_compare_gives_each_study_before_and_after(run, tmp_path):
+    """The per-study comparison against hand sums: this run (main: a 2 s + b 9.5 s, wall span 00-12) against
+    an earlier one whose main jobs took twice as long and whose tofu job took 4 s."""
+    root, _ = run
+    (root / "rules").mkdir()
+    (root / "rules" / "unlearn.smk").write_text("rule a:\n    shell: ''\nrule b:\n    shell: ''\n")
+    (root / "rules" / "tofu.smk").write_text("rule d:\n    shell: ''\n")
+    study_times.report(root / "run.log", root, root / "out" / "times", root / "rules")
+    before = root / "before.jobs.csv"
+    before.write_text(
+        "jobid,rule,wildcards,start,end,wall_s,cpu_s\n"
+        "1,a,,2026-11-20T10:00:00,2026-11-20T10:00:04,4.0,3.0\n"
+        "2,b,,2026-11-20T10:00:04,2026-11-20T10:00:23,19.0,\n"
+        "3,d,,2026-11-20T10:00:04,2026-11-20T10:00:08,4.0,2.0\n"
+    )
+    md = study_times.compare(before, root / "out" / "times", study_times.rule_studies(root / "rules"))
+    rows = {r["study"]: r for r in study_times.csv.DictReader((root / "out" / "times.compare.csv").open())}
+    main = rows["main"]
+    assert (main["jobs_before"], main["jobs_after"]) == ("2", "2")
+    assert float(main["wall_s_ratio"]) == pytest.approx(11.5 / 23.0)
+    assert float(main["cpu_s_before"]) == 3.0 and float(main["cpu_s_after"]) == 8.0  # a's CPU, b's CPU
+    assert float(main["span_s_before"]) == 23.0 and float(main["span_s_after"]) == 12.0
+    assert rows["other"]["jobs_before"] == "" and rows["other"]["wall_s_ratio"] == ""  # only after
+    assert list(rows)[-1] == "all" and float(rows["all"]["span_s_after"]) == 17.0
+    assert "| tofu | 1 / 1 | 0.1 / 0.2 (3.00) |" in md and "| **all** | 3 / 5 |" in md

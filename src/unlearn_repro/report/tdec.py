@@ -220,6 +220,7 @@ def _utility_panels(fig_path, models, per_model, before, title, xlabels, labels,
                             [scale * s[key] for s in sets],
                             [s["forgotten"] for s in sets],
                             method,
+                            log=key == "ppl",
                         )
                 ax.axhline(
                     scale * before[model][key], ls="--", lw=1.4, color=style.BEFORE, zorder=1, gid="before"
@@ -240,9 +241,10 @@ def _utility_panels(fig_path, models, per_model, before, title, xlabels, labels,
     return fig
 
 
-def _sets(ax, x, width, values, forgotten, method) -> None:
+def _sets(ax, x, width, values, forgotten, method, log: bool = False) -> None:
     """One configuration's forget sets (spread a little along x, within `width`) and the mean ± interval of
-    the forgotten, beside them."""
+    the forgotten, beside them; with `log` (a log axis) of the logs, drawn back on the values' scale (an
+    interval of the values themselves would reach below zero, off the axis)."""
     kw = style.method_style(method)
     offsets = width * (np.linspace(-0.275, 0.025, len(values)) if len(values) > 1 else np.array([-0.125]))
     for dx, v, ok in zip(offsets, values, forgotten):
@@ -250,11 +252,13 @@ def _sets(ax, x, width, values, forgotten, method) -> None:
         ax.plot(x + dx, v, kw["marker"], color=kw["color"], ms=7, mfc=face, mew=1.6, zorder=3, gid=method)
     ok = [v for v, f in zip(values, forgotten) if f]
     if ok:
-        iv = t_interval(ok)
+        iv = t_interval(np.log(ok) if log else ok)
+        back = np.exp if log else (lambda v: v)
+        mean, half = back(iv.mean), iv.half if iv.n > 1 else 0.0
         ax.errorbar(
             x + 0.2 * width,
-            iv.mean,
-            yerr=iv.half if iv.n > 1 else None,
+            mean,
+            yerr=[[mean - back(iv.mean - half)], [back(iv.mean + half) - mean]] if iv.n > 1 else None,
             fmt="_",
             ms=14 * min(1.0, 2.5 * width),
             mew=2.2,
@@ -281,7 +285,9 @@ def _legend_handles(labels: dict) -> list:
     return handles + [
         entry("forgotten (criterion met)", marker="o", color=style.EDGE),
         entry("not forgotten within max_epochs", marker="o", mfc="white", mec=style.EDGE),
-        entry("mean over forgotten sets ± 95 % t", marker="_", ms=12, mew=2, color=style.EDGE),
+        entry(
+            "mean over forgotten sets ± 95 % t (PPL: of log PPL)", marker="_", ms=12, mew=2, color=style.EDGE
+        ),
         Line2D([], [], ls="--", color=style.BEFORE, lw=1.4, label="before unlearning"),
     ]
 
