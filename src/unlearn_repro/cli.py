@@ -16,6 +16,7 @@ from unlearn_repro import (
     config,
     studies,  # noqa: F401  (registers every study's commands)
 )
+from unlearn_repro.allocator import keep_freed_memory
 from unlearn_repro.commands import COMMANDS
 from unlearn_repro.errors import DeviceError, HubError, one_line
 from unlearn_repro.gpus import pin_gpu
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+    keep_freed_memory()  # before the first tensor: no page faults on every batch's activations (allocator.py)
     import torch  # heavy: after the parse and the config, so `--help` and a config error never wait for it
 
     torch.set_num_threads(cfg.threads)

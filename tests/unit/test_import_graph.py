@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "src" / "unlearn_repro"
 LAYERS = [  # lowest first: a module may import its own layer and those below
     ["paths", "errors", "registry", "progress", "frozen"],
-    ["io", "numerics", "batches", "gpus"],
+    ["io", "numerics", "batches", "gpus", "allocator"],
     ["models", "data", "losses", "objectives", "optim", "fisher", "lora", "metrics", "hub", "tracking"],
     ["train", "dp"],
     ["methods"],
