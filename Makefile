@@ -56,9 +56,10 @@ results-doc: $(STAMP)
 
 # the suite on TEST_WORKERS pytest-xdist workers (2: CI's two cores; `auto` takes one per core, 0 runs it in
 # one process, as a plain `python -m pytest -q` does). --dist loadfile keeps a file's tests on one worker, so a
-# module's fixture is built once: the integration module's whole `ci` DAG above all (docs/tests.md)
+# module's fixture is built once: the integration module's whole `ci` DAG above all. --no-loadscope-reorder
+# hands the files out in the order tests/conftest.py sorts them, the long ones first (docs/tests.md)
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(PYTEST)

@@ -32,6 +32,21 @@ def pipeline_workspace(tmp: Path, mirror: Path, copy_src: bool = False) -> Path:
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+LONG_FIRST = ("integration", "drills", "workflow")  # tests/<folder>: files running Snakemake DAGs
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files that run Snakemake DAGs first, the integration DAG first of all: under `make test` (xdist,
+    --dist loadfile --no-loadscope-reorder) a worker takes the next file when it is free, so a long file
+    handed out last ran alone on one worker while the other idled (10.2 min against 7.3)."""
+
+    def rank(item) -> int:
+        folder = Path(str(item.path)).relative_to(ROOT / "tests").parts[0]
+        return LONG_FIRST.index(folder) if folder in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: collection order within a folder
+
+
 def pytest_configure(config):
     """Under pytest-xdist (`make test`: one worker per core) each worker computes on one torch thread, so the
     workers do not oversubscribe the cores (tiny models run several times slower on contended threads). Tests
