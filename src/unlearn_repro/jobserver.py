@@ -23,7 +23,6 @@ import atexit
 import ctypes
 import importlib
 import json
-import logging
 import os
 import resource
 import runpy
@@ -282,7 +281,6 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
         )
     finally:
         try:
-            _drop_unheard_exit_hooks()
             atexit._run_exitfuncs()  # what the interpreter runs at a normal exit (os._exit skips it)
         except BaseException:
             pass
@@ -292,15 +290,6 @@ def _run_child(request: dict, fds: list[int], conn: socket.socket) -> None:
             except Exception:
                 pass
         os._exit(code)
-
-
-def _drop_unheard_exit_hooks() -> None:
-    """torch._dynamo's exit hook formats a table of compile times for a log line at INFO that nothing hears
-    unless TORCH_LOGS asks; tabulate's isinstance checks then walk every ABC subclass the job created: 0.8 s
-    of CPU at the end of a scoring job (py-spy). Dropped where its logger would not emit INFO."""
-    utils = sys.modules.get("torch._dynamo.utils")
-    if utils is not None and not utils.log.isEnabledFor(logging.INFO):
-        atexit.unregister(utils.dump_compile_times)
 
 
 def _fresh_random_state() -> None:

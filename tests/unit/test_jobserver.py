@@ -164,10 +164,10 @@ def test_a_job_skips_dynamos_exit_table_unless_its_log_is_heard():
     emit, and kept when it would (TORCH_LOGS or a user's logging config). Each in a process of its own."""
     code = (
         "import atexit, logging, sys, torch._dynamo.utils as u\n"
-        "from unlearn_repro import jobserver\n"
+        "from unlearn_repro import cli\n"
         "u.compile_times = lambda **kw: print('TABLE') or ''\n"
         "u.log.setLevel(getattr(logging, sys.argv[1]))\n"
-        "jobserver._drop_unheard_exit_hooks()\n"
+        "cli._drop_unheard_exit_hooks()\n"
         "atexit._run_exitfuncs()\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
