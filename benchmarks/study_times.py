@@ -409,6 +409,8 @@ def main(argv: list[str] | None = None) -> None:
         "--before", type=Path, help="an earlier run's STEM.jobs.csv: write STEM.compare.csv / .md"
     )
     args = ap.parse_args(argv)
+    if args.before and not args.before.is_file():
+        ap.error(f"--before {args.before}: no such file (an earlier run's STEM.jobs.csv)")
     log = args.log.resolve()
     root = args.root or (log.parents[2] if log.parent.name == "log" else Path("."))
     rules_dir = args.rules_dir or root / "rules"

@@ -194,3 +194,9 @@ def test_compare_gives_each_study_before_and_after(run, tmp_path):
     assert rows["other"]["jobs_before"] == "" and rows["other"]["wall_s_ratio"] == ""  # only after
     assert list(rows)[-1] == "all" and float(rows["all"]["span_s_after"]) == 17.0
     assert "| tofu | 1 / 1 | 0.1 / 0.2 (3.00) |" in md and "| **all** | 3 / 5 |" in md
+
+
+def test_a_missing_before_file_is_named_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        study_times.main([str(tmp_path / "run.log"), "--before", str(tmp_path / "old.jobs.csv")])
+    assert "--before " + str(tmp_path / "old.jobs.csv") + ": no such file" in capsys.readouterr().err
