@@ -1,5 +1,6 @@
 """A small hand-made results folder with every file the overview reads (report/overview.py: SOURCES), in the
-layout and formats the studies' reports write: two main-paper claims, TDEC's findings, two TOFU losses."""
+layout and formats the studies' reports write: two main-paper claims, TDEC's findings, two TOFU losses, two
+ablations (one per paper's second-order method)."""
 
 import csv
 import json
@@ -98,6 +99,26 @@ TOFU_THEIRS = [
     {"Method": m, "Forget acc (SOUL: generated, embedding-judged) ↓": f"0.1 ‖ {p}"}
     for m, p in (("FO-GradDiff", "0.728"), ("SO-GradDiff", "0.102"), ("FO-NPO", "0.16"), ("SO-NPO", "0.16"))
 ]
+ABLATIONS = [  # as report/ablations.py writes ablations/verdicts.csv
+    {
+        "comparison": "removal",
+        "claim": "curvature improves the efficacy–utility trade-off",
+        "second_order": "Fisher Removal",
+        "verdict": "tie",
+        "fronts": "Fisher Removal (diagonal F^-1): tie; Gradient ascent (F^-1 = I/lambda): dominates",
+        "premise": "met: cosine = 0.612 (curvature-degenerate above 0.95)",
+        "seeds": "3",
+    },
+    {
+        "comparison": "sophia_npo",
+        "claim": "curvature improves the efficacy–utility trade-off",
+        "second_order": "Sophia",
+        "verdict": "premise not met",
+        "fronts": "Sophia, h constant (sign-momentum): tie; AdamW (first order): dominated",
+        "premise": "not met: clip_rate = 0.990 (curvature-degenerate above 0.9)",
+        "seeds": "3",
+    },
+]
 TOFU_PREMISE = [
     {"Model": "base (full)", "Forget answer prob": "0.45", "Forget Rouge-L": "0.292"},
     {"Model": "retain", "Forget answer prob": "0.001", "Forget Rouge-L": "0.104"},
@@ -124,6 +145,7 @@ def make_results(root: Path) -> Path:
         "tofu/tables/premise.csv": TOFU_PREMISE,
         "tofu/tables/table1.csv": TOFU_THEIRS,
         "tofu/tables/table1_tofu.csv": TOFU_OURS,
+        "ablations/verdicts.csv": ABLATIONS,
     }
     for rel, rows in tables.items():
         write_csv(root / rel, rows)

@@ -98,8 +98,10 @@ def test_report_writes_exactly_the_declared_files(tmp_path):
     written = {str(p) for p in out.rglob("*") if p.is_file()}
     assert written == declared
     # the second-order method is given the most efficacy, equal utility: it dominates; the optimizers tie
-    assert summary["removal"]["verdict"] == "holds" and summary["forgetting"]["verdict"] == "holds"
+    # ... but Fisher Forgetting's noise was curvature-degenerate: no conclusion about curvature
+    assert summary["removal"]["verdict"] == "holds" and summary["forgetting"]["verdict"] == "premise not met"
+    assert summary["forgetting"]["fronts"] == {"fisher_forgetting_isotropic": "dominates"}
     assert summary["sophia_npo"]["verdict"] == "tie"
-    assert summary["removal"]["premise"] == "cosine = 0.800 (met)"
-    assert summary["forgetting"]["premise"].endswith("(curvature-degenerate)")
-    assert summary["sophia_npo"]["premise"] == "clip_rate = 0.500 (met)"
+    assert summary["removal"]["premise"] == "met: cosine = 0.800 (curvature-degenerate above 0.95)"
+    assert summary["forgetting"]["premise"].startswith("not met: noise_cosine = ")
+    assert summary["sophia_npo"]["premise"] == "met: clip_rate = 0.500 (curvature-degenerate above 0.9)"

@@ -20,7 +20,7 @@ def _by_claim(found, words):
 
 def test_each_papers_claims_carry_verdict_premise_numbers_and_link(results):
     found = rows(results)
-    assert [r.paper for r in found] == ["main"] * 2 + ["tdec"] * 3 + ["tofu"] * 2
+    assert [r.paper for r in found] == ["main"] * 3 + ["tdec"] * 3 + ["tofu"] * 3
     efficacy = _by_claim(found, "strongest efficacy")
     assert (efficacy.verdict, efficacy.link) == ("does not hold", "main/tables/ranking.md")
     assert efficacy.premise.startswith("met: forget sets' exposure")
@@ -50,12 +50,22 @@ def test_each_papers_claims_carry_verdict_premise_numbers_and_link(results):
     assert npo.premise.startswith("met: ") and "0.45 (base) vs 0.001 (retain)" in npo.premise
     assert [r.claim for r in found if r.headline][0] == "§5.1.4 Fisher Removal has the strongest efficacy"
 
+    # each paper's ablation after its own claims: its verdict and premise as the ablations report wrote them
+    removal, sophia = found[2], found[-1]
+    assert (
+        removal.claim.startswith("Ablation: curvature improves")
+        and "(removal): Fisher Removal" in removal.claim
+    )
+    assert (removal.verdict, removal.link, removal.theirs) == ("tie", "ablations/tables/removal.md", "—")
+    assert removal.ours.endswith("I/lambda): dominates (3 seeds)")
+    assert (sophia.verdict, sophia.premise.split(":")[0]) == ("premise not met", "not met")
+
 
 def test_readme_and_html_show_every_row(results):
     readme, page = write_overview(results, "t")
     text, html_text = readme.read_text(), page.read_text()
     assert text.startswith("# Every claim at the `t` scale")
-    assert "All 7 claims; holds 4, does not hold 2, tie 1." in text
+    assert "All 9 claims; holds 4, does not hold 2, tie 2, premise not met 1." in text
     assert "| [ranking.md](main/tables/ranking.md) |" in text and "**tie**" in text
     for r in rows(results):
         assert r.ours.replace("|", "\\|") in text
@@ -66,6 +76,17 @@ def test_key_number_is_the_clause_with_the_interval():
     assert key_number("a 1.0; b 2.0 ± 0.1; c 3.0 ± 0.2") == "b 2.0 ± 0.1"
     assert key_number("KS p per method: A 0.5, B 0.01") == "KS p per method: A 0.5, B 0.01"
     assert key_number("x +0.10 (1 seed) bits") == "x +0.10 (1 seed) bits"
+
+
+def test_a_results_folder_without_the_ablations_says_not_run(results):
+    (results / "ablations/verdicts.csv").unlink()
+    missing = [r for r in rows(results) if r.claim.startswith("Ablation")]
+    assert [(r.paper, r.verdict, r.link) for r in missing] == [
+        ("main", "not run", ""),
+        ("tofu", "not run", ""),
+    ]
+    readme, _ = write_overview(results, "t")
+    assert "| **not run** | — | — | — | — |" in readme.read_text()
 
 
 def test_a_missing_file_is_named(results):

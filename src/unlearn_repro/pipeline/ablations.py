@@ -5,7 +5,8 @@ or optimizer swapped and one step size set; nothing here computes a method or a 
   (pipeline.unlearning.run), scored by the main study's evaluation (pipeline.evaluation.evaluate_run against
   the same base evaluation), so Delta exp, Delta test NLL and retain accuracy are the main tables' numbers.
 * sophia_points: one TOFU loss with one optimizer at each learning rate: the TOFU study's run
-  (pipeline.tofu.tofu_unlearn) with its second-order slot (`tofu.optimizers.SO`) naming that optimizer.
+  (pipeline.tofu.tofu_unlearn, lean: TOFU's final metrics only) with its second-order slot
+  (`tofu.optimizers.SO`) naming that optimizer.
 """
 
 from __future__ import annotations
@@ -168,7 +169,8 @@ def sophia_config(cfg, method: str, optimizer: str, lr: float):
 
 
 def sophia_points(cfg, *, method: str, optimizer: str, seed: int, base, retain, out, tracker) -> dict:
-    """Each learning rate of the grid: the TOFU study's unlearning run and its final metrics."""
+    """Each learning rate of the grid: the TOFU study's unlearning run and its final TOFU metrics (lean: no
+    per-epoch curves, no SOUL columns)."""
     from unlearn_repro.pipeline.tofu import tofu_unlearn
 
     study = StudyTracker(tracker, "ablations", study_tags)
@@ -184,6 +186,7 @@ def sophia_points(cfg, *, method: str, optimizer: str, seed: int, base, retain, 
             retain,
             work / f"{lr:g}.json",
             study,
+            curves=False,  # TOFU's final metrics only: all a point reads (docs/ablations.md)
         )
         final = summary["final"]
         points.append(

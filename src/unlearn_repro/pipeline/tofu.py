@@ -246,6 +246,11 @@ class Scorer:
         with self.same_model():
             return {**self._tofu(model, retain_ratios), **self.soul(model)}
 
+    def tofu(self, model, retain_ratios) -> dict:
+        """TOFU's metrics and model utility only (full without SOUL's columns)."""
+        with self.same_model():
+            return self._tofu(model, retain_ratios)
+
     def _tofu(self, model, retain_ratios) -> dict:
         out = self.light(model, retain_ratios) if retain_ratios is not None else {}
         utility = []
@@ -490,10 +495,21 @@ def method_config(cfg, method: str, kind: str) -> Frozen:
 
 
 def tofu_unlearn(
-    cfg, method: str, kind: str, seed: int, base: str | Path, retain: str | Path, out: str | Path, tracker
+    cfg,
+    method: str,
+    kind: str,
+    seed: int,
+    base: str | Path,
+    retain: str | Path,
+    out: str | Path,
+    tracker,
+    *,
+    curves: bool = True,
 ) -> dict:
-    """Unlearn the forget set from the base model with one method and optimizer kind; per-epoch
-    and final metrics."""
+    """Unlearn the forget set from the base model with one method and optimizer kind; per-epoch (Figure 1)
+    and final metrics (TOFU's and SOUL's Table 1 columns). curves=False: only TOFU's final metrics, no
+    per-epoch scoring and no SOUL columns (what the ablations read; scoring never touches the training's
+    random state, so the run and its TOFU metrics are the same: tests/integration checks it)."""
     out = Path(out)
     run_cfg = method_config(cfg, method, kind)
     impl = METHODS.get(method)
@@ -514,7 +530,8 @@ def tofu_unlearn(
     retain_items = [enc.item(r) for r in sets["retain_train"]]
     curvature = CurvatureHook(forget, cfg.tofu.batch_size, tok.pad_token_id, device, seed=seed)
     epochs = EpochEval(scorer, retain_ratios)
-    epochs.records.append({"epoch": 0, **scorer.light(model, retain_ratios)})
+    if curves:
+        epochs.records.append({"epoch": 0, **scorer.light(model, retain_ratios)})
     ctx = Context(
         cfg=run_cfg,
         device=device,
@@ -523,12 +540,12 @@ def tofu_unlearn(
         pretrained_path=Path(base),
         work_dir=out.parent / f".{out.name}.resume",
         tokenizer=tok,
-        hooks=(curvature, epochs),
+        hooks=(curvature, epochs) if curves else (curvature,),
     )
     start = time.perf_counter()
     model, stats = impl.unlearn_cycle(ctx, model, forget, retain_items, 1)
     runtime = time.perf_counter() - start
-    final = scorer.full(model, retain_ratios)
+    final = scorer.full(model, retain_ratios) if curves else scorer.tofu(model, retain_ratios)
     steps_per_epoch = max(1, -(-len(forget) // cfg.tofu.batch_size))
     clip = curvature.clip_rates
     summary = {
@@ -548,7 +565,7 @@ def tofu_unlearn(
         **sophia_summary(clip, curvature.unclipped_shares, steps_per_epoch),
     }
     write_json(out, summary)
-    step_metrics = {k: [r[k] for r in epochs.records] for k in epochs.records[0] if k != "epoch"}
+    step_metrics = {k: [r[k] for r in epochs.records] for k in (epochs.records or [{}])[0] if k != "epoch"}
     if clip:
         step_metrics["clip_rate"] = clip
         step_metrics["clip_rate_epoch"] = summary["clip_rate_per_epoch"]

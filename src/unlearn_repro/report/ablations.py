@@ -12,8 +12,9 @@ with each ablated one: point p dominates q when p is no worse in every objective
 front dominates when every ablated point is dominated by one of its points or tied with one, and at least one
 is dominated; 'holds' if it dominates every ablated front, 'does not hold' if an ablated front dominates it,
 else 'tie'. A point with one seed has no interval: it is tied with every point (no verdict from one seed).
-The premise (metrics.curvature: did the curvature bend the step at all?) stands beside the verdict: a
-verdict on curvature-degenerate runs compares two first-order methods."""
+The premise (metrics.curvature: did the curvature bend the step at all?) stands beside the verdict; on
+curvature-degenerate second-order runs the comparison is between two first-order methods, and the verdict
+is 'premise not met' (the fronts' outcome still in the table)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from unlearn_repro.io import read_json, write_json, write_text
+from unlearn_repro.metrics.curvature import CLIP_MAX, COSINE_MAX
 from unlearn_repro.metrics.curvature import verdict as premise_verdict
 from unlearn_repro.report import stats
 from unlearn_repro.report.tables import write_table
@@ -46,6 +48,7 @@ PREMISE = {
     "forgetting": ("fisher_forgetting", "noise_cosine"),
     "sophia": ("sophia", "clip_rate"),
 }
+DEGENERATE_ABOVE = {"cosine": COSINE_MAX, "noise_cosine": COSINE_MAX, "clip_rate": CLIP_MAX}
 OPTIMIZER_LABELS = {
     "sophia": "Sophia",
     "sophia_constant": "Sophia, h constant (sign-momentum)",
@@ -184,15 +187,19 @@ def comparison_verdict(so: str, fr: dict, cols) -> tuple[str, dict]:
     return (stats.FAILS if any(v == "dominated" for v in each.values()) else stats.TIE), each
 
 
-def premise(df: pd.DataFrame, comparison: str, so: str) -> str:
-    """The second-order runs' premise (metrics.curvature), mean over their runs, and its verdict."""
+def premise(df: pd.DataFrame, comparison: str, so: str) -> tuple[str, bool]:
+    """The second-order runs' premise (metrics.curvature), mean over their runs: ('met: cosine = 0.800
+    (curvature-degenerate above 0.95)', met). Not met: the curvature did not bend the step, so the
+    comparison is between two first-order methods and says nothing about curvature."""
     kind, key = PREMISE["sophia" if kind_of(comparison) == "sophia" else comparison]
     col = f"premise_{key}"
     vals = stats.finite(df.loc[df["method"] == so, col]) if col in df else np.array([])
     if not len(vals):
-        return "not measured"
+        return "not met: not measured", False
     v = float(vals.mean())
-    return f"{key} = {v:.3f} ({premise_verdict(kind, {key: v})})"
+    met = premise_verdict(kind, {key: v}) == "met"
+    limit = DEGENERATE_ABOVE[key]
+    return f"{'met' if met else 'not met'}: {key} = {v:.3f} (curvature-degenerate above {limit})", met
 
 
 def figure(per_seed: pd.DataFrame, objectives, comparison: str, out: Path):
@@ -264,7 +271,8 @@ def build_report(cfg, files, root) -> dict:
         )
         so = second_order(cfg, comp)
         outcome, each = comparison_verdict(so, fronts(per_seed, cols), cols)
-        why = premise(sub, comp, so)
+        why, met = premise(sub, comp, so)
+        outcome = outcome if met else stats.PREMISE_NOT_MET
         note = (
             f"Mean over settings per seed, then {stats.ESTIMATOR}. Verdict: {outcome} "
             f"({'; '.join(f'{label(so)} vs {label(m)}: {v}' for m, v in each.items())}); premise: {why}."

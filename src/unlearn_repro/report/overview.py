@@ -31,6 +31,9 @@ SOURCES = (
     "tofu/tables/table1.csv",
     "tofu/tables/table1_tofu.csv",
 )
+# read where the run made it, else its rows say 'not run'; not a rule input while the ablations study is not
+# in the default target (studies/ablations.py)
+ABLATIONS = "ablations/verdicts.csv"
 PAPERS = {
     "main": "Second-Order Information Matters (Fisher Removal, Fisher Forgetting): the main paper",
     "tdec": "Towards Robust and Cost-Efficient Knowledge Unlearning (IHL, FLoRA) on TDEC",
@@ -82,7 +85,7 @@ class Row:
     premise: str
     ours: str
     theirs: str
-    link: str  # relative to the results folder
+    link: str  # relative to the results folder; "" where there is no table (not run)
     headline: bool = False  # one of the few claims README.md quotes
 
 
@@ -269,10 +272,43 @@ def tofu_rows(root: Path) -> list[Row]:
     return rows
 
 
+# --- the ablations (issue 21): each paper's second-order method against its curvature removed ------------
+ABLATION_CLAIM = "Ablation: curvature improves the efficacy–utility trade-off"
+ABLATIONS_NOT_RUN = {
+    "main": "Fisher Removal / Fisher Forgetting against their curvature removed",
+    "tofu": "Sophia against its curvature removed",
+}
+
+
+def ablation_rows(root: Path) -> list[Row]:
+    """The Newton-type comparisons test the main paper's title claim, Sophia's SOUL's: each row goes to that
+    paper's section. Neither paper ran these ablations: no paper number. A results folder from a run without
+    the ablations study says 'not run'."""
+    if not (Path(root) / ABLATIONS).is_file():
+        return [
+            Row(paper, f"{ABLATION_CLAIM}: {what}", "not run", MISSING, MISSING, MISSING, "")
+            for paper, what in ABLATIONS_NOT_RUN.items()
+        ]
+    return [
+        Row(
+            "tofu" if v["comparison"].startswith("sophia_") else "main",
+            f"{ABLATION_CLAIM} ({v['comparison']}): {v['second_order']} against its curvature removed",
+            v["verdict"],
+            v["premise"],
+            f"{v['fronts']} ({v['seeds']} seeds)",
+            MISSING,
+            f"ablations/tables/{v['comparison']}.md",
+        )
+        for v in read_csv(root, ABLATIONS)
+    ]
+
+
 # --- the page -----------------------------------------------------------------------------------------------
 def rows(root: str | Path) -> list[Row]:
+    """Every claim, paper by paper (each paper's ablations after its own claims)."""
     root = Path(root)
-    return main_rows(root) + tdec_rows(root) + tofu_rows(root)
+    found = main_rows(root) + tdec_rows(root) + tofu_rows(root) + ablation_rows(root)
+    return sorted(found, key=lambda r: list(PAPERS).index(r.paper))
 
 
 VERDICTS = ("holds", "does not hold", "tie", "premise not met", "not testable at this scale", "not run")
@@ -309,7 +345,7 @@ def markdown_tables(rows: list[Row], prefix: str = "", level: str = "##") -> str
         out += [f"{level} {title}", "", f"{len(mine)} claims; {counts(mine)}.", ""]
         out += ["| " + " | ".join(HEADER) + " |", "|" + ":--|" * len(HEADER)]
         for r in mine:
-            link = f"[{Path(r.link).name}]({prefix}{r.link})"
+            link = f"[{Path(r.link).name}]({prefix}{r.link})" if r.link else MISSING
             cells = (r.claim, f"**{r.verdict}**", r.premise, r.ours, r.theirs)
             out.append("| " + " | ".join(map(md_cell, cells)) + f" | {link} |")
         out.append("")

@@ -15,8 +15,8 @@ register(
         "ablations",
         "second-order ablations (issue 21): curvature against its removal, Pareto fronts",
         datasets=lambda cfg: ["tofu"],
-        # not yet in `make reproduce`: at the embedded scale it costs about 1 h of wall time on 2 cores
-        # (docs/ablations.md), which the 2-hour budget does not hold beside the other studies
+        # joins `make reproduce` together with the published run that includes it (branch next-publish): the
+        # committed results/embedded must hold every file of the default target (docs/publishing.md)
         default=False,
         schema=block_schema("""
     type: object

@@ -1,0 +1,139 @@
+"""`make reproduce`'s 2-hour budget, projected from measured jobs before the next full run: a full run's jobs
+(study_times.py's STEM.jobs.csv) with the jobs of some rules replaced by those of later measured runs (their
+own STEM.jobs.csv), so that a study added or changed since the full run counts at its measured cost.
+
+    python benchmarks/budget.py RUN.jobs.csv NEW.jobs.csv [NEW.jobs.csv ...] [--cores 2] [--out STEM]
+
+Every rule that a NEW file has replaces all of that rule's jobs before it (later files win). The projection
+assumes what the full run showed: the cores stay busy (its wall time is its summed job wall time / cores,
+times its own packing factor, measured wall / (summed job wall / cores)). It is a projection, not a run: the
+next full `make reproduce` measures the real time. Writes STEM.csv (per study: jobs, summed job wall and CPU,
+the file its jobs come from) and STEM.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_times import rule_studies  # noqa: E402
+
+BUDGET_MIN = 120.0
+
+
+def read_jobs(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def span_s(jobs: list[dict]) -> float:
+    start = min(datetime.fromisoformat(j["start"]) for j in jobs)
+    return (max(datetime.fromisoformat(j["end"]) for j in jobs) - start).total_seconds()
+
+
+def merged(base: list[dict], new: dict[str, list[dict]]) -> list[dict]:
+    """The base run's jobs, each rule of a new file replaced by that file's jobs of it (later files win);
+    every job tagged with the file it comes from."""
+    source = {}
+    for name, jobs in new.items():
+        for j in jobs:
+            source[j["rule"]] = name
+    kept = [j | {"source": "full run"} for j in base if j["rule"] not in source]
+    return kept + [
+        j | {"source": name} for name, jobs in new.items() for j in jobs if source[j["rule"]] == name
+    ]
+
+
+def study_rows(jobs: list[dict], study_of: dict[str, str]) -> list[dict]:
+    per = defaultdict(list)
+    for j in jobs:
+        per[study_of.get(j["rule"], "other")].append(j)
+    rows = []
+    for study, group in sorted(per.items(), key=lambda kv: -sum(float(j["wall_s"]) for j in kv[1])):
+        rows.append(
+            {
+                "study": study,
+                "jobs": len(group),
+                "wall_min": sum(float(j["wall_s"]) for j in group) / 60,
+                "cpu_min": sum(float(j["cpu_s"] or 0) for j in group) / 60,
+                "from": ", ".join(sorted({j["source"] for j in group})),
+            }
+        )
+    return rows
+
+
+def project(base: list[dict], new: dict[str, list[dict]], study_of: dict[str, str], cores: int) -> dict:
+    """Per study rows and the totals: the full run's packing factor and the projected wall time."""
+    base_sum = sum(float(j["wall_s"]) for j in base) / 60
+    packing = (span_s(base) / 60) / (base_sum / cores)
+    jobs = merged(base, new)
+    rows = study_rows(jobs, study_of)
+    total = sum(r["wall_min"] for r in rows)
+    return {
+        "rows": rows,
+        "full_run_min": span_s(base) / 60,
+        "full_run_sum_min": base_sum,
+        "packing": packing,
+        "sum_min": total,
+        "projected_min": total / cores * packing,
+        "cores": cores,
+    }
+
+
+def markdown(p: dict, base: str, new: list[str]) -> str:
+    fits = "fits" if p["projected_min"] <= BUDGET_MIN else "does not fit"
+    out = [
+        f"Full run: `{base}` ({p['full_run_min']:.1f} min wall, {p['full_run_sum_min']:.1f} min of summed "
+        f"job wall on {p['cores']} cores: packing factor {p['packing']:.3f}); replaced rules' jobs from: "
+        + ", ".join(f"`{n}`" for n in new)
+        + ".",
+        "",
+        "| study | jobs | summed job wall (min) | summed job CPU (min) | jobs from |",
+        "|:--|--:|--:|--:|:--|",
+    ]
+    for r in p["rows"]:
+        out.append(f"| {r['study']} | {r['jobs']} | {r['wall_min']:.1f} | {r['cpu_min']:.1f} | {r['from']} |")
+    out += [
+        "",
+        f"Projected `make reproduce`: {p['sum_min']:.1f} min of job wall / {p['cores']} cores × "
+        f"{p['packing']:.3f} = **{p['projected_min']:.1f} min**: {fits} the {BUDGET_MIN:.0f}-minute budget "
+        "(a projection from measured jobs; the next full run measures it).",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="a full run's STEM.jobs.csv (study_times.py)")
+    ap.add_argument(
+        "new", type=Path, nargs="+", help="later runs' STEM.jobs.csv, whose rules replace the run's"
+    )
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--rules-dir", type=Path, default=Path("rules"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/budget_embedded"))
+    args = ap.parse_args(argv)
+    for f in [args.run, *args.new]:
+        if not f.is_file():
+            ap.error(f"{f}: no such file (a STEM.jobs.csv of study_times.py)")
+    p = project(
+        read_jobs(args.run),
+        {f.name: read_jobs(f) for f in args.new},
+        rule_studies(args.rules_dir),
+        args.cores,
+    )
+    with args.out.with_suffix(".csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(p["rows"][0]))
+        w.writeheader()
+        w.writerows(p["rows"])
+    md = markdown(p, args.run.name, [f.name for f in args.new])
+    args.out.with_suffix(".md").write_text(md)
+    print(md, end="")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
