@@ -164,6 +164,8 @@ def test_scorer_scores_each_set_once_per_model_state_with_the_same_metrics(monke
     # (real_authors, world_facts: answer, perturbed), and SOUL's (forget, retain: paraphrased, perturbed given
     # the paraphrased question, no eos)
     assert scored_once == 15 < len(calls)
+    # tofu(): what the ablations' lean points read, TOFU's metrics alone: full() less SOUL's columns
+    assert scorer.tofu(model, retain_ratios) == {k: v for k, v in memo.items() if not k.startswith("soul_")}
     assert {
         "soul_forget_quality",
         "soul_mia_auc",
