@@ -99,7 +99,7 @@ TOFU_THEIRS = [
     {"Method": m, "Forget acc (SOUL: generated, embedding-judged) ↓": f"0.1 ‖ {p}"}
     for m, p in (("FO-GradDiff", "0.728"), ("SO-GradDiff", "0.102"), ("FO-NPO", "0.16"), ("SO-NPO", "0.16"))
 ]
-ABLATIONS = [  # as report/ablations.py writes ablations/verdicts.csv
+ABLATIONS = [  # as report/ablations.py writes ablations/tables/verdicts.csv
     {
         "comparison": "removal",
         "claim": "curvature improves the efficacy–utility trade-off",
@@ -145,7 +145,7 @@ def make_results(root: Path) -> Path:
         "tofu/tables/premise.csv": TOFU_PREMISE,
         "tofu/tables/table1.csv": TOFU_THEIRS,
         "tofu/tables/table1_tofu.csv": TOFU_OURS,
-        "ablations/verdicts.csv": ABLATIONS,
+        "ablations/tables/verdicts.csv": ABLATIONS,
     }
     for rel, rows in tables.items():
         write_csv(root / rel, rows)

@@ -79,7 +79,7 @@ def test_key_number_is_the_clause_with_the_interval():
 
 
 def test_a_results_folder_without_the_ablations_says_not_run(results):
-    (results / "ablations/verdicts.csv").unlink()
+    (results / "ablations/tables/verdicts.csv").unlink()
     missing = [r for r in rows(results) if r.claim.startswith("Ablation")]
     assert [(r.paper, r.verdict, r.link) for r in missing] == [
         ("main", "not run", ""),

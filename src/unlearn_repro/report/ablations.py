@@ -71,7 +71,7 @@ def outputs(cfg, root) -> dict:
         "tables": [str(p) for p in tables + [root / "tables" / "points.csv"]],
         "figures": [str(root / "figures" / f"{c}.png") for c in comparisons(cfg)],
         "summary": [str(root / "summary" / "ablations.json")],
-        "verdicts": [str(root / f"verdicts{ext}") for ext in (".csv", ".md")],
+        "verdicts": [str(root / "tables" / f"verdicts{ext}") for ext in (".csv", ".md")],
     }
 
 
@@ -292,9 +292,9 @@ def build_report(cfg, files, root) -> dict:
         )
         summary[comp] = {"verdict": outcome, "fronts": each, "premise": why}
     verdicts = pd.DataFrame(verdict_rows)
-    verdicts.to_csv(root / "verdicts.csv", index=False)
+    verdicts.to_csv(root / "tables" / "verdicts.csv", index=False)
     write_text(
-        root / "verdicts.md",
+        root / "tables" / "verdicts.md",
         "## Ablations: does curvature improve the efficacy–utility trade-off?\n\n"
         + verdicts.to_markdown(index=False)
         + "\n",

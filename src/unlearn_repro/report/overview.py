@@ -33,7 +33,7 @@ SOURCES = (
 )
 # read where the run made it, else its rows say 'not run'; not a rule input while the ablations study is not
 # in the default target (studies/ablations.py)
-ABLATIONS = "ablations/verdicts.csv"
+ABLATIONS = "ablations/tables/verdicts.csv"
 PAPERS = {
     "main": "Second-Order Information Matters (Fisher Removal, Fisher Forgetting): the main paper",
     "tdec": "Towards Robust and Cost-Efficient Knowledge Unlearning (IHL, FLoRA) on TDEC",

@@ -83,8 +83,6 @@ register(
                 "ablations/points",
                 "ablations/tables",
                 "ablations/figures",
-                "ablations/verdicts.csv",
-                "ablations/verdicts.md",
             ),
             metrics=("ablations/summary",),
             plots=("ablations/figures",),
