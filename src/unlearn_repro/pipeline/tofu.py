@@ -509,7 +509,7 @@ def tofu_unlearn(
     """Unlearn the forget set from the base model with one method and optimizer kind; per-epoch (Figure 1)
     and final metrics (TOFU's and SOUL's Table 1 columns). curves=False: only TOFU's final metrics, no
     per-epoch scoring and no SOUL columns (what the ablations read; scoring never touches the training's
-    random state, so the run and its TOFU metrics are the same: tests/integration checks it)."""
+    random state, so the run and its TOFU metrics are the same: docs/ablations.md says what checks it)."""
     out = Path(out)
     run_cfg = method_config(cfg, method, kind)
     impl = METHODS.get(method)
