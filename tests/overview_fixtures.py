@@ -105,7 +105,8 @@ ABLATIONS = [  # as report/ablations.py writes ablations/tables/verdicts.csv
         "claim": "curvature improves the efficacy–utility trade-off",
         "second_order": "Fisher Removal",
         "verdict": "tie",
-        "fronts": "Fisher Removal (diagonal F^-1): tie; Gradient ascent (F^-1 = I/lambda): dominates",
+        "fronts": "Fisher Removal ties with Fisher Removal (diagonal F^-1); "
+        "Fisher Removal dominates Fisher Removal (F^-1 = I/lambda)",
         "premise": "met: cosine = 0.612 (curvature-degenerate above 0.95)",
         "seeds": "3",
     },
@@ -114,7 +115,8 @@ ABLATIONS = [  # as report/ablations.py writes ablations/tables/verdicts.csv
         "claim": "curvature improves the efficacy–utility trade-off",
         "second_order": "Sophia",
         "verdict": "premise not met",
-        "fronts": "Sophia, h constant (sign-momentum): tie; AdamW (first order): dominated",
+        "fronts": "Sophia ties with Sophia, h constant (sign-momentum); "
+        "Sophia is dominated by AdamW (first order)",
         "premise": "not met: clip_rate = 0.990 (curvature-degenerate above 0.9)",
         "seeds": "3",
     },

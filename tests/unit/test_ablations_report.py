@@ -101,6 +101,8 @@ def test_report_writes_exactly_the_declared_files(tmp_path):
     # ... but Fisher Forgetting's noise was curvature-degenerate: no conclusion about curvature
     assert summary["removal"]["verdict"] == "holds" and summary["forgetting"]["verdict"] == "premise not met"
     assert summary["forgetting"]["fronts"] == {"fisher_forgetting_isotropic": "dominates"}
+    verdicts = (out / "tables" / "verdicts.csv").read_text()
+    assert "Fisher Forgetting dominates Fisher Forgetting (isotropic noise)" in verdicts
     assert summary["sophia_npo"]["verdict"] == "tie"
     assert summary["removal"]["premise"] == "met: cosine = 0.800 (curvature-degenerate above 0.95)"
     assert summary["forgetting"]["premise"].startswith("not met: noise_cosine = ")

@@ -57,7 +57,7 @@ def test_each_papers_claims_carry_verdict_premise_numbers_and_link(results):
         and "(removal): Fisher Removal" in removal.claim
     )
     assert (removal.verdict, removal.link, removal.theirs) == ("tie", "ablations/tables/removal.md", "—")
-    assert removal.ours.endswith("I/lambda): dominates (3 seeds)")
+    assert removal.ours.endswith("Fisher Removal dominates Fisher Removal (F^-1 = I/lambda) (3 seeds)")
     assert (sophia.verdict, sophia.premise.split(":")[0]) == ("premise not met", "not met")
 
 

@@ -187,6 +187,14 @@ def comparison_verdict(so: str, fr: dict, cols) -> tuple[str, dict]:
     return (stats.FAILS if any(v == "dominated" for v in each.values()) else stats.TIE), each
 
 
+RELATION = {"dominates": "dominates", "dominated": "is dominated by", "tie": "ties with"}
+
+
+def fronts_text(so: str, each: dict) -> str:
+    """'Sophia dominates AdamW (first order); Sophia is dominated by Sophia, h constant (sign-momentum)'."""
+    return "; ".join(f"{label(so)} {RELATION[v]} {label(m)}" for m, v in each.items())
+
+
 def premise(df: pd.DataFrame, comparison: str, so: str) -> tuple[str, bool]:
     """The second-order runs' premise (metrics.curvature), mean over their runs: ('met: cosine = 0.800
     (curvature-degenerate above 0.95)', met). Not met: the curvature did not bend the step, so the
@@ -275,7 +283,7 @@ def build_report(cfg, files, root) -> dict:
         outcome = outcome if met else stats.PREMISE_NOT_MET
         note = (
             f"Mean over settings per seed, then {stats.ESTIMATOR}. Verdict: {outcome} "
-            f"({'; '.join(f'{label(so)} vs {label(m)}: {v}' for m, v in each.items())}); premise: {why}."
+            f"({fronts_text(so, each)}); premise: {why}."
         )
         write_table(show, root / "tables" / comp, title=f"Ablation '{comp}'", note=note, data=table)
         figure(per_seed, objectives, comp, root / "figures" / f"{comp}.png")
@@ -285,7 +293,7 @@ def build_report(cfg, files, root) -> dict:
                 "claim": "curvature improves the efficacy–utility trade-off",
                 "second_order": label(so),
                 "verdict": outcome,
-                "fronts": "; ".join(f"{label(m)}: {v}" for m, v in each.items()),
+                "fronts": fronts_text(so, each),
                 "premise": why,
                 "seeds": int(per_seed["seed"].nunique()) if len(per_seed) else 0,
             }
