@@ -17,11 +17,10 @@ import argparse
 import csv
 import sys
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_times import rule_studies  # noqa: E402
+from study_times import rule_studies, study_totals  # noqa: E402
 
 BUDGET_MIN = 120.0
 
@@ -29,11 +28,6 @@ BUDGET_MIN = 120.0
 def read_jobs(path: Path) -> list[dict]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-def span_s(jobs: list[dict]) -> float:
-    start = min(datetime.fromisoformat(j["start"]) for j in jobs)
-    return (max(datetime.fromisoformat(j["end"]) for j in jobs) - start).total_seconds()
 
 
 def merged(base: list[dict], new: dict[str, list[dict]]) -> list[dict]:
@@ -50,33 +44,35 @@ def merged(base: list[dict], new: dict[str, list[dict]]) -> list[dict]:
 
 
 def study_rows(jobs: list[dict], study_of: dict[str, str]) -> list[dict]:
-    per = defaultdict(list)
+    """Per study (largest summed job wall first): jobs, summed job wall and CPU (study_times.study_totals),
+    the files its jobs come from."""
+    sources = defaultdict(set)
     for j in jobs:
-        per[study_of.get(j["rule"], "other")].append(j)
-    rows = []
-    for study, group in sorted(per.items(), key=lambda kv: -sum(float(j["wall_s"]) for j in kv[1])):
-        rows.append(
-            {
-                "study": study,
-                "jobs": len(group),
-                "wall_min": sum(float(j["wall_s"]) for j in group) / 60,
-                "cpu_min": sum(float(j["cpu_s"] or 0) for j in group) / 60,
-                "from": ", ".join(sorted({j["source"] for j in group})),
-            }
-        )
-    return rows
+        sources[study_of.get(j["rule"], "other")].add(j["source"])
+    rows = [
+        {
+            "study": study,
+            "jobs": t["jobs"],
+            "wall_min": t["wall_s"] / 60,
+            "cpu_min": (t["cpu_s"] or 0) / 60,
+            "from": ", ".join(sorted(sources[study])),
+        }
+        for study, t in study_totals(jobs, study_of).items()
+        if study != "all"
+    ]
+    return sorted(rows, key=lambda r: -r["wall_min"])
 
 
 def project(base: list[dict], new: dict[str, list[dict]], study_of: dict[str, str], cores: int) -> dict:
     """Per study rows and the totals: the full run's packing factor and the projected wall time."""
-    base_sum = sum(float(j["wall_s"]) for j in base) / 60
-    packing = (span_s(base) / 60) / (base_sum / cores)
-    jobs = merged(base, new)
-    rows = study_rows(jobs, study_of)
+    full = study_totals(base, study_of)["all"]
+    base_sum, span = full["wall_s"] / 60, full["span_s"] / 60
+    packing = span / (base_sum / cores)
+    rows = study_rows(merged(base, new), study_of)
     total = sum(r["wall_min"] for r in rows)
     return {
         "rows": rows,
-        "full_run_min": span_s(base) / 60,
+        "full_run_min": span,
         "full_run_sum_min": base_sum,
         "packing": packing,
         "sum_min": total,
