@@ -77,17 +77,11 @@ def _logprobs_where_read(model, seqs, pad_id, device, batch_size=16, with_greedy
 
 
 def _gathered(head, hidden, ids, spans, with_greedy):
-    first, width = np.array([a for a, _ in spans]), np.array([b - a for a, b in spans])
-    ends = np.concatenate([[0], np.cumsum(width)])
-    rows = np.repeat(np.arange(len(spans)), width)
-    cols = np.arange(ends[-1]) - np.repeat(ends[:-1] - first, width)
-    at = torch.from_numpy(rows * ids.shape[1] + cols)
+    """collect._span_logprobs with the output layer applied to the gathered hidden states."""
+    at, cut = collect.span_positions(spans, ids.shape[1])
+    at = torch.from_numpy(at)
     picked = head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, at)).float()
-    target = ids.reshape(-1).index_select(0, at + 1)
-    lp = torch.log_softmax(picked, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1).numpy()
-    pred = picked.argmax(-1).numpy() if with_greedy else None
-    cut = [slice(ends[r], ends[r + 1]) for r in range(len(spans))]
-    return [lp[c] for c in cut], [pred[c] if with_greedy else None for c in cut]
+    return collect.next_token_logprobs(picked, ids, at, cut, with_greedy)
 
 
 def _fuse_gelu(model) -> None:

@@ -47,16 +47,28 @@ def _span_logprobs(logits, ids, spans, with_greedy: bool) -> tuple[list, list]:
     positions are gathered first, so the normalization over the vocabulary (as costly as a small model's
     forward) skips padding and unread prompts. A position's values are bit for bit those of log_softmax over
     the whole padded batch: each position is normalized on its own (tests/unit/test_metrics.py)."""
+    at, cut = span_positions(spans, ids.shape[1])
+    at = torch.from_numpy(at).to(logits.device)
+    picked = logits.reshape(-1, logits.shape[-1]).index_select(0, at).float()  # (positions, vocabulary)
+    return next_token_logprobs(picked, ids, at, cut, with_greedy)
+
+
+def span_positions(spans, row_len: int) -> tuple[np.ndarray, list[slice]]:
+    """The flat (row, position) indices of positions [a, b) of each row of a (rows, row_len) batch, row by
+    row, and each row's slice of them."""
     first, width = np.array([a for a, _ in spans]), np.array([b - a for a, b in spans])
     ends = np.concatenate([[0], np.cumsum(width)])
     rows = np.repeat(np.arange(len(spans)), width)
     cols = np.arange(ends[-1]) - np.repeat(ends[:-1] - first, width)  # a, a+1, ..., b-1 for each row
-    at = torch.from_numpy(rows * ids.shape[1] + cols).to(logits.device)  # flat (row, position) indices
-    picked = logits.reshape(-1, logits.shape[-1]).index_select(0, at).float()  # (positions, vocabulary)
+    return rows * row_len + cols, [slice(ends[r], ends[r + 1]) for r in range(len(spans))]
+
+
+def next_token_logprobs(picked, ids, at, cut, with_greedy: bool) -> tuple[list, list]:
+    """Per row (its slice of `cut`): log p of the next token from the logits `picked` at the flat positions
+    `at` of the batch `ids`, and the argmax there."""
     target = ids.reshape(-1).index_select(0, at + 1)  # the next token
     lp = torch.log_softmax(picked, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1).cpu().numpy()
     pred = picked.argmax(-1).cpu().numpy() if with_greedy else None
-    cut = [slice(ends[r], ends[r + 1]) for r in range(len(spans))]
     return [lp[c] for c in cut], [pred[c] if with_greedy else None for c in cut]
 
 
