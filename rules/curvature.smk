@@ -13,8 +13,8 @@ curvature_records = lambda w: {
                    dataset=TASKS, model=MODEL_NAMES, seed=SEEDS),
     "memorization": expand(f"{MEM_RUN}/run.json", method=second_order_of(MEM_METHODS), corpus=list(MEM.corpora),
                            model=MEM_MODELS, seed=list(MEM.seeds)),
-    "privacy": expand(R("privacy/unlearn/{method}/{dataset}/{model}.json"), method=second_order_of(PRIV_METHODS),
-                      dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES),
+    "privacy": expand(R("privacy/unlearn/{method}/{dataset}/{model}/seed{seed}.json"), method=second_order_of(PRIV_METHODS),
+                      dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES, seed=PRIV_SEEDS),
     "tofu": expand(R("tofu/runs/{tofu_method}/{kind}/seed{seed}.json"), tofu_method=TOFU.methods,
                    kind=["FO", "SO"], seed=SEEDS),
 }

@@ -1,5 +1,6 @@
 # The privacy study (paper §7): DP-SGD fine-tuned models audited on the main study's cycle-1 forget set, and
-# each enabled method at a grid of its coefficient on the same samples (Figure 3).
+# each enabled method at a grid of its coefficient on the same samples (Figure 3); once per seed of
+# privacy.seeds (each seed: its split's forget set, its DP-SGD and unlearning noise).
 # Target: `snakemake --cores all privacy`.
 
 from unlearn_repro.pipeline import privacy as privacy_pipeline
@@ -8,6 +9,7 @@ from unlearn_repro.report import privacy as privacy_report
 PRIV = CFG.privacy
 privacy_pipeline.check(CFG)
 PRIV_METHODS = privacy_pipeline.methods(CFG)
+PRIV_SEEDS = privacy_pipeline.seeds(CFG)
 PRIV_ROOT = R("privacy")
 PRIV_OUTPUTS = privacy_report.outputs(PRIV_ROOT)
 PRIV_COMMON = dict(
@@ -15,7 +17,7 @@ PRIV_COMMON = dict(
     finetuned=R("models/{model}/{dataset}/finetuned"),
     data=data_files("{dataset}"),
     reference=REFERENCE_INPUT,
-    split=R(f"splits/{{dataset}}/seed{PRIV.seed}.json"),
+    split=R("splits/{dataset}/seed{seed}.json"),
 )
 priv_report_item = lambda path: report(path, caption="../report_captions/privacy.rst", category="Privacy (§7)",
                                        subcategory="Figure 3: privacy–utility trade-off", labels={"file": Path(path).name})
@@ -27,8 +29,8 @@ rule privacy_dp:
         CORE_SRC + src("dp.py", "pipeline", "metrics", "train.py", "optim", "models", "losses.py", "data/encoding.py"),
         **PRIV_COMMON,
     output:
-        points=R("privacy/dp/{dataset}/{model}/points.json"),
-        models=directory(R("privacy/dp/{dataset}/{model}/models")),
+        points=R("privacy/dp/{dataset}/{model}/seed{seed}/points.json"),
+        models=directory(R("privacy/dp/{dataset}/{model}/seed{seed}/models")),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
@@ -41,13 +43,14 @@ rule privacy_dp:
     resources:
         gpu=gpu_resources,
     log:
-        L("privacy/dp/{dataset}/{model}.log"),
+        L("privacy/dp/{dataset}/{model}/seed{seed}.log"),
     benchmark:
-        L("benchmarks/privacy/dp/{dataset}/{model}.tsv")
+        L("benchmarks/privacy/dp/{dataset}/{model}/seed{seed}.tsv")
     conda:
         ENV_FILE
     shell:
-        "{params.cli} privacy-dp --dataset {wildcards.dataset} --model {wildcards.model} --pretrained {input.pretrained} "
+        "{params.cli} privacy-dp --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed} "
+        "--pretrained {input.pretrained} "
         "--finetuned {input.finetuned} --data {params.data_dir} --reference {params.reference} --split {input.split} "
         "--out {params.out} > {log} 2>&1"
 
@@ -59,7 +62,7 @@ rule privacy_unlearn:
                        "metrics", "data/encoding.py", "data/refusals.txt"),
         **PRIV_COMMON,
     output:
-        R("privacy/unlearn/{method}/{dataset}/{model}.json"),
+        R("privacy/unlearn/{method}/{dataset}/{model}/seed{seed}.json"),
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
@@ -71,13 +74,14 @@ rule privacy_unlearn:
     resources:
         gpu=gpu_resources,
     log:
-        L("privacy/unlearn/{method}/{dataset}/{model}.log"),
+        L("privacy/unlearn/{method}/{dataset}/{model}/seed{seed}.log"),
     benchmark:
-        L("benchmarks/privacy/unlearn/{method}/{dataset}/{model}.tsv")
+        L("benchmarks/privacy/unlearn/{method}/{dataset}/{model}/seed{seed}.tsv")
     conda:
         ENV_FILE
     shell:
         "{params.cli} privacy-unlearn --method {wildcards.method} --dataset {wildcards.dataset} --model {wildcards.model} "
+        "--seed {wildcards.seed} "
         "--pretrained {input.pretrained} --finetuned {input.finetuned} --data {params.data_dir} "
         "--reference {params.reference} --split {input.split} --out {output} > {log} 2>&1"
 
@@ -85,9 +89,10 @@ rule privacy_unlearn:
 rule privacy_report:
     input:
         CORE_SRC + src("report"),
-        dp=expand(R("privacy/dp/{dataset}/{model}/points.json"), dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES),
-        unlearn=expand(R("privacy/unlearn/{method}/{dataset}/{model}.json"), method=PRIV_METHODS,
-                       dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES),
+        dp=expand(R("privacy/dp/{dataset}/{model}/seed{seed}/points.json"), dataset=privacy_pipeline.datasets(CFG),
+                  model=MODEL_NAMES, seed=PRIV_SEEDS),
+        unlearn=expand(R("privacy/unlearn/{method}/{dataset}/{model}/seed{seed}.json"), method=PRIV_METHODS,
+                       dataset=privacy_pipeline.datasets(CFG), model=MODEL_NAMES, seed=PRIV_SEEDS),
     output:
         tables=[priv_report_item(p) for p in PRIV_OUTPUTS["tables"]],
         figures=[priv_report_item(p) for p in PRIV_OUTPUTS["figures"]],

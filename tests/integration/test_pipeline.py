@@ -350,9 +350,11 @@ def test_privacy_study(pipeline):
     assert (finite["slowdown"] > 0).all()
     for m in ("gradient_ascent", "fisher_removal", "fisher_forgetting"):
         assert len(pts[pts["method"] == m]) == 2 * 2  # 2 coefficients x 2 models
-    assert pts["exposure"].notna().all() and pts["test_nll"].notna().all()
+    assert pts["exposure"].notna().all() and pts["test_nll"].notna().all() and set(pts["seed"]) == {0}
+    means = pd.read_csv(d / "tables/means.csv")  # one seed (ci): the mean is that seed's value, no interval
+    assert len(means) == len(pts) and means["seeds"].eq(1).all() and means["exposure_half"].isna().all()
     assert (d / "figures/privacy_utility.png").read_bytes()[:4] == b"\x89PNG"
-    model, _, meta = checkpoint.load(d / "dp/lambada/tiny-opt/models/eps2")
+    model, _, meta = checkpoint.load(d / "dp/lambada/tiny-opt/seed0/models/eps2")
     assert (
         not any(k.startswith("_module.") for k in model.state_dict()) and meta["dp"]["epsilon_spent"] <= 2.0
     )
@@ -428,6 +430,32 @@ def test_tdec_table1_figures_and_criterion(pipeline):
         assert s["forgotten"] == (s["epochs"] is not None)
         if s["forgotten"]:  # stopped at the first epoch meeting the criterion
             assert s["epochs"] == s["epochs_run"] and s["ma"] <= run["threshold"]["ma"]
+
+
+TOFU_KEPT = ("forget_acc", "forget_quality", "forget_rouge", "model_utility", "retain_acc")
+
+
+def test_ablations_in_the_default_target_reach_the_overview(pipeline):
+    """The ablations study runs in the default target: a table and Pareto figure per comparison, a verdict
+    row with its premise each, and each row in its paper's section of the overview (not 'not run')."""
+    d = pipeline / "results/ci/ablations"
+    v = pd.read_csv(d / "tables/verdicts.csv")
+    assert sorted(v["comparison"]) == ["forgetting", "removal", "sophia_npo"]
+    assert v["premise"].str.match(r"(met|not met): ").all() and (v["seeds"] == 1).all()
+    # ci keeps lambda = 1 (F^-1 ~ I / lambda): Fisher Removal's premise fails, so no conclusion is drawn
+    assert v.set_index("comparison").loc["removal", "verdict"] == "premise not met"
+    for comp in v["comparison"]:
+        assert (d / f"figures/{comp}.png").read_bytes()[:4] == b"\x89PNG"
+        assert len(pd.read_csv(d / f"tables/{comp}.csv")) >= 2
+    # a lean TOFU point (TOFU's final metrics only, no curves) is the TOFU study's run at its learning rate
+    for optimizer, kind in (("sophia", "SO"), ("adamw", "FO")):
+        [point] = json.loads((d / f"points/sophia/npo/{optimizer}/seed0.json").read_text())["points"]
+        final = json.loads((pipeline / f"results/ci/tofu/runs/npo/{kind}/seed0.json").read_text())["final"]
+        assert point["value"] == 1e-3 and "soul_forget_acc" in final
+        assert {k: point[k] for k in TOFU_KEPT} == {k: final[k] for k in TOFU_KEPT}, optimizer
+    readme = (pipeline / "results/ci/README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| Ablation: ")]
+    assert len(rows) == len(v) and not any("**not run**" in r for r in rows)
 
 
 def test_curvature_premise_tables(pipeline):

@@ -35,7 +35,7 @@ def test_tables_per_study_with_verdicts(tmp_path):
     _write(res / "runs/fisher_forgetting/arc_easy/tiny-gpt-neo/seed0/run.json", ff)
     _write(res / "runs/gradient_ascent/arc_easy/tiny-gpt-neo/seed0/run.json", ga)
     _write(
-        res / "privacy/unlearn/fisher_removal/lambada/tiny-opt.json",
+        res / "privacy/unlearn/fisher_removal/lambada/tiny-opt/seed0.json",
         {
             "method": "fisher_removal",
             "dataset": "lambada",

@@ -564,6 +564,31 @@ def test_privacy_accuracy_moving_within_noise_is_left_out():
     assert privacy.panels(df, {})[0] == [("piqa", "m", "accuracy"), ("piqa", "m", "test_nll")]
 
 
+def test_privacy_points_are_seed_means_with_t_intervals(tmp_path):
+    """Each Figure 3 point: the mean over its seeds with scipy's 95 % t half-width on every axis, drawn as
+    error bars both ways; the Pareto share is judged on the means (seed 1 alone would put DP-SGD off it)."""
+    raw = pd.DataFrame(
+        {"dataset": "lambada", "model": "m", "method": m, "value": v, "seed": s, "exposure": x,
+         "accuracy": 0.3, "test_nll": y}
+        for m, v, xs, ys in (("dp_sgd", 1.0, (0.5, 2.5, 0.0), (3.9, 4.2, 3.9)),
+                             ("gradient_ascent", 1e-3, (2.5, 1.0, 2.5), (4.8, 3.9, 4.8)))
+        for s, x, y in zip(range(3), xs, ys)
+    )  # fmt: skip
+    means = privacy.seed_means(raw).astype({"method": str}).set_index("method")
+    xs = [0.5, 2.5, 0.0]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(xs), scale=stats.sem(xs))
+    assert means.loc["dp_sgd", "exposure"] == pytest.approx(1.0)
+    assert means.loc["dp_sgd", "exposure_half"] == pytest.approx((high - low) / 2)
+    assert means.loc["gradient_ascent", "test_nll"] == pytest.approx(4.5)
+    assert means.loc["dp_sgd", "accuracy_half"] == pytest.approx(0.0) and means["seeds"].tolist() == [3, 3]
+    assert privacy.pareto_share(raw) == 1.0 and privacy.pareto_share(raw[raw["seed"] == 1]) == 0.0
+    fig = privacy.figure(raw, tmp_path / "pu.png")
+    bars = {c.get_gid() for ax in fig.axes for c in ax.collections}
+    assert bars == {"dp_sgd/interval", "gradient_ascent/interval"} and "3 seeds" in fig.get_suptitle()
+    one = privacy.figure(raw[raw["seed"] == 0], tmp_path / "pu1.png")
+    assert not [c for ax in one.axes for c in ax.collections] and "no interval" in one.get_suptitle()
+
+
 # --------------------------------------------------------------- captions, as Snakemake's report renders them
 CAPTIONS = sorted(Path(__file__).resolve().parents[2].joinpath("report_captions").rglob("*.rst"))
 

@@ -40,9 +40,10 @@ def _main_outputs(profile=None):
         import_module(f"unlearn_repro.report.{study}").outputs(f"results/{cfg.profile}/{study}")
         for study in STUDIES_WITH_OUTPUTS
     ]
-    outs.append(
-        import_module("unlearn_repro.report.memorization").outputs(cfg, f"results/{cfg.profile}/memorization")
-    )
+    outs += [
+        import_module(f"unlearn_repro.report.{study}").outputs(cfg, f"results/{cfg.profile}/{study}")
+        for study in ("memorization", "ablations")  # report modules with outputs(cfg, root)
+    ]
     return {k: sum((o[k] for o in outs), []) for k in outs[0]}
 
 

@@ -43,16 +43,22 @@ def datasets(cfg) -> list[str]:
     return [d for d in cfg.privacy.datasets if d in cfg.data.tasks]
 
 
+def seeds(cfg) -> list[int]:
+    """privacy.seeds, or the main study's seeds (null): each seed audits its own split's cycle-1 forget set
+    and draws its own DP-SGD noise and unlearning noise."""
+    return list(cfg.privacy.seeds) if cfg.privacy.seeds is not None else list(cfg.seeds)
+
+
 def check(cfg) -> None:
-    """The study's params against the rest (at DAG build): data sets, seed, grids of enabled methods."""
+    """The study's params against the rest (at DAG build): data sets, seeds, grids of enabled methods."""
     p = cfg.privacy
     if not datasets(cfg):
         raise ConfigError(
             f"params.yaml: none of privacy.datasets {list(p.datasets)} is in data.tasks "
             f"{list(cfg.data.tasks)}"
         )
-    if p.seed not in cfg.seeds:
-        raise ConfigError(f"params.yaml: privacy.seed {p.seed} is not one of seeds {list(cfg.seeds)}")
+    if not set(seeds(cfg)) <= set(cfg.seeds):
+        raise ConfigError(f"params.yaml: privacy.seeds {seeds(cfg)} are not all in seeds {list(cfg.seeds)}")
     for m in methods(cfg):
         if m not in p.grids:
             raise ConfigError(f"params.yaml: privacy.grids has no grid for method {m!r} (in privacy.methods)")
@@ -102,9 +108,9 @@ def _audit(cfg, model, tok, inputs, forget_idx) -> dict:
     }
 
 
-def dp_recipe(cfg) -> Recipe:
-    """The fine-tuning recipe with the study's overrides (privacy.finetune)."""
-    return Recipe.from_config({**cfg.finetune.to_dict(), **cfg.privacy.finetune.to_dict()}, cfg, seed=0)
+def dp_recipe(cfg, seed: int) -> Recipe:
+    """The fine-tuning recipe with the study's overrides (privacy.finetune), its batches drawn by `seed`."""
+    return Recipe.from_config({**cfg.finetune.to_dict(), **cfg.privacy.finetune.to_dict()}, cfg, seed=seed)
 
 
 def dp_models(
@@ -112,6 +118,7 @@ def dp_models(
     *,
     dataset: str,
     model_name: str,
+    seed: int,
     pretrained,
     finetuned,
     data_dir,
@@ -120,11 +127,11 @@ def dp_models(
     out_dir,
     tracker,
 ) -> dict:
-    """DP-SGD fine-tune the pretrained model at each ε, save, audit; plus the ordinary model's point
-    (ε = ∞)."""
+    """DP-SGD fine-tune the pretrained model at each ε (noise and batches drawn by `seed`), save, audit the
+    seed's forget set; plus the ordinary model's point (ε = ∞)."""
     p, out_dir = cfg.privacy, Path(out_dir)
     forget_idx = _forget_idx(split_file)
-    recipe = dp_recipe(cfg)
+    recipe = dp_recipe(cfg, seed)
     ordinary, tok, base_meta, device = open_checkpoint(cfg, finetuned)
     inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))
     seqs = split_sequences(tok, data_dir, "train", cfg.data.max_length)
@@ -157,7 +164,7 @@ def dp_models(
             epochs=recipe.epochs,
             max_grad_norm=p.max_grad_norm,
             delta=delta,
-            seed=0,
+            seed=seed,
             epsilon=float(eps),
             accountant=p.accountant,
         )
@@ -217,7 +224,7 @@ def dp_models(
             flush=True,
         )
         tracker.log_run(
-            f"privacy/dp/{dataset}/{model_name}/eps{eps:g}",
+            f"privacy/dp/{dataset}/{model_name}/seed{seed}/eps{eps:g}",
             {
                 "target_epsilon": eps,
                 "delta": delta,
@@ -239,13 +246,13 @@ def dp_models(
                     "slowdown",
                 )
             },
-            study_tags({"stage": "dp", "dataset": dataset, "model": model_name}),
+            study_tags({"stage": "dp", "dataset": dataset, "model": model_name, "seed": str(seed)}),
             record=point,
         )
     result = {
         "dataset": dataset,
         "model": model_name,
-        "seed": cfg.privacy.seed,
+        "seed": seed,
         "n_train": len(seqs),
         "n_forget": len(forget_idx),
         "points": points,
@@ -283,6 +290,7 @@ def unlearning_points(
     method: str,
     dataset: str,
     model_name: str,
+    seed: int,
     pretrained,
     finetuned,
     data_dir,
@@ -291,7 +299,8 @@ def unlearning_points(
     out,
     tracker,
 ) -> dict:
-    """Each value of the method's grid: unlearn cycle 1 (the 128 samples) with the main pipeline, audit."""
+    """Each value of the method's grid: unlearn cycle 1 of the seed's split (the 128 samples) with the main
+    pipeline, audit."""
     grid, keys = cfg.privacy.grids[method], grid_keys(cfg, method)
     forget_idx = _forget_idx(split_file)
     work = Path(out).with_suffix(".work")
@@ -304,7 +313,7 @@ def unlearning_points(
             dataset=dataset,
             model_name=model_name,
             method=method,
-            seed=cfg.privacy.seed,
+            seed=seed,
             finetuned=finetuned,
             pretrained=pretrained,
             data_dir=data_dir,
@@ -329,10 +338,18 @@ def unlearning_points(
         }  # metrics.curvature (second-order methods)
         points.append(point)
         tracker.log_run(
-            f"privacy/point/{method}/{dataset}/{model_name}/{value:g}",
+            f"privacy/point/{method}/{dataset}/{model_name}/seed{seed}/{value:g}",
             {"method": method, "coefficient": point["coefficient"], "value": value},
             {k: audit[k] for k in AUDIT} | {"runtime_s": cycle["runtime_s"], "diverged": float(diverged)},
-            study_tags({"stage": "point", "dataset": dataset, "model": model_name, "method": method}),
+            study_tags(
+                {
+                    "stage": "point",
+                    "dataset": dataset,
+                    "model": model_name,
+                    "method": method,
+                    "seed": str(seed),
+                }
+            ),
             record=point,
         )
         print(
@@ -346,7 +363,7 @@ def unlearning_points(
         "dataset": dataset,
         "model": model_name,
         "method": method,
-        "seed": cfg.privacy.seed,
+        "seed": seed,
         "points": points,
     }
     write_json(out, result)

@@ -118,7 +118,7 @@ def premise_table(study: str, files: list[str | Path], model: str | None = None)
 STUDY_FILES = {
     "main": "runs/fisher_*/*/*/seed*/run.json",
     "memorization": "memorization/runs/fisher_*/*/*/seed*/run.json",
-    "privacy": "privacy/unlearn/fisher_*/*/*.json",
+    "privacy": "privacy/unlearn/fisher_*/*/*/seed*.json",
     "tofu": "tofu/runs/*/SO/seed*.json",
 }
 

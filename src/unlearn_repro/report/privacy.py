@@ -17,8 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from unlearn_repro.io import read_json, write_json  # noqa: E402
-from unlearn_repro.report import style  # noqa: E402
-from unlearn_repro.report.figures import _legend, _save, method_label, point_labels  # noqa: E402
+from unlearn_repro.report import stats, style  # noqa: E402
+from unlearn_repro.report.figures import _legend, _save, errors, method_label, point_labels  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
 DP = "dp_sgd"
@@ -26,6 +26,8 @@ UTILITY = {
     "accuracy": ("task accuracy (%)", True),
     "test_nll": ("test NLL (nats/token)", False),
 }  # higher better?
+POINT = ["dataset", "model", "method", "value"]  # one point of Figure 3; its seeds repeat it
+AXES = ("exposure", "accuracy", "test_nll")
 # DP-SGD is not an unlearning method: its own dark grey (report.style.OTHERS) with open circles
 DP_STYLE = {
     **style.method_style(DP),
@@ -47,7 +49,7 @@ def label(method: str) -> str:
 def outputs(root: str) -> dict[str, list[str]]:
     t, f = f"{root}/tables", f"{root}/figures"
     return {
-        "tables": [f"{t}/{n}.{e}" for n in ("points", "dp_models") for e in TABLE_FORMATS],
+        "tables": [f"{t}/{n}.{e}" for n in ("points", "means", "dp_models") for e in TABLE_FORMATS],
         "figures": [f"{f}/privacy_utility.png"],
         "summary": [f"{root}/summary/metrics.json"],
     }
@@ -59,17 +61,41 @@ def load_points(files) -> pd.DataFrame:
         d = read_json(f)
         for p in d["points"]:
             rows.append({"dataset": d["dataset"], "model": d["model"], "seed": d.get("seed"), **p})
-    df = pd.DataFrame(rows)
-    df["method"] = pd.Categorical(
-        df["method"], [DP] + style.order([m for m in df["method"].unique() if m != DP])
+    return _ordered(pd.DataFrame(rows)).sort_values(POINT).reset_index(drop=True)
+
+
+def _ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """Methods as a categorical in the one order of every table and legend: DP-SGD, then style.order."""
+    methods = [str(m) for m in df["method"].unique()]
+    return df.assign(
+        method=pd.Categorical(df["method"].astype(str), [DP] + style.order([m for m in methods if m != DP]))
     )
-    return df.sort_values(["dataset", "model", "method", "value"]).reset_index(drop=True)
+
+
+def seed_means(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per point of Figure 3: per axis the mean over seeds and its 95 % t half-width (NaN with one
+    seed), `seeds`, and `diverged` when any seed diverged (such a point is left off the front)."""
+    df = df.assign(diverged=df.get("diverged", pd.Series(False, index=df.index)).fillna(False).astype(bool))
+    rows = []
+    for key, g in df.groupby(POINT, observed=True, sort=False):
+        row = dict(zip(POINT, key)) | {
+            "seeds": int(g["seed"].nunique()),
+            "diverged": bool(g["diverged"].any()),
+        }
+        for col in AXES:
+            v = g[col] if col in g else pd.Series(math.nan, index=g.index)  # (a table without accuracy)
+            iv = stats.t_interval(v)
+            row |= {col: iv.mean, f"{col}_half": iv.half, f"{col}_per_seed": stats.per_seed(g["seed"], v)}
+        rows.append(row)
+    return _ordered(pd.DataFrame(rows)).sort_values(POINT).reset_index(drop=True)
 
 
 def pareto_share(group: pd.DataFrame, metric: str = "test_nll") -> float:
-    """Share of the DP-SGD models (finite ε) on the Pareto front of all points of one (data set, model):
-    no other point has both lower exposure and better utility."""
+    """Share of the DP-SGD models (finite ε) on the Pareto front of all points of one (data set, model),
+    each point its mean over seeds: no other point has both lower exposure and better utility."""
     higher = UTILITY[metric][1]
+    if "seed" in group:
+        group = seed_means(group)
     pts = group[~group.get("diverged", pd.Series(False, index=group.index)).fillna(False).astype(bool)]
     x, y = pts["exposure"].to_numpy(float), pts[metric].to_numpy(float) * (1 if higher else -1)
     front = [not np.any((x < xi) & (y > yi)) for xi, yi in zip(x, y)]
@@ -90,6 +116,7 @@ def build_report(cfg, point_files, out_root) -> dict:
         "dataset",
         "model",
         "method",
+        "seed",
         "coefficient",
         "value",
         "epsilon_spent",
@@ -107,10 +134,22 @@ def build_report(cfg, point_files, out_root) -> dict:
         shown.round(4),
         out_root / "tables" / "points",
         "Privacy–utility points (Figure 3): exposure of the audited forget set vs utility",
-        "One row per DP-SGD model (value = target ε; ε = inf is the ordinary fine-tuned model) and per "
-        "unlearning run (value = the coefficient; cycle 1 of the main study's split). Exposure: mean over "
-        "the cycle-1 forget set (lower = more private). " + PAPER,
+        "One row per seed and DP-SGD model (value = target ε; ε = inf is the ordinary fine-tuned model) and "
+        "per seed and unlearning run (value = the coefficient; cycle 1 of the seed's split of the main "
+        "study). Exposure: mean over the cycle-1 forget set (lower = more private). " + PAPER,
         data=data,
+    )
+    means = seed_means(df)
+    shown = means.assign(method=means["method"].map(label))
+    for col in AXES:
+        shown[col] = [stats.cell(stats.parse_per_seed(t), 4, signed=False) for t in means[f"{col}_per_seed"]]
+    write_table(
+        shown.drop(columns=[f"{c}_{k}" for c in AXES for k in ("half", "per_seed")]),
+        out_root / "tables" / "means",
+        "Privacy–utility points (Figure 3), mean over seeds",
+        f"Each point of Figure 3 over its seeds: {stats.ESTIMATOR}; per-seed values in the *_per_seed "
+        "columns; diverged: in any seed. " + PAPER,
+        data=means,
     )
     dpm = df[df["method"] == DP].reindex(
         columns=[
@@ -201,6 +240,7 @@ def figure(df: pd.DataFrame, out, noise: dict | None = None):
     ncols = min(2, len(kept))
     nrows = -(-len(kept) // ncols)
     seeds = df["seed"].nunique() if "seed" in df else 1
+    df = seed_means(df if "seed" in df else df.assign(seed=0))
     with style.context():
         fig, axes = plt.subplots(
             nrows, ncols, figsize=(4.4 * ncols, 0.6 + 3.2 * nrows), squeeze=False, layout="constrained"
@@ -213,8 +253,8 @@ def figure(df: pd.DataFrame, out, noise: dict | None = None):
         _legend(fig, axes.flat[: len(kept)], 5)
         title = (
             "Paper Figure 3 (§7.2): privacy–utility trade-off of DP-SGD (labels: ε) and unlearning "
-            f"(coefficient grids)\n{seeds} seed{'s' if seeds != 1 else ''}"
-            + (" (no interval)" if seeds == 1 else "")
+            f"(coefficient grids)\nmean over {seeds} seed{'s' if seeds != 1 else ''}"
+            + (" (no interval)" if seeds == 1 else ", bars: 95 % t interval both ways")
         )
         if notes:
             title += "; accuracy left out, no signal: " + "; ".join(notes)
@@ -227,12 +267,18 @@ def figure(df: pd.DataFrame, out, noise: dict | None = None):
 
 
 def _panel(ax, sub: pd.DataFrame, metric: str) -> None:
-    """One panel: each method along its coefficient grid in its style, DP-SGD along ε."""
+    """One panel: each method's seed means along its coefficient grid in its style, DP-SGD along ε, with
+    their 95 % intervals both ways (none with one seed)."""
     scale = 100 if metric == "accuracy" else 1
     for method, g in sub.groupby("method", observed=True):
         g = g.sort_values("value", ascending=method != DP)
         kw = DP_STYLE if method == DP else style.line_kwargs(method)
-        ax.plot(g["exposure"], scale * g[metric], label=label(method), gid=str(method), **kw)
+        x, y = g["exposure"], scale * g[metric]
+        ax.plot(x, y, label=label(method), gid=str(method), **kw)
+        xerr, yerr = errors(g["exposure_half"]), errors(scale * g[f"{metric}_half"])
+        if xerr is not None or yerr is not None:
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor=kw["color"], elinewidth=0.8, capsize=2,
+                        zorder=kw["zorder"], gid=f"{method}/interval")  # fmt: skip
     ax.set_xlabel("mean exposure of the forget set (bits, ↓ = more private)")
     ax.set_ylabel(UTILITY[metric][0] + ("" if UTILITY[metric][1] else ", ↓ = better"))
 

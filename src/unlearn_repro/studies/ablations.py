@@ -15,9 +15,6 @@ register(
         "ablations",
         "second-order ablations (issue 21): curvature against its removal, Pareto fronts",
         datasets=lambda cfg: ["tofu"],
-        # joins `make reproduce` together with the published run that includes it (branch next-publish): the
-        # committed results/embedded must hold every file of the default target (docs/publishing.md)
-        default=False,
         schema=block_schema("""
     type: object
     additionalProperties: false

@@ -13,7 +13,10 @@ register(
     additionalProperties: false
     properties:
       datasets: {type: array, items: {$ref: "#/$defs/task"}, minItems: 1, uniqueItems: true}
-      seed: {type: integer, minimum: 0}
+      seeds:
+        oneOf:
+          - {type: "null"}
+          - {type: array, items: {type: integer, minimum: 0}, minItems: 1, uniqueItems: true}
       epsilons: {type: array, items: {$ref: "#/$defs/pos_num"}, minItems: 1, uniqueItems: true}
       delta: {oneOf: [{type: "null"}, {type: number, exclusiveMinimum: 0, exclusiveMaximum: 1}]}
       max_grad_norm: {$ref: "#/$defs/pos_num"}
@@ -65,13 +68,14 @@ register(
 )
 
 
-PRIVACY_ARGS = ("dataset", "model", "pretrained", "finetuned", "data", "reference", "split", "out")
+PRIVACY_ARGS = ("dataset", "model", "seed", "pretrained", "finetuned", "data", "reference", "split", "out")
 
 
 def _privacy_inputs(a, tracker) -> dict:
     return dict(
         dataset=a.dataset,
         model_name=a.model,
+        seed=int(a.seed),
         pretrained=a.pretrained,
         finetuned=a.finetuned,
         data_dir=a.data,

@@ -22,6 +22,7 @@ register(
                 "results/${profile}/tdec/summary",
                 "results/${profile}/tofu/tables",
                 "results/${profile}/tofu/summary",
+                "results/${profile}/ablations/tables",
                 "src/unlearn_repro/report/verdicts.py",
                 "src/unlearn_repro/report/overview.py",
                 "rules/verdicts.smk",
