@@ -2,7 +2,8 @@
 
 Every job is a `python -m unlearn_repro <command>` process, and importing torch + transformers costs 3-5 s of
 CPU before its first model step: about a third of a `ci` run's CPU time. The workflow starts this server once
-(`onstart` in the Snakefile); each job's client (`python -m unlearn_repro.job ...`, stdlib only) hands it the
+(`onstart` in the Snakefile, without waiting for its preload: jobs before it accepts run in their own
+process); each job's client (`python -m unlearn_repro.job ...`, stdlib only) hands it the
 command line, working directory, environment and its own stdin / stdout / stderr (SCM_RIGHTS), and the server
 forks a child that runs the command exactly as `python -m unlearn_repro` would, writing straight into the
 job's log. The child's exit status is the client's.
@@ -386,6 +387,11 @@ def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | N
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
     except OSError:
+        print(
+            f"[job] runs in its own process: no job server accepts at {path} (yet)",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
     umask = os.umask(0)
     os.umask(umask)
@@ -412,39 +418,51 @@ def submit(path: str, argv: list[str], module: str = "unlearn_repro") -> int | N
 
 class Workflow:
     """The server of one local workflow run: `start()` in Snakemake's onstart (not for a cluster executor: its
-    jobs run elsewhere), `stop()` when it ends. UNLEARN_JOBSERVER=off runs every job as its own process."""
+    jobs run elsewhere), `stop()` when it ends. UNLEARN_JOBSERVER=off runs every job as its own process.
+
+    `start()` does not wait for the preload (~10 s of CPU): until the server accepts, a job runs in its own
+    process (the client's fallback, the same code), so a run of a few light jobs (data preparation, splits)
+    starts at once and one that ends first takes the half-loaded server down with it."""
 
     def __init__(self):
         self.path = os.path.join(
             tempfile.gettempdir(), f"unlearn-jobs-{os.getpid()}-{os.urandom(4).hex()}.sock"
         )
         self.pid = None
+        self.proc = None
 
     def start(self) -> None:
         if os.environ.get(SOCKET_ENV, "").strip().lower() in ("off", "0", "false", "no"):
             return
-        self.pid = start(self.path, os.getpid())
-        if self.pid:
-            os.environ[SOCKET_ENV] = self.path
-            print(f"[jobserver] jobs fork from server {self.pid} ({self.path})", file=sys.stderr, flush=True)
-        else:
-            print("[jobserver] did not start: every job runs as its own process", file=sys.stderr, flush=True)
+        self.proc = spawn(self.path, os.getpid())
+        self.pid = self.proc.pid
+        os.environ[SOCKET_ENV] = self.path
+        print(
+            f"[jobserver] jobs fork from server {self.pid} ({self.path}) once it has preloaded; "
+            "until then each runs in its own process",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def stop(self) -> None:
         stop(self.pid, self.path)
 
 
-def start(path: str, parent_pid: int, wait_s: float = 120.0) -> int | None:
-    """Start a server for this workflow run and wait until it accepts: its pid, or None if it did not start
-    (the jobs then run as separate processes)."""
+def spawn(path: str, parent_pid: int) -> subprocess.Popen:
+    """Start a server for this workflow run; it listens at `path` once its preload is done."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "unlearn_repro.jobserver", path, str(parent_pid)],
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def start(path: str, parent_pid: int, wait_s: float = 120.0) -> int | None:
+    """`spawn`, then wait until the server accepts: its pid, or None if it did not start."""
+    proc = spawn(path, parent_pid)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and proc.poll() is None:
         if os.path.exists(path):

@@ -112,6 +112,21 @@ def test_the_workflow_runs_its_jobs_through_the_server():
     assert "JOBSERVER.start()" in snakefile and snakefile.count("JOBSERVER.stop()") == 2
 
 
+def test_the_workflow_does_not_wait_for_the_preload_and_its_first_jobs_run_on_their_own(monkeypatch, capsys):
+    """Workflow.start() returns while the server still imports torch (~10 s of CPU): a job submitted then runs
+    in its own process (submit: None, said in the job's log), and stop() takes the half-loaded server down."""
+    monkeypatch.delenv(jobserver.SOCKET_ENV, raising=False)
+    workflow = jobserver.Workflow()
+    began = time.monotonic()
+    workflow.start()
+    assert time.monotonic() - began < 2.0 and os.environ[jobserver.SOCKET_ENV] == workflow.path
+    assert not os.path.exists(workflow.path)  # still preloading
+    assert jobserver.submit(workflow.path, ["--help"]) is None
+    assert f"runs in its own process: no job server accepts at {workflow.path}" in capsys.readouterr().err
+    workflow.stop()
+    assert workflow.proc.wait(timeout=30) == -signal.SIGTERM
+
+
 def test_a_bad_or_vanished_client_leaves_the_server_and_other_jobs_running(server, tmp_path):
     import json
     import socket

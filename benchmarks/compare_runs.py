@@ -1,0 +1,126 @@
+"""Are two runs' numbers the same? Every table and summary file of two results folders, compared file by file:
+a speed change must keep every number (issue 26), a change of one study must leave the others' as they were.
+
+    python benchmarks/compare_runs.py OLD_RESULTS NEW_RESULTS [--out STEM]
+
+OLD / NEW: two `results/<profile>/` folders (e.g. the committed one, from `git worktree add`, and a fresh
+run). Compared: each study's `tables/*.csv` and `summary/*.json`, the premise tables `curvature/*.csv` and
+`verdicts.csv` (the numbers; figures and HTML are drawn from them). A file is `identical` (same bytes),
+`differs` (with how many of its numbers changed and the largest change), or only in one run (`added`,
+`removed`). Writes STEM.csv (one row per file) and STEM.md (per study, then each file that is not identical).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+NUMBERS = ("*/tables/*.csv", "*/summary/*.json", "curvature/*.csv", "verdicts.csv")
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf", re.IGNORECASE)
+
+
+def number_files(root: Path) -> dict[str, Path]:
+    """study-relative path -> file, for every table and summary under `root` (one folder per study)."""
+    return {str(p.relative_to(root)): p for pattern in NUMBERS for p in root.glob(pattern) if p.is_file()}
+
+
+def numbers(path: Path) -> list[float]:
+    """The numbers of a CSV or JSON file, in reading order (a JSON file's from its values, not its keys)."""
+    text = path.read_text()
+    if path.suffix == ".json":
+        text = json.dumps(_values(json.loads(text)))
+    return [float(m) for m in NUMBER.findall(text)]
+
+
+def _values(obj):
+    if isinstance(obj, dict):
+        return [_values(v) for v in obj.values()]
+    if isinstance(obj, list):
+        return [_values(v) for v in obj]
+    return obj
+
+
+def compare_file(old: Path | None, new: Path | None) -> dict:
+    if old is None or new is None:
+        return {"status": "added" if old is None else "removed", "changed": "", "largest_change": ""}
+    if old.read_bytes() == new.read_bytes():
+        return {"status": "identical", "changed": 0, "largest_change": 0.0}
+    a, b = numbers(old), numbers(new)
+    if len(a) != len(b):
+        return {"status": "differs", "changed": f"{len(a)} -> {len(b)} numbers", "largest_change": ""}
+    diffs = [abs(x - y) for x, y in zip(a, b, strict=True) if not _same(x, y)]
+    return {"status": "differs", "changed": len(diffs), "largest_change": max(diffs, default=0.0)}
+
+
+def _same(x: float, y: float) -> bool:
+    return x == y or (math.isnan(x) and math.isnan(y))
+
+
+def compare(old_root: Path, new_root: Path) -> list[dict]:
+    old, new = number_files(old_root), number_files(new_root)
+    rows = []
+    for rel in sorted(set(old) | set(new)):
+        rows.append(
+            {
+                "study": rel.split("/")[0].removesuffix(".csv"),
+                "file": rel,
+                **compare_file(old.get(rel), new.get(rel)),
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict], old_root: Path, new_root: Path) -> str:
+    per_study: dict[str, Counter] = {}
+    for r in rows:
+        per_study.setdefault(r["study"], Counter())[r["status"]] += 1
+    statuses = ("identical", "differs", "added", "removed")
+    lines = [
+        f"Old: `{old_root}`; new: `{new_root}`. Each study's tables and summaries, the premise "
+        "tables and the verdicts, file by file (`python benchmarks/compare_runs.py`).",
+        "",
+        "| study | files | " + " | ".join(statuses) + " |",
+        "|:--|--:|" + "--:|" * len(statuses),
+    ]
+    for study, n in sorted(per_study.items()):
+        lines.append(f"| {study} | {sum(n.values())} | " + " | ".join(str(n[s]) for s in statuses) + " |")
+    changed = [r for r in rows if r["status"] != "identical"]
+    if changed:
+        lines += ["", "| file | status | numbers changed | largest change |", "|:--|:--|--:|--:|"]
+        for r in changed:
+            largest = r["largest_change"]
+            largest = f"{largest:.3g}" if isinstance(largest, float) else largest
+            lines.append(f"| {r['file']} | {r['status']} | {r['changed']} | {largest} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("old", type=Path)
+    ap.add_argument("new", type=Path)
+    ap.add_argument("--out", default="benchmarks/results/run_comparison")
+    args = ap.parse_args(argv)
+    for root in (args.old, args.new):
+        if not root.is_dir():
+            sys.exit(f"error: {root}: not a results folder")
+    rows = compare(args.old, args.new)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["study", "file", "status", "changed", "largest_change"])
+        writer.writeheader()
+        writer.writerows(rows)
+    text = markdown(rows, args.old, args.new)
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
