@@ -3,12 +3,14 @@
 own STEM.jobs.csv), so that a study added or changed since the full run counts at its measured cost.
 
     python benchmarks/budget.py RUN.jobs.csv NEW.jobs.csv [NEW.jobs.csv ...] [--cores 2] [--out STEM]
+                                [--measured FULL.jobs.csv]
 
 Every rule that a NEW file has replaces all of that rule's jobs before it (later files win). The projection
 assumes what the full run showed: the cores stay busy (its wall time is its summed job wall time / cores,
 times its own packing factor, measured wall / (summed job wall / cores)). It is a projection, not a run: the
 next full `make reproduce` measures the real time. Writes STEM.csv (per study: jobs, summed job wall and CPU,
-the file its jobs come from) and STEM.md.
+the file its jobs come from) and STEM.md. `--measured`: the full run that followed, beside the projection
+(its jobs and summed job wall per study, its wall time): how far the projection was off.
 """
 
 from __future__ import annotations
@@ -81,25 +83,44 @@ def project(base: list[dict], new: dict[str, list[dict]], study_of: dict[str, st
     }
 
 
-def markdown(p: dict, base: str, new: list[str]) -> str:
+def add_measured(p: dict, jobs: list[dict], study_of: dict[str, str]) -> dict:
+    """The projection with a later full run's numbers beside it: per study its jobs and summed job wall."""
+    totals = study_totals(jobs, study_of)
+    for r in p["rows"]:
+        t = totals.get(r["study"], {"jobs": 0, "wall_s": 0.0})
+        r.update(measured_jobs=t["jobs"], measured_wall_min=t["wall_s"] / 60)
+    return p | {"measured_min": totals["all"]["span_s"] / 60}
+
+
+def markdown(p: dict, base: str, new: list[str], measured: str | None = None) -> str:
     fits = "fits" if p["projected_min"] <= BUDGET_MIN else "does not fit"
+    extra = " measured: jobs | measured: summed job wall (min) |" if measured else ""
     out = [
         f"Full run: `{base}` ({p['full_run_min']:.1f} min wall, {p['full_run_sum_min']:.1f} min of summed "
         f"job wall on {p['cores']} cores: packing factor {p['packing']:.3f}); replaced rules' jobs from: "
         + ", ".join(f"`{n}`" for n in new)
         + ".",
         "",
-        "| study | jobs | summed job wall (min) | summed job CPU (min) | jobs from |",
-        "|:--|--:|--:|--:|:--|",
+        "| study | jobs | summed job wall (min) | summed job CPU (min) | jobs from |" + extra,
+        "|:--|--:|--:|--:|:--|" + ("--:|--:|" if measured else ""),
     ]
     for r in p["rows"]:
-        out.append(f"| {r['study']} | {r['jobs']} | {r['wall_min']:.1f} | {r['cpu_min']:.1f} | {r['from']} |")
+        line = f"| {r['study']} | {r['jobs']} | {r['wall_min']:.1f} | {r['cpu_min']:.1f} | {r['from']} |"
+        if measured:
+            line += f" {r['measured_jobs']} | {r['measured_wall_min']:.1f} |"
+        out.append(line)
     out += [
         "",
         f"Projected `make reproduce`: {p['sum_min']:.1f} min of job wall / {p['cores']} cores × "
         f"{p['packing']:.3f} = **{p['projected_min']:.1f} min**: {fits} the {BUDGET_MIN:.0f}-minute budget "
         "(a projection from measured jobs; the next full run measures it).",
     ]
+    if measured:
+        out += [
+            "",
+            f"Measured: the full run `{measured}` took **{p['measured_min']:.1f} min** "
+            f"({p['measured_min'] - p['projected_min']:+.1f} min against the projection).",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -112,21 +133,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--rules-dir", type=Path, default=Path("rules"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/budget_embedded"))
+    ap.add_argument("--measured", type=Path, help="the full run that followed (its STEM.jobs.csv)")
     args = ap.parse_args(argv)
-    for f in [args.run, *args.new]:
+    for f in [args.run, *args.new, *([args.measured] if args.measured else [])]:
         if not f.is_file():
             ap.error(f"{f}: no such file (a STEM.jobs.csv of study_times.py)")
-    p = project(
-        read_jobs(args.run),
-        {f.name: read_jobs(f) for f in args.new},
-        rule_studies(args.rules_dir),
-        args.cores,
-    )
+    study_of = rule_studies(args.rules_dir)
+    p = project(read_jobs(args.run), {f.name: read_jobs(f) for f in args.new}, study_of, args.cores)
+    if args.measured:
+        p = add_measured(p, read_jobs(args.measured), study_of)
     with args.out.with_suffix(".csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(p["rows"][0]))
         w.writeheader()
         w.writerows(p["rows"])
-    md = markdown(p, args.run.name, [f.name for f in args.new])
+    md = markdown(p, args.run.name, [f.name for f in args.new], args.measured.name if args.measured else None)
     args.out.with_suffix(".md").write_text(md)
     print(md, end="")
 
