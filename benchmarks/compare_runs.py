@@ -6,8 +6,10 @@ a speed change must keep every number (issue 26), a change of one study must lea
 OLD / NEW: two `results/<profile>/` folders (e.g. the committed one, from `git worktree add`, and a fresh
 run). Compared: each study's `tables/*.csv` and `summary/*.json`, the premise tables `curvature/*.csv` and
 `verdicts.csv` (the numbers; figures and HTML are drawn from them). A file is `identical` (same bytes),
-`differs` (with how many of its numbers changed and the largest change), or only in one run (`added`,
-`removed`). Writes STEM.csv (one row per file) and STEM.md (per study, then each file that is not identical).
+`same numbers` (every number equal but the measured times, columns or keys that TIMING names: a run's own
+wall clock), `differs` (how many of its numbers changed and the largest change), or only in one run
+(`added`, `removed`). Writes STEM.csv (one row per file) and STEM.md (per study, then each file that is
+not identical).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 
 NUMBERS = ("*/tables/*.csv", "*/summary/*.json", "curvature/*.csv", "verdicts.csv")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf", re.IGNORECASE)
+# a run's own wall clock (a column or key of seconds, a slowdown of two timed runs): no rerun repeats it
+TIMING = re.compile(r"runtime|(^|_)time(_|$)|_s$|seconds|slowdown|epoch_s|wall", re.IGNORECASE)
 
 
 def number_files(root: Path) -> dict[str, Path]:
@@ -30,20 +34,37 @@ def number_files(root: Path) -> dict[str, Path]:
     return {str(p.relative_to(root)): p for pattern in NUMBERS for p in root.glob(pattern) if p.is_file()}
 
 
-def numbers(path: Path) -> list[float]:
-    """The numbers of a CSV or JSON file, in reading order (a JSON file's from its values, not its keys)."""
-    text = path.read_text()
+def numbers(path: Path) -> tuple[list[float], list[float]]:
+    """(the numbers of a CSV or JSON file, its measured times), each in reading order: a CSV's from its cells
+    (a formatted cell such as '1.3 ± 1.4' gives two), a JSON file's from its number values (not its keys or
+    strings such as a commit). A time is a number under a column or key that TIMING names, or any number of a
+    file that it names (main/tables/runtime.csv): a run's own wall clock, which no rerun repeats."""
+    plain, timing = [], []
     if path.suffix == ".json":
-        text = json.dumps(_values(json.loads(text)))
-    return [float(m) for m in NUMBER.findall(text)]
+        pairs = [(key, float(v)) for key, v in _leaves(json.loads(path.read_text()))]
+    else:
+        with path.open(newline="") as f:
+            pairs = [
+                (col or "", float(m))
+                for row in csv.DictReader(f)
+                for col, cell in row.items()
+                for m in NUMBER.findall(cell or "")
+            ]
+    for key, value in pairs:
+        (timing if TIMING.search(key) or TIMING.search(path.stem) else plain).append(value)
+    return plain, timing
 
 
-def _values(obj):
+def _leaves(obj, key: str = ""):
+    """(the key above it, value) for every number in a JSON value."""
     if isinstance(obj, dict):
-        return [_values(v) for v in obj.values()]
-    if isinstance(obj, list):
-        return [_values(v) for v in obj]
-    return obj
+        for k, v in obj.items():
+            yield from _leaves(v, str(k))
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _leaves(v, key)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield key, obj
 
 
 def compare_file(old: Path | None, new: Path | None) -> dict:
@@ -51,11 +72,14 @@ def compare_file(old: Path | None, new: Path | None) -> dict:
         return {"status": "added" if old is None else "removed", "changed": "", "largest_change": ""}
     if old.read_bytes() == new.read_bytes():
         return {"status": "identical", "changed": 0, "largest_change": 0.0}
-    a, b = numbers(old), numbers(new)
+    (a, a_time), (b, b_time) = numbers(old), numbers(new)
     if len(a) != len(b):
         return {"status": "differs", "changed": f"{len(a)} -> {len(b)} numbers", "largest_change": ""}
     diffs = [abs(x - y) for x, y in zip(a, b, strict=True) if not _same(x, y)]
-    return {"status": "differs", "changed": len(diffs), "largest_change": max(diffs, default=0.0)}
+    if not diffs:  # the same numbers: only measured times (or formatting) changed
+        times = sum(not _same(x, y) for x, y in zip(a_time, b_time)) + abs(len(a_time) - len(b_time))
+        return {"status": "same numbers", "changed": 0, "largest_change": 0.0, "times_changed": times}
+    return {"status": "differs", "changed": len(diffs), "largest_change": max(diffs)}
 
 
 def _same(x: float, y: float) -> bool:
@@ -80,7 +104,7 @@ def markdown(rows: list[dict], old_root: Path, new_root: Path) -> str:
     per_study: dict[str, Counter] = {}
     for r in rows:
         per_study.setdefault(r["study"], Counter())[r["status"]] += 1
-    statuses = ("identical", "differs", "added", "removed")
+    statuses = ("identical", "same numbers", "differs", "added", "removed")
     lines = [
         f"Old: `{old_root}`; new: `{new_root}`. Each study's tables and summaries, the premise "
         "tables and the verdicts, file by file (`python benchmarks/compare_runs.py`).",
@@ -90,13 +114,23 @@ def markdown(rows: list[dict], old_root: Path, new_root: Path) -> str:
     ]
     for study, n in sorted(per_study.items()):
         lines.append(f"| {study} | {sum(n.values())} | " + " | ".join(str(n[s]) for s in statuses) + " |")
+    lines += [
+        "",
+        "Same numbers: every number equal but the measured times (runtime and time columns or keys).",
+    ]
     changed = [r for r in rows if r["status"] != "identical"]
     if changed:
-        lines += ["", "| file | status | numbers changed | largest change |", "|:--|:--|--:|--:|"]
+        lines += [
+            "",
+            "| file | status | numbers changed | largest change | times changed |",
+            "|:--|:--|--:|--:|--:|",
+        ]
         for r in changed:
             largest = r["largest_change"]
             largest = f"{largest:.3g}" if isinstance(largest, float) else largest
-            lines.append(f"| {r['file']} | {r['status']} | {r['changed']} | {largest} |")
+            lines.append(
+                f"| {r['file']} | {r['status']} | {r['changed']} | {largest} | {r.get('times_changed', '')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["study", "file", "status", "changed", "largest_change"])
+        writer = csv.DictWriter(
+            f, fieldnames=["study", "file", "status", "changed", "largest_change", "times_changed"]
+        )
         writer.writeheader()
         writer.writerows(rows)
     text = markdown(rows, args.old, args.new)
