@@ -1,7 +1,7 @@
 """Are two runs' numbers the same? Every table and summary file of two results folders, compared file by file:
 a speed change must keep every number (issue 26), a change of one study must leave the others' as they were.
 
-    python benchmarks/compare_runs.py OLD_RESULTS NEW_RESULTS [--out STEM]
+    python benchmarks/compare_runs.py OLD_RESULTS NEW_RESULTS [--out STEM] [--names OLD NEW]
 
 OLD / NEW: two `results/<profile>/` folders (e.g. the committed one, from `git worktree add`, and a fresh
 run). Compared: each study's `tables/*.csv` and `summary/*.json`, the premise tables `curvature/*.csv` and
@@ -100,7 +100,7 @@ def compare(old_root: Path, new_root: Path) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], old_root: Path, new_root: Path) -> str:
+def markdown(rows: list[dict], old_root, new_root) -> str:
     per_study: dict[str, Counter] = {}
     for r in rows:
         per_study.setdefault(r["study"], Counter())[r["status"]] += 1
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("old", type=Path)
     ap.add_argument("new", type=Path)
     ap.add_argument("--out", default="benchmarks/results/run_comparison")
+    ap.add_argument("--names", nargs=2, metavar=("OLD", "NEW"), help="how the table names the two runs")
     args = ap.parse_args(argv)
     for root in (args.old, args.new):
         if not root.is_dir():
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         writer.writeheader()
         writer.writerows(rows)
-    text = markdown(rows, args.old, args.new)
+    text = markdown(rows, *(args.names or (args.old, args.new)))
     out.with_suffix(".md").write_text(text)
     print(text)
     return 0
