@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 NUMBERS = ("*/tables/*.csv", "*/summary/*.json", "curvature/*.csv", "verdicts.csv")
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|nan|inf", re.IGNORECASE)
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\b(?:nan|-?inf)\b", re.IGNORECASE)
 # a run's own wall clock (a column or key of seconds, a slowdown of two timed runs): no rerun repeats it
 TIMING = re.compile(r"runtime|(^|_)time(_|$)|_s$|seconds|slowdown|epoch_s|wall", re.IGNORECASE)
 
