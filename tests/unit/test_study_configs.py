@@ -55,6 +55,8 @@ def test_a_privacy_grid_sets_the_method_s_step_size_unless_it_names_keys():
     point = privacy.point_config(cfg, "npo", ["lr"], 1e-3)
     assert point.methods.npo.lr == 1e-3 and point.methods.npo.beta == cfg.methods.npo.beta
     assert list(point.unlearn.table_cycles) == [1] and list(point.unlearn.extended_datasets) == []
+    with pytest.raises(config.ConfigError, match=r"privacy.seeds \[0, 7\] are not all in seeds \[0\]"):
+        privacy.check(_ci(privacy={"seeds": [0, 7]}))
     bad = _ci(privacy={"methods": ["retrain"], "grids": {"retrain": {"values": [2]}}})
     with pytest.raises(config.ConfigError, match="privacy.grids.retrain needs `keys`: method 'retrain'"):
         privacy.check(bad)
