@@ -428,24 +428,22 @@ class Workflow:
         self.path = os.path.join(
             tempfile.gettempdir(), f"unlearn-jobs-{os.getpid()}-{os.urandom(4).hex()}.sock"
         )
-        self.pid = None
         self.proc = None
 
     def start(self) -> None:
         if os.environ.get(SOCKET_ENV, "").strip().lower() in ("off", "0", "false", "no"):
             return
         self.proc = spawn(self.path, os.getpid())
-        self.pid = self.proc.pid
         os.environ[SOCKET_ENV] = self.path
         print(
-            f"[jobserver] jobs fork from server {self.pid} ({self.path}) once it has preloaded; "
+            f"[jobserver] jobs fork from server {self.proc.pid} ({self.path}) once it has preloaded; "
             "until then each runs in its own process",
             file=sys.stderr,
             flush=True,
         )
 
     def stop(self) -> None:
-        stop(self.pid, self.path)
+        stop(self.proc.pid if self.proc else None, self.path)
 
 
 def spawn(path: str, parent_pid: int) -> subprocess.Popen:
