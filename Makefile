@@ -9,7 +9,7 @@ CORES  ?= all
 PROFILE ?= $(shell sed -n 's/^profile:[[:space:]]*\([A-Za-z0-9_-]*\).*/\1/p' params.yaml)
 REPORT  ?= results/$(PROFILE)/report.html
 
-.PHONY: setup reproduce report publish results-doc test test-fast lint format dag benchmark clean verify dvc-yaml
+.PHONY: setup reproduce crossbench report publish results-doc test test-fast lint format dag benchmark clean verify dvc-yaml
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ reproduce: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --profile profiles/default
 	@# record the finished state in dvc.lock so that `dvc repro` reruns only what changes
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc commit --force --quiet || echo "warning: dvc commit failed; run it by hand to record this run in dvc.lock"
+
+# the cross-paper benchmark (docs/crossbench.md): not in `make reproduce`, whose 2 hours it would exceed; it
+# reuses the models that run made (or makes them)
+crossbench: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --profile profiles/default crossbench
 
 # every study's tables and figures beside the paper's numbers, in one self-contained HTML file (after
 # `make reproduce`; for another profile's outputs: `PROFILE=ci make report`)

@@ -56,6 +56,7 @@ class Tracker(Protocol):
         link_to: Mapping[str, str] | None = None,
         link_metrics: Mapping[str, float] | None = None,
         link_step_metrics: Mapping[str, list[float]] | None = None,
+        children: Mapping[str, str] | None = None,
     ) -> str | None:
         """Log one finished run; returns its id (None when not tracking).
 
@@ -64,7 +65,9 @@ class Tracker(Protocol):
         start_time / end_time: epoch seconds (default: the tracker's start, see the module doc / now).
         link_to: tags (with `stage`) of an earlier run this one belongs to, e.g. the unlearning run an
         evaluation scores: `link_metrics` / `link_step_metrics` are logged onto that run too, this run is
-        tagged `<its stage>_run_id` and that one `<this stage>_run_id`."""
+        tagged `<its stage>_run_id` and that one `<this stage>_run_id`.
+        children: tags of earlier runs of this pipeline invocation that become this run's children
+        (`mlflow.parentRunId`, nested under it in the MLflow UI), e.g. a benchmark's grid points."""
         ...
 
 
@@ -161,6 +164,7 @@ class MlflowTracker:
         link_to=None,
         link_metrics=None,
         link_step_metrics=None,
+        children=None,
     ) -> str:
         # heavy: the CLI imports this module before any command runs
         import mlflow
@@ -206,6 +210,8 @@ class MlflowTracker:
                             metrics=_metric_list(link_metrics, link_step_metrics, now),
                             tags=[RunTag(f"{tags.get('stage', 'linked')}_run_id", run_id)],
                         )
+                    for child in _runs_of(client, exp_id, children, pipeline_run) if children else ():
+                        client.set_tag(child, "mlflow.parentRunId", run_id)
                     client.set_terminated(run_id, "FINISHED", end_time=now)
                 self.start_time = end  # a further run of this tracker starts where this one ended
                 return run_id
@@ -273,6 +279,13 @@ def _find_run(client, exp_id: str, match: Mapping[str, str], pipeline_run: str) 
     same = [r for r in runs if r.data.tags.get("pipeline_run") == pipeline_run]
     best = same or runs
     return best[0].info.run_id if best else None
+
+
+def _runs_of(client, exp_id: str, match: Mapping[str, str], pipeline_run: str) -> list[str]:
+    """Every finished run of this pipeline invocation with all `match` tags."""
+    query = " and ".join(f"tags.{k} = '{v}'" for k, v in {**match, "pipeline_run": pipeline_run}.items())
+    runs = client.search_runs([exp_id], query, max_results=50000)
+    return [r.info.run_id for r in runs if r.info.status == "FINISHED"]
 
 
 def log_report(

@@ -458,6 +458,39 @@ def test_ablations_in_the_default_target_reach_the_overview(pipeline):
     assert len(rows) == len(v) and not any("**not run**" in r for r in rows)
 
 
+def test_crossbench_runs_on_the_studies_models_and_matches_their_numbers(pipeline):
+    """`snakemake crossbench` (issue 25) on the finished workspace: every declared file; a cell that cannot
+    run says why; and at factor 1 (the studies' own steps) a point is the study's own run: the same number."""
+    run = _snakemake(pipeline, "crossbench")
+    assert run.returncode == 0, run.stderr[-3000:]
+    d = pipeline / "results/ci/crossbench"
+    for p in (d / "tables/ranks.md", d / "tables/verdicts.csv", d / "figures/overview.png"):
+        assert p.stat().st_size > 0
+    tofu = pd.read_csv(d / "tables/leaderboard_tofu.csv").set_index("entry")
+    assert tofu.loc["fisher_removal", "status"].startswith("not applicable: Fisher Removal does not train")
+    assert tofu.loc["gradient_difference", "replicates"] == 1 and tofu["rank"].notna().sum() == 5
+
+    def at_one(path):
+        return next(p for p in json.loads((d / "points" / path).read_text())["points"] if p["factor"] == 1.0)
+
+    main = json.loads(
+        (
+            pipeline / "results/ci/runs/gradient_difference/arc_easy/tiny-gpt-neo/seed0/metrics.json"
+        ).read_text()
+    )
+    assert (
+        at_one("tasks/arc_easy/tiny-gpt-neo/gradient_difference/seed0.json")["efficacy"]
+        == -main["cycles"][0]["delta_exp"]
+    )
+    final = json.loads((pipeline / "results/ci/tofu/runs/gradient_difference/FO/seed0.json").read_text())[
+        "final"
+    ]
+    assert at_one("tofu/gradient_difference/seed0.json")["efficacy"] == final["forget_quality"]
+    tdec = json.loads((pipeline / "results/ci/tdec/runs/tiny-gpt-neo/lora_gd.json").read_text())["sets"][0]
+    point = at_one("tdec/tiny-gpt-neo/lora_gd/seed0.json")
+    assert (point["ppl"], point["epochs"]) == (tdec["ppl"], tdec["epochs"])
+
+
 def test_curvature_premise_tables(pipeline):
     """Every second-order run of the ci DAG has a premise row: the main study's Fisher runs (per cycle, with
     the cosine measured) and TOFU's Sophia runs (with the clip rate); the ci profile keeps the paper's

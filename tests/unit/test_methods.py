@@ -267,7 +267,7 @@ def test_each_method_declares_what_its_block_lets_a_study_set():
         impl = METHODS.get(name)
         keys = set(impl.schema["properties"])
         assert impl.loss_based == isinstance(impl, LossMethod), name
-        assert impl.step_key is None or impl.step_key in keys, name
+        assert set(impl.step_keys) <= keys, name
         if impl.loss_based:
             assert impl.step_key == "lr" and impl.needs_retain == ("gamma" in keys), name
             assert impl.needs_reference == ("beta" in keys), name
@@ -286,8 +286,10 @@ def test_study_block_sets_only_what_the_declaration_asks_for():
     npo = METHODS.get("npo").study_block(cfg, {"optimizer": "sophia"}, **study)
     assert (npo["lr"], npo["gamma"], npo["beta"], npo["optimizer"]) == (0.5, 2.0, 0.3, "sophia")
     assert METHODS.get("npo").study_block(cfg)["beta"] == cfg.methods.npo.beta  # None: its own value stays
-    with pytest.raises(ValueError, match="'fisher_forgetting' declares no step_key"):
-        METHODS.get("fisher_forgetting").study_block(cfg, step=0.1)
+    with pytest.raises(ValueError, match="'retrain' declares no step_key"):
+        METHODS.get("retrain").study_block(cfg, step=0.1)
+    ff = METHODS.get("fisher_forgetting").study_block(cfg, step=0.1)  # both keys of its noise scale
+    assert (ff["mu"], ff["sigma"]) == (0.1, 0.1)
     run = METHODS.get("gradient_difference").study_config(cfg, {"lr": 0.25}, unlearn={"forget_batch_size": 3})
     assert run.methods.gradient_difference.lr == 0.25 and run.unlearn.forget_batch_size == 3
     assert run.methods.gradient_difference.gamma == cfg.methods.gradient_difference.gamma

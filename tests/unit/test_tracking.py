@@ -122,6 +122,25 @@ def test_evaluation_links_to_its_unlearning_run(store, monkeypatch):
     assert "unlearn_run_id" not in client.get_run(lonely).data.tags
 
 
+def test_a_parent_run_adopts_its_children_of_this_pipeline_run(store, monkeypatch):
+    """The cross-paper benchmark's parent run per task nests its grid points' runs (mlflow.parentRunId),
+    only those of this pipeline invocation with every tag asked for."""
+    from unlearn_repro.tracking import MlflowTracker
+
+    uri, client = store
+    point = {"stage": "crossbench_point", "benchmark": "tofu"}
+    kids = [MlflowTracker(uri, "test").log_run(f"p{i}", {}, {}, {**point, "seed": str(i)}) for i in range(2)]
+    other_task = MlflowTracker(uri, "test").log_run("q", {}, {}, {**point, "benchmark": "tdec"})
+    monkeypatch.setenv("UNLEARN_PIPELINE_RUN", "p2")
+    other_run = MlflowTracker(uri, "test").log_run("r", {}, {}, point)
+    monkeypatch.setenv("UNLEARN_PIPELINE_RUN", "p1")
+    parent = MlflowTracker(uri, "test").log_run("crossbench/tofu", {}, {}, {"report": "x"}, children=point)
+    assert [client.get_run(k).data.tags.get("mlflow.parentRunId") for k in kids] == [parent, parent]
+    assert (
+        "mlflow.parentRunId" not in client.get_run(other_task).data.tags | client.get_run(other_run).data.tags
+    )
+
+
 def test_report_run_carries_its_files_and_summary(tmp_path, store):
     from unlearn_repro.tracking import MlflowTracker, log_report
 

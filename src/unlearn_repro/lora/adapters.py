@@ -3,7 +3,7 @@ and a study wrapper (`Method.prepare`'s `ctx.wrappers`) that adds plain LoRA or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from peft import LoraConfig, get_peft_model
@@ -74,10 +74,13 @@ def lora_wrapper(
         # peft draws A at random (B = 0): seeded per run and cycle, not from whatever the process drew before
         torch.manual_seed(1000 * (ctx.seed if ctx is not None else 0) + cycle)
         peft_model = add_lora(model, groups, rank, alpha)
-        if kind == "flora":
-            flora_init(
-                peft_model, forget, list(retain)[:fisher_retain] if fisher_retain else retain, fisher_eps
-            )
+        if kind == "flora":  # QA items (TOFU's: ids and prompt length) enter the Fisher as their whole text
+            forget, retain = _ids(forget), _ids(list(retain)[:fisher_retain] if fisher_retain else retain)
+            flora_init(peft_model, forget, retain, fisher_eps)
         return peft_model
 
     return wrap
+
+
+def _ids(items) -> list:
+    return [it["ids"] if isinstance(it, Mapping) else it for it in items]

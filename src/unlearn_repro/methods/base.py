@@ -41,8 +41,9 @@ class Method:
     loss_based       it trains with the shared loop (train.train) over the forget set, with the recipe of its
                      block (optimizer, lr, epochs, weight_decay) and a study's hooks: the studies that set
                      such a recipe (TOFU, TDEC) can run it, and their schema lists name exactly these methods
-    step_key         the key of its block that a study's step size sets (TOFU's / TDEC's learning rate, the
-                     privacy grid's default); None: it has none
+    step_key         the key(s) of its block that a study's step size sets (TOFU's / TDEC's learning rate, the
+                     privacy grid's default, the cross-paper benchmark's grid): a key, a tuple of keys all
+                     set together (Fisher Forgetting's mu and sigma), or None: it has none
     needs_retain     it draws D+ batches weighed by its block's `gamma` (a study sets its retain weight there)
     needs_reference  it compares with a frozen reference model at inverse temperature `beta` (of its block)
     base_epochs_key  the key of its block a study that trains its own base model sets to that training's
@@ -54,10 +55,17 @@ class Method:
     sections: tuple[str, ...] = ()
     schema: dict = {"type": "object", "additionalProperties": False, "properties": {}}
     loss_based = False
-    step_key: str | None = None
+    step_key: str | tuple[str, ...] | None = None
     needs_retain = False
     needs_reference = False
     base_epochs_key: str | None = None
+
+    @property
+    def step_keys(self) -> tuple[str, ...]:
+        """Every key its step size sets (none without a step_key)."""
+        if self.step_key is None:
+            return ()
+        return (self.step_key,) if isinstance(self.step_key, str) else tuple(self.step_key)
 
     def prepare(self, ctx: Context, model, forget, retain, cycle: int):
         """The one point between loading a model and unlearning a cycle where the model may be wrapped
@@ -110,9 +118,9 @@ class Method:
         `reference_beta` on beta only if it needs a reference model (None: its own value stays)."""
         block = {**_plain(self.hp(cfg)), **dict(values)}
         if step is not None:
-            if self.step_key is None:
+            if not self.step_keys:
                 raise ValueError(f"method {self.name!r} declares no step_key: a study cannot set its step")
-            block[self.step_key] = step
+            block.update({k: step for k in self.step_keys})
         if self.needs_retain and retain_weight is not None:
             block["gamma"] = retain_weight
         if self.needs_reference and reference_beta is not None:

@@ -17,6 +17,7 @@ class FisherForgetting(NewtonMethod):
     name, label = "fisher_forgetting", "Fisher Forgetting"
     schema = object_schema(mu=POS_NUM, sigma=POS_NUM)
     powers = True
+    step_key = ("mu", "sigma")  # set together, as the paper's grid does: noise scale (mu sigma^2)^1/4
 
     def step(self, ctx, model, fisher, forget_batch, generator):
         p = ctx.cfg.methods.fisher_forgetting

@@ -12,6 +12,7 @@ from unlearn_repro.metrics.curvature import newton_premise
 class FisherRemoval(NewtonMethod):
     name, label = "fisher_removal", "Fisher Removal"
     schema = object_schema(gamma=POS_NUM)
+    step_key = "gamma"
 
     def step(self, ctx, model, fisher, forget_batch, generator):
         grad = flat_grad(model, forget_batch, ctx.pad_id, ctx.device).float()

@@ -21,6 +21,7 @@ class FisherRemovalVariant(NewtonMethod):
     picks P (`direction`) and the block width of the Fisher it is built from (`block_size`, None: as set)."""
 
     schema = object_schema(gamma=POS_NUM)
+    step_key = "gamma"
     block_size: int | None = None
 
     def direction(self, fisher, grad):

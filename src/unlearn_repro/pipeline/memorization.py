@@ -316,8 +316,12 @@ def unlearn_extraction(
     split_file,
     out_dir,
     tracker,
+    *,
+    hooks=(),
+    wrappers=(),
 ) -> dict:
-    """Unlearn the targets once with `method` (D+ = every other segment), then the extraction test."""
+    """Unlearn the targets once with `method` (D+ = every other segment), then the extraction test.
+    `hooks` / `wrappers`: a caller's train hooks and model wrappers (pipeline.unlearning.run)."""
     out_dir = Path(out_dir)
     summary = run(
         study_config(cfg),
@@ -331,6 +335,8 @@ def unlearn_extraction(
         split_file=split_file,
         out_dir=out_dir,
         tracker=StudyTracker(tracker, "memorization", _unlearn_tags),
+        hooks=hooks,
+        wrappers=wrappers,
     )
     runtime = summary["cycles"][0]["runtime_s"]
     result = _extract_and_write(

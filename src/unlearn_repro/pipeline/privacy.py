@@ -61,7 +61,7 @@ def check(cfg) -> None:
     for m in methods(cfg):
         if m not in p.grids:
             raise ConfigError(f"params.yaml: privacy.grids has no grid for method {m!r} (in privacy.methods)")
-        if "keys" not in p.grids[m] and METHODS.get(m).step_key is None:
+        if "keys" not in p.grids[m] and not METHODS.get(m).step_keys:
             raise ConfigError(
                 f"params.yaml: privacy.grids.{m} needs `keys`: method {m!r} declares no step size (step_key)"
             )
@@ -76,7 +76,7 @@ def check(cfg) -> None:
 def grid_keys(cfg, method: str) -> list[str]:
     """The params the method's grid sets: its `keys`, else the method's declared step size (`step_key`)."""
     grid = cfg.privacy.grids[method]
-    return list(grid["keys"]) if "keys" in grid else [METHODS.get(method).step_key]
+    return list(grid["keys"]) if "keys" in grid else list(METHODS.get(method).step_keys)
 
 
 def methods(cfg) -> list[str]:

@@ -380,8 +380,22 @@ def method_config(cfg, spec: dict) -> Frozen:
     return impl.study_config(cfg, block, unlearn={"forget_batch_size": forget_batch(cfg)})
 
 
-def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tracker) -> dict:
-    """One configuration on every forget set: unlearn until the criterion (or max_epochs), then evaluate."""
+def run(
+    cfg,
+    model_name: str,
+    run_name: str,
+    base_dir,
+    task_dirs: dict,
+    out,
+    tracker,
+    *,
+    hooks=(),
+    wrappers=(),
+    sets=None,
+) -> dict:
+    """One configuration on every forget set (or those numbered in `sets`): unlearn until the criterion (or
+    max_epochs), then evaluate. A caller's train `hooks` run after the criterion, its `wrappers` before the
+    adapter's (Method.prepare)."""
     # heavy (peft): only the LoRA runs need it (the Snakefile imports this module)
     from unlearn_repro.lora.adapters import lora_wrapper, trainable_share
 
@@ -395,7 +409,7 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
         )
     limit = premise["threshold"]
     mcfg = method_config(cfg, spec)
-    wrappers = (
+    adapters = (
         ()
         if spec["adapter"] == "full"
         else (
@@ -412,6 +426,8 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
     work = Path(str(out) + ".work")
     results = []
     for k, forget in enumerate(rows["forget_sets"]):
+        if sets is not None and k not in sets:
+            continue
         start = time.perf_counter()
         model, tok, _, device = open_checkpoint(cfg, base_dir)
         hook = ForgettingCriterion(cfg, tok, forget, limit)
@@ -423,8 +439,8 @@ def run(cfg, model_name: str, run_name: str, base_dir, task_dirs: dict, out, tra
             pretrained_path=Path(base_dir),
             work_dir=work / f"set{k}",
             tokenizer=tok,
-            hooks=(hook,),
-            wrappers=wrappers,
+            hooks=(hook, *hooks),
+            wrappers=(*wrappers, *adapters),
         )
         seen = {}  # the adapted model's trainable share; EL / MA of the model as trained (adapters unmerged)
         model, stats = impl.unlearn_cycle(

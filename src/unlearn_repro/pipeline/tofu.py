@@ -505,11 +505,13 @@ def tofu_unlearn(
     tracker,
     *,
     curves: bool = True,
+    wrappers=(),
 ) -> dict:
     """Unlearn the forget set from the base model with one method and optimizer kind; per-epoch (Figure 1)
     and final metrics (TOFU's and SOUL's Table 1 columns). curves=False: only TOFU's final metrics, no
     per-epoch scoring and no SOUL columns (what the ablations read; scoring never touches the training's
-    random state, so the run and its TOFU metrics are the same: docs/ablations.md says what checks it)."""
+    random state, so the run and its TOFU metrics are the same: docs/ablations.md says what checks it).
+    `wrappers`: a caller's model wrappers (Method.prepare), e.g. LoRA adapters."""
     out = Path(out)
     run_cfg = method_config(cfg, method, kind)
     impl = METHODS.get(method)
@@ -541,6 +543,7 @@ def tofu_unlearn(
         work_dir=out.parent / f".{out.name}.resume",
         tokenizer=tok,
         hooks=(curvature, epochs) if curves else (curvature,),
+        wrappers=tuple(wrappers),
     )
     start = time.perf_counter()
     model, stats = impl.unlearn_cycle(ctx, model, forget, retain_items, 1)
