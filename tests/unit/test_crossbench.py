@@ -138,7 +138,17 @@ def test_verdicts_use_the_welch_interval_of_the_selected_points(tmp_path, cfg):
     assert v.loc[("Sophia helps", "soul_npo"), "verdict"] == "tie"  # npo's seeds spread over it
     lead = v.loc[(R.LEADS, "soul_npo")]
     assert lead["against"] == "inverted_hinge" and lead["verdict"] == "does not hold"
+    # an entry over the bound loses to one within it, whatever its efficacy
+    files += _points(
+        tmp_path, "tasks", "soul_gd", "gradient_difference", [9.0, 9.1, 8.9], loss=1.0, optimizer="sophia"
+    )
+    df = R.long_points(files)
+    boards = {"tasks": R.leaderboard(cfg, "tasks", df)}
+    v = R.verdict_rows(boards, df).set_index(["question", "entry"])
+    assert v.loc[("Sophia helps", "soul_gd"), "verdict"] == "does not hold"
+    assert v.loc[("Sophia helps", "soul_gd"), "status"] == "over bound / within bound"
     board = boards["tasks"].set_index("entry")
+    assert board.loc["soul_gd", "rank"] == 5 and board.loc["soul_gd", "factor"] == 0.5  # smallest loss
     assert board.loc["inverted_hinge", "rank"] == 1 and board.loc["inverted_hinge", "factor"] == 2.0
     assert board.loc["fisher_removal", "status"] == "not run" and math.isnan(
         board.loc["fisher_removal", "rank"]

@@ -1,7 +1,7 @@
 """A CPU rehearsal of the paper path, as a researcher with a GPU would run it: `profiles/paper`, hub models
 given as local folders in the hub's layout (`model_sources`), data in the hub's formats (`data.hub_paths`),
 the Hugging Face cache offline, small caps through `--configfile`; one Fisher Removal and one gradient ascent
-cycle through Snakemake."""
+cycle through Snakemake, and one point of the cross-paper benchmark."""
 
 import json
 import re
@@ -13,6 +13,7 @@ from tests import hub_fixtures as fx
 
 pytestmark = pytest.mark.integration
 RUNS = {("fisher_removal", "gpt-neo-125m"), ("gradient_ascent", "opt-125m")}
+XB_POINT = "results/paper/crossbench/points/tasks/piqa/opt-125m/soul_gd/seed0.json"
 
 
 def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
@@ -54,11 +55,14 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
         "methods": {"enabled": ["gradient_ascent", "fisher_removal"]},
         "fisher": {"num_grads": 8, "block_size": 16, "chunk": 4, "max_memory_gb": 1},
         "discussions": {"dataset": "piqa"},
+        # the cross-paper benchmark's paper path: one Sophia entry on the main study's setting (issue 25)
+        "crossbench": {"tasks": {"datasets": ["piqa"], "models": ["opt-125m"]}, "factors": [1.0]},
         "tracking": {"enabled": False},
     }
     (ws / "rehearsal.yaml").write_text(yaml.safe_dump(overrides))
     targets = [f"results/paper/runs/{m}/piqa/{model}/seed0/run.json" for m, model in sorted(RUNS)]
     targets.append("data/processed/paper/echr/meta.json")
+    targets.append(XB_POINT)
     out, wall = fx.run_paper_offline(ws, tmp_path, targets, gpus=2)
     print(f"paper-path rehearsal: {wall:.0f}s")
     # the hub models came from their local folders, without WikiText-2 and without a network
@@ -93,3 +97,6 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
                 r"\[gpu\] this job runs on GPU [01] \(CUDA_VISIBLE_DEVICES=[01]\)", f.read_text()
             ), f
     assert "[gpu]" not in (ws / "logs/paper/prepare_data/piqa.log").read_text()
+    [point] = json.loads((ws / XB_POINT).read_text())["points"]
+    assert point["values"] == {"lr": 5e-5} and point["premise"]["clip_rate"] >= 0  # Sophia fed and stepping
+    assert not point["diverged"] and point["efficacy"] is not None

@@ -225,7 +225,9 @@ def rank_table(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def verdict_rows(boards: dict[str, pd.DataFrame], df: pd.DataFrame) -> pd.DataFrame:
     """The cross-paper questions, each with the paper verdicts' rule: the difference of the two entries'
-    efficacy at their selected points, Welch 95 % interval; inside it is a tie."""
+    efficacy at their selected points, Welch 95 % interval; inside it is a tie. Where only one of the two
+    keeps within the task's utility bound, it wins whatever the efficacy (the other bought its efficacy with
+    utility the rule does not allow)."""
     rows = []
     for b, board in boards.items():
         ran = board[board["efficacy_mean"].notna()] if "efficacy_mean" in board else board.iloc[0:0]
@@ -257,6 +259,8 @@ def _pair(benchmark, question, x, y, df) -> dict:
 
     d = stats.difference(at(x), at(y))
     v = {"greater": stats.HOLDS, "less": stats.FAILS}.get(stats.compare(at(x), at(y)), stats.TIE)
+    if (x["status"] == OVER) != (y["status"] == OVER):  # only one keeps within the utility bound: it wins
+        v = stats.FAILS if x["status"] == OVER else stats.HOLDS
     prem = x["premise"] if x["premise"] != "—" else y["premise"]
     if prem == "curvature-degenerate":
         v = stats.PREMISE_NOT_MET
