@@ -156,3 +156,18 @@ def test_plain_lora_init_is_seeded_by_run_not_by_the_process_rng(tiny_tokenizer)
         return next(iter(lora_layers(m).values())).lora_A["default"].weight.detach().clone()
 
     assert torch.equal(first_a(1), first_a(7))
+
+
+def test_flora_reads_qa_items_as_their_whole_text(tiny_tokenizer):
+    """TOFU's items (ids and prompt length, as the cross-paper benchmark passes them) give FLoRA the same
+    adapters as their token ids."""
+    forget = [[5, 9, 30, 7, 2, 60], [11, 4, 8, 70]]
+    retain = [[100, 101, 102, 103], [120, 121, 122]]
+    items = lambda seqs: [{"ids": s, "prompt_len": 2} for s in seqs]  # noqa: E731
+    adapters = []
+    for f, r in ((forget, retain), (items(forget), items(retain))):
+        model = build_model("tiny-gpt-neo", tiny_tokenizer, seed=0)
+        wrapped = lora_wrapper("flora", ["q", "v"], rank=2, alpha=4)(None, model, f, r, 1)
+        adapters.append({n: p.detach().clone() for n, p in wrapped.named_parameters() if "lora_" in n})
+    assert adapters[0].keys() == adapters[1].keys() and len(adapters[0]) > 0
+    assert all(torch.equal(adapters[0][n], adapters[1][n]) for n in adapters[0])
