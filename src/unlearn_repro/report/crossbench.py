@@ -176,7 +176,7 @@ def leaderboard(cfg, benchmark: str, df: pd.DataFrame) -> pd.DataFrame:
                 "runtime_s": float(at["runtime_s"].mean()),
                 "grid_points": int((means["entry"] == name).sum()),
                 "replicates": len(at),
-                "on_front": name in front,
+                "on_front": "yes" if name in front else "no",
                 "premise": prem,
             }
         )
