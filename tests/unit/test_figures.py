@@ -71,6 +71,17 @@ def test_adapted_methods_look_like_no_other_method():
     assert not set(style.FALLBACK_MARKERS) & {s["marker"] for s in known + adapted}
 
 
+def test_a_loss_with_sophia_keeps_its_colour_and_is_told_apart_by_marker_and_line():
+    """SOUL's entries (a loss trained with Sophia) in the cross-paper benchmark's figures: the loss's colour,
+    a marker and line no known or adapted method has."""
+    others = [method_style(m) for m in [*KNOWN, *style.ADAPTED]]
+    for name in style.SOPHIA:
+        s, base = method_style(name), method_style(name.removeprefix("sophia+"))
+        assert s["color"] == base["color"] and s["linestyle"] != base["linestyle"]
+        assert s["marker"] not in {o["marker"] for o in others} | set(style.FALLBACK_MARKERS)
+    assert style.order(["other", "sophia+npo", "npo"]) == ["npo", "sophia+npo", "other"]
+
+
 def test_unknown_method_style_is_deterministic_across_processes():
     name = "my_brand_new_method"
     here = method_style(name)

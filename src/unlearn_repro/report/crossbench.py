@@ -295,7 +295,8 @@ def pareto_figure(cfg, benchmark: str, df: pd.DataFrame, board: pd.DataFrame, ou
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         if sub.empty:
             ax.text(0.5, 0.5, "no entry ran on this task", ha="center", transform=ax.transAxes)
-        for name, e in entries(cfg).items():
+        ran = {e.style: (name, e) for name, e in entries(cfg).items()}
+        for name, e in (ran[s] for s in style.order(ran)):  # the legend order of every figure
             g = grid_means(sub[sub["entry"] == name]) if name in set(sub["entry"]) else None
             if g is None or g.empty:
                 continue

@@ -55,6 +55,13 @@ ADAPTED: dict[str, tuple] = {
     "flora+gradient_difference": ("#CC6677", "d", DASHDOTDOT, "//"),  # rose
     "flora+inverted_hinge": ("#117733", "p", LONGDASH, ".."),  # dark green
 }
+# A loss trained with the Sophia optimizer (SOUL's second-order unlearning; the cross-paper benchmark draws
+# it beside the same loss with its own optimizer): the loss's colour and hatch, an "S" marker and a dash-dot-dot
+# line, so a method keeps one colour everywhere and its Sophia run is told apart by marker and line.
+SOPHIA: dict[str, tuple] = {
+    f"sophia+{m}": (KNOWN[m][0], "$S$", DASHDOTDOT, KNOWN[m][3])
+    for m in ("gradient_ascent", "gradient_difference", "inverted_hinge", "npo", "preference")
+}
 # what is drawn beside the methods but is none of them: the privacy study's DP-SGD (dark grey, drawn with
 # an open marker) and the memorization study's "none" (no unlearning: the model before, in BEFORE's grey)
 OTHERS: dict[str, tuple] = {"dp_sgd": ("#555555", "o", SOLID, ""), "none": (BEFORE, "o", SOLID, "")}
@@ -95,7 +102,7 @@ def _digest(name: str) -> bytes:
 
 
 def _row(name: str) -> tuple:
-    for table in (KNOWN, ADAPTED, OTHERS):
+    for table in (KNOWN, ADAPTED, SOPHIA, OTHERS):
         if name in table:
             return table[name]
     h = _digest(name)
@@ -114,10 +121,10 @@ def adapted(method: str, adapter: str) -> str:
 
 
 def order(methods) -> list[str]:
-    """Methods in one order for every legend: the known ones as listed above, then the adapted ones as
-    listed above, then the others as given."""
+    """Methods in one order for every legend: the known ones as listed above, then the adapted ones and the
+    Sophia ones as listed above, then the others as given."""
     methods = list(dict.fromkeys(methods))
-    listed = [*KNOWN, *ADAPTED]
+    listed = [*KNOWN, *ADAPTED, *SOPHIA]
     return [m for m in listed if m in methods] + [m for m in methods if m not in listed]
 
 
