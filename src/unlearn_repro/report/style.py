@@ -56,8 +56,9 @@ ADAPTED: dict[str, tuple] = {
     "flora+inverted_hinge": ("#117733", "p", LONGDASH, ".."),  # dark green
 }
 # A loss trained with the Sophia optimizer (SOUL's second-order unlearning; the cross-paper benchmark draws
-# it beside the same loss with its own optimizer): the loss's colour and hatch, an "S" marker and a dash-dot-dot
-# line, so a method keeps one colour everywhere and its Sophia run is told apart by marker and line.
+# it beside the same loss with its own optimizer): the loss's colour and hatch, an "S" marker and a
+# dash-dot-dot line, so a method keeps one colour everywhere and its Sophia run is told apart by marker
+# and line.
 SOPHIA: dict[str, tuple] = {
     f"sophia+{m}": (KNOWN[m][0], "$S$", DASHDOTDOT, KNOWN[m][3])
     for m in ("gradient_ascent", "gradient_difference", "inverted_hinge", "npo", "preference")
