@@ -288,8 +288,9 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def run_md(run: dict) -> str:
-    """RUN.md: RUN.json in a few lines."""
+def run_md(run: dict, study: str | None = None) -> str:
+    """RUN.md: RUN.json in a few lines (`study`: one published from its own run, outside the default
+    target)."""
     m = run["machine"]
     named = ", ".join(f"{c} ({n})" for c, n in run["artifact_commits"].items()) or "no commit"
     state = (
@@ -297,8 +298,15 @@ def run_md(run: dict) -> str:
         if run["clean"]
         else f"**not clean**: the artifacts name {named}"
     )
+    of = f" of `{study}`" if study else ""
+    refresh = (
+        f"`make {study}`, then `python -m unlearn_repro.publish provenance results/{run['profile']} "
+        f"--log <its log> --into results/{run['profile']}/{study}/summary` (docs/publishing.md)"
+        if study
+        else "`make reproduce && make publish` (docs/publishing.md)"
+    )
     lines = [
-        f"# The published `{run['profile']}` run",
+        f"# The published `{run['profile']}` run{of}",
         "",
         f"- commit: `{run['commit']}` ({state})",
         f"- command: `{run['command']}`"
@@ -323,7 +331,7 @@ def run_md(run: dict) -> str:
         "",
         "Share: of the summed job time (jobs overlap on the cores). From "
         f"`{run['snakemake_log']}` (`python benchmarks/study_times.py` gives the per-rule table). "
-        "Refresh: `make reproduce && make publish` (docs/publishing.md).",
+        f"Refresh: {refresh}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -336,7 +344,7 @@ def write_provenance(
     into = into or results
     into.mkdir(parents=True, exist_ok=True)
     (into / "RUN.json").write_text(json.dumps(run, indent=2) + "\n")
-    (into / "RUN.md").write_text(run_md(run))
+    (into / "RUN.md").write_text(run_md(run, into.parent.name if into != results else None))
     return run
 
 

@@ -209,6 +209,8 @@ def test_check_before_committing_names_strays_and_gaps(published_repo):
     """`make publish`'s check reads what git will commit: tracked or not ignored."""
     repo, _ = published_repo
     (repo / "results/embedded/main/tables/old.csv").write_text("x\n")  # a table the DAG no longer makes
+    (repo / "results/embedded/crossbench/tables").mkdir(parents=True)  # published from its own run: no stray
+    (repo / "results/embedded/crossbench/tables/ranks.csv").write_text("x\n")
     (repo / "results/embedded/verdicts.md").unlink()
     _git(repo, "rm", "-q", "--cached", "results/embedded/verdicts.md")
     problems, notes, _ = publish.check("results/embedded", FAKE_TARGETS, root=repo)
@@ -277,6 +279,13 @@ def test_provenance_from_the_run_log_and_its_artifacts(published_repo):
     assert json.loads((results / "RUN.json").read_text()) == run
     md = (results / "RUN.md").read_text()
     assert f"`{code}`" in md and "| main | 1 | 10.0 min | 80 % |" in md and "12.5 min" in md
+
+    # a study outside the default target, published from its own run: its RUN.md beside its summary
+    into = results / "crossbench/summary"
+    publish.write_provenance(results, root=repo, into=into)
+    md = (into / "RUN.md").read_text()
+    assert md.startswith("# The published `embedded` run of `crossbench`") and "`make crossbench`" in md
+    assert json.loads((into / "RUN.json").read_text())["commit"] == code
 
     (results / "models/m/meta.json").write_text(json.dumps({"git_commit": code + "+dirty"}))
     run = publish.provenance(results, root=repo)
