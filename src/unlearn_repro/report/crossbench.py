@@ -18,7 +18,7 @@ import pandas as pd
 
 from unlearn_repro.io import read_json, write_json, write_text
 from unlearn_repro.metrics.curvature import verdict as premise_verdict
-from unlearn_repro.report import stats, style
+from unlearn_repro.report import figures, stats, style
 from unlearn_repro.report.tables import write_table
 
 TITLES = {
@@ -319,9 +319,7 @@ def pareto_figure(cfg, benchmark: str, df: pd.DataFrame, board: pd.DataFrame, ou
         )
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7)
         fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, bbox_inches="tight")
-        plt.close(fig)
+        figures._save(fig, out, palette=True)
 
 
 def overview_figure(ranks: pd.DataFrame, out: Path) -> None:
@@ -345,9 +343,7 @@ def overview_figure(ranks: pd.DataFrame, out: Path) -> None:
         fig.colorbar(im, ax=ax, label="rank on the task (1 = best)")
         ax.set_title("Cross-paper benchmark: rank of every entry on every forget task")
         fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, bbox_inches="tight")
-        plt.close(fig)
+        figures._save(fig, out, palette=True)
 
 
 # -- the report ------------------------------------------------------------------------------------------

@@ -31,12 +31,19 @@ def method_label(method: str) -> str:
     return METHODS.get(method).label if method in METHODS else method
 
 
-def _save(fig, out: str | Path) -> None:
+def _save(fig, out: str | Path, palette: bool = False) -> None:
+    """Written whole or not at all. palette: 256 colours (a third of the bytes, the same look for line and
+    marker plots; the published set has a size limit, docs/publishing.md)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.png")
     fig.savefig(tmp, dpi=style.DPI, bbox_inches="tight")
     plt.close(fig)
+    if palette:
+        from PIL import Image
+
+        with Image.open(tmp) as im:
+            im.convert("RGB").quantize(colors=256).save(tmp, optimize=True)
     tmp.replace(out)
 
 
