@@ -6,8 +6,8 @@ computes a method or a metric itself.
                 pipeline.evaluation.evaluate_run (efficacy -Delta exp in bits, utility loss Delta test NLL)
 * tofu          pipeline.tofu.tofu_unlearn, lean (efficacy forget quality, utility loss the base model's
                 model utility minus the run's)
-* tdec          pipeline.tdec.run on each forget set (efficacy the drop of the forget set's MA in points,
-                utility loss the relative rise of validation PPL)
+* tdec          pipeline.tdec.run on one forget set (efficacy the drop of the forget set's MA in points,
+                utility loss ln(PPL / PPL before) of the validation rows, nats per token)
 * memorization  pipeline.memorization.unlearn_extraction (efficacy the share of the base model's memorized
                 targets no longer extracted; §6 measures no utility)
 
@@ -363,7 +363,7 @@ def _tofu(cfg, entry, values, where, seed, inputs, work) -> dict:
     from unlearn_repro.pipeline.tofu import tofu_unlearn
 
     kind = "SO" if entry.optimizer == "sophia" else "FO"
-    optimizer = entry.optimizer or METHODS.get(entry.method).hp(cfg).get("optimizer", cfg.tofu.optimizers.FO)
+    optimizer = entry.optimizer or cfg.tofu.optimizers.FO  # as the TOFU study trains a first-order run
     run_cfg = overlay(
         cfg,
         {"tofu": {"optimizers": {kind: optimizer}, "lr": {entry.method: {kind: float(values["lr"])}}}},
@@ -398,7 +398,6 @@ def _tdec(cfg, entry, values, where, seed, inputs, work) -> dict:
             "tdec": {
                 "configs": {entry.name: spec},
                 "enabled": [entry.name],
-                "forget_sets": cfg.tdec.forget_sets,
                 "ablation": {"configs": []},
                 **({"optimizer": entry.optimizer} if entry.optimizer else {}),
             }
