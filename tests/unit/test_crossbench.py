@@ -112,7 +112,8 @@ def _points(tmp_path, benchmark, entry, method, effs, *, factors=(0.5, 1.0, 2.0)
             "adapter": "full", "dataset": "arc_easy", "model": "tiny-gpt-neo", "seed": seed,
             "points": [
                 {"factor": f, "values": {"lr": f}, "efficacy": eff * f, "utility_loss": loss * f,
-                 "diverged": False, "runtime_s": 1.0, "premise": {"clip_rate": 0.5} if optimizer else None}
+                 "diverged": False, "runtime_s": 1.0, "premise": {"clip_rate": 0.5} if optimizer else None,
+                 "forgotten": seed > 0, "tag": "not a number"}
                 for f in factors
             ],
         }  # fmt: skip
@@ -166,4 +167,8 @@ def test_report_writes_exactly_the_declared_files(tmp_path, cfg):
     ranks = pd.read_csv(out / "tables" / "ranks.csv", keep_default_na=False).set_index("entry")
     assert ranks.loc["retrain", "tofu"] == "n/a" and str(ranks.loc["gradient_difference", "tasks"]) == "1"
     assert summary["memorization"]["retrain"]["status"] == "within bound"  # no utility measured: no bound
+    # a task's further metrics (here a flag) reach the points table and the leaderboard's CSV, as means
+    board = pd.read_csv(out / "tables" / "leaderboard_tasks.csv").set_index("entry")
+    assert board.loc["gradient_difference", "mean_forgotten"] == pytest.approx(2 / 3)
+    assert "tag" not in pd.read_csv(out / "tables" / "points.csv").columns
     assert R.benchmarks_in(files) == ["memorization", "tasks"]

@@ -376,11 +376,11 @@ def _tofu(cfg, entry, values, where, seed, inputs, work) -> dict:
     final = summary["final"]
     base_utility = _num(read_json(Path(inputs["base"]) / "meta.json")["metrics"].get("model_utility"))
     utility = _num(final.get("model_utility"))
+    parts = {k: _num(v) for k, v in final.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {
         "efficacy": _num(final.get("forget_quality")),
         "utility_loss": None if utility is None or base_utility is None else base_utility - utility,
-        "forget_acc": _num(final.get("forget_acc")),
-        "model_utility": utility,
+        **parts,  # model utility's parts and forget quality's: TOFU's final metrics, each split's
         "diverged": bool(summary["train_stats"].get("diverged")),
         "runtime_s": summary["runtime_s"],
         "premise": summary.get("curvature"),
@@ -415,7 +415,10 @@ def _tdec(cfg, entry, values, where, seed, inputs, work) -> dict:
         "efficacy": 100.0 * (base_ma - res["ma"]),
         "utility_loss": math.log(res["ppl"] / base_ppl),  # nats per token, as the tasks' Delta test NLL
         "forgotten": bool(res["forgotten"]),
-        "epochs": res["epochs"],
+        "epochs": res["epochs"],  # None: not forgotten within tdec.max_epochs
+        "epochs_run": res["epochs_run"],
+        "el": res["el"],
+        "ma": res["ma"],
         "ppl": res["ppl"],
         "reasoning": res["reasoning"],
         "diverged": bool(res["diverged"]),

@@ -74,8 +74,10 @@ def long_points(files) -> pd.DataFrame:
         setting = "/".join(str(rec[k]) for k in ("dataset", "model") if rec.get(k))
         for p in rec["points"]:
             prem = p.get("premise") or {}
+            extra = {k: _num(v) for k, v in p.items() if k not in CORE and _scalar(v)}
             rows.append(
                 {
+                    **extra,
                     **{k: rec[k] for k in ("benchmark", "entry", "method", "optimizer", "adapter", "seed")},
                     "setting": setting,
                     "factor": p["factor"],
@@ -90,8 +92,22 @@ def long_points(files) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+CORE = ("factor", "values", "efficacy", "utility_loss", "diverged", "runtime_s", "premise", "wall_s")
+
+
+def _scalar(v) -> bool:
+    return v is None or isinstance(v, (int, float))  # a bool (TDEC's forgotten) counts as 0 / 1
+
+
 def _num(v) -> float:
     return math.nan if v is None else float(v)
+
+
+def extras(df: pd.DataFrame) -> list[str]:
+    """A task's own further metrics of its points (TOFU's parts, TDEC's EL10 / MA / epochs / PPL, ...)."""
+    known = {"benchmark", "entry", "method", "optimizer", "adapter", "seed", "setting", "factor", "step",
+             "efficacy", "utility_loss", "diverged", "runtime_s"}  # fmt: skip
+    return [c for c in df.columns if c not in known and not c.startswith("premise_") and df[c].notna().any()]
 
 
 def grid_means(df: pd.DataFrame) -> pd.DataFrame:
@@ -178,6 +194,7 @@ def leaderboard(cfg, benchmark: str, df: pd.DataFrame) -> pd.DataFrame:
                 "replicates": len(at),
                 "on_front": "yes" if name in front else "no",
                 "premise": prem,
+                **{f"mean_{c}": float(at[c].mean()) for c in extras(sub)},  # the CSV's further columns
             }
         )
     board = pd.DataFrame(rows)
