@@ -9,30 +9,13 @@ from unlearn_repro.report import crossbench as xb_report
 XB = CFG.crossbench
 xb_pipeline.check(CFG)
 XB_ROOT = R("crossbench")
-XB_SEEDS = xb_pipeline.seeds(CFG)
-XB_ENTRIES = xb_pipeline.entries(CFG)
-XB_RUNS = {b: xb_pipeline.runnable(CFG, b) for b in xb_pipeline.BENCHMARKS}
+XB_RUNS = {b: "|".join(xb_pipeline.runnable(CFG, b)) or "^$" for b in xb_pipeline.BENCHMARKS}  # wildcard
 XB_OUTPUTS = xb_report.outputs(CFG, XB_ROOT)
 XB_TDEC_TASKS = ",".join(f"{t}:{PROCESSED}/{t}" for t in CFG.tdec.reasoning_tasks if t in TASKS)
 XB_SRC = CORE_SRC + src("methods", "fisher", "optim", "lora", "train.py", "objectives.py", "losses.py", "pipeline",
                         "models", "metrics", "data")
 xb_report_item = lambda path: report(path, caption="../report_captions/crossbench/crossbench.rst",
                                      category="Cross-paper benchmark (issue 25)", labels={"file": Path(path).name})
-
-
-def xb_params(benchmark):
-    """What a point job's numbers depend on besides its inputs: its entry's grid and method block."""
-    return lambda w: {
-        "grid": xb_pipeline.grid(CFG, benchmark, XB_ENTRIES[w.xentry]),
-        "method": method_params(XB_ENTRIES[w.xentry].method),
-        "entry": XB.entries[w.xentry].to_dict(),
-        "bound": XB.bounds.get(benchmark),
-        "sophia": xb_pipeline.sophia_args(CFG) if XB_ENTRIES[w.xentry].optimizer == "sophia" else None,
-    }
-
-
-def xb_entries(benchmark):
-    return "|".join(XB_RUNS[benchmark]) or "^$"
 
 
 rule crossbench_tasks:
@@ -48,12 +31,12 @@ rule crossbench_tasks:
     output:
         R("crossbench/points/tasks/{dataset}/{model}/{xentry}/seed{seed}.json"),
     wildcard_constraints:
-        xentry=xb_entries("tasks"),
+        xentry=XB_RUNS["tasks"],
     params:
         cli=CLI,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         reference=REFERENCE_ARG,
-        run=xb_params("tasks"),
+        run=lambda w: xb_pipeline.rerun_params(CFG, "tasks", w.xentry),
         evaluation=CFG.evaluation.to_dict(),
         lora=CFG.tdec.lora.to_dict(),
     threads: MODEL_THREADS
@@ -81,11 +64,11 @@ rule crossbench_tofu:
     output:
         R("crossbench/points/tofu/{xentry}/seed{seed}.json"),
     wildcard_constraints:
-        xentry=xb_entries("tofu"),
+        xentry=XB_RUNS["tofu"],
     params:
         cli=CLI,
         model=CFG.tofu.model,
-        run=xb_params("tofu"),
+        run=lambda w: xb_pipeline.rerun_params(CFG, "tofu", w.xentry),
         tofu=CFG.tofu.to_dict(),
         optimizers=CFG.optimizers.to_dict(),
         lora=CFG.tdec.lora.to_dict(),
@@ -112,12 +95,12 @@ rule crossbench_tdec:
     output:
         R("crossbench/points/tdec/{tmodel}/{xentry}/seed{seed}.json"),
     wildcard_constraints:
-        xentry=xb_entries("tdec"),
+        xentry=XB_RUNS["tdec"],
         tmodel="|".join(CFG.tdec.models),
     params:
         cli=CLI,
         tasks=XB_TDEC_TASKS,
-        run=xb_params("tdec"),
+        run=lambda w: xb_pipeline.rerun_params(CFG, "tdec", w.xentry),
         tdec={k: v for k, v in CFG.tdec.to_dict().items() if k not in ("configs", "ablation", "enabled")},
         optimizers=CFG.optimizers.to_dict(),
     threads: MODEL_THREADS
@@ -146,11 +129,11 @@ rule crossbench_memorization:
     output:
         R("crossbench/points/memorization/{corpus}/{model}/{xentry}/seed{seed}.json"),
     wildcard_constraints:
-        xentry=xb_entries("memorization"),
+        xentry=XB_RUNS["memorization"],
     params:
         cli=CLI,
         data_dir=lambda w: R(f"memorization/data/{w.corpus}"),
-        run=xb_params("memorization"),
+        run=lambda w: xb_pipeline.rerun_params(CFG, "memorization", w.xentry),
         memorization=CFG.memorization.to_dict(),
         lora=CFG.tdec.lora.to_dict(),
     threads: MODEL_THREADS

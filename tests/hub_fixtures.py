@@ -93,17 +93,22 @@ def wikitext2(folder: Path) -> Path:
     return folder
 
 
-def echr(folder: Path, n: int = 6) -> Path:
+def echr(folder: Path, n: int = 6, hearings: int = 0) -> Path:
     """AUEB-NLP/ecthr_cases on refs/convert/parquet, folder alleged-violation-prediction/: facts (list of
-    paragraphs), labels (list of articles), silver_rationales / gold_rationales (lists of int32)."""
+    paragraphs), labels (list of articles), silver_rationales / gold_rationales (lists of int32).
+    `hearings`: sentences added to each paragraph (a reference text), so that references are long enough
+    for an exposure test of longer samples."""
+
+    def fact(i, j):
+        return f"{j}. The applicant number {i} was born in 19{50 + j}." + "".join(
+            f" Hearing {k} of case {i} took place in 19{60 + k}." for k in range(hearings)
+        )
+
     for split in ("train", "validation", "test"):
         _parquet(
             folder / "alleged-violation-prediction" / f"{split}.parquet",
             {
-                "facts": [
-                    [f"{j}. The applicant number {i} was born in 19{50 + j}." for j in range(3)] + ["  "]
-                    for i in range(n)
-                ],
+                "facts": [[fact(i, j) for j in range(3)] + ["  "] for i in range(n)],
                 "labels": [["3", "6"] for _ in range(n)],
                 "silver_rationales": pa.array([[0, 1] for _ in range(n)], pa.list_(pa.int32())),
                 "gold_rationales": pa.array([[] for _ in range(n)], pa.list_(pa.int32())),

@@ -145,6 +145,7 @@ def test_mlflow_runs(pipeline):
         "tofu_unlearn": 4,
         "tdec_base": 1,
         "tdec_unlearn": 2,
+        "crossbench_point": 24,  # 7 entries on the main task, 7 on memorization, 5 on TOFU, 5 on TDEC
     }
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])

@@ -41,7 +41,7 @@ def test_paper_profile_runs_on_local_models_and_hub_format_data(tmp_path):
             "max_length": 32,
             "hub_paths": {
                 "piqa": str(fx.piqa(tmp_path / "piqa", n_train=30, n_val=8)),
-                "echr": str(fx.echr(tmp_path / "echr")),
+                "echr": str(fx.echr(tmp_path / "echr", hearings=4)),  # the crossbench point's exposure
             },
         },
         "finetune": {"epochs": 1, "lr": 1.0e-3, "batch_size": 8},

@@ -105,6 +105,18 @@ def runnable(cfg, benchmark: str) -> list[str]:
     return [n for n, e in entries(cfg).items() if why_not(cfg, benchmark, e) is None]
 
 
+def rerun_params(cfg, benchmark: str, entry: str) -> dict:
+    """What a point job's numbers depend on besides its inputs (its rule's `params:`, a rerun trigger)."""
+    e = entries(cfg)[entry]
+    return {
+        "grid": grid(cfg, benchmark, e),
+        "method": METHODS.get(e.method).params(cfg),
+        "entry": cfg.crossbench.entries[entry].to_dict(),
+        "bound": cfg.crossbench.bounds.get(benchmark),
+        "sophia": sophia_args(cfg) if e.optimizer == "sophia" else None,
+    }
+
+
 def settings(cfg, benchmark: str) -> list[dict]:
     """Where a benchmark runs: its (dataset, model) pairs, TOFU's model, TDEC's models, (corpus, model)."""
     x = cfg.crossbench
