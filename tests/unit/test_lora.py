@@ -74,6 +74,7 @@ def test_bad_shapes_are_named():
 def test_target_modules_per_family():
     assert target_modules("gpt_neo", ["q", "v", "ffn"]) == ["q_proj", "v_proj", "c_fc", "c_proj"]
     assert target_modules("opt", ["q", "v", "ffn"]) == ["q_proj", "v_proj", "fc1", "fc2"]
+    assert target_modules("llama", ["o", "ffn"]) == ["o_proj", "gate_proj", "up_proj", "down_proj"]
     with pytest.raises(ValueError, match="unknown target group"):
         target_modules("opt", ["mlp"])
 

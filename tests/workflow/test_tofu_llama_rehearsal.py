@@ -13,6 +13,7 @@ from tests import hub_fixtures as fx
 
 pytestmark = pytest.mark.integration
 BASE, RETAIN = "tofu-llama2-7b-chat", "tofu-llama2-7b-chat-retain90"
+XB_POINT = "results/paper/crossbench/points/tofu/flora_ihl/seed0.json"
 
 
 def test_paper_tofu_runs_on_released_llama_checkpoints(tmp_path):
@@ -39,12 +40,14 @@ def test_paper_tofu_runs_on_released_llama_checkpoints(tmp_path):
             "max_memory_gb": 1,
             "lr": {"npo": {"FO": 1.0e-3, "SO": 1.0e-3}},
         },
+        "crossbench": {"factors": [1.0]},  # one cross-paper point: FLoRA + IHL on the released Llama
     }
     (ws / "rehearsal.yaml").write_text(yaml.safe_dump(overrides))
     targets = [
         "results/paper/tofu/models/base",
         "results/paper/tofu/models/retain",
         "results/paper/tofu/runs/npo/SO/seed0.json",
+        XB_POINT,
     ]
     _, wall = fx.run_paper_offline(ws, tmp_path, targets, gpus=1)
     print(f"TOFU Llama rehearsal: {wall:.0f}s")
@@ -71,3 +74,6 @@ def test_paper_tofu_runs_on_released_llama_checkpoints(tmp_path):
     assert plan["states"] == 2 * plan["weights"] == 2 * plan["reference"] and plan["gpus"] == 1
     log = (ws / "logs/paper/tofu/unlearn_npo_SO_seed0.log").read_text()
     assert "[memory] tofu unlearn npo SO: planned" in log and "1.0 GiB available" in log, log
+    # the cross-paper benchmark's TOFU point: FLoRA adapters on Llama's q, v and gated FFN (tdec.lora)
+    [point] = json.loads((ws / XB_POINT).read_text())["points"]
+    assert point["values"] == {"lr": 5e-5} and not point["diverged"] and "forget_quality" in point

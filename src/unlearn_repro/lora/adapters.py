@@ -11,7 +11,8 @@ from peft import LoraConfig, get_peft_model
 from unlearn_repro.lora.flora import flora_init
 
 # The module names of each group in the Hugging Face implementations (GPT-Neo's attention output is
-# `out_proj`; its FFN is `mlp.c_fc`, `mlp.c_proj`; OPT's FFN is `fc1`, `fc2`).
+# `out_proj`; its FFN is `mlp.c_fc`, `mlp.c_proj`; OPT's FFN is `fc1`, `fc2`; Llama's (TOFU's model)
+# attention output is `o_proj`, its gated FFN `gate_proj`, `up_proj`, `down_proj`).
 TARGET_NAMES = {
     "gpt_neo": {
         "q": ["q_proj"],
@@ -21,12 +22,19 @@ TARGET_NAMES = {
         "ffn": ["c_fc", "c_proj"],
     },
     "opt": {"q": ["q_proj"], "k": ["k_proj"], "v": ["v_proj"], "o": ["out_proj"], "ffn": ["fc1", "fc2"]},
+    "llama": {
+        "q": ["q_proj"],
+        "k": ["k_proj"],
+        "v": ["v_proj"],
+        "o": ["o_proj"],
+        "ffn": ["gate_proj", "up_proj", "down_proj"],
+    },
 }
 GROUPS = ("q", "k", "v", "o", "ffn")
 
 
 def target_modules(family: str, groups: Sequence[str]) -> list[str]:
-    """peft `target_modules` for these groups of a model family (gpt_neo | opt)."""
+    """peft `target_modules` for these groups of a model family (gpt_neo | opt | llama)."""
     if family not in TARGET_NAMES:
         raise ValueError(
             f"LoRA: no target-module names for model family {family!r}; known: {sorted(TARGET_NAMES)}"
