@@ -172,3 +172,10 @@ def test_report_writes_exactly_the_declared_files(tmp_path, cfg):
     assert board.loc["gradient_difference", "mean_forgotten"] == pytest.approx(2 / 3)
     assert "tag" not in pd.read_csv(out / "tables" / "points.csv").columns
     assert R.benchmarks_in(files) == ["memorization", "tasks"]
+
+
+def test_download_and_check_hub_cover_every_task_the_benchmark_reads(cfg):
+    from unlearn_repro.studies import STUDIES
+
+    need = set(STUDIES.get("crossbench").datasets(cfg))
+    assert {"tofu", *STUDIES.get("tdec").datasets(cfg), *cfg.crossbench.memorization.corpora} <= need

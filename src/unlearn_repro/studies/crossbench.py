@@ -6,12 +6,13 @@ step grid, selected by one rule, on one leaderboard per task and one rank table 
 
 from unlearn_repro.commands import command, opt, pairs
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
+from unlearn_repro.studies.tdec import datasets as tdec_datasets
 
 register(
     Study(
         "crossbench",
         "cross-paper benchmark (issue 25): every method on every forget task, one tuning rule",
-        datasets=lambda cfg: ["tofu", *cfg.crossbench.memorization.corpora],
+        datasets=lambda cfg: ["tofu", *tdec_datasets(cfg), *cfg.crossbench.memorization.corpora],
         default=False,
         schema=block_schema("""
     type: object

@@ -7,7 +7,7 @@ from unlearn_repro.commands import TASKS, command, opt, pairs
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 
 
-def _datasets(cfg) -> list[str]:
+def datasets(cfg) -> list[str]:
     """TDEC, its retain set D_r (WikiText-2 at every scale) and the reasoning tasks of this run."""
     from unlearn_repro.hub import PRETRAIN_CORPUS
 
@@ -18,7 +18,7 @@ register(
     Study(
         "tdec",
         "the FLoRA paper's TDEC study (Table 1, Figures 3-4)",
-        datasets=_datasets,
+        datasets=datasets,
         schema=block_schema("""
     type: object
     additionalProperties: false
