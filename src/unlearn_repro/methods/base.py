@@ -135,6 +135,14 @@ class Method:
             over["methods"] = {**over.get("methods", {}), self.name: dict(block)}
         return overlay(cfg, over)
 
+    def grid_config(self, cfg, values: Mapping):
+        """The params of one point of a study's step grid over the main study's setting (the ablations',
+        the privacy study's, the cross-paper benchmark's): `values` over its block, unlearning stopped after
+        cycle 1."""
+        return self.study_config(
+            cfg, self.study_block(cfg, values), unlearn={"table_cycles": [1], "extended_datasets": []}
+        )
+
     def hp(self, cfg):
         """This method's own params block (`methods.<name>`)."""
         return cfg.methods[self.name] if self.name in cfg.methods else {}

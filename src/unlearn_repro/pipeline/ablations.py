@@ -68,9 +68,7 @@ def study_tags(tags: dict) -> dict:
 
 def newton_config(cfg, method: str, keys, value: float):
     """The config with the method's grid keys set to `value` and unlearning stopped after cycle 1."""
-    impl = METHODS.get(method)
-    block = impl.study_block(cfg, {k: value for k in keys})
-    return impl.study_config(cfg, block, unlearn={"table_cycles": [1], "extended_datasets": []})
+    return METHODS.get(method).grid_config(cfg, dict.fromkeys(keys, value))
 
 
 def newton_points(

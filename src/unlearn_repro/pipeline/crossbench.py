@@ -213,11 +213,9 @@ def grid(cfg, benchmark: str, entry: Entry) -> list[dict]:
     return [{"factor": float(f), "values": {k: v * f for k, v in c.items()}} for f in cfg.crossbench.factors]
 
 
-def entry_block(cfg, entry: Entry, values: dict, base_cfg=None):
-    """The method's params block at one grid point, with the entry's optimizer (from `base_cfg`'s block)."""
-    impl = METHODS.get(entry.method)
-    over = {**values, **({"optimizer": entry.optimizer} if entry.optimizer else {})}
-    return impl.study_block(base_cfg or cfg, over)
+def entry_values(entry: Entry, values: dict) -> dict:
+    """What one grid point sets in the method's params block: its step, and the entry's optimizer."""
+    return {**values, **({"optimizer": entry.optimizer} if entry.optimizer else {})}
 
 
 # -- what every point shares -----------------------------------------------------------------------------
@@ -329,10 +327,7 @@ def _tasks(cfg, entry, values, where, seed, inputs, work) -> dict:
     from unlearn_repro.pipeline.evaluation import evaluate_run
     from unlearn_repro.pipeline.unlearning import run
 
-    impl = METHODS.get(entry.method)
-    run_cfg = impl.study_config(
-        cfg, entry_block(cfg, entry, values), unlearn={"table_cycles": [1], "extended_datasets": []}
-    )
+    run_cfg = METHODS.get(entry.method).grid_config(cfg, entry_values(entry, values))
     hooks, feed = sophia_feed(entry, seed)
     run(
         run_cfg,
@@ -440,10 +435,10 @@ def _tdec(cfg, entry, values, where, seed, inputs, work) -> dict:
 
 
 def _memorization(cfg, entry, values, where, seed, inputs, work) -> dict:
-    from unlearn_repro.pipeline.memorization import study_config, unlearn_extraction
+    from unlearn_repro.pipeline.memorization import unlearn_extraction
 
-    impl = METHODS.get(entry.method)
-    run_cfg = impl.study_config(cfg, entry_block(cfg, entry, values, study_config(cfg)))
+    impl = METHODS.get(entry.method)  # unlearn_extraction lays the memorization study's settings over it
+    run_cfg = impl.study_config(cfg, impl.study_block(cfg, entry_values(entry, values)))
     hooks, feed = sophia_feed(entry, seed)
     res = unlearn_extraction(
         run_cfg, entry.method, where["dataset"], where["model"], seed, inputs["memorized"],

@@ -278,9 +278,7 @@ def ordinary_epoch_s(cfg, pretrained, seqs, recipe: Recipe, pad_id: int) -> floa
 
 def point_config(cfg, method: str, keys, value: float) -> Frozen:
     """The config with the method's coefficient(s) set to `value` and unlearning stopped after cycle 1."""
-    impl = METHODS.get(method)
-    block = impl.study_block(cfg, {k: value for k in keys})
-    return impl.study_config(cfg, block, unlearn={"table_cycles": [1], "extended_datasets": []})
+    return METHODS.get(method).grid_config(cfg, dict.fromkeys(keys, value))
 
 
 def unlearning_points(
