@@ -40,6 +40,17 @@ def test_every_entry_with_a_step_gets_the_same_grid_around_its_task_step(cfg):
     # no TDEC configuration with FLoRA + NPO: the first FLoRA configuration's lr
     odd = P.Entry("x", "npo", adapter="flora")
     assert P.centre(cfg, "tdec", odd) == {"lr": cfg.tdec.configs.flora_gd.lr}
+    # off TDEC an adapter's step is the method's times the FLoRA paper's adapter / full ratio (2e-4 / 5e-5)
+    assert P.adapter_scale(cfg, e["lora_ihl"]) == pytest.approx(4.0)
+    assert P.centre(cfg, "tasks", e["flora_gd"]) == {
+        "lr": pytest.approx(4 * cfg.methods.gradient_difference.lr)
+    }
+    assert P.centre(cfg, "tofu", e["lora_gd"]) == {
+        "lr": pytest.approx(4 * cfg.tofu.lr.gradient_difference.FO)
+    }
+    assert P.adapter_scale(cfg, e["soul_gd"]) == 1.0
+    no_full = overlay(cfg, {"tdec": {"configs": {"ga": {"adapter": "lora"}, "gd": {"adapter": "lora"}}}})
+    assert P.adapter_scale(no_full, e["lora_gd"]) == 1.0  # no full configuration to take the ratio from
     sizes = {
         len(P.grid(cfg, b, x))
         for b in P.BENCHMARKS
@@ -112,7 +123,8 @@ def _points(tmp_path, benchmark, entry, method, effs, *, factors=(0.5, 1.0, 2.0)
             "adapter": "full", "dataset": "arc_easy", "model": "tiny-gpt-neo", "seed": seed,
             "points": [
                 {"factor": f, "values": {"lr": f}, "efficacy": eff * f, "utility_loss": loss * f,
-                 "diverged": False, "runtime_s": 1.0, "premise": {"clip_rate": 0.5} if optimizer else None,
+                 "diverged": False, "runtime_s": 1.0, "sample_passes": 10 * (seed + 1),
+                 "premise": {"clip_rate": 0.5} if optimizer else None,
                  "forgotten": seed > 0, "tag": "not a number"}
                 for f in factors
             ],
@@ -170,6 +182,8 @@ def test_report_writes_exactly_the_declared_files(tmp_path, cfg):
     # a task's further metrics (here a flag) reach the points table and the leaderboard's CSV, as means
     board = pd.read_csv(out / "tables" / "leaderboard_tasks.csv").set_index("entry")
     assert board.loc["gradient_difference", "mean_forgotten"] == pytest.approx(2 / 3)
+    assert board.loc["gradient_difference", "sample_passes"] == 20  # seeds' 10, 20, 30: the mean
+    assert summary["tasks"]["gradient_difference"]["sample_passes"] == 20
     assert "tag" not in pd.read_csv(out / "tables" / "points.csv").columns
     assert R.benchmarks_in(files) == ["memorization", "tasks"]
 

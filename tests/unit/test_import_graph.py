@@ -16,7 +16,19 @@ PACKAGE = ROOT / "src" / "unlearn_repro"
 LAYERS = [  # lowest first: a module may import its own layer and those below
     ["paths", "errors", "registry", "progress", "frozen"],
     ["io", "numerics", "batches", "gpus", "allocator"],
-    ["models", "data", "losses", "objectives", "optim", "fisher", "lora", "metrics", "hub", "tracking"],
+    [
+        "models",
+        "data",
+        "losses",
+        "objectives",
+        "optim",
+        "fisher",
+        "lora",
+        "metrics",
+        "hub",
+        "tracking",
+        "passes",
+    ],
     ["train", "dp"],
     ["methods"],
     # the composition layer: config validates against every registry (methods, optimizers, studies), the

@@ -18,7 +18,7 @@ import pandas as pd
 
 from unlearn_repro.io import read_json, write_json, write_text
 from unlearn_repro.metrics.curvature import verdict as premise_verdict
-from unlearn_repro.report import figures, stats, style
+from unlearn_repro.report import stats, style
 from unlearn_repro.report.tables import write_table
 
 TITLES = {
@@ -86,13 +86,15 @@ def long_points(files) -> pd.DataFrame:
                     "utility_loss": _num(p.get("utility_loss")),
                     "diverged": bool(p.get("diverged")),
                     "runtime_s": _num(p.get("runtime_s")),
+                    "sample_passes": _num(p.get("sample_passes")),
                     **{f"premise_{k}": _num(v) for k, v in prem.items() if isinstance(v, (int, float))},
                 }
             )
     return pd.DataFrame(rows)
 
 
-CORE = ("factor", "values", "efficacy", "utility_loss", "diverged", "runtime_s", "premise", "wall_s")
+CORE = ("factor", "values", "efficacy", "utility_loss", "diverged", "runtime_s", "sample_passes", "premise",
+        "wall_s")  # fmt: skip
 
 
 def _scalar(v) -> bool:
@@ -106,7 +108,7 @@ def _num(v) -> float:
 def extras(df: pd.DataFrame) -> list[str]:
     """A task's own further metrics of its points (TOFU's parts, TDEC's EL10 / MA / epochs / PPL, ...)."""
     known = {"benchmark", "entry", "method", "optimizer", "adapter", "seed", "setting", "factor", "step",
-             "efficacy", "utility_loss", "diverged", "runtime_s"}  # fmt: skip
+             "efficacy", "utility_loss", "diverged", "runtime_s", "sample_passes"}  # fmt: skip
     return [c for c in df.columns if c not in known and not c.startswith("premise_") and df[c].notna().any()]
 
 
@@ -118,6 +120,7 @@ def grid_means(df: pd.DataFrame) -> pd.DataFrame:
         efficacy=("efficacy", "mean"),
         utility_loss=("utility_loss", "mean"),
         runtime_s=("runtime_s", "mean"),
+        sample_passes=("sample_passes", "mean"),
         diverged=("diverged", "any"),
         n=("efficacy", "size"),
     ).reset_index()
@@ -190,6 +193,7 @@ def leaderboard(cfg, benchmark: str, df: pd.DataFrame) -> pd.DataFrame:
                 "utility_loss_mean": stats.t_interval(at["utility_loss"]).mean,
                 "utility_loss_per_seed": stats.per_seed(at["seed"], at["utility_loss"]),
                 "runtime_s": float(at["runtime_s"].mean()),
+                "sample_passes": float(at["sample_passes"].mean()),
                 "grid_points": int((means["entry"] == name).sum()),
                 "replicates": len(at),
                 "on_front": "yes" if name in front else "no",
@@ -275,7 +279,7 @@ def _pair(benchmark, question, x, y, df) -> dict:
         return sel["efficacy"]
 
     d = stats.difference(at(x), at(y))
-    v = {"greater": stats.HOLDS, "less": stats.FAILS}.get(stats.compare(at(x), at(y)), stats.TIE)
+    v = {"greater": stats.HOLDS, "less": stats.FAILS}.get(stats.direction(d), stats.TIE)
     if (x["status"] == OVER) != (y["status"] == OVER):  # only one keeps within the utility bound: it wins
         v = stats.FAILS if x["status"] == OVER else stats.HOLDS
     prem = x["premise"] if x["premise"] != "—" else y["premise"]
@@ -293,84 +297,23 @@ def _pair(benchmark, question, x, y, df) -> dict:
     }
 
 
-# -- figures ---------------------------------------------------------------------------------------------
-
-
-def pareto_figure(cfg, benchmark: str, df: pd.DataFrame, board: pd.DataFrame, out: Path) -> None:
-    """Every grid point's mean (efficacy against utility loss; memorization: against the step factor), one
-    colour per entry, its selected point ringed, the task's bound dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from unlearn_repro.pipeline.crossbench import entries
-
-    title, ylab, xlab = TITLES[benchmark]
-    sub = df[df["benchmark"] == benchmark]
-    with style.context():
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        if sub.empty:
-            ax.text(0.5, 0.5, "no entry ran on this task", ha="center", transform=ax.transAxes)
-        ran = {e.style: (name, e) for name, e in entries(cfg).items()}
-        for name, e in (ran[s] for s in style.order(ran)):  # the legend order of every figure
-            g = grid_means(sub[sub["entry"] == name]) if name in set(sub["entry"]) else None
-            if g is None or g.empty:
-                continue
-            x = g["factor"] if benchmark == "memorization" else g["utility_loss"]
-            ax.plot(x, g["efficacy"], label=e.label, **style.line_kwargs(e.style))
-            pick = board.loc[board["entry"] == name, "factor"]
-            if len(pick) and math.isfinite(pick.iloc[0]):
-                s = g[g["factor"] == pick.iloc[0]]
-                sx = s["factor"] if benchmark == "memorization" else s["utility_loss"]
-                ax.plot(sx, s["efficacy"], "o", ms=11, mfc="none", color=style.method_style(e.style)["color"])
-        bound = cfg.crossbench.bounds.get(benchmark)
-        if bound is not None and benchmark != "memorization":
-            ax.axvline(bound, color=style.BEFORE, linestyle="--", label=f"bound {bound:g}")
-        if benchmark == "memorization":
-            ax.set_xscale("log", base=2)
-        ax.set(
-            title=f"{title}: every grid point (mean over replicates), selected ringed",
-            xlabel=xlab,
-            ylabel=ylab,
-        )
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7)
-        fig.tight_layout()
-        figures._save(fig, out, palette=True)
-
-
-def overview_figure(ranks: pd.DataFrame, out: Path) -> None:
-    """Entries x tasks: each cell the entry's rank on that task's leaderboard (grey: cannot run there)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = [c for c in ranks.columns if c not in ("entry", "mean_relative_rank")]
-    vals = np.array([[np.nan if v == "n/a" else float(v) for v in ranks[c]] for c in cols]).T
-    with style.context():
-        fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 3, 0.32 * len(ranks) + 1.4))
-        cmap = matplotlib.colormaps["viridis_r"].with_extremes(bad=style.BEFORE)
-        im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, aspect="auto")
-        for (i, j), v in np.ndenumerate(vals):
-            ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.0f}", ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(len(cols)), [TITLES[c][0] for c in cols], rotation=20, ha="right")
-        ax.set_yticks(range(len(ranks)), list(ranks["entry"]))
-        ax.grid(False)
-        fig.colorbar(im, ax=ax, label="rank on the task (1 = best)")
-        ax.set_title("Cross-paper benchmark: rank of every entry on every forget task")
-        fig.tight_layout()
-        figures._save(fig, out, palette=True)
-
-
 # -- the report ------------------------------------------------------------------------------------------
 
 BOARD_COLUMNS = ["rank", "entry", "label", "status", "step", "efficacy", "utility_loss", "runtime_s",
-                 "grid_points", "replicates", "on_front", "premise"]  # fmt: skip
+                 "sample_passes", "grid_points", "replicates", "on_front", "premise"]  # fmt: skip
+
+
+def _styles(cfg) -> dict:
+    """entry -> (its style name, its label), in the legend order of every figure."""
+    from unlearn_repro.pipeline.crossbench import entries
+
+    ran = {e.style: (name, e) for name, e in entries(cfg).items()}
+    return {ran[s][0]: (s, ran[s][1].label) for s in style.order(ran)}
 
 
 def build_report(cfg, files, root) -> dict:
     from unlearn_repro.pipeline.crossbench import BENCHMARKS
+    from unlearn_repro.report import crossbench_figures as figs
 
     root = Path(root)
     df = long_points(files)
@@ -390,13 +333,33 @@ def build_report(cfg, files, root) -> dict:
             f"{ylab}; {xlab if b != 'memorization' else 'no utility measure in §6'}; bound "
             f"{bound if bound is not None else 'none'}. Selected: the best mean efficacy within the bound, "
             f"else the smallest utility loss ('{OVER}'). Cells: mean ± 95 % t half-width over replicates "
-            f"({stats.ESTIMATOR}).",
+            f"({stats.ESTIMATOR}). runtime_s: the method's run time (s); sample_passes: sequences through a "
+            f"forward and backward of the model (training steps, per-sample gradients, curvature estimates); "
+            f"both the mean over replicates at the selected point.",
             data=board,
         )
-        pareto_figure(cfg, b, df, board, root / "figures" / f"pareto_{b}.png")
+        sub = df[df["benchmark"] == b]
+        figs.pareto(
+            TITLES[b],
+            {n: grid_means(sub[sub["entry"] == n]) for n in dict.fromkeys(sub["entry"])},
+            dict(zip(board["entry"], board.get("factor", [math.nan] * len(board)))),
+            cfg.crossbench.bounds.get(b) if b != "memorization" else None,
+            b == "memorization",
+            _styles(cfg),
+            root / "figures" / f"pareto_{b}.png",
+        )
         summary[b] = {
             r["entry"]: {
-                k: r.get(k) for k in ("rank", "efficacy_mean", "utility_loss_mean", "factor", "status")
+                k: r.get(k)
+                for k in (
+                    "rank",
+                    "efficacy_mean",
+                    "utility_loss_mean",
+                    "factor",
+                    "status",
+                    "runtime_s",
+                    "sample_passes",
+                )  # fmt: skip
             }
             for r in board.to_dict("records")
         }
@@ -408,7 +371,7 @@ def build_report(cfg, files, root) -> dict:
         "1 = best on that task's leaderboard (within-bound entries first); n/a: cannot run there. "
         "mean_relative_rank: the mean of rank / entries ranked, over the tasks the entry runs on.",
     )
-    overview_figure(ranks, root / "figures" / "overview.png")
+    figs.overview(ranks, {b: TITLES[b][0] for b in BENCHMARKS}, root / "figures" / "overview.png")
     verdicts = verdict_rows(boards, df)
     write_table(
         verdicts,

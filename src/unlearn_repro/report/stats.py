@@ -91,7 +91,11 @@ def difference(a, b, level: float = LEVEL) -> Interval:
 def compare(a, b, tolerance: float = 0.0) -> str:
     """'less' / 'greater' when mean(a) − mean(b) is outside both its 95 % interval around 0 and ±tolerance,
     else 'tie'. With one seed on a side there is no interval: only the tolerance separates the two."""
-    d = difference(a, b)
+    return direction(difference(a, b), tolerance)
+
+
+def direction(d: Interval, tolerance: float = 0.0) -> str:
+    """compare's rule on a difference already computed (its Welch interval)."""
     if not math.isfinite(d.mean):
         return TIE
     if d.n >= 2 and d.low <= 0 <= d.high:

@@ -110,7 +110,7 @@ register(
     gpu=True,
 )
 def _crossbench_points(a, cfg, tracker):
-    from unlearn_repro.pipeline.crossbench import points
+    from unlearn_repro.pipeline.crossbench_points import points
 
     inputs = pairs(a.inputs)
     if "tasks" in inputs:  # TDEC's reasoning tasks: task:dir,task:dir
