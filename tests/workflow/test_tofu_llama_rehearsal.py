@@ -74,6 +74,8 @@ def test_paper_tofu_runs_on_released_llama_checkpoints(tmp_path):
     assert plan["states"] == 2 * plan["weights"] == 2 * plan["reference"] and plan["gpus"] == 1
     log = (ws / "logs/paper/tofu/unlearn_npo_SO_seed0.log").read_text()
     assert "[memory] tofu unlearn npo SO: planned" in log and "1.0 GiB available" in log, log
-    # the cross-paper benchmark's TOFU point: FLoRA adapters on Llama's q, v and gated FFN (tdec.lora)
+    # the cross-paper benchmark's TOFU point: FLoRA adapters on Llama's q, v and gated FFN (tdec.lora), at
+    # IHL's TOFU step (5e-5) times the FLoRA paper's adapter / full ratio (2e-4 / 5e-5)
     [point] = json.loads((ws / XB_POINT).read_text())["points"]
-    assert point["values"] == {"lr": 5e-5} and not point["diverged"] and "forget_quality" in point
+    assert point["values"] == {"lr": 2e-4} and not point["diverged"] and "forget_quality" in point
+    assert point["sample_passes"] > 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 import torch
-from transformers import AutoModelForCausalLM, GPTNeoConfig, LlamaConfig, OPTConfig
+import transformers  # its classes resolve at first use: a Snakefile that plans jobs never loads them
 
 from unlearn_repro.errors import DeviceError, HubError, one_line
 from unlearn_repro.hub import ModelSource
 from unlearn_repro.models.registry import MODELS
 
-CONFIGS = {"gpt_neo": GPTNeoConfig, "opt": OPTConfig, "llama": LlamaConfig}
+CONFIGS = {"gpt_neo": "GPTNeoConfig", "opt": "OPTConfig", "llama": "LlamaConfig"}  # transformers classes
 
 
 def build_model(name: str, tokenizer, seed: int = 0, dtype: torch.dtype = torch.float32, source=None):
@@ -19,7 +19,7 @@ def build_model(name: str, tokenizer, seed: int = 0, dtype: torch.dtype = torch.
     hub.ModelSource, i.e. params' `model_sources.<name>`, else the registry's hub id)."""
     spec = MODELS.get(name)
     if spec.is_tiny:
-        config = CONFIGS[spec.family](
+        config = getattr(transformers, CONFIGS[spec.family])(
             vocab_size=len(tokenizer),
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
@@ -27,11 +27,13 @@ def build_model(name: str, tokenizer, seed: int = 0, dtype: torch.dtype = torch.
             **spec.config,
         )
         torch.manual_seed(seed)
-        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+        return transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
 
     source = source or ModelSource(spec.hub_id)
     try:
-        return AutoModelForCausalLM.from_pretrained(source.path, revision=source.revision, dtype=dtype)
+        return transformers.AutoModelForCausalLM.from_pretrained(
+            source.path, revision=source.revision, dtype=dtype
+        )
     except OSError as e:  # not in the cache while offline, unreachable hub, unknown repo or revision
         raise HubError(
             f"model {name} ({source}): {one_line(e)}; fetch it first with `python -m unlearn_repro "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+import transformers  # its classes resolve at first use (models/build.py)
 
 from unlearn_repro import numerics
 from unlearn_repro.io import atomic_dir, git_commit, read_json, write_json
@@ -53,7 +53,7 @@ def save(model, tokenizer, path: str | Path, meta: dict) -> None:
 def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
     """(model, tokenizer, meta) from a checkpoint folder made by `save`."""
     tokenizer, meta = tokenizer_of(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     return model, tokenizer, meta
 
 
@@ -63,6 +63,6 @@ def tokenizer_of(path: str | Path):
     if not (path / "meta.json").exists():
         raise FileNotFoundError(f"{path}: not a checkpoint (no meta.json); run the rule that makes it")
     meta = read_json(path / "meta.json")
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     tokenizer._unlearn_add_bos = meta.get("add_bos", False)
     return tokenizer, meta

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import transformers  # its classes resolve at first use (models/build.py)
 from tokenizers import ByteLevelBPETokenizer
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from unlearn_repro.errors import HubError, one_line
 
@@ -16,18 +16,18 @@ EOS = "<|endoftext|>"
 PAD = "<pad>"
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+def train_bpe(texts: Iterable[str], vocab_size: int) -> transformers.PreTrainedTokenizerFast:
     """A byte-level BPE fit on `texts`; the same texts and vocab size give the same tokenizer."""
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
         list(texts), vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD], show_progress=False
     )
-    return PreTrainedTokenizerFast(
+    return transformers.PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD
     )
 
 
-def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast:
+def from_vocab_files(folder: str | Path, family: str) -> transformers.PreTrainedTokenizerFast:
     """GPT-2 (GPT-Neo) or OPT tokenizer from a vocab.json + merges.txt pair (the offline mirror's format)."""
     folder = Path(folder)
     vocab, merges = folder / "vocab.json", folder / "merges.txt"
@@ -38,7 +38,7 @@ def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast
     if family == "opt":
         # OPT: RoBERTa ids, </s> is bos and eos; madeupword0000..0002 pad the vocabulary to 50265
         bpe.add_tokens([f"madeupword{i:04d}" for i in range(3)])
-        tok = PreTrainedTokenizerFast(
+        tok = transformers.PreTrainedTokenizerFast(
             tokenizer_object=bpe._tokenizer,
             bos_token="</s>",
             eos_token="</s>",
@@ -47,17 +47,17 @@ def from_vocab_files(folder: str | Path, family: str) -> PreTrainedTokenizerFast
         )
         tok._unlearn_add_bos = True
         return tok
-    tok = PreTrainedTokenizerFast(
+    tok = transformers.PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS
     )
     tok.pad_token = EOS
     return tok
 
 
-def from_hub(hub_id: str, family: str, revision: str | None = None) -> PreTrainedTokenizerFast:
+def from_hub(hub_id: str, family: str, revision: str | None = None) -> transformers.PreTrainedTokenizerFast:
     """The model's own tokenizer from the hub (or the cache), or from a local folder in the hub's layout."""
     try:
-        tok = AutoTokenizer.from_pretrained(hub_id, revision=revision)
+        tok = transformers.AutoTokenizer.from_pretrained(hub_id, revision=revision)
     except OSError as e:  # not cached while offline, unreachable hub
         raise HubError(
             f"tokenizer {hub_id}{'@' + revision if revision else ''}: {one_line(e)}; fetch it first with "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from transformers import AutoTokenizer
+import transformers  # its classes resolve at first use (models/build.py)
 
 from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro.hub import model_source
@@ -30,7 +30,7 @@ def load_tokenizer(cfg, model_name: str, tokenizer_dir: str | Path | None):
     spec = MODELS.get(model_name)
     if spec.is_tiny:
         if cfg.tokenizer.kind == "trained":
-            return AutoTokenizer.from_pretrained(tokenizer_dir)
+            return transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
         folder = Path(cfg.data.mirror_dir) / "tokenizers" / ("opt" if spec.family == "opt" else "gpt2")
         return tokenizers.from_vocab_files(folder, spec.family)
     src = model_source(cfg, model_name)
