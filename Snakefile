@@ -28,22 +28,24 @@ CFG = _LAYERED.cfg
 
 # One job server per local run: the jobs fork from a process that imported torch and transformers once
 # (src/unlearn_repro/jobserver.py; UNLEARN_JOBSERVER=off runs each job as its own process, as on a cluster).
-from unlearn_repro.jobserver import Workflow as JobServer
+from unlearn_repro.jobserver import Workflow as JobServer, end_idle_timers
 
 JOBSERVER = JobServer()
 
 
 onstart:
     if workflow.local_exec:
-        JOBSERVER.start()
+        JOBSERVER.start(jobs=len(list(workflow.dag.needrun_jobs())))
 
 
 onsuccess:
     JOBSERVER.stop()
+    end_idle_timers()
 
 
 onerror:
     JOBSERVER.stop()
+    end_idle_timers()
 
 
 include: "rules/common.smk"

@@ -34,12 +34,17 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
 from unlearn_repro import numerics  # stdlib only: the client (job.py) imports this module
 
 SOCKET_ENV = "UNLEARN_JOBSERVER"
+# the fewest jobs a run starts a server for: its preload (~10 s of CPU) costs about what three jobs spend
+# importing torch and transformers on their own (~3 s each), so a run of fewer (a data preparation, a
+# report, most of the tests' small DAGs) runs each job in its own process
+MIN_JOBS = 4
 IDLE_S = 3600.0
 REQUEST_TIMEOUT_S = 10.0
 # imported before the first fork: what the jobs would otherwise each import
@@ -444,8 +449,17 @@ class Workflow:
         )
         self.proc = None
 
-    def start(self) -> None:
+    def start(self, jobs: int | None = None) -> None:
+        """`jobs`: how many jobs the run has to run; below MIN_JOBS no server starts (its preload would cost
+        more than those jobs' own imports)."""
         if os.environ.get(SOCKET_ENV, "").strip().lower() in ("off", "0", "false", "no"):
+            return
+        if jobs is not None and jobs < MIN_JOBS:
+            print(
+                f"[jobserver] {jobs} job(s) to run: each in its own process (a server from {MIN_JOBS})",
+                file=sys.stderr,
+                flush=True,
+            )
             return
         self.proc = spawn(self.path, os.getpid())
         os.environ[SOCKET_ENV] = self.path
@@ -482,6 +496,16 @@ def start(path: str, parent_pid: int, wait_s: float = 120.0) -> int | None:
         time.sleep(0.1)
     proc.kill()
     return None
+
+
+def end_idle_timers() -> None:
+    """At the end of a run (the Snakefile's onsuccess / onerror): cancel Snakemake's pending re-selection.
+    Its scheduler re-selects jobs on a non-daemon threading.Timer of `max-jobs-per-timespan`'s timespan (20 s
+    in profiles/default), so a finished run otherwise waits up to that long before its process exits: in
+    every small DAG (a data preparation, most of the tests) longer than its jobs ran."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
 
 
 def stop(pid: int | None, path: str) -> None:

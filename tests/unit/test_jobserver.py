@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -109,7 +110,7 @@ def test_the_workflow_runs_its_jobs_through_the_server():
     stops one server per run."""
     assert 'CLI = "python -m unlearn_repro.job"' in (ROOT / "rules/common.smk").read_text()
     snakefile = (ROOT / "Snakefile").read_text()
-    assert "JOBSERVER.start()" in snakefile and snakefile.count("JOBSERVER.stop()") == 2
+    assert "JOBSERVER.start(jobs=" in snakefile and snakefile.count("JOBSERVER.stop()") == 2
 
 
 def test_the_workflow_does_not_wait_for_the_preload_and_its_first_jobs_run_on_their_own(monkeypatch, capsys):
@@ -125,6 +126,29 @@ def test_the_workflow_does_not_wait_for_the_preload_and_its_first_jobs_run_on_th
     assert f"runs in its own process: no job server accepts at {workflow.path}" in capsys.readouterr().err
     workflow.stop()
     assert workflow.proc.wait(timeout=30) == -signal.SIGTERM
+
+
+def test_a_finished_run_cancels_snakemakes_pending_reselection():
+    """Snakemake's scheduler re-selects on a non-daemon Timer of max-jobs-per-timespan's timespan (20 s in
+    profiles/default): pending at the end of a run, it would keep the process alive that long."""
+    fired = []
+    timer = threading.Timer(60.0, lambda: fired.append(1))
+    timer.start()
+    jobserver.end_idle_timers()
+    timer.join(timeout=5.0)
+    assert not timer.is_alive() and not fired
+    snakefile = (ROOT / "Snakefile").read_text()
+    assert snakefile.count("end_idle_timers()") == 2  # onsuccess and onerror
+
+
+def test_a_run_of_few_jobs_starts_no_server(monkeypatch, capsys):
+    """Below MIN_JOBS jobs a server's preload would cost more than it saves: each job runs on its own."""
+    monkeypatch.delenv(jobserver.SOCKET_ENV, raising=False)
+    workflow = jobserver.Workflow()
+    workflow.start(jobs=jobserver.MIN_JOBS - 1)
+    assert workflow.proc is None and jobserver.SOCKET_ENV not in os.environ
+    assert f"{jobserver.MIN_JOBS - 1} job(s) to run: each in its own process" in capsys.readouterr().err
+    workflow.stop()  # nothing to stop
 
 
 def test_a_bad_or_vanished_client_leaves_the_server_and_other_jobs_running(server, tmp_path):
