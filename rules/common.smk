@@ -82,6 +82,11 @@ def needs_tokenizer(model):
     return MODELS.get(model).is_tiny and CFG.tokenizer.kind == "trained"
 
 
+def task_dirs(tasks):
+    """TASK=DIR of each task's prepared data: a command's `tasks` argument (commands.TASKS)."""
+    return " ".join(f"{t}={PROCESSED}/{t}" for t in tasks)
+
+
 def data_files(dataset):
     """A prepared data set: train, test, heldout (rows never trained on) and meta.json."""
     return multiext(f"{PROCESSED}/{dataset}/", "train.jsonl", "test.jsonl", "heldout.jsonl", "meta.json")

@@ -5,13 +5,14 @@
 
 from unlearn_repro.pipeline import crossbench as xb_pipeline
 from unlearn_repro.report import crossbench as xb_report
+from unlearn_repro.studies.tdec import reasoning_tasks
 
 XB = CFG.crossbench
 xb_pipeline.check(CFG)
 XB_ROOT = R("crossbench")
 XB_RUNS = {b: "|".join(xb_pipeline.runnable(CFG, b)) or "^$" for b in xb_pipeline.BENCHMARKS}  # wildcard
 XB_OUTPUTS = xb_report.outputs(CFG, XB_ROOT)
-XB_TDEC_TASKS = ",".join(f"{t}:{PROCESSED}/{t}" for t in CFG.tdec.reasoning_tasks if t in TASKS)
+XB_TDEC_REASONING = reasoning_tasks(CFG)  # TDEC's reasoning tasks, as rules/tdec.smk scores them
 XB_SRC = CORE_SRC + src("methods", "fisher", "optim", "lora", "train.py", "objectives.py", "losses.py", "pipeline",
                         "models", "metrics", "data")
 xb_report_item = lambda path: report(path, caption="../report_captions/crossbench/crossbench.rst",
@@ -91,7 +92,7 @@ rule crossbench_tdec:
     input:
         XB_SRC,
         base=R("tdec/models/{tmodel}"),
-        tasks=[data_files(t) for t in CFG.tdec.reasoning_tasks if t in TASKS],
+        tasks=[data_files(t) for t in XB_TDEC_REASONING],
     output:
         R("crossbench/points/tdec/{tmodel}/{xentry}/seed{seed}.json"),
     wildcard_constraints:
@@ -99,7 +100,7 @@ rule crossbench_tdec:
         tmodel="|".join(CFG.tdec.models),
     params:
         cli=CLI,
-        tasks=XB_TDEC_TASKS,
+        tasks=task_dirs(XB_TDEC_REASONING),
         run=lambda w: xb_pipeline.rerun_params(CFG, "tdec", w.xentry),
         tdec={k: v for k, v in CFG.tdec.to_dict().items() if k not in ("configs", "ablation", "enabled")},
         optimizers=CFG.optimizers.to_dict(),
@@ -114,7 +115,7 @@ rule crossbench_tdec:
         ENV_FILE
     shell:
         "{params.cli} crossbench-points --benchmark tdec --entry {wildcards.xentry} --seed {wildcards.seed} "
-        "--where model={wildcards.tmodel} --inputs base={input.base} tasks={params.tasks} --out {output} > {log} 2>&1"
+        "--where model={wildcards.tmodel} --inputs base={input.base} --tasks {params.tasks} --out {output} > {log} 2>&1"
 
 
 rule crossbench_memorization:

@@ -4,6 +4,7 @@
 
 from unlearn_repro.pipeline import tdec as tdec_pipeline
 from unlearn_repro.report import tdec as tdec_report
+from unlearn_repro.studies.tdec import reasoning_tasks
 
 TDEC = CFG.tdec
 TDEC_MODELS = list(TDEC.models)
@@ -13,8 +14,8 @@ TDEC_RUN_SPECS = tdec_pipeline.runs(CFG)
 TDEC_RUNS = list(TDEC_RUN_SPECS)
 TDEC_ROOT = R("tdec")
 TDEC_OUTPUTS = tdec_report.outputs(TDEC_ROOT)
-TDEC_REASONING = [t for t in TDEC.reasoning_tasks if t in TASKS]  # the ones this run prepares
-TDEC_TASKS = " ".join(f"{t}={PROCESSED}/{t}" for t in TDEC_REASONING)
+TDEC_REASONING = reasoning_tasks(CFG)  # the ones this run prepares
+TDEC_TASKS = task_dirs(TDEC_REASONING)
 # what defines the base model and its rows (a change of a configuration reruns only the unlearning runs)
 TDEC_BASE_KEYS = ("models", "forget_sets", "forget_size", "row_length", "heldout_rows", "ppl_rows", "retain_rows", "n",
                   "reasoning_tasks", "memorize", "decode_batch_size", "threshold")

@@ -106,15 +106,14 @@ register(
     options=[
         opt("--where", nargs="*", default=[], help="the setting: dataset=NAME model=NAME"),
         opt("--inputs", nargs="*", default=[], help="what the task's study made: NAME=PATH ..."),
+        opt("--tasks", nargs="*", default=[], help="TDEC: TASK=DIR of each reasoning task's prepared data"),
     ],
     gpu=True,
 )
 def _crossbench_points(a, cfg, tracker):
     from unlearn_repro.pipeline.crossbench_points import points
 
-    inputs = pairs(a.inputs)
-    if "tasks" in inputs:  # TDEC's reasoning tasks: task:dir,task:dir
-        inputs["tasks"] = dict(t.split(":", 1) for t in inputs["tasks"].split(",") if t)
+    inputs = {**pairs(a.inputs), "tasks": pairs(a.tasks)}
     points(cfg, a.benchmark, a.entry, pairs(a.where), int(a.seed), inputs, a.out, tracker)
 
 

@@ -7,11 +7,16 @@ from unlearn_repro.commands import TASKS, command, opt, pairs
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 
 
+def reasoning_tasks(cfg) -> list[str]:
+    """The reasoning tasks TDEC's runs are scored on: tdec.reasoning_tasks that this run prepares."""
+    return [t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks]
+
+
 def datasets(cfg) -> list[str]:
     """TDEC, its retain set D_r (WikiText-2 at every scale) and the reasoning tasks of this run."""
     from unlearn_repro.hub import PRETRAIN_CORPUS
 
-    return ["tdec", PRETRAIN_CORPUS] + [t for t in cfg.tdec.reasoning_tasks if t in cfg.data.tasks]
+    return ["tdec", PRETRAIN_CORPUS, *reasoning_tasks(cfg)]
 
 
 register(
