@@ -78,7 +78,7 @@ def long_points(files) -> pd.DataFrame:
             rows.append(
                 {
                     **extra,
-                    **{k: rec[k] for k in ("benchmark", "entry", "method", "optimizer", "adapter", "seed")},
+                    **{k: rec[k] for k in IDS},
                     "setting": setting,
                     "factor": p["factor"],
                     "step": ", ".join(f"{k}={v:.3g}" for k, v in p["values"].items()) or "—",
@@ -93,8 +93,18 @@ def long_points(files) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-CORE = ("factor", "values", "efficacy", "utility_loss", "diverged", "runtime_s", "sample_passes", "premise",
-        "wall_s")  # fmt: skip
+IDS = ("benchmark", "entry", "method", "optimizer", "adapter", "seed")  # a point file's record: who, where
+CORE = (
+    "factor",
+    "values",
+    "efficacy",
+    "utility_loss",
+    "diverged",
+    "runtime_s",
+    "sample_passes",
+    "premise",
+    "wall_s",
+)  # fmt: skip  (a point's own columns; the rest of its numbers are the task's extras)
 
 
 def _scalar(v) -> bool:
@@ -107,8 +117,7 @@ def _num(v) -> float:
 
 def extras(df: pd.DataFrame) -> list[str]:
     """A task's own further metrics of its points (TOFU's parts, TDEC's EL10 / MA / epochs / PPL, ...)."""
-    known = {"benchmark", "entry", "method", "optimizer", "adapter", "seed", "setting", "factor", "step",
-             "efficacy", "utility_loss", "diverged", "runtime_s", "sample_passes"}  # fmt: skip
+    known = {*IDS, "setting", "step", *CORE}
     return [c for c in df.columns if c not in known and not c.startswith("premise_") and df[c].notna().any()]
 
 
@@ -116,13 +125,7 @@ def grid_means(df: pd.DataFrame) -> pd.DataFrame:
     """Per (entry, factor): mean efficacy and utility loss over replicates; selectable unless one diverged."""
     g = df.groupby(["entry", "factor"], sort=False)
     out = g.agg(
-        step=("step", "first"),
-        efficacy=("efficacy", "mean"),
-        utility_loss=("utility_loss", "mean"),
-        runtime_s=("runtime_s", "mean"),
-        sample_passes=("sample_passes", "mean"),
-        diverged=("diverged", "any"),
-        n=("efficacy", "size"),
+        efficacy=("efficacy", "mean"), utility_loss=("utility_loss", "mean"), diverged=("diverged", "any")
     ).reset_index()
     out["selectable"] = ~out["diverged"] & out["efficacy"].notna()
     return out
