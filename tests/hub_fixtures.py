@@ -155,13 +155,19 @@ def tofu(folder: Path, authors: int = 2) -> Path:
     return folder
 
 
-def mtsamples(folder: Path) -> Path:
-    """NickyNicky/medical_mtsamples: the Kaggle CSV with its unnamed index column."""
+def mtsamples(folder: Path, notes: int = 0) -> Path:
+    """NickyNicky/medical_mtsamples: the Kaggle CSV with its unnamed index column. `notes`: transcriptions
+    added after the two rows, long enough to hold memorization targets."""
     folder.mkdir(parents=True, exist_ok=True)
+    more = "".join(
+        f'{i + 2},Note {i},Surgery,Sample {i},"PATIENT {i} was seen today for knee pain number {i}. '
+        f'The knee was examined and the plan is rest, ice and review in {i} weeks.",knee\n'
+        for i in range(notes)
+    )
     (folder / "train.csv").write_text(
         ",description,medical_specialty,sample_name,transcription,keywords\n"
         '0,Allergy,Allergy / Immunology,Allergic Rhinitis,"SUBJECTIVE: This woman has allergies.",allergy\n'
-        "1,Empty,Surgery,Nothing,,none\n"
+        "1,Empty,Surgery,Nothing,,none\n" + more
     )
     return folder
 

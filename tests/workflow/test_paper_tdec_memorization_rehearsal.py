@@ -18,20 +18,6 @@ TDEC_POINT = f"results/paper/crossbench/points/tdec/{MODEL}/flora_ihl/seed0.json
 MEM_POINT = f"results/paper/crossbench/points/memorization/mtsamples/{MODEL}/soul_npo/seed0.json"
 
 
-def _mtsamples(folder, n: int = 12):
-    """The Kaggle CSV layout (fx.mtsamples) with n transcriptions long enough to hold targets."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [
-        f'{i},Note {i},Surgery,Sample {i},"PATIENT {i} was seen today for knee pain number {i}. '
-        f'The knee was examined and the plan is rest, ice and review in {i} weeks.",knee'
-        for i in range(n)
-    ]
-    (folder / "train.csv").write_text(
-        ",description,medical_specialty,sample_name,transcription,keywords\n" + "\n".join(rows) + "\n"
-    )
-    return folder
-
-
 def test_paper_tdec_and_memorization_points_run_on_a_hub_gpt_neo(tmp_path):
     ws = fx.paper_workspace(tmp_path)
     texts = [
@@ -51,7 +37,7 @@ def test_paper_tdec_and_memorization_points_run_on_a_hub_gpt_neo(tmp_path):
             "hub_paths": {
                 "piqa": str(fx.piqa(tmp_path / "piqa", n_train=20, n_val=8)),
                 "wikitext2": str(fx.wikitext2(tmp_path / "wikitext2")),
-                "mtsamples": str(_mtsamples(tmp_path / "mt")),
+                "mtsamples": str(fx.mtsamples(tmp_path / "mt", notes=12)),
             },
         },
         "tdec": {
