@@ -51,6 +51,7 @@ REQUEST_TIMEOUT_S = 10.0
 PRELOAD = (
     "torch",
     "transformers",
+    "scipy.stats",  # imported at first use by the statistics (report/stats.py, metrics/tofu.py)
     "runpy",
     "unlearn_repro.cli",
     "unlearn_repro.pipeline.base_models",
@@ -154,8 +155,15 @@ def serve(path: str, parent_pid: int | None = None, idle_s: float = IDLE_S) -> N
     finally:
         for pid in jobs:
             _kill(pid)
-        if os.path.exists(path):
-            os.unlink(path)
+        _remove(path)
+
+
+def _remove(path: str) -> None:
+    """Unlink the socket `path` if it is there: the server and `stop` both remove it, in either order."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _preload() -> None:
@@ -477,8 +485,7 @@ class Workflow:
 def spawn(path: str, parent_pid: int) -> subprocess.Popen:
     """Start a server for this workflow run; it listens at `path` once its preload is done."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    if os.path.exists(path):
-        os.unlink(path)
+    _remove(path)
     return subprocess.Popen(
         [sys.executable, "-m", "unlearn_repro.jobserver", path, str(parent_pid)],
         stdin=subprocess.DEVNULL,
@@ -509,13 +516,13 @@ def end_idle_timers() -> None:
 
 
 def stop(pid: int | None, path: str) -> None:
+    """End the server `pid` and remove its socket."""
     if pid:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    if os.path.exists(path):
-        os.unlink(path)
+    _remove(path)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,12 @@ expected noise cosine) above COSINE_MAX, or a Sophia clip rate above CLIP_MAX (s
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+if (
+    TYPE_CHECKING
+):  # tensors come in as arguments: the thresholds and verdicts import without torch (DAG build)
+    import torch
 
 COSINE_MAX = 0.95  # above: the second-order step points where the first-order one does
 COSINE_SELECT = 0.9  # the regime rule picks damping with this margin below COSINE_MAX
@@ -48,7 +52,7 @@ def power_spread(inverse_eigenvalues: torch.Tensor, damping: float, p: float = Q
 def sophia_clip(m: torch.Tensor, h: torch.Tensor, rho: float, eps: float) -> tuple[int, int, float, float]:
     """(clipped, total, unclipped L1 mass, total L1 mass) of one Sophia step over one tensor: ratio
     |m| / max(rho h, eps) is clipped at 1 where >= 1 (the optimizer's own rule)."""
-    ratio = m.abs() / torch.clamp(rho * h, min=eps)
+    ratio = m.abs() / (rho * h).clamp(min=eps)
     clipped = ratio >= 1
     step = ratio.clamp(max=1.0)
     return int(clipped.sum()), ratio.numel(), float(step[~clipped].sum()), float(step.sum())

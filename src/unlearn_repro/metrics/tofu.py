@@ -36,7 +36,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
 import torch
 
 from unlearn_repro.batches import pad_left
@@ -78,11 +77,15 @@ def forget_truth_score(ratios: np.ndarray) -> float:
 
 def forget_quality(unlearned_ratios: np.ndarray, retain_model_ratios: np.ndarray) -> float:
     """p-value of the two-sample KS test: high = the forget set looks as if it had never been trained on."""
+    import scipy.stats  # here, not at the top: the DAG build imports this module (report/tofu.py)
+
     return float(scipy.stats.ks_2samp(unlearned_ratios, retain_model_ratios).pvalue)
 
 
 def model_utility(values: Sequence[float]) -> float:
     """Harmonic mean of the utility terms (0 if any is 0)."""
+    import scipy.stats
+
     v = np.asarray(values, dtype=float)
     return 0.0 if np.any(v <= 0) else float(scipy.stats.hmean(v))
 
@@ -96,6 +99,8 @@ def choice_accuracy(true_nll: np.ndarray, perturbed_nll: np.ndarray) -> float:
 
 def auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
     """P(member score > non-member score) + 0.5 P(tie): the ROC AUC, by ranks (Mann-Whitney U)."""
+    import scipy.stats
+
     m, n = np.asarray(member_scores, dtype=float), np.asarray(nonmember_scores, dtype=float)
     ranks = scipy.stats.rankdata(np.concatenate([m, n]))
     u = ranks[: len(m)].sum() - len(m) * (len(m) + 1) / 2

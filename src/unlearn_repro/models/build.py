@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import torch
-import transformers  # its classes resolve at first use: a Snakefile that plans jobs never loads them
 
 from unlearn_repro.errors import DeviceError, HubError, one_line
 from unlearn_repro.hub import ModelSource
@@ -17,6 +16,8 @@ CONFIGS = {"gpt_neo": "GPTNeoConfig", "opt": "OPTConfig", "llama": "LlamaConfig"
 def build_model(name: str, tokenizer, seed: int = 0, dtype: torch.dtype = torch.float32, source=None):
     """A fresh model: tiny ones random-initialized from their config, hub ones from their weights (`source`: a
     hub.ModelSource, i.e. params' `model_sources.<name>`, else the registry's hub id)."""
+    import transformers  # here, not at the top: a Snakefile that plans jobs never builds a model
+
     spec = MODELS.get(name)
     if spec.is_tiny:
         config = getattr(transformers, CONFIGS[spec.family])(

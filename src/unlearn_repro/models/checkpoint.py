@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import transformers  # its classes resolve at first use (models/build.py)
 
 from unlearn_repro import numerics
 from unlearn_repro.io import atomic_dir, git_commit, read_json, write_json
@@ -52,6 +51,8 @@ def save(model, tokenizer, path: str | Path, meta: dict) -> None:
 
 def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
     """(model, tokenizer, meta) from a checkpoint folder made by `save`."""
+    import transformers  # here, not at the top: a Snakefile that plans jobs never loads a checkpoint
+
     tokenizer, meta = tokenizer_of(path)
     model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     return model, tokenizer, meta
@@ -59,6 +60,8 @@ def load(path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtyp
 
 def tokenizer_of(path: str | Path):
     """(tokenizer, meta) of a checkpoint folder, without its weights (steps that only encode text)."""
+    import transformers
+
     path = Path(path)
     if not (path / "meta.json").exists():
         raise FileNotFoundError(f"{path}: not a checkpoint (no meta.json); run the rule that makes it")

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import transformers  # its classes resolve at first use (models/build.py)
 from tokenizers import ByteLevelBPETokenizer
 
 from unlearn_repro.errors import HubError, one_line
+
+if TYPE_CHECKING:  # imported where used: the DAG build imports this module (the scorers'), never a tokenizer
+    import transformers
 
 EOS = "<|endoftext|>"
 PAD = "<pad>"
@@ -18,6 +21,8 @@ PAD = "<pad>"
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> transformers.PreTrainedTokenizerFast:
     """A byte-level BPE fit on `texts`; the same texts and vocab size give the same tokenizer."""
+    import transformers
+
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
         list(texts), vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD], show_progress=False
@@ -29,6 +34,8 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> transformers.PreTrainedT
 
 def from_vocab_files(folder: str | Path, family: str) -> transformers.PreTrainedTokenizerFast:
     """GPT-2 (GPT-Neo) or OPT tokenizer from a vocab.json + merges.txt pair (the offline mirror's format)."""
+    import transformers
+
     folder = Path(folder)
     vocab, merges = folder / "vocab.json", folder / "merges.txt"
     for f in (vocab, merges):
@@ -56,6 +63,8 @@ def from_vocab_files(folder: str | Path, family: str) -> transformers.PreTrained
 
 def from_hub(hub_id: str, family: str, revision: str | None = None) -> transformers.PreTrainedTokenizerFast:
     """The model's own tokenizer from the hub (or the cache), or from a local folder in the hub's layout."""
+    import transformers
+
     try:
         tok = transformers.AutoTokenizer.from_pretrained(hub_id, revision=revision)
     except OSError as e:  # not cached while offline, unreachable hub

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import transformers  # its classes resolve at first use (models/build.py)
 
 GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -184,6 +183,8 @@ def check_fits(
 
 def n_params_of(config) -> int:
     """The parameter count of a Hugging Face causal LM config, built on the meta device (no memory)."""
+    import transformers  # here, not at the top: the DAG build imports this module (via the method registry)
+
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(config)
     return sum(p.numel() for p in model.parameters())

@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import transformers  # its classes resolve at first use (models/build.py)
-
 from unlearn_repro.data.encoding import split_sequences
 from unlearn_repro.hub import model_source
 from unlearn_repro.io import atomic_dir, file_hash, read_jsonl
@@ -30,6 +28,8 @@ def load_tokenizer(cfg, model_name: str, tokenizer_dir: str | Path | None):
     spec = MODELS.get(model_name)
     if spec.is_tiny:
         if cfg.tokenizer.kind == "trained":
+            import transformers  # here, not at the top: the DAG build imports this module (report/tdec.py)
+
             return transformers.AutoTokenizer.from_pretrained(tokenizer_dir)
         folder = Path(cfg.data.mirror_dir) / "tokenizers" / ("opt" if spec.family == "opt" else "gpt2")
         return tokenizers.from_vocab_files(folder, spec.family)

@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
 
 from unlearn_repro.io import write_json  # noqa: E402
 from unlearn_repro.metrics.weights import histogram, kl_divergence, shared_edges  # noqa: E402
@@ -207,6 +206,8 @@ def _weights_figure(cfg, snaps, kl, path, seed=None):
 
 def ks_per_method(snaps, base_snap) -> dict[str, tuple]:
     """One seed: (before, after, KS result) of the retained samples' exposures for each method."""
+    from scipy import stats  # here, not at the top: the DAG build imports this module (its declared outputs)
+
     before_all = dict(zip(base_snap["index"].tolist(), base_snap["exposure"].tolist()))
     out = {}
     for m, snap in snaps.items():
@@ -218,6 +219,8 @@ def ks_per_method(snaps, base_snap) -> dict[str, tuple]:
 def exposure_shift(snaps_by_seed, bases_by_seed, fig_seed, tables, figures) -> pd.DataFrame:
     """Figure 7 (the models of `fig_seed`): exposure of the retained samples before (fine-tuned model) and
     after each method; a KS test per seed, combined over the seeds by Fisher's method."""
+    from scipy import stats
+
     ks = {seed: ks_per_method(snaps, bases_by_seed[seed]) for seed, snaps in snaps_by_seed.items()}
     rows = []
     for m in snaps_by_seed[fig_seed]:
@@ -308,6 +311,8 @@ def versus_control(o, control) -> dict:
 def onion_row(seed, o, control=None) -> dict:
     """One seed's onion run: how many kept samples rose or crossed the threshold, a one-sided Wilcoxon
     signed-rank test of 'the safe samples became more exposed', and the comparison with its control."""
+    from scipy import stats
+
     before, after, threshold = o["before"], o["after"], float(o["threshold"])
     test = stats.wilcoxon(after, before, alternative="greater")
     crossed = (after > threshold) & (before <= threshold)

@@ -16,7 +16,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from unlearn_repro.methods import METHODS
 from unlearn_repro.report import style  # noqa: E402
 
 # the rows of the extended-cycles figure: column stem, scale, axis label, name and unit in a "constant" note
@@ -27,7 +26,10 @@ CYCLE_METRICS = (
 
 
 def method_label(method: str) -> str:
-    """A method's display label, as its file declares it (the bare name for an unregistered one)."""
+    """A method's display label, as its file declares it (the bare name for an unregistered one). The
+    registry (torch, transformers) is imported at first use: the DAG build imports this module, never this."""
+    from unlearn_repro.methods import METHODS
+
     return METHODS.get(method).label if method in METHODS else method
 
 

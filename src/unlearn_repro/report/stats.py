@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 LEVEL = 0.95
 ESTIMATOR = "95 % t interval over seeds: mean ± t(0.975, n−1)·s/√n, s with ddof = 1"
@@ -58,6 +57,14 @@ def pd_values(values):
     return out
 
 
+def _t_quantile(p: float, dof: float) -> float:
+    """Student's t quantile. scipy.stats is imported here, at first use: the workflow's DAG build imports
+    the report modules (their declared outputs) and never computes an interval."""
+    from scipy import stats
+
+    return stats.t.ppf(p, dof)
+
+
 def t_interval(values, level: float = LEVEL) -> Interval:
     """Mean and the t interval of `values` (one per seed); NaN bounds for fewer than two values."""
     v = finite(values)
@@ -67,7 +74,7 @@ def t_interval(values, level: float = LEVEL) -> Interval:
     mean = float(v.mean())
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
-    half = float(stats.t.ppf((1 + level) / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    half = float(_t_quantile((1 + level) / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
     return Interval(mean, mean - half, mean + half, n)
 
 
@@ -84,7 +91,7 @@ def difference(a, b, level: float = LEVEL) -> Interval:
     if se == 0:
         return Interval(d, d, d, min(len(x), len(y)))
     dof = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
-    half = float(stats.t.ppf((1 + level) / 2, dof) * se)
+    half = float(_t_quantile((1 + level) / 2, dof) * se)
     return Interval(d, d - half, d + half, min(len(x), len(y)))
 
 
