@@ -35,7 +35,8 @@ JOBSERVER = JobServer()
 
 onstart:
     if workflow.local_exec:
-        JOBSERVER.start(jobs=len(list(workflow.dag.needrun_jobs())))
+        # the shell jobs it would fork (a target rule such as `all` runs nothing)
+        JOBSERVER.start(jobs=sum(job.is_shell for job in workflow.dag.needrun_jobs()))
 
 
 onsuccess:

@@ -463,6 +463,7 @@ class Workflow:
         if os.environ.get(SOCKET_ENV, "").strip().lower() in ("off", "0", "false", "no"):
             return
         if jobs is not None and jobs < MIN_JOBS:
+            os.environ.pop(SOCKET_ENV, None)  # not an outer run's server: this run's jobs start on their own
             print(
                 f"[jobserver] {jobs} job(s) to run: each in its own process (a server from {MIN_JOBS})",
                 file=sys.stderr,

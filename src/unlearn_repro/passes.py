@@ -5,7 +5,8 @@ The methods count their own work in different units (optimizer steps over batche
 at the model instead: every sequence that goes through a causal LM's forward with gradients on is one sample
 pass (a forward and its backward): training steps, per-sample gradients (also inside torch.func.vmap),
 curvature estimates. Scoring and generation (no gradient) are not counted. A global module hook sees every
-model a run loads, retraining's fresh one included."""
+model a run loads, retraining's fresh one included. A row that only fills a short per-sample group
+(fisher.per_sample.pad_groups, with groups of more than one sequence) is computed, so it counts too."""
 
 from __future__ import annotations
 

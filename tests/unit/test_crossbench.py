@@ -51,6 +51,9 @@ def test_every_entry_with_a_step_gets_the_same_grid_around_its_task_step(cfg):
     assert P.adapter_scale(cfg, e["soul_gd"]) == 1.0
     no_full = overlay(cfg, {"tdec": {"configs": {"ga": {"adapter": "lora"}, "gd": {"adapter": "lora"}}}})
     assert P.adapter_scale(no_full, e["lora_gd"]) == 1.0  # no full configuration to take the ratio from
+    # GA has no LoRA configuration: the ratio is one method's pair (LoRA GD over full GD), not LoRA GD over GA
+    fast_ga = overlay(cfg, {"tdec": {"configs": {"ga": {"lr": 1.0e-4}}}})
+    assert P.adapter_scale(fast_ga, P.Entry("y", "gradient_ascent", adapter="lora")) == pytest.approx(4.0)
     sizes = {
         len(P.grid(cfg, b, x))
         for b in P.BENCHMARKS

@@ -116,7 +116,7 @@ def test_the_workflow_runs_its_jobs_through_the_server():
 def test_the_workflow_does_not_wait_for_the_preload_and_its_first_jobs_run_on_their_own(monkeypatch, capsys):
     """Workflow.start() returns while the server still imports torch (~10 s of CPU): a job submitted then runs
     in its own process (submit: None, said in the job's log), and stop() takes the half-loaded server down."""
-    monkeypatch.delenv(jobserver.SOCKET_ENV, raising=False)
+    monkeypatch.setenv(jobserver.SOCKET_ENV, "")  # restored after the test: start() sets it
     workflow = jobserver.Workflow()
     began = time.monotonic()
     workflow.start()
@@ -142,8 +142,9 @@ def test_a_finished_run_cancels_snakemakes_pending_reselection():
 
 
 def test_a_run_of_few_jobs_starts_no_server(monkeypatch, capsys):
-    """Below MIN_JOBS jobs a server's preload would cost more than it saves: each job runs on its own."""
-    monkeypatch.delenv(jobserver.SOCKET_ENV, raising=False)
+    """Below MIN_JOBS jobs a server's preload would cost more than it saves: each job runs on its own, not
+    on the server an enclosing run named in the environment."""
+    monkeypatch.setenv(jobserver.SOCKET_ENV, "/tmp/an-outer-runs-server.sock")
     workflow = jobserver.Workflow()
     workflow.start(jobs=jobserver.MIN_JOBS - 1)
     assert workflow.proc is None and jobserver.SOCKET_ENV not in os.environ
@@ -225,6 +226,18 @@ def test_a_job_skips_dynamos_exit_table_unless_its_log_is_heard():
 def test_stop_tolerates_a_socket_the_server_removed_first(tmp_path, monkeypatch):
     """On SIGTERM the server unlinks its socket while `stop` does the same: the second one finds it gone
     (a CI run failed on this race in the module fixture's teardown)."""
-    monkeypatch.setattr(jobserver.os.path, "exists", lambda p: True)  # seen a moment before it went
-    jobserver.stop(None, str(tmp_path / "gone.sock"))
-    assert not (tmp_path / "gone.sock").exists()
+    sock = tmp_path / "gone.sock"
+    sock.touch()
+
+    def seen_then_gone(path):  # the check sees the socket; the server unlinks it before stop() does
+        present = os.path.lexists(path)
+        if str(path) == str(sock) and present:
+            os.unlink(path)
+        return present
+
+    monkeypatch.setattr(jobserver.os.path, "exists", seen_then_gone)
+    jobserver.stop(None, str(sock))  # no FileNotFoundError
+    monkeypatch.undo()
+    sock.touch()
+    jobserver.stop(None, str(sock))
+    assert not sock.exists()  # a socket still there is removed

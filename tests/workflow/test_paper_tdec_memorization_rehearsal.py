@@ -6,6 +6,7 @@ TDEC and one Sophia + NPO point on MT, each through its study's own steps (TDEC'
 study's memorize / base / targets)."""
 
 import json
+import math
 
 import pytest
 import yaml
@@ -58,7 +59,7 @@ def test_paper_tdec_and_memorization_points_run_on_a_hub_gpt_neo(tmp_path):
             "methods": ["npo"],
             "segment_words": 12,
             "max_length": 32,
-            "train": {"epochs": 2, "lr": 5.0e-3, "batch_size": 8},
+            "train": {"epochs": 12, "lr": 5.0e-3, "batch_size": 8},
             "seeds": [0],
             "n_targets": 2,
             "min_target_tokens": 8,
@@ -91,7 +92,9 @@ def test_paper_tdec_and_memorization_points_run_on_a_hub_gpt_neo(tmp_path):
     assert meta["source"] == overrides["model_sources"][MODEL]
     [tdec] = json.loads((ws / TDEC_POINT).read_text())["points"]
     assert tdec["values"] == {"lr": 2.0e-4} and tdec["epochs_run"] == 1 and not tdec["diverged"]
-    assert tdec["sample_passes"] > 0 and tdec["efficacy"] is not None
+    assert tdec["sample_passes"] > 0 and 0 <= tdec["ma"] <= 1 and math.isfinite(tdec["efficacy"])
+    assert math.isfinite(tdec["ppl"]) and math.isfinite(tdec["utility_loss"])
     [mem] = json.loads((ws / MEM_POINT).read_text())["points"]
     assert mem["premise"]["clip_rate"] >= 0 and not mem["diverged"]  # Sophia fed and stepping
-    assert mem["sample_passes"] > 0 and mem["base_memorized"] >= 0
+    # the memorize step's premise: the base model extracts a target (12 epochs here; 2 extracted none)
+    assert mem["base_memorized"] > 0 and mem["sample_passes"] > 0 and 0 <= mem["efficacy"] <= 1

@@ -203,7 +203,8 @@ def adapter_scale(cfg, entry: Entry) -> float:
     adapters; 1 for a full-parameter entry, or where tdec.configs has no pair to take the ratio from."""
     if entry.adapter == "full":
         return 1.0
-    mine, full = _tdec_configs(cfg, entry.method, entry.adapter), _tdec_configs(cfg, entry.method, "full")
+    mine = _tdec_configs(cfg, entry.method, entry.adapter)
+    full = _tdec_configs(cfg, mine[0].method, "full") if mine else []  # one method's pair where there is one
     return float(mine[0].lr) / float(full[0].lr) if mine and full else 1.0
 
 
