@@ -102,17 +102,20 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     keep_freed_memory()  # before the first tensor: no page faults on every batch's activations (allocator.py)
-    import torch  # heavy: after the parse and the config, so `--help` and a config error never wait for it
-
-    torch.set_num_threads(cfg.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    _drop_unheard_exit_hooks()  # use_deterministic_algorithms imported torch._dynamo, which registered it
+    torch_before = "torch" in sys.modules  # a job forked from the job server has it preloaded
+    if command.torch:
+        _set_up_torch(cfg.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         tracker = None
         if command.tracked:
             tracker = make_tracker(cfg, start_time=started)
         command.handler(args, cfg, tracker)
+        if not command.torch and not torch_before and "torch" in sys.modules:
+            sys.exit(
+                f"error ({args.command}): it imported torch, but commands.py declares it torch=False, so its "
+                "thread count and deterministic kernels were never set; declare it torch=True"
+            )
     except (FileNotFoundError, KeyError, ValueError, MemoryError) as e:
         sys.exit(f"error ({args.command}): {e}")
     except RuntimeError as e:
@@ -124,6 +127,16 @@ def main(argv: list[str] | None = None) -> None:
             f"error ({args.command}): {one_line(e)} (network or Hugging Face cache {cache_dir()}; "
             "fetch first with `python -m unlearn_repro download`)"
         )
+
+
+def _set_up_torch(threads: int) -> None:
+    """The job's thread count and deterministic kernels, before its first tensor. torch is heavy: imported
+    after the parse and the config, so `--help` and a config error never wait for it."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    _drop_unheard_exit_hooks()  # use_deterministic_algorithms imported torch._dynamo, which registered it
 
 
 def _load_config(args):

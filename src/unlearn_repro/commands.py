@@ -4,6 +4,8 @@ its file in studies/ (the CLI imports that package, which registers them).
 
 Handlers import their module when they run, so `--help` and a config error never wait for torch. A rule with a
 `gpu` resource runs a command declared `gpu=True` (tests/workflow/test_gpu_commands.py keeps the two in step).
+A command declared `torch=False` (data and bookkeeping steps) never imports torch: its job skips torch's
+set-up, and the CLI fails it if it imports torch after all (tests/unit/test_import_graph.py).
 """
 
 from __future__ import annotations
@@ -25,16 +27,26 @@ class Command:
     options: tuple = ()  # further argparse arguments: ((flags...), kwargs)
     gpu: bool = False  # puts a model on the configured device: each job pins its own GPU (gpus.py)
     tracked: bool = True  # logs to MLflow (gets a tracker)
+    torch: bool = True  # computes with torch: the job sets its threads and deterministic kernels first;
+    # False: a data or bookkeeping step that never imports torch (~2 s of a job that runs on its own)
 
 
 COMMANDS: Registry[Command] = Registry("command")
 
 
-def command(name: str, help_: str, *required: str, gpu: bool = False, tracked: bool = True, options=()):
+def command(
+    name: str,
+    help_: str,
+    *required: str,
+    gpu: bool = False,
+    tracked: bool = True,
+    torch: bool = True,
+    options=(),
+):
     """Declare a command: the decorated function is its handler."""
 
     def deco(fn):
-        COMMANDS.register(name)(Command(name, help_, fn, required, tuple(options), gpu, tracked))
+        COMMANDS.register(name)(Command(name, help_, fn, required, tuple(options), gpu, tracked, torch))
         return fn
 
     return deco
@@ -54,7 +66,9 @@ TASKS = opt("tasks", nargs="*", help="TASK=DIR of each reasoning task's prepared
 
 
 # --- the config and the hub -------------------------------------------------------------------------------
-@command("check-config", "validate the config layers and print the resolved config", tracked=False)
+@command(
+    "check-config", "validate the config layers and print the resolved config", tracked=False, torch=False
+)
 def _check_config(a, cfg, tracker):
     import yaml
 
@@ -103,14 +117,28 @@ def _check_hub(a, cfg, tracker):
 
 
 # --- data, base models, unlearning, evaluation: the steps the studies share (theirs: studies/) ------------
-@command("prepare-data", "normalize one data set into processed jsonl", "dataset", "out", tracked=False)
+@command(
+    "prepare-data",
+    "normalize one data set into processed jsonl",
+    "dataset",
+    "out",
+    tracked=False,
+    torch=False,
+)
 def _prepare_data(a, cfg, tracker):
     from unlearn_repro.data.splits import prepare
 
     prepare(a.dataset, cfg, a.out)
 
 
-@command("tokenizer", "train the tiny models' BPE on the pretraining corpus", "corpus", "out", tracked=False)
+@command(
+    "tokenizer",
+    "train the tiny models' BPE on the pretraining corpus",
+    "corpus",
+    "out",
+    tracked=False,
+    torch=False,
+)
 def _tokenizer(a, cfg, tracker):
     from unlearn_repro.pipeline.base_models import make_tokenizer
 
@@ -148,7 +176,9 @@ def _finetune(a, cfg, tracker):
     finetune(cfg, a.model, a.dataset, a.pretrained, a.data, a.out, tracker)
 
 
-@command("splits", "seeded disjoint forget cycles for one task", "dataset", "data", "seed", "out")
+@command(
+    "splits", "seeded disjoint forget cycles for one task", "dataset", "data", "seed", "out", torch=False
+)
 def _splits(a, cfg, tracker):
     from unlearn_repro.data.splits import write_forget_cycles
 

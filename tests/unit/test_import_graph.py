@@ -175,6 +175,40 @@ def test_the_cli_config_and_study_declarations_start_light():
     assert out.strip() == "[]"
 
 
+@pytest.mark.parametrize(
+    ("command", "torch_loaded", "exit_status"), [("light", "False", 0), ("liar", "True", 1)]
+)
+def test_a_command_declared_without_torch_runs_without_it_or_fails(
+    command, torch_loaded, exit_status, tmp_path
+):
+    """A data or bookkeeping command (commands.py `torch=False`: prepare-data, splits, collect, ...) skips
+    torch's import and set-up (~2 s of each such job run on its own); one that imports torch anyway would
+    compute without the job's threads and deterministic kernels, so the CLI fails it, naming the fix. As a
+    job runs it: with the config Snakemake resolved (validating params.yaml loads the method registry)."""
+    from unlearn_repro import config
+
+    resolved = config.write_resolved(config.resolve_layers(ROOT / "params.yaml", profile="ci").cfg, tmp_path)
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('torch' in sys.modules))\n"
+        "from unlearn_repro import cli\n"
+        "from unlearn_repro.commands import command\n"
+        "command('light', 'x', tracked=False, torch=False)(lambda a, c, t: None)\n"
+        "command('liar', 'x', tracked=False, torch=False)(lambda a, c, t: __import__('torch'))\n"
+        f"cli.main([{command!r}])\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), "UNLEARN_CONFIG": str(resolved)},
+        timeout=120,
+    )
+    assert (r.returncode, r.stdout.split()[-1:]) == (exit_status, [torch_loaded]), r.stderr[-2000:]
+    if exit_status:
+        assert "commands.py declares it torch=False" in r.stderr and "declare it torch=True" in r.stderr
+
+
 def test_the_dag_build_imports_no_model_library_beyond_torch():
     """A DAG build (each `snakemake` call: the tests, `make reproduce`, a dry run) imports the study
     declarations, pipeline planners and report outputs and calls them. torch comes with the method registry

@@ -33,7 +33,11 @@ register(
 
 
 @command(
-    "collect", "gather per-run metrics.json files into one CSV", "out", options=[opt("metrics", nargs="+")]
+    "collect",
+    "gather per-run metrics.json files into one CSV",
+    "out",
+    torch=False,
+    options=[opt("metrics", nargs="+")],
 )
 def _collect(a, cfg, tracker):
     from unlearn_repro.report.tables import collect
