@@ -2,19 +2,20 @@
 embedded model, the four main metrics as an `evaluate` job scores each cycle, timed as the pipeline runs it
 with glibc's default malloc settings, and with levers:
 
+* `whole-batch logits`: the output layer at every position of the padded batch, as the pipeline did before
+  it took transformers' `logits_to_keep` (metrics/collect.py: only the positions a metric reads, e.g. an
+  answer's last tokens; bit-identical from collect.MIN_GEMM_ROWS rows, below that the whole batch);
 * `freed memory kept`: allocator.keep_freed_memory (every job calls it since this benchmark): freed
   activations are reused instead of faulted in again from the kernel; bit-identical by construction.
 
-Three more are not bit-identical by construction: their logits can differ in the last bits (a GEMM over a
-few of the rows rounds differently on this CPU), so a table could change even where, as on this scoring, the
-four metrics come out the same (the last column):
+Two more are not bit-identical by construction: a fused kernel or a batch of another shape can round
+differently in the last bits, so a table could change even where, as on this scoring, the four metrics come
+out the same (the last column):
 
-* `logits where read`: the output layer only at the positions a metric reads (accuracy reads an answer's
-  last tokens), not at every position;
 * `fused GELU`: torch's gelu(approximate="tanh") for GPT-Neo's NewGELUActivation (seven elementwise
   kernels; OPT uses ReLU, so nothing changes there);
 * `batch x4`: four times the profile's scoring batch (fewer, longer padded batches);
-* `all three`.
+* `both`.
 
     python benchmarks/scoring_levers.py --workspace DIR [--dataset arc_easy] [--repeats 3]
 
@@ -53,35 +54,8 @@ from unlearn_repro.models import checkpoint  # noqa: E402
 from unlearn_repro.pipeline import evaluation  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "scoring_levers"
-LEVERS = ("pipeline", "logits where read", "fused GELU", "batch x4", "all three")
+LEVERS = ("pipeline", "whole-batch logits", "fused GELU", "batch x4", "both")
 KEPT = "freed memory kept"  # last: it cannot be undone in this process
-
-
-def _logprobs_where_read(model, seqs, pad_id, device, batch_size=16, with_greedy=False, last=None):
-    """collect.token_logprobs with the output layer applied to the gathered positions' hidden states."""
-    model.eval()
-    head = model.get_output_embeddings()
-    order = np.argsort([-len(s) for s in seqs], kind="stable")
-    out, greedy = [None] * len(seqs), [None] * len(seqs)
-    with torch.no_grad():
-        for start in range(0, len(seqs), batch_size):
-            idx = order[start : start + batch_size]
-            batch = collect.collate([seqs[i] for i in idx], pad_id, device)
-            hidden = model.base_model(**batch).last_hidden_state
-            n = [len(seqs[i]) - 1 for i in idx]
-            spans = [(k - (k if last is None else min(last[i], k)), k) for k, i in zip(n, idx)]
-            lps, preds = _gathered(head, hidden, batch["input_ids"], spans, with_greedy)
-            for row, i in enumerate(idx):
-                out[i], greedy[i] = lps[row], preds[row]
-    return (out, greedy) if with_greedy else out
-
-
-def _gathered(head, hidden, ids, spans, with_greedy):
-    """collect._span_logprobs with the output layer applied to the gathered hidden states."""
-    at, cut = collect.span_positions(spans, ids.shape[1])
-    at = torch.from_numpy(at)
-    picked = head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, at)).float()
-    return collect.next_token_logprobs(picked, ids, at, cut, with_greedy)
 
 
 def _fuse_gelu(model) -> None:
@@ -92,25 +66,26 @@ def _fuse_gelu(model) -> None:
 
 
 @contextlib.contextmanager
-def _patched_logprobs(on: bool):
-    saved = collect.token_logprobs
+def _whole_batch_logits(on: bool):
+    """The output layer over the whole batch, whatever is read (the scorer before logits_to_keep)."""
+    saved = collect.MIN_GEMM_ROWS
     if on:
-        collect.token_logprobs = _logprobs_where_read
+        collect.MIN_GEMM_ROWS = sys.maxsize
     try:
         yield
     finally:
-        collect.token_logprobs = saved
+        collect.MIN_GEMM_ROWS = saved
 
 
 def measure(cfg_by_batch, model_dir: Path, inputs_for, forget_idx, lever: str, repeats: int):
     """(median CPU seconds of one scoring, the scores) under one lever."""
     model, tok, _ = checkpoint.load(model_dir, "cpu")
-    if lever in ("fused GELU", "all three"):
+    if lever in ("fused GELU", "both"):
         _fuse_gelu(model)
-    cfg = cfg_by_batch[lever in ("batch x4", "all three")]
+    cfg = cfg_by_batch[lever in ("batch x4", "both")]
     inputs = inputs_for(cfg, tok)
     times, scores = [], None
-    with _patched_logprobs(lever in ("logits where read", "all three")):
+    with _whole_batch_logits(lever == "whole-batch logits"):
         for _ in range(repeats):
             t = time.process_time()
             scores = score(evaluation.MAIN_METRICS, model, tok, inputs, forget_idx, cfg)

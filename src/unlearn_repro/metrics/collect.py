@@ -33,24 +33,38 @@ def token_logprobs(
     for start in progress(starts, total=len(starts), desc="score", every_s=60):
         idx = order[start : start + batch_size]
         batch = collate([seqs[i] for i in idx], pad_id, device)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         n = [len(seqs[i]) - 1 for i in idx]
         spans = [(k - (k if last is None else min(last[i], k)), k) for k, i in zip(n, idx)]
-        lps, preds = _span_logprobs(logits, batch["input_ids"], spans, with_greedy)
+        lps, preds = _span_logprobs(model, batch, spans, with_greedy)
         for row, i in enumerate(idx):
             out[i], greedy[i] = lps[row], preds[row]
     return (out, greedy) if with_greedy else out
 
 
-def _span_logprobs(logits, ids, spans, with_greedy: bool) -> tuple[list, list]:
-    """Log-probabilities of the next tokens at positions [a, b) of each row (and the argmax there): the
-    positions are gathered first, so the normalization over the vocabulary (as costly as a small model's
-    forward) skips padding and unread prompts. A position's values are bit for bit those of log_softmax over
-    the whole padded batch: each position is normalized on its own (tests/unit/test_metrics.py)."""
+MIN_GEMM_ROWS = 4  # fewer rows take another kernel (a GEMV) whose sums round differently (test_metrics.py)
+
+
+def _span_logprobs(model, batch, spans, with_greedy: bool) -> tuple[list, list]:
+    """Log-probabilities of the next tokens at positions [a, b) of each row (and the argmax there). Only
+    those positions go through the output layer and the normalization over the vocabulary (each as costly
+    as a small model's forward): not the padding, not an unread prompt. transformers' `logits_to_keep`, as
+    a boolean mask, hands the output layer exactly those rows, in this row-major order. A position's values
+    are bit for bit those of the whole padded batch (tests/unit/test_metrics.py): each position is
+    normalized on its own, and its logits come from the same GEMM kernel from MIN_GEMM_ROWS rows on (below
+    that the whole batch goes through the output layer, as it always did)."""
+    ids = batch["input_ids"]
     at, cut = span_positions(spans, ids.shape[1])
-    at = torch.from_numpy(at).to(logits.device)
-    picked = logits.reshape(-1, logits.shape[-1]).index_select(0, at).float()  # (positions, vocabulary)
-    return next_token_logprobs(picked, ids, at, cut, with_greedy)
+    at = torch.from_numpy(at).to(ids.device)
+    if len(at) < MIN_GEMM_ROWS:
+        logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits
+        picked = logits.reshape(-1, logits.shape[-1]).index_select(0, at)
+    else:
+        keep = torch.zeros(ids.numel(), dtype=torch.bool, device=ids.device)
+        keep[at] = True
+        picked = model(
+            input_ids=ids, attention_mask=batch["attention_mask"], logits_to_keep=keep.view_as(ids)
+        ).logits
+    return next_token_logprobs(picked.float(), ids, at, cut, with_greedy)  # (positions, vocabulary)
 
 
 def span_positions(spans, row_len: int) -> tuple[np.ndarray, list[slice]]:
