@@ -131,14 +131,7 @@ def _prepare_data(a, cfg, tracker):
     prepare(a.dataset, cfg, a.out)
 
 
-@command(
-    "tokenizer",
-    "train the tiny models' BPE on the pretraining corpus",
-    "corpus",
-    "out",
-    tracked=False,
-    torch=False,
-)
+@command("tokenizer", "train the tiny models' BPE on the pretraining corpus", "corpus", "out", tracked=False)
 def _tokenizer(a, cfg, tracker):
     from unlearn_repro.pipeline.base_models import make_tokenizer
 

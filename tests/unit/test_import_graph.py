@@ -209,6 +209,44 @@ def test_a_command_declared_without_torch_runs_without_it_or_fails(
         assert "commands.py declares it torch=False" in r.stderr and "declare it torch=True" in r.stderr
 
 
+def test_every_command_declared_without_torch_runs_without_it(tmp_path, mirror):
+    """Each command declared torch=False, run as a job runs on its own (a fresh process, the resolved ci
+    config) on small real inputs: the CLI would fail one that imports torch. A command newly declared
+    torch=False needs its run here (the tokenizer was declared so once and imports torch through
+    transformers' tokenizer classes; a DAG run caught it, no test did)."""
+    from unlearn_repro import config
+    from unlearn_repro.commands import COMMANDS
+
+    layered = config.resolve_layers(ROOT / "params.yaml", (), {"data": {"mirror_dir": str(mirror)}}, "ci")
+    resolved = config.write_resolved(layered.cfg, tmp_path)
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(
+        '{"dataset": "arc_easy", "model": "tiny-gpt-neo", "method": "gradient_ascent", "seed": 0, '
+        '"params": {}, "cycles": [{"cycle": 1, "delta_exp": -0.5, "accuracy": 0.4}]}'
+    )
+    runs = {  # in this order: splits reads what prepare-data wrote
+        "check-config": [],
+        "prepare-data": ["--dataset", "arc_easy", "--out", str(tmp_path / "arc")],
+        "splits": ["--dataset", "arc_easy", "--data", str(tmp_path / "arc"), "--seed", "0"],
+        "collect": ["--out", str(tmp_path / "metrics.csv"), str(metrics)],
+    }
+    runs["splits"] += ["--out", str(tmp_path / "split.json")]
+    assert sorted(runs) == sorted(n for n in COMMANDS.names() if not COMMANDS.get(n).torch)
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent), "UNLEARN_CONFIG": str(resolved)}
+    env.pop("UNLEARN_JOBSERVER", None)
+    for command, args in runs.items():
+        r = subprocess.run(
+            [sys.executable, "-m", "unlearn_repro", command, *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
+        assert r.returncode == 0, f"{command}: {r.stderr[-2000:]}"
+    assert (tmp_path / "split.json").is_file() and "gradient_ascent" in (tmp_path / "metrics.csv").read_text()
+
+
 def test_the_dag_build_imports_no_model_library_beyond_torch():
     """A DAG build (each `snakemake` call: the tests, `make reproduce`, a dry run) imports the study
     declarations, pipeline planners and report outputs and calls them. torch comes with the method registry
