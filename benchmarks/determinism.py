@@ -10,7 +10,8 @@ the greedy continuations of the trained model (what EL10 / MA score). Each stage
 same stage of the reference setting: `native` against the unpinned runs, `pinned` against the pinned ones.
 
 Usage: python benchmarks/determinism.py [--models tiny-gpt-neo tiny-opt] [--steps 20] [--repeats 3]
-Writes benchmarks/results/determinism.{csv,md}.
+Writes benchmarks/results/determinism.{csv,md}. `--compare-machines STEM STEM --out-stem OUT`: two machines'
+files side by side, stage by stage.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def measure(models, steps: int, repeats: int, names) -> list[dict]:
                     **{f"{s}_same": first[s] == ref[s] for s in STAGES},
                     "train_max_abs_diff": max_diff(first["weights"], ref["weights"]),
                     "final_loss": first["loss"],
-                    "train_hash": first["train"],
+                    **{f"{s}_hash": first[s] for s in STAGES},  # another machine: the same bits per stage
                     "ms_per_step": statistics.median(r["ms_per_step"] for r in runs[n]),
                     "cpu_ms_per_step": statistics.median(
                         r.get("cpu_ms_per_step", float("nan")) for r in runs[n]
@@ -280,6 +281,31 @@ def compare_workspaces(roots: list[str]) -> None:
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
+def compare_machines(stems: list[str], out_stem: str) -> None:
+    """Two machines' result files (`--out-stem` of a run on each): per model and setting, whether the seeded
+    run's stages (the hash columns both files have) computed the same bits on both."""
+    import pandas as pd
+
+    a, b = (pd.read_csv(OUT / f"{s}.csv") for s in stems)
+    stages = [f"{s}_hash" for s in STAGES if f"{s}_hash" in a and f"{s}_hash" in b]
+    both = a.merge(b, on=["model", "setting"], suffixes=("_a", "_b"))
+    rows = [
+        {"model": r.model, "setting": r.setting, **{s: r[f"{s}_a"] == r[f"{s}_b"] for s in stages}}
+        for _, r in both.iterrows()
+    ]
+    cpus = [(OUT / f"{s}.md").read_text().split("CPU: ", 1)[1].split(";", 1)[0] for s in stems]
+    lines = [
+        f"# The same seeded run on two machines: {cpus[0]} (`{stems[0]}`) and {cpus[1]} (`{stems[1]}`)",
+        "",
+        "True: that stage's bits are identical on both. Written by `python benchmarks/determinism.py "
+        f"--compare-machines {' '.join(stems)}`.",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False),
+    ]
+    (OUT / f"{out_stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["tiny-gpt-neo", "tiny-opt"])
@@ -296,9 +322,19 @@ def main() -> None:
         metavar="DIR",
         help="instead: compare the stage outputs of TDEC runs in these workspaces with the first's",
     )
+    ap.add_argument(
+        "--compare-machines",
+        nargs=2,
+        default=None,
+        metavar="STEM",
+        help="instead: compare two machines' result files (their --out-stem) into --out-stem",
+    )
     args = ap.parse_args()
     if args.compare_workspaces:
         compare_workspaces(args.compare_workspaces)
+        return
+    if args.compare_machines:
+        compare_machines(args.compare_machines, args.out_stem)
         return
     if args.probe:
         print(json.dumps(probe(args.probe, args.steps, args.weights)))

@@ -191,9 +191,19 @@ def _same(x, y, rtol: float) -> bool:
     return abs(x - y) <= rtol * max(abs(x), abs(y))
 
 
+def cpu_vendor(model: str | None) -> str:
+    """'intel', 'amd' or the model string itself: the pin makes Intel CPUs agree with each other, not with
+    AMD ones (measured: docs/determinism.md, benchmarks/results/determinism_machines.md)."""
+    low = (model or "").lower()
+    return next((v for v in ("intel", "amd") if v in low), model or "unknown")
+
+
 def bitwise_promised(published: dict, rerun: dict) -> bool:
     """Whether both sides ran pinned on the same code path (then every number must be identical): the same
-    pins, threads, torch and capability; the CPU model and its ISA may differ, that is what the pin is for."""
+    pins, threads, torch and capability, on CPUs of one vendor; the model and its ISA may differ, that is
+    what the pin is for."""
+    if cpu_vendor(published.get("cpu_model")) != cpu_vendor(rerun.get("cpu_model")):
+        return False
     keys = ("mode", "torch", "torch_cpu_capability", "torch_threads")
     steering = (*PINNED, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     env_a, env_b = published.get("env", {}), rerun.get("env", {})
@@ -214,6 +224,12 @@ def provenance(checkpoint_dir: str | Path, summary: str | Path) -> dict:
         "git_commit": meta.get("git_commit"),
         "numerics": meta.get("numerics", {}),
     }
+
+
+def _vendors(*provs) -> str:
+    """', CPUs of two vendors (intel, amd)' where they differ, else nothing."""
+    vendors = [cpu_vendor(p["numerics"].get("cpu_model")) for p in provs]
+    return f", CPUs of two vendors ({', '.join(vendors)})" if len(set(vendors)) > 1 else ""
 
 
 def _fmt(v) -> str:
@@ -243,8 +259,8 @@ def verify(published_dir: str | Path, rerun_dir: str | Path) -> int:
     how = (
         "bit for bit (both pinned on the same code path)"
         if exact
-        else f"within relative {rtol} (the pin does not cover both runs: only statistical stability is "
-        "promised)"
+        else f"within relative {rtol} (the pin does not cover both runs{_vendors(p_prov, r_prov)}: only "
+        "statistical stability is promised)"
     )
     print(f"[verify] comparing {how}")
     diffs = differences(
