@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-if (
-    TYPE_CHECKING
-):  # tensors come in as arguments: the thresholds and verdicts import without torch (DAG build)
+# tensors come in as arguments: the thresholds and verdicts import without torch (the DAG build)
+if TYPE_CHECKING:
     import torch
 
 COSINE_MAX = 0.95  # above: the second-order step points where the first-order one does
