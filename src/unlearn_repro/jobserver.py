@@ -75,8 +75,8 @@ PRELOAD = (
     "opacus",
 )
 # the classes the jobs take from transformers' lazy top module (`transformers.AutoModelForCausalLM`, ...),
-# resolved before the fork: the modules that use them import only `transformers`, so that a Snakefile
-# planning the jobs never loads them (~2.7 s of every DAG build), and a forked job finds them loaded
+# resolved before the fork: the modules that use them import transformers inside those functions, so that a
+# Snakefile planning the jobs never loads it, and a forked job finds them loaded
 PRELOAD_NAMES = ("AutoModelForCausalLM", "AutoTokenizer", "PreTrainedTokenizerFast", "GenerationMixin",
                  "GPTNeoConfig", "OPTConfig", "LlamaConfig")  # fmt: skip
 

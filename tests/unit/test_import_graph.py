@@ -158,6 +158,27 @@ HEAVY = (
 )
 
 
+def _fresh(argv: list[str], cwd=None, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    """`python *argv` in a fresh process on this checkout's package, with `env` set: what a job or a DAG build
+    imports, without the modules this test process already holds."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), **env},
+    )
+
+
+def _resolved_ci(folder: Path, overrides: dict | None = None) -> str:
+    """The ci profile's config as the Snakefile hands it to its jobs (UNLEARN_CONFIG)."""
+    from unlearn_repro import config
+
+    layered = config.resolve_layers(ROOT / "params.yaml", (), overrides, "ci")
+    return str(config.write_resolved(layered.cfg, folder))
+
+
 def test_the_cli_config_and_study_declarations_start_light():
     """`--help`, a config error and the study declarations never wait for the heavy libraries: those are
     imported inside the functions that need them (each such import says why)."""
@@ -165,14 +186,9 @@ def test_the_cli_config_and_study_declarations_start_light():
         "import sys, unlearn_repro.cli, unlearn_repro.config, unlearn_repro.studies, unlearn_repro.hub; "
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
-    ).stdout
-    assert out.strip() == "[]"
+    r = _fresh(["-c", code])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
@@ -185,9 +201,6 @@ def test_a_command_declared_without_torch_runs_without_it_or_fails(
     torch's import and set-up (~2 s of each such job run on its own); one that imports torch anyway would
     compute without the job's threads and deterministic kernels, so the CLI fails it, naming the fix. As a
     job runs it: with the config Snakemake resolved (validating params.yaml loads the method registry)."""
-    from unlearn_repro import config
-
-    resolved = config.write_resolved(config.resolve_layers(ROOT / "params.yaml", profile="ci").cfg, tmp_path)
     code = (
         "import atexit, sys\n"
         "atexit.register(lambda: print('torch' in sys.modules))\n"
@@ -197,13 +210,7 @@ def test_a_command_declared_without_torch_runs_without_it_or_fails(
         "command('liar', 'x', tracked=False, torch=False)(lambda a, c, t: __import__('torch'))\n"
         f"cli.main([{command!r}])\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent), "UNLEARN_CONFIG": str(resolved)},
-        timeout=120,
-    )
+    r = _fresh(["-c", code], timeout=120, UNLEARN_CONFIG=_resolved_ci(tmp_path))
     assert (r.returncode, r.stdout.split()[-1:]) == (exit_status, [torch_loaded]), r.stderr[-2000:]
     if exit_status:
         assert "commands.py declares it torch=False" in r.stderr and "declare it torch=True" in r.stderr
@@ -214,11 +221,9 @@ def test_every_command_declared_without_torch_runs_without_it(tmp_path, mirror):
     config) on small real inputs: the CLI would fail one that imports torch. A command newly declared
     torch=False needs its run here (the tokenizer was declared so once and imports torch through
     transformers' tokenizer classes; a DAG run caught it, no test did)."""
-    from unlearn_repro import config
     from unlearn_repro.commands import COMMANDS
 
-    layered = config.resolve_layers(ROOT / "params.yaml", (), {"data": {"mirror_dir": str(mirror)}}, "ci")
-    resolved = config.write_resolved(layered.cfg, tmp_path)
+    resolved = _resolved_ci(tmp_path, {"data": {"mirror_dir": str(mirror)}})
     metrics = tmp_path / "metrics.json"
     metrics.write_text(
         '{"dataset": "arc_easy", "model": "tiny-gpt-neo", "method": "gradient_ascent", "seed": 0, '
@@ -232,16 +237,9 @@ def test_every_command_declared_without_torch_runs_without_it(tmp_path, mirror):
     }
     runs["splits"] += ["--out", str(tmp_path / "split.json")]
     assert sorted(runs) == sorted(n for n in COMMANDS.names() if not COMMANDS.get(n).torch)
-    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent), "UNLEARN_CONFIG": str(resolved)}
-    env.pop("UNLEARN_JOBSERVER", None)
     for command, args in runs.items():
-        r = subprocess.run(
-            [sys.executable, "-m", "unlearn_repro", command, *args],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-            timeout=120,
+        r = _fresh(
+            ["-m", "unlearn_repro", command, *args], cwd=tmp_path, timeout=120, UNLEARN_CONFIG=resolved
         )
         assert r.returncode == 0, f"{command}: {r.stderr[-2000:]}"
     assert (tmp_path / "split.json").is_file() and "gradient_ascent" in (tmp_path / "metrics.csv").read_text()
@@ -261,13 +259,6 @@ def test_the_dag_build_imports_no_model_library_beyond_torch():
         "from snakemake.cli import main\n"
         "main(['all', 'crossbench', '-n', '--config', 'profile=ci'])\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
-        timeout=300,
-    )
+    r = _fresh(["-c", code], cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "LOADED ['matplotlib', 'torch']" in r.stderr, r.stderr[-2000:]

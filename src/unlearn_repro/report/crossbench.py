@@ -94,6 +94,7 @@ def long_points(files) -> pd.DataFrame:
 
 
 IDS = ("benchmark", "entry", "method", "optimizer", "adapter", "seed")  # a point file's record: who, where
+# a point's own columns; the rest of its numbers are the task's extras
 CORE = (
     "factor",
     "values",
@@ -104,7 +105,7 @@ CORE = (
     "sample_passes",
     "premise",
     "wall_s",
-)  # fmt: skip  (a point's own columns; the rest of its numbers are the task's extras)
+)
 
 
 def _scalar(v) -> bool:
