@@ -145,7 +145,9 @@ def test_mlflow_runs(pipeline):
         "tofu_unlearn": 4,
         "tdec_base": 1,
         "tdec_unlearn": 2,
-        "crossbench_point": 24,  # 7 entries on the main task, 7 on memorization, 5 on TOFU, 5 on TDEC
+        # crossbench: 7 entries on the main task, 7 on memorization, 5 on TOFU, 5 on TDEC; crossbench_small's
+        # 2 entries: 2 + 2 + 1 + 1 (Fisher Removal cannot run on TOFU and TDEC)
+        "crossbench_point": 30,
     }
     assert wide["pipeline_run"].nunique() == 1 and set(wide["profile"]) == {"ci"}
     experiments = set(pd.read_sql("select name from experiments", con)["name"])
@@ -494,6 +496,25 @@ def test_crossbench_runs_on_the_studies_models_and_matches_their_numbers(pipelin
     tdec = json.loads((pipeline / "results/ci/tdec/runs/tiny-gpt-neo/lora_gd.json").read_text())["sets"][0]
     point = at_one("tdec/tiny-gpt-neo/lora_gd/seed0.json")
     assert (point["ppl"], point["epochs"]) == (tdec["ppl"], tdec["epochs"])
+
+
+def test_crossbench_small_is_crossbench_on_its_grid(pipeline):
+    """The default target's crossbench_small (issue 25) runs crossbench's jobs with its own grid and entries.
+    In ci both grids are factor 1, so each of its points is crossbench's, bit for bit (times aside); its
+    leaderboards hold its two entries."""
+    small, full = (pipeline / f"results/ci/{study}" for study in ("crossbench_small", "crossbench"))
+    files = sorted(p.relative_to(small / "points") for p in (small / "points").rglob("*.json"))
+    assert len(files) == 6
+
+    def untimed(path):
+        points = json.loads(path.read_text())["points"]
+        return [{k: v for k, v in p.items() if k not in ("runtime_s", "wall_s")} for p in points]
+
+    for rel in files:
+        assert untimed(small / "points" / rel) == untimed(full / "points" / rel), rel
+    board = pd.read_csv(small / "tables/leaderboard_tasks.csv")
+    assert set(board["entry"]) == {"fisher_removal", "gradient_difference"}
+    assert (small / "tables/ranks.md").stat().st_size > 0 and (small / "figures/overview.png").is_file()
 
 
 def test_curvature_premise_tables(pipeline):

@@ -83,6 +83,26 @@ def test_bad_entries_are_refused_with_the_key_named(cfg):
         P.check(overlay(cfg, {"crossbench": {"entries": {"bad": {"method": "npo", "optimizer": "lion"}}}}))
 
 
+def test_the_small_grid_is_crossbench_with_its_factors_and_entries(cfg):
+    """crossbench_small (the default target's): crossbench's block, its own factors; its entries, else
+    crossbench's; a bad entry named under its own key."""
+    from unlearn_repro.studies.crossbench_small import small_config
+
+    small = small_config(overlay(cfg, {"crossbench_small": {"factors": [1.0, 2.0], "enabled": None}}))
+    assert list(small.crossbench.factors) == [1.0, 2.0] and small.crossbench.enabled == cfg.crossbench.enabled
+    assert (
+        small.crossbench.entries == cfg.crossbench.entries
+        and small.crossbench.bounds == cfg.crossbench.bounds
+    )
+    assert [p["factor"] for p in P.grid(small, "tasks", P.entries(small)["npo"])] == [1.0, 2.0]
+    two = small_config(overlay(cfg, {"crossbench_small": {"enabled": ["npo", "retrain"]}}))
+    assert set(P.entries(two)) == {"npo", "retrain"}
+    with pytest.raises(
+        ConfigError, match=r"crossbench_small.enabled \['nope'\] are not in crossbench.entries"
+    ):
+        small_config(overlay(cfg, {"crossbench_small": {"enabled": ["nope"]}}))
+
+
 def _means(rows):
     return pd.DataFrame(rows, columns=["entry", "factor", "efficacy", "utility_loss", "selectable"])
 

@@ -2,17 +2,23 @@
 its adapter) on every forget task (the main study's task sets, TOFU, TDEC, memorization), each at the same
 step grid, selected by one rule, on one leaderboard per task and one rank table across them
 (rules/crossbench.smk, pipeline/ and report/crossbench.py, docs/crossbench.md). Not in the default target:
-`make crossbench`."""
+`make crossbench`; the default target runs it on a smaller grid (studies/crossbench_small.py)."""
 
 from unlearn_repro.commands import command, opt, pairs
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 from unlearn_repro.studies.tdec import datasets as tdec_datasets
 
+
+def datasets(cfg) -> list[str]:
+    """What its tasks read beyond the main study's data: TOFU, TDEC's and the memorization corpora."""
+    return ["tofu", *tdec_datasets(cfg), *cfg.crossbench.memorization.corpora]
+
+
 register(
     Study(
         "crossbench",
         "cross-paper benchmark (issue 25): every method on every forget task, one tuning rule",
-        datasets=lambda cfg: ["tofu", *tdec_datasets(cfg), *cfg.crossbench.memorization.corpora],
+        datasets=datasets,
         default=False,
         schema=block_schema("""
     type: object

@@ -1,0 +1,179 @@
+"""Points that two studies compute alike, compared bit for bit across two runs of different commits.
+
+A cross-paper point at step factor 1 runs its task's own study step on the same models and seed
+(docs/crossbench.md: the grid's centre is that study's value), so it must equal that study's run. Read from
+one run's committed `crossbench/tables/points.csv` and a later run's study outputs, this checks that the code
+between the two commits kept those numbers, point by point. It answers where the published tables cannot: a
+run on another CPU vendor than the published one differs there everywhere (docs/determinism.md).
+
+    python benchmarks/shared_points.py POINTS_CSV RUN_RESULTS [--out STEM] [--names OLD NEW]
+
+POINTS_CSV: a crossbench points table; RUN_RESULTS: the later run's `results/<profile>/`. Pairs:
+
+* tasks         an entry of a main-study method (full model, its own optimizer) and the main study's
+                cycle 1 (`runs/<method>/<dataset>/<model>/seed<s>/metrics.json`)
+* tofu          a full-model entry and the TOFU study's run of its loss and optimizer kind
+                (`tofu/runs/<method>/<FO|SO>/seed<s>.json`, its final metrics)
+* tdec          an entry (its own optimizer) and the TDEC study's configuration of the same method, adapter
+                and lr on the same forget set (`tdec/runs/<model>/<config>.json`)
+* memorization  a full-model entry and the memorization study's run (`memorization/runs/.../extraction.json`)
+
+Writes STEM.csv (one row per compared value) and STEM.md (per benchmark, then each pair that differs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+TOFU_KEYS = ("forget_quality", "model_utility", "forget_prob", "forget_rouge", "forget_truth", "retain_prob",
+             "retain_rouge", "retain_truth", "real_authors_prob", "real_authors_rouge", "real_authors_truth",
+             "world_facts_prob", "world_facts_rouge", "world_facts_truth")  # fmt: skip
+TDEC_KEYS = ("el", "ma", "ppl", "epochs", "epochs_run")
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _step(row: dict, key: str) -> float:
+    """A point's value of its step key (points.csv's `step`: 'lr=0.001', 'gamma=5e-05', ...)."""
+    values = dict(part.split("=", 1) for part in row["step"].split(", ") if "=" in part)
+    return float(values.get(key, math.nan))
+
+
+def _tasks(run: Path, row: dict) -> dict | None:
+    dataset, model = row["setting"].split("/")
+    ev = _read(run / "runs" / row["method"] / dataset / model / f"seed{row['seed']}" / "metrics.json")
+    if ev is None:
+        return None
+    c = ev["cycles"][0]
+    return {
+        "efficacy": None if c.get("delta_exp") is None else -c["delta_exp"],
+        "utility_loss": c.get("delta_test_nll"),
+        "delta_acc": c.get("delta_acc"),
+        "retain_accuracy": c.get("retain_accuracy"),
+    }
+
+
+def _tofu(run: Path, row: dict) -> dict | None:
+    if row["adapter"] != "full":
+        return None
+    kind = "SO" if row["optimizer"] == "sophia" else "FO"
+    summary = _read(run / "tofu" / "runs" / row["method"] / kind / f"seed{row['seed']}.json")
+    return None if summary is None else {k: summary["final"].get(k) for k in TOFU_KEYS}
+
+
+def _tdec(run: Path, row: dict) -> dict | None:
+    if row["optimizer"]:
+        return None  # the TDEC study trains with its own optimizer only
+    for path in sorted((run / "tdec" / "runs" / row["setting"]).glob("*.json")):
+        summary = _read(path)  # the run's spec at its top level: method, adapter, lr, table (default targets)
+        same = (summary.get("method"), summary.get("adapter")) == (row["method"], row["adapter"])
+        if same and float(summary.get("lr", math.nan)) == _step(row, "lr") and summary.get("table"):
+            sets = {s["set"]: s for s in summary["sets"]}
+            return {k: sets[int(row["seed"])].get(k) for k in TDEC_KEYS} if int(row["seed"]) in sets else None
+    return None
+
+
+def _memorization(run: Path, row: dict) -> dict | None:
+    if row["adapter"] != "full" or row["optimizer"]:
+        return None
+    corpus, model = row["setting"].split("/")
+    seed_dir = run / "memorization" / "runs" / row["method"] / corpus / model / f"seed{row['seed']}"
+    ex = _read(seed_dir / "extraction.json")
+    return None if ex is None else {"memorized": ex.get("memorized")}
+
+
+STUDY = {"tasks": _tasks, "tofu": _tofu, "tdec": _tdec, "memorization": _memorization}
+
+
+def _num(v) -> float | None:
+    if v is None or v == "":
+        return None
+    return float(v)
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def compare(points_csv: Path, run: Path) -> list[dict]:
+    """One row per compared value of every factor-1 point that has a study run in `run`."""
+    out = []
+    with open(points_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["benchmark"] not in STUDY or float(row["factor"]) != 1.0:
+                continue
+            if row["benchmark"] == "tasks" and (row["adapter"] != "full" or row["optimizer"]):
+                continue
+            new = STUDY[row["benchmark"]](run, row)
+            if new is None:
+                continue
+            for key, value in new.items():
+                a, b = _num(row.get(key)), _num(value)
+                diff = None if a is None or b is None else abs(a - b)
+                out.append({"benchmark": row["benchmark"], "entry": row["entry"], "setting": row["setting"],
+                            "seed": row["seed"], "key": key, "old": a, "new": b, "identical": _same(a, b),
+                            "abs_diff": diff})  # fmt: skip
+    return out
+
+
+def markdown(rows: list[dict], names: tuple[str, str]) -> str:
+    by = defaultdict(list)
+    for r in rows:
+        by[r["benchmark"]].append(r)
+    lines = [
+        f"Old: `{names[0]}`; new: `{names[1]}`. Each cross-paper point at step factor 1 against the study "
+        "run it repeats (`python benchmarks/shared_points.py`).",
+        "",
+        "| benchmark | points | values | identical | largest change |",
+        "|:--|--:|--:|--:|--:|",
+    ]
+    for bench, rs in by.items():
+        pts = {(r["entry"], r["setting"], r["seed"]) for r in rs}
+        diffs = [r["abs_diff"] for r in rs if r["abs_diff"] is not None and not r["identical"]]
+        largest = f"{max(diffs):.3g}" if diffs else "–"
+        lines.append(f"| {bench} | {len(pts)} | {len(rs)} | {sum(r['identical'] for r in rs)} | {largest} |")
+    differ = [r for r in rows if not r["identical"]]
+    if differ:
+        lines += ["", "| benchmark | entry | setting | seed | value | old | new |"]
+        lines += ["|:--|:--|:--|--:|:--|--:|--:|"]
+        lines += [f"| {r['benchmark']} | {r['entry']} | {r['setting']} | {r['seed']} | {r['key']} | "
+                  f"{r['old']!r} | {r['new']!r} |" for r in differ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("points_csv", type=Path)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--out", type=Path, help="STEM: writes STEM.csv and STEM.md")
+    ap.add_argument("--names", nargs=2, metavar=("OLD", "NEW"))
+    args = ap.parse_args(argv)
+    if not args.points_csv.is_file():
+        ap.error(f"{args.points_csv}: no such points table")
+    rows = compare(args.points_csv, args.run)
+    if not rows:
+        ap.error(f"{args.run}: no study run matches a factor-1 point of {args.points_csv}")
+    text = markdown(rows, tuple(args.names or (args.points_csv, args.run)))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out.with_suffix(".csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        args.out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0 if all(r["identical"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
