@@ -27,8 +27,8 @@ reproduce: $(STAMP)
 	@# record the finished state in dvc.lock so that `dvc repro` reruns only what changes
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc commit --force --quiet || echo "warning: dvc commit failed; run it by hand to record this run in dvc.lock"
 
-# the cross-paper benchmark (docs/crossbench.md): not in `make reproduce`, whose 2 hours it would exceed; it
-# reuses the models that run made (or makes them)
+# the cross-paper benchmark's full grid (docs/crossbench.md): not in `make reproduce`, whose 2 hours it would
+# exceed (that runs it on a smaller grid: crossbench_small); it reuses the models that run made (or makes them)
 crossbench: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --profile profiles/default crossbench
 
