@@ -8,8 +8,9 @@ run). Compared: each study's `tables/*.csv` and `summary/*.json`, the premise ta
 `verdicts.csv` (the numbers; figures and HTML are drawn from them). A file is `identical` (same bytes),
 `same numbers` (every number equal but the measured times, columns or keys that TIMING names: a run's own
 wall clock), `differs` (how many of its numbers changed and the largest change), or only in one run
-(`added`, `removed`). Writes STEM.csv (one row per file) and STEM.md (per study, then each file that is
-not identical).
+(`added`, `removed`). Then every claim's verdict on the two overview pages (`README.md`). Writes STEM.csv
+(one row per file), STEM.verdicts.csv (one row per claim) and STEM.md (per study, each file that is not
+identical, each verdict that changed).
 """
 
 from __future__ import annotations
@@ -86,6 +87,26 @@ def _same(x: float, y: float) -> bool:
     return x == y or (math.isnan(x) and math.isnan(y))
 
 
+# a claim's row on the overview page (results/<profile>/README.md): | claim | **verdict** | ...
+VERDICT_ROW = re.compile(r"^\| (.+?) \| \*\*(.+?)\*\* \|", re.MULTILINE)
+
+
+def verdicts(root: Path) -> dict[str, str]:
+    """claim -> verdict of every claim on a results folder's overview page (none without the page)."""
+    page = root / "README.md"
+    return dict(VERDICT_ROW.findall(page.read_text(encoding="utf-8"))) if page.is_file() else {}
+
+
+def verdict_rows(old_root: Path, new_root: Path) -> list[dict]:
+    """Every claim of either overview page with its two verdicts: a changed number matters most where it
+    changes a verdict."""
+    old, new = verdicts(old_root), verdicts(new_root)
+    return [
+        {"claim": c, "old": old.get(c, ""), "new": new.get(c, ""), "same": old.get(c) == new.get(c)}
+        for c in [*old, *(c for c in new if c not in old)]
+    ]
+
+
 def compare(old_root: Path, new_root: Path) -> list[dict]:
     old, new = number_files(old_root), number_files(new_root)
     rows = []
@@ -100,7 +121,21 @@ def compare(old_root: Path, new_root: Path) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], old_root, new_root) -> str:
+def verdict_markdown(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    changed = [r for r in rows if not r["same"]]
+    lines = [
+        "",
+        f"Verdicts (the overview page, `README.md`): {len(rows) - len(changed)} of {len(rows)} the same.",
+    ]
+    if changed:
+        lines += ["", "| claim | old verdict | new verdict |", "|:--|:--|:--|"]
+        lines += [f"| {r['claim']} | {r['old'] or '–'} | {r['new'] or '–'} |" for r in changed]
+    return lines
+
+
+def markdown(rows: list[dict], old_root, new_root, verdict_list: list[dict] = ()) -> str:
     per_study: dict[str, Counter] = {}
     for r in rows:
         per_study.setdefault(r["study"], Counter())[r["status"]] += 1
@@ -131,7 +166,7 @@ def markdown(rows: list[dict], old_root, new_root) -> str:
             lines.append(
                 f"| {r['file']} | {r['status']} | {r['changed']} | {largest} | {r.get('times_changed', '')} |"
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + verdict_markdown(list(verdict_list))) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         writer.writeheader()
         writer.writerows(rows)
-    text = markdown(rows, *(args.names or (args.old, args.new)))
+    claims = verdict_rows(args.old, args.new)
+    if claims:
+        with out.with_name(out.name + ".verdicts.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["claim", "old", "new", "same"])
+            writer.writeheader()
+            writer.writerows(claims)
+    text = markdown(rows, *(args.names or (args.old, args.new)), claims)
     out.with_suffix(".md").write_text(text)
     print(text)
     return 0

@@ -7,8 +7,11 @@ between the two commits kept those numbers, point by point. It answers where the
 run on another CPU vendor than the published one differs there everywhere (docs/determinism.md).
 
     python benchmarks/shared_points.py POINTS_CSV RUN_RESULTS [--out STEM] [--names OLD NEW]
+    python benchmarks/shared_points.py POINTS_CSV OTHER_POINTS_CSV ...
 
-POINTS_CSV: a crossbench points table; RUN_RESULTS: the later run's `results/<profile>/`. Pairs:
+POINTS_CSV: a crossbench points table; RUN_RESULTS: the later run's `results/<profile>/`. Given another
+points table instead (e.g. crossbench_small's), each of its points that the first has (same entry, setting,
+seed and factor) is compared, every number but the times. Pairs with a study run:
 
 * tasks         an entry of a main-study method (full model, its own optimizer) and the main study's
                 cycle 1 (`runs/<method>/<dataset>/<model>/seed<s>/metrics.json`)
@@ -126,13 +129,38 @@ def compare(points_csv: Path, run: Path) -> list[dict]:
     return out
 
 
+TIMES = ("runtime_s", "wall_s")
+IDS = ("benchmark", "entry", "method", "optimizer", "adapter", "seed", "setting", "factor", "step")
+
+
+def compare_points(old_csv: Path, new_csv: Path) -> list[dict]:
+    """One row per number of every point of `new_csv` that `old_csv` has too (same entry, setting, seed and
+    factor): the same grid point of two crossbench runs (times left out: no rerun repeats them)."""
+    with open(old_csv, newline="") as f:
+        old = {tuple(r[k] for k in IDS): r for r in csv.DictReader(f)}
+    out = []
+    with open(new_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            match = old.get(tuple(row[k] for k in IDS))
+            for key in (k for k in row if match and k not in IDS + TIMES and k in match):
+                try:
+                    a, b = _num(match[key]), _num(row[key])
+                except ValueError:  # not a number (a status, a bool)
+                    continue
+                diff = None if a is None or b is None else abs(a - b)
+                out.append({"benchmark": row["benchmark"], "entry": row["entry"], "setting": row["setting"],
+                            "seed": row["seed"], "key": key, "old": a, "new": b, "identical": _same(a, b),
+                            "abs_diff": diff})  # fmt: skip
+    return out
+
+
 def markdown(rows: list[dict], names: tuple[str, str]) -> str:
     by = defaultdict(list)
     for r in rows:
         by[r["benchmark"]].append(r)
     lines = [
-        f"Old: `{names[0]}`; new: `{names[1]}`. Each cross-paper point at step factor 1 against the study "
-        "run it repeats (`python benchmarks/shared_points.py`).",
+        f"Old: `{names[0]}`; new: `{names[1]}`. Each new point against the same point of the old points "
+        "table, or a factor-1 point against the study run it repeats (`python benchmarks/shared_points.py`).",
         "",
         "| benchmark | points | values | identical | largest change |",
         "|:--|--:|--:|--:|--:|",
@@ -160,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.points_csv.is_file():
         ap.error(f"{args.points_csv}: no such points table")
-    rows = compare(args.points_csv, args.run)
+    pair = compare_points if args.run.suffix == ".csv" else compare
+    rows = pair(args.points_csv, args.run)
     if not rows:
         ap.error(f"{args.run}: no study run matches a factor-1 point of {args.points_csv}")
     text = markdown(rows, tuple(args.names or (args.points_csv, args.run)))

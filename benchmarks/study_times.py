@@ -67,8 +67,13 @@ def rule_studies(rules_dir: Path) -> dict[str, str]:
         if not f.is_file():
             continue
         study = "main" if f.stem in MAIN_FILES else "workflow" if f.name == "Snakefile" else f.stem
-        for name in re.findall(r"^(?:rule|checkpoint) (\w+):", f.read_text(), flags=re.MULTILINE):
-            out[name] = study
+        text = (
+            f.read_text()
+        )  # a rule, or one reused from another file (`use rule a as b with:`): b is this study's
+        for name in re.findall(
+            r"^(?:(?:rule|checkpoint) (\w+):|use rule \w+ as (\w+))", text, flags=re.MULTILINE
+        ):
+            out[name[0] or name[1]] = study
     return out
 
 

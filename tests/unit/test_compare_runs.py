@@ -80,3 +80,27 @@ def test_nan_equals_nan_and_a_missing_folder_is_named(tmp_path):
         assert "none: not a results folder" in str(e)
     else:
         raise AssertionError("a missing folder must stop the comparison")
+
+
+def test_each_claims_verdict_is_compared_from_the_overview_pages(tmp_path):
+    """The overview pages' verdicts, claim by claim: a changed one listed (a pipe escaped in a claim kept), a
+    claim on one page only counted with an empty side."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    head = "| claim | verdict | premise |\n|:--|:--|:--|\n"
+    _write(
+        old,
+        "README.md",
+        head + "| A holds \\| B | **holds** | met |\n| C | **tie** | met |\n| D | **holds** | x |\n",
+    )
+    _write(new, "README.md", head + "| A holds \\| B | **does not hold** | met |\n| C | **tie** | met |\n")
+    out = tmp_path / "cmp"
+    assert compare_runs.main([str(old), str(new), "--out", str(out)]) == 0
+    claims = {r["claim"]: r for r in csv.DictReader(out.with_name("cmp.verdicts.csv").open())}
+    assert (claims["A holds \\| B"]["old"], claims["A holds \\| B"]["new"]) == ("holds", "does not hold")
+    assert claims["C"]["same"] == "True" and (claims["D"]["new"], claims["D"]["same"]) == ("", "False")
+    md = out.with_suffix(".md").read_text()
+    assert (
+        "1 of 3 the same" in md
+        and "| A holds \\| B | holds | does not hold |" in md
+        and "| D | holds | – |" in md
+    )

@@ -15,7 +15,7 @@ spec.loader.exec_module(shared_points)
 
 COLUMNS = ["benchmark", "entry", "method", "optimizer", "adapter", "seed", "setting", "factor", "step",
            "efficacy", "utility_loss", "delta_acc", "retain_accuracy", "forget_quality", "model_utility",
-           "el", "ma", "ppl", "epochs", "epochs_run", "memorized"]  # fmt: skip
+           "el", "ma", "ppl", "epochs", "epochs_run", "memorized", "runtime_s", "status"]  # fmt: skip
 
 
 def _json(path, obj):
@@ -85,3 +85,37 @@ def test_factor_one_points_pair_with_their_study_runs(tmp_path, capsys):
     text = stem.with_suffix(".md").read_text()
     assert "| tasks | 1 | 4 | 4 | – |" in text
     assert "| memorization | gradient_ascent | mt/neo | 2 | memorized | 4.0 | 3.0 |" in text
+
+
+def test_two_points_tables_compare_their_common_points_but_the_times(tmp_path):
+    """crossbench_small's table against crossbench's: the same entry, setting, seed and factor, every number
+    but runtime and wall time; a point the old table lacks, and a status, are left out."""
+    old = [
+        _row(
+            "tasks",
+            "npo",
+            "npo",
+            0,
+            "arc/neo",
+            "lr=0.001",
+            efficacy=0.5,
+            utility_loss=0.25,
+            runtime_s=3.0,
+            status="ok",
+        ),  # fmt: skip
+        _row("tasks", "npo", "npo", 0, "arc/neo", "lr=0.002", factor=2.0, efficacy=0.75, utility_loss=0.5),
+    ]
+    new = [
+        _row(
+            "tasks", "npo", "npo", 0, "arc/neo", "lr=0.001", efficacy=0.5, utility_loss=0.125, runtime_s=4.0
+        ),
+        _row("tasks", "npo", "npo", 1, "arc/neo", "lr=0.001", efficacy=9.0),  # no seed 1 in the old table
+    ]
+    _points(tmp_path / "old.csv", old)
+    _points(tmp_path / "new.csv", new)
+    out = shared_points.compare_points(tmp_path / "old.csv", tmp_path / "new.csv")
+    by = {r["key"]: r for r in out if r["old"] is not None or r["new"] is not None}
+    assert {r["seed"] for r in out} == {"0"} and "runtime_s" not in {r["key"] for r in out}
+    assert set(by) == {"efficacy", "utility_loss"}
+    assert by["efficacy"]["identical"] and by["utility_loss"]["abs_diff"] == 0.125
+    assert shared_points.main([str(tmp_path / "old.csv"), str(tmp_path / "new.csv")]) == 1

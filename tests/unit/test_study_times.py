@@ -167,6 +167,8 @@ def test_rules_map_to_their_study():
     assert studies["unlearn"] == studies["tokenizer"] == "main"
     assert studies["tofu_model"] == "tofu" and studies["onion"] == "discussions"
     assert studies["all"] == "workflow"
+    assert studies["crossbench_small_tasks"] == "crossbench_small"  # `use rule crossbench_tasks as ...`
+    assert studies["crossbench_tasks"] == "crossbench"
 
 
 def test_compare_gives_each_study_before_and_after(run, tmp_path):
