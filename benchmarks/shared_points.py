@@ -147,6 +147,8 @@ def compare_points(old_csv: Path, new_csv: Path) -> list[dict]:
                     a, b = _num(match[key]), _num(row[key])
                 except ValueError:  # not a number (a status, a bool)
                     continue
+                if a is None and b is None:
+                    continue  # a column of another task
                 diff = None if a is None or b is None else abs(a - b)
                 out.append({"benchmark": row["benchmark"], "entry": row["entry"], "setting": row["setting"],
                             "seed": row["seed"], "key": key, "old": a, "new": b, "identical": _same(a, b),
