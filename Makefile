@@ -41,7 +41,7 @@ report: $(STAMP)
 # `make publish` (after a complete `make reproduce`): the run's provenance (RUN.json, RUN.md: its commit, date,
 # machine, cores, wall time, each study's share; TDEC's summary/provenance.json), the report, the results page, then a check of what git
 # will commit under results/$(PROFILE)/ (.gitignore lets exactly the published files through): complete,
-# under 10 MB, no weights. Then: git add -A results/$(PROFILE) dvc.lock && git commit (docs/publishing.md)
+# under 12 MB, no weights. Then: git add -A results/$(PROFILE) dvc.lock && git commit (docs/publishing.md)
 # RUN_LOG=.snakemake/log/<run>.snakemake.log: the run to describe (default: the newest finished one)
 RUN_LOG ?=
 publish: $(STAMP)
