@@ -29,7 +29,7 @@ STUDIES_WITH_OUTPUTS = ("discussions", "tofu", "tdec", "privacy")  # report modu
 
 
 def _main_outputs(profile=None):
-    """The named outputs of every study with DVC plots and metrics (main and the STUDIES_WITH_OUTPUTS)."""
+    """The named outputs of every study with DVC plots and metrics (main, the STUDIES_WITH_OUTPUTS, ...)."""
     from importlib import import_module
 
     from unlearn_repro.config import load
@@ -44,6 +44,13 @@ def _main_outputs(profile=None):
         import_module(f"unlearn_repro.report.{study}").outputs(cfg, f"results/{cfg.profile}/{study}")
         for study in ("memorization", "ablations")  # report modules with outputs(cfg, root)
     ]
+    from unlearn_repro.studies.crossbench_small import small_config
+
+    outs.append(
+        import_module("unlearn_repro.report.crossbench").outputs(
+            small_config(cfg), f"results/{cfg.profile}/crossbench_small"
+        )
+    )
     return {k: sum((o[k] for o in outs), []) for k in outs[0]}
 
 

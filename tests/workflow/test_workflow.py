@@ -99,6 +99,7 @@ def test_dvc_reruns_only_the_stage_whose_params_changed(tmp_path):
         "memorization",
         "privacy",
         "tofu",
+        "crossbench_small",
     }  # studies that run the method too
     diff = _run(dvc, "params", "diff", "--json", cwd=tmp_path)
     assert "methods.gradient_ascent.lr" in diff.stdout
