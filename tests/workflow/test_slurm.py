@@ -54,8 +54,9 @@ def _planned_jobs(*targets: str) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def paper_jobs():
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    jobs = _planned_jobs()
-    jobs.pop("all")  # the default target's own rule: no shell, never submitted
+    jobs = _planned_jobs("all", "crossbench")  # the default target and the study outside it
+    for target in ("all", "crossbench"):
+        jobs.pop(target)  # a target's own rule: no shell, never submitted
     return jobs
 
 
