@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import sys
@@ -40,6 +41,7 @@ TOFU_KEYS = ("forget_quality", "model_utility", "forget_prob", "forget_rouge", "
 TDEC_KEYS = ("el", "ma", "ppl", "epochs", "epochs_run")
 
 
+@functools.cache  # each TDEC point looks through every TDEC run of its model
 def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -51,6 +53,8 @@ def _step(row: dict, key: str) -> float:
 
 
 def _tasks(run: Path, row: dict) -> dict | None:
+    if row["adapter"] != "full" or row["optimizer"]:
+        return None  # the main study runs each method with its own optimizer, on the full model
     dataset, model = row["setting"].split("/")
     ev = _read(run / "runs" / row["method"] / dataset / model / f"seed{row['seed']}" / "metrics.json")
     if ev is None:
@@ -115,18 +119,16 @@ def compare(points_csv: Path, run: Path) -> list[dict]:
         for row in csv.DictReader(f):
             if row["benchmark"] not in STUDY or float(row["factor"]) != 1.0:
                 continue
-            if row["benchmark"] == "tasks" and (row["adapter"] != "full" or row["optimizer"]):
-                continue
             new = STUDY[row["benchmark"]](run, row)
-            if new is None:
-                continue
-            for key, value in new.items():
-                a, b = _num(row.get(key)), _num(value)
-                diff = None if a is None or b is None else abs(a - b)
-                out.append({"benchmark": row["benchmark"], "entry": row["entry"], "setting": row["setting"],
-                            "seed": row["seed"], "key": key, "old": a, "new": b, "identical": _same(a, b),
-                            "abs_diff": diff})  # fmt: skip
+            out += [_value(row, key, _num(row.get(key)), _num(value)) for key, value in (new or {}).items()]
     return out
+
+
+def _value(row: dict, key: str, old: float | None, new: float | None) -> dict:
+    """One compared value of a point (row: its points.csv row)."""
+    diff = None if old is None or new is None else abs(old - new)
+    ids = {k: row[k] for k in ("benchmark", "entry", "setting", "seed")}
+    return {**ids, "key": key, "old": old, "new": new, "identical": _same(old, new), "abs_diff": diff}
 
 
 TIMES = ("runtime_s", "wall_s")
@@ -147,12 +149,8 @@ def compare_points(old_csv: Path, new_csv: Path) -> list[dict]:
                     a, b = _num(match[key]), _num(row[key])
                 except ValueError:  # not a number (a status, a bool)
                     continue
-                if a is None and b is None:
-                    continue  # a column of another task
-                diff = None if a is None or b is None else abs(a - b)
-                out.append({"benchmark": row["benchmark"], "entry": row["entry"], "setting": row["setting"],
-                            "seed": row["seed"], "key": key, "old": a, "new": b, "identical": _same(a, b),
-                            "abs_diff": diff})  # fmt: skip
+                if a is not None or b is not None:  # else a column of another task
+                    out.append(_value(row, key, a, b))
     return out
 
 

@@ -14,7 +14,7 @@ def datasets(cfg) -> list[str]:
     return ["tofu", *tdec_datasets(cfg), *cfg.crossbench.memorization.corpora]
 
 
-register(
+CROSSBENCH = register(
     Study(
         "crossbench",
         "cross-paper benchmark (issue 25): every method on every forget task, one tuning rule",
@@ -72,6 +72,7 @@ register(
                 "results/${profile}/memorization/models",
                 "rules/crossbench.smk",
                 "src/unlearn_repro/pipeline/crossbench.py",
+                "src/unlearn_repro/pipeline/crossbench_points.py",
                 "src/unlearn_repro/report/crossbench.py",
                 "src/unlearn_repro/methods",
                 "src/unlearn_repro/optim",

@@ -6,7 +6,7 @@ reproduce`'s 2 hours (docs/crossbench.md). Outputs: results/<profile>/crossbench
 
 from unlearn_repro.frozen import overlay
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
-from unlearn_repro.studies.crossbench import datasets
+from unlearn_repro.studies.crossbench import CROSSBENCH, datasets
 
 
 def small_config(cfg):
@@ -25,6 +25,11 @@ def small_config(cfg):
     return overlay(cfg, {"crossbench": {"factors": list(block.factors), **enabled}})
 
 
+def _own(paths: tuple) -> tuple:
+    """crossbench's result folders, this study's: crossbench/x -> crossbench_small/x."""
+    return tuple(p.replace("crossbench/", "crossbench_small/", 1) for p in paths)
+
+
 register(
     Study(
         "crossbench_small",
@@ -39,44 +44,12 @@ register(
       enabled: {oneOf: [{type: "null"}, {type: array, items: {type: string}, minItems: 1, uniqueItems: true}]}
 """),
         required=True,
-        dvc=DvcStage(
-            deps=(
-                "results/${profile}/models",
-                "results/${profile}/splits",
-                "results/${profile}/eval",
-                "results/${profile}/tofu/models",
-                "results/${profile}/tdec/models",
-                "results/${profile}/memorization/models",
-                "rules/crossbench.smk",
-                "rules/crossbench_small.smk",
-                "src/unlearn_repro/pipeline/crossbench.py",
-                "src/unlearn_repro/pipeline/crossbench_points.py",
-                "src/unlearn_repro/report/crossbench.py",
-                "src/unlearn_repro/methods",
-                "src/unlearn_repro/optim",
-                "src/unlearn_repro/fisher",
-                "src/unlearn_repro/lora",
-            ),
-            params=(
-                "crossbench_small",
-                "crossbench",
-                "methods",
-                "fisher",
-                "unlearn",
-                "evaluation",
-                "tofu",
-                "tdec",
-                "memorization",
-                "optimizers",
-                "seeds",
-                "models",
-                "data.tasks",
-                "profile",
-                "profiles",
-            ),
-            outs=("crossbench_small/points", "crossbench_small/tables", "crossbench_small/figures"),
-            metrics=("crossbench_small/summary",),
-            plots=("crossbench_small/figures",),
+        dvc=DvcStage(  # crossbench's stage (it has none: not in the default target), in its own folder
+            deps=(*CROSSBENCH.dvc.deps, "rules/crossbench_small.smk"),
+            params=("crossbench_small", *CROSSBENCH.dvc.params),
+            outs=_own(CROSSBENCH.dvc.outs),
+            metrics=_own(CROSSBENCH.dvc.metrics),
+            plots=_own(CROSSBENCH.dvc.plots),
         ),
     )
 )
