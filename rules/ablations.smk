@@ -5,6 +5,8 @@
 # Target: `snakemake --cores all ablations`.
 
 from unlearn_repro.pipeline import ablations as ablations_pipeline
+from unlearn_repro.pipeline import main_points
+from unlearn_repro.pipeline.main_points import main_arg
 from unlearn_repro.report import ablations as ablations_report
 
 ABL = CFG.ablations
@@ -29,6 +31,9 @@ rule ablation_newton:
         reference=REFERENCE_INPUT,
         split=R("splits/{dataset}/seed{seed}.json"),
         base=R("eval/base/{dataset}/{model}/seed{seed}.json"),
+        main=lambda w: main_points.main_metrics(CFG, R("runs"), w.ablation_method, w.dataset, w.model, w.seed,
+                                                ABL.newton[w.comparison]["keys"],
+                                                ablations_pipeline.grid(ABL.newton[w.comparison], w.ablation_method)),
     output:
         R("ablations/points/{comparison}/{ablation_method}/{dataset}/{model}/seed{seed}.json"),
     wildcard_constraints:
@@ -42,6 +47,7 @@ rule ablation_newton:
         grid_keys=lambda w: list(ABL.newton[w.comparison]["keys"]),
         hp=lambda w: method_params(w.ablation_method),
         evaluation=CFG.evaluation.to_dict(),
+        main=main_arg,
     threads: MODEL_THREADS
     resources:
         gpu=gpu_resources,
@@ -56,7 +62,8 @@ rule ablation_newton:
         "--method {wildcards.ablation_method} "
         "--dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed} "
         "--finetuned {input.finetuned} --pretrained {input.pretrained} --data {params.data_dir} "
-        "--reference {params.reference} --split {input.split} --base {input.base} --out {output} > {log} 2>&1"
+        "--reference {params.reference} --split {input.split} --base {input.base} {params.main} --out {output} "
+        "> {log} 2>&1"
 
 
 rule ablation_sophia:

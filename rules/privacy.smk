@@ -4,6 +4,8 @@
 # Target: `snakemake --cores all privacy`.
 
 from unlearn_repro.pipeline import privacy as privacy_pipeline
+from unlearn_repro.pipeline import main_points
+from unlearn_repro.pipeline.main_points import main_arg
 from unlearn_repro.report import privacy as privacy_report
 
 PRIV = CFG.privacy
@@ -61,10 +63,14 @@ rule privacy_unlearn:
         CORE_SRC + src("methods", "fisher", "optim", "train.py", "objectives.py", "losses.py", "pipeline", "models",
                        "metrics", "data/encoding.py", "data/refusals.txt"),
         **PRIV_COMMON,
+        main=lambda w: main_points.main_metrics(CFG, R("runs"), w.method, w.dataset, w.model, w.seed,
+                                                privacy_pipeline.grid_keys(CFG, w.method),
+                                                PRIV.grids[w.method]["values"]),
     output:
         R("privacy/unlearn/{method}/{dataset}/{model}/seed{seed}.json"),
     params:
         cli=CLI,
+        main=main_arg,
         data_dir=lambda w: f"{PROCESSED}/{w.dataset}",
         reference=REFERENCE_ARG,
         grid=lambda w: PRIV.grids[w.method].to_dict(),
@@ -83,7 +89,7 @@ rule privacy_unlearn:
         "{params.cli} privacy-unlearn --method {wildcards.method} --dataset {wildcards.dataset} --model {wildcards.model} "
         "--seed {wildcards.seed} "
         "--pretrained {input.pretrained} --finetuned {input.finetuned} --data {params.data_dir} "
-        "--reference {params.reference} --split {input.split} --out {output} > {log} 2>&1"
+        "--reference {params.reference} --split {input.split} {params.main} --out {output} > {log} 2>&1"
 
 
 rule privacy_report:

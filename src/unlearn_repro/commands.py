@@ -63,6 +63,12 @@ def pairs(items) -> dict:
 
 OUT_JSON = opt("--out", default=None, help="also write the per-item report as JSON here")
 TASKS = opt("tasks", nargs="*", help="TASK=DIR of each reasoning task's prepared data")
+MAIN_RUN = opt(
+    "--main",
+    default=None,
+    help="the main study's metrics.json of this method, task, model and seed: the grid value that is its own "
+    "setting is read from its cycle 1 (pipeline/main_points.py)",
+)
 
 
 # --- the config and the hub -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from unlearn_repro.frozen import overlay
 from unlearn_repro.io import write_json
 from unlearn_repro.methods import METHODS
 from unlearn_repro.pipeline import study_seeds
+from unlearn_repro.pipeline.main_points import is_main_point, main_cycle
 from unlearn_repro.tracking import StudyTracker
 
 SOPHIA_ARGS = ("betas", "rho", "eps")  # what sophia_constant shares with the study's Sophia
@@ -71,6 +72,18 @@ def newton_config(cfg, method: str, keys, value: float):
     return METHODS.get(method).grid_config(cfg, dict.fromkeys(keys, value))
 
 
+NEWTON_KEYS = (
+    "delta_exp",
+    "delta_test_nll",
+    "retain_accuracy",
+    "delta_retain_acc",
+    "delta_acc",
+    "diverged",
+    "runtime_s",
+    "curvature",
+)  # a point's values: its cycle-1 row of the main study's evaluation
+
+
 def newton_points(
     cfg,
     *,
@@ -87,57 +100,36 @@ def newton_points(
     base_eval,
     out,
     tracker,
+    main=None,
 ) -> dict:
-    """Each grid value: cycle 1 unlearned and evaluated by the main study's steps; row and premise kept."""
-    from unlearn_repro.pipeline.evaluation import evaluate_run
-    from unlearn_repro.pipeline.unlearning import run
-
+    """Each grid value: cycle 1 unlearned and evaluated by the main study's steps; row and premise kept. The
+    value that is the main study's own setting is read from its run `main` (pipeline/main_points.py)."""
     comp = cfg.ablations.newton[comparison]
     study = StudyTracker(tracker, "ablations", study_tags)
     work, points = Path(out).with_suffix(".work"), []
+    main_row = main_cycle(main)
+    inputs = dict(
+        method=method,
+        dataset=dataset,
+        model_name=model_name,
+        seed=seed,
+        finetuned=finetuned,
+        pretrained=pretrained,
+        data_dir=data_dir,
+        split_file=split_file,
+    )  # what pipeline.unlearning.run takes besides the config
     for value in grid(comp, method):
-        run_cfg, run_dir = newton_config(cfg, method, comp["keys"], value), work / f"{value:g}"
-        run(
-            run_cfg,
-            dataset=dataset,
-            model_name=model_name,
-            method=method,
-            seed=seed,
-            finetuned=finetuned,
-            pretrained=pretrained,
-            data_dir=data_dir,
-            split_file=split_file,
-            out_dir=run_dir,
-            tracker=study,
-        )
-        ev = evaluate_run(
-            run_cfg, run_dir, base_eval, data_dir, reference, split_file, run_dir / "metrics.json", study
-        )
-        row = ev["cycles"][0]
-        points.append(
-            {
-                "value": float(value),
-                **{
-                    k: row.get(k)
-                    for k in (
-                        "delta_exp",
-                        "delta_test_nll",
-                        "retain_accuracy",
-                        "delta_retain_acc",
-                        "delta_acc",
-                        "diverged",
-                        "runtime_s",
-                        "curvature",
-                    )
-                },
-            }
-        )
+        row = main_row if main_row and is_main_point(cfg, method, comp["keys"], value) else None
+        if row is None:
+            run_cfg = newton_config(cfg, method, comp["keys"], value)
+            row = _evaluated_cycle1(run_cfg, work / f"{value:g}", base_eval, reference, study, **inputs)
+        points.append({"value": float(value), **{k: row.get(k) for k in NEWTON_KEYS}})
         print(
             f"[ablations] {comparison} {method} {dataset} {model_name} seed {seed} {value:g}: "
-            f"dexp {_f(row.get('delta_exp'))}, dNLL {_f(row.get('delta_test_nll'))}",
+            f"dexp {_f(row.get('delta_exp'))}, dNLL {_f(row.get('delta_test_nll'))}"
+            + (" (the main study's run)" if row is main_row else ""),
             flush=True,
         )
-        shutil.rmtree(run_dir)
     shutil.rmtree(work, ignore_errors=True)
     result = {
         "comparison": comparison,
@@ -150,6 +142,26 @@ def newton_points(
     }
     write_json(out, result)
     return result
+
+
+def _evaluated_cycle1(run_cfg, run_dir: Path, base_eval, reference, tracker, **inputs) -> dict:
+    """Cycle 1 of the main study's unlearning under `run_cfg`, evaluated as the main study does: its row."""
+    from unlearn_repro.pipeline.evaluation import evaluate_run
+    from unlearn_repro.pipeline.unlearning import run
+
+    run(run_cfg, out_dir=run_dir, tracker=tracker, **inputs)
+    ev = evaluate_run(
+        run_cfg,
+        run_dir,
+        base_eval,
+        inputs["data_dir"],
+        reference,
+        inputs["split_file"],
+        run_dir / "metrics.json",
+        tracker,
+    )
+    shutil.rmtree(run_dir)
+    return ev["cycles"][0]
 
 
 def sophia_config(cfg, method: str, optimizer: str, lr: float):

@@ -31,6 +31,7 @@ from unlearn_repro.models import checkpoint
 from unlearn_repro.optim import make_optimizer
 from unlearn_repro.pipeline import open_checkpoint, study_seeds
 from unlearn_repro.pipeline.evaluation import task_inputs
+from unlearn_repro.pipeline.main_points import is_main_point, main_cycle
 from unlearn_repro.pipeline.unlearning import run
 from unlearn_repro.tracking import StudyTracker
 from unlearn_repro.train import Recipe, train
@@ -295,35 +296,38 @@ def unlearning_points(
     split_file,
     out,
     tracker,
+    main=None,
 ) -> dict:
     """Each value of the method's grid: unlearn cycle 1 of the seed's split (the 128 samples) with the main
-    pipeline, audit."""
+    pipeline, audit. The value that is the main study's own setting is read from its run `main`
+    (pipeline/main_points.py): the main study's cycle 1 scores the same samples with the same scorers."""
     grid, keys = cfg.privacy.grids[method], grid_keys(cfg, method)
-    forget_idx = _forget_idx(split_file)
     work = Path(out).with_suffix(".work")
-    points, inputs = [], None
+    main_row, points, scoring = main_cycle(main), [], {}
+    run_inputs = dict(
+        method=method,
+        dataset=dataset,
+        model_name=model_name,
+        seed=seed,
+        finetuned=finetuned,
+        pretrained=pretrained,
+        data_dir=data_dir,
+        split_file=split_file,
+    )  # what pipeline.unlearning.run takes besides the config
     for value in grid["values"]:
         t0 = time.perf_counter()
-        run_dir = work / f"{value:g}"
-        summary = run(
-            point_config(cfg, method, keys, value),
-            dataset=dataset,
-            model_name=model_name,
-            method=method,
-            seed=seed,
-            finetuned=finetuned,
-            pretrained=pretrained,
-            data_dir=data_dir,
-            split_file=split_file,
-            out_dir=run_dir,
-            tracker=StudyTracker(tracker, "privacy", study_tags),
-        )
-        model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / "cycle1")
-        if inputs is None:
-            inputs = task_inputs(cfg, tok, Path(data_dir), str(reference))
-        cycle = summary["cycles"][0]
-        diverged = bool(cycle.get("diverged")) or not all(torch.isfinite(q).all() for q in model.parameters())
-        audit = _audit(cfg, model, tok, inputs, forget_idx)
+        if main_row and is_main_point(cfg, method, keys, value):
+            audit, cycle, diverged = {k: main_row[k] for k in AUDIT}, main_row, False
+        else:
+            audit, cycle, diverged = _audited_cycle1(
+                cfg,
+                point_config(cfg, method, keys, value),
+                work / f"{value:g}",
+                reference,
+                scoring,
+                StudyTracker(tracker, "privacy", study_tags),
+                **run_inputs,
+            )
         point = {
             "method": method,
             "coefficient": "=".join(keys),
@@ -351,10 +355,10 @@ def unlearning_points(
         )
         print(
             f"[privacy] {method} {point['coefficient']}={value:g}: exposure {audit['exposure']:.3f}, "
-            f"test NLL {audit['test_nll']:.3f} ({time.perf_counter() - t0:.1f}s)",
+            f"test NLL {audit['test_nll']:.3f} ({time.perf_counter() - t0:.1f}s"
+            + (", the main study's run)" if cycle is main_row else ")"),
             flush=True,
         )
-        shutil.rmtree(run_dir)
     shutil.rmtree(work, ignore_errors=True)
     result = {
         "dataset": dataset,
@@ -365,3 +369,17 @@ def unlearning_points(
     }
     write_json(out, result)
     return result
+
+
+def _audited_cycle1(cfg, run_cfg, run_dir: Path, reference, scoring: dict, tracker, **inputs) -> tuple:
+    """Cycle 1 of the main study's unlearning under `run_cfg`, audited on its forget set: (audit, the cycle's
+    record, diverged). `scoring` keeps the task's inputs, read and tokenized at a job's first point."""
+    summary = run(run_cfg, out_dir=run_dir, tracker=tracker, **inputs)
+    model, tok, _, _ = open_checkpoint(cfg, run_dir / "checkpoints" / "cycle1")
+    if not scoring:
+        scoring.update(task_inputs(cfg, tok, Path(inputs["data_dir"]), str(reference)))
+    cycle = summary["cycles"][0]
+    diverged = bool(cycle.get("diverged")) or not all(torch.isfinite(q).all() for q in model.parameters())
+    audit = _audit(cfg, model, tok, scoring, _forget_idx(inputs["split_file"]))
+    shutil.rmtree(run_dir)
+    return audit, cycle, diverged

@@ -7,7 +7,7 @@ utility (rules/ablations.smk, pipeline/ and report/ablations.py).
   sophia_<m>  SOUL's Sophia, Sophia with h held constant (sign-momentum) and AdamW, for loss m on TOFU
 """
 
-from unlearn_repro.commands import command, opt
+from unlearn_repro.commands import MAIN_RUN, command, opt
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 
 register(
@@ -55,9 +55,11 @@ register(
                 "results/${profile}/models",
                 "results/${profile}/splits",
                 "results/${profile}/eval",
+                "results/${profile}/metrics",
                 "results/${profile}/tofu/models",
                 "rules/ablations.smk",
                 "src/unlearn_repro/pipeline/ablations.py",
+                "src/unlearn_repro/pipeline/main_points.py",
                 "src/unlearn_repro/report/ablations.py",
                 "src/unlearn_repro/methods",
                 "src/unlearn_repro/optim",
@@ -109,6 +111,7 @@ NEWTON_ARGS = (
     "one Newton-type variant at each value of its comparison's grid (cycle 1), evaluated",
     *NEWTON_ARGS,
     gpu=True,
+    options=[MAIN_RUN],
 )
 def _ablation_newton(a, cfg, tracker):
     from unlearn_repro.pipeline.ablations import newton_points
@@ -128,6 +131,7 @@ def _ablation_newton(a, cfg, tracker):
         base_eval=a.base,
         out=a.out,
         tracker=tracker,
+        main=a.main,
     )
 
 

@@ -1,7 +1,7 @@
 """The privacy study (paper §7): DP-SGD fine-tuned models and each method at a grid of its coefficient,
 audited on the same samples: Figure 3 (rules/privacy.smk, pipeline/ and report/privacy.py)."""
 
-from unlearn_repro.commands import command, opt
+from unlearn_repro.commands import MAIN_RUN, command, opt
 from unlearn_repro.studies.base import DvcStage, Study, block_schema, register
 
 register(
@@ -38,9 +38,11 @@ register(
             deps=(
                 "results/${profile}/models",
                 "results/${profile}/splits",
+                "results/${profile}/metrics",
                 "rules/privacy.smk",
                 "src/unlearn_repro/dp.py",
                 "src/unlearn_repro/pipeline/privacy.py",
+                "src/unlearn_repro/pipeline/main_points.py",
                 "src/unlearn_repro/report/privacy.py",
                 "src/unlearn_repro/train.py",
                 "src/unlearn_repro/methods",
@@ -100,11 +102,12 @@ def _privacy_dp(a, cfg, tracker):
     "method",
     *PRIVACY_ARGS,
     gpu=True,
+    options=[MAIN_RUN],
 )
 def _privacy_unlearn(a, cfg, tracker):
     from unlearn_repro.pipeline import privacy
 
-    privacy.unlearning_points(cfg, method=a.method, out=a.out, **_privacy_inputs(a, tracker))
+    privacy.unlearning_points(cfg, method=a.method, out=a.out, main=a.main, **_privacy_inputs(a, tracker))
 
 
 @command(
