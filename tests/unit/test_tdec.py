@@ -334,3 +334,30 @@ def test_the_report_tables_and_draws_the_four_methods_by_target_modules(tmp_path
     assert fig3.get_suptitle().startswith("FLoRA paper Figure 3")
     labels = [t.get_text() for t in fig3.legends[0].get_texts()]
     assert labels[:6] == ["GA (full)", "GD (full)", "LoRA + GD", "LoRA + IHL", "FLoRA + GD", "FLoRA + IHL"]
+
+
+def test_a_ppl_difference_inside_its_interval_is_a_tie():
+    """The rules compare PPL over the forget sets by Welch's 95 % interval of the difference (scipy's t
+    quantile through report/stats): a mean that is lower or higher inside it decides nothing."""
+    sets = lambda epochs, *ppl: aggregate({"sets": [_set(True, epochs, p) for p in ppl]})  # noqa: E731
+    agg = {
+        "ga": sets(5, 1900, 2000, 2100),
+        "gd": sets(3, 100, 110, 120),
+        "lora_gd": sets(9, 400, 500, 600),
+        "lora_ihl": sets(8, 500, 600, 700),
+        "flora_ihl": sets(2, 50, 60, 70),
+    }
+    f = findings(agg)
+    assert f["gd_beats_ga"]["verdict"] == "holds" and f["gd_beats_ga"]["ppl_vs"] == {"ga": "less"}
+    assert f["flora_ihl_fewer_epochs_best_utility"]["verdict"] == "holds"
+    # Welch: mean difference 650 - 600 = 50, far inside the interval of two 3-set samples
+    agg["flora_ihl"] = sets(2, 400, 650, 900)
+    flora = findings(agg)["flora_ihl_fewer_epochs_best_utility"]
+    assert flora["ppl_vs"]["lora_ihl"] == "tie" and flora["ppl_vs"]["ga"] == "less"
+    assert flora["verdict"] == "tie" and not flora["holds"] and not flora["lowest_ppl"]
+    agg["flora_ihl"] = sets(2, 2000, 2100, 2200)  # above LoRA + IHL beyond the interval
+    assert findings(agg)["flora_ihl_fewer_epochs_best_utility"]["verdict"] == "does not hold"
+    agg["gd"] = sets(3, 1500, 2000, 2500)  # GD's PPL is GA's within the interval, in fewer epochs
+    assert findings(agg)["gd_beats_ga"]["verdict"] == "tie"
+    agg["gd"] = sets(6, 100, 110, 120)  # lower PPL, more epochs
+    assert findings(agg)["gd_beats_ga"]["verdict"] == "does not hold"

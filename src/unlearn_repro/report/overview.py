@@ -218,7 +218,7 @@ def tdec_rows(root: Path) -> list[Row]:
                 Row(
                     "tdec",
                     text + (f" ({model})" if len(summary) > 1 else ""),
-                    ("holds" if f["holds"] else "does not hold")
+                    f.get("verdict") or ("holds" if f["holds"] else "does not hold")
                     if s["premise"]["holds"]
                     else PREMISE_NOT_MET,
                     tdec_premise(s["premise"]),

@@ -19,7 +19,14 @@ from unlearn_repro.pipeline.tdec import ablation_runs, epoch_meaning, table_conf
 from unlearn_repro.report import style  # noqa: E402
 from unlearn_repro.report.figures import _save, log_ticks  # noqa: E402
 from unlearn_repro.report.paper_tables import FLORA_TABLE1  # noqa: E402
-from unlearn_repro.report.stats import ESTIMATOR, ours_paper, per_seed, t_interval  # noqa: E402
+from unlearn_repro.report.stats import (  # noqa: E402
+    ESTIMATOR,
+    compare,
+    ours_paper,
+    parse_per_seed,
+    per_seed,
+    t_interval,
+)
 from unlearn_repro.report.style import context  # noqa: E402
 from unlearn_repro.report.tables import TABLE_FORMATS, write_table  # noqa: E402
 
@@ -146,9 +153,26 @@ def table1(premises: dict, runs: dict, cfg) -> tuple[pd.DataFrame, pd.DataFrame]
     ), pd.DataFrame(data)
 
 
+def ppl_order(agg: dict, a: str, b: str) -> str:
+    """'less' / 'greater' / 'tie': configuration a's PPL against b's over their forget sets, by Welch's 95 %
+    interval of the difference (report/stats.compare: a difference inside it is a tie), on the per-set values
+    the summary keeps (`ppl_per_set`), so a reader can redo it from the published file."""
+    return compare(parse_per_seed(agg[a]["ppl_per_set"]), parse_per_seed(agg[b]["ppl_per_set"]))
+
+
+def _verdict(needed: bool, orders) -> str:
+    """does not hold where a needed condition fails or a PPL is higher beyond its interval; holds where every
+    PPL is lower beyond it; else tie."""
+    orders = list(orders)
+    if not needed or "greater" in orders:
+        return "does not hold"
+    return "holds" if all(o == "less" for o in orders) else "tie"
+
+
 def findings(agg: dict) -> dict:
     """The paper's three findings as rules on one model's aggregates (utility = PPL on held-out TDEC rows,
-    the metric that moves at every scale; reasoning accuracy is reported beside it)."""
+    the metric that moves at every scale; reasoning accuracy is reported beside it). Each has a `verdict`
+    (holds / does not hold / tie: a PPL difference inside its 95 % interval decides nothing) and `holds`."""
     ep = lambda k: agg[k]["epochs"] if agg[k]["failed"] == 0 else math.inf  # noqa: E731  a failure ranks last
     # the paper's Table 1 names GA, GD, LoRA (+ GD) and LoRA + IHL beside FLoRA + IHL; FLoRA + GD is in its
     # Figures 3 and 4 only, so the FLoRA + IHL claim is judged against the named rows, not against FLoRA + GD
@@ -156,26 +180,37 @@ def findings(agg: dict) -> dict:
     named = [k for k in ("ga", "gd", "lora_gd", "lora_ihl") if k in agg]
     out = {}
     if {"ga", "gd"} <= agg.keys():
+        order = ppl_order(agg, "gd", "ga")
+        verdict = _verdict(ep("gd") <= ep("ga"), [order])
         out["gd_beats_ga"] = {
-            "holds": bool(ep("gd") <= ep("ga") and agg["gd"]["ppl"] < agg["ga"]["ppl"]),
-            "rule": "GD needs no more epochs than GA and ends with a lower PPL",
+            "verdict": verdict,
+            "holds": verdict == "holds",
+            "ppl_vs": {"ga": order},
+            "rule": "GD needs no more epochs than GA and ends with a lower PPL (Welch's 95 % interval of the "
+            "PPL difference over the forget sets; a difference inside it: tie)",
         }
     if "lora_gd" in agg:
+        holds = bool(agg["lora_gd"]["failed"] >= agg["lora_gd"]["n_sets"] / 2)
         out["lora_gd_often_fails"] = {
-            "holds": bool(agg["lora_gd"]["failed"] >= agg["lora_gd"]["n_sets"] / 2),
+            "verdict": "holds" if holds else "does not hold",
+            "holds": holds,
             "rule": "LoRA + GD misses the criterion within max_epochs on at least half the forget sets",
         }
     if "flora_ihl" in agg and lora_named:
         fewest = all(ep("flora_ihl") <= ep(k) for k in lora_named)
-        best = all(agg["flora_ihl"]["ppl"] <= agg[k]["ppl"] for k in named)
+        orders = {k: ppl_order(agg, "flora_ihl", k) for k in named}
+        verdict = _verdict(fewest, orders.values())
         out["flora_ihl_fewer_epochs_best_utility"] = {
-            "holds": bool(fewest and best),
+            "verdict": verdict,
+            "holds": verdict == "holds",
             "fewest_epochs_among_lora": bool(fewest),
-            "lowest_ppl": bool(best),
+            "lowest_ppl": all(o == "less" for o in orders.values()),
+            "ppl_vs": orders,
             "compared_with": named,
             "rule": "FLoRA + IHL needs no more epochs than the paper's named LoRA rows (LoRA + GD, LoRA + "
-            "IHL) and has a PPL no higher than every named row (GA, GD, LoRA + GD, LoRA + IHL); "
-            "FLoRA + GD, in the paper's Figures 3 and 4 only, is not a comparator",
+            "IHL) and has a lower PPL than every named row (GA, GD, LoRA + GD, LoRA + IHL), each by Welch's "
+            "95 % interval of the PPL difference over the forget sets (inside it: tie); FLoRA + GD, in the "
+            "paper's Figures 3 and 4 only, is not a comparator",
         }
     return out
 
