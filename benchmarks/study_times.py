@@ -5,7 +5,8 @@ wall and CPU time, the peak memory, the share spent before the first model step,
 
 writes STEM.csv (one row per rule), STEM.jobs.csv (one per job) and STEM.md (the table, the critical path);
 with `--before OLD.jobs.csv` (an earlier run's STEM.jobs.csv) also STEM.compare.csv / .md: per study, before
-and after, the job count, the summed job wall and CPU time and the span.
+and after, the job count, the summed job wall and CPU time and the span; STEM.compare_rules.csv / .md the same
+per rule and method.
 Sources, per job (every job is `python -m unlearn_repro.job`, forked from the job server, so Snakemake's
 `benchmark:` files measure the thin client: right for wall time, not for CPU or memory):
   * wall: the job's benchmark file (`s`) where its rule has one, else its start and end in the Snakemake log
@@ -314,12 +315,23 @@ def job_rows(jobs: list[Job], on_path: set[str]) -> list[dict]:
     ]
 
 
-def study_totals(rows: list[dict], study_of: dict[str, str]) -> dict[str, dict]:
-    """study -> jobs, summed job wall and CPU seconds and span (first start to last end), from the rows of a
-    STEM.jobs.csv (strings, as read); `all`: the whole run."""
+METHOD_WILDCARDS = ("method=", "ablation_method=", "tofu_method=", "xentry=")  # a rule's jobs told apart
+
+
+def rule_and_method(row: dict) -> str:
+    """A job's rule, with its method (or cross-paper entry) where its rule runs several: `unlearn
+    (retrain)`."""
+    method = [w.split("=", 1)[1] for w in row["wildcards"].split(", ") if w.startswith(METHOD_WILDCARDS)]
+    rule = "all (the target)" if row["rule"] == "all" else row["rule"]  # not the run's total, `all`
+    return f"{rule} ({method[0]})" if method else rule
+
+
+def study_totals(rows: list[dict], study_of: dict[str, str], group=None) -> dict[str, dict]:
+    """study (or `group(row)`) -> jobs, summed job wall and CPU seconds and span (first start to last end),
+    from the rows of a STEM.jobs.csv (strings, as read); `all`: the whole run."""
     per = defaultdict(list)
     for r in rows:
-        per[study_of.get(r["rule"], "other")].append(r)
+        per[group(r) if group else study_of.get(r["rule"], "other")].append(r)
         per["all"].append(r)
     out = {}
     for study, group in per.items():
@@ -335,9 +347,10 @@ def study_totals(rows: list[dict], study_of: dict[str, str]) -> dict[str, dict]:
     return out
 
 
-def compare_rows(before: list[dict], after: list[dict], study_of: dict[str, str]) -> list[dict]:
-    """One row per study (the run's `all` last): each measure before, after and after / before."""
-    b, a = study_totals(before, study_of), study_totals(after, study_of)
+def compare_rows(before: list[dict], after: list[dict], study_of: dict[str, str], group=None) -> list[dict]:
+    """One row per study (or `group`, as study_totals; the run's `all` last): each measure before, after and
+    after / before."""
+    b, a = study_totals(before, study_of, group), study_totals(after, study_of, group)
     rows = []
     for study in sorted(set(a) | set(b), key=lambda s: (s == "all", s)):
         row = {"study": study}
@@ -352,12 +365,12 @@ def compare_rows(before: list[dict], after: list[dict], study_of: dict[str, str]
     return rows
 
 
-def compare_markdown(rows: list[dict], before: str, after: str) -> str:
+def compare_markdown(rows: list[dict], before: str, after: str, what: str = "study") -> str:
     """The comparison as a Markdown table, times in minutes."""
     out = [
         f"Before: `{before}`; after: `{after}`. Minutes; the ratio is after / before.",
         "",
-        "| study | jobs | summed job wall: before / after (ratio) | summed job CPU | span |",
+        f"| {what} | jobs | summed job wall: before / after (ratio) | summed job CPU | span |",
         "|:--|--:|--:|--:|--:|",
     ]
     for r in rows:
@@ -373,11 +386,20 @@ def compare_markdown(rows: list[dict], before: str, after: str) -> str:
 
 
 def compare(before: Path, out: Path, study_of: dict[str, str]) -> str:
-    """Write OUT.compare.csv / .md from an earlier run's jobs file and this run's OUT.jobs.csv."""
-    rows = compare_rows(_read_csv(before), _read_csv(out.with_suffix(".jobs.csv")), study_of)
-    _write_csv(out.with_suffix(".compare.csv"), rows)
-    md = compare_markdown(rows, before.name, out.with_suffix(".jobs.csv").name)
-    out.with_suffix(".compare.md").write_text(md)
+    """Write OUT.compare.csv / .md from an earlier run's jobs file and this run's OUT.jobs.csv, per study, and
+    OUT.compare_rules.csv / .md per rule and method (where a change touched some methods' jobs only)."""
+    old, new = _read_csv(before), _read_csv(out.with_suffix(".jobs.csv"))
+    names = before.name, out.with_suffix(".jobs.csv").name
+    md = ""
+    for suffix, group, what in (
+        (".compare", None, "study"),
+        (".compare_rules", rule_and_method, "rule (method)"),
+    ):
+        rows = compare_rows(old, new, study_of, group)
+        _write_csv(out.with_suffix(suffix + ".csv"), rows)
+        text = compare_markdown(rows, *names, what)
+        out.with_suffix(suffix + ".md").write_text(text)
+        md = md or text
     return md
 
 

@@ -196,6 +196,19 @@ def test_compare_gives_each_study_before_and_after(run, tmp_path):
     assert rows["other"]["jobs_before"] == "" and rows["other"]["wall_s_ratio"] == ""  # only after
     assert list(rows)[-1] == "all" and float(rows["all"]["span_s_after"]) == 17.0
     assert "| tofu | 1 / 1 | 0.1 / 0.2 (3.00) |" in md and "| **all** | 3 / 5 |" in md
+    per_rule = study_times.csv.DictReader((root / "out" / "times.compare_rules.csv").open())
+    per_rule = {r["study"]: r for r in per_rule}  # a rule (and its method, where its jobs have one)
+    assert float(per_rule["a"]["wall_s_before"]) == 4.0 and float(per_rule["d"]["wall_s_before"]) == 4.0
+    assert per_rule["all"]["jobs_before"] == "3"
+
+
+def test_a_rules_jobs_are_told_apart_by_their_method():
+    job = {
+        "rule": "ablation_newton",
+        "wildcards": "comparison=removal, ablation_method=fisher_removal, seed=0",
+    }
+    assert study_times.rule_and_method(job) == "ablation_newton (fisher_removal)"
+    assert study_times.rule_and_method({"rule": "splits", "wildcards": "dataset=piqa"}) == "splits"
 
 
 def test_a_missing_before_file_is_named_before_any_work(tmp_path, capsys):
